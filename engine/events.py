@@ -1,0 +1,49 @@
+"""Events the engine emits while it works.
+
+Small frozen dataclasses that flow one way, engine -> front end. The CLI draws
+them as progress bars, the TUI as widgets, the HTTP API as NDJSON lines; the
+engine never knows which one is watching.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Status:
+    """A step of a longer job, e.g. ``resolving hf.co/org/repo``."""
+
+    message: str
+
+
+@dataclass(frozen=True)
+class Progress:
+    """Bytes moved for one file: a download, an import or a verify pass."""
+
+    action: str  # "downloading", "importing", "verifying"
+    file: str
+    completed: int
+    total: int
+    rate: float  # bytes per second over the whole transfer so far
+    eta: float | None  # seconds left, None while unknown
+
+    @property
+    def fraction(self) -> float:
+        return self.completed / self.total if self.total else 1.0
+
+
+@dataclass(frozen=True)
+class Waiting:
+    """Another process holds the lock on what this job needs."""
+
+    message: str
+
+
+Event = Status | Progress | Waiting
+EventSink = Callable[[Event], None]
+
+
+def ignore(_event: Event) -> None:
+    """The default sink: nobody is watching."""

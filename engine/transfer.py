@@ -1,0 +1,155 @@
+"""Moving bytes while hashing them, with progress events.
+
+Hashing runs on its own thread (hashlib releases the GIL on big buffers), so
+a download or an import costs about as much as the bare copy: the sha256 is
+ready when the last byte lands instead of needing a second pass.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import queue
+import threading
+import time
+from pathlib import Path
+from typing import BinaryIO
+
+from engine.events import EventSink, Progress
+
+CHUNK = 8 * 1024 * 1024
+_REPORT_EVERY = 0.1  # seconds between progress events
+
+
+class ProgressMeter:
+    """Turns byte counts into rate-limited Progress events."""
+
+    def __init__(self, sink: EventSink, action: str, file: str, total: int, done: int = 0) -> None:
+        self._sink, self.action, self.file, self.total = sink, action, file, total
+        self.completed = done
+        self._start_done = done
+        self._started = time.monotonic()
+        self._last = 0.0
+
+    def advance(self, n: int) -> None:
+        self.completed += n
+        now = time.monotonic()
+        if now - self._last >= _REPORT_EVERY:
+            self._last = now
+            self._emit(now)
+
+    def finish(self) -> None:
+        self._emit(time.monotonic())
+
+    def _emit(self, now: float) -> None:
+        elapsed = max(now - self._started, 1e-6)
+        rate = (self.completed - self._start_done) / elapsed
+        left = max(self.total - self.completed, 0)
+        eta = left / rate if rate > 0 else None
+        self._sink(Progress(self.action, self.file, self.completed, self.total, rate, eta))
+
+
+class BackgroundHasher:
+    """sha256 of a byte stream, computed on a second thread."""
+
+    _DONE = b""
+
+    def __init__(self) -> None:
+        self._hash = hashlib.sha256()
+        self._queue: queue.Queue[bytes] = queue.Queue(maxsize=16)  # bounds memory: 16 chunks in flight
+        self._thread = threading.Thread(target=self._run, name="sha256", daemon=True)
+        self._thread.start()
+        self.hashed = 0
+
+    def _run(self) -> None:
+        while (chunk := self._queue.get()) is not self._DONE:
+            self._hash.update(chunk)
+
+    def feed(self, chunk: bytes) -> None:
+        if chunk:
+            self._queue.put(bytes(chunk))
+            self.hashed += len(chunk)
+
+    def hexdigest(self) -> str:
+        self._queue.put(self._DONE)
+        self._thread.join()
+        return self._hash.hexdigest()
+
+
+def feed_file(hasher: BackgroundHasher, path: Path, limit: int | None = None) -> int:
+    """Feed the first ``limit`` bytes of ``path`` (all when None) to ``hasher``."""
+    fed = 0
+    with open(path, "rb", buffering=0) as f:
+        while limit is None or fed < limit:
+            want = CHUNK if limit is None else min(CHUNK, limit - fed)
+            chunk = f.read(want)
+            if not chunk:
+                break
+            hasher.feed(chunk)
+            fed += len(chunk)
+    return fed
+
+
+class HashingFile:
+    """A writable file that hashes what is written and reports progress.
+
+    huggingface_hub's ``http_get`` writes through it. It may rewind and
+    truncate when a server ignores a Range request; then the hash restarts
+    from the bytes that stay.
+    """
+
+    def __init__(self, path: Path, meter: ProgressMeter) -> None:
+        self._path = path
+        self._file: BinaryIO = open(path, "ab")  # noqa: SIM115 - closed in close()
+        self._meter = meter
+        self.hasher = BackgroundHasher()
+        feed_file(self.hasher, path)
+
+    def write(self, data: bytes) -> int:
+        written = self._file.write(data)
+        self.hasher.feed(data)
+        self._meter.advance(len(data))
+        return written
+
+    def tell(self) -> int:
+        return self._file.tell()
+
+    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        return self._file.seek(offset, whence)
+
+    def truncate(self, size: int | None = None) -> int:
+        self._file.flush()
+        size = self._file.truncate(size)
+        self.hasher.hexdigest()  # drop the old stream; hash what is left from the start
+        self.hasher = BackgroundHasher()
+        feed_file(self.hasher, self._path, size)
+        self._meter.completed = size
+        return size
+
+    def flush(self) -> None:
+        self._file.flush()
+
+    def close(self) -> None:
+        self._file.close()
+
+    def finish(self) -> str:
+        """Close the file and return the sha256 of everything in it."""
+        self._file.flush()
+        os.fsync(self._file.fileno())
+        self._file.close()
+        return self.hasher.hexdigest()
+
+
+def hash_file(path: Path, meter: ProgressMeter | None = None) -> str:
+    """sha256 of a file, as fast as ``sha256sum``: big reads into one reused buffer."""
+    digest = hashlib.sha256()
+    buffer = bytearray(CHUNK)
+    view = memoryview(buffer)
+    with open(path, "rb", buffering=0) as f:
+        while n := f.readinto(buffer):
+            digest.update(view[:n])
+            if meter is not None:
+                meter.advance(n)
+    if meter is not None:
+        meter.finish()
+    return digest.hexdigest()

@@ -1,0 +1,29 @@
+"""Shared fixtures: tiny GGUF files, an isolated store, no stray user config."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support.fake_hub import isolated_hf_env
+from tests.support.tiny_gguf import write_tiny_gguf
+
+
+@pytest.fixture(autouse=True)
+def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """Every test gets its own store and Hugging Face home; no user token or cache leaks in."""
+    home = tmp_path / "llamadeck-home"
+    monkeypatch.setenv("LLAMADECK_HOME", str(home))
+    with isolated_hf_env(tmp_path / "hf-home"):
+        yield home
+
+
+@pytest.fixture(scope="session")
+def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """One tiny llama GGUF per quant: F32, F16, Q8_0, Q4_0."""
+    directory = tmp_path_factory.mktemp("tiny")
+    return {
+        q: write_tiny_gguf(directory / f"Tiny-{q}.gguf", quant=q)[0] for q in ("F32", "F16", "Q8_0", "Q4_0")
+    }

@@ -1,0 +1,182 @@
+"""The ``llamadeck`` command line: parse, call the engine, print.
+
+Docker- and Ollama-like verbs. Every failure is one line on stderr and a
+non-zero exit; ``--debug`` adds the traceback. Imports stay lazy so that
+``--help``, ``list`` and ``show`` start fast (no llama_cpp, no textual).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import traceback
+from collections.abc import Callable, Sequence
+
+from tui.progress import ProgressView
+from tui.tables import ago, format_count, render_table
+
+
+def _engine():  # noqa: ANN202 - lazy import keeps --help fast
+    from engine import Engine
+
+    return Engine()
+
+
+def cmd_pull(args: argparse.Namespace) -> int:
+    view = ProgressView(sys.stderr)
+    try:
+        manifest = _engine().pull(args.model, quant=args.quant, on_event=view)
+    finally:
+        view.close()
+    print(f"pulled {manifest.reference} ({manifest.id})")
+    return 0
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from engine.units import format_size
+
+    rows = [
+        [m.reference, m.id, format_size(m.size), m.quant or "-", ago(m.created)]
+        for m in _engine().list_models()
+    ]
+    print(render_table(["NAME", "ID", "SIZE", "QUANT", "MODIFIED"], rows))
+    return 0
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    from engine.units import format_size
+
+    details = _engine().show(args.model)
+    m = details.manifest
+    if args.template:
+        print(m.template or "(none: plain completion)")
+        return 0
+    if args.license:
+        print(m.license or "(none recorded)")
+        return 0
+    model = [
+        ("architecture", m.architecture),
+        ("parameters", m.size_label or format_count(m.parameters)),
+        ("context length", str(m.context_length)),
+        *([("embedding length", str(m.shape.n_embd)), ("layers", str(m.shape.n_layers))] if m.shape else []),
+        ("quantization", m.quant or "-"),
+        ("size", format_size(m.size)),
+        ("id", m.id),
+    ]
+    source = [("from", m.source)] + ([("revision", m.revision)] if m.revision else [])
+    source += [("files", ", ".join(f.path for f in m.files))]
+    template = m.template.strip().splitlines()[0][:70] + " …" if m.template else "(none: plain completion)"
+    sections = [
+        ("Model", model),
+        ("Source", source),
+        ("License", [("", (m.license or "(none recorded)").splitlines()[0][:100])]),
+        ("Template", [("", template + (f"  [{m.template_source}]" if m.template_source else ""))]),
+    ]
+    for title, pairs in sections:
+        print(f"  {title}")
+        for key, value in pairs:
+            print(f"    {key:<20}{value}" if key else f"    {value}")
+        print()
+    return 0
+
+
+def cmd_rm(args: argparse.Namespace) -> int:
+    from engine.errors import LlamadeckError
+    from engine.units import format_size
+
+    engine, status = _engine(), 0
+    for name in args.models:
+        try:
+            removal = engine.remove(name)
+        except LlamadeckError as error:
+            print(f"Error: {error}", file=sys.stderr)
+            status = 1
+            continue
+        freed = f" (freed {format_size(removal.freed)})" if removal.freed else ""
+        print(f"deleted {removal.reference}{freed}")
+    return status
+
+
+def cmd_cp(args: argparse.Namespace) -> int:
+    copied = _engine().copy(args.source, args.destination)
+    print(f"copied {args.source} to {copied.reference}")
+    return 0
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    view = ProgressView(sys.stderr, transient=True)
+    try:
+        reports = _engine().verify(args.models or None, on_event=view)
+    finally:
+        view.close()
+    if not reports:
+        print("no models to verify")
+        return 0
+    for report in reports:
+        if report.ok:
+            print(f"ok      {report.reference}")
+        for problem in report.problems:
+            print(f"CORRUPT {report.reference}: {problem}")
+    return 0 if all(r.ok for r in reports) else 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="llamadeck",
+        description="A terminal workstation for local LLMs: pull GGUF models from Hugging Face and run them.",
+    )
+    parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    def add(
+        name: str, handler: Callable[[argparse.Namespace], int], help_: str, **kw
+    ) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=help_, description=help_, **kw)
+        sub.set_defaults(handler=handler)
+        return sub
+
+    pull = add("pull", cmd_pull, "download a model from Hugging Face (or import the embedded default)")
+    pull.add_argument("model", help="hf.co/ORG/REPO[:QUANT], ORG/REPO[:QUANT] or gemma3:270m")
+    pull.add_argument("--quant", "-q", help="quantization to pull, e.g. Q4_K_M (overrides :QUANT)")
+    add("list", cmd_list, "list the models in the store", aliases=["ls"])
+    show = add("show", cmd_show, "show a model's details")
+    show.add_argument("model")
+    show.add_argument("--template", action="store_true", help="print the whole chat template")
+    show.add_argument("--license", action="store_true", help="print the license")
+    rm = add("rm", cmd_rm, "remove models (blobs no other model uses are deleted)")
+    rm.add_argument("models", nargs="+", metavar="MODEL")
+    cp = add("cp", cmd_cp, "give a model a second (local) name; no bytes are copied")
+    cp.add_argument("source")
+    cp.add_argument("destination")
+    verify = add("verify", cmd_verify, "re-hash models and check their GGUF structure (exit 1 on corruption)")
+    verify.add_argument("models", nargs="*", metavar="MODEL")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "handler", None) is None:
+        parser.print_help()
+        return 0
+    from engine.errors import LlamadeckError
+
+    try:
+        return args.handler(args)
+    except LlamadeckError as error:
+        if args.debug:
+            traceback.print_exc()
+        print(f"Error: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("\ninterrupted: partial downloads are kept, run the same command to resume", file=sys.stderr)
+        return 130
+    except Exception as error:  # a bug: still one line, unless asked for more
+        if args.debug:
+            raise
+        print(f"Error: internal error: {type(error).__name__}: {error} (rerun with --debug)", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,38 @@
+"""Plain-text tables and human numbers for the command line."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+
+def render_table(headers: list[str], rows: list[list[str]]) -> str:
+    """Left-aligned columns separated by three spaces, like ``ollama list``."""
+    widths = [max(len(str(cell)) for cell in column) for column in zip(headers, *rows, strict=False)]
+    lines = [
+        "   ".join(str(cell).ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
+        for row in [headers, *rows]
+    ]
+    return "\n".join(lines)
+
+
+def ago(iso: str, now: datetime | None = None) -> str:
+    """``2 minutes ago``, ``3 days ago``; the date itself past a month."""
+    then = datetime.fromisoformat(iso)
+    seconds = int(((now or datetime.now(UTC)) - then).total_seconds())
+    if seconds < 60:
+        return "just now" if seconds < 5 else f"{seconds} seconds ago"
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if seconds >= size:
+            count = seconds // size
+            if unit == "day" and count > 30:
+                return then.date().isoformat()
+            return f"{count} {unit}{'s' if count > 1 else ''} ago"
+    return "just now"
+
+
+def format_count(n: int) -> str:
+    """Parameter counts as model cards write them: ``268.1M``, ``8.0B``."""
+    for size, suffix in ((10**12, "T"), (10**9, "B"), (10**6, "M"), (10**3, "K")):
+        if n >= size:
+            return f"{n / size:.1f}{suffix}"
+    return str(n)
