@@ -23,6 +23,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 from engine.errors import (
     DiskFull,
@@ -177,6 +178,15 @@ def read_remote_info(repo: str, commit: str, file: RemoteFile, *, token: str | N
     from huggingface_hub import HfFileSystem
 
     fs = HfFileSystem(token=token, skip_instance_cache=True)
+    try:
+        return _read_header(fs, repo, commit, file)
+    except OSError as error:
+        if error.errno in _NO_SPACE:
+            raise DiskFull(f"no space left to read the header of {file.path}; nothing changed") from error
+        raise
+
+
+def _read_header(fs: Any, repo: str, commit: str, file: RemoteFile) -> GGUFInfo:
     with tempfile.TemporaryDirectory(prefix="llamadeck-header-") as tmp, hub_errors(repo):
         sparse = Path(tmp) / "header.gguf"
         with open(sparse, "wb") as out:

@@ -221,7 +221,7 @@ def parse_local_name(text: str) -> LocalRef:
 
 
 def _parse(text: str, forms: str) -> ModelRef:
-    """Split the text into its parts; the dataclasses validate each one."""
+    """Split the text into host, path and tag, then check every part."""
     text = text.strip(" \t")
     if why := _text_problem(text):
         raise _invalid(text, why, forms)
@@ -237,7 +237,7 @@ def _parse(text: str, forms: str) -> ModelRef:
     if colon and not tag:
         raise _invalid(text, "the tag after ':' is empty", forms)
     if not path:
-        raise _invalid(text, "the name before ':' is empty", forms)
+        raise _invalid(text, "the name before ':' is empty" if colon else "the name is empty", forms)
     if path.startswith("/"):
         raise _invalid(text, "absolute paths are not allowed", forms)
     parts = path.split("/")

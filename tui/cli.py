@@ -168,6 +168,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             traceback.print_exc()
         print(f"Error: {error}", file=sys.stderr)
         return 1
+    except OSError as error:  # the disk, permissions: the OS's words and the path are the message
+        if args.debug:
+            traceback.print_exc()
+        where = f": {error.filename}" if error.filename else ""
+        print(f"Error: {error.strerror or error}{where}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("\ninterrupted: partial downloads are kept, run the same command to resume", file=sys.stderr)
         return 130
