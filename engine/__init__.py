@@ -81,7 +81,7 @@ class Engine:
         ref = parse_ref(reference)
         if isinstance(ref, HubRef):
             if quant is not None:
-                ref = HubRef(ref.repo, parse_ref(f"{ref.repo}:{quant}").quant)  # type: ignore[union-attr]
+                ref = HubRef(ref.repo, quant)  # validated and normalised by HubRef itself
             return pull.pull_from_hub(self.store, ref, on_event, self._machine, token=self.token)
         embedded = find_embedded(ref.name, ref.tag)
         if embedded is None:

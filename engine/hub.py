@@ -23,7 +23,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Any
 
 from engine.errors import (
     DiskFull,
@@ -174,43 +173,52 @@ def fetch_listing(repo: str, *, token: str | None = None) -> RepoListing:
 
 
 def read_remote_info(repo: str, commit: str, file: RemoteFile, *, token: str | None = None) -> GGUFInfo:
-    """Read a remote GGUF header with ranged requests, growing the read until it parses."""
-    from huggingface_hub import HfFileSystem
+    """Read a remote GGUF header with ranged requests, growing the read until it parses.
 
-    fs = HfFileSystem(token=token, skip_instance_cache=True)
+    The bytes land at their offsets in a sparse file of the full size, so the
+    gguf reader sees a complete file whose tensor data reads as zeros.
+    """
     try:
-        return _read_header(fs, repo, commit, file)
+        with tempfile.TemporaryDirectory(prefix="llamadeck-header-") as tmp, hub_errors(repo):
+            return _read_header(Path(tmp) / "header.gguf", repo, commit, file, token)
     except OSError as error:
         if error.errno in _NO_SPACE:
             raise DiskFull(f"no space left to read the header of {file.path}; nothing changed") from error
         raise
 
 
-def _read_header(fs: Any, repo: str, commit: str, file: RemoteFile) -> GGUFInfo:
-    with tempfile.TemporaryDirectory(prefix="llamadeck-header-") as tmp, hub_errors(repo):
-        sparse = Path(tmp) / "header.gguf"
-        with open(sparse, "wb") as out:
-            out.truncate(file.size)  # a hole: no disk used, reads as zeros
+def _read_header(sparse: Path, repo: str, commit: str, file: RemoteFile, token: str | None) -> GGUFInfo:
+    from huggingface_hub import constants, hf_hub_url
+    from huggingface_hub.utils import build_hf_headers, hf_raise_for_status, http_backoff
+
+    url = hf_hub_url(repo, file.path, revision=commit)
+    headers = build_hf_headers(token=token)
+    limit = min(file.size, _MAX_HEADER_READ)
+    with open(sparse, "wb") as out:
+        out.truncate(file.size)  # a hole: no disk used, reads as zeros
         fetched, want = 0, _FIRST_HEADER_READ
-        with fs.open(
-            f"{repo}/{file.path}", "rb", revision=commit, block_size=_FIRST_HEADER_READ, cache_type="none"
-        ) as remote:
-            while True:
-                want = min(want, file.size, _MAX_HEADER_READ)
-                remote.seek(fetched)
-                chunk = remote.read(want - fetched)
-                with open(sparse, "r+b") as out:
-                    out.seek(fetched)
-                    out.write(chunk)
-                fetched += len(chunk)
-                if not chunk.startswith(b"GGUF") and fetched == len(chunk):
-                    raise IntegrityError(f"{file.path} in {repo} is not a GGUF file (bad magic)")
-                info = parse_header(sparse, available=fetched)
-                if info is not None:
-                    return info
-                if fetched >= min(file.size, _MAX_HEADER_READ) or not chunk:
-                    raise IntegrityError(f"{file.path} in {repo} has no readable GGUF header")
-                want *= 4
+        while True:
+            want = min(want, limit)
+            out.seek(fetched)
+            range_ = {"Range": f"bytes={fetched}-{want - 1}"}
+            # the same ranged GET HfFileSystem makes, without its two metadata calls first
+            response = http_backoff(
+                "GET", url, headers=headers | range_, timeout=constants.HF_HUB_DOWNLOAD_TIMEOUT
+            )
+            hf_raise_for_status(response)
+            chunk = response.content
+            if fetched == 0 and not chunk.startswith(b"GGUF"):
+                raise IntegrityError(f"{file.path} in {repo} is not a GGUF file (bad magic)")
+            out.write(chunk)
+            out.flush()
+            got = len(chunk)
+            fetched += got
+            info = parse_header(sparse, available=fetched)
+            if info is not None:
+                return info
+            if fetched >= limit or got == 0:
+                raise IntegrityError(f"{file.path} in {repo} has no readable GGUF header")
+            want *= 4
 
 
 def download(
