@@ -40,14 +40,16 @@ sys.stdin.read()
 """
 
 
-def timed(fn) -> float:
+def timed(fn, *args, **kwargs) -> float:
     start = time.perf_counter()
-    fn()
+    fn(*args, **kwargs)
     return time.perf_counter() - start
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--size-mib", type=int, default=1024)
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
@@ -59,10 +61,16 @@ def main() -> None:
         model = write_tiny_gguf(work / "Big-Q8_0.gguf", pad_bytes=args.size_mib * 1024 * 1024)[0]
         size = model.stat().st_size
         server = subprocess.Popen(
-            [sys.executable, "-c", SERVER, str(model)], cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+            [sys.executable, "-c", SERVER, str(model)],
+            cwd=ROOT,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
         )
         url = server.stdout.readline().strip()
-        os.environ.update(HF_ENDPOINT=url, HF_HUB_DISABLE_TELEMETRY="1", HF_HUB_DISABLE_XET="1", HF_HOME=str(work / "hf"))
+        os.environ.update(
+            HF_ENDPOINT=url, HF_HUB_DISABLE_TELEMETRY="1", HF_HUB_DISABLE_XET="1", HF_HOME=str(work / "hf")
+        )
         os.environ.pop("HF_TOKEN", None)
         from huggingface_hub import hf_hub_download
 
@@ -72,17 +80,16 @@ def main() -> None:
         bare, pull, sha, verify = [], [], [], []
         for round_ in range(args.rounds):
             cache = work / f"hf-cache-{round_}"
-            bare.append(timed(lambda: hf_hub_download("bench/Big-GGUF", "Big-Q8_0.gguf", cache_dir=cache)))
+            bare.append(timed(hf_hub_download, "bench/Big-GGUF", "Big-Q8_0.gguf", cache_dir=cache))
             shutil.rmtree(cache)
 
             engine = Engine(work / f"store-{round_}", machine=lambda: Machine(64 << 30, None))
-            pull.append(timed(lambda: engine.pull("bench/Big-GGUF:Q8_0")))
+            pull.append(timed(engine.pull, "bench/Big-GGUF:Q8_0"))
             blob = next(engine.store.blobs.iterdir())
 
-            sha.append(timed(lambda: subprocess.run(["sha256sum", str(blob)], check=True, capture_output=True)))
-            reports = []
-            verify.append(timed(lambda: reports.extend(engine.verify())))
-            assert all(r.ok for r in reports)
+            sha.append(timed(subprocess.run, ["sha256sum", str(blob)], check=True, capture_output=True))
+            verify.append(timed(engine.verify))
+            assert all(report.ok for report in engine.verify([]))
             shutil.rmtree(engine.store.home)
         server.stdin.close()
         server.wait()
@@ -90,7 +97,8 @@ def main() -> None:
         shutil.rmtree(work, ignore_errors=True)
 
     def mb_s(seconds: list[float]) -> str:
-        return f"{size / statistics.median(seconds) / 1e6:7.0f} MB/s (runs: {', '.join(f'{s:.2f}s' for s in seconds)})"
+        runs = ", ".join(f"{s:.2f}s" for s in seconds)
+        return f"{size / statistics.median(seconds) / 1e6:7.0f} MB/s (runs: {runs})"
 
     pull_ratio = statistics.median(bare) / statistics.median(pull)
     verify_ratio = statistics.median(sha) / statistics.median(verify)

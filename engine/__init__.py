@@ -14,16 +14,20 @@ imported only by the calls that need them.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from engine.embedded import DEFAULT_MODEL, find_embedded
 from engine.errors import IntegrityError, LlamadeckError, ModelNotFound
-from engine.events import EventSink, ignore
+from engine.events import EventSink, Generation, ignore
 from engine.quant import Machine
 from engine.refs import HubRef, LocalRef, ModelRef, parse_local_name, parse_ref
 from engine.store import Manifest, Store
+
+if TYPE_CHECKING:
+    from engine.runtime import LoadedModel, LoadOptions
 
 __all__ = ["DEFAULT_MODEL", "Engine", "LlamadeckError", "Manifest", "ModelDetails", "VerifyReport"]
 
@@ -71,6 +75,7 @@ class Engine:
         self.store = Store(home)
         self.token = token or os.environ.get("HF_TOKEN") or None
         self._machine = machine
+        self._loaded: LoadedModel | None = None
 
     # pulling ---------------------------------------------------------------
 
@@ -174,3 +179,54 @@ class Engine:
                     report.problems.append(problem)
             reports.append(report)
         return reports
+
+    # running ---------------------------------------------------------------
+
+    def generate(
+        self,
+        reference: str,
+        prompt: str,
+        *,
+        raw: bool | None = None,
+        max_tokens: int = 256,
+        temperature: float = 0.8,
+        options: LoadOptions | None = None,
+        on_event: EventSink = ignore,
+    ) -> Iterator[Generation]:
+        """Stream Token events for ``prompt``, then one Done.
+
+        ``raw=None`` applies the model's own chat template when its GGUF has
+        one (instruct models) and continues the text plainly otherwise (base
+        models such as the embedded Gemma 3 270M); True or False force it.
+        """
+        from engine.chat import render_chat
+        from engine.runtime import LoadOptions
+
+        manifest = self.ensure(reference, on_event=on_event)
+        model, fresh = self._load(manifest, options or LoadOptions())
+        use_template = manifest.template is not None and (
+            raw is False or (raw is None and manifest.template_source == "gguf")
+        )
+        text = prompt
+        if use_template:
+            llama = model.llama
+            text = render_chat(
+                manifest.template,  # type: ignore[arg-type]
+                [{"role": "user", "content": prompt}],
+                bos_token=llama._model.token_get_text(llama.token_bos()),
+                eos_token=llama._model.token_get_text(llama.token_eos()),
+            )
+        load_seconds = model.load_seconds if fresh else 0.0
+        yield from model.complete(
+            text, max_tokens=max_tokens, temperature=temperature, load_seconds=load_seconds
+        )
+
+    def _load(self, manifest: Manifest, options: LoadOptions) -> tuple[LoadedModel, bool]:
+        """The loaded model for ``manifest``; loads it (replacing another) when needed."""
+        from engine.runtime import LoadedModel
+
+        if self._loaded is not None and self._loaded.manifest.id == manifest.id:
+            return self._loaded, False
+        self._loaded = None  # free the old weights before loading the new ones
+        self._loaded = LoadedModel(self.store, manifest, options)
+        return self._loaded, True

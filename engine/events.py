@@ -47,3 +47,29 @@ EventSink = Callable[[Event], None]
 
 def ignore(_event: Event) -> None:
     """The default sink: nobody is watching."""
+
+
+@dataclass(frozen=True)
+class Token:
+    """A piece of generated text, as soon as llama.cpp produces it."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class Done:
+    """The end of a generation, with the figures users compare models by."""
+
+    reason: str  # "stop" (end of text or a stop string) or "length" (max tokens)
+    prompt_tokens: int
+    completion_tokens: int
+    load_seconds: float  # 0 when the model was already loaded
+    prompt_seconds: float  # prompt evaluation, up to the first token
+    generate_seconds: float
+
+    @property
+    def tokens_per_second(self) -> float:
+        return self.completion_tokens / self.generate_seconds if self.generate_seconds > 0 else 0.0
+
+
+Generation = Token | Done

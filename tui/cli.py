@@ -32,6 +32,34 @@ def cmd_pull(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_run(args: argparse.Namespace) -> int:
+    from engine.events import Done, Token
+
+    prompt = args.prompt if args.prompt is not None else ("" if sys.stdin.isatty() else sys.stdin.read())
+    if not prompt.strip():
+        print('Error: give a prompt: llamadeck run MODEL "PROMPT" (or pipe one in)', file=sys.stderr)
+        return 1
+    view = ProgressView(sys.stderr)
+    raw = True if args.raw else None
+    events = _engine().generate(
+        args.model, prompt, raw=raw, max_tokens=args.max_tokens, temperature=args.temperature, on_event=view
+    )
+    for event in events:
+        if isinstance(event, Token):
+            sys.stdout.write(event.text)
+            sys.stdout.flush()
+        elif isinstance(event, Done):
+            sys.stdout.write("\n")
+            if args.verbose:
+                print(
+                    f"load {event.load_seconds:.2f}s, prompt {event.prompt_tokens} tokens in "
+                    f"{event.prompt_seconds:.2f}s, {event.completion_tokens} tokens in "
+                    f"{event.generate_seconds:.2f}s ({event.tokens_per_second:.1f} tokens/s)",
+                    file=sys.stderr,
+                )
+    return 0
+
+
 def cmd_list(args: argparse.Namespace) -> int:
     from engine.units import format_size
 
@@ -138,6 +166,13 @@ def build_parser() -> argparse.ArgumentParser:
     pull = add("pull", cmd_pull, "download a model from Hugging Face (or import the embedded default)")
     pull.add_argument("model", help="hf.co/ORG/REPO[:QUANT], ORG/REPO[:QUANT] or gemma3:270m")
     pull.add_argument("--quant", "-q", help="quantization to pull, e.g. Q4_K_M (overrides :QUANT)")
+    run = add("run", cmd_run, "generate text with a model (imports the embedded default on first use)")
+    run.add_argument("model", help="a pulled model, or gemma3:270m")
+    run.add_argument("prompt", nargs="?", help="the prompt (read from stdin when omitted)")
+    run.add_argument("--raw", action="store_true", help="continue the text as is, without the chat template")
+    run.add_argument("--max-tokens", "-n", type=int, default=256, help="stop after this many tokens")
+    run.add_argument("--temperature", "-t", type=float, default=0.8)
+    run.add_argument("--verbose", "-v", action="store_true", help="print load time and tokens per second")
     add("list", cmd_list, "list the models in the store", aliases=["ls"])
     show = add("show", cmd_show, "show a model's details")
     show.add_argument("model")
