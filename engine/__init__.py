@@ -138,14 +138,22 @@ class Engine:
     # managing --------------------------------------------------------------
 
     def remove(self, reference: str) -> Removal:
-        """Forget a name; delete its blobs unless another model uses them."""
-        manifest = self.resolve(reference)
+        """Forget a name; delete its blobs unless another model uses them.
+
+        A damaged manifest can still be removed: that is how a user gets rid of it.
+        """
+        try:
+            manifest = self.resolve(reference)
+            name, tag, files = manifest.name, manifest.tag, manifest.files
+        except IntegrityError:
+            ref = parse_ref(reference)
+            name, tag, files = ref.name, ref.tag or "", ()
         self.store.ensure()
         with self.store.store_lock():
-            self.store.remove_manifest(manifest.name, manifest.tag)
+            self.store.remove_manifest(name, tag)
             removed = set(self.store.collect_garbage())
-        freed = sum(f.size for f in manifest.files if f.sha256 in removed)
-        return Removal(manifest.reference, freed)
+        freed = sum(f.size for f in files if f.sha256 in removed)
+        return Removal(f"{name}:{tag}", freed)
 
     def copy(self, source: str, destination: str) -> Manifest:
         """A second name for the same blobs (no bytes are copied)."""

@@ -6,6 +6,7 @@ Layout under ``LLAMADECK_HOME`` (default ``$XDG_DATA_HOME/llamadeck``)::
     manifests/hf.co/<org>/<repo>/<tag>.json   models pulled from Hugging Face
     manifests/library/<name>/<tag>.json   local names (imports, copies)
     partial/sha256-<hex>.partial          downloads in progress, kept for resume
+    views/<id>/                           split models: their part names, symlinked to blobs
     locks/                                file locks shared by all processes
 
 Two names for one file share one blob. Every write is atomic (temp file in
@@ -19,6 +20,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import tempfile
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
@@ -262,4 +264,15 @@ class Store:
                 removed.append(sha256)
             finally:
                 lock.release()
+        self._remove_stale_views(referenced)
         return removed
+
+    def _remove_stale_views(self, referenced: set[str]) -> None:
+        """Drop the symlink directories (split models) of weights no manifest names any more."""
+        views = self.home / "views"
+        if not views.is_dir():
+            return
+        live = {sha[:12] for sha in referenced}
+        for view in views.iterdir():
+            if view.name not in live:
+                shutil.rmtree(view, ignore_errors=True)

@@ -237,3 +237,20 @@ def test_embedded_default_model_imports_without_network() -> None:
     assert "gemma3" in shown and "Q4_K_M" in shown and "Gemma turn format" in shown
     template = llamadeck("show", "gemma3:270m", "--template").stdout
     assert "<start_of_turn>" in template
+
+
+def test_a_damaged_manifest_is_reported_and_can_be_removed(hub: FakeHub) -> None:
+    assert llamadeck("pull", "acme/Tiny-GGUF:Q8_0", hub=hub).returncode == 0
+    assert llamadeck("cp", "acme/Tiny-GGUF:Q8_0", "keep:me").returncode == 0
+    home = Path(os.environ["LLAMADECK_HOME"])
+    manifest = home / "manifests" / "hf.co" / "acme" / "Tiny-GGUF" / "Q8_0.json"
+    manifest.write_text('{"schema": 1, "name": ')  # as if edited by hand and cut short
+    listing = llamadeck("list")
+    assert listing.returncode == 0 and "keep:me" in listing.stdout and "Tiny-GGUF" not in listing.stdout
+    verify = llamadeck("verify")
+    assert verify.returncode == 1 and "manifest is damaged" in verify.stdout
+    assert_one_line_error(llamadeck("show", "acme/Tiny-GGUF:Q8_0"), "damaged")
+    assert llamadeck("rm", "acme/Tiny-GGUF:Q8_0").returncode == 0
+    assert not manifest.exists()
+    assert llamadeck("verify").returncode == 0
+    assert len(list((home / "blobs").iterdir())) == 1  # keep:me still uses the blob

@@ -48,6 +48,10 @@ def test_generate_streams_tokens_then_done(engine: Engine) -> None:
 def test_split_model_loads_from_its_blobs(engine: Engine) -> None:
     events = list(engine.generate("acme/Split-GGUF", "hello", max_tokens=4, temperature=0))
     assert isinstance(events[-1], Done) and events[-1].completion_tokens > 0
+    views = engine.store.home / "views"
+    assert len(list(views.iterdir())) == 1
+    engine.remove("acme/Split-GGUF")
+    assert list(views.iterdir()) == []  # no dangling symlinks left behind
 
 
 def test_chat_template_renders_without_a_second_bos() -> None:

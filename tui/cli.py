@@ -210,7 +210,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"Error: {error.strerror or error}{where}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print("\ninterrupted: partial downloads are kept, run the same command to resume", file=sys.stderr)
+        resume = (
+            ": the partial download is kept, run the same pull to resume" if args.command == "pull" else ""
+        )
+        print(f"\ninterrupted{resume}", file=sys.stderr)
         return 130
     except Exception as error:  # a bug: still one line, unless asked for more
         if args.debug:
