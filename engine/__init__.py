@@ -20,13 +20,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from engine.embedded import DEFAULT_MODEL, find_embedded
-from engine.errors import IntegrityError, LlamadeckError, ModelNotFound
+from engine.errors import IntegrityError, InvalidReference, LlamadeckError, ModelNotFound
 from engine.events import EventSink, Generation, ignore
 from engine.quant import Machine
 from engine.refs import HubRef, LocalRef, ModelRef, parse_local_name, parse_ref
 from engine.store import Manifest, Store
 
 if TYPE_CHECKING:
+    from engine.pull import VariantFit
     from engine.runtime import LoadedModel, LoadOptions
 
 __all__ = ["DEFAULT_MODEL", "Engine", "LlamadeckError", "Manifest", "ModelDetails", "VerifyReport"]
@@ -95,6 +96,15 @@ class Engine:
                 f"such as hf.co/ORG/REPO[:QUANT], or {DEFAULT_MODEL}"
             )
         return pull.import_embedded(self.store, embedded, on_event)
+
+    def variants(self, reference: str, *, on_event: EventSink = ignore) -> list[VariantFit]:
+        """A Hub repository's quantizations, each with its memory estimate and whether it fits here."""
+        from engine import pull
+
+        ref = parse_ref(reference)
+        if not isinstance(ref, HubRef):
+            raise InvalidReference(f"{ref} is not a Hugging Face reference (hf.co/ORG/REPO)")
+        return pull.survey(ref.repo, on_event, self._machine, token=self.token).fits()
 
     def ensure(self, reference: str, *, on_event: EventSink = ignore) -> Manifest:
         """The model's manifest, importing an embedded model on first use (as ``ollama run`` pulls)."""

@@ -150,8 +150,8 @@ def fetch_listing(repo: str, *, token: str | None = None) -> RepoListing:
         info = HfApi(token=token).model_info(repo, files_metadata=True)
     files = []
     for sibling in info.siblings or []:
-        if not sibling.rfilename.lower().endswith(".gguf"):
-            continue
+        if not sibling.rfilename.lower().endswith(".gguf") or not sibling.rfilename.isprintable():
+            continue  # a name with control characters could rewrite the user's terminal
         if sibling.lfs is None:
             raise IntegrityError(
                 f"{sibling.rfilename} in {repo} has no LFS sha256 on the Hub, so it cannot be verified"
@@ -280,7 +280,3 @@ def _silent_bar_class() -> type:
             super().__init__(*args, **kwargs)
 
     return SilentBar
-
-
-def describe_variants(listing: RepoListing) -> str:
-    return ", ".join(f"{v.quant} ({format_size(v.size)})" for v in listing.variants)

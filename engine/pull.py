@@ -24,7 +24,7 @@ from engine.embedded import EmbeddedModel, locate
 from engine.errors import DiskFull, IntegrityError, NoGGUFInRepo
 from engine.events import EventSink, Status, Waiting
 from engine.gguf_io import GGUFInfo, read_info, verify_structure
-from engine.quant import Machine, Variant, pick_variant, quant_from_file_type
+from engine.quant import Machine, QuantChoice, Variant, estimate_memory, pick_variant, quant_from_file_type
 from engine.refs import HubRef
 from engine.store import Manifest, ModelFile, Store
 from engine.transfer import HashingFile, ProgressMeter
@@ -119,10 +119,55 @@ def install(
     return manifest
 
 
-def _template(info: GGUFInfo) -> tuple[str | None, str | None]:
-    if info.chat_template:
-        return info.chat_template, "gguf"
-    return None, None
+@dataclass(frozen=True)
+class Survey:
+    """What a repository offers and what this machine can take, before any download."""
+
+    listing: hub.RepoListing
+    header: GGUFInfo  # of the smallest variant: every variant of a repo shares the shape
+    machine: Machine
+
+    def choose(self, quant: str | None) -> QuantChoice:
+        variants = [Variant(v.quant, v.size) for v in self.listing.variants]
+        return pick_variant(variants, self.header.shape, self.machine, quant=quant)
+
+    def fits(self) -> list[VariantFit]:
+        """Every variant with its estimated memory and where it would fit, best quality first."""
+        picked = self.choose(None).variant.quant
+        rows = []
+        for v in self.listing.variants:
+            need = estimate_memory(v.size, self.header.shape)
+            vram = self.machine.gpu_free_vram
+            where = (
+                "VRAM"
+                if vram is not None and need <= vram
+                else "RAM"
+                if need <= self.machine.free_ram
+                else ""
+            )
+            rows.append(VariantFit(v.quant, v.size, need, where, v.quant == picked))
+        return rows
+
+
+@dataclass(frozen=True)
+class VariantFit:
+    quant: str
+    size: int
+    need: int  # estimated bytes to run at the default context
+    fits_in: str  # "VRAM", "RAM", or "" when it fits nowhere
+    recommended: bool  # what pull takes without a quant
+
+
+def survey(repo: str, sink: EventSink, machine: Callable[[], Machine], *, token: str | None = None) -> Survey:
+    sink(Status(f"pulling manifest of {repo}"))
+    listing = hub.fetch_listing(repo, token=token)
+    if not listing.variants:
+        extra = " (only projector files)" if listing.projectors else ""
+        raise NoGGUFInRepo(f"{repo} has no GGUF model files{extra}")
+    smallest = min(listing.variants, key=lambda v: v.size)
+    sink(Status(f"reading the GGUF header of {smallest.files[0].path}"))
+    header = hub.read_remote_info(repo, listing.commit, smallest.files[0], token=token)
+    return Survey(listing, header, machine())
 
 
 def pull_from_hub(
@@ -133,17 +178,9 @@ def pull_from_hub(
     *,
     token: str | None = None,
 ) -> Manifest:
-    sink(Status(f"pulling manifest of {ref.repo}"))
-    listing = hub.fetch_listing(ref.repo, token=token)
-    if not listing.variants:
-        extra = " (only projector files)" if listing.projectors else ""
-        raise NoGGUFInRepo(f"{ref.repo} has no GGUF model files{extra}")
-    smallest = min(listing.variants, key=lambda v: v.size)
-    sink(Status(f"reading the GGUF header of {smallest.files[0].path}"))
-    header = hub.read_remote_info(ref.repo, listing.commit, smallest.files[0], token=token)
-    choice = pick_variant(
-        [Variant(v.quant, v.size) for v in listing.variants], header.shape, machine(), quant=ref.quant
-    )
+    found = survey(ref.repo, sink, machine, token=token)
+    listing = found.listing
+    choice = found.choose(ref.quant)
     sink(Status(choice.reason))
     variant = listing.variant(choice.variant.quant)
 
@@ -156,7 +193,6 @@ def pull_from_hub(
 
     def manifest(infos: list[GGUFInfo]) -> Manifest:
         first = infos[0]
-        template, template_source = _template(first)
         return Manifest(
             name=ref.name,
             tag=variant.quant,
@@ -170,8 +206,8 @@ def pull_from_hub(
             shape=first.shape,
             created=now_iso(),
             size_label=first.size_label,
-            template=template,
-            template_source=template_source,
+            template=first.chat_template,
+            template_source="gguf" if first.chat_template else None,
             license=listing.license or first.license,
         )
 

@@ -26,6 +26,7 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         "Q4_0": write_tiny_gguf(d / "Tiny-Q4_0.gguf", quant="Q4_0")[0],
         "mid": write_tiny_gguf(d / "Mid-Q8_0.gguf", quant="Q8_0", pad_bytes=8 * 1000 * 1000, seed=5)[0],
         "big": write_tiny_gguf(d / "Big-Q8_0.gguf", quant="Q8_0", pad_bytes=160 * 1000 * 1000, seed=6)[0],
+        "evil": write_tiny_gguf(d / "Evil-Q8_0.gguf", license="\x1b]0;pwned\x07\x1b[2Jmit", seed=7)[0],
     }
 
 
@@ -36,6 +37,9 @@ def hub(files: dict[str, Path]):
         fake.add_repo("acme/Mid-GGUF", {"Mid-Q8_0.gguf": files["mid"]})
         fake.add_repo("acme/Big-GGUF", {"Big-Q8_0.gguf": files["big"], "Tiny-Q4_0.gguf": files["Q4_0"]})
         fake.add_repo("acme/Gated-GGUF", {"Tiny-Q8_0.gguf": files["Q8_0"]}, gated=True)
+        fake.add_repo(
+            "acme/Evil-GGUF", {"Evil-Q8_0.gguf": files["evil"], "\x1b[2Jx-Q4_0.gguf": files["Q4_0"]}
+        )
         yield fake
 
 
@@ -254,3 +258,23 @@ def test_a_damaged_manifest_is_reported_and_can_be_removed(hub: FakeHub) -> None
     assert not manifest.exists()
     assert llamadeck("verify").returncode == 0
     assert len(list((home / "blobs").iterdir())) == 1  # keep:me still uses the blob
+
+
+def test_pull_list_shows_every_quant_and_what_fits(hub: FakeHub) -> None:
+    result = llamadeck("pull", "--list", "acme/Tiny-GGUF", hub=hub)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].split() == ["QUANT", "SIZE", "NEEDS", "FITS", "IN"]
+    assert lines[1].startswith("Q8_0 ") and lines[2].startswith("Q4_0 *")
+    assert "RAM" in lines[1] and "RAM" in lines[2]
+    assert llamadeck("list").stdout.count("\n") == 1  # nothing was pulled
+
+
+def test_strings_from_a_hostile_repo_never_reach_the_terminal_raw(hub: FakeHub) -> None:
+    pulled = llamadeck("pull", "acme/Evil-GGUF", hub=hub)
+    assert pulled.returncode == 0 and "\x1b" not in pulled.stderr + pulled.stdout
+    assert "Evil-Q8_0" in pulled.stderr  # the file with an escape in its name was skipped
+    shown = (
+        llamadeck("show", "acme/Evil-GGUF").stdout + llamadeck("show", "acme/Evil-GGUF", "--license").stdout
+    )
+    assert "\x1b" not in shown and "\\x1b]0;pwned" in shown

@@ -195,3 +195,13 @@ def test_two_names_for_one_file_keep_one_blob(hub: FakeHub) -> None:
     engine.copy("acme/Tiny-GGUF:Q8_0", "mine:v1")
     assert len(list(engine.store.blobs.iterdir())) == 1
     assert {m.reference for m in engine.list_models()} == {"hf.co/acme/Tiny-GGUF:Q8_0", "mine:v1"}
+
+
+def test_variants_show_memory_need_and_the_recommended_pick(hub: FakeHub) -> None:
+    fits = engine_on(GPU_BOX).variants("acme/Tiny-GGUF")
+    assert [f.quant for f in fits] == ["F32", "F16", "Q8_0", "Q4_0"]
+    assert [f.quant for f in fits if f.recommended] == ["Q8_0"]
+    assert all(f.fits_in == "VRAM" and f.need > f.size for f in fits)
+    tight = Machine(free_ram=1, gpu_free_vram=None)
+    assert {f.fits_in for f in engine_on(tight).variants("acme/Tiny-GGUF")} == {""}
+    assert engine_on().list_models() == []

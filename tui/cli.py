@@ -13,7 +13,7 @@ import traceback
 from collections.abc import Callable, Sequence
 
 from tui.progress import ProgressView
-from tui.tables import ago, format_count, render_table
+from tui.tables import ago, format_count, printable, render_table
 
 
 def _engine():  # noqa: ANN202 - lazy import keeps --help fast
@@ -23,6 +23,8 @@ def _engine():  # noqa: ANN202 - lazy import keeps --help fast
 
 
 def cmd_pull(args: argparse.Namespace) -> int:
+    if args.list:
+        return list_variants(args.model)
     view = ProgressView(sys.stderr)
     try:
         manifest = _engine().pull(args.model, quant=args.quant, on_event=view)
@@ -60,6 +62,23 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def list_variants(reference: str) -> int:
+    from engine.units import format_gib, format_size
+
+    rows = [
+        [
+            fit.quant + (" *" if fit.recommended else ""),
+            format_size(fit.size),
+            format_gib(fit.need),
+            fit.fits_in or "does not fit",
+        ]
+        for fit in _engine().variants(reference)
+    ]
+    print(render_table(["QUANT", "SIZE", "NEEDS", "FITS IN"], rows))
+    print("* what pull takes without a quant")
+    return 0
+
+
 def cmd_list(args: argparse.Namespace) -> int:
     from engine.units import format_size
 
@@ -77,10 +96,10 @@ def cmd_show(args: argparse.Namespace) -> int:
     details = _engine().show(args.model)
     m = details.manifest
     if args.template:
-        print(m.template or "(none: plain completion)")
+        print(printable(m.template or "(none: plain completion)"))
         return 0
     if args.license:
-        print(m.license or "(none recorded)")
+        print(printable(m.license or "(none recorded)"))
         return 0
     model = [
         ("architecture", m.architecture),
@@ -102,8 +121,8 @@ def cmd_show(args: argparse.Namespace) -> int:
     ]
     for title, pairs in sections:
         print(f"  {title}")
-        for key, value in pairs:
-            print(f"    {key:<20}{value}" if key else f"    {value}")
+        for key, value in pairs:  # values come from GGUF headers: strings a stranger wrote
+            print(printable(f"    {key:<20}{value}" if key else f"    {value}"))
         print()
     return 0
 
@@ -166,6 +185,9 @@ def build_parser() -> argparse.ArgumentParser:
     pull = add("pull", cmd_pull, "download a model from Hugging Face (or import the embedded default)")
     pull.add_argument("model", help="hf.co/ORG/REPO[:QUANT], ORG/REPO[:QUANT] or gemma3:270m")
     pull.add_argument("--quant", "-q", help="quantization to pull, e.g. Q4_K_M (overrides :QUANT)")
+    pull.add_argument(
+        "--list", "-l", action="store_true", help="list the quantizations and what fits; pull nothing"
+    )
     run = add("run", cmd_run, "generate text with a model (imports the embedded default on first use)")
     run.add_argument("model", help="a pulled model, or gemma3:270m")
     run.add_argument("prompt", nargs="?", help="the prompt (read from stdin when omitted)")

@@ -5,6 +5,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 
+def printable(text: str) -> str:
+    """Text from a downloaded file, safe to print: control characters (terminal escapes) shown escaped."""
+    return "".join(c if c.isprintable() or c in "\n\t" else ascii(c)[1:-1] for c in text)
+
+
 def render_table(headers: list[str], rows: list[list[str]]) -> str:
     """Left-aligned columns separated by three spaces, like ``ollama list``."""
     widths = [max(len(str(cell)) for cell in column) for column in zip(headers, *rows, strict=False)]

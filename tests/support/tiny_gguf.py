@@ -119,6 +119,7 @@ def write_tiny_gguf(
     *,
     quant: str = "Q8_0",
     name: str = "Tiny Llama",
+    license: str = "mit",
     chat_template: str | None = CHAT_TEMPLATE,
     seed: int = 0,
     pad_bytes: int = 0,
@@ -131,7 +132,7 @@ def write_tiny_gguf(
     writer = gguf.GGUFWriter(path, "llama", split_max_tensors=split_tensors)
     writer.add_name(name)
     writer.add_size_label("0.1M")
-    writer.add_license("mit")
+    writer.add_license(license)
     writer.add_file_type(int(ftype))
     writer.add_context_length(N_CTX_TRAIN)
     writer.add_embedding_length(N_EMBD)
