@@ -7,6 +7,7 @@ ready when the last byte lands instead of needing a second pass.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import queue
@@ -30,6 +31,7 @@ class ProgressMeter:
         self._start_done = done
         self._started = time.monotonic()
         self._last = 0.0
+        self._reported = -1  # bytes in the last event, so finish() does not repeat it
 
     def advance(self, n: int) -> None:
         self.completed += n
@@ -39,9 +41,11 @@ class ProgressMeter:
             self._emit(now)
 
     def finish(self) -> None:
-        self._emit(time.monotonic())
+        if self._reported != self.completed:
+            self._emit(time.monotonic())
 
     def _emit(self, now: float) -> None:
+        self._reported = self.completed
         elapsed = max(now - self._started, 1e-6)
         rate = (self.completed - self._start_done) / elapsed
         left = max(self.total - self.completed, 0)
@@ -50,20 +54,35 @@ class ProgressMeter:
 
 
 class BackgroundHasher:
-    """sha256 of a byte stream, computed on a second thread."""
+    """sha256 of a byte stream, computed on a second thread.
+
+    Given the descriptor of the file the stream is written to, the same thread
+    also pushes the written bytes to disk every ``SYNC_EVERY`` bytes: the disk
+    then works while the network does, and the final fsync before a blob is
+    committed has little left to do (on these machines a 1 GiB fsync at the
+    end cost about 10% of a loopback pull).
+    """
 
     _DONE = b""
+    SYNC_EVERY = 128 * 1024 * 1024
 
-    def __init__(self) -> None:
+    def __init__(self, sync_fd: int | None = None) -> None:
         self._hash = hashlib.sha256()
         self._queue: queue.Queue[bytes] = queue.Queue(maxsize=16)  # bounds memory: 16 chunks in flight
+        self._sync_fd = sync_fd
         self._thread = threading.Thread(target=self._run, name="sha256", daemon=True)
         self._thread.start()
         self.hashed = 0
 
     def _run(self) -> None:
+        unsynced = 0
         while (chunk := self._queue.get()) is not self._DONE:
             self._hash.update(chunk)
+            unsynced += len(chunk)
+            if self._sync_fd is not None and unsynced >= self.SYNC_EVERY:
+                unsynced = 0
+                with contextlib.suppress(OSError):  # a closed or full file: the final fsync will say so
+                    os.fdatasync(self._sync_fd)
 
     def feed(self, chunk: bytes) -> None:
         if chunk:
@@ -102,7 +121,7 @@ class HashingFile:
         self._path = path
         self._file: BinaryIO = open(path, "ab")  # noqa: SIM115 - closed in close()
         self._meter = meter
-        self.hasher = BackgroundHasher()
+        self.hasher = BackgroundHasher(self._file.fileno())
         feed_file(self.hasher, path)
 
     def write(self, data: bytes) -> int:
@@ -121,7 +140,7 @@ class HashingFile:
         self._file.flush()
         size = self._file.truncate(size)
         self.hasher.hexdigest()  # drop the old stream; hash what is left from the start
-        self.hasher = BackgroundHasher()
+        self.hasher = BackgroundHasher(self._file.fileno())
         feed_file(self.hasher, self._path, size)
         self._meter.completed = size
         return size
@@ -130,14 +149,17 @@ class HashingFile:
         self._file.flush()
 
     def close(self) -> None:
+        """Close without a digest (the download failed): the hash thread stops before the file does."""
+        self.hasher.hexdigest()
         self._file.close()
 
     def finish(self) -> str:
-        """Close the file and return the sha256 of everything in it."""
+        """Flush to disk, close, and return the sha256 of everything in the file."""
         self._file.flush()
+        digest = self.hasher.hexdigest()
         os.fsync(self._file.fileno())
         self._file.close()
-        return self.hasher.hexdigest()
+        return digest
 
 
 def hash_file(path: Path, meter: ProgressMeter | None = None) -> str:
