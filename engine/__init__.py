@@ -107,12 +107,16 @@ class Engine:
         return pull.survey(ref.repo, on_event, self._machine, token=self.token).fits()
 
     def ensure(self, reference: str, *, on_event: EventSink = ignore) -> Manifest:
-        """The model's manifest, importing an embedded model on first use (as ``ollama run`` pulls)."""
+        """The model's manifest, pulling it first when it is not here yet, as ``ollama run`` does.
+
+        Hub references are pulled (the quant picked for this machine unless
+        named) and embedded models imported; an unknown local name stays an error.
+        """
         try:
             return self.resolve(reference)
         except ModelNotFound:
             ref = parse_ref(reference)
-            if isinstance(ref, LocalRef) and find_embedded(ref.name, ref.tag):
+            if isinstance(ref, HubRef) or find_embedded(ref.name, ref.tag):
                 return self.pull(reference, on_event=on_event)
             raise
 

@@ -45,6 +45,16 @@ def test_generate_streams_tokens_then_done(engine: Engine) -> None:
     assert "".join(t.text for t in tokens) == "".join(e.text for e in again if isinstance(e, Token))
 
 
+def test_generate_pulls_a_hub_model_it_does_not_have_yet(tmp_path: Path) -> None:
+    model = write_tiny_gguf(tmp_path / "Fresh-Q8_0.gguf")[0]
+    with FakeHub() as hub, hub.patch_endpoint():
+        hub.add_repo("acme/Fresh-GGUF", {"Fresh-Q8_0.gguf": model})
+        engine = Engine(machine=lambda: CPU_BOX)
+        events = list(engine.generate("acme/Fresh-GGUF", "hello", max_tokens=2))
+    assert isinstance(events[-1], Done)
+    assert [m.reference for m in engine.list_models()] == ["hf.co/acme/Fresh-GGUF:Q8_0"]
+
+
 def test_split_model_loads_from_its_blobs(engine: Engine) -> None:
     events = list(engine.generate("acme/Split-GGUF", "hello", max_tokens=4, temperature=0))
     assert isinstance(events[-1], Done) and events[-1].completion_tokens > 0

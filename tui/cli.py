@@ -188,7 +188,7 @@ def build_parser() -> argparse.ArgumentParser:
     pull.add_argument(
         "--list", "-l", action="store_true", help="list the quantizations and what fits; pull nothing"
     )
-    run = add("run", cmd_run, "generate text with a model (imports the embedded default on first use)")
+    run = add("run", cmd_run, "generate text with a model (pulls it first when it is not here yet)")
     run.add_argument("model", help="a pulled model, or gemma3:270m")
     run.add_argument("prompt", nargs="?", help="the prompt (read from stdin when omitted)")
     run.add_argument("--raw", action="store_true", help="continue the text as is, without the chat template")
