@@ -23,11 +23,11 @@ from engine import hub
 from engine.embedded import EmbeddedModel, locate
 from engine.errors import DiskFull, IntegrityError, NoGGUFInRepo
 from engine.events import EventSink, Status, Waiting
-from engine.gguf_io import GGUFInfo, read_info, verify_structure
+from engine.gguf_io import GGUFInfo, verify_structure
 from engine.quant import Machine, QuantChoice, Variant, estimate_memory, pick_variant, quant_from_file_type
 from engine.refs import HubRef
 from engine.store import Manifest, ModelFile, Store
-from engine.transfer import HashingFile, ProgressMeter
+from engine.transfer import HashingFile, ProgressMeter, hash_file
 from engine.units import format_size
 
 
@@ -94,24 +94,41 @@ def _produce(store: Store, wanted: Wanted, sink: EventSink) -> GGUFInfo:
     return info
 
 
+def _reuse(store: Store, item: Wanted, sink: EventSink) -> GGUFInfo | None:
+    """The header of a blob already in the store, re-checked; None (and the blob gone) when damaged.
+
+    Pulling again is how a user repairs what ``verify`` reported, so a stored
+    copy is re-hashed rather than trusted.
+    """
+    file = item.file
+    blob = store.blob_path(file.sha256)
+    if not blob.is_file():
+        return None
+    if hash_file(blob, ProgressMeter(sink, "verifying", file.path, file.size)) == file.sha256:
+        try:
+            info = verify_structure(blob, label=file.path)
+        except IntegrityError:
+            pass
+        else:
+            sink(Status(f"{file.path}: already in the store"))
+            return info
+    sink(Status(f"{file.path}: the stored copy is damaged; fetching it again"))
+    blob.unlink()
+    return None
+
+
 def install(
     store: Store,
     wanted: list[Wanted],
     sink: EventSink,
     make_manifest: Callable[[list[GGUFInfo]], Manifest],
 ) -> Manifest:
-    """Make sure every wanted blob is in the store, then write the manifest."""
+    """Make sure every wanted blob is in the store and sound, then write the manifest."""
     store.ensure()
     with blob_locks(store, [w.file.sha256 for w in wanted], sink):
-        missing = [w for w in wanted if not store.has_blob(w.file.sha256)]
-        _check_space(store, missing)
-        infos = []
-        for item in wanted:
-            if not store.has_blob(item.file.sha256):
-                infos.append(_produce(store, item, sink))
-            else:
-                sink(Status(f"{item.file.path}: already in the store"))
-                infos.append(read_info(store.blob_path(item.file.sha256)))
+        infos = [_reuse(store, item, sink) for item in wanted]
+        _check_space(store, [item for item, info in zip(wanted, infos, strict=True) if info is None])
+        infos = [info or _produce(store, item, sink) for item, info in zip(wanted, infos, strict=True)]
         manifest = make_manifest(infos)
         with store.store_lock():
             store.save(manifest)

@@ -122,6 +122,9 @@ def test_verify_names_the_corrupt_file_and_exits_1(hub: FakeHub) -> None:
     bad = llamadeck("verify", "acme/Tiny-GGUF:Q8_0")
     assert bad.returncode == 1
     assert "CORRUPT hf.co/acme/Tiny-GGUF:Q8_0: Tiny-Q8_0.gguf: sha256 mismatch" in bad.stdout
+    repaired = llamadeck("pull", "acme/Tiny-GGUF:Q8_0", hub=hub)
+    assert repaired.returncode == 0 and "damaged; fetching it again" in repaired.stderr
+    assert llamadeck("verify").returncode == 0
 
 
 @pytest.mark.parametrize(

@@ -205,3 +205,14 @@ def test_variants_show_memory_need_and_the_recommended_pick(hub: FakeHub) -> Non
     tight = Machine(free_ram=1, gpu_free_vram=None)
     assert {f.fits_in for f in engine_on(tight).variants("acme/Tiny-GGUF")} == {""}
     assert engine_on().list_models() == []
+
+
+def test_pulling_again_rechecks_the_stored_copy_instead_of_downloading(hub: FakeHub, repo_files) -> None:
+    engine_on().pull("acme/Big-GGUF")
+    hub.reset_counts()
+    events: list = []
+    engine_on().pull("acme/Big-GGUF", on_event=events.append)
+    size = repo_files["acme/Big-GGUF"]["Big-Q8_0.gguf"].stat().st_size
+    assert hub.bytes_served["Big-Q8_0.gguf"] <= 1024 * 1024  # the header read only
+    assert any(isinstance(e, Progress) and e.action == "verifying" and e.completed == size for e in events)
+    assert any(isinstance(e, Status) and "already in the store" in e.message for e in events)

@@ -164,7 +164,13 @@ def cmd_verify(args: argparse.Namespace) -> int:
             print(f"ok      {report.reference}")
         for problem in report.problems:
             print(f"CORRUPT {report.reference}: {problem}")
-    return 0 if all(r.ok for r in reports) else 1
+    if all(r.ok for r in reports):
+        return 0
+    print(
+        "to repair a model, pull it again: pull re-checks stored files and fetches damaged ones",
+        file=sys.stderr,
+    )
+    return 1
 
 
 def build_parser() -> argparse.ArgumentParser:
