@@ -153,9 +153,7 @@ def fetch_listing(repo: str, *, token: str | None = None) -> RepoListing:
         if not sibling.rfilename.lower().endswith(".gguf") or not sibling.rfilename.isprintable():
             continue  # a name with control characters could rewrite the user's terminal
         if sibling.lfs is None:
-            raise IntegrityError(
-                f"{sibling.rfilename} in {repo} has no LFS sha256 on the Hub, so it cannot be verified"
-            )
+            continue  # no LFS sha256 on the Hub: nothing to verify the download against
         files.append(RemoteFile(sibling.rfilename, sibling.lfs.size, sibling.lfs.sha256))
     groups, projectors = _group_variants(files)
     variants: dict[str, RemoteVariant] = {}
@@ -164,12 +162,17 @@ def fetch_listing(repo: str, *, token: str | None = None) -> RepoListing:
         if quant is None:
             header = read_remote_info(repo, info.sha, parts[0], token=token)
             quant = quant_from_file_type(header.file_type) if header.file_type is not None else None
-        quant = quant or PurePosixPath(parts[0].path).stem
+        quant = quant or _tag_from_stem(PurePosixPath(parts[0].path).stem)
         variants.setdefault(quant, RemoteVariant(quant, tuple(parts)))
     ordered = sorted(variants.values(), key=lambda v: (quality_rank(v.quant), v.quant))
     card = info.card_data
     license_ = card.get("license") if card is not None else None
     return RepoListing(repo, info.sha, tuple(ordered), tuple(projectors), license_)
+
+
+def _tag_from_stem(stem: str) -> str:
+    """A usable tag for a file that names no quant and whose header has no file type."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", stem).strip("._-")[:80] or "GGUF"
 
 
 def read_remote_info(repo: str, commit: str, file: RemoteFile, *, token: str | None = None) -> GGUFInfo:
