@@ -27,8 +27,9 @@ from engine.gguf_io import GGUFInfo, verify_structure
 from engine.quant import Machine, QuantChoice, Variant, estimate_memory, pick_variant, quant_from_file_type
 from engine.refs import HubRef
 from engine.store import Manifest, ModelFile, Store
-from engine.transfer import HashingFile, ProgressMeter, hash_file
+from engine.transfer import HashingFile, ProgressMeter
 from engine.units import format_size
+from engine.verify import inspect_blob
 
 
 @dataclass(frozen=True)
@@ -100,21 +101,16 @@ def _reuse(store: Store, item: Wanted, sink: EventSink) -> GGUFInfo | None:
     Pulling again is how a user repairs what ``verify`` reported, so a stored
     copy is re-hashed rather than trusted.
     """
-    file = item.file
-    blob = store.blob_path(file.sha256)
-    if not blob.is_file():
+    if not store.has_blob(item.file.sha256):
         return None
-    if hash_file(blob, ProgressMeter(sink, "verifying", file.path, file.size)) == file.sha256:
-        try:
-            info = verify_structure(blob, label=file.path)
-        except IntegrityError:
-            pass
-        else:
-            sink(Status(f"{file.path}: already in the store"))
-            return info
-    sink(Status(f"{file.path}: the stored copy is damaged; fetching it again"))
-    blob.unlink()
-    return None
+    try:
+        info = inspect_blob(store, item.file, sink)
+    except IntegrityError:
+        sink(Status(f"{item.file.path}: the stored copy is damaged; fetching it again"))
+        store.blob_path(item.file.sha256).unlink()
+        return None
+    sink(Status(f"{item.file.path}: already in the store"))
+    return info
 
 
 def install(

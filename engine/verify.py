@@ -4,20 +4,28 @@ from __future__ import annotations
 
 from engine.errors import IntegrityError
 from engine.events import EventSink
-from engine.gguf_io import verify_structure
+from engine.gguf_io import GGUFInfo, verify_structure
 from engine.store import ModelFile, Store
 from engine.transfer import ProgressMeter, hash_file
 
 
-def check_blob(store: Store, file: ModelFile, sink: EventSink) -> str | None:
-    """None when the blob is present, hashes to its name and is a sound GGUF; else the problem."""
+def inspect_blob(store: Store, file: ModelFile, sink: EventSink) -> GGUFInfo:
+    """The header of a stored file that is present, hashes to its name and is a sound GGUF.
+
+    Raises IntegrityError saying which of the three it is not.
+    """
     blob = store.blob_path(file.sha256)
     if not blob.is_file():
-        return f"{file.path}: missing ({blob})"
+        raise IntegrityError(f"{file.path}: missing ({blob})")
     if hash_file(blob, ProgressMeter(sink, "verifying", file.path, file.size)) != file.sha256:
-        return f"{file.path}: sha256 mismatch, the file is corrupt ({blob})"
+        raise IntegrityError(f"{file.path}: sha256 mismatch, the file is corrupt ({blob})")
+    return verify_structure(blob, label=file.path)
+
+
+def check_blob(store: Store, file: ModelFile, sink: EventSink) -> str | None:
+    """None when the stored file is sound; else what is wrong with it."""
     try:
-        verify_structure(blob, label=file.path)
+        inspect_blob(store, file, sink)
     except IntegrityError as error:
         return str(error)
     return None
