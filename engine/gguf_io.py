@@ -117,11 +117,6 @@ def parse_header(path: Path, available: int) -> GGUFInfo | None:
     return _info(reader)
 
 
-def read_info(path: Path) -> GGUFInfo:
-    """Header facts of a complete local GGUF file."""
-    return verify_structure(path, label=path.name)
-
-
 def verify_structure(path: Path, *, label: str) -> GGUFInfo:
     """Check magic, version, the tensor table and that all tensor data lies inside the file.
 

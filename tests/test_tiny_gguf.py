@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.gguf_io import read_info
+from engine.gguf_io import verify_structure
 from tests.support.tiny_gguf import N_CTX_TRAIN, N_LAYERS, N_VOCAB, write_tiny_gguf
 
 
@@ -33,7 +33,7 @@ def test_llama_cpp_loads_and_generates(llama_cpp, tiny_models: dict[str, Path], 
 
 
 def test_header_facts_read_back(tiny_models: dict[str, Path]) -> None:
-    info = read_info(tiny_models["Q8_0"])
+    info = verify_structure(tiny_models["Q8_0"], label="tiny")
     assert info.architecture == "llama"
     assert info.shape.n_layers == N_LAYERS
     assert info.shape.context_length == N_CTX_TRAIN
