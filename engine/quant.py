@@ -234,11 +234,13 @@ def kv_cache_bytes(shape: ModelShape, n_ctx: int) -> int:
     return 2 * shape.n_layers * n_ctx * shape.n_kv_heads * shape.head_dim * 2
 
 
-def _default_context(shape: ModelShape) -> int:
-    """The context we load with unless told otherwise: 4096, or less if trained shorter."""
-    if shape.context_length > 0:
-        return min(DEFAULT_CONTEXT, shape.context_length)
-    return DEFAULT_CONTEXT
+def default_context(trained: int) -> int:
+    """The context we load with unless told otherwise: 4096, or less if trained shorter.
+
+    The memory estimate and the runtime both use it, so the pick sizes the
+    model the way it will actually be loaded.
+    """
+    return min(DEFAULT_CONTEXT, trained) if trained > 0 else DEFAULT_CONTEXT
 
 
 def estimate_memory(weights_bytes: int, shape: ModelShape, n_ctx: int | None = None) -> int:
@@ -250,7 +252,7 @@ def estimate_memory(weights_bytes: int, shape: ModelShape, n_ctx: int | None = N
     262k-token vocabulary like Gemma 3's is itself 512 MiB. ``n_ctx``
     defaults to 4096, or the trained context if shorter.
     """
-    ctx = _default_context(shape) if n_ctx is None else n_ctx
+    ctx = default_context(shape.context_length) if n_ctx is None else n_ctx
     if ctx <= 0:
         raise ValueError(f"context length must be positive, not {ctx}")
     compute = shape.n_vocab * N_BATCH * 4

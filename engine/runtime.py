@@ -18,7 +18,7 @@ from typing import Any
 
 from engine.errors import LlamadeckError
 from engine.events import Done, Token
-from engine.quant import DEFAULT_CONTEXT
+from engine.quant import default_context
 from engine.store import Manifest, Store
 
 LLAMA_LOG: collections.deque[str] = collections.deque(maxlen=200)  # the latest llama.cpp log lines
@@ -77,8 +77,7 @@ class LoadedModel:
         path = model_path(store, manifest)
         if not path.exists():
             raise LlamadeckError(f"the weights of {manifest.reference} are missing: run llamadeck verify")
-        trained = manifest.context_length or DEFAULT_CONTEXT
-        n_ctx = options.n_ctx or min(DEFAULT_CONTEXT, trained)
+        n_ctx = options.n_ctx or default_context(manifest.context_length)
         started = time.perf_counter()
         try:
             self.llama = llama_cpp.Llama(

@@ -216,6 +216,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _one_line(error: Exception) -> str:
+    """Our errors say it all; for the disk and permissions, the OS's words and the path."""
+    if isinstance(error, OSError):
+        return f"{error.strerror or error}" + (f": {error.filename}" if error.filename else "")
+    return str(error)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -226,16 +233,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         return args.handler(args)
-    except LlamadeckError as error:
+    except (LlamadeckError, OSError) as error:
         if args.debug:
             traceback.print_exc()
-        print(f"Error: {error}", file=sys.stderr)
-        return 1
-    except OSError as error:  # the disk, permissions: the OS's words and the path are the message
-        if args.debug:
-            traceback.print_exc()
-        where = f": {error.filename}" if error.filename else ""
-        print(f"Error: {error.strerror or error}{where}", file=sys.stderr)
+        print(f"Error: {_one_line(error)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         resume = (
