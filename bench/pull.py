@@ -75,7 +75,7 @@ def main() -> None:
         from huggingface_hub import hf_hub_download
 
         from engine import Engine
-        from engine.quant import Machine
+        from engine.memory import Machine
 
         warm = work / "hf-cache-warm-up"  # untimed: brings the served file into the page cache
         hf_hub_download("bench/Big-GGUF", "Big-Q8_0.gguf", cache_dir=warm)

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 from engine.embedded import DEFAULT_MODEL, find_embedded
 from engine.errors import IntegrityError, InvalidReference, LlamadeckError, ModelNotFound
 from engine.events import EventSink, Generation, ignore
-from engine.quant import Machine
+from engine.memory import Machine
 from engine.refs import HubRef, LocalRef, ModelRef, parse_local_name, parse_ref
 from engine.store import Manifest, Store
 

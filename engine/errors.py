@@ -2,51 +2,152 @@
 
 Every message is written for the person at the keyboard: one line that says
 what went wrong and, where there is one, what to do next. Front ends print
-``str(error)`` and exit non-zero; they never show a traceback for these.
+``str(error)`` (escaped: messages may quote downloaded text) and exit
+non-zero; they never show a traceback for these.
+
+Each family has a stable meaning and one HTTP status, so the API can map an
+error without knowing every class and the TUI can word its notices:
+
+=================  ======  =====================================================
+family             status  meaning
+=================  ======  =====================================================
+InvalidInput       400     what was asked is malformed or out of range
+NotFound           404     no such model, repository, quant or file
+AccessDenied       403     the Hub wants a token or an accepted licence
+Busy               409     another process holds what this needs, past the wait
+IntegrityError     422     a stored or downloaded file is damaged
+NewerStore         422     written by a newer llamadeck: left alone, never removed
+Cancelled          499     the caller cancelled; the store is as it was
+NetworkError       502     Hugging Face could not be reached or answered badly
+DiskFull           507     no space left; partial downloads are kept
+LoadError          500     llama.cpp refused a model
+=================  ======  =====================================================
 """
 
 from __future__ import annotations
+
+from typing import ClassVar
 
 
 class LlamadeckError(Exception):
     """Base of every error the engine raises on purpose."""
 
+    status: ClassVar[int] = 500
+    kind: ClassVar[str] = "error"
 
-class InvalidReference(LlamadeckError):
+
+# -- invalid input (400) -------------------------------------------------------
+
+
+class InvalidInput(LlamadeckError):
+    """What was asked is malformed or out of range; nothing was changed."""
+
+    status = 400
+    kind = "invalid"
+
+
+class InvalidReference(InvalidInput):
     """A model name or Hub reference that is malformed or could escape the store."""
 
 
-class ModelNotFound(LlamadeckError):
+class InvalidOption(InvalidInput):
+    """A generation or load option with a wrong value (``-n 0``, ``-t nan``)."""
+
+
+class PromptTooLong(InvalidInput):
+    """The prompt does not fit the model's context."""
+
+
+class TemplateError(InvalidInput):
+    """The model's chat template does not compile, refused the conversation or ran past its limits."""
+
+
+# -- not found (404) -----------------------------------------------------------
+
+
+class NotFound(LlamadeckError):
+    status = 404
+    kind = "not_found"
+
+
+class ModelNotFound(NotFound):
     """No model of that name in the local store."""
 
 
-class RepoNotFound(LlamadeckError):
+class RepoNotFound(NotFound):
     """The Hugging Face repository does not exist (or is private without a token)."""
 
 
-class GatedRepo(LlamadeckError):
-    """The repository needs an accepted licence and an HF_TOKEN."""
-
-
-class HubUnreachable(LlamadeckError):
-    """Hugging Face could not be reached; nothing in the store changed."""
-
-
-class NoGGUFInRepo(LlamadeckError):
+class NoGGUFInRepo(NotFound):
     """The repository holds no GGUF chat model."""
 
 
-class UnknownQuant(LlamadeckError):
+class UnknownQuant(NotFound):
     """The requested quantization does not exist in the repository."""
+
+
+class DemoPackageMissing(NotFound):
+    """The embedded default model's package is not installed (or is damaged)."""
+
+
+# -- the rest ------------------------------------------------------------------
+
+
+class AccessDenied(LlamadeckError):
+    status = 403
+    kind = "access_denied"
+
+
+class GatedRepo(AccessDenied):
+    """The repository needs an accepted licence and an HF_TOKEN."""
+
+
+class Busy(LlamadeckError):
+    """Another process holds a lock this needs (only raised when a wait is bounded)."""
+
+    status = 409
+    kind = "busy"
+
+
+class IntegrityError(LlamadeckError):
+    """A file's sha256, GGUF structure or manifest is wrong."""
+
+    status = 422
+    kind = "integrity"
+
+
+class NewerStore(LlamadeckError):
+    """A manifest written by a newer llamadeck: not damaged, just not ours to read or delete."""
+
+    status = 422
+    kind = "newer_store"
+
+
+class Cancelled(LlamadeckError):
+    """The caller cancelled; whatever was downloaded is kept for a later resume."""
+
+    status = 499
+    kind = "cancelled"
+
+
+class NetworkError(LlamadeckError):
+    status = 502
+    kind = "network"
+
+
+class HubUnreachable(NetworkError):
+    """Hugging Face could not be reached or answered with an error; nothing in the store changed."""
 
 
 class DiskFull(LlamadeckError):
     """The disk filled up; the partial download is kept for a later resume."""
 
+    status = 507
+    kind = "disk_full"
 
-class IntegrityError(LlamadeckError):
-    """A file's sha256 or GGUF structure is wrong."""
 
+class LoadError(LlamadeckError):
+    """llama.cpp could not load the model."""
 
-class DemoPackageMissing(LlamadeckError):
-    """The embedded default model's package is not installed."""
+    status = 500
+    kind = "load"

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.errors import IntegrityError
-from engine.quant import ModelShape
+from engine.model import ModelShape
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ import shutil
 import subprocess
 import sys
 
-from engine.quant import Machine
+from engine.memory import Machine
 
 
 def free_ram() -> int:

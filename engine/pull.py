@@ -24,7 +24,8 @@ from engine.embedded import EmbeddedModel, locate
 from engine.errors import DiskFull, IntegrityError, NoGGUFInRepo
 from engine.events import EventSink, Status, Waiting
 from engine.gguf_io import GGUFInfo, verify_structure
-from engine.quant import Machine, QuantChoice, Variant, estimate_memory, pick_variant, quant_from_file_type
+from engine.memory import Fit, Machine, estimate_memory, fit
+from engine.quant import QuantChoice, Variant, pick_variant, quant_from_file_type
 from engine.refs import HubRef
 from engine.store import Manifest, ModelFile, Store
 from engine.transfer import HashingFile, ProgressMeter
@@ -150,15 +151,7 @@ class Survey:
         rows = []
         for v in self.listing.variants:
             need = estimate_memory(v.size, self.header.shape)
-            vram = self.machine.gpu_free_vram
-            where = (
-                "VRAM"
-                if vram is not None and need <= vram
-                else "RAM"
-                if need <= self.machine.free_ram
-                else ""
-            )
-            rows.append(VariantFit(v.quant, v.size, need, where, v.quant == picked))
+            rows.append(VariantFit(v.quant, v.size, need, fit(need, self.machine), v.quant == picked))
         return rows
 
 
@@ -167,7 +160,7 @@ class VariantFit:
     quant: str
     size: int
     need: int  # estimated bytes to run at the default context
-    fits_in: str  # "VRAM", "RAM", or "" when it fits nowhere
+    fits_in: Fit  # where it would run whole: VRAM, RAM or nowhere
     recommended: bool  # what pull takes without a quant
 
 

@@ -12,7 +12,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from engine.errors import NoGGUFInRepo, UnknownQuant
-from engine.units import MIB, format_gib, format_size
+from engine.memory import Fit, Machine, estimate_memory, fit
+from engine.model import ModelShape
+from engine.units import format_gib, format_size
 
 # Best quality first. The order follows llama.cpp's own perplexity table
 # (tools/quantize: Q8_0 +0.0026, Q6_K +0.0217, Q5_K_M +0.0569, Q5_K_S +0.1049,
@@ -194,72 +196,6 @@ def quant_from_file_type(file_type: int) -> str | None:
 
 
 @dataclass(frozen=True)
-class ModelShape:
-    """The architecture numbers from a GGUF header that decide memory use."""
-
-    n_layers: int
-    n_embd: int
-    n_head: int
-    n_kv_heads: int
-    head_dim: int  # key length per head
-    context_length: int  # trained context
-    n_vocab: int
-
-
-@dataclass(frozen=True)
-class Machine:
-    """Memory free for a model right now, as the device probe saw it."""
-
-    free_ram: int  # bytes
-    gpu_free_vram: int | None  # bytes across usable GPUs; None: no GPU offload
-
-    @property
-    def has_gpu(self) -> bool:
-        """Whether llama.cpp can offload to a GPU here at all."""
-        return self.gpu_free_vram is not None
-
-
-DEFAULT_CONTEXT = 4096
-N_BATCH = 512  # llama.cpp's default logical batch
-FIXED_OVERHEAD = 256 * MIB
-
-
-def kv_cache_bytes(shape: ModelShape, n_ctx: int) -> int:
-    """Size of an f16 KV cache: K and V, per layer, per position, per KV head.
-
-    Grouped-query attention is why this uses ``n_kv_heads`` and not
-    ``n_head``. Sliding-window layers (Gemma 3) need less in reality; the
-    estimate stays on the safe side.
-    """
-    return 2 * shape.n_layers * n_ctx * shape.n_kv_heads * shape.head_dim * 2
-
-
-def default_context(trained: int) -> int:
-    """The context we load with unless told otherwise: 4096, or less if trained shorter.
-
-    The memory estimate and the runtime both use it, so the pick sizes the
-    model the way it will actually be loaded.
-    """
-    return min(DEFAULT_CONTEXT, trained) if trained > 0 else DEFAULT_CONTEXT
-
-
-def estimate_memory(weights_bytes: int, shape: ModelShape, n_ctx: int | None = None) -> int:
-    """Bytes needed to load and run a model: weights + KV cache + overhead.
-
-    The overhead is what llama.cpp allocates besides weights and cache: a
-    fixed 256 MiB for the runtime, scratch and graph, plus the compute buffer
-    that holds one batch of f32 logits (``n_vocab * 512 * 4``), which for a
-    262k-token vocabulary like Gemma 3's is itself 512 MiB. ``n_ctx``
-    defaults to 4096, or the trained context if shorter.
-    """
-    ctx = default_context(shape.context_length) if n_ctx is None else n_ctx
-    if ctx <= 0:
-        raise ValueError(f"context length must be positive, not {ctx}")
-    compute = shape.n_vocab * N_BATCH * 4
-    return weights_bytes + kv_cache_bytes(shape, ctx) + FIXED_OVERHEAD + compute
-
-
-@dataclass(frozen=True)
 class Variant:
     """One downloadable quantization of a model: its name and total size on disk."""
 
@@ -318,11 +254,6 @@ def _shortfall(need: int, machine: Machine) -> str:
     return text
 
 
-def _fits_vram(need: int, machine: Machine) -> bool:
-    """Whether the whole model fits in free VRAM."""
-    return machine.gpu_free_vram is not None and need <= machine.gpu_free_vram
-
-
 def pick_variant(
     variants: Sequence[Variant],
     shape: ModelShape,
@@ -360,9 +291,10 @@ def pick_variant(
     if quant is not None:
         v = _find_requested(variants, quant)
         n = need(v)
-        if _fits_vram(n, machine):
+        where_fits = fit(n, machine)
+        if where_fits is Fit.VRAM:
             return choice(v, f"as requested; fits fully in {vram} free VRAM")
-        if n <= machine.free_ram:
+        if where_fits is Fit.RAM:
             where = f"too big for {vram} free VRAM" if machine.has_gpu else "CPU only"
             return choice(v, f"as requested; {where}, fits in {ram} free RAM")
         return choice(v, f"as requested; {_shortfall(n, machine)}")
@@ -373,7 +305,7 @@ def pick_variant(
         q8 = quality_rank("Q8_0")
         quants = [v for v in best if quality_rank(v.quant) >= q8] or best
         for v in quants:
-            if _fits_vram(need(v), machine):
+            if fit(need(v), machine) is Fit.VRAM:
                 return choice(v, f"fits fully in {vram} free VRAM")
         prefix = f"none fits in {vram} free VRAM; "
 

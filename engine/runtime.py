@@ -18,7 +18,7 @@ from typing import Any
 
 from engine.errors import LlamadeckError
 from engine.events import Done, Token
-from engine.quant import default_context
+from engine.memory import default_context
 from engine.store import Manifest, Store
 
 LLAMA_LOG: collections.deque[str] = collections.deque(maxlen=200)  # the latest llama.cpp log lines

@@ -29,7 +29,7 @@ from pathlib import Path
 from filelock import FileLock, Timeout
 
 from engine.errors import IntegrityError, InvalidReference, LlamadeckError
-from engine.quant import ModelShape
+from engine.model import ModelShape
 
 SCHEMA = 1
 _SHA256 = re.compile(r"[0-9a-f]{64}")

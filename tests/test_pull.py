@@ -18,7 +18,7 @@ from engine.errors import (
     UnknownQuant,
 )
 from engine.events import Progress, Status
-from engine.quant import Machine
+from engine.memory import Fit, Machine
 from tests.support.fake_hub import FakeHub
 from tests.support.tiny_gguf import write_tiny_gguf
 
@@ -201,9 +201,9 @@ def test_variants_show_memory_need_and_the_recommended_pick(hub: FakeHub) -> Non
     fits = engine_on(GPU_BOX).variants("acme/Tiny-GGUF")
     assert [f.quant for f in fits] == ["F32", "F16", "Q8_0", "Q4_0"]
     assert [f.quant for f in fits if f.recommended] == ["Q8_0"]
-    assert all(f.fits_in == "VRAM" and f.need > f.size for f in fits)
+    assert all(f.fits_in is Fit.VRAM and f.need > f.size for f in fits)
     tight = Machine(free_ram=1, gpu_free_vram=None)
-    assert {f.fits_in for f in engine_on(tight).variants("acme/Tiny-GGUF")} == {""}
+    assert {f.fits_in for f in engine_on(tight).variants("acme/Tiny-GGUF")} == {Fit.NONE}
     assert engine_on().list_models() == []
 
 

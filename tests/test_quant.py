@@ -7,14 +7,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from engine.errors import NoGGUFInRepo, UnknownQuant
+from engine.memory import DEFAULT_CONTEXT, Machine, estimate_memory, kv_cache_bytes
+from engine.model import ModelShape
 from engine.quant import (
-    DEFAULT_CONTEXT,
     QUANTS,
-    Machine,
-    ModelShape,
     Variant,
-    estimate_memory,
-    kv_cache_bytes,
     normalize_quant,
     pick_variant,
     quality_rank,

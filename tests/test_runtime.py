@@ -12,7 +12,7 @@ from engine import Engine
 from engine.chat import TemplateError, render_chat
 from engine.embedded import GEMMA_TEMPLATE
 from engine.events import Done, Token
-from engine.quant import Machine
+from engine.memory import Machine
 from tests.support.fake_hub import FakeHub
 from tests.support.tiny_gguf import CHAT_TEMPLATE, write_tiny_gguf
 

@@ -70,7 +70,7 @@ def list_variants(reference: str) -> int:
             fit.quant + (" *" if fit.recommended else ""),
             format_size(fit.size),
             format_gib(fit.need),
-            fit.fits_in or "does not fit",
+            fit.fits_in.value or "does not fit",
         ]
         for fit in _engine().variants(reference)
     ]
