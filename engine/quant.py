@@ -212,6 +212,17 @@ class QuantChoice:
     reason: str
 
 
+@dataclass(frozen=True)
+class VariantFit:
+    """A variant as ``pull --list`` shows it: its memory need here and where it would run."""
+
+    quant: str
+    size: int
+    need: int  # estimated bytes to run at the default context
+    fits_in: Fit  # where it would run whole: VRAM, RAM or nowhere
+    recommended: bool  # what pull takes without a quant
+
+
 def _best_first(v: Variant) -> tuple[int, int, int, str]:
     """Sort key: quality, then unsloth's dynamic over plain, then bigger, then name."""
     q = normalize_quant(v.quant)

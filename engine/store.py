@@ -2,39 +2,43 @@
 
 Layout under ``LLAMADECK_HOME`` (default ``$XDG_DATA_HOME/llamadeck``)::
 
-    blobs/sha256-<hex>                    GGUF files, named by their sha256
+    blobs/sha256-<hex>                        GGUF files, named by their sha256
     manifests/hf.co/<org>/<repo>/<tag>.json   models pulled from Hugging Face
-    manifests/library/<name>/<tag>.json   local names (imports, copies)
-    partial/sha256-<hex>.partial          downloads in progress, kept for resume
-    views/<id>/                           split models: their part names, symlinked to blobs
-    locks/                                file locks shared by all processes
+    manifests/library/<name>/<tag>.json       local names (imports, copies)
+    partial/sha256-<hex>.partial              downloads in progress, kept for resume
+    views/<id>/                               split models: their part names, symlinked to blobs
+    locks/                                    file locks shared by all processes
 
 Two names for one file share one blob. Every write is atomic (temp file in
 the same directory, fsync, rename), so a crash leaves either the old or the
-new state, never a torn file. Blobs are removed only when no manifest names
-them and no pull holds their lock.
+new state, never a torn file.
+
+A manifest's *path* is its name: ``rm tiny2`` removes the file at tiny2's
+path, whatever name is written inside it. Garbage collection deletes a blob
+only when nothing on disk could still name it: the digests inside a damaged
+or newer manifest count as in use, and a manifest that cannot be read at all
+stops collection altogether.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil
 import tempfile
+import time
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
-from filelock import FileLock, Timeout
+from engine.errors import IntegrityError, InvalidInput, LlamadeckError, NewerStore
+from engine.locks import FileLock
+from engine.manifest import SHA256, Manifest, ManifestError
+from engine.refs import HUB_HOST, HubRef, LocalRef, ModelRef
 
-from engine.errors import IntegrityError, InvalidReference, LlamadeckError
-from engine.model import ModelShape
-
-SCHEMA = 1
-_SHA256 = re.compile(r"[0-9a-f]{64}")
-_SEGMENT = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,95}")
 LOCAL_NAMESPACE = "library"
+_ANY_SHA256 = re.compile(rb"(?<![0-9a-fA-F])[0-9a-fA-F]{64}(?![0-9a-fA-F])")
+_STALE_TEMP_SECONDS = 3600
 
 
 def default_home() -> Path:
@@ -43,64 +47,6 @@ def default_home() -> Path:
         return Path(home).expanduser()
     data = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
     return Path(data) / "llamadeck"
-
-
-@dataclass(frozen=True)
-class ModelFile:
-    """One GGUF file of a model (several for a split model, in part order)."""
-
-    path: str  # the file's name at its source, e.g. "Q8_0/Model-Q8_0-00001-of-00002.gguf"
-    sha256: str
-    size: int
-
-
-@dataclass(frozen=True)
-class Manifest:
-    """Everything the store knows of one model name."""
-
-    name: str  # "hf.co/org/repo" or a local name such as "gemma3"
-    tag: str  # "Q4_K_M", "270m", "latest"
-    source: str  # where the bytes came from: a Hub repo or a package
-    revision: str | None  # the Hub commit the files were taken from
-    files: tuple[ModelFile, ...]
-    quant: str | None
-    architecture: str
-    parameters: int
-    context_length: int
-    created: str  # ISO 8601, UTC
-    shape: ModelShape | None = None  # from the header at pull time, so show needs no GGUF parse
-    size_label: str | None = None
-    template: str | None = None  # Jinja chat template; None means plain completion
-    template_source: str | None = None  # "gguf" or why we recorded one ourselves
-    license: str | None = None
-    extra: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def reference(self) -> str:
-        return f"{self.name}:{self.tag}"
-
-    @property
-    def id(self) -> str:
-        """Short id of the weights, like Docker's image id: two names of one file share it."""
-        return self.files[0].sha256[:12]
-
-    @property
-    def size(self) -> int:
-        return sum(f.size for f in self.files)
-
-    def to_json(self) -> bytes:
-        data = {"schema": SCHEMA, **asdict(self)}
-        return (json.dumps(data, indent=2, sort_keys=True) + "\n").encode()
-
-    @classmethod
-    def from_json(cls, raw: bytes) -> Manifest:
-        data = json.loads(raw)
-        if data.pop("schema", None) != SCHEMA:
-            raise ValueError("unknown manifest schema")
-        data["files"] = tuple(ModelFile(**f) for f in data["files"])
-        if data.get("shape") is not None:
-            data["shape"] = ModelShape(**data["shape"])
-        return cls(**data)
 
 
 def fsync_dir(directory: Path) -> None:
@@ -128,9 +74,39 @@ def atomic_write(path: Path, data: bytes) -> None:
 
 
 def check_sha256(sha256: str) -> str:
-    if not _SHA256.fullmatch(sha256):
+    if not SHA256.fullmatch(sha256):
         raise IntegrityError(f"not a sha256 digest: {sha256[:80]!r}")
     return sha256
+
+
+@dataclass(frozen=True)
+class StoreEntry:
+    """One file under ``manifests/``: the model it stands for, or why it cannot be used."""
+
+    path: Path
+    ref: ModelRef | None  # what the path names; None for a file where no manifest belongs
+    manifest: Manifest | None  # None when damaged, newer or misnamed
+    problem: str | None = None
+    newer: bool = False  # written by a newer llamadeck: left alone
+
+    @property
+    def reference(self) -> str:
+        return str(self.ref) if self.ref is not None else str(self.path)
+
+
+@dataclass(frozen=True)
+class Collection:
+    """What garbage collection removed, or which manifest stopped it."""
+
+    removed: tuple[str, ...]  # sha256 of the blobs deleted
+    blocked_by: Path | None = None  # a manifest that could not be read: nothing was deleted
+
+
+@dataclass(frozen=True)
+class PruneReport:
+    partials: int  # abandoned partial downloads removed
+    locks: int  # lock files nobody held, removed
+    freed: int  # bytes
 
 
 class Store:
@@ -142,8 +118,18 @@ class Store:
         self.manifests_dir = self.home / "manifests"
         self.partial = self.home / "partial"
         self.locks = self.home / "locks"
+        self.views = self.home / "views"
+
+    def check_home(self) -> None:
+        """Refuse a home that is not a directory, before reading or writing anything."""
+        for directory in (self.home, self.manifests_dir, self.blobs):
+            if directory.exists() and not directory.is_dir():
+                raise InvalidInput(
+                    f"the model store {directory} is not a directory: set LLAMADECK_HOME to a directory"
+                )
 
     def ensure(self) -> None:
+        self.check_home()
         try:
             for directory in (self.blobs, self.manifests_dir, self.partial, self.locks):
                 directory.mkdir(parents=True, exist_ok=True)
@@ -175,59 +161,104 @@ class Store:
         return FileLock(self.locks / f"sha256-{check_sha256(sha256)}.lock")
 
     def store_lock(self) -> FileLock:
-        """Serialises manifest changes with garbage collection."""
+        """Serialises manifest changes with garbage collection and pruning."""
         return FileLock(self.locks / "store.lock")
 
     # manifests -------------------------------------------------------------
 
-    def manifest_path(self, name: str, tag: str) -> Path:
-        """Where a name's manifest lives; refuses anything that could leave the store."""
-        parts = name.split("/")
-        if parts[0] == "hf.co" and len(parts) == 3:
-            segments = parts
-        elif len(parts) == 1:
-            segments = [LOCAL_NAMESPACE, name]
+    def manifest_path(self, ref: ModelRef) -> Path:
+        """Where a reference's manifest lives. Refs are valid by construction; the check is a backstop."""
+        if isinstance(ref, HubRef):
+            if ref.quant is None:
+                raise InvalidInput(f"{ref} names no quant, so no single manifest")
+            org, repo = ref.repo.split("/")
+            path = self.manifests_dir / HUB_HOST / org / repo / f"{ref.quant}.json"
         else:
-            raise InvalidReference(f"not a storable model name: {name[:100]!r}")
-        for segment in [*segments, tag]:
-            if not _SEGMENT.fullmatch(segment) or ".." in segment:
-                raise InvalidReference(f"not a storable model name: {name[:100]!r}:{tag[:100]!r}")
-        path = self.manifests_dir.joinpath(*segments, f"{tag}.json")
+            path = self.manifests_dir / LOCAL_NAMESPACE / ref.name / f"{ref.tag}.json"
         if not path.resolve().is_relative_to(self.manifests_dir.resolve()):
-            raise InvalidReference(f"not a storable model name: {name[:100]!r}")
+            raise InvalidInput(f"not a storable model name: {str(ref)[:100]!r}")
         return path
 
-    def save(self, manifest: Manifest) -> None:
-        atomic_write(self.manifest_path(manifest.name, manifest.tag), manifest.to_json())
-
-    def load(self, name: str, tag: str) -> Manifest | None:
-        path = self.manifest_path(name, tag)
+    def ref_for_path(self, path: Path) -> ModelRef | None:
+        """The reference a manifest path stands for; None for a file where no manifest belongs."""
         try:
-            return Manifest.from_json(path.read_bytes())
+            parts = path.relative_to(self.manifests_dir).parts
+        except ValueError:
+            return None
+        if path.suffix != ".json":
+            return None
+        tag = path.stem
+        ref: ModelRef
+        try:
+            if len(parts) == 4 and parts[0] == HUB_HOST:
+                ref = HubRef(f"{parts[1]}/{parts[2]}", tag)
+            elif len(parts) == 3 and parts[0] == LOCAL_NAMESPACE:
+                ref = LocalRef(parts[1], tag)
+            else:
+                return None
+        except LlamadeckError:
+            return None
+        return ref if self.manifest_path(ref) == path else None
+
+    def save(self, manifest: Manifest) -> None:
+        atomic_write(self.manifest_path(manifest.ref), manifest.to_json())
+
+    def load(self, ref: ModelRef) -> Manifest | None:
+        """The manifest stored under ``ref``; None when there is none.
+
+        Raises NewerStore for a manifest a newer llamadeck wrote and
+        IntegrityError for a damaged one or one whose inner name is not ``ref``.
+        """
+        entry = self.entry(self.manifest_path(ref))
+        if entry is None:
+            return None
+        if entry.manifest is not None:
+            return entry.manifest
+        if entry.newer:
+            raise NewerStore(f"{ref} was {entry.problem}")
+        raise IntegrityError(f"the manifest of {ref} is damaged ({entry.path}): {entry.problem}")
+
+    def entry(self, path: Path) -> StoreEntry | None:
+        """Read and judge one manifest file; None when it does not exist."""
+        ref = self.ref_for_path(path)
+        try:
+            raw = path.read_bytes()
         except FileNotFoundError:
             return None
-        except (ValueError, TypeError, KeyError) as error:
-            raise IntegrityError(f"the manifest of {name}:{tag} is damaged ({path}): {error}") from error
+        except OSError as error:
+            return StoreEntry(path, ref, None, f"cannot be read ({error.strerror})")
+        if ref is None:
+            return StoreEntry(path, None, None, "a file where no manifest belongs")
+        try:
+            manifest = Manifest.from_json(raw)
+        except ManifestError as error:
+            return StoreEntry(path, ref, None, str(error), newer=error.newer)
+        if manifest.ref != ref:
+            return StoreEntry(path, ref, None, f"it names {manifest.reference} but is stored as {ref}")
+        return StoreEntry(path, ref, manifest)
+
+    def _manifest_files(self) -> list[Path]:
+        self.check_home()
+        if not self.manifests_dir.is_dir():
+            return []
+        return sorted(p for p in self.manifests_dir.rglob("*.json") if not p.name.startswith("."))
+
+    def entries(self) -> list[StoreEntry]:
+        """Every file under ``manifests/``, usable or not."""
+        return [e for p in self._manifest_files() if (e := self.entry(p)) is not None]
 
     def manifests(self) -> Iterator[Manifest]:
-        """Every readable manifest; damaged ones are reported by ``damaged_manifests``."""
-        for path in sorted(self.manifests_dir.rglob("*.json")):
-            try:
-                yield Manifest.from_json(path.read_bytes())
-            except (OSError, ValueError, TypeError, KeyError):
-                continue
+        """Every usable manifest; the others are in ``problems()``."""
+        for entry in self.entries():
+            if entry.manifest is not None:
+                yield entry.manifest
 
-    def damaged_manifests(self) -> list[Path]:
-        damaged = []
-        for path in sorted(self.manifests_dir.rglob("*.json")):
-            try:
-                Manifest.from_json(path.read_bytes())
-            except (OSError, ValueError, TypeError, KeyError):
-                damaged.append(path)
-        return damaged
+    def problems(self) -> list[StoreEntry]:
+        """Manifests that are damaged, misnamed, unreadable or written by a newer llamadeck."""
+        return [e for e in self.entries() if e.manifest is None]
 
-    def remove_manifest(self, name: str, tag: str) -> bool:
-        path = self.manifest_path(name, tag)
+    def remove_manifest(self, ref: ModelRef) -> bool:
+        path = self.manifest_path(ref)
         try:
             path.unlink()
         except FileNotFoundError:
@@ -243,36 +274,108 @@ class Store:
 
     # garbage collection ----------------------------------------------------
 
-    def collect_garbage(self) -> list[str]:
-        """Delete blobs no manifest names; call with ``store_lock`` held.
+    def blobs_in_use(self) -> tuple[set[str], Path | None]:
+        """Every digest a file under ``manifests/`` names, and the first file that could not be read.
+
+        A usable manifest names its files. For anything else there (damaged,
+        newer, misnamed, a stray backup) every 64-hex string in its bytes
+        counts: we cannot know which of them a future reader would need.
+        """
+        used: set[str] = set()
+        if not self.manifests_dir.is_dir():
+            return used, None
+        for path in sorted(self.manifests_dir.rglob("*")):
+            if path.is_dir():
+                continue
+            entry = self.entry(path) if path.suffix == ".json" and not path.name.startswith(".") else None
+            if entry is not None and entry.manifest is not None:
+                used.update(f.sha256 for f in entry.manifest.files)
+                continue
+            try:
+                raw = path.read_bytes()
+            except FileNotFoundError:
+                continue
+            except OSError:
+                return used, path
+            used.update(m.decode().lower() for m in _ANY_SHA256.findall(raw))
+        return used, None
+
+    def collect_garbage(self) -> Collection:
+        """Delete blobs nothing names; call with ``store_lock`` held.
 
         A blob whose lock another process holds is mid-pull and stays.
         """
-        referenced = {f.sha256 for m in self.manifests() for f in m.files}
+        used, blocked = self.blobs_in_use()
+        if blocked is not None:
+            return Collection((), blocked)
         removed = []
-        for blob in sorted(self.blobs.glob("sha256-*")):
+        for blob in sorted(self.blobs.glob("sha256-*")) if self.blobs.is_dir() else []:
             sha256 = blob.name.removeprefix("sha256-")
-            if sha256 in referenced or not _SHA256.fullmatch(sha256):
+            if sha256 in used or not SHA256.fullmatch(sha256):
                 continue
             lock = self.blob_lock(sha256)
-            try:
-                lock.acquire(timeout=0)
-            except Timeout:
+            if not lock.try_acquire():
                 continue
             try:
                 blob.unlink(missing_ok=True)
                 removed.append(sha256)
             finally:
                 lock.release()
-        self._remove_stale_views(referenced)
-        return removed
+        self._remove_stale_views(used)
+        return Collection(tuple(removed))
 
-    def _remove_stale_views(self, referenced: set[str]) -> None:
+    def _remove_stale_views(self, used: set[str]) -> None:
         """Drop the symlink directories (split models) of weights no manifest names any more."""
-        views = self.home / "views"
-        if not views.is_dir():
+        if not self.views.is_dir():
             return
-        live = {sha[:12] for sha in referenced}
-        for view in views.iterdir():
+        live = {sha[:12] for sha in used}
+        for view in self.views.iterdir():
             if view.name not in live:
                 shutil.rmtree(view, ignore_errors=True)
+
+    def prune(self, *, older_than: float = 0.0) -> PruneReport:
+        """Remove partial downloads and lock files that no live process holds; call with ``store_lock``.
+
+        ``older_than`` (seconds) spares recent partials, so ``rm`` does not
+        throw away a download the user interrupted an hour ago and means to resume.
+        """
+        now = time.time()
+        partials = freed = 0
+        for partial in sorted(self.partial.glob("sha256-*.partial")) if self.partial.is_dir() else []:
+            sha256 = partial.name.removeprefix("sha256-").removesuffix(".partial")
+            if not SHA256.fullmatch(sha256) or not partial.is_file():
+                continue
+            stat = partial.stat()
+            if now - stat.st_mtime < older_than and not self.has_blob(sha256):
+                continue
+            lock = self.blob_lock(sha256)
+            if not lock.try_acquire():
+                continue  # a pull is writing it
+            try:
+                partial.unlink(missing_ok=True)
+                partials, freed = partials + 1, freed + stat.st_size
+            finally:
+                lock.release()
+        locks = 0
+        for path in sorted(self.locks.glob("sha256-*.lock")) if self.locks.is_dir() else []:
+            lock = FileLock(path)
+            if not lock.try_acquire():
+                continue
+            try:
+                lock.unlink_while_held()
+                locks += 1
+            finally:
+                lock.release()
+        self._remove_stale_temp_files(now)
+        return PruneReport(partials, locks, freed)
+
+    def _remove_stale_temp_files(self, now: float) -> None:
+        """Temp files of atomic writes a crash left behind (``.<name>.<random>.tmp``)."""
+        if not self.manifests_dir.is_dir():
+            return
+        for tmp in self.manifests_dir.rglob(".*.tmp"):
+            try:
+                if tmp.is_file() and now - tmp.stat().st_mtime > _STALE_TEMP_SECONDS:
+                    tmp.unlink()
+            except OSError:
+                continue

@@ -19,6 +19,7 @@ from engine.errors import (
 )
 from engine.events import Progress, Status
 from engine.memory import Fit, Machine
+from engine.store import Store
 from tests.support.fake_hub import FakeHub
 from tests.support.tiny_gguf import write_tiny_gguf
 
@@ -78,7 +79,7 @@ def test_pull_without_quant_takes_q4_or_below_on_cpu_and_says_why(hub: FakeHub, 
     assert reasons and "Q4_0" in reasons[0] and "CPU only" in reasons[0]
     expected = sha256_of(repo_files["acme/Tiny-GGUF"]["Tiny-Q4_0.gguf"])
     assert manifest.files[0].sha256 == expected
-    assert (Path(engine_on().store.blobs) / f"sha256-{expected}").is_file()
+    assert (Path(Store().blobs) / f"sha256-{expected}").is_file()
     assert any(isinstance(e, Progress) and e.completed == e.total for e in events)
 
 
@@ -114,7 +115,7 @@ def test_projector_files_are_not_chat_models(hub: FakeHub) -> None:
 def test_split_files_in_a_sub_folder_pull_as_one_variant(hub: FakeHub, repo_files) -> None:
     manifest = engine_on().pull("acme/Split-GGUF:Q8_0")
     assert [f.path for f in manifest.files] == [f"Q8_0/Tiny-Q8_0-0000{i}-of-00003.gguf" for i in (1, 2, 3)]
-    store = engine_on().store
+    store = Store()
     for file in manifest.files:
         assert sha256_of(store.blob_path(file.sha256)) == file.sha256
     assert manifest.parameters > 0
@@ -138,7 +139,7 @@ def test_corrupted_bytes_are_detected_and_nothing_is_registered(hub: FakeHub) ->
     hub.fault("Tiny-Q8_0.gguf", "corrupt")
     with pytest.raises(IntegrityError, match="sha256 mismatch for Tiny-Q8_0.gguf"):
         engine_on().pull("acme/Tiny-GGUF:Q8_0")
-    store = engine_on().store
+    store = Store()
     assert engine_on().list_models() == []
     assert list(store.blobs.iterdir()) == []
     assert list(store.partial.iterdir()) == []  # the bad bytes are gone, not resumed from
@@ -174,7 +175,7 @@ def test_unreachable_hub_changes_nothing(hub: FakeHub, monkeypatch: pytest.Monke
     monkeypatch.setattr(constants, "ENDPOINT", "http://127.0.0.1:9")  # discard port: nothing listens
     with pytest.raises(HubUnreachable, match="cannot reach Hugging Face.*nothing changed"):
         engine_on().pull("acme/Tiny-GGUF")
-    assert not engine_on().store.home.exists() or engine_on().list_models() == []
+    assert not Store().home.exists() or engine_on().list_models() == []
 
 
 def test_repo_without_gguf(hub: FakeHub) -> None:
@@ -193,7 +194,7 @@ def test_two_names_for_one_file_keep_one_blob(hub: FakeHub) -> None:
     engine = engine_on()
     engine.pull("acme/Tiny-GGUF:Q8_0")
     engine.copy("acme/Tiny-GGUF:Q8_0", "mine:v1")
-    assert len(list(engine.store.blobs.iterdir())) == 1
+    assert len(list(Store().blobs.iterdir())) == 1
     assert {m.reference for m in engine.list_models()} == {"hf.co/acme/Tiny-GGUF:Q8_0", "mine:v1"}
 
 

@@ -1,0 +1,230 @@
+"""What the store knows of one model name: its files, its facts and its configuration.
+
+Manifests are JSON files written by us but read back from a disk anyone can
+edit, so reading validates every field (type, range, format) and turns any
+fault into ``ManifestError`` with a one-line reason: one bad file never breaks
+``list`` for the whole store. Versions and migrations live in
+``engine.migrations``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import Any
+
+from engine.errors import InvalidReference
+from engine.migrations import SCHEMA, BadSchema, NewerSchema, upgrade
+from engine.model import ModelShape
+from engine.refs import HUB_HOST, HubRef, LocalRef, ModelRef
+
+SHA256 = re.compile(r"[0-9a-f]{64}")
+_MAX_TEXT = 1 << 20  # a chat template or licence longer than 1 MiB is not one
+
+
+class ManifestError(Exception):
+    """A manifest that cannot be used; ``newer`` when a newer llamadeck wrote it."""
+
+    def __init__(self, reason: str, *, newer: bool = False) -> None:
+        super().__init__(reason)
+        self.newer = newer
+
+
+@dataclass(frozen=True)
+class ModelFile:
+    """One GGUF file of a model (several for a split model, in part order)."""
+
+    path: str  # the file's name at its source, e.g. "Q8_0/Model-Q8_0-00001-of-00002.gguf"
+    sha256: str
+    size: int
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """How the model is run: what a Modelfile can set on top of the weights."""
+
+    template: str | None = None  # Jinja chat template; None means plain completion
+    template_source: str | None = None  # "gguf" or why we recorded one ourselves
+    system: str | None = None
+    parameters: dict[str, Any] = field(default_factory=dict)  # option name -> value
+    parent: str | None = None  # the model this one was made from
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """Everything the store knows of one model name."""
+
+    name: str  # "hf.co/org/repo" or a local name such as "gemma3"
+    tag: str  # "Q4_K_M", "270m", "latest"
+    source: str  # where the bytes came from: a Hub repo or a package
+    revision: str | None  # the Hub commit the files were taken from
+    files: tuple[ModelFile, ...]
+    quant: str | None
+    architecture: str
+    parameters: int
+    context_length: int
+    created: str  # ISO 8601, UTC
+    shape: ModelShape | None = None  # from the header at pull time, so show needs no GGUF parse
+    size_label: str | None = None
+    license: str | None = None
+    config: ModelConfig = field(default_factory=ModelConfig)
+
+    @property
+    def reference(self) -> str:
+        return f"{self.name}:{self.tag}"
+
+    @property
+    def ref(self) -> ModelRef:
+        """The typed reference this manifest is stored under."""
+        return ref_of(self.name, self.tag)
+
+    @property
+    def id(self) -> str:
+        """Short id of the weights, like Docker's image id: two names of one file share it."""
+        return self.files[0].sha256[:12]
+
+    @property
+    def size(self) -> int:
+        return sum(f.size for f in self.files)
+
+    @property
+    def template(self) -> str | None:
+        return self.config.template
+
+    @property
+    def template_source(self) -> str | None:
+        return self.config.template_source
+
+    def to_json(self) -> bytes:
+        data = {"schema": SCHEMA, **asdict(self)}
+        return (json.dumps(data, indent=2, sort_keys=True) + "\n").encode()
+
+    @classmethod
+    def from_json(cls, raw: bytes) -> Manifest:
+        """Parse, upgrade and validate; raises ManifestError with the reason."""
+        try:
+            data = json.loads(raw)
+        except (ValueError, UnicodeDecodeError) as error:
+            raise ManifestError(f"not JSON ({error})") from error
+        if not isinstance(data, dict):
+            raise ManifestError("not a JSON object")
+        try:
+            data = upgrade(data)
+        except NewerSchema as newer:
+            raise ManifestError(
+                f"written by a newer llamadeck (manifest schema {newer.version}, this one reads up to "
+                f"{SCHEMA}): upgrade llamadeck to use it",
+                newer=True,
+            ) from newer
+        except BadSchema as error:
+            raise ManifestError(str(error)) from error
+        return _build(data)
+
+
+def ref_of(name: str, tag: str) -> ModelRef:
+    """The typed reference for a stored name and tag (refused if it could leave the store)."""
+    host, _, repo = name.partition("/")
+    if host == HUB_HOST:
+        return HubRef(repo, tag)
+    return LocalRef(name, tag)
+
+
+# -- validation ----------------------------------------------------------------
+
+
+def _text(data: dict[str, Any], key: str, *, optional: bool = False) -> str | None:
+    value = data.get(key)
+    if value is None and optional:
+        return None
+    if not isinstance(value, str) or (not optional and not value):
+        raise ManifestError(f"{key} must be a {'string' if optional else 'non-empty string'}")
+    if len(value) > _MAX_TEXT:
+        raise ManifestError(f"{key} is longer than {_MAX_TEXT} characters")
+    return value
+
+
+def _count(data: dict[str, Any], key: str) -> int:
+    value = data.get(key)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ManifestError(f"{key} must be a whole number ≥ 0, not {value!r:.40}")
+    return value
+
+
+def _files(raw: Any) -> tuple[ModelFile, ...]:
+    if not isinstance(raw, list) or not raw:
+        raise ManifestError("files must be a non-empty list")
+    files = []
+    for entry in raw:
+        if not isinstance(entry, dict):
+            raise ManifestError("each file must be an object")
+        path = _text(entry, "path")
+        sha = _text(entry, "sha256")
+        if not SHA256.fullmatch(sha or ""):
+            raise ManifestError(f"file {path!r:.60} has no valid sha256")
+        files.append(ModelFile(path or "", sha or "", _count(entry, "size")))
+    return tuple(files)
+
+
+def _created(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ManifestError("created must be an ISO 8601 time")
+    try:
+        when = datetime.fromisoformat(value)
+    except ValueError as error:
+        raise ManifestError(f"created is not an ISO 8601 time: {value!r:.40}") from error
+    if when.tzinfo is None:
+        raise ManifestError(f"created has no time zone: {value!r:.40}")
+    return value
+
+
+def _shape(raw: Any) -> ModelShape | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, dict):
+        raise ManifestError("shape must be an object")
+    names = ModelShape.__dataclass_fields__
+    if set(raw) != set(names):
+        raise ManifestError("shape has missing or unknown fields")
+    return ModelShape(**{name: _count(raw, name) for name in names})
+
+
+def _config(raw: Any) -> ModelConfig:
+    if not isinstance(raw, dict):
+        raise ManifestError("config must be an object")
+    parameters = raw.get("parameters", {})
+    if not isinstance(parameters, dict) or not all(isinstance(k, str) for k in parameters):
+        raise ManifestError("config.parameters must be an object")
+    return ModelConfig(
+        template=_text(raw, "template", optional=True),
+        template_source=_text(raw, "template_source", optional=True),
+        system=_text(raw, "system", optional=True),
+        parameters=parameters,
+        parent=_text(raw, "parent", optional=True),
+    )
+
+
+def _build(data: dict[str, Any]) -> Manifest:
+    name = _text(data, "name") or ""
+    tag = _text(data, "tag") or ""
+    try:
+        ref_of(name, tag)
+    except InvalidReference as error:
+        raise ManifestError(f"its name is not valid: {error}") from error
+    return Manifest(
+        name=name,
+        tag=tag,
+        source=_text(data, "source") or "",
+        revision=_text(data, "revision", optional=True),
+        files=_files(data.get("files")),
+        quant=_text(data, "quant", optional=True),
+        architecture=_text(data, "architecture", optional=True) or "",
+        parameters=_count(data, "parameters"),
+        context_length=_count(data, "context_length"),
+        created=_created(data.get("created")),
+        shape=_shape(data.get("shape")),
+        size_label=_text(data, "size_label", optional=True),
+        license=_text(data, "license", optional=True),
+        config=_config(data.get("config", {})),
+    )

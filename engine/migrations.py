@@ -1,0 +1,64 @@
+"""Versions of the manifest format and the steps between them.
+
+Every manifest carries ``"schema": N``. Reading applies the steps from its
+version up to ``SCHEMA`` in memory (the file is rewritten in the new form the
+next time the model is saved), so an old store keeps working without a
+conversion run. A version above ``SCHEMA`` was written by a newer llamadeck:
+it is reported as such, never as damaged, and never removed or collected.
+
+To change the format: bump ``SCHEMA``, add ``_vN_to_vN+1`` below and register
+it in ``STEPS``, and add its test to ``tests/test_migrations.py`` (after
+oterm's ``store/upgrades``: one function and one test per version).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+SCHEMA = 2
+
+Data = dict[str, Any]
+
+
+class NewerSchema(Exception):
+    """The manifest's schema is newer than this llamadeck knows."""
+
+    def __init__(self, version: int) -> None:
+        super().__init__(f"schema {version}")
+        self.version = version
+
+
+class BadSchema(Exception):
+    """The manifest has no usable schema number."""
+
+
+def _v1_to_v2(data: Data) -> Data:
+    """v2 gathers what a Modelfile may set (template, system, parameters, parent) into ``config``."""
+    data = dict(data)
+    data.pop("extra", None)  # v1's free-form strings: never written with content
+    data["config"] = {
+        "template": data.pop("template", None),
+        "template_source": data.pop("template_source", None),
+        "system": None,
+        "parameters": {},
+        "parent": None,
+    }
+    return data
+
+
+STEPS: dict[int, Callable[[Data], Data]] = {1: _v1_to_v2}
+
+
+def upgrade(data: Data) -> Data:
+    """``data`` at schema ``SCHEMA``; raises NewerSchema or BadSchema."""
+    version = data.get("schema")
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise BadSchema(f"no valid schema number ({version!r})")
+    if version > SCHEMA:
+        raise NewerSchema(version)
+    while version < SCHEMA:
+        data = STEPS[version](data)
+        version += 1
+    data["schema"] = SCHEMA
+    return data

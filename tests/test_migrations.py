@@ -1,0 +1,77 @@
+"""Manifest schema versions: one test per migration step, and what a newer schema means."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from engine.manifest import Manifest, ManifestError, ModelConfig
+from engine.migrations import SCHEMA, STEPS, BadSchema, NewerSchema, upgrade
+
+# A manifest exactly as llamadeck 0.1 (schema 1) wrote it.
+V1 = {
+    "schema": 1,
+    "name": "hf.co/acme/Tiny-GGUF",
+    "tag": "Q8_0",
+    "source": "hf.co/acme/Tiny-GGUF",
+    "revision": "0" * 40,
+    "files": [{"path": "Tiny-Q8_0.gguf", "sha256": "a" * 64, "size": 170_000}],
+    "quant": "Q8_0",
+    "architecture": "llama",
+    "parameters": 98_000,
+    "context_length": 2048,
+    "created": "2026-11-01T12:00:00+00:00",
+    "shape": {
+        "n_layers": 2,
+        "n_embd": 64,
+        "n_head": 4,
+        "n_kv_heads": 2,
+        "head_dim": 16,
+        "context_length": 2048,
+        "n_vocab": 512,
+    },
+    "size_label": "0.1M",
+    "template": "{{ messages }}",
+    "template_source": "gguf",
+    "license": "mit",
+    "extra": {},
+}
+
+
+def test_every_version_below_the_current_has_a_step() -> None:
+    assert sorted(STEPS) == list(range(1, SCHEMA))
+
+
+def test_v1_to_v2_moves_the_template_into_the_config() -> None:
+    v2 = STEPS[1](dict(V1))
+    assert v2["config"] == {
+        "template": "{{ messages }}",
+        "template_source": "gguf",
+        "system": None,
+        "parameters": {},
+        "parent": None,
+    }
+    assert "template" not in v2 and "extra" not in v2
+
+
+def test_a_v1_manifest_reads_as_the_current_one() -> None:
+    manifest = Manifest.from_json(json.dumps(V1).encode())
+    assert manifest.config == ModelConfig(template="{{ messages }}", template_source="gguf")
+    assert manifest.template == "{{ messages }}" and manifest.shape is not None
+    again = json.loads(manifest.to_json())
+    assert again["schema"] == SCHEMA and Manifest.from_json(manifest.to_json()) == manifest
+
+
+def test_a_newer_schema_is_refused_as_newer() -> None:
+    with pytest.raises(NewerSchema):
+        upgrade({**V1, "schema": SCHEMA + 1})
+    with pytest.raises(ManifestError, match="newer llamadeck") as caught:
+        Manifest.from_json(json.dumps({**V1, "schema": SCHEMA + 1}).encode())
+    assert caught.value.newer
+
+
+@pytest.mark.parametrize("schema", [None, 0, -1, "1", 1.0, True])
+def test_a_missing_or_odd_schema_is_damage(schema: object) -> None:
+    with pytest.raises(BadSchema):
+        upgrade({**V1, "schema": schema})
