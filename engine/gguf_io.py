@@ -1,17 +1,96 @@
 """Reading GGUF headers and checking a GGUF file's structure.
 
-All parsing goes through the ``gguf`` package (maintained with llama.cpp), so
-new metadata types and versions arrive with it rather than with us.
+We scan the binary format ourselves instead of using ``gguf.GGUFReader``,
+which materialises every array: the demo Gemma 3 header (262,144 tokens)
+took it 8-9 s, and 6-7 s even through our plain-ndarray workaround. The
+engine needs a dozen keys, so the scanner keeps those and skips the rest:
+arrays of numbers in one step, arrays of strings by walking their length
+prefixes. ``bench/header.py`` measured 15 ms for that Gemma header and 30 ms
+for 262k tokens plus 262k merges (GGUFReader 13-19 s, a naive
+``struct.unpack_from`` loop that decodes every string 0.33 s). The first
+scan in a process also imports gguf (and numpy) for the ggml block sizes,
+70-100 ms. The scanner reads any buffer, so the Hub reader can parse the
+first megabytes of a remote file and learn from ``HeaderIncomplete`` how
+much more to fetch.
+
+Format (GGUF v2/v3, little-endian): magic ``GGUF``, u32 version, u64 tensor
+count, u64 KV count; KV pairs (string key, u32 type, value); tensor infos
+(string name, u32 n_dims, n_dims x u64 dims, u32 ggml type, u64 offset);
+tensor data from the next multiple of ``general.alignment`` (default 32).
+A string is a u64 length and its bytes; an array a u32 element type, a u64
+count and the elements.
 """
 
 from __future__ import annotations
 
+import math
+import mmap
+import os
+import re
+import struct
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from typing import Any
 
 from engine.errors import IntegrityError
 from engine.model import ModelShape
+
+_MAGIC = b"GGUF"
+_VERSIONS = (2, 3)  # v1 (u32 counts) is refused by llama.cpp too
+_STRING, _ARRAY, _UINT32 = 8, 9, 4
+# value type -> one element, for every fixed-size type
+_FIXED = {
+    kind: struct.Struct("<" + fmt)
+    for kind, fmt in zip((0, 1, 2, 3, 4, 5, 6, 7, 10, 11, 12), "BbHhIif?Qqd", strict=True)
+}
+_U32 = struct.Struct("<I")
+_U64 = struct.Struct("<Q")
+_PREFIX = struct.Struct("<4sIQQ")  # magic, version, tensor count, kv count
+_TYPE_OFFSET = struct.Struct("<IQ")  # a tensor's ggml type and data offset
+
+_MAX_KV = 1_000_000
+_MAX_TENSORS = 1_000_000
+_MAX_DIMS = 4  # GGML_MAX_DIMS
+_MAX_NAME = 64  # GGML_MAX_NAME counts the terminating NUL: names are shorter
+_MAX_LAYER_ARRAY = 1 << 20  # a per-layer array longer than this is not a model
+_MAX_HEADER = 1 << 30  # when the file size is unknown; real headers are under 20 MB
+_MIN_KV = 8 + 4 + 1  # key length, type, the smallest value
+_MIN_TENSOR = 8 + 4 + 4 + 8  # name length, n_dims, type, offset
+_TYPICAL_KV, _TYPICAL_TENSOR = 64, 96  # sizes for the estimate of a short read: a little generous
+_DEFAULT_ALIGNMENT = 32
+_ARCH = re.compile(r"[A-Za-z0-9_.\-]{1,64}")
+
+_STRING_KEYS = frozenset(
+    {"general.architecture", "general.name", "general.license", "general.size_label"}
+    | {"tokenizer.chat_template"}
+)
+_TOKENS = "tokenizer.ggml.tokens"  # only its length (n_vocab) is needed
+# per-architecture numbers that some models give per layer: the largest is what memory needs
+_LAYER_SUFFIXES = (
+    ".block_count",
+    ".embedding_length",
+    ".context_length",
+    ".vocab_size",
+    ".attention.head_count",
+    ".attention.head_count_kv",
+    ".attention.key_length",
+)
+
+
+class HeaderIncomplete(Exception):
+    """The buffer ends before the header does: read at least ``needed`` bytes and scan again.
+
+    ``needed`` is a lower bound on the header's size (always more than the
+    buffer held). ``estimate`` (>= ``needed``) is a generous guess: it
+    extrapolates a partly read array of strings from the strings seen and
+    counts what is left at typical sizes, so one more read usually does.
+    """
+
+    def __init__(self, needed: int, estimate: int = 0) -> None:
+        super().__init__(f"the GGUF header needs at least {needed} bytes")
+        self.needed = needed
+        self.estimate = max(needed, estimate)
 
 
 @dataclass(frozen=True)
@@ -28,93 +107,319 @@ class GGUFInfo:
     parameter_count: int  # elements of the tensors in this file (one part of a split model)
     split_count: int
     header_end: int  # offset where tensor data starts
+    data_end: int  # where the last tensor's data ends: the file must be at least this long
+    tensor_count: int
+    split_index: int  # split.no: 0 for the first part and for unsplit files
+    last_tensor: str = ""  # the tensor that ends at data_end, for messages
 
 
-def _open_reader(path: Path) -> Any:
-    """A GGUFReader over a plain ndarray view of the memory map.
+def _shown(text: str) -> str:
+    """A key or tensor name as a message may quote it: on one line, and not too long."""
+    return text if text.isprintable() and len(text) <= 80 else ascii(text[:80])
 
-    GGUFReader slices its ``np.memmap`` once per value; every memmap slice
-    pays ``memmap.__array_finalize__``, which makes a 262k-token vocabulary
-    (Gemma 3) take about 10 s to parse. The same slices of a plain ndarray
-    view (which keeps the map alive) take about 3 s.
+
+@cache
+def _ggml_sizes() -> dict[int, tuple[int, int]]:
+    """ggml type -> (block size, bytes per block); gguf pulls numpy, so only when a tensor needs it."""
+    from gguf.constants import GGML_QUANT_SIZES
+
+    return {int(kind): (int(block), int(size)) for kind, (block, size) in GGML_QUANT_SIZES.items()}
+
+
+class _Scanner:
+    """Bounds-checked reads over one buffer.
+
+    ``rest`` is the least the header still holds after the item being read,
+    so a short buffer reports a useful lower bound and an absurd length is
+    caught before anything is walked; ``likely`` is the same at typical sizes.
     """
-    import numpy as np
-    from gguf import GGUFReader  # numpy-heavy: only where a header is read
 
-    class PlainViewReader(GGUFReader):
-        @property
-        def data(self) -> Any:
-            return self._plain
+    def __init__(self, buffer: Any, label: str, file_size: int | None) -> None:
+        self.buf = buffer
+        self.end = len(buffer)
+        self.label = label
+        self.sized = file_size is not None
+        self.limit = file_size if file_size is not None else max(_MAX_HEADER, self.end)
+        self.rest = self.likely = 0
 
-        @data.setter
-        def data(self, value: Any) -> None:
-            self._plain = value.view(np.ndarray) if isinstance(value, np.memmap) else value
+    def left(self, kvs: int, tensors: int) -> None:
+        """Say how many key/values and tensor infos follow the item about to be read."""
+        self.rest = kvs * _MIN_KV + tensors * _MIN_TENSOR
+        self.likely = kvs * _TYPICAL_KV + tensors * _TYPICAL_TENSOR
 
-    return PlainViewReader(path, "r")
+    def fail(self, why: str) -> IntegrityError:
+        return IntegrityError(f"{self.label} is not a valid GGUF file: {why}")
+
+    def fits(self, end: int, what: str) -> None:
+        """Refuse ``what`` when the header could not hold bytes up to ``end``."""
+        if end + self.rest <= self.limit:
+            return
+        if self.sized:
+            raise IntegrityError(
+                f"{self.label} is truncated or damaged: {what} runs past the end of the file "
+                f"({self.limit} bytes)"
+            )
+        raise self.fail(f"{what} claims more than {_MAX_HEADER} bytes of header")
+
+    def need(self, end: int, what: str, likely_end: int = 0) -> None:
+        """Make sure bytes up to ``end`` can be read now, or say why not."""
+        self.fits(end, what)
+        if end > self.end:
+            raise HeaderIncomplete(end + self.rest, max(end, likely_end) + self.likely)
+
+    def u32(self, off: int, what: str) -> int:
+        self.need(off + 4, what)
+        return int(_U32.unpack_from(self.buf, off)[0])
+
+    def u64(self, off: int, what: str) -> int:
+        self.need(off + 8, what)
+        return int(_U64.unpack_from(self.buf, off)[0])
+
+    def string(self, off: int, what: str) -> tuple[bytes, int]:
+        start = off + 8
+        end = start + self.u64(off, what)
+        self.need(end, what)
+        return bytes(self.buf[start:end]), end
+
+    def skip_strings(self, off: int, count: int, what: str, after: int = 0) -> int:
+        """Walk ``count`` length-prefixed strings without reading them: the hot loop of a scan.
+
+        The loop checks nothing: a read past the buffer raises, and where it
+        stopped says what is missing. ``after`` is what likely follows the
+        array, for the estimate of a short read.
+        """
+        self.fits(off + 8 * count, what)
+        unpack = _U64.unpack_from
+        buf, start, index = self.buf, off, count
+        try:
+            for index in range(count):  # noqa: B007  (index tells where a short read stopped)
+                off += unpack(buf, off)[0] + 8
+        except (struct.error, OverflowError):  # string ``index`` starts at ``off``, past the buffer's end
+            left = count - index
+            mean = max(8, (off - start) // index) if index else 8
+            likely_end = off + left * mean * 5 // 4 + after  # later strings tend to be longer
+            self.rest += 8 * (left - 1)
+            culprit = index - 1 if off > self.end else index
+            self.need(off + 8, f"{what} (string {culprit})", likely_end)  # raises: off + 8 > end
+        self.need(off, f"{what} (string {count - 1})", off + after)  # the last string may overrun
+        return off
+
+    def array(self, off: int, key: str, largest: bool, vocabulary: bool) -> tuple[int, Any, int]:
+        """An array's length, its largest element when asked and numeric (else None), and its end."""
+        what = f"the array {key}"
+        kind = self.u32(off, what)
+        count = self.u64(off + 4, what)
+        off += 12
+        if kind == _STRING:  # a vocabulary is followed by its scores (f32) and token types (i32)
+            return count, None, self.skip_strings(off, count, what, 8 * count if vocabulary else 0)
+        element = _FIXED.get(kind)
+        if element is None:
+            raise self.fail(f"{what} has unsupported element type {kind}")
+        end = off + count * element.size
+        self.need(end, what)
+        if not largest or count == 0:
+            return count, None, end
+        if count > _MAX_LAYER_ARRAY:
+            raise self.fail(f"{what} has {count} elements")
+        values = struct.unpack_from(f"<{count}{element.format[-1]}", self.buf, off)
+        return count, max(values), end
 
 
-def _scalar(reader: Any, key: str) -> Any:
-    field = reader.fields.get(key)
-    if field is None or not field.types:
-        return None
-    value = field.contents()
-    if isinstance(value, list):  # per-layer arrays (e.g. head counts): the largest is what memory needs
-        numbers = [v for v in value if isinstance(v, int | float)]
-        return max(numbers) if numbers else None
-    return value
+@dataclass
+class _Metadata:
+    """The kept key/values: strings we show, numbers (scalars and per-layer maxima), n_vocab."""
+
+    strings: dict[str, str]
+    numbers: dict[str, Any]
+    n_vocab: int | None
+    end: int
 
 
-def _shape(reader: Any, arch: str) -> ModelShape:
+@dataclass(frozen=True)
+class _Tensors:
+    count: int
+    elements: int
+    header_end: int
+    data_end: int
+    last: str
+
+
+def scan_header(buffer: Any, *, label: str, file_size: int | None = None) -> GGUFInfo:
+    """Parse the GGUF header at the start of ``buffer`` (bytes, memoryview or mmap).
+
+    Raises ``HeaderIncomplete`` when the buffer ends before the header does
+    (read more and scan again) and IntegrityError naming ``label`` when the
+    bytes are not a GGUF llama.cpp could load. With ``file_size`` (the whole
+    file's length) anything claimed past it is damage, never a short read.
+
+        info = scan_header(first_mebibyte, label="model.gguf")
+    """
+    scan = _Scanner(buffer, label, file_size)
+    head = bytes(buffer[:4])
+    if not _MAGIC.startswith(head):
+        raise scan.fail(f"bad magic {head!r}")
+    scan.need(_PREFIX.size, "the file header")
+    _, version, tensor_count, kv_count = _PREFIX.unpack_from(buffer, 0)
+    if version not in _VERSIONS:
+        raise scan.fail(f"unsupported GGUF version {version} (llama.cpp reads versions 2 and 3)")
+    if kv_count > _MAX_KV or tensor_count > _MAX_TENSORS:
+        raise scan.fail(f"absurd counts ({kv_count} keys, {tensor_count} tensors)")
+    meta = _scan_kvs(scan, _PREFIX.size, kv_count, tensor_count)
+    alignment = meta.numbers.get("general.alignment", _DEFAULT_ALIGNMENT)
+    if alignment <= 0 or alignment & (alignment - 1):
+        raise scan.fail(f"general.alignment {alignment} is not a power of two")
+    tensors = _scan_tensors(scan, meta.end, tensor_count, alignment)
+    return _info(scan, meta, tensors)
+
+
+def _scan_kvs(scan: _Scanner, off: int, kv_count: int, tensor_count: int) -> _Metadata:
+    meta = _Metadata({}, {}, None, off)
+    seen: set[bytes] = set()
+    for index in range(kv_count):
+        scan.left(kv_count - index - 1, tensor_count)
+        raw, off = scan.string(off, f"key {index}")
+        try:
+            key = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise scan.fail(f"key {index} is not UTF-8 ({raw[:64]!r})") from None
+        shown = _shown(key)
+        if raw in seen:
+            raise scan.fail(f"duplicate key {shown}")
+        seen.add(raw)
+        kind = scan.u32(off, f"the type of {shown}")
+        off += 4
+        if key == "general.alignment" and kind != _UINT32:
+            raise scan.fail("general.alignment is not a u32")
+        if kind == _STRING and key in _STRING_KEYS:
+            raw, off = scan.string(off, f"the value of {shown}")
+            meta.strings[key] = raw.decode("utf-8", errors="replace")  # as written: front ends escape
+        elif kind == _STRING:
+            off = scan.skip_strings(off, 1, f"the value of {shown}")
+        elif kind == _ARRAY:
+            count, largest, off = scan.array(off, shown, key.endswith(_LAYER_SUFFIXES), key == _TOKENS)
+            if key == _TOKENS:
+                meta.n_vocab = count
+            elif largest is not None:
+                meta.numbers[key] = largest
+        elif (element := _FIXED.get(kind)) is not None:
+            scan.need(off + element.size, f"the value of {shown}")
+            meta.numbers[key] = element.unpack_from(scan.buf, off)[0]  # scalars are cheap: keep them all
+            off += element.size
+        else:
+            raise scan.fail(f"{shown} has unknown value type {kind}")
+    scan.left(0, tensor_count)
+    meta.end = off
+    return meta
+
+
+def _scan_tensors(scan: _Scanner, off: int, count: int, alignment: int) -> _Tensors:
+    """Walk the tensor table: sizes from ggml's block sizes, offsets aligned, names unique."""
+    sizes = _ggml_sizes() if count else {}
+    names: set[bytes] = set()
+    elements, data_end, last = 0, 0, ""
+    for index in range(count):
+        scan.left(0, count - index - 1)
+        raw, off = scan.string(off, f"the name of tensor {index}")
+        name = _shown(raw.decode("utf-8", errors="replace"))
+        if len(raw) >= _MAX_NAME:
+            raise scan.fail(f"tensor {index} has a name of {len(raw)} bytes (at most {_MAX_NAME - 1})")
+        if raw in names:
+            raise scan.fail(f"duplicate tensor {name}")
+        names.add(raw)
+        n_dims = scan.u32(off, f"tensor {name}")
+        if n_dims > _MAX_DIMS:
+            raise scan.fail(f"tensor {name} has {n_dims} dimensions")
+        scan.need(off + 4 + 8 * n_dims + _TYPE_OFFSET.size, f"tensor {name}")
+        dims = struct.unpack_from(f"<{n_dims}Q", scan.buf, off + 4)
+        kind, offset = _TYPE_OFFSET.unpack_from(scan.buf, off + 4 + 8 * n_dims)
+        off += 4 + 8 * n_dims + _TYPE_OFFSET.size
+        n = math.prod(dims)
+        if n >= 1 << 63:
+            raise scan.fail(f"tensor {name} has {n} elements")
+        if kind not in sizes:
+            raise scan.fail(f"tensor {name} has unknown ggml type {kind}")
+        block, block_bytes = sizes[kind]
+        if dims and dims[0] % block:
+            raise scan.fail(f"tensor {name}'s rows ({dims[0]}) are not whole blocks of {block}")
+        if offset % alignment:
+            raise scan.fail(f"tensor {name} starts at offset {offset}, not a multiple of {alignment}")
+        end = offset + n * block_bytes // block
+        if end > data_end or not last:
+            data_end, last = end, name
+        elements += n
+    scan.left(0, 0)
+    header_end = off + -off % alignment
+    # with no tensors nothing needs to follow the table (a writer may leave the padding out)
+    return _Tensors(count, elements, header_end, header_end + data_end if count else off, last)
+
+
+def _info(scan: _Scanner, meta: _Metadata, tensors: _Tensors) -> GGUFInfo:
     def number(key: str, default: int = 0) -> int:
-        value = _scalar(reader, f"{arch}.{key}")
-        return int(value) if value is not None else default
+        value = meta.numbers.get(key)
+        if value is None:
+            return default
+        if not math.isfinite(value) or value < 0:
+            raise scan.fail(f"{key} is {value}")
+        return int(value)
 
-    n_embd = number("embedding_length")
-    n_head = number("attention.head_count", 1) or 1
-    tokens = reader.fields.get("tokenizer.ggml.tokens")
-    n_vocab = len(tokens.data) if tokens is not None else number("vocab_size")
-    return ModelShape(
-        n_layers=number("block_count"),
+    split_index = number("split.no")
+    arch = meta.strings.get("general.architecture", "")
+    if not arch and split_index == 0:  # only the later parts of a split model may leave it out
+        raise scan.fail("it has no general.architecture")
+    if arch and not _ARCH.fullmatch(arch):
+        raise IntegrityError(f"{scan.label} has an invalid architecture name {ascii(arch)}")
+    n_embd = number(f"{arch}.embedding_length")
+    n_head = number(f"{arch}.attention.head_count", 1) or 1
+    shape = ModelShape(
+        n_layers=number(f"{arch}.block_count"),
         n_embd=n_embd,
         n_head=n_head,
-        n_kv_heads=number("attention.head_count_kv", n_head),
-        head_dim=number("attention.key_length", n_embd // n_head),
-        context_length=number("context_length"),
-        n_vocab=n_vocab,
+        n_kv_heads=number(f"{arch}.attention.head_count_kv", n_head),
+        head_dim=number(f"{arch}.attention.key_length", n_embd // n_head),
+        context_length=number(f"{arch}.context_length"),
+        n_vocab=meta.n_vocab if meta.n_vocab is not None else number(f"{arch}.vocab_size"),
     )
-
-
-def _info(reader: Any) -> GGUFInfo:
-    arch = _scalar(reader, "general.architecture") or ""  # absent from the later parts of a split
-    file_type = _scalar(reader, "general.file_type")
     return GGUFInfo(
         architecture=arch,
-        name=_scalar(reader, "general.name"),
-        file_type=int(file_type) if file_type is not None else None,
-        shape=_shape(reader, arch),
-        chat_template=_scalar(reader, "tokenizer.chat_template"),
-        license=_scalar(reader, "general.license"),
-        size_label=_scalar(reader, "general.size_label"),
-        parameter_count=sum(int(t.n_elements) for t in reader.tensors),
-        split_count=int(_scalar(reader, "split.count") or 1),
-        header_end=int(reader.data_offset),
+        name=meta.strings.get("general.name"),
+        file_type=number("general.file_type") if "general.file_type" in meta.numbers else None,
+        shape=shape,
+        chat_template=meta.strings.get("tokenizer.chat_template"),
+        license=meta.strings.get("general.license"),
+        size_label=meta.strings.get("general.size_label"),
+        parameter_count=tensors.elements,
+        split_count=number("split.count", 1) or 1,
+        header_end=tensors.header_end,
+        data_end=tensors.data_end,
+        tensor_count=tensors.count,
+        split_index=split_index,
+        last_tensor=tensors.last,
     )
 
 
-def parse_header(path: Path, available: int) -> GGUFInfo | None:
-    """Parse a header of which only the first ``available`` bytes are real.
+def read_header(path: Path, *, label: str) -> GGUFInfo:
+    """The header of a local GGUF file, scanned through a memory map: only its pages are read."""
+    with open(path, "rb") as file:
+        size = os.fstat(file.fileno()).st_size
+        if size == 0:  # mmap refuses an empty file
+            raise IntegrityError(f"{label} is empty, not a GGUF file")
+        with mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ) as view:
+            try:
+                return scan_header(view, label=label, file_size=size)
+            except HeaderIncomplete as error:  # not with the whole file at hand; a guard all the same
+                raise IntegrityError(f"{label} is truncated inside its header ({size} bytes)") from error
 
-    The rest of ``path`` is a sparse hole that reads as zeros. Returns None when
-    the header runs past ``available`` (fetch more and call again): the parse
-    is trusted only if every byte it consumed was real.
+
+def check_data_inside(info: GGUFInfo, size: int, *, label: str) -> None:
+    """Raise IntegrityError when the tensor data ``info`` describes does not fit in ``size`` bytes.
+
+    For a caller that already has the header (read remotely before the
+    download) and need not read it again.
     """
-    try:
-        reader = _open_reader(path)
-    except Exception:  # zeros past the real bytes can fail anywhere in the parse: fetch more
-        return None
-    if reader.data_offset > available:
-        return None
-    return _info(reader)
+    if info.data_end > size:
+        raise IntegrityError(
+            f"{label} is truncated: tensor {info.last_tensor} ends at byte {info.data_end} of {size}"
+        )
 
 
 def verify_structure(path: Path, *, label: str) -> GGUFInfo:
@@ -123,14 +428,6 @@ def verify_structure(path: Path, *, label: str) -> GGUFInfo:
     Raises IntegrityError naming ``label`` when anything is off; this runs
     before a model is registered, so a truncated or mangled file never is.
     """
-    size = path.stat().st_size
-    try:
-        reader = _open_reader(path)
-        info = _info(reader)
-    except Exception as error:  # the gguf reader raises bare ValueErrors, numpy errors, ...
-        raise IntegrityError(f"{label} is not a valid GGUF file ({error})") from error
-    for tensor in reader.tensors:
-        end = int(tensor.data_offset) + int(tensor.n_bytes)
-        if end > size:
-            raise IntegrityError(f"{label} is truncated: tensor {tensor.name} ends at byte {end} of {size}")
+    info = read_header(path, label=label)
+    check_data_inside(info, path.stat().st_size, label=label)
     return info

@@ -1,4 +1,9 @@
-"""The generated fixtures are real GGUF models that the real llama.cpp loads and runs."""
+"""The generated fixtures are real GGUF models that the real llama.cpp loads and runs.
+
+On a GPU machine, after installing the CUDA build of llama-cpp-python
+(``shared/gpu/build-llama-cuda.sh``), this file is the first to run: the
+fixtures once crashed CUDA builds (see tests/support/tiny_gguf.py).
+"""
 
 from __future__ import annotations
 

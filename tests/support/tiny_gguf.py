@@ -1,12 +1,21 @@
 """Tiny but real GGUF models for tests: llama.cpp loads them in milliseconds.
 
-A llama-architecture model with 2 layers, 64-dim embeddings and a 512-token
+A llama-architecture model with 2 layers, 128-dim embeddings (two heads of
+64, one KV head: grouped-query attention as in real models) and a 512-token
 SentencePiece-style vocabulary (control tokens, 256 byte tokens, then single
 characters and a few common pieces), random weights and a ChatML chat
 template. Weights are random, so generated text is gibberish, but every byte
 goes through the real gguf writer and the real llama.cpp loader.
 
     path = write_tiny_gguf(tmp_path / "tiny-Q8_0.gguf", quant="Q8_0")
+
+Heads are 64 wide and the tensors are written in the order llama.cpp's
+converters use (embeddings, blocks, output), like ``shared/gpu/mkmodel.py``
+whose models load on a CUDA build: the first version of this fixture had
+16-wide heads (64-dim, 4 heads), narrower than any real model and than the
+head sizes CUDA kernels are built for, and it crashed the CUDA build even with
+no layer offloaded. Not yet re-checked on a GPU (no device was lent to the
+session that made this change); ``tests/test_tiny_gguf.py`` says how.
 
 ``pad_bytes`` adds one extra int8 tensor so a benchmark can have a
 structurally valid GGUF of any size (llama.cpp will not load that one).
@@ -22,10 +31,10 @@ import gguf
 import numpy as np
 
 N_LAYERS = 2
-N_EMBD = 64
-N_HEAD = 4
-N_KV_HEAD = 2
-N_FF = 128
+N_EMBD = 128
+N_HEAD = 2
+N_KV_HEAD = 1
+N_FF = 256
 N_CTX_TRAIN = 2048
 N_VOCAB = 512
 
@@ -79,11 +88,7 @@ def tiny_vocab() -> tuple[list[str], list[float], list[int]]:
 
 def _tensor_shapes() -> dict[str, tuple[int, ...]]:
     head_dim = N_EMBD // N_HEAD
-    shapes: dict[str, tuple[int, ...]] = {
-        "token_embd.weight": (N_VOCAB, N_EMBD),
-        "output_norm.weight": (N_EMBD,),
-        "output.weight": (N_VOCAB, N_EMBD),
-    }
+    shapes: dict[str, tuple[int, ...]] = {"token_embd.weight": (N_VOCAB, N_EMBD)}
     for i in range(N_LAYERS):
         shapes |= {
             f"blk.{i}.attn_norm.weight": (N_EMBD,),
@@ -96,6 +101,8 @@ def _tensor_shapes() -> dict[str, tuple[int, ...]]:
             f"blk.{i}.ffn_up.weight": (N_FF, N_EMBD),
             f"blk.{i}.ffn_down.weight": (N_EMBD, N_FF),
         }
+    shapes["output_norm.weight"] = (N_EMBD,)
+    shapes["output.weight"] = (N_VOCAB, N_EMBD)
     return shapes
 
 
