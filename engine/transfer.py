@@ -16,9 +16,12 @@ import time
 from pathlib import Path
 from typing import BinaryIO
 
+from engine.cancel import NEVER, CancelToken
+from engine.errors import Cancelled
 from engine.events import EventSink, Progress
 
 CHUNK = 8 * 1024 * 1024
+PULL_CANCELLED = "pull cancelled: the partial download is kept; pull again to resume"
 _REPORT_EVERY = 0.1  # seconds between progress events
 
 
@@ -115,17 +118,27 @@ class HashingFile:
     huggingface_hub's ``http_get`` writes through it. It may rewind and
     truncate when a server ignores a Range request; then the hash restarts
     from the bytes that stay.
+
+    Every ``write`` checks ``cancel`` first: a cancelled pull raises
+    ``Cancelled`` from inside the download with the file flushed, so what
+    arrived is kept for a resume (``close`` then stops the hash thread).
     """
 
-    def __init__(self, path: Path, meter: ProgressMeter) -> None:
+    def __init__(self, path: Path, meter: ProgressMeter, *, cancel: CancelToken = NEVER) -> None:
         self._path = path
         self._file: BinaryIO = open(path, "ab")  # noqa: SIM115 - closed in close()
         self._meter = meter
+        self._cancel = cancel
+        self.size = self._file.tell()  # bytes in the file, written or buffered
         self.hasher = BackgroundHasher(self._file.fileno())
         feed_file(self.hasher, path)
 
     def write(self, data: bytes) -> int:
+        if self._cancel.cancelled:
+            self._file.flush()
+            raise Cancelled(PULL_CANCELLED)
         written = self._file.write(data)
+        self.size += written
         self.hasher.feed(data)
         self._meter.advance(len(data))
         return written
@@ -139,6 +152,7 @@ class HashingFile:
     def truncate(self, size: int | None = None) -> int:
         self._file.flush()
         size = self._file.truncate(size)
+        self.size = size
         self.hasher.hexdigest()  # drop the old stream; hash what is left from the start
         self.hasher = BackgroundHasher(self._file.fileno())
         feed_file(self.hasher, self._path, size)
@@ -149,9 +163,16 @@ class HashingFile:
         self._file.flush()
 
     def close(self) -> None:
-        """Close without a digest (the download failed): the hash thread stops before the file does."""
+        """Close without a digest (the download failed); safe to call twice.
+
+        The hash thread stops before the file closes. Bytes the disk refused
+        (a full disk) are dropped: what is on disk stays a prefix of the file.
+        """
+        if self._file.closed:
+            return
         self.hasher.hexdigest()
-        self._file.close()
+        with contextlib.suppress(OSError):  # the flush failed; the descriptor is closed all the same
+            self._file.close()
 
     def finish(self) -> str:
         """Flush to disk, close, and return the sha256 of everything in the file."""
@@ -162,13 +183,20 @@ class HashingFile:
         return digest
 
 
-def hash_file(path: Path, meter: ProgressMeter | None = None) -> str:
-    """sha256 of a file, as fast as ``sha256sum``: big reads into one reused buffer."""
+def hash_file(path: Path, meter: ProgressMeter | None = None, cancel: CancelToken = NEVER) -> str:
+    """sha256 of a file, as fast as ``sha256sum``: big reads into one reused buffer.
+
+    ``cancel`` is checked before every 8 MiB read (``Cancelled`` with the token's reason).
+    """
     digest = hashlib.sha256()
     buffer = bytearray(CHUNK)
     view = memoryview(buffer)
     with open(path, "rb", buffering=0) as f:
-        while n := f.readinto(buffer):
+        while True:
+            cancel.check()
+            n = f.readinto(buffer)
+            if not n:
+                break
             digest.update(view[:n])
             if meter is not None:
                 meter.advance(n)

@@ -33,13 +33,18 @@ every request when ``path == "*"``; ``times`` is how many requests they affect (
 
 * ``"refuse"``: close the connection without any response (client: ``httpx2.RemoteProtocolError``).
 * ``"status"``, ``code=N``: answer HTTP ``N``; 404 carries ``X-Error-Code: EntryNotFound``, 401 ``GatedRepo``.
+  ``message=TEXT`` replaces the reason (``{"error": TEXT}`` in the body; ``X-Error-Message`` gets it with CR
+  dropped and LF as a space, as a header cannot carry them); ``bare=True`` sends no body and no error headers.
 * ``"cut"``, ``at=N``: headers promise the whole length, ``N`` body bytes follow, then the connection is
   closed (client: ``httpx2.RemoteProtocolError``, which ``http_get`` retries by resuming with a ``Range``).
 * ``"corrupt"``: same length and headers (ETag still the true hash), first byte of every 1 MiB chunk flipped.
 * ``"slow"``, ``rate=B``: the body is throttled to ``B`` bytes per second.
+* ``"stall"``, ``at=N``: headers promise the whole length, ``N`` body bytes follow, then silence: the
+  connection stays open until the hub stops (the client sees a read timeout).
 
-``refuse`` and ``status`` apply to HEAD and GET; the body faults (``cut``, ``corrupt``, ``slow``) only to
-responses with a body, so the HEAD of ``hf_hub_download`` does not use up a ``times=1`` cut meant for its GET.
+``refuse`` and ``status`` apply to HEAD and GET; the body faults (``cut``, ``corrupt``, ``slow``, ``stall``)
+only to responses with a body, so the HEAD of ``hf_hub_download`` does not use up a ``times=1`` cut meant for
+its GET.
 
 Counters: ``hub.bytes_served`` maps an in-repo file path to the body bytes written by GET resolve requests
 (a ``Counter``: unknown paths read 0); ``hub.requests`` lists ``(method, unquoted path without query)``;
@@ -71,8 +76,8 @@ LFS_THRESHOLD = 10 * 1024 * 1024
 _CHUNK = 1024 * 1024
 _SENDFILE_CHUNK = 8 * 1024 * 1024
 _LAST_MODIFIED = "2024-01-01T00:00:00.000Z"
-_FAULT_KINDS = frozenset({"cut", "corrupt", "status", "slow", "refuse"})
-_BODY_FAULTS = frozenset({"cut", "corrupt", "slow"})
+_FAULT_KINDS = frozenset({"cut", "corrupt", "status", "slow", "refuse", "stall"})
+_BODY_FAULTS = frozenset({"cut", "corrupt", "slow", "stall"})
 _STATUS_FAULTS = frozenset({"status", "refuse"})
 _ERROR_CODES = {401: "GatedRepo", 404: "EntryNotFound"}
 _GATED_MESSAGE = "Access to model {repo} is restricted. You must be authenticated to access it."
@@ -179,14 +184,19 @@ class _Fault:
     at: int
     code: int
     rate: float
+    message: str | None = None
+    bare: bool = False
 
 
 class _HubError(Exception):
     """Raised by route handlers to answer an error status with the Hub's error headers."""
 
-    def __init__(self, status: int, message: str, error_code: str | None, commit: str | None = None) -> None:
+    def __init__(
+        self, status: int, message: str, error_code: str | None, commit: str | None = None, bare: bool = False
+    ) -> None:
         super().__init__(message)
         self.status, self.message, self.error_code, self.commit = status, message, error_code, commit
+        self.bare = bare
 
 
 class FakeHub:
@@ -201,8 +211,10 @@ class FakeHub:
         self._connections: set[socket.socket] = set()
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
+        self._stopping = threading.Event()  # wakes stalled responses when the hub stops
 
     def start(self) -> FakeHub:
+        self._stopping.clear()
         self._server = _Server(self)
         self._thread = threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, name="fake-hub", daemon=True
@@ -213,6 +225,7 @@ class FakeHub:
     def stop(self) -> None:
         if self._server is None or self._thread is None:
             return
+        self._stopping.set()
         self._server.shutdown()
         with self._lock:
             connections = list(self._connections)
@@ -286,6 +299,8 @@ class FakeHub:
         at: int = 0,
         code: int = 500,
         rate: float = 1024 * 1024,
+        message: str | None = None,
+        bare: bool = False,
     ) -> None:
         """Inject a fault for the resolve requests of in-repo file ``path`` (``"*"``: every request)."""
         if kind not in _FAULT_KINDS:
@@ -293,7 +308,7 @@ class FakeHub:
         if rate <= 0 or at < 0 or (times is not None and times < 1):
             raise ValueError("rate must be > 0, at >= 0 and times >= 1 (or None)")
         with self._lock:
-            self._faults.append(_Fault(path, kind, times, at, code, rate))
+            self._faults.append(_Fault(path, kind, times, at, code, rate, message, bare))
 
     def clear_faults(self) -> None:
         with self._lock:
@@ -397,7 +412,8 @@ class _Handler(BaseHTTPRequestHandler):
                 return
             try:
                 if fault is not None:
-                    raise _HubError(fault.code, f"Injected HTTP {fault.code}", _ERROR_CODES.get(fault.code))
+                    message = fault.message if fault.message is not None else f"Injected HTTP {fault.code}"
+                    raise _HubError(fault.code, message, _ERROR_CODES.get(fault.code), bare=fault.bare)
                 if is_resolve:
                     self._resolve(f"{unquote(segments[0])}/{unquote(segments[1])}", unquote(segments[3]))
                 elif segments[:2] == ["api", "models"] and len(segments) >= 4:
@@ -518,7 +534,11 @@ class _Handler(BaseHTTPRequestHandler):
             self._write_body(body, 0, len(body), lambda size: None)
 
     def _send_error(self, error: _HubError) -> None:
-        extra = {"X-Error-Message": error.message}
+        if error.bare:
+            self.send_response(error.status)
+            self._end_headers({"Content-Length": "0"})
+            return
+        extra = {"X-Error-Message": error.message.replace("\r", "").replace("\n", " ")}
         if error.error_code is not None:
             extra["X-Error-Code"] = error.error_code
         if error.commit is not None:
@@ -555,7 +575,7 @@ class _Handler(BaseHTTPRequestHandler):
         fault: _Fault | None,
     ) -> None:
         kind = fault.kind if fault is not None else None
-        limit = min(length, fault.at) if fault is not None and kind == "cut" else length
+        limit = min(length, fault.at) if fault is not None and kind in ("cut", "stall") else length
         chunk_size = max(1, int(fault.rate / 20)) if fault is not None and kind == "slow" else _CHUNK
         began, sent = time.monotonic(), 0
         with io.BytesIO(source) if isinstance(source, bytes) else source.open("rb") as handle:
@@ -571,6 +591,9 @@ class _Handler(BaseHTTPRequestHandler):
                 if fault is not None and kind == "slow":
                     time.sleep(max(0.0, began + sent / fault.rate - time.monotonic()))
         if kind == "cut":
+            self.close_connection = True
+        elif kind == "stall":
+            self.server.hub._stopping.wait()
             self.close_connection = True
 
     def _send_all(self, data: bytes, count: Callable[[int], None]) -> None:
