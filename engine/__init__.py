@@ -170,8 +170,8 @@ def _check_generation_options(max_tokens: int, temperature: float, seed: int | N
         raise InvalidOption(f"max_tokens must be a whole number ≥ 1, not {max_tokens!r:.20}")
     if not isinstance(temperature, int | float) or not math.isfinite(temperature) or temperature < 0:
         raise InvalidOption(f"temperature must be a finite number ≥ 0, not {temperature!r:.20}")
-    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**32):
-        raise InvalidOption(f"seed must be a whole number from 0 to {2**32 - 1}, not {seed!r:.20}")
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**32 - 1):
+        raise InvalidOption(f"seed must be a whole number from 0 to {2**32 - 2}, not {seed!r:.20}")
 
 
 class Engine:
@@ -388,21 +388,9 @@ class Engine:
         """
         from engine.verify import check_blob
 
-        reports: list[VerifyReport] = []
-        manifests: list[Manifest] = []
-        if references is None:
-            manifests = self.list_models()
-            for entry in self._store.problems():
-                advice = None if entry.newer else f"remove it with llamadeck rm {entry.reference}"
-                reports.append(VerifyReport(entry.reference, [entry.problem or "unusable"], advice))
-        else:
-            for reference in references:
-                try:
-                    manifests.append(self.resolve(reference))
-                except LlamadeckError as error:
-                    reports.append(VerifyReport(reference.strip(), [str(error)]))
         problems: dict[str, str | None] = {}  # sha256 -> problem; a blob shared by two names is hashed once
-        for manifest in manifests:
+
+        def check(manifest: Manifest) -> VerifyReport:
             report = VerifyReport(manifest.reference)
             for file in manifest.files:
                 if file.sha256 not in problems:
@@ -411,7 +399,22 @@ class Engine:
                     report.problems.append(problem)
             if report.problems:
                 report.repair = self._repair_advice(manifest)
-            reports.append(report)
+            return report
+
+        if references is None:
+            reports = [check(m) for m in self.list_models()]
+            for entry in self._store.problems():
+                advice = None if entry.newer else f"remove it with llamadeck rm {entry.reference}"
+                reports.append(VerifyReport(entry.reference, [entry.problem or "unusable"], advice))
+            return reports
+        reports = []
+        for reference in references:  # answered in the order asked
+            try:
+                manifest = self.resolve(reference)
+            except LlamadeckError as error:
+                reports.append(VerifyReport(reference.strip(), [str(error)]))
+                continue
+            reports.append(check(manifest))
         return reports
 
     def _repair_advice(self, manifest: Manifest) -> str:

@@ -1,70 +1,92 @@
 """The ``llamadeck`` command line: parse, call the engine, print.
 
 Docker- and Ollama-like verbs. Every failure is one line on stderr and a
-non-zero exit; ``--debug`` adds the traceback. Imports stay lazy so that
-``--help``, ``list`` and ``show`` start fast (no llama_cpp, no textual).
+non-zero exit: 1 for an error, 130 for Ctrl+C, 2 for a bug (``--debug``, given
+anywhere on the line, adds the traceback). Long engine calls run through
+``tui.interrupt`` so Ctrl+C always works; everything printed goes through
+``tui.terminal``. Imports stay lazy so that ``--help``, ``list`` and ``show``
+start fast (no llama_cpp, no textual).
 """
 
 from __future__ import annotations
 
 import argparse
+import math
+import os
 import sys
 import traceback
 from collections.abc import Callable, Sequence
+from contextlib import suppress
+from typing import TYPE_CHECKING, Any, NoReturn
 
-from tui.progress import ProgressView
 from tui.tables import ago, format_count, printable, render_table
+from tui.terminal import (
+    error,
+    escape,
+    flush_all,
+    guard_standard_fds,
+    harden_streams,
+    out,
+    silence_stdout,
+    warn,
+)
+
+if TYPE_CHECKING:
+    from engine import Engine
+    from tui.progress import ProgressView
+
+RESUME_NOTE = ": the partial download is kept; run the same pull to resume"
+MAX_SEED = 2**31 - 1
 
 
-def _engine():  # noqa: ANN202 - lazy import keeps --help fast
+class CliError(Exception):
+    """A mistake on the command line or its streams, found before the engine is asked anything."""
+
+
+def _engine() -> Engine:  # lazy import keeps --help fast
     from engine import Engine
 
     return Engine()
 
 
+def _view(transient: bool = False) -> ProgressView:
+    from tui.progress import ProgressView
+
+    return ProgressView(sys.stderr, transient=transient)
+
+
+# commands --------------------------------------------------------------------
+
+
 def cmd_pull(args: argparse.Namespace) -> int:
+    from tui.interrupt import run_cancellable
+
     if args.list:
         return list_variants(args.model)
-    view = ProgressView(sys.stderr)
+    engine, view = _engine(), _view()
     try:
-        manifest = _engine().pull(args.model, quant=args.quant, on_event=view)
+        manifest = run_cancellable(
+            lambda cancel, emit: engine.pull(args.model, quant=args.quant, on_event=emit, cancel=cancel),
+            view,
+            note=RESUME_NOTE,
+        )
     finally:
         view.close()
-    print(f"pulled {manifest.reference} ({manifest.id})")
-    return 0
-
-
-def cmd_run(args: argparse.Namespace) -> int:
-    from engine.events import Done, Token
-
-    prompt = args.prompt if args.prompt is not None else ("" if sys.stdin.isatty() else sys.stdin.read())
-    if not prompt.strip():
-        print('Error: give a prompt: llamadeck run MODEL "PROMPT" (or pipe one in)', file=sys.stderr)
-        return 1
-    view = ProgressView(sys.stderr)
-    raw = True if args.raw else None
-    events = _engine().generate(
-        args.model, prompt, raw=raw, max_tokens=args.max_tokens, temperature=args.temperature, on_event=view
-    )
-    for event in events:
-        if isinstance(event, Token):
-            sys.stdout.write(event.text)
-            sys.stdout.flush()
-        elif isinstance(event, Done):
-            sys.stdout.write("\n")
-            if args.verbose:
-                print(
-                    f"load {event.load_seconds:.2f}s, prompt {event.prompt_tokens} tokens in "
-                    f"{event.prompt_seconds:.2f}s, {event.completion_tokens} tokens in "
-                    f"{event.generate_seconds:.2f}s ({event.tokens_per_second:.1f} tokens/s)",
-                    file=sys.stderr,
-                )
+    out(f"pulled {escape(manifest.reference)} ({escape(manifest.id)})")
     return 0
 
 
 def list_variants(reference: str) -> int:
-    from engine.units import format_gib, format_size
+    from engine import format_gib, format_size
+    from tui.interrupt import run_cancellable
 
+    engine, view = _engine(), _view(transient=True)
+    try:
+        fits = run_cancellable(
+            lambda cancel, emit: engine.variants(reference, on_event=emit, cancel=cancel), view
+        )
+    finally:
+        view.close()
     rows = [
         [
             fit.quant + (" *" if fit.recommended else ""),
@@ -72,34 +94,98 @@ def list_variants(reference: str) -> int:
             format_gib(fit.need),
             fit.fits_in.value or "does not fit",
         ]
-        for fit in _engine().variants(reference)
+        for fit in fits
     ]
-    print(render_table(["QUANT", "SIZE", "NEEDS", "FITS IN"], rows))
-    print("* what pull takes without a quant")
+    out(render_table(["QUANT", "SIZE", "NEEDS", "FITS IN"], rows))
+    out("* what pull takes without a quant")
+    return 0
+
+
+def read_prompt(given: str | None) -> str:
+    """The prompt from the command line, else all of stdin (which must be UTF-8 text)."""
+    if given is not None:
+        prompt = given
+        if any("\ud800" <= c <= "\udfff" for c in prompt):  # argv bytes Python could not decode
+            raise CliError("the prompt is not valid UTF-8 text")
+    elif sys.stdin is None:
+        raise CliError('give a prompt: llamadeck run MODEL "PROMPT" (stdin is closed)')
+    elif sys.stdin.isatty():
+        prompt = ""
+    else:
+        data = sys.stdin.buffer.read()
+        try:
+            prompt = data.decode("utf-8-sig")
+        except UnicodeDecodeError as bad:
+            raise CliError(f"stdin is not valid UTF-8 text (a bad byte at offset {bad.start})") from None
+    if not prompt.strip():
+        raise CliError('give a prompt: llamadeck run MODEL "PROMPT" (or pipe one in)')
+    return prompt
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from tui.interrupt import run_cancellable
+
+    prompt = read_prompt(args.prompt)
+    engine, view = _engine(), _view()
+    try:  # generation never pulls: a missing model is fetched here first, with its progress shown
+        run_cancellable(lambda cancel, emit: engine.ensure(args.model, on_event=emit, cancel=cancel), view)
+    finally:
+        view.close()
+
+    def generate(cancel: Any, emit: Callable[[object], None]) -> None:
+        events = engine.generate(
+            args.model,
+            prompt,
+            raw=True if args.raw else None,
+            max_tokens=args.max_tokens,
+            temperature=args.temperature,
+            seed=args.seed,
+            cancel=cancel,
+        )
+        for event in events:
+            emit(event)
+
+    from tui.progress import ReplyView
+
+    reply = ReplyView(verbose=args.verbose)
+    try:
+        run_cancellable(generate, reply)
+    finally:
+        reply.close()
     return 0
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    from engine.units import format_size
+    from engine import format_size
 
-    rows = [
-        [m.reference, m.id, format_size(m.size), m.quant or "-", ago(m.created)]
-        for m in _engine().list_models()
-    ]
-    print(render_table(["NAME", "ID", "SIZE", "QUANT", "MODIFIED"], rows))
+    engine = _engine()
+    models = engine.list_models()
+    problems = engine.store_problems()
+    rows = [[m.reference, m.id, format_size(m.size), m.quant or "-", ago(m.created)] for m in models]
+    rows += [[p.reference, "newer llamadeck" if p.newer else "damaged", "-", "-", "-"] for p in problems]
+    out(render_table(["NAME", "ID", "SIZE", "QUANT", "MODIFIED"], rows))
+    for problem in problems:
+        warn(f"{escape(problem.reference)}: {escape(problem.problem)}")
     return 0
 
 
-def cmd_show(args: argparse.Namespace) -> int:
-    from engine.units import format_size
+def _first_line(text: str | None, limit: int, empty: str) -> str:
+    lines = (text or "").strip().splitlines()
+    if not lines:
+        return empty
+    line = lines[0]
+    return line[:limit] + " …" if len(line) > limit or len(lines) > 1 else line
 
-    details = _engine().show(args.model)
-    m = details.manifest
+
+def cmd_show(args: argparse.Namespace) -> int:
+    from engine import format_size
+
+    m = _engine().show(args.model).manifest
     if args.template:
-        print(printable(m.template or "(none: plain completion)"))
+        out(printable(m.template or "(none: plain completion)"))
         return 0
     if args.license:
-        print(printable(m.license or "(none recorded)"))
+        out(printable(m.license or "(none recorded)"))
         return 0
     model = [
         ("architecture", m.architecture),
@@ -112,79 +198,143 @@ def cmd_show(args: argparse.Namespace) -> int:
     ]
     source = [("from", m.source)] + ([("revision", m.revision)] if m.revision else [])
     source += [("files", ", ".join(f.path for f in m.files))]
-    template = m.template.strip().splitlines()[0][:70] + " …" if m.template else "(none: plain completion)"
+    template = _first_line(m.template, 70, "(none: plain completion)")
     sections = [
         ("Model", model),
         ("Source", source),
-        ("License", [("", (m.license or "(none recorded)").splitlines()[0][:100])]),
+        ("License", [("", _first_line(m.license, 100, "(none recorded)"))]),
         ("Template", [("", template + (f"  [{m.template_source}]" if m.template_source else ""))]),
     ]
     for title, pairs in sections:
-        print(f"  {title}")
+        out(f"  {title}")
         for key, value in pairs:  # values come from GGUF headers: strings a stranger wrote
-            print(printable(f"    {key:<20}{value}" if key else f"    {value}"))
-        print()
+            out(escape(f"    {key:<20}{value}" if key else f"    {value}"))
+        out()
     return 0
 
 
 def cmd_rm(args: argparse.Namespace) -> int:
-    from engine.errors import LlamadeckError
-    from engine.units import format_size
+    from engine import LlamadeckError, format_size
 
     engine, status = _engine(), 0
     for name in args.models:
         try:
             removal = engine.remove(name)
-        except LlamadeckError as error:
-            print(f"Error: {error}", file=sys.stderr)
+        except LlamadeckError as failure:
+            error(str(failure))
             status = 1
             continue
         freed = f" (freed {format_size(removal.freed)})" if removal.freed else ""
-        print(f"deleted {removal.reference}{freed}")
+        out(f"deleted {escape(removal.reference)}{freed}")
+        if removal.kept_because:
+            warn(escape(f"{removal.reference}: {removal.kept_because}"))
     return status
+
+
+def cmd_prune(args: argparse.Namespace) -> int:
+    from engine import format_size
+
+    report = _engine().prune()
+    parts = []
+    if report.partials:
+        parts.append(f"{report.partials} abandoned partial download{'s' if report.partials > 1 else ''}")
+    if report.locks:
+        parts.append(f"{report.locks} stale lock file{'s' if report.locks > 1 else ''}")
+    freed = f" (freed {format_size(report.freed)})" if report.freed else ""
+    out(f"removed {' and '.join(parts)}{freed}" if parts else "nothing to prune")
+    return 0
 
 
 def cmd_cp(args: argparse.Namespace) -> int:
     copied = _engine().copy(args.source, args.destination)
-    print(f"copied {args.source} to {copied.reference}")
+    out(f"copied {escape(args.source)} to {escape(copied.reference)}")
     return 0
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    view = ProgressView(sys.stderr, transient=True)
+    from tui.interrupt import run_cancellable
+
+    engine, view = _engine(), _view(transient=True)
     try:
-        reports = _engine().verify(args.models or None, on_event=view)
+        reports = run_cancellable(
+            lambda cancel, emit: engine.verify(args.models or None, on_event=emit, cancel=cancel), view
+        )
     finally:
         view.close()
     if not reports:
-        print("no models to verify")
+        out("no models to verify")
         return 0
     for report in reports:
         if report.ok:
-            print(f"ok      {report.reference}")
+            out(f"ok      {escape(report.reference)}")
         for problem in report.problems:
-            print(f"CORRUPT {report.reference}: {problem}")
-    if all(r.ok for r in reports):
+            out(f"FAILED  {escape(report.reference)}: {escape(problem)}")
+    failed = [r for r in reports if not r.ok]
+    if not failed:
         return 0
-    print(
-        "to repair a model, pull it again: pull re-checks stored files and fetches damaged ones",
-        file=sys.stderr,
-    )
+    flush_all()  # the report first, then what to do about it
+    advice = [f"{r.reference}: {r.repair}" for r in failed if r.repair]
+    for line in dict.fromkeys(advice):
+        warn(escape(line))
     return 1
 
 
+# parsing ---------------------------------------------------------------------
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, with its errors in the house style: one line, exit 1 (2 means a bug here)."""
+
+    def error(self, message: str) -> NoReturn:
+        error(f"{message} (see {self.prog} --help)")
+        raise SystemExit(1)
+
+
+def positive_count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, not {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, not {value}")
+    return value
+
+
+def temperature(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, not {text!r}") from None
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"must be a finite number, 0 or more, not {text}")
+    return value
+
+
+def seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, not {text!r}") from None
+    if not 0 <= value <= MAX_SEED:
+        raise argparse.ArgumentTypeError(f"must be from 0 to {MAX_SEED}, not {value}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="llamadeck",
         description="A terminal workstation for local LLMs: pull GGUF models from Hugging Face and run them.",
     )
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    # --debug after the command too: SUPPRESS keeps a subcommand from resetting one given before it
+    common = Parser(add_help=False)
+    common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     def add(
-        name: str, handler: Callable[[argparse.Namespace], int], help_: str, **kw
+        name: str, handler: Callable[[argparse.Namespace], int], help_: str, **kw: Any
     ) -> argparse.ArgumentParser:
-        sub = commands.add_parser(name, help=help_, description=help_, **kw)
+        sub = commands.add_parser(name, help=help_, description=help_, parents=[common], **kw)
         sub.set_defaults(handler=handler)
         return sub
 
@@ -198,8 +348,22 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("model", help="a pulled model, or gemma3:270m")
     run.add_argument("prompt", nargs="?", help="the prompt (read from stdin when omitted)")
     run.add_argument("--raw", action="store_true", help="continue the text as is, without the chat template")
-    run.add_argument("--max-tokens", "-n", type=int, default=256, help="stop after this many tokens")
-    run.add_argument("--temperature", "-t", type=float, default=0.8)
+    run.add_argument(
+        "--max-tokens",
+        "-n",
+        type=positive_count,
+        default=256,
+        help="stop after this many tokens (default 256)",
+    )
+    run.add_argument(
+        "--temperature", "-t", type=temperature, default=0.8, help="0 for the likeliest text (default 0.8)"
+    )
+    run.add_argument(
+        "--seed",
+        type=seed,
+        default=None,
+        help="the same seed and prompt give the same text (default: random)",
+    )
     run.add_argument("--verbose", "-v", action="store_true", help="print load time and tokens per second")
     add("list", cmd_list, "list the models in the store", aliases=["ls"])
     show = add("show", cmd_show, "show a model's details")
@@ -208,46 +372,83 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("--license", action="store_true", help="print the license")
     rm = add("rm", cmd_rm, "remove models (blobs no other model uses are deleted)")
     rm.add_argument("models", nargs="+", metavar="MODEL")
+    add("prune", cmd_prune, "remove abandoned partial downloads and stale locks")
     cp = add("cp", cmd_cp, "give a model a second (local) name; no bytes are copied")
     cp.add_argument("source")
     cp.add_argument("destination")
-    verify = add("verify", cmd_verify, "re-hash models and check their GGUF structure (exit 1 on corruption)")
+    verify = add("verify", cmd_verify, "re-hash models and check their GGUF structure (exit 1 on a problem)")
     verify.add_argument("models", nargs="*", metavar="MODEL")
     return parser
 
 
-def _one_line(error: Exception) -> str:
+# running ---------------------------------------------------------------------
+
+
+def _one_line(failure: BaseException) -> str:
     """Our errors say it all; for the disk and permissions, the OS's words and the path."""
-    if isinstance(error, OSError):
-        return f"{error.strerror or error}" + (f": {error.filename}" if error.filename else "")
-    return str(error)
+    if isinstance(failure, OSError):
+        return f"{failure.strerror or failure}" + (f": {failure.filename}" if failure.filename else "")
+    return str(failure)
+
+
+def _leave(status: int) -> NoReturn:
+    """End now, without waiting for a worker thread stuck in llama.cpp (it cannot be cancelled)."""
+    with suppress(OSError, ValueError):
+        flush_all()
+    os._exit(status)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from tui.interrupt import worker_running
+
+    try:
+        status = _main(argv)
+    except KeyboardInterrupt:  # before or after a command: during one, _main says it
+        warn("interrupted")
+        status = 130
+    if worker_running():  # cancelled, but stuck in llama.cpp: do not wait for it
+        _leave(status)
+    return status
+
+
+def _main(argv: Sequence[str] | None) -> int:
+    guard_standard_fds()
+    harden_streams()
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extras = parser.parse_known_args(argv)
+    if extras[:1] and args.command == "run" and args.prompt is None and not extras[0].startswith("-"):
+        # argparse gives an optional positional up once an option comes between (run MODEL --raw "PROMPT")
+        args.prompt, extras = extras[0], extras[1:]
+    if extras:
+        parser.error(f"unrecognized arguments: {' '.join(extras)}")
     if getattr(args, "handler", None) is None:
         parser.print_help()
         return 0
-    from engine.errors import LlamadeckError
+    if sys.stdout is None:
+        error("standard output is closed, so nothing could be shown: nothing was done")
+        return 1
+    from engine import Cancelled, LlamadeckError
+    from tui.interrupt import Interrupted
 
     try:
-        return args.handler(args)
-    except (LlamadeckError, OSError) as error:
-        if args.debug:
-            traceback.print_exc()
-        print(f"Error: {_one_line(error)}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        resume = (
-            ": the partial download is kept, run the same pull to resume" if args.command == "pull" else ""
-        )
-        print(f"\ninterrupted{resume}", file=sys.stderr)
+        status = args.handler(args)
+        flush_all()  # a broken pipe shows up here, inside the try, not in Python's exit-time flush
+        return int(status)
+    except (Interrupted, KeyboardInterrupt, Cancelled) as stop:
+        warn("interrupted" + getattr(stop, "note", ""))
         return 130
-    except Exception as error:  # a bug: still one line, unless asked for more
+    except BrokenPipeError:  # the reader of stdout went away (llamadeck ls | head -1): leave quietly
+        silence_stdout()
+        return 1
+    except (LlamadeckError, OSError, CliError) as failure:
         if args.debug:
-            raise
-        print(f"Error: internal error: {type(error).__name__}: {error} (rerun with --debug)", file=sys.stderr)
+            warn(escape(traceback.format_exc().rstrip(), keep="\n"))
+        error(_one_line(failure))
+        return 1
+    except Exception as failure:  # a bug: still one line, unless asked for more
+        if args.debug:
+            warn(escape(traceback.format_exc().rstrip(), keep="\n"))
+        error(f"internal error: {type(failure).__name__}: {failure} (rerun with --debug)")
         return 2
 
 

@@ -1,16 +1,31 @@
-"""Engine events drawn on a terminal: one live progress line, status lines above it.
+"""Engine events drawn on a terminal: one live progress line, status lines above it; replies as they stream.
 
-On a terminal the bar redraws in place; piped into a file or CI log it writes
-one line per file when the transfer ends, so logs stay readable.
+On a terminal the line redraws in place. Piped into a file or CI log, or on a
+terminal that cannot move the cursor (``TERM=dumb``), it writes plain lines
+instead: one per file when its transfer ends. No colour is ever used, so
+``NO_COLOR`` is honoured as it stands; the only escape sequence written is the
+erase-line after a carriage return, and none at all on a dumb terminal.
+
+Everything shown comes from outside (file names from the Hub, messages that
+quote them) and goes through ``escape``.
 """
 
 from __future__ import annotations
 
-import shutil
+import os
+import sys
+import time
+from collections.abc import Mapping
+from contextlib import suppress
 from typing import TextIO
 
-from engine.events import Event, Progress, Status, Waiting
-from engine.units import format_size
+from engine import Done, Progress, Status, Token, Waiting, format_size
+from tui.terminal import cell_width, escape, out, warn
+
+MIN_BAR = 10  # narrower than this, the bar says nothing the percentage does not
+MAX_BAR = 60
+MIN_NAME = 8  # "Tin…gguf": the shortest name worth keeping beside the numbers
+REDRAW_SECONDS = 0.1  # at most ten redraws a second; a finished file is drawn at once
 
 
 def _duration(seconds: float | None) -> str:
@@ -24,59 +39,192 @@ def _duration(seconds: float | None) -> str:
     return f"{seconds}s"
 
 
-def progress_line(event: Progress, width: int) -> str:
-    """``downloading Model-Q4_K_M.gguf  45% ▕█████     ▏ 1.2 GB/2.6 GB  85 MB/s  17s``"""
-    numbers = (
-        f" {event.fraction:4.0%} {format_size(event.completed)}/{format_size(event.total)}"
-        f"  {format_size(int(event.rate))}/s  {_duration(event.eta)}"
-    )
-    label = f"{event.action} {event.file}"
-    bar_width = max(width - len(label) - len(numbers) - 4, 10)
-    filled = int(bar_width * min(event.fraction, 1.0))
-    bar = "▕" + "█" * filled + " " * (bar_width - filled) + "▏"
-    line = f"{label} {bar}{numbers}"
-    return line[: width - 1]
+def shorten(text: str, width: int) -> str:
+    """``text`` cut to ``width`` columns in the middle: ``Llama-3.2…Q4_K_M.gguf``."""
+    if cell_width(text) <= width:
+        return text
+    if width <= 1:
+        return "…"[:width]
+    head_room = (width - 1) // 2
+    tail_room = width - 1 - head_room  # the end holds the quant and the extension: it gets the extra column
+    head, tail = "", ""
+    for c in text:
+        if cell_width(head + c) > head_room:
+            break
+        head += c
+    for c in reversed(text):
+        if cell_width(c + tail) > tail_room:
+            break
+        tail = c + tail
+    return f"{head}…{tail}"
+
+
+def _bar(fraction: float, width: int, ascii_only: bool) -> str:
+    inner = width - 2
+    filled = int(inner * min(max(fraction, 0.0), 1.0))
+    if ascii_only:
+        return "[" + "#" * filled + " " * (inner - filled) + "]"
+    return "▕" + "█" * filled + " " * (inner - filled) + "▏"
+
+
+def progress_line(event: Progress, width: int, *, ascii_only: bool = False) -> str:
+    """One line that fits in ``width`` columns, never touching the last one (some terminals wrap there).
+
+    ``downloading Model-Q4_K_M.gguf ▕█████     ▏  45%  1.2 GB/2.6 GB  85 MB/s  17s``
+
+    As the terminal narrows, the bar goes first, then the file name is cut
+    in the middle, then the speed and sizes; the percentage always stays.
+    """
+    room = max(width - 1, 1)
+    action, name = escape(event.action), escape(event.file)
+    percent = f"{min(event.fraction, 1.0):4.0%}"
+    sizes = f"{format_size(event.completed)}/{format_size(event.total)}"
+    full = f"{percent}  {sizes}  {format_size(int(event.rate))}/s  {_duration(event.eta)}"
+    head = f"{action} {name}"
+    bar_room = min(room - cell_width(head) - cell_width(full) - 2, MAX_BAR)
+    if bar_room >= MIN_BAR:
+        return f"{head} {_bar(event.fraction, bar_room, ascii_only)} {full}"
+    for lead, tail, shortest in (
+        (f"{action} ", full, MIN_NAME),
+        (f"{action} ", f"{percent}  {sizes}", MIN_NAME),
+        ("", f"{percent}  {sizes}", MIN_NAME),
+        ("", percent, MIN_NAME),
+        ("", percent, 3),
+    ):
+        name_room = room - cell_width(lead) - cell_width(tail) - 1
+        if name_room >= min(shortest, cell_width(name)):
+            return f"{lead}{shorten(name, name_room)} {tail}"
+    return percent.strip()[:room]
+
+
+def _columns(stream: TextIO, environ: Mapping[str, str]) -> int:
+    """The width of the terminal ``stream`` draws on (COLUMNS wins, as for every CLI)."""
+    columns = environ.get("COLUMNS", "")
+    if columns.isdigit() and int(columns) > 0:
+        return int(columns)
+    try:
+        return os.get_terminal_size(stream.fileno()).columns or 80
+    except (OSError, ValueError, AttributeError):
+        return 80
+
+
+def _is_terminal(stream: TextIO) -> bool:
+    try:
+        return stream.isatty()
+    except (OSError, ValueError):
+        return False
 
 
 class ProgressView:
-    """An event sink for the CLI."""
+    """An event sink for the CLI; called on the main thread only (see ``tui.interrupt``).
 
-    def __init__(self, stream: TextIO, *, transient: bool = False) -> None:
+    Never raises for its own output: progress is a courtesy, so a closed or
+    broken stderr just turns it off.
+    """
+
+    def __init__(
+        self,
+        stream: TextIO | None,
+        *,
+        transient: bool = False,
+        environ: Mapping[str, str] | None = None,
+    ) -> None:
+        self.environ = os.environ if environ is None else environ
         self.stream = stream
-        self.tty = stream.isatty()
+        # in place only on a terminal that can do it; TERM=dumb gets the plain lines a pipe gets
+        self.live = stream is not None and _is_terminal(stream) and self.environ.get("TERM") != "dumb"
+        encoding = (getattr(stream, "encoding", None) or "").lower().replace("-", "")
+        self.ascii_only = not encoding.startswith("utf")
         self.transient = transient  # verify: the bar is scaffolding, the report is what matters
-        self._live = False
+        self._drawn = False  # a live line is on screen
+        self._last_draw = 0.0
 
-    def __call__(self, event: Event) -> None:
-        if isinstance(event, Progress):
-            self._progress(event)
-        elif isinstance(event, Status | Waiting):
-            self._clear()
-            self.stream.write(event.message + "\n")
-            self.stream.flush()
+    def __call__(self, event: object) -> None:
+        if self.stream is None:
+            return
+        try:
+            if isinstance(event, Progress):
+                self._progress(event)
+            elif isinstance(event, Status | Waiting):
+                self._clear()
+                self._write(escape(event.message) + "\n")
+        except (OSError, ValueError):
+            self.stream = None
 
     def _progress(self, event: Progress) -> None:
         done = event.completed >= event.total
-        if self.tty:
-            width = shutil.get_terminal_size((100, 20)).columns
-            self.stream.write("\r\x1b[2K" + progress_line(event, width))
-            self._live = True
-            if done:
-                self._clear() if self.transient else self._end_line()
-        elif done and not self.transient:
-            self.stream.write(f"{event.action} {event.file}: {format_size(event.total)} done\n")
-        self.stream.flush()
+        if not self.live:
+            if done and not self.transient:
+                self._write(f"{escape(event.action)} {escape(event.file)}: {format_size(event.total)} done\n")
+            return
+        now = time.monotonic()
+        if not done and self._drawn and now - self._last_draw < REDRAW_SECONDS:
+            return
+        self._last_draw = now
+        line = progress_line(event, _columns(self.stream, self.environ), ascii_only=self.ascii_only)  # type: ignore[arg-type]
+        self._write("\r" + line + "\x1b[K")
+        self._drawn = True
+        if done:
+            if self.transient:
+                self._clear()
+            else:
+                self._write("\n")
+                self._drawn = False
 
-    def _end_line(self) -> None:
-        self.stream.write("\n")
-        self._live = False
+    def _write(self, text: str) -> None:
+        assert self.stream is not None
+        self.stream.write(text)
+        self.stream.flush()
 
     def _clear(self) -> None:
-        if self._live:
-            self.stream.write("\r\x1b[2K")
-            self._live = False
+        if self._drawn:
+            self._write("\r\x1b[K")
+            self._drawn = False
 
     def close(self) -> None:
-        if self._live:
-            self._end_line()
-        self.stream.flush()
+        """End a live line, so what follows starts on a fresh one."""
+        if self.stream is None or not self._drawn:
+            return
+        try:
+            self._write("\n")
+        except (OSError, ValueError):
+            self.stream = None
+        self._drawn = False
+
+
+class ReplyView:
+    """A reply: tokens to stdout as they come; with ``verbose`` the figures to stderr at the end.
+
+    Unlike ``ProgressView`` a broken stdout is not swallowed: the reply is the
+    result, and the command must stop when nobody reads it.
+    """
+
+    def __init__(self, *, verbose: bool = False) -> None:
+        self.verbose = verbose
+        self.open_line = False
+        # a reply is text from a model: escaped like everything else, though a file keeps its \r
+        self.keep = "\n\t" if sys.stdout is not None and sys.stdout.isatty() else "\n\t\r"
+
+    def __call__(self, event: object) -> None:
+        if isinstance(event, Token) and event.text:
+            text = escape(event.text, keep=self.keep)
+            out(text, end="")
+            sys.stdout.flush()
+            self.open_line = not text.endswith("\n")
+        elif isinstance(event, Done):
+            out()
+            self.open_line = False
+            if self.verbose:
+                warn(
+                    f"load {event.load_seconds:.2f}s, prompt {event.prompt_tokens} tokens in "
+                    f"{event.prompt_seconds:.2f}s, {event.completion_tokens} tokens in "
+                    f"{event.generate_seconds:.2f}s ({event.tokens_per_second:.1f} tokens/s)"
+                )
+
+    def close(self) -> None:
+        """End a reply cut short on its own line, so ``interrupted`` does not trail it."""
+        if self.open_line:
+            self.open_line = False
+            with suppress(OSError, ValueError):
+                out()
+                sys.stdout.flush()

@@ -4,25 +4,40 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from tui.terminal import cell_width, escape
+
 
 def printable(text: str) -> str:
-    """Text from a downloaded file, safe to print: control characters (terminal escapes) shown escaped."""
-    return "".join(c if c.isprintable() or c in "\n\t" else ascii(c)[1:-1] for c in text)
+    """Multi-line text from a downloaded file (a licence, a template), safe to print.
+
+    Control characters (terminal escapes) are shown escaped; line breaks and tabs stay.
+    """
+    return escape(text, keep="\n\t")
 
 
 def render_table(headers: list[str], rows: list[list[str]]) -> str:
-    """Left-aligned columns separated by three spaces, like ``ollama list``."""
-    widths = [max(len(str(cell)) for cell in column) for column in zip(headers, *rows, strict=False)]
+    """Left-aligned columns separated by three spaces, like ``ollama list``.
+
+    Every cell is escaped here, newlines included, so no caller can forget:
+    names and quants come from downloaded files and Hub listings.
+    """
+    cells = [[escape(str(cell)) for cell in row] for row in [headers, *rows]]
+    widths = [max(cell_width(cell) for cell in column) for column in zip(*cells, strict=True)]
     lines = [
-        "   ".join(str(cell).ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
-        for row in [headers, *rows]
+        "   ".join(cell + " " * (w - cell_width(cell)) for cell, w in zip(row, widths, strict=True)).rstrip()
+        for row in cells
     ]
     return "\n".join(lines)
 
 
 def ago(iso: str, now: datetime | None = None) -> str:
     """``2 minutes ago``, ``3 days ago``; the date itself past a month."""
-    then = datetime.fromisoformat(iso)
+    try:
+        then = datetime.fromisoformat(iso)
+    except ValueError:
+        return "-"
+    if then.tzinfo is None:
+        then = then.replace(tzinfo=UTC)
     seconds = int(((now or datetime.now(UTC)) - then).total_seconds())
     if seconds < 60:
         return "just now" if seconds < 5 else f"{seconds} seconds ago"
