@@ -255,6 +255,7 @@ def test_disk_full_keeps_the_partial_for_resume(hub: FakeHub, files: dict[str, P
     assert hub.bytes_served["Big-Q8_0.gguf"] <= size - kept + 2 * 1024 * 1024
 
 
+@pytest.mark.slow
 def test_embedded_default_model_imports_without_network() -> None:
     result = llamadeck("pull", "gemma3:270m")
     assert result.returncode == 0, result.stderr
@@ -352,6 +353,7 @@ def _interrupt(proc: subprocess.Popen) -> tuple[float, str, str]:
     return time.monotonic() - sent, out, err
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not Path("/proc/self/maps").exists(), reason="watches /proc/PID/maps")
 @pytest.mark.parametrize("moment", ["load", "generation"])
 def test_ctrl_c_stops_run_at_once_during_load_or_generation(gemma: str, moment: str) -> None:
