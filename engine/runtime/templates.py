@@ -1,0 +1,276 @@
+"""Chat templates behind one interface: messages in, the prompt text a model was trained on out.
+
+The runtime renders every chat through :class:`ChatTemplate`, whatever the
+template is written in:
+
+* ``"jinja"``: a GGUF's ``tokenizer.chat_template`` or a Modelfile TEMPLATE in
+  Jinja, rendered by :func:`engine.chat.render_chat` (sandboxed, on a budget);
+* ``"builtin"``: a Jinja template llamadeck recorded itself for a base model
+  whose GGUF has none (the demo Gemma's turn format);
+* ``"go"``: Ollama's Go ``text/template`` form of a Modelfile TEMPLATE. Detected
+  here (:func:`is_go_template`) and dispatched in :func:`template_for`; until
+  the Modelfile issue lands a renderer, such a template is a clear
+  :class:`TemplateError`, never a silently wrong prompt.
+
+Messages are :class:`Message` values, not dicts: the fields Ollama's
+``api.Message`` has that a template may read, checked once at the edge
+(:meth:`Message.of` takes the JSON shape). A renderer turns them into
+whatever its template language expects.
+
+Which template applies, and when (:func:`template_for`), follows ``raw``:
+``True`` never templates; ``None`` (the default) uses the model's own template
+(from its GGUF or its Modelfile) and continues the text plainly for a base
+model; ``False`` also applies a template llamadeck recorded for a base model.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from engine.errors import InvalidInput, TemplateError
+
+__all__ = [
+    "SOURCE_GGUF",
+    "SOURCE_MODELFILE",
+    "ChatTemplate",
+    "JinjaTemplate",
+    "Message",
+    "is_go_template",
+    "template_for",
+    "with_system_prompt",
+]
+
+# ``ModelConfig.template_source`` values for a model's own template, which applies unless raw.
+# Anything else (such as "llamadeck: Gemma turn format") was recorded by llamadeck for a base
+# model and applies only when raw is False.
+SOURCE_GGUF = "gguf"  # the GGUF's tokenizer.chat_template
+SOURCE_MODELFILE = "modelfile"  # a Modelfile TEMPLATE (the Modelfile issue records it so)
+_OWN_SOURCES = frozenset({SOURCE_GGUF, SOURCE_MODELFILE})
+
+
+@dataclass(frozen=True)
+class Message:
+    """One turn of a conversation, as Ollama's ``api.Message`` has it.
+
+    ``images`` are raw bytes (the API decodes base64); ``tool_calls`` are
+    ``{"function": {"name": ..., "arguments": {...}}}`` mappings as the model
+    produced them; ``tool_name`` names the tool whose result a ``"tool"``
+    message carries.
+    """
+
+    role: str
+    content: str = ""
+    images: tuple[bytes, ...] = ()
+    tool_calls: tuple[Mapping[str, Any], ...] = ()
+    tool_name: str | None = None
+
+    @classmethod
+    def of(cls, raw: object, *, where: str = "message") -> Message:
+        """A message from its JSON shape, checked; ``where`` ("messages[2]") starts each error.
+
+        As Ollama does, the role is lower-cased, a null content is empty and
+        fields a template cannot use (``thinking``, ``tool_call_id``) are ignored.
+        Raises :class:`InvalidInput`::
+
+            Message.of({"role": "User", "content": "Hi"})   # Message(role="user", content="Hi")
+        """
+        if not isinstance(raw, Mapping):
+            raise InvalidInput(f"{where} must be an object with a role and a content")
+        role = raw.get("role")
+        if not isinstance(role, str) or not role.strip():
+            raise InvalidInput(f"{where}.role must be a non-empty string")
+        content = raw.get("content")
+        content = "" if content is None else content
+        if not isinstance(content, str):
+            raise InvalidInput(f"{where}.content must be a string")
+        tool_name = raw.get("tool_name") or None
+        if tool_name is not None and not isinstance(tool_name, str):
+            raise InvalidInput(f"{where}.tool_name must be a string")
+        tool_calls = raw.get("tool_calls") or []
+        if not isinstance(tool_calls, list | tuple) or not all(isinstance(c, Mapping) for c in tool_calls):
+            raise InvalidInput(f"{where}.tool_calls must be a list of objects")
+        images = raw.get("images") or []
+        if not isinstance(images, list | tuple):
+            raise InvalidInput(f"{where}.images must be a list of base64 strings")
+        return cls(
+            role.strip().lower(),
+            content,
+            tuple(_image(image, f"{where}.images[{i}]") for i, image in enumerate(images)),
+            tuple(tool_calls),
+            tool_name,
+        )
+
+    def for_template(self) -> dict[str, Any]:
+        """The dict chat templates read: ``role`` and ``content`` always, the rest only when set.
+
+        A tool result also carries its tool's name as ``name``, where Hugging
+        Face templates look for it. Images stay out: a template places them by
+        its own markers, not by their bytes.
+        """
+        message: dict[str, Any] = {"role": self.role, "content": self.content}
+        if self.tool_calls:
+            message["tool_calls"] = [dict(call) for call in self.tool_calls]
+        if self.tool_name is not None:
+            message["tool_name"] = self.tool_name
+            if self.role == "tool":
+                message["name"] = self.tool_name
+        return message
+
+
+def _image(image: object, where: str) -> bytes:
+    if isinstance(image, bytes):
+        return image
+    if isinstance(image, str):
+        try:
+            return base64.b64decode(image, validate=True)
+        except (binascii.Error, ValueError):
+            pass
+    raise InvalidInput(f"{where} must be a base64 string")
+
+
+class ChatTemplate(Protocol):
+    """Turns a conversation into prompt text. Every renderer raises :class:`TemplateError` when it fails."""
+
+    @property
+    def kind(self) -> str:
+        """ "jinja", "go" or "builtin"."""
+        ...
+
+    @property
+    def source(self) -> str:
+        """The template's text, as ``show --template`` prints it."""
+        ...
+
+    def render(
+        self,
+        messages: Sequence[Message],
+        *,
+        tools: Sequence[Mapping[str, Any]] | None = None,
+        add_generation_prompt: bool = True,
+    ) -> str:
+        """The prompt for ``messages`` (without a leading BOS: the tokenizer adds it).
+
+        ``tools`` are OpenAI-style function schemas; ``add_generation_prompt``
+        ends the text with the header of the assistant's next turn.
+        """
+        ...
+
+
+@dataclass(frozen=True)
+class JinjaTemplate:
+    """A Jinja chat template, rendered in :mod:`engine.chat`'s sandbox.
+
+    Compiles on the first render (a broken template is a :class:`TemplateError`
+    then, not at load); the BOS the template prints first is left out, since
+    the tokenizer adds its own.
+    """
+
+    source: str
+    bos_token: str
+    eos_token: str
+    kind: str = "jinja"  # "builtin" when llamadeck recorded it for a base model
+
+    def render(
+        self,
+        messages: Sequence[Message],
+        *,
+        tools: Sequence[Mapping[str, Any]] | None = None,
+        add_generation_prompt: bool = True,
+    ) -> str:
+        from engine.chat import render_chat  # jinja2 loads with the first chat, not with the engine
+
+        return render_chat(
+            self.source,
+            [m.for_template() for m in messages],
+            bos_token=self.bos_token,
+            eos_token=self.eos_token,
+            add_generation_prompt=add_generation_prompt,
+            tools=None if tools is None else [dict(t) for t in tools],
+        )
+
+
+# An action whose first word only Go's text/template gives it: a field or variable (``{{ .System }}``,
+# ``{{- $.Tools }}``), a comment, or a keyword Jinja has no ``{{ }}`` use for (``{{ range .Messages }}``,
+# ``{{ end }}``; ``range(...)`` is a Jinja call and does not count).
+_GO_ACTION = re.compile(
+    r"\{\{-?\s*(?:[.$]|/\*|(?:range|end|if|else|with|define|template|block|break|continue)\b(?!\s*\())"
+)  # only the start of an action is read: linear time on any text a downloaded file holds
+
+
+def is_go_template(source: str) -> bool:
+    """Whether ``source`` is an Ollama Go template rather than Jinja.
+
+    Go if an action starts the way only Go's do (``{{ .Prompt }}``,
+    ``{{- range .Messages }}``, ``{{ $.Tools }}``, ``{{ end }}``, ``{{/* */}}``)
+    and there is no Jinja statement (``{%``), which Go templates never have.
+    A template with neither renders the same either way and counts as Jinja.
+    """
+    if "{%" in source:
+        return False
+    return _GO_ACTION.search(source) is not None
+
+
+def _go_template(source: str, *, bos_token: str, eos_token: str) -> ChatTemplate:
+    """Where Ollama's Go templates are rendered: the Modelfile issue returns its renderer here.
+
+    Until then a Go template is refused, so that no model gets a prompt built
+    from a template read the wrong way.
+    """
+    raise TemplateError(
+        "this model's template is an Ollama Go template, which llamadeck cannot render yet: "
+        "Go templates arrive with Modelfile support; run it raw (--raw) to send the prompt as it is"
+    )
+
+
+def template_for(
+    config_template: str | None,
+    template_source: str | None,
+    *,
+    bos_token: str,
+    eos_token: str,
+    raw: bool | None,
+) -> ChatTemplate | None:
+    """The template a request uses, or None for plain completion (the text continued as it is).
+
+    ``config_template`` and ``template_source`` are the manifest's
+    (``manifest.config.template``/``template_source``). With ``raw=True`` no
+    template; with ``raw=None`` the model's own template (``"gguf"`` or
+    ``"modelfile"``) and none for a base model; with ``raw=False`` also the
+    template llamadeck recorded for a base model. A Go template raises
+    :class:`TemplateError` until Go templates are supported::
+
+        template_for(manifest.template, manifest.template_source, bos_token=bos, eos_token=eos, raw=None)
+    """
+    if not config_template or raw is True:
+        return None
+    own = template_source in _OWN_SOURCES
+    if raw is None and not own:
+        return None
+    if is_go_template(config_template):
+        return _go_template(config_template, bos_token=bos_token, eos_token=eos_token)
+    return JinjaTemplate(config_template, bos_token, eos_token, kind="jinja" if own else "builtin")
+
+
+def with_system_prompt(
+    messages: Sequence[Message], system: str | None, *, preset: Sequence[Message] = ()
+) -> list[Message]:
+    """The conversation as the template sees it, as Ollama's chat handler builds it.
+
+    ``preset`` (the Modelfile's MESSAGE turns) comes before ``messages``; the
+    model's SYSTEM (``manifest.config.system``) goes first unless the
+    conversation starts with a system message of its own (Ollama looks at the
+    first message only). For a one-prompt ``generate``, pass
+    ``[Message("user", prompt)]``::
+
+        with_system_prompt([Message("user", "Hi")], "You are terse.")
+        # [Message("system", "You are terse."), Message("user", "Hi")]
+    """
+    conversation = [*preset, *messages]
+    if system and (not messages or messages[0].role != "system"):
+        conversation.insert(0, Message("system", system))
+    return conversation

@@ -1,0 +1,288 @@
+"""The chat template interface: Jinja through it, when a template applies, Go templates refused clearly."""
+
+# ruff: noqa: E501  (the real-world templates below are kept verbatim)
+
+from __future__ import annotations
+
+import base64
+import re
+import time
+
+import pytest
+
+from engine.chat import render_chat
+from engine.embedded import GEMMA_TEMPLATE
+from engine.errors import InvalidInput, TemplateError
+from engine.runtime.templates import (
+    SOURCE_GGUF,
+    SOURCE_MODELFILE,
+    ChatTemplate,
+    JinjaTemplate,
+    Message,
+    is_go_template,
+    template_for,
+    with_system_prompt,
+)
+
+CHATML = (
+    "{% for message in messages %}"
+    "{{'<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n'}}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
+)
+
+# Jinja templates as Hugging Face publishes them (from Ollama's template/index.json)
+ZEPHYR_JINJA = "{% for message in messages %}\n{% if message['role'] == 'user' %}\n{{ '<|user|>\n' + message['content'] + eos_token }}\n{% elif message['role'] == 'system' %}\n{{ '<|system|>\n' + message['content'] + eos_token }}\n{% elif message['role'] == 'assistant' %}\n{{ '<|assistant|>\n'  + message['content'] + eos_token }}\n{% endif %}\n{% if loop.last and add_generation_prompt %}\n{{ '<|assistant|>' }}\n{% endif %}\n{% endfor %}"
+OPENCHAT_JINJA = "{{ bos_token }}{% for message in messages %}{{ 'GPT4 Correct ' + message['role'].title() + ': ' + message['content'] + '<|end_of_turn|>'}}{% endfor %}{% if add_generation_prompt %}{{ 'GPT4 Correct Assistant:' }}{% endif %}"
+
+# Ollama's Go templates (template/*.gotmpl)
+CHATML_GO = "{{- range .Messages }}<|im_start|>{{ .Role }}\n{{ .Content }}<|im_end|>\n{{ end }}<|im_start|>assistant\n"
+LLAMA3_GO = "{{- range .Messages }}<|start_header_id|>{{ .Role }}<|end_header_id|>\n\n{{ .Content }}<|eot_id|>\n{{- end }}<|start_header_id|>assistant<|end_header_id|>\n\n"
+MISTRAL_GO = '[INST] {{ range $index, $_ := .Messages }}\n{{- if eq .Role "system" }}{{ .Content }}\n\n{{ else if eq .Role "user" }}{{ .Content }}[/INST]\n{{- else if eq .Role "assistant" }} {{ .Content }}</s>[INST] {{ end }}\n{{- end }}'
+GEMMA3_GO = '{{- range $i, $_ := .Messages }}\n{{- $last := eq (len (slice $.Messages $i)) 1 }}\n{{- if eq .Role "user" }}<start_of_turn>user\n{{- if and (eq $i 1) $.System }}\n{{ $.System }}\n{{ end }}\n{{ .Content }}<end_of_turn>\n{{ else if eq .Role "assistant" }}<start_of_turn>model\n{{ .Content }}<end_of_turn>\n{{ end }}\n{{- if $last }}<start_of_turn>model\n{{ end }}\n{{- end }}'
+LEGACY_GO = "{{ if .System }}<|im_start|>system\n{{ .System }}<|im_end|>\n{{ end }}{{ if .Prompt }}<|im_start|>user\n{{ .Prompt }}<|im_end|>\n{{ end }}<|im_start|>assistant\n"
+COMMENTED_GO = "{{/* a comment */}}{{ .Prompt }}"
+
+HELLO = [Message("user", "Hello")]
+
+
+def chatml(bos: str = "<s>") -> JinjaTemplate:
+    return JinjaTemplate(CHATML, bos, "<|im_end|>")
+
+
+# -- Jinja through the interface ---------------------------------------------------
+
+
+def test_a_chatml_conversation_renders_through_the_interface() -> None:
+    template: ChatTemplate = chatml()
+    messages = [
+        Message("system", "Be brief."),
+        Message("user", "Hi"),
+        Message("assistant", "Hello."),
+        Message("user", "Bye"),
+    ]
+    assert template.kind == "jinja" and template.source == CHATML
+    assert template.render(messages) == (
+        "<|im_start|>system\nBe brief.<|im_end|>\n"
+        "<|im_start|>user\nHi<|im_end|>\n"
+        "<|im_start|>assistant\nHello.<|im_end|>\n"
+        "<|im_start|>user\nBye<|im_end|>\n"
+        "<|im_start|>assistant\n"
+    )
+    assert template.render(messages, add_generation_prompt=False).endswith("Bye<|im_end|>\n")
+
+
+def test_the_demo_gemma_template_folds_the_system_prompt_into_the_first_turn_and_drops_bos() -> None:
+    template = JinjaTemplate(GEMMA_TEMPLATE, "<bos>", "<eos>", kind="builtin")
+    messages = [
+        Message("system", "Be brief."),
+        Message("user", " Hi "),
+        Message("assistant", "Hello."),
+        Message("user", "Bye"),
+    ]
+    assert template.render(messages) == (
+        "<start_of_turn>user\nBe brief.\n\nHi<end_of_turn>\n"
+        "<start_of_turn>model\nHello.<end_of_turn>\n"
+        "<start_of_turn>user\nBye<end_of_turn>\n"
+        "<start_of_turn>model\n"
+    )
+
+
+def test_the_interface_renders_what_the_engine_renders_today() -> None:
+    expected = render_chat(
+        GEMMA_TEMPLATE, [{"role": "user", "content": "Why?"}], bos_token="<bos>", eos_token="<eos>"
+    )
+    assert JinjaTemplate(GEMMA_TEMPLATE, "<bos>", "<eos>").render([Message("user", "Why?")]) == expected
+
+
+def test_bos_and_eos_reach_the_template_and_the_leading_bos_is_left_to_the_tokenizer() -> None:
+    assert JinjaTemplate(OPENCHAT_JINJA, "<s>", "</s>").render(HELLO) == (
+        "GPT4 Correct User: Hello<|end_of_turn|>GPT4 Correct Assistant:"
+    )
+    assert "Hello</s>" in JinjaTemplate(ZEPHYR_JINJA, "<s>", "</s>").render(HELLO)
+
+
+def test_tools_and_tool_calls_reach_the_template() -> None:
+    source = (
+        "{% if tools %}[{{ tools | map(attribute='function') | map(attribute='name') | join(',') }}]{% endif %}"
+        "{% for m in messages %}{{ m.role }}:{{ m.content }}"
+        "{% for c in m.tool_calls or [] %}<call {{ c.function.name }} {{ c.function.arguments | tojson }}>{% endfor %}"
+        "{% if m.name %}({{ m.name }}){% endif %}|{% endfor %}"
+    )
+    tools = [{"type": "function", "function": {"name": "weather", "parameters": {}}}]
+    messages = [
+        Message("user", "Rain?"),
+        Message(
+            "assistant", "", tool_calls=({"function": {"name": "weather", "arguments": {"city": "Oslo"}}},)
+        ),
+        Message("tool", "yes", tool_name="weather"),
+    ]
+    assert JinjaTemplate(source, "", "").render(messages, tools=tools) == (
+        '[weather]user:Rain?|assistant:<call weather {"city": "Oslo"}>|tool:yes(weather)|'
+    )
+
+
+def test_a_broken_template_fails_at_render_with_a_template_error() -> None:
+    template = JinjaTemplate("{% for m in messages %}", "", "")  # constructing it never compiles
+    with pytest.raises(TemplateError, match="chat template is broken"):
+        template.render(HELLO)
+    refusing = JinjaTemplate("{{ raise_exception('roles must alternate') }}", "", "")
+    with pytest.raises(TemplateError, match="roles must alternate"):
+        refusing.render(HELLO)
+
+
+# -- which template applies --------------------------------------------------------
+
+RECORDED = "llamadeck: Gemma turn format"
+
+
+@pytest.mark.parametrize(
+    ("source", "raw", "kind"),
+    [
+        (SOURCE_GGUF, None, "jinja"),
+        (SOURCE_GGUF, False, "jinja"),
+        (SOURCE_GGUF, True, None),
+        (SOURCE_MODELFILE, None, "jinja"),
+        (SOURCE_MODELFILE, False, "jinja"),
+        (SOURCE_MODELFILE, True, None),
+        (RECORDED, None, None),  # a base model continues the text, as today
+        (RECORDED, False, "builtin"),
+        (RECORDED, True, None),
+        (None, None, None),
+        (None, False, "builtin"),
+    ],
+)
+def test_raw_decides_whether_a_template_applies(
+    source: str | None, raw: bool | None, kind: str | None
+) -> None:
+    template = template_for(GEMMA_TEMPLATE, source, bos_token="<bos>", eos_token="<eos>", raw=raw)
+    assert (template and template.kind) == kind
+    if template is not None:
+        assert template.render(HELLO) == "<start_of_turn>user\nHello<end_of_turn>\n<start_of_turn>model\n"
+
+
+@pytest.mark.parametrize("raw", [None, False, True])
+@pytest.mark.parametrize("missing", [None, ""])
+def test_a_model_without_a_template_is_plain_completion(raw: bool | None, missing: str | None) -> None:
+    assert template_for(missing, SOURCE_GGUF, bos_token="", eos_token="", raw=raw) is None
+
+
+def test_the_template_gets_the_models_special_tokens() -> None:
+    template = template_for(ZEPHYR_JINJA, SOURCE_GGUF, bos_token="<s>", eos_token="</s>", raw=None)
+    assert isinstance(template, JinjaTemplate)
+    assert (template.bos_token, template.eos_token) == ("<s>", "</s>")
+
+
+# -- Go templates ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "source",
+    [CHATML_GO, LLAMA3_GO, MISTRAL_GO, GEMMA3_GO, LEGACY_GO, COMMENTED_GO, "{{ $.System }}", "{{ end }}"],
+)
+def test_ollama_go_templates_are_recognised(source: str) -> None:
+    assert is_go_template(source)
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        CHATML,
+        GEMMA_TEMPLATE,
+        ZEPHYR_JINJA,
+        OPENCHAT_JINJA,
+        "{{ messages[0]['content'] }}",
+        "{{ range(3) | join(',') }}",  # Jinja's range(), not Go's
+        "{%- if .5 %}{{ .System }}{% endif %}",  # a Jinja statement: never Go
+        "plain text",
+        "",
+    ],
+)
+def test_jinja_templates_are_not_taken_for_go(source: str) -> None:
+    assert not is_go_template(source)
+
+
+@pytest.mark.parametrize("source", [SOURCE_MODELFILE, SOURCE_GGUF])
+def test_a_go_template_is_a_clear_error_not_a_wrong_prompt(source: str) -> None:
+    with pytest.raises(TemplateError, match="Go templates arrive with Modelfile support") as caught:
+        template_for(LLAMA3_GO, source, bos_token="", eos_token="", raw=None)
+    assert "\n" not in str(caught.value)
+
+
+def test_a_go_template_model_still_runs_raw() -> None:
+    assert template_for(LLAMA3_GO, SOURCE_MODELFILE, bos_token="", eos_token="", raw=True) is None
+
+
+# -- the system prompt -------------------------------------------------------------
+
+
+def test_the_models_system_prompt_goes_first_when_the_conversation_has_none() -> None:
+    assert with_system_prompt(HELLO, "You are terse.") == [Message("system", "You are terse."), *HELLO]
+
+
+def test_a_conversations_own_system_prompt_wins() -> None:
+    messages = [Message("system", "You are verbose."), *HELLO]
+    assert with_system_prompt(messages, "You are terse.") == messages
+
+
+@pytest.mark.parametrize("system", [None, ""])
+def test_no_system_prompt_leaves_the_conversation_as_it_is(system: str | None) -> None:
+    assert with_system_prompt(HELLO, system) == HELLO
+
+
+def test_modelfile_messages_come_before_the_conversation_and_after_the_system_prompt() -> None:
+    preset = [Message("user", "Who are you?"), Message("assistant", "A pirate.")]
+    assert with_system_prompt(HELLO, "Arr.", preset=preset) == [Message("system", "Arr."), *preset, *HELLO]
+
+
+def test_only_the_first_message_is_looked_at_as_ollama_does() -> None:
+    messages = [*HELLO, Message("system", "Later.")]
+    assert with_system_prompt(messages, "First.")[0] == Message("system", "First.")
+
+
+def test_the_system_prompt_reaches_the_rendered_prompt() -> None:
+    prompt = chatml().render(with_system_prompt(HELLO, "You are terse."))
+    assert prompt.startswith("<|im_start|>system\nYou are terse.<|im_end|>\n<|im_start|>user\nHello")
+
+
+# -- messages from JSON ------------------------------------------------------------
+
+
+def test_a_message_from_json_is_read_as_ollama_reads_it() -> None:
+    image = b"\x89PNG"
+    message = Message.of(
+        {
+            "role": "User",
+            "content": None,
+            "images": [base64.b64encode(image).decode()],
+            "thinking": "ignored",
+            "tool_name": "",
+        }
+    )
+    assert message == Message("user", "", images=(image,))
+    assert message.for_template() == {"role": "user", "content": ""}
+
+
+@pytest.mark.parametrize(
+    ("raw", "error"),
+    [
+        ("hi", "messages[2] must be an object"),
+        ({"content": "hi"}, "messages[2].role must be a non-empty string"),
+        ({"role": " ", "content": "hi"}, "messages[2].role must be a non-empty string"),
+        ({"role": "user", "content": 3}, "messages[2].content must be a string"),
+        ({"role": "user", "content": ["a"]}, "messages[2].content must be a string"),
+        ({"role": "tool", "tool_name": 3}, "messages[2].tool_name must be a string"),
+        ({"role": "assistant", "tool_calls": "weather"}, "messages[2].tool_calls must be a list of objects"),
+        ({"role": "user", "images": "abc"}, "messages[2].images must be a list"),
+        ({"role": "user", "images": ["not base64!"]}, "messages[2].images[0] must be a base64 string"),
+    ],
+)
+def test_a_malformed_message_is_refused_saying_where(raw: object, error: str) -> None:
+    with pytest.raises(InvalidInput, match="^" + re.escape(error)):
+        Message.of(raw, where="messages[2]")
+
+
+def test_detection_reads_a_hostile_template_in_linear_time() -> None:
+    started = time.perf_counter()
+    assert not is_go_template("{{" * 200_000 + "{{ " * 200_000)
+    assert time.perf_counter() - started < 1.0
