@@ -13,6 +13,10 @@ scan in a process also imports gguf (and numpy) for the ggml block sizes,
 first megabytes of a remote file and learn from ``HeaderIncomplete`` how
 much more to fetch.
 
+The tensor table is also summed the way llama.cpp places tensors on devices
+(``TensorBytes``: bytes per repeating layer ``blk.N``, the input layer, the
+output layer), which is what ``engine.offload`` plans GPU layers from.
+
 Format (GGUF v2/v3, little-endian): magic ``GGUF``, u32 version, u64 tensor
 count, u64 KV count; KV pairs (string key, u32 type, value); tensor infos
 (string name, u32 n_dims, n_dims x u64 dims, u32 ggml type, u64 offset);
@@ -30,6 +34,7 @@ import re
 import struct
 from dataclasses import dataclass
 from functools import cache
+from itertools import zip_longest
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +65,10 @@ _MIN_TENSOR = 8 + 4 + 4 + 8  # name length, n_dims, type, offset
 _TYPICAL_KV, _TYPICAL_TENSOR = 64, 96  # sizes for the estimate of a short read: a little generous
 _DEFAULT_ALIGNMENT = 32
 _ARCH = re.compile(r"[A-Za-z0-9_.\-]{1,64}")
+_MAX_LAYERS = 512  # llama.cpp's LLAMA_MAX_LAYERS: a higher blk.N is no layer it would load
+# where llama.cpp's tensor table (llm_tensor_info) puts a tensor that is not in a blk.N layer
+_INPUT_PREFIXES = (b"token_embd.", b"position_embd.", b"token_types.", b"per_layer_token_embd.")
+_OUTPUT_PREFIXES = (b"output.", b"output_norm.")
 
 _STRING_KEYS = frozenset(
     {"general.architecture", "general.name", "general.license", "general.size_label"}
@@ -94,6 +103,46 @@ class HeaderIncomplete(Exception):
 
 
 @dataclass(frozen=True)
+class TensorBytes:
+    """Bytes of tensor data, grouped the way llama.cpp puts tensors on devices.
+
+    llama.cpp keeps the input layer (token embeddings) in RAM, gives each
+    repeating layer ``blk.N`` one device, and puts the output layer
+    (``output.weight``, ``output_norm``) on the GPU first of all when any layer
+    is offloaded. A model without ``output.weight`` ties its output to the
+    token embeddings: llama.cpp then loads ``token_embd`` a second time with
+    the output layer (see ``tied_output``).
+
+        info.tensor_bytes.layers[0]  # bytes of blk.0.*
+    """
+
+    layers: tuple[int, ...] = ()  # bytes of blk.N.* at index N
+    token_embd: int = 0  # the input layer: token_embd, position_embd, token_types, per_layer_token_embd
+    output: int = 0  # the output layer: output.*, output_norm.*
+    other: int = 0  # everything else (rope_freqs, token_embd_norm, ...): small in real models
+    has_output_weight: bool = False  # output.weight is in the file
+
+    @property
+    def tied_output(self) -> bool:
+        """Whether the output layer reuses the token embeddings (Gemma, small Llamas and Qwens)."""
+        return self.token_embd > 0 and not self.has_output_weight
+
+    @property
+    def total(self) -> int:
+        return sum(self.layers) + self.token_embd + self.output + self.other
+
+    def __add__(self, other: TensorBytes) -> TensorBytes:
+        """Both tables together: the parts of a split model add up to the model."""
+        return TensorBytes(
+            layers=tuple(a + b for a, b in zip_longest(self.layers, other.layers, fillvalue=0)),
+            token_embd=self.token_embd + other.token_embd,
+            output=self.output + other.output,
+            other=self.other + other.other,
+            has_output_weight=self.has_output_weight or other.has_output_weight,
+        )
+
+
+@dataclass(frozen=True)
 class GGUFInfo:
     """What the engine needs to know of a model before and after it has it."""
 
@@ -111,6 +160,7 @@ class GGUFInfo:
     tensor_count: int
     split_index: int  # split.no: 0 for the first part and for unsplit files
     last_tensor: str = ""  # the tensor that ends at data_end, for messages
+    tensor_bytes: TensorBytes = TensorBytes()  # this file's tensors by layer (one part of a split model)
 
 
 def _shown(text: str) -> str:
@@ -242,6 +292,51 @@ class _Tensors:
     header_end: int
     data_end: int
     last: str
+    by_layer: TensorBytes
+
+
+def _layer_index(raw: bytes) -> int | None:
+    """N of a tensor named ``blk.N.*``; None for any other name or an N llama.cpp would not load."""
+    dot = raw.find(b".", 4)
+    digits = raw[4:dot]
+    if dot < 0 or not digits.isdigit() or len(digits) > 3:  # isdigit: ASCII only, as bytes
+        return None
+    index = int(digits)
+    return index if index < _MAX_LAYERS else None
+
+
+class _ByLayer:
+    """Sums tensor bytes into ``TensorBytes`` while the table is walked."""
+
+    def __init__(self) -> None:
+        self.layers: dict[int, int] = {}
+        self.token_embd = self.output = self.other = 0
+        self.has_output_weight = False
+
+    def add(self, raw: bytes, size: int) -> None:
+        if raw.startswith(b"blk."):
+            index = _layer_index(raw)
+            if index is not None:
+                self.layers[index] = self.layers.get(index, 0) + size
+                return
+        elif raw.startswith(_INPUT_PREFIXES):
+            self.token_embd += size
+            return
+        elif raw.startswith(_OUTPUT_PREFIXES):
+            self.output += size
+            self.has_output_weight = self.has_output_weight or raw == b"output.weight"
+            return
+        self.other += size
+
+    def done(self) -> TensorBytes:
+        count = max(self.layers) + 1 if self.layers else 0
+        return TensorBytes(
+            layers=tuple(self.layers.get(index, 0) for index in range(count)),
+            token_embd=self.token_embd,
+            output=self.output,
+            other=self.other,
+            has_output_weight=self.has_output_weight,
+        )
 
 
 def scan_header(buffer: Any, *, label: str, file_size: int | None = None) -> GGUFInfo:
@@ -316,6 +411,7 @@ def _scan_tensors(scan: _Scanner, off: int, count: int, alignment: int) -> _Tens
     """Walk the tensor table: sizes from ggml's block sizes, offsets aligned, names unique."""
     sizes = _ggml_sizes() if count else {}
     names: set[bytes] = set()
+    by_layer = _ByLayer()
     elements, data_end, last = 0, 0, ""
     for index in range(count):
         scan.left(0, count - index - 1)
@@ -343,14 +439,17 @@ def _scan_tensors(scan: _Scanner, off: int, count: int, alignment: int) -> _Tens
             raise scan.fail(f"tensor {name}'s rows ({dims[0]}) are not whole blocks of {block}")
         if offset % alignment:
             raise scan.fail(f"tensor {name} starts at offset {offset}, not a multiple of {alignment}")
-        end = offset + n * block_bytes // block
+        size = n * block_bytes // block
+        end = offset + size
         if end > data_end or not last:
             data_end, last = end, name
         elements += n
+        by_layer.add(raw, size)
     scan.left(0, 0)
     header_end = off + -off % alignment
     # with no tensors nothing needs to follow the table (a writer may leave the padding out)
-    return _Tensors(count, elements, header_end, header_end + data_end if count else off, last)
+    data_end = header_end + data_end if count else off
+    return _Tensors(count, elements, header_end, data_end, last, by_layer.done())
 
 
 def _info(scan: _Scanner, meta: _Metadata, tensors: _Tensors) -> GGUFInfo:
@@ -394,6 +493,7 @@ def _info(scan: _Scanner, meta: _Metadata, tensors: _Tensors) -> GGUFInfo:
         tensor_count=tensors.count,
         split_index=split_index,
         last_tensor=tensors.last,
+        tensor_bytes=tensors.by_layer,
     )
 
 

@@ -19,6 +19,7 @@ from engine.errors import IntegrityError
 from engine.gguf_io import (
     GGUFInfo,
     HeaderIncomplete,
+    TensorBytes,
     check_data_inside,
     read_header,
     scan_header,
@@ -103,6 +104,25 @@ def reader_info(path: Path) -> GGUFInfo:
 
     tokens = reader.fields.get("tokenizer.ggml.tokens")
     n_embd, n_head = number("embedding_length"), number("attention.head_count", 1) or 1
+    layers: dict[int, int] = {}
+    token_embd = output = other = 0
+    for t in reader.tensors:  # grouped by name the plain way, to check the scanner's grouping
+        parts = t.name.split(".")
+        if parts[0] == "blk" and parts[1].isdigit():
+            layers[int(parts[1])] = layers.get(int(parts[1]), 0) + int(t.n_bytes)
+        elif parts[0] == "token_embd":
+            token_embd += int(t.n_bytes)
+        elif parts[0] in ("output", "output_norm"):
+            output += int(t.n_bytes)
+        else:
+            other += int(t.n_bytes)
+    by_layer = TensorBytes(
+        layers=tuple(layers.get(i, 0) for i in range(max(layers) + 1)) if layers else (),
+        token_embd=token_embd,
+        output=output,
+        other=other,
+        has_output_weight=any(t.name == "output.weight" for t in reader.tensors),
+    )
     ends = [(int(t.data_offset) + int(t.n_bytes), t.name) for t in reader.tensors]
     data_end, last = max(ends, key=lambda end: end[0])  # max keeps the first of equal ends
     return GGUFInfo(
@@ -128,6 +148,7 @@ def reader_info(path: Path) -> GGUFInfo:
         tensor_count=len(reader.tensors),
         split_index=int(field("split.no") or 0),
         last_tensor=last,
+        tensor_bytes=by_layer,
     )
 
 
@@ -189,6 +210,45 @@ def test_split_parts_match_gguf_reader(split_parts: list[Path]) -> None:
     assert [i.architecture for i in infos] == ["llama", "", ""]  # later parts carry no metadata
     assert {i.split_count for i in infos} == {3}
     assert sum(i.tensor_count for i in infos) == 21
+
+
+def test_tensor_bytes_group_the_tiny_model_by_layer(tiny_models: dict[str, Path]) -> None:
+    info = read_header(tiny_models["Q8_0"], label="tiny")
+    table = info.tensor_bytes
+    assert len(table.layers) == 2 and table.layers[0] == table.layers[1] > 0
+    assert table.token_embd == 512 * 128 * 34 // 32  # Q8_0: 34 bytes a block of 32
+    assert table.output == 512 * 128 * 34 // 32 + 128 * 4  # output.weight and the F32 output_norm
+    assert table.other == 0 and table.has_output_weight and not table.tied_output
+    assert table.total == info.data_end - info.header_end  # every tensor's data, no padding between
+
+
+def test_split_parts_add_up_to_the_whole_model(split_parts: list[Path], tmp_path: Path) -> None:
+    whole = read_header(write_tiny_gguf(tmp_path / "Whole-Q8_0.gguf")[0], label="whole").tensor_bytes
+    parts = [read_header(part, label=part.name).tensor_bytes for part in split_parts]
+    assert sum(parts, TensorBytes()) == whole
+    assert not all(part.has_output_weight for part in parts)  # only the part holding it says so
+
+
+def test_tensor_names_sort_into_llama_cpp_layers() -> None:
+    names = {
+        "token_embd.weight": 64,
+        "blk.0.attn_q.weight": 64,
+        "blk.0.ffn_norm.weight": 32,
+        "blk.2.attn_q.weight": 64,  # blk.1 is missing: it counts 0
+        "blk.x.attn_q.weight": 32,  # not a layer number
+        "blk.512.attn_q.weight": 32,  # past llama.cpp's LLAMA_MAX_LAYERS
+        "blk.": 32,
+        "rope_freqs.weight": 32,
+        "output_norm.weight": 32,
+    }
+    tensors, offset = [], 0
+    for name, n in names.items():  # F32: 4 bytes an element, each tensor after the last
+        tensors.append(tensor(name, [n], 0, offset))
+        offset += 4 * n
+    info = scan_header(with_data(header(llama_kvs(), tensors), offset), label="names")
+    table = info.tensor_bytes
+    assert table == TensorBytes(layers=(256 + 128, 0, 256), token_embd=256, output=128, other=4 * 128)
+    assert table.tied_output  # no output.weight: llama.cpp reuses token_embd
 
 
 def test_any_buffer_kind_scans_the_same(tiny_models: dict[str, Path]) -> None:
