@@ -478,6 +478,7 @@ def _info(scan: _Scanner, meta: _Metadata, tensors: _Tensors) -> GGUFInfo:
         context_length=number(f"{arch}.context_length"),
         n_vocab=meta.n_vocab if meta.n_vocab is not None else number(f"{arch}.vocab_size"),
     )
+    _check_shape(scan, shape, first_part=bool(arch) and split_index == 0)
     return GGUFInfo(
         architecture=arch,
         name=meta.strings.get("general.name"),
@@ -495,6 +496,18 @@ def _info(scan: _Scanner, meta: _Metadata, tensors: _Tensors) -> GGUFInfo:
         last_tensor=tensors.last,
         tensor_bytes=tensors.by_layer,
     )
+
+
+_MAX_SHAPE_NUMBER = 2**31 - 1  # llama.cpp keeps these in 32-bit ints
+
+
+def _check_shape(scan: _Scanner, shape: ModelShape, *, first_part: bool) -> None:
+    """Numbers llama.cpp would crash or overflow on (a model with no layers aborts the process)."""
+    for name, value in vars(shape).items():
+        if value > _MAX_SHAPE_NUMBER:
+            raise scan.fail(f"its {name.replace('_', ' ')} is {value}, more than llama.cpp can take")
+    if first_part and shape.n_layers == 0:
+        raise scan.fail("it has no layers (block_count is 0 or missing)")
 
 
 def read_header(path: Path, *, label: str) -> GGUFInfo:

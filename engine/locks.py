@@ -8,20 +8,29 @@
   opened the old file and then got the lock would hold a lock on a deleted
   inode while a newcomer locks a fresh file, so after locking we check that the
   path still names the inode we locked, and start over when it does not.
+
+A lock file is opened without following a symlink and without blocking: a
+symlink, FIFO or socket in its place is removed (the link, never its target)
+and a fresh file made; a directory there is an error naming it.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import os
+import stat
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from engine.cancel import NEVER, CancelToken
+from engine.errors import DiskFull, LlamadeckError
 
 _POLL_SECONDS = 0.2
+_OPEN_FLAGS = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+_OPEN_TRIES = 8
 
 
 class FileLock:
@@ -36,11 +45,14 @@ class FileLock:
         return self._fd is not None
 
     def try_acquire(self) -> bool:
-        """Take the lock if it is free right now; never waits."""
+        """Take the lock if it is free right now; never waits.
+
+        Raises LlamadeckError (DiskFull when out of space) naming the path when the file cannot be made.
+        """
         if self._fd is not None:
             raise RuntimeError(f"{self.path} is already held by this object")
         while True:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            fd = self._open()
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
@@ -53,6 +65,40 @@ class FileLock:
                 self._fd = fd
                 return True
             os.close(fd)  # pruned between our open and our lock: lock the new file instead
+
+    def _open(self) -> int:
+        """A descriptor of the lock file, a regular file at ``path`` (made if missing)."""
+        for _ in range(_OPEN_TRIES):
+            try:
+                mode = os.lstat(self.path).st_mode
+            except FileNotFoundError:
+                mode = stat.S_IFREG
+            except OSError as error:
+                raise _error(error, self.path) from error
+            if stat.S_ISDIR(mode):
+                raise LlamadeckError(f"cannot take the lock {self.path}: a directory is in its place")
+            if not stat.S_ISREG(mode):
+                self._remove_intruder()
+                continue
+            try:
+                fd = os.open(self.path, _OPEN_FLAGS, 0o644)
+            except OSError as error:
+                if error.errno == errno.ELOOP:  # became a symlink since the lstat
+                    continue
+                raise _error(error, self.path) from error
+            if stat.S_ISREG(os.fstat(fd).st_mode):
+                return fd
+            os.close(fd)
+        raise LlamadeckError(f"cannot take the lock {self.path}: something keeps replacing the file")
+
+    def _remove_intruder(self) -> None:
+        """Remove a symlink, FIFO or socket where the lock file belongs (never what a link points at)."""
+        try:
+            self.path.unlink()
+        except FileNotFoundError:
+            pass
+        except OSError as error:
+            raise _error(error, self.path) from error
 
     def acquire(
         self,
@@ -106,9 +152,16 @@ class FileLock:
         self.release()
 
 
+def _error(error: OSError, path: Path) -> LlamadeckError:
+    reason = error.strerror or str(error)
+    if error.errno in (errno.ENOSPC, errno.EDQUOT):
+        return DiskFull(f"cannot take the lock {path}: {reason}; free some space and try again")
+    return LlamadeckError(f"cannot take the lock {path}: {reason}")
+
+
 def _same_file(fd: int, path: Path) -> bool:
     try:
-        on_disk = os.stat(path)
+        on_disk = os.lstat(path)
     except FileNotFoundError:
         return False
     mine = os.fstat(fd)

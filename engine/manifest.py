@@ -22,6 +22,9 @@ from engine.refs import HUB_HOST, HubRef, LocalRef, ModelRef
 
 SHA256 = re.compile(r"[0-9a-f]{64}")
 _MAX_TEXT = 1 << 20  # a chat template or licence longer than 1 MiB is not one
+MAX_COUNT = (1 << 63) - 1  # sizes and counts beyond int64 are not real (and overflow float formatting)
+MAX_MANIFEST_BYTES = 32 << 20  # refused before reading: a manifest is a few KiB, 1 MiB texts included
+_MAX_PARAMETER_DEPTH = 16  # option values are scalars or short lists; deeper nesting is hostile
 
 
 class ManifestError(Exception):
@@ -103,11 +106,26 @@ class Manifest:
 
     @classmethod
     def from_json(cls, raw: bytes) -> Manifest:
-        """Parse, upgrade and validate; raises ManifestError with the reason."""
+        """Parse, upgrade and validate; raises ManifestError with the reason.
+
+        Hostile JSON (nested a hundred thousand levels deep, or too large to
+        hold) is a damaged manifest like any other, never a crash.
+        """
+        if len(raw) > MAX_MANIFEST_BYTES:
+            raise ManifestError(f"larger than {MAX_MANIFEST_BYTES >> 20} MiB: not a manifest")
+        try:
+            return cls._parse(raw)
+        except RecursionError as error:
+            raise ManifestError("nested too deeply to be a manifest") from error
+        except MemoryError as error:
+            raise ManifestError("too large to read") from error
+
+    @classmethod
+    def _parse(cls, raw: bytes) -> Manifest:
         try:
             data = json.loads(raw)
         except (ValueError, UnicodeDecodeError) as error:
-            raise ManifestError(f"not JSON ({error})") from error
+            raise ManifestError(f"not JSON ({str(error)[:200]})") from error
         if not isinstance(data, dict):
             raise ManifestError("not a JSON object")
         try:
@@ -147,8 +165,9 @@ def _text(data: dict[str, Any], key: str, *, optional: bool = False) -> str | No
 
 def _count(data: dict[str, Any], key: str) -> int:
     value = data.get(key)
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ManifestError(f"{key} must be a whole number ≥ 0, not {value!r:.40}")
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_COUNT:
+        shown = f"a {len(str(value))}-digit number" if isinstance(value, int) else f"{value!r:.40}"
+        raise ManifestError(f"{key} must be a whole number from 0 to 2**63 - 1, not {shown}")
     return value
 
 
@@ -196,6 +215,8 @@ def _config(raw: Any) -> ModelConfig:
     parameters = raw.get("parameters", {})
     if not isinstance(parameters, dict) or not all(isinstance(k, str) for k in parameters):
         raise ManifestError("config.parameters must be an object")
+    if _depth(parameters) > _MAX_PARAMETER_DEPTH:
+        raise ManifestError(f"config.parameters is nested more than {_MAX_PARAMETER_DEPTH} levels deep")
     return ModelConfig(
         template=_text(raw, "template", optional=True),
         template_source=_text(raw, "template_source", optional=True),
@@ -203,6 +224,19 @@ def _config(raw: Any) -> ModelConfig:
         parameters=parameters,
         parent=_text(raw, "parent", optional=True),
     )
+
+
+def _depth(value: Any) -> int:
+    """How deeply lists and objects nest in ``value`` (without recursion: it may be hostile)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict | list):
+            deepest = max(deepest, depth)
+            children = item.values() if isinstance(item, dict) else item
+            if depth <= _MAX_PARAMETER_DEPTH:
+                stack.extend((child, depth + 1) for child in children)
+    return deepest
 
 
 def _build(data: dict[str, Any]) -> Manifest:

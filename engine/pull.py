@@ -23,9 +23,17 @@ from engine.embedded import EmbeddedModel, locate
 from engine.errors import DiskFull, IntegrityError, NoGGUFInRepo
 from engine.events import EventSink, Status, Waiting
 from engine.gguf_io import GGUFInfo, check_data_inside, read_header
-from engine.manifest import Manifest, ModelConfig, ModelFile
+from engine.manifest import _MAX_TEXT, Manifest, ModelConfig, ModelFile
 from engine.memory import Machine, estimate_memory, fit
-from engine.quant import QuantChoice, Variant, VariantFit, pick_variant, quant_from_file_type
+from engine.quant import (
+    DYNAMIC_PREFIX,
+    QuantChoice,
+    Variant,
+    VariantFit,
+    normalize_quant,
+    pick_variant,
+    quant_from_file_type,
+)
 from engine.refs import HubRef
 from engine.store import Store
 from engine.transfer import HashingFile, ProgressMeter
@@ -66,7 +74,7 @@ def blob_locks(store: Store, shas: list[str], sink: EventSink, cancel: CancelTok
 def _check_space(store: Store, missing: list[Wanted]) -> None:
     need = 0
     for wanted in missing:
-        partial = store.partial_path(wanted.file.sha256)
+        partial = store.prepare_partial(wanted.file.sha256)
         have = partial.stat().st_size if partial.exists() else 0
         need += max(wanted.file.size - have, 0)
     free = shutil.disk_usage(store.partial).free
@@ -80,7 +88,7 @@ def _check_space(store: Store, missing: list[Wanted]) -> None:
 def _produce(store: Store, wanted: Wanted, sink: EventSink) -> GGUFInfo:
     """Fetch one file into its partial, verify it and move it into the blob store."""
     file = wanted.file
-    partial = store.partial_path(file.sha256)
+    partial = store.prepare_partial(file.sha256)
     meter = ProgressMeter(sink, wanted.action, file.path, file.size)
     digest = wanted.fetch(partial, meter)
     if digest != file.sha256:
@@ -144,7 +152,7 @@ class Survey:
     """What a repository offers and what this machine can take, before any download."""
 
     listing: hub.RepoListing
-    header: GGUFInfo  # of the smallest variant: every variant of a repo shares the shape
+    header: GGUFInfo  # of the requested or the smallest readable variant: every variant shares the shape
     header_sha256: str  # the file that header was read from
     machine: Machine
 
@@ -167,19 +175,65 @@ def survey(
     sink: EventSink,
     machine: Callable[[], Machine],
     *,
+    quant: str | None = None,
     token: str | None = None,
     cancel: CancelToken = NEVER,
 ) -> Survey:
+    """List the repo and read one variant's header for the model's shape.
+
+    Every variant of a repo shares the shape, so one header serves all. With
+    an explicit ``quant`` that is the requested variant's (so a broken file
+    elsewhere in the repo is no obstacle); otherwise the smallest variant
+    that reads, trying the next size up when one is not a readable GGUF.
+    """
     sink(Status(f"pulling manifest of {repo}"))
     listing = hub.fetch_listing(repo, token=token, cancel=cancel)
     if not listing.variants:
+        if listing.incomplete:
+            raise NoGGUFInRepo(f"{repo} has only incomplete split models ({'; '.join(listing.incomplete)})")
         extra = " (only projector files)" if listing.projectors else ""
         raise NoGGUFInRepo(f"{repo} has no GGUF model files{extra}")
-    smallest = min(listing.variants, key=lambda v: v.size)
-    sink(Status(f"reading the GGUF header of {smallest.files[0].path}"))
-    first = smallest.files[0]
-    header = hub.read_remote_info(repo, listing.commit, first, token=token, cancel=cancel)
-    return Survey(listing, header, first.sha256, machine())
+    if listing.incomplete:
+        sink(Status(f"skipping incomplete split models: {'; '.join(listing.incomplete)}"))
+    requested = _requested(listing, quant) if quant is not None else None
+    candidates = [requested] if requested else sorted(listing.variants, key=lambda v: (v.size, v.quant))
+    failures: list[IntegrityError] = []
+    for variant in candidates:
+        first = variant.files[0]
+        sink(Status(f"reading the GGUF header of {first.path}"))
+        try:
+            header = hub.read_remote_info(repo, listing.commit, first, token=token, cancel=cancel)
+        except IntegrityError as error:
+            if requested is not None:
+                raise
+            failures.append(error)
+            sink(Status(f"skipping {variant.quant}: {error}"))
+            continue
+        return Survey(listing, header, first.sha256, machine())
+    if len(failures) == 1:
+        raise failures[0]
+    tried = len(failures)
+    raise IntegrityError(f"none of the {tried} variants of {repo} has a readable GGUF header; {failures[0]}")
+
+
+def _requested(listing: hub.RepoListing, quant: str) -> hub.RemoteVariant | None:
+    """The variant ``quant`` names (as ``pick_variant`` finds it); None: the pick will say it is unknown."""
+    wanted = normalize_quant(quant)
+    exact = [v for v in listing.variants if normalize_quant(v.quant) == wanted]
+    if not exact:  # "Q4_K_XL" also finds a lone "UD-Q4_K_XL"
+        exact = [
+            v for v in listing.variants if normalize_quant(v.quant).removeprefix(DYNAMIC_PREFIX) == wanted
+        ]
+    return exact[0] if len(exact) == 1 else None
+
+
+def _check_template(template: str | None, where: str) -> None:
+    """Refuse a chat template the store would refuse to keep, before anything is written."""
+    if template is not None and len(template) > _MAX_TEXT:
+        raise IntegrityError(
+            f"{where} has a chat template of {len(template):,} characters; llamadeck keeps templates "
+            f"of up to {_MAX_TEXT:,} (1 MiB): not pulled"
+        )
 
 
 def pull_from_hub(
@@ -191,7 +245,7 @@ def pull_from_hub(
     token: str | None = None,
     cancel: CancelToken = NEVER,
 ) -> Manifest:
-    found = survey(ref.repo, sink, machine, token=token, cancel=cancel)
+    found = survey(ref.repo, sink, machine, quant=ref.quant, token=token, cancel=cancel)
     listing = found.listing
     choice = found.choose(ref.quant)
     sink(Status(choice.reason))
@@ -208,10 +262,13 @@ def pull_from_hub(
     wanted = [
         Wanted(ModelFile(f.path, f.sha256, f.size), fetcher(f), header=known_header(f)) for f in variant.files
     ]
+    if wanted[0].header is not None:  # known before the download: refuse before it
+        _check_template(wanted[0].header.chat_template, variant.files[0].path)
     tag = HubRef(ref.repo, variant.quant).quant or variant.quant  # the quant as a reference spells it
 
     def manifest(infos: list[GGUFInfo]) -> Manifest:
         first = infos[0]
+        _check_template(first.chat_template, variant.files[0].path)
         return Manifest(
             name=ref.name,
             tag=tag,
@@ -225,7 +282,7 @@ def pull_from_hub(
             shape=first.shape,
             created=now_iso(),
             size_label=first.size_label,
-            license=listing.license or first.license,
+            license=hub.license_text(listing.license or first.license),
             config=ModelConfig(
                 template=first.chat_template, template_source="gguf" if first.chat_template else None
             ),

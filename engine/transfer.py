@@ -11,13 +11,14 @@ import contextlib
 import hashlib
 import os
 import queue
+import stat
 import threading
 import time
 from pathlib import Path
 from typing import BinaryIO
 
 from engine.cancel import NEVER, CancelToken
-from engine.errors import Cancelled
+from engine.errors import Cancelled, IntegrityError
 from engine.events import EventSink, Progress
 
 CHUNK = 8 * 1024 * 1024
@@ -126,7 +127,13 @@ class HashingFile:
 
     def __init__(self, path: Path, meter: ProgressMeter, *, cancel: CancelToken = NEVER) -> None:
         self._path = path
-        self._file: BinaryIO = open(path, "ab")  # noqa: SIM115 - closed in close()
+        # never through a symlink someone put in the partial's place (the store removes those; this closes
+        # the window between that check and this open)
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise IntegrityError(f"{path} is not a regular file: remove it and pull again")
+        self._file: BinaryIO = os.fdopen(fd, "ab")
         self._meter = meter
         self._cancel = cancel
         self.size = self._file.tell()  # bytes in the file, written or buffered

@@ -392,6 +392,9 @@ def test_later_split_parts_may_leave_the_architecture_out() -> None:
         (b"GGUF" + struct.pack("<IQQ", 3, 1 << 40, 0), "absurd counts"),
         (header([kv(b"\xff\xfe", U32, 1)]), "key 0 is not UTF-8"),
         (header([*llama_kvs(), kv("llama.block_count", U32, 3)]), "duplicate key"),
+        (header([llama_kvs()[0], *llama_kvs()[2:]]), "has no layers"),  # llama.cpp aborts on 0 layers
+        (header([llama_kvs()[0], kv("llama.block_count", U32, 0), *llama_kvs()[2:]]), "has no layers"),
+        (header([*llama_kvs()[:4], kv("llama.context_length", U64, 2**32 - 1)]), "more than llama.cpp"),
         (header([gstr("x") + struct.pack("<I", 13)]), "unknown value type 13"),
         (header([gstr("x") + struct.pack("<IIQ", ARRAY, ARRAY, 1)]), "unsupported element type 9"),
         (header([gstr("x") + struct.pack("<IQ", STRING, 1 << 62)]), "claims more than"),

@@ -3,14 +3,21 @@
 from __future__ import annotations
 
 import hashlib
+import importlib.util
+import json
 import logging
 import os
+import resource
+import signal
 import socket
+import subprocess
+import sys
 import tempfile
 import threading
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import gguf
@@ -20,9 +27,23 @@ from huggingface_hub import constants
 
 from engine import hub
 from engine.cancel import CancelToken
-from engine.errors import Cancelled, GatedRepo, HubUnreachable, IntegrityError, LlamadeckError, RepoNotFound
+from engine.errors import (
+    AccessDenied,
+    Cancelled,
+    DiskFull,
+    GatedRepo,
+    HubUnreachable,
+    IntegrityError,
+    InvalidInput,
+    InvalidReference,
+    LlamadeckError,
+    NetworkError,
+    RepoNotFound,
+)
 from engine.events import Progress
+from engine.refs import HubRef
 from engine.transfer import HashingFile, ProgressMeter, hash_file
+from engine.units import format_size
 from tests.support.fake_hub import FakeHub
 from tests.support.tiny_gguf import write_tiny_gguf
 
@@ -420,3 +441,434 @@ def test_a_directory_in_place_of_the_partial_is_named_in_the_error(fake: FakeHub
     assert str(caught.value).startswith(f"cannot write the partial download {partial}: ")
     assert partial.is_dir()
     assert fake.requests == []
+
+
+# -- tokens --------------------------------------------------------------------------
+
+SECRET = "hf_SECRETsecret0123456789"
+
+
+@pytest.mark.parametrize(
+    ("raw", "cleaned"),
+    [(None, None), ("", None), ("  \n", None), (f"{SECRET}\n", SECRET), (f"\t{SECRET} ", SECRET)],
+)
+def test_clean_token_drops_surrounding_whitespace(raw: str | None, cleaned: str | None) -> None:
+    assert hub.clean_token(raw) == cleaned
+
+
+@pytest.mark.parametrize("raw", [f"{SECRET}é", f"hf_SECRET {SECRET}", f"{SECRET}\x00", f"{SECRET}\u200b"])
+def test_clean_token_refuses_what_no_token_holds_and_never_echoes_it(raw: str) -> None:
+    with pytest.raises(InvalidInput) as caught:
+        hub.clean_token(raw)
+    assert str(caught.value) == "HF_TOKEN holds characters a Hugging Face token never has"
+
+
+def test_a_token_with_a_newline_is_sent_clean_and_never_shown(fake: FakeHub, tmp_path: Path) -> None:
+    path = write_tiny_gguf(tmp_path / "Tiny-Q8_0.gguf")[0]
+    commit = fake.add_repo("acme/Gated-GGUF", {path.name: path}, gated=True)
+    file = remote(path.name, path.read_bytes())
+    assert hub.read_remote_info("acme/Gated-GGUF", commit, file, token=f"{SECRET}\n").architecture == "llama"
+
+    fake.fault(path.name, "status", code=500, message=f"bad token {SECRET}")  # a server that echoes it
+    with pytest.raises(HubUnreachable) as caught:
+        hub.read_remote_info("acme/Gated-GGUF", commit, file, token=SECRET)
+    assert "answered 500 (bad token ***)" in str(caught.value) and SECRET not in str(caught.value)
+
+
+def test_a_non_ascii_token_is_refused_before_any_request(fake: FakeHub, tmp_path: Path) -> None:
+    with pytest.raises(InvalidInput, match="^HF_TOKEN holds characters a Hugging Face token never has$"):
+        hub.fetch_listing(REPO, token="hf_é")
+    with pytest.raises(InvalidInput, match="^HF_TOKEN holds"):
+        hub.download(REPO, "a" * 40, remote("x.gguf", b"x"), tmp_path / "x.partial", meter(), token="hf_é")
+    assert fake.requests == []
+    assert not (tmp_path / "x.partial").exists()
+
+
+def test_the_token_huggingface_hub_finds_itself_is_checked_too(
+    fake: FakeHub, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    token_file = tmp_path / "token"
+    monkeypatch.setattr(constants, "HF_TOKEN_PATH", str(token_file))
+    token_file.write_text("hf_é\n")
+    with pytest.raises(InvalidInput, match=f"^the token file {token_file} holds characters"):
+        hub.fetch_listing(REPO)
+    token_file.unlink()
+    token_file.mkdir()
+    with pytest.raises(InvalidInput, match=f"^cannot read the Hugging Face token file {token_file}: "):
+        hub.fetch_listing(REPO)
+    monkeypatch.setenv("HF_OIDC_RESOURCE", "acme/Hub-GGUF")
+    monkeypatch.delenv("HF_OIDC_ID_TOKEN", raising=False)
+    monkeypatch.delenv("GITHUB_ACTIONS", raising=False)
+    with pytest.raises(AccessDenied, match="^cannot get a Hugging Face token through HF_OIDC_RESOURCE: "):
+        hub.fetch_listing(REPO)
+    assert fake.requests == []
+
+
+# -- the environment huggingface_hub reads at import ---------------------------------
+
+
+@pytest.mark.parametrize(
+    ("environ", "message"),
+    [
+        (
+            {"HF_ENDPOINT": "http://[::1"},
+            r"HF_ENDPOINT is not a usable URL: 'http://\[::1' \(Invalid IPv6 URL\)",
+        ),
+        ({"HF_ENDPOINT": " https://hub.example "}, "HF_ENDPOINT .* ' https://hub.example ' .*spaces"),
+        ({"HF_ENDPOINT": "https://hub.example\n"}, r"HF_ENDPOINT .* 'https://hub.example\\n' .*line break"),
+        (
+            {"HF_ENDPOINT": "https://hub\x1b[2J.example"},
+            r"HF_ENDPOINT .* 'https://hub\\x1b\[2J.example' .*control",
+        ),
+        ({"HF_ENDPOINT": "ftp://hub.example"}, "HF_ENDPOINT .* http:// or https://"),
+        ({"HF_ENDPOINT": "hub.example"}, "HF_ENDPOINT .* http:// or https://"),
+        ({"HF_ENDPOINT": "https://"}, "HF_ENDPOINT .* no host"),
+        ({"HF_ENDPOINT": "https://hub.example:99999"}, "HF_ENDPOINT .*Port out of range"),
+        ({"HF_ENDPOINT": ""}, "HF_ENDPOINT .* empty"),
+        ({"HF_HUB_DOWNLOAD_TIMEOUT": "abc"}, "HF_HUB_DOWNLOAD_TIMEOUT must be a whole number .* not 'abc'"),
+        ({"HF_HUB_DOWNLOAD_TIMEOUT": "-1"}, "HF_HUB_DOWNLOAD_TIMEOUT must be .* above 0, not '-1'"),
+        ({"HF_HUB_DOWNLOAD_TIMEOUT": "1.5"}, "HF_HUB_DOWNLOAD_TIMEOUT must be a whole number"),
+        ({"HF_HUB_DOWNLOAD_TIMEOUT": "nan"}, "HF_HUB_DOWNLOAD_TIMEOUT must be"),
+        ({"HF_HUB_ETAG_TIMEOUT": ""}, "HF_HUB_ETAG_TIMEOUT must be"),
+        ({"HF_HUB_VERBOSITY": "loud"}, "HF_HUB_VERBOSITY must be one of debug, info, .* not 'loud'"),
+        ({"HF_HUB_USER_AGENT_ORIGIN": "caf\u00e9"}, r"HF_HUB_USER_AGENT_ORIGIN .* 'caf\\xe9'"),
+    ],
+)
+def test_settings_huggingface_hub_would_break_on_are_refused(environ: dict[str, str], message: str) -> None:
+    with pytest.raises(InvalidInput, match=f"^{message}") as caught:
+        hub.check_environment(environ)
+    assert one_line(str(caught.value))
+
+
+@pytest.mark.parametrize(
+    "environ",
+    [
+        {},
+        {"HF_ENDPOINT": "https://huggingface.co/"},
+        {"HF_ENDPOINT": "http://[::1]:8080/mirror"},
+        {"HF_HUB_DOWNLOAD_TIMEOUT": "30", "HF_HUB_ETAG_TIMEOUT": " 5 "},
+        {"HF_HUB_VERBOSITY": "debug", "HF_HUB_USER_AGENT_ORIGIN": "acme deploy/1.0"},
+    ],
+)
+def test_usable_settings_pass(environ: dict[str, str]) -> None:
+    hub.check_environment(environ)
+
+
+def test_a_bad_setting_is_refused_before_any_request(fake: FakeHub, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HF_HUB_DOWNLOAD_TIMEOUT", "-1")
+    with pytest.raises(InvalidInput, match="^HF_HUB_DOWNLOAD_TIMEOUT must be"):
+        hub.fetch_listing(REPO)
+    assert fake.requests == []
+
+
+_CHILD = """
+import json, sys
+from engine import hub
+from engine.errors import LlamadeckError
+try:
+    listing = hub.fetch_listing("acme/Hub-GGUF")
+    print(json.dumps({"quants": [v.quant for v in listing.variants], "log": list(hub.HUB_LOG)}))
+except LlamadeckError as error:
+    print(json.dumps({"error": type(error).__name__, "message": str(error)}))
+"""
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "error"),
+    [
+        ("HF_ENDPOINT", "http://[::1", "HF_ENDPOINT is not a usable URL: 'http://[::1' (Invalid IPv6 URL)"),
+        ("HF_HUB_DOWNLOAD_TIMEOUT", "abc", "HF_HUB_DOWNLOAD_TIMEOUT must be a whole number of seconds"),
+        ("HF_HUB_ETAG_TIMEOUT", "x", "HF_HUB_ETAG_TIMEOUT must be a whole number of seconds"),
+        ("HF_HUB_VERBOSITY", "loud", "HF_HUB_VERBOSITY must be one of"),
+        ("HF_HUB_ENABLE_HF_TRANSFER", "1", None),
+    ],
+)
+def test_settings_are_checked_before_huggingface_hub_is_imported_and_nothing_is_printed(
+    fake: FakeHub, tmp_path: Path, name: str, value: str, error: str | None
+) -> None:
+    """A fresh process: huggingface_hub reads these once, at its import, and prints when they are bad."""
+    path = write_tiny_gguf(tmp_path / "Tiny-Q8_0.gguf")[0]
+    fake.add_repo(REPO, {path.name: path})
+    env = {**os.environ, "HF_ENDPOINT": fake.url, name: value, "PYTHONWARNINGS": "default"}
+    child = subprocess.run(
+        [sys.executable, "-c", _CHILD], env=env, capture_output=True, text=True, timeout=60, check=False
+    )
+    assert child.returncode == 0 and child.stderr == "", child.stderr
+    answer = json.loads(child.stdout)  # one JSON line: nothing else reached stdout
+    if error is None:
+        assert answer["quants"] == ["Q8_0"]
+        assert any("FutureWarning" in line and "HF_HUB_ENABLE_HF_TRANSFER" in line for line in answer["log"])
+    else:
+        assert answer["error"] == "InvalidInput" and answer["message"].startswith(error), answer
+
+
+# -- proxies and certificates --------------------------------------------------------
+
+
+@pytest.fixture
+def fresh_session() -> Iterator[None]:
+    """huggingface_hub builds its HTTP client once, from the environment: build it anew, before and after."""
+    from huggingface_hub.utils import close_session
+
+    close_session()
+    yield
+    close_session()
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "why"),
+    [
+        ("http_proxy", "garbage://x", "Unknown scheme for proxy URL"),
+        ("https_proxy", "http://[::1", "Invalid port"),
+        ("ALL_PROXY", "socks5://127.0.0.1:1080", "a SOCKS proxy needs the socksio package"),
+    ],
+)
+def test_a_proxy_the_client_cannot_use_is_named(
+    fake: FakeHub, fresh_session: None, monkeypatch: pytest.MonkeyPatch, name: str, value: str, why: str
+) -> None:
+    if name == "ALL_PROXY" and importlib.util.find_spec("socksio") is not None:
+        pytest.skip("socksio is installed: SOCKS proxies work")
+    for variable in ("http_proxy", "https_proxy", "all_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"):
+        monkeypatch.delenv(variable, raising=False)
+    monkeypatch.setenv(name, value)
+    monkeypatch.setenv("NO_PROXY", "")
+    with pytest.raises(HubUnreachable) as caught:
+        hub.fetch_listing(REPO)
+    message = str(caught.value)
+    assert message.startswith(f"cannot use the proxy from {name}: {why}") and one_line(message), message
+
+
+def test_a_missing_ca_file_is_named(
+    fresh_session: None, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    missing = tmp_path / "no-such-ca.pem"
+    monkeypatch.setenv("SSL_CERT_FILE", str(missing))
+    with pytest.raises(
+        InvalidInput, match=f"^cannot use the certificates from SSL_CERT_FILE \\({missing}\\): "
+    ):
+        hub.fetch_listing(REPO)
+
+
+# -- a server that is not the Hub ----------------------------------------------------
+
+
+def test_html_everywhere_is_not_the_hub(
+    fake: FakeHub, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    path = write_tiny_gguf(tmp_path / "Tiny-Q8_0.gguf")[0]
+    fake.add_repo(REPO, {path.name: path})
+    fake.fault("*", "answer", body=b"<html><body>Welcome to the captive portal</body></html>")
+    with pytest.raises(HubUnreachable) as caught:
+        hub.fetch_listing(REPO)
+    message = str(caught.value)
+    not_the_api = "answered with something that is not the Hugging Face API"
+    assert message.startswith(f"the server at {fake.url} {not_the_api} (JSONDecodeError: "), message
+    assert message.endswith("for acme/Hub-GGUF; check HF_ENDPOINT and any proxy; nothing changed")
+    assert capfd.readouterr() == ("", "")
+
+
+def _sibling(info: dict, **changes: object) -> dict:
+    gguf_entry = next(s for s in info["siblings"] if s["rfilename"].endswith(".gguf"))
+    for key, value in changes.items():
+        if key == "lfs_size":
+            gguf_entry["lfs"]["size"] = value
+        elif key == "no_pointer_size":
+            del gguf_entry["lfs"]["pointerSize"]
+        else:
+            gguf_entry[key] = value
+    return info
+
+
+@pytest.mark.parametrize(
+    ("rewrite", "why"),
+    [
+        (lambda info: [info], "TypeError: "),
+        (lambda info: b"{not json", "JSONDecodeError: "),
+        (lambda info: b"\xff\xfe garbage", "JSONDecodeError: "),
+        (lambda info: b"[" * 100_000 + b"]" * 100_000, "RecursionError: "),
+        (lambda info: {k: v for k, v in info.items() if k != "id"}, "no 'id' in it"),
+        (lambda info: _sibling(info, no_pointer_size=True), "no 'pointerSize' in it"),
+        (lambda info: _sibling(info, lfs_size="big"), "the size of Tiny-Q8_0.gguf is not a byte count"),
+        (lambda info: _sibling(info, lfs_size=-1), "the size of Tiny-Q8_0.gguf is not a byte count"),
+        (lambda info: _sibling(info, lfs_size=True), "the size of Tiny-Q8_0.gguf is not a byte count"),
+        (lambda info: _sibling(info, rfilename=7), "a file without a name"),
+        (lambda info: info | {"siblings": "Tiny-Q8_0.gguf"}, "TypeError: "),
+        (lambda info: info | {"siblings": {"rfilename": "x"}}, "TypeError: "),
+        (lambda info: info | {"sha": 12345}, "its commit is not a git sha"),
+        (lambda info: info | {"sha": "../../etc"}, "its commit is not a git sha"),
+        (lambda info: info | {"lastModified": "yesterday"}, "ValueError: "),
+    ],
+)
+def test_malformed_api_answers_are_not_the_hub(
+    fake: FakeHub, tmp_path: Path, rewrite: Callable[[dict], object], why: str
+) -> None:
+    path = write_tiny_gguf(tmp_path / "Tiny-Q8_0.gguf")[0]
+    fake.add_repo(REPO, {path.name: path, "README.md": b"hi"})
+    fake.rewrite_info(REPO, rewrite)
+    with pytest.raises(HubUnreachable) as caught:
+        hub.fetch_listing(REPO)
+    message = str(caught.value)
+    assert f"answered with something that is not the Hugging Face API ({why}" in message, message
+    assert one_line(message) and len(message) < 500
+
+
+@pytest.mark.parametrize(
+    ("card", "license_"),
+    [
+        ({"license": "mit"}, "mit"),
+        ({"license": ["mit", "apache-2.0"]}, "mit, apache-2.0"),
+        ({"license": ["mit", 3]}, None),
+        ({"license": {"name": "mit"}}, None),
+        ({"license": 7}, None),
+        ({"license": ""}, None),
+        ({"license": "x" * 70_000}, "x" * 65_536),
+    ],
+)
+def test_the_card_license_is_text_or_nothing(
+    fake: FakeHub, tmp_path: Path, card: dict, license_: str | None
+) -> None:
+    path = write_tiny_gguf(tmp_path / "Tiny-Q8_0.gguf")[0]
+    fake.add_repo(REPO, {path.name: path}, card_data=card)
+    assert hub.fetch_listing(REPO).license == license_
+
+
+def test_a_card_that_is_not_an_object_has_no_license(fake: FakeHub, tmp_path: Path) -> None:
+    path = write_tiny_gguf(tmp_path / "Tiny-Q8_0.gguf")[0]
+    fake.add_repo(REPO, {path.name: path})
+    fake.rewrite_info(REPO, lambda info: info | {"cardData": "license: mit"})
+    assert hub.fetch_listing(REPO).license is None
+
+
+def test_a_content_range_that_is_not_a_number_is_not_the_hub(fake: FakeHub, tmp_path: Path) -> None:
+    data = os.urandom(MIB)
+    commit = fake.add_repo(REPO, {"x.gguf": data})
+    partial = tmp_path / "x.partial"
+    partial.write_bytes(data[:1000])
+    fake.fault("x.gguf", "headers", headers={"Content-Range": "bytes 1000-1048575/*"})
+    with pytest.raises(HubUnreachable) as caught:
+        hub.download(REPO, commit, remote("x.gguf", data), partial, meter())
+    message = str(caught.value)
+    assert "not the Hugging Face API (ValueError: invalid literal for int()" in message, message
+    assert message.endswith(f"the partial download ({format_size(1000)}) is kept: run pull again to resume")
+
+
+def test_a_file_over_huggingface_hubs_plain_http_limit_is_refused_in_one_line(
+    fake: FakeHub, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = os.urandom(MIB)
+    commit = fake.add_repo(REPO, {"x.gguf": data})
+    monkeypatch.setattr(constants, "MAX_HTTP_DOWNLOAD_SIZE", MIB // 2)
+    with pytest.raises(
+        NetworkError, match=f"^x\\.gguf is {format_size(MIB)}: huggingface_hub fetches files over .* hf_xet"
+    ):
+        hub.download(REPO, commit, remote("x.gguf", data), tmp_path / "x.partial", meter())
+    assert fake.requests == [] and not (tmp_path / "x.partial").exists()
+
+
+# -- a full disk ---------------------------------------------------------------------
+
+
+@contextmanager
+def file_size_limit(limit: int) -> Iterator[None]:
+    """Writes past ``limit`` bytes fail with EFBIG, as on a full disk (RLIMIT_FSIZE, SIGXFSZ ignored)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    previous = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+        signal.signal(signal.SIGXFSZ, previous)
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGXFSZ"), reason="needs RLIMIT_FSIZE")
+def test_a_full_disk_says_what_is_really_kept(fake: FakeHub, tmp_path: Path) -> None:
+    small, large = os.urandom(50_000), os.urandom(3 * MIB)
+    commit = fake.add_repo(REPO, {"small.gguf": small, "large.gguf": large})
+    partial = tmp_path / "small.partial"
+    with file_size_limit(0), pytest.raises(DiskFull) as nothing:
+        hub.download(REPO, commit, remote("small.gguf", small), partial, meter())
+    assert (
+        str(nothing.value)
+        == "disk full while downloading small.gguf: nothing kept; free some space and pull again"
+    )
+    assert not partial.exists()
+
+    partial = tmp_path / "large.partial"
+    with file_size_limit(MIB), pytest.raises(DiskFull) as some:
+        hub.download(REPO, commit, remote("large.gguf", large), partial, meter())
+    kept = partial.stat().st_size
+    assert 0 < kept <= MIB and large.startswith(partial.read_bytes())
+    assert str(some.value) == (
+        f"disk full while downloading large.gguf: {format_size(kept)} kept in {partial}; "
+        "free some space and run pull again to resume"
+    )
+
+
+def test_a_name_huggingface_hub_refuses_is_invalid_input(fake: FakeHub, tmp_path: Path) -> None:
+    file = remote("x.gguf", b"GGUF")
+    calls = {
+        "listing": lambda: hub.fetch_listing("a b/c"),
+        "header": lambda: hub.read_remote_info("a b/c", "a" * 40, file),
+        "download": lambda: hub.download("a b/c", "a" * 40, file, tmp_path / "x.partial", meter()),
+    }
+    for call in calls.values():
+        with pytest.raises(InvalidReference, match="^a b/c is not a Hugging Face repository name "):
+            call()
+    assert fake.requests == []
+
+
+# -- quant tags ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "tag"),
+    [
+        ("Q4_K_M", "Q4_K_M"),
+        ("UD-Q4_K_XL", "UD-Q4_K_XL"),
+        ("my.model.v2", "MY_MODEL_V2"),
+        ("Q4_AAA_BBB_CCC_DDD_EEE_FFF_GGG_HHH_III_JJJ", "Q4_AAA_BBB_CCC_DDD_EEE_FFF_GGG_HHH_III_J"),
+        ("__-x", "X"),
+        ("...", "GGUF"),
+        ("", "GGUF"),
+        ("модель", "GGUF"),
+        ("latest", "GGUF"),
+        ("a\x1b[2Jb", "A_2JB"),
+        ("x" * 300, "X" * 40),
+    ],
+)
+def test_quant_tags_are_valid_references(text: str, tag: str) -> None:
+    assert hub.quant_tag(text) == tag
+    assert HubRef("acme/Hub-GGUF", tag).quant == tag  # typed after the colon, it names this variant
+
+
+def test_colliding_tags_get_a_number_that_still_fits(fake: FakeHub, tmp_path: Path) -> None:
+    path = write_tiny_gguf(tmp_path / "Tiny-Q8_0.gguf")[0]
+    long = "Model-Q4_AAA_BBB_CCC_DDD_EEE_FFF_GGG_HHH_III_JJJ"
+    names = [f"{long}.gguf", f"a/{long}.gguf", f"b/{long}.gguf", "a/Tiny-Q8_0.gguf", "b/Tiny-Q8_0.gguf"]
+    fake.add_repo(REPO, dict.fromkeys(names, path))
+    tags = sorted(v.quant for v in hub.fetch_listing(REPO).variants)
+    assert tags == sorted(
+        [
+            "Q4_AAA_BBB_CCC_DDD_EEE_FFF_GGG_HHH_III_J",
+            "Q4_AAA_BBB_CCC_DDD_EEE_FFF_GGG_HHH_III-2",
+            "Q4_AAA_BBB_CCC_DDD_EEE_FFF_GGG_HHH_III-3",
+            "Q8_0",
+            "Q8_0-2",
+        ]
+    )
+    assert all(HubRef(REPO, tag).quant == tag for tag in tags)
+
+
+def test_a_password_in_the_endpoint_is_not_shown(monkeypatch: pytest.MonkeyPatch) -> None:
+    url = closed_port_url().replace("http://", "http://mirror:pw-SECRET-42@")
+    monkeypatch.setattr(constants, "ENDPOINT", url)
+    monkeypatch.setattr(
+        constants, "HUGGINGFACE_CO_URL_TEMPLATE", url + "/{repo_id}/resolve/{revision}/{filename}"
+    )
+    with pytest.raises(HubUnreachable) as caught:
+        hub.fetch_listing(REPO)
+    assert "pw-SECRET-42" not in str(caught.value)
+    assert str(caught.value).startswith(
+        f"cannot reach Hugging Face at {url.replace('pw-SECRET-42', '***')} ("
+    )

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
 from engine.manifest import Manifest, ManifestError, ModelConfig
 from engine.migrations import SCHEMA, STEPS, BadSchema, NewerSchema, upgrade
+from engine.store import Store
 
 # A manifest exactly as llamadeck 0.1 (schema 1) wrote it.
 V1 = {
@@ -75,3 +77,25 @@ def test_a_newer_schema_is_refused_as_newer() -> None:
 def test_a_missing_or_odd_schema_is_damage(schema: object) -> None:
     with pytest.raises(BadSchema):
         upgrade({**V1, "schema": schema})
+
+
+def test_an_old_manifest_is_saved_in_the_current_form(tmp_path: Path) -> None:
+    store = Store(tmp_path / "home")
+    store.ensure()
+    manifest = Manifest.from_json(json.dumps(V1).encode())
+    store.save(manifest)  # save checks the new form reads back, as load will
+    assert json.loads(store.manifest_path(manifest.ref).read_bytes())["schema"] == SCHEMA
+    assert store.load(manifest.ref) == manifest
+
+
+@pytest.mark.parametrize(
+    ("change", "why"),
+    [
+        ({"template": "x" * ((1 << 20) + 1)}, "template is longer"),  # checked after the move into config
+        ({"parameters": 10**400}, "parameters must be a whole number"),
+        ({"shape": {**V1["shape"], "n_layers": 2**64}}, "n_layers must be a whole number"),  # type: ignore[dict-item]
+    ],
+)
+def test_old_manifest_with_hostile_fields_is_damage_not_a_crash(change: dict[str, object], why: str) -> None:
+    with pytest.raises(ManifestError, match=why):
+        Manifest.from_json(json.dumps({**V1, **change}).encode())

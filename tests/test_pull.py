@@ -138,7 +138,7 @@ def test_pull_resumes_after_a_cut_connection(hub: FakeHub, repo_files) -> None:
 def test_corrupted_bytes_are_detected_and_nothing_is_registered(hub: FakeHub) -> None:
     hub.fault("Tiny-Q8_0.gguf", "corrupt")
     with pytest.raises(IntegrityError, match="sha256 mismatch for Tiny-Q8_0.gguf"):
-        engine_on().pull("acme/Tiny-GGUF:Q8_0")
+        engine_on(GPU_BOX).pull("acme/Tiny-GGUF")  # the pick: Q8_0, whose header is not read first
     store = Store()
     assert engine_on().list_models() == []
     assert list(store.blobs.iterdir()) == []
@@ -217,3 +217,131 @@ def test_pulling_again_rechecks_the_stored_copy_instead_of_downloading(hub: Fake
     assert hub.bytes_served["Big-Q8_0.gguf"] <= 1024 * 1024  # the header read only
     assert any(isinstance(e, Progress) and e.action == "verifying" and e.completed == size for e in events)
     assert any(isinstance(e, Status) and "already in the store" in e.message for e in events)
+
+
+# -- what a repository's names and cards can hold ------------------------------------
+
+LFS_POINTER = b"version https://git-lfs.github.com/spec/v1\noid sha256:" + b"0" * 64 + b"\nsize 123456\n"
+
+
+def write_gguf_without_file_type(path: Path) -> Path:
+    """A tiny GGUF whose header has no general.file_type: its quant can only come from its name."""
+    import gguf
+
+    from tests.support import tiny_gguf as tiny
+
+    qtype, _ = tiny.QUANT_TYPES["Q8_0"]
+    writer = gguf.GGUFWriter(path, "llama")
+    writer.add_context_length(tiny.N_CTX_TRAIN)
+    writer.add_embedding_length(tiny.N_EMBD)
+    writer.add_block_count(tiny.N_LAYERS)
+    writer.add_feed_forward_length(tiny.N_FF)
+    writer.add_head_count(tiny.N_HEAD)
+    writer.add_head_count_kv(tiny.N_KV_HEAD)
+    writer.add_vocab_size(tiny.N_VOCAB)
+    tokens, scores, types = tiny.tiny_vocab()
+    writer.add_tokenizer_model("llama")
+    writer.add_token_list(tokens)
+    writer.add_token_scores(scores)
+    writer.add_token_types(types)
+    tiny._add_weights(writer, qtype, 4)
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return path
+
+
+def test_a_license_list_on_the_card_is_recorded_as_text(hub: FakeHub, repo_files) -> None:
+    q4 = repo_files["acme/Tiny-GGUF"]["Tiny-Q4_0.gguf"]
+    hub.add_repo("acme/Lic-GGUF", {"Tiny-Q4_0.gguf": q4}, card_data={"license": ["mit", "apache-2.0"]})
+    hub.add_repo("acme/Odd-GGUF", {"Tiny-Q4_0.gguf": q4}, card_data={"license": {"name": "mit"}})
+    hub.add_repo("acme/Long-GGUF", {"Tiny-Q4_0.gguf": q4}, card_data={"license": "é" * 100_000})
+    engine = engine_on()
+    assert engine.pull("acme/Lic-GGUF").license == "mit, apache-2.0"
+    assert engine.pull("acme/Odd-GGUF").license == "mit"  # not the card's: the GGUF's own
+    long = engine.pull("acme/Long-GGUF").license or ""
+    assert long == "é" * (64 * 1024 // 2)  # cut to 64 KiB of UTF-8, on a character boundary
+    assert {m.license for m in engine.list_models()} == {"mit, apache-2.0", "mit", long}
+    assert engine.store_problems() == []  # the store reads back what the pull wrote
+
+
+def test_a_chat_template_over_1_mib_is_refused_before_the_download(hub: FakeHub, tmp_path: Path) -> None:
+    path = write_tiny_gguf(tmp_path / "Tpl-Q8_0.gguf", chat_template="{# x #}" + "x" * (1 << 20))[0]
+    hub.add_repo("acme/Tpl-GGUF", {path.name: path})
+    with pytest.raises(IntegrityError, match=r"Tpl-Q8_0\.gguf has a chat template of 1,048,583 characters"):
+        engine_on().pull("acme/Tpl-GGUF")
+    assert engine_on().list_models() == [] and engine_on().store_problems() == []
+    assert hub.bytes_served[path.name] < path.stat().st_size  # the header only
+
+
+def test_every_listed_variant_can_be_pulled_by_the_tag_it_is_listed_under(
+    hub: FakeHub, repo_files, tmp_path: Path
+) -> None:
+    q8 = repo_files["acme/Tiny-GGUF"]["Tiny-Q8_0.gguf"]
+    long_quant = "Model-Q4_AAA_BBB_CCC_DDD_EEE_FFF_GGG_HHH_III_JJJ.gguf"
+    plain = write_gguf_without_file_type(tmp_path / "plain.gguf")
+    files: dict[str, Path | bytes] = {
+        long_quant: q8,
+        "my.model.v2.gguf": plain,  # no quant in the name, no file_type in the header
+        "latest.gguf": plain,  # ":latest" means "no quant" in a reference
+        "a/Tiny-Q8_0.gguf": q8,  # the same quant twice
+        "b/Tiny-Q8_0.gguf": q8,
+    }
+    hub.add_repo("acme/Names-GGUF", files)
+    engine = engine_on()
+    listed = [f.quant for f in engine.variants("acme/Names-GGUF")]
+    assert sorted(listed) == sorted(
+        ["Q8_0", "Q8_0-2", "Q4_AAA_BBB_CCC_DDD_EEE_FFF_GGG_HHH_III_J", "MY_MODEL_V2", "GGUF"]
+    )
+    for tag in listed:
+        manifest = engine.pull(f"hf.co/acme/Names-GGUF:{tag.lower()}")
+        assert manifest.reference == f"hf.co/acme/Names-GGUF:{tag}" and manifest.quant == tag
+    assert len(engine.list_models()) == len(listed) and engine.store_problems() == []
+
+
+def test_a_broken_variant_does_not_stop_the_others(hub: FakeHub, repo_files) -> None:
+    q8 = repo_files["acme/Tiny-GGUF"]["Tiny-Q8_0.gguf"]
+    hub.add_repo(
+        "acme/Mixed-GGUF", {"Tiny-Q8_0.gguf": q8, "Tiny-Q2_K.gguf": LFS_POINTER, "x.gguf": LFS_POINTER}
+    )
+    engine = engine_on()
+    assert engine.pull("acme/Mixed-GGUF:Q8_0").quant == "Q8_0"
+    assert hub.bytes_served["Tiny-Q2_K.gguf"] == 0  # an explicit quant reads its own header only
+
+    events: list = []
+    fits = engine.variants("acme/Mixed-GGUF", on_event=events.append)
+    assert {f.quant for f in fits} == {"Q8_0", "Q2_K", "X"}
+    skipped = [e.message for e in events if isinstance(e, Status) and e.message.startswith("skipping")]
+    assert len(skipped) == 2 and all("not a GGUF file (bad magic)" in m for m in skipped), skipped
+
+    with pytest.raises(IntegrityError, match=r"Tiny-Q2_K\.gguf in acme/Mixed-GGUF is not a GGUF file"):
+        engine.pull("acme/Mixed-GGUF:Q2_K")
+
+
+def test_a_repo_whose_every_variant_is_broken_says_so(hub: FakeHub) -> None:
+    hub.add_repo("acme/Broken-GGUF", {"A-Q8_0.gguf": LFS_POINTER, "A-Q4_0.gguf": LFS_POINTER + b"\n"})
+    with pytest.raises(IntegrityError) as caught:
+        engine_on().variants("acme/Broken-GGUF")
+    message = str(caught.value)
+    assert message.startswith("none of the 2 variants of acme/Broken-GGUF has a readable GGUF header; ")
+    assert "A-Q8_0.gguf in acme/Broken-GGUF is not a GGUF file (bad magic)" in message  # the smallest
+
+
+def test_a_split_model_with_a_missing_part_is_named(hub: FakeHub, repo_files) -> None:
+    parts = {k: v for k, v in repo_files["acme/Split-GGUF"].items() if "-00002-of-" not in k and "/" in k}
+    hub.add_repo("acme/Holes-GGUF", parts)
+    with pytest.raises(NoGGUFInRepo) as caught:
+        engine_on().pull("acme/Holes-GGUF")
+    assert (
+        str(caught.value)
+        == "acme/Holes-GGUF has only incomplete split models (Tiny-Q8_0: part 2 of 3 missing)"
+    )
+
+    hub.add_repo(
+        "acme/Holes-GGUF", {**parts, "Tiny-Q4_0.gguf": repo_files["acme/Split-GGUF"]["Tiny-Q4_0.gguf"]}
+    )
+    events: list = []
+    assert engine_on().pull("acme/Holes-GGUF", on_event=events.append).quant == "Q4_0"
+    notes = [e.message for e in events if isinstance(e, Status)]
+    assert "skipping incomplete split models: Tiny-Q8_0: part 2 of 3 missing" in notes

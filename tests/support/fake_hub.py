@@ -41,10 +41,18 @@ every request when ``path == "*"``; ``times`` is how many requests they affect (
 * ``"slow"``, ``rate=B``: the body is throttled to ``B`` bytes per second.
 * ``"stall"``, ``at=N``: headers promise the whole length, ``N`` body bytes follow, then silence: the
   connection stays open until the hub stops (the client sees a read timeout).
+* ``"answer"``, ``body=B``, ``content_type=T``: answer 200 with ``B`` instead (with ``path == "*"`` the API
+  calls too: a captive portal's HTML, a server that is not the Hub).
+* ``"headers"``, ``headers={...}``: the GET resolve response carries these headers, replacing ours (a
+  ``Content-Range`` a proxy mangled).
 
-``refuse`` and ``status`` apply to HEAD and GET; the body faults (``cut``, ``corrupt``, ``slow``, ``stall``)
-only to responses with a body, so the HEAD of ``hf_hub_download`` does not use up a ``times=1`` cut meant for
-its GET.
+``refuse``, ``status`` and ``answer`` apply to HEAD and GET; the body faults (``cut``, ``corrupt``, ``slow``,
+``stall``) only to responses with a body, so the HEAD of ``hf_hub_download`` does not use up a ``times=1`` cut
+meant for its GET.
+
+A repo's model card metadata (``cardData`` in ``model_info``) is ``add_repo(..., card_data={...})``;
+``hub.rewrite_info(repo, rewrite)`` passes the ``model_info`` JSON of that repo through ``rewrite`` (the
+object to send instead, or raw bytes), for answers the real Hub never gives.
 
 Counters: ``hub.bytes_served`` maps an in-repo file path to the body bytes written by GET resolve requests
 (a ``Counter``: unknown paths read 0); ``hub.requests`` lists ``(method, unquoted path without query)``;
@@ -76,9 +84,9 @@ LFS_THRESHOLD = 10 * 1024 * 1024
 _CHUNK = 1024 * 1024
 _SENDFILE_CHUNK = 8 * 1024 * 1024
 _LAST_MODIFIED = "2024-01-01T00:00:00.000Z"
-_FAULT_KINDS = frozenset({"cut", "corrupt", "status", "slow", "refuse", "stall"})
+_FAULT_KINDS = frozenset({"cut", "corrupt", "status", "slow", "refuse", "stall", "answer", "headers"})
 _BODY_FAULTS = frozenset({"cut", "corrupt", "slow", "stall"})
-_STATUS_FAULTS = frozenset({"status", "refuse"})
+_STATUS_FAULTS = frozenset({"status", "refuse", "answer"})
 _ERROR_CODES = {401: "GatedRepo", 404: "EntryNotFound"}
 _GATED_MESSAGE = "Access to model {repo} is restricted. You must be authenticated to access it."
 _TRUE = frozenset({"true", "1", "True"})
@@ -130,6 +138,7 @@ def _make_blob(path: str, source: bytes | Path) -> _Blob:
 class _Snapshot:
     commit: str
     files: dict[str, _Blob]
+    card_data: dict[str, Any] | None = None
 
     def directories(self) -> set[str]:
         return {path.rsplit("/", n)[0] for path in self.files for n in range(1, path.count("/") + 1)}
@@ -186,6 +195,9 @@ class _Fault:
     rate: float
     message: str | None = None
     bare: bool = False
+    body: bytes = b""
+    content_type: str = "text/html"
+    headers: dict[str, str] | None = None
 
 
 class _HubError(Exception):
@@ -208,6 +220,7 @@ class FakeHub:
         self._faults: list[_Fault] = []
         self._served: Counter[str] = Counter()
         self._requests: list[tuple[str, str]] = []
+        self._rewrites: dict[str, Callable[[dict[str, Any]], Any]] = {}
         self._connections: set[socket.socket] = set()
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
@@ -269,12 +282,14 @@ class FakeHub:
         revision: str = "main",
         commit: str | None = None,
         gated: bool = False,
+        card_data: dict[str, Any] | None = None,
     ) -> str:
         """Add (or replace) branch ``revision`` of a model repo; returns its 40-hex commit sha.
 
         ``files`` maps in-repo paths to bytes or to a file on disk (streamed, never read whole; its SHA-256 is
         computed once per path/size/mtime). ``commit`` defaults to a sha derived from the content. ``gated``
-        applies to the whole repo (the last call wins).
+        applies to the whole repo (the last call wins). ``card_data`` is the model card's metadata
+        (``cardData`` in ``model_info``), e.g. ``{"license": "mit"}``.
         """
         if repo_id.count("/") != 1:
             raise ValueError(f"repo_id must be 'namespace/name', got {repo_id!r}")
@@ -287,8 +302,19 @@ class FakeHub:
         with self._lock:
             repo = self._repos.setdefault(repo_id, _Repo(gated, {}))
             repo.gated = gated
-            repo.branches[revision] = _Snapshot(commit, blobs)
+            repo.branches[revision] = _Snapshot(commit, blobs, card_data)
         return commit
+
+    def rewrite_info(self, repo_id: str, rewrite: Callable[[dict[str, Any]], Any] | None) -> None:
+        """Send ``rewrite(info)`` (JSON, or raw bytes) instead of ``model_info``'s JSON for ``repo_id``.
+
+        ``rewrite`` gets a fresh copy of the JSON object every time; ``None`` goes back to the real thing.
+        """
+        with self._lock:
+            if rewrite is None:
+                self._rewrites.pop(repo_id, None)
+            else:
+                self._rewrites[repo_id] = rewrite
 
     def fault(
         self,
@@ -301,14 +327,20 @@ class FakeHub:
         rate: float = 1024 * 1024,
         message: str | None = None,
         bare: bool = False,
+        body: bytes = b"",
+        content_type: str = "text/html",
+        headers: dict[str, str] | None = None,
     ) -> None:
         """Inject a fault for the resolve requests of in-repo file ``path`` (``"*"``: every request)."""
         if kind not in _FAULT_KINDS:
             raise ValueError(f"unknown fault kind {kind!r}; expected one of {sorted(_FAULT_KINDS)}")
         if rate <= 0 or at < 0 or (times is not None and times < 1):
             raise ValueError("rate must be > 0, at >= 0 and times >= 1 (or None)")
+        if kind == "headers" and not headers:
+            raise ValueError("a 'headers' fault needs headers={...}")
+        fault = _Fault(path, kind, times, at, code, rate, message, bare, body, content_type, headers)
         with self._lock:
-            self._faults.append(_Fault(path, kind, times, at, code, rate, message, bare))
+            self._faults.append(fault)
 
     def clear_faults(self) -> None:
         with self._lock:
@@ -410,6 +442,9 @@ class _Handler(BaseHTTPRequestHandler):
             if fault is not None and fault.kind == "refuse":
                 self.close_connection = True
                 return
+            if fault is not None and fault.kind == "answer":
+                self._send_raw(fault.body, fault.content_type)
+                return
             try:
                 if fault is not None:
                     message = fault.message if fault.message is not None else f"Injected HTTP {fault.code}"
@@ -465,7 +500,18 @@ class _Handler(BaseHTTPRequestHandler):
             "spaces": [],
             "usedStorage": sum(blob.size for blob in snapshot.files.values()),
         }
-        self._send_json(info)
+        if snapshot.card_data is not None:
+            info["cardData"] = json.loads(json.dumps(snapshot.card_data))
+        with self.server.hub._lock:
+            rewrite = self.server.hub._rewrites.get(repo_id)
+        if rewrite is None:
+            self._send_json(info)
+            return
+        answer = rewrite(info)
+        if isinstance(answer, bytes):
+            self._send_raw(answer, "application/json")
+        else:
+            self._send_json(answer)
 
     def _tree(self, repo_id: str, revision: str, path: str) -> None:
         _, snapshot = self.server.hub._lookup(repo_id, revision)
@@ -513,6 +559,8 @@ class _Handler(BaseHTTPRequestHandler):
             headers |= {"X-Linked-Etag": f'"{blob.sha256}"', "X-Linked-Size": str(blob.size)}
         if partial:
             headers["Content-Range"] = f"bytes {start}-{start + length - 1}/{blob.size}"
+        if self.command == "GET" and (fault := self.server.hub._take_fault(path, frozenset({"headers"}))):
+            headers |= fault.headers or {}
         self._end_headers(headers)
         if self.command == "GET":
             self._write_body(
@@ -530,6 +578,13 @@ class _Handler(BaseHTTPRequestHandler):
         self._end_headers(
             {"Content-Type": "application/json", "Content-Length": str(len(body)), **(extra or {})}
         )
+        if self.command != "HEAD":
+            self._write_body(body, 0, len(body), lambda size: None)
+
+    def _send_raw(self, body: bytes, content_type: str) -> None:
+        """Answer 200 with ``body`` as it is."""
+        self.send_response(200)
+        self._end_headers({"Content-Type": content_type, "Content-Length": str(len(body))})
         if self.command != "HEAD":
             self._write_body(body, 0, len(body), lambda size: None)
 
