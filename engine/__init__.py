@@ -18,13 +18,13 @@ huggingface_hub and gguf are imported only by the calls that need them.
 
 from __future__ import annotations
 
-import math
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from engine.cancel import NEVER, CancelToken
 from engine.embedded import DEFAULT_MODEL, find_embedded
@@ -58,11 +58,14 @@ from engine.memory import Fit, Machine
 from engine.model import ModelShape
 from engine.quant import VariantFit
 from engine.refs import HubRef, LocalRef, ModelRef, parse_local_name, parse_ref
+from engine.runtime.options import LoadOptions, SamplingOptions
+from engine.runtime.registry import Registry, Resident
+from engine.runtime.templates import Message
 from engine.store import PruneReport, Store, StoreEntry
 from engine.units import format_gib, format_size
 
 if TYPE_CHECKING:
-    from engine.runtime import LoadedModel, LoadOptions
+    from engine.runtime.loader import Runtime
 
 __all__ = [
     "DEFAULT_MODEL",
@@ -86,6 +89,8 @@ __all__ = [
     "InvalidReference",
     "LlamadeckError",
     "LoadError",
+    "LoadedModel",
+    "Message",
     "Machine",
     "Manifest",
     "ModelConfig",
@@ -114,6 +119,7 @@ __all__ = [
     "format_size",
 ]
 
+MAX_BYTES_PER_TOKEN = 64  # no tokenizer packs more into one token: longer text cannot fit the context
 PRUNE_AFTER_RM = 7 * 24 * 3600  # rm prunes partials untouched for a week; prune itself takes all
 
 
@@ -144,6 +150,26 @@ class StoreProblem:
     newer: bool
 
 
+@dataclass(frozen=True)
+class LoadedModel:
+    """A model in memory, as ``ps`` and the Sessions tab show it."""
+
+    reference: str
+    id: str
+    memory: int  # bytes, RAM and VRAM together
+    vram: int
+    gpu_layers: int  # llama.cpp's count, the output layer included
+    layers: int  # every layer llama.cpp could offload (repeating layers + output)
+    context: int  # per conversation
+    slots: int
+    slots_busy: int
+    conversations: tuple[str, ...]  # resident in a slot or saved to host memory
+    status: str  # "idle", "generating" or "queued"
+    queued: int
+    tokens_per_second: float  # the running streams together
+    expires_in: float | None  # seconds until keep-alive unloads it; None while in use or kept for ever
+
+
 @dataclass
 class VerifyReport:
     reference: str
@@ -165,15 +191,6 @@ def _problem(entry: StoreEntry) -> StoreProblem:
     return StoreProblem(entry.reference, entry.path, entry.problem or "unusable", entry.newer)
 
 
-def _check_generation_options(max_tokens: int, temperature: float, seed: int | None) -> None:
-    if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1:
-        raise InvalidOption(f"max_tokens must be a whole number ≥ 1, not {max_tokens!r:.20}")
-    if not isinstance(temperature, int | float) or not math.isfinite(temperature) or temperature < 0:
-        raise InvalidOption(f"temperature must be a finite number ≥ 0, not {temperature!r:.20}")
-    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**32 - 1):
-        raise InvalidOption(f"seed must be a whole number from 0 to {2**32 - 2}, not {seed!r:.20}")
-
-
 class Engine:
     """Pull, inspect, manage and run models in one store."""
 
@@ -185,9 +202,15 @@ class Engine:
         machine: Callable[[], Machine] = _default_machine,
     ) -> None:
         self._store = Store(home)
-        self.token = token or os.environ.get("HF_TOKEN") or None
+        from engine.hub import clean_token
+
+        self.token = clean_token(token or os.environ.get("HF_TOKEN"))
         self._machine = machine
-        self._loaded: LoadedModel | None = None
+        self._registry: Registry[Runtime] = Registry(budget=self._free_memory)
+
+    def _free_memory(self) -> int:
+        machine = self._machine()
+        return machine.free_ram + (machine.gpu_free_vram or 0)
 
     @property
     def home(self) -> Path:
@@ -212,6 +235,13 @@ class Engine:
         ref = parse_ref(reference)
         if isinstance(ref, HubRef) and quant is not None:
             ref = HubRef(ref.repo, quant)  # validated and normalised by HubRef itself
+        elif quant is not None and isinstance(ref, LocalRef):
+            embedded = find_embedded(ref.name, ref.tag)
+            only = (
+                f"{ref} comes in one quantization, {embedded.quant}" if embedded else f"{ref} is a local name"
+            )
+            if embedded is None or quant.strip().upper() != embedded.quant:
+                raise InvalidInput(f"{only}: a quant can only be chosen for a Hugging Face reference")
         return self._pull(ref, on_event, cancel)
 
     def _pull(self, ref: ModelRef, on_event: EventSink, cancel: CancelToken) -> Manifest:
@@ -323,9 +353,10 @@ class Engine:
         freed = sum(f.size for f in {f.sha256: f for f in files}.values() if f.sha256 in collection.removed)
         kept = None
         if collection.blocked_by is not None:
-            kept = f"no files deleted: the manifest {collection.blocked_by} cannot be read"
-        if self._loaded is not None and self._loaded.manifest.ref == ref:
-            self._loaded = None
+            kept = (
+                f"no files deleted: {collection.blocked_by}: {collection.blocked_because or 'cannot be read'}"
+            )
+        self._registry.unload(lambda r: r.name == str(ref) and not r.users)  # its weights may be gone
         return Removal(str(ref), freed, kept)
 
     def _removable(self, ref: ModelRef) -> ModelRef:
@@ -404,7 +435,7 @@ class Engine:
         if references is None:
             reports = [check(m) for m in self.list_models()]
             for entry in self._store.problems():
-                advice = None if entry.newer else f"remove it with llamadeck rm {entry.reference}"
+                advice = entry.repair
                 reports.append(VerifyReport(entry.reference, [entry.problem or "unusable"], advice))
             return reports
         reports = []
@@ -431,81 +462,237 @@ class Engine:
 
     # running ---------------------------------------------------------------
 
+    def chat(
+        self,
+        reference: str,
+        messages: Sequence[Mapping[str, Any] | Message],
+        *,
+        options: Mapping[str, object] | None = None,
+        conversation: str | None = None,
+        tools: Sequence[Mapping[str, Any]] | None = None,
+        keep_alive: float | None = None,
+        cancel: CancelToken = NEVER,
+    ) -> Iterator[Generation]:
+        """Stream the model's reply to ``messages``: Token events, then exactly one Done.
+
+        Never pulls: the model must be in the store (``ensure`` first). A
+        missing model, a malformed message or a bad option raises here, at
+        the call. Loading happens at the first ``next()`` (load errors and a
+        history that cannot fit raise there); a failure during generation
+        raises from the iterator instead of a Done. ``conversation`` is a key
+        the caller keeps (a chat's id): its KV state stays resident, so a
+        follow-up costs only the new tokens. A history longer than the
+        context loses its oldest turns (the system prompt stays); Done's
+        ``dropped_messages`` says how many. Options use Ollama's names and
+        are layered over the model's own parameters; ``keep_alive`` is
+        seconds after the reply (None: five minutes, 0: unload at once,
+        negative: forever). Cancelling ends the stream with ``Done(reason="cancelled")``.
+        """
+        manifest = self._resolve(parse_ref(reference))
+        chat_messages = [
+            m if isinstance(m, Message) else Message.of(m, where=f"message {i + 1}")
+            for i, m in enumerate(messages)
+        ]
+        if not chat_messages:
+            raise InvalidInput("a chat needs at least one message")
+        load, sampling = self._options(manifest, options)
+        return self._run(
+            manifest, load, sampling, keep_alive, cancel, conversation, chat_messages, tools, None
+        )
+
     def generate(
         self,
         reference: str,
         prompt: str,
         *,
         raw: bool | None = None,
-        max_tokens: int = 256,
-        temperature: float = 0.8,
+        max_tokens: int | None = None,
+        temperature: float | None = None,
         seed: int | None = None,
-        options: LoadOptions | None = None,
+        options: Mapping[str, object] | None = None,
+        keep_alive: float | None = None,
         cancel: CancelToken = NEVER,
     ) -> Iterator[Generation]:
-        """Stream Token events for ``prompt``, then one Done.
+        """Stream a reply to one prompt: Token events, then exactly one Done (see ``chat``).
 
-        Never pulls: the model must be in the store (call ``ensure`` first),
-        and a missing model or a bad option raises here, at the call, before
-        anything streams. Loading happens at the first ``next()``; a prompt
-        longer than the context raises PromptTooLong there. A cancelled
-        generation ends with ``Done(reason="cancelled")``.
-
-        ``raw=None`` applies the model's own chat template when its GGUF has
-        one (instruct models) and continues the text plainly otherwise (base
+        ``raw=None`` applies the model's own chat template when it has one
+        (instruct models) and continues the text plainly otherwise (base
         models such as the embedded Gemma 3 270M); True or False force it.
+        ``max_tokens``, ``temperature`` and ``seed`` are shorthands for the
+        options ``num_predict``, ``temperature`` and ``seed``.
         """
-        _check_generation_options(max_tokens, temperature, seed)
+        merged = dict(options or {})
+        for name, value in (("num_predict", max_tokens), ("temperature", temperature), ("seed", seed)):
+            if value is not None:
+                merged[name] = value
         manifest = self._resolve(parse_ref(reference))
-        return self._stream(manifest, prompt, raw, max_tokens, temperature, seed, options, cancel)
+        load, sampling = self._options(manifest, merged)
+        messages = [Message("user", prompt)]
+        return self._run(manifest, load, sampling, keep_alive, cancel, None, messages, None, raw)
 
-    def _stream(
+    def embed(self, reference: str, texts: Sequence[str], *, truncate: bool = True) -> list[list[float]]:
+        """One unit-length embedding per text (a model that cannot embed is InvalidInput)."""
+        if isinstance(texts, str) or not all(isinstance(t, str) for t in texts):
+            raise InvalidInput("embed takes a list of texts")
+        manifest = self._resolve(parse_ref(reference))
+        load, _ = self._options(manifest, None)
+        with self._use(manifest, load, None, NEVER) as (resident, _fresh):
+            return resident.payload.embed(list(texts), truncate=truncate)
+
+    def loaded(self) -> list[LoadedModel]:
+        """The models in memory now, as ``ps`` and the Sessions tab show them."""
+        import time as clock
+
+        now = clock.monotonic()
+        rows = []
+        for resident in self._registry.residents():
+            runtime = resident.payload
+            stats = runtime.scheduler.stats()
+            busy = [s for s in stats.slots if s.status != "idle"]
+            rows.append(
+                LoadedModel(
+                    reference=runtime.manifest.reference,
+                    id=runtime.manifest.id,
+                    memory=resident.memory,
+                    vram=runtime.plan.vram if runtime.plan.n_gpu_layers else 0,
+                    gpu_layers=runtime.plan.n_gpu_layers,
+                    layers=runtime.plan.n_layers + 1,
+                    context=runtime.settings.n_ctx,
+                    slots=runtime.settings.num_parallel,
+                    slots_busy=len(busy),
+                    conversations=tuple(s.conversation for s in stats.slots if s.conversation)
+                    + stats.saved_conversations,
+                    status="generating" if busy else ("queued" if stats.queued else "idle"),
+                    queued=stats.queued,
+                    tokens_per_second=stats.tokens_per_second,
+                    expires_in=None if resident.expires_at is None else max(resident.expires_at - now, 0.0),
+                )
+            )
+        return rows
+
+    def unload(self, reference: str | None = None) -> list[str]:
+        """Unload a model (every loaded model when None); one that is generating is Busy."""
+        if reference is None:
+            return self._registry.unload(lambda r: True)
+        manifest = self._resolve(parse_ref(reference))
+        return self._registry.unload(lambda r: r.key[0] == manifest.id)
+
+    def close(self) -> None:
+        """Unload every model (before the process ends)."""
+        self._registry.close()
+
+    def _options(
+        self, manifest: Manifest, request: Mapping[str, object] | None
+    ) -> tuple[LoadOptions, SamplingOptions]:
+        from engine.runtime.options import merge, parse_options
+
+        model = parse_options(manifest.config.parameters, source=f"{manifest.reference}'s parameters")
+        return merge(model, parse_options(request or {}, source="request"))
+
+    def _use(
+        self, manifest: Manifest, load: LoadOptions, keep_alive: float | None, cancel: CancelToken
+    ) -> AbstractContextManager[tuple[Resident[Runtime], bool]]:
+        """The loaded model for ``manifest`` with ``load`` options, loading it (and making room) first."""
+        from engine.memory import estimate_memory
+        from engine.runtime import loader
+
+        machine = self._machine()
+        settings, plan = loader.resolve(manifest, loader.tensor_bytes(self._store, manifest), machine, load)
+        key = (manifest.id, settings)
+        stale = [
+            r for r in self._registry.residents() if r.key[0] == manifest.id and r.key != key and not r.users
+        ]
+        if stale:  # the same weights with other settings: reload, as Ollama does
+            self._registry.unload(lambda r: r in stale)
+
+        def load_it(token: CancelToken) -> tuple[loader.Runtime, int]:
+            runtime = loader.load_runtime(self._store, manifest, settings, plan, token)
+            return runtime, plan.vram + plan.ram
+
+        need = (
+            plan.vram + plan.ram
+            if manifest.shape is None
+            else max(
+                plan.vram + plan.ram,
+                estimate_memory(0, manifest.shape, settings.n_ctx, num_parallel=settings.num_parallel),
+            )
+        )
+        return self._registry.use(
+            key, manifest.reference, load_it, need=need, keep_alive=keep_alive, cancel=cancel
+        )
+
+    def _run(
         self,
         manifest: Manifest,
-        prompt: str,
-        raw: bool | None,
-        max_tokens: int,
-        temperature: float,
-        seed: int | None,
-        options: LoadOptions | None,
+        load: LoadOptions,
+        sampling: SamplingOptions,
+        keep_alive: float | None,
         cancel: CancelToken,
+        conversation: str | None,
+        messages: list[Message],
+        tools: Sequence[Mapping[str, Any]] | None,
+        raw: bool | None,
     ) -> Iterator[Generation]:
-        from engine.runtime import LoadOptions
+        from engine.runtime import loader
+        from engine.runtime.history import fit_history
+        from engine.runtime.scheduler import Request
+        from engine.runtime.templates import template_for, with_system_prompt
 
         started = time.perf_counter()
-        model, fresh = self._load(manifest, options or LoadOptions())
-        if cancel.cancelled:
-            yield Done("cancelled", 0, 0, time.perf_counter() - started, 0.0, 0.0)
-            return
-        use_template = manifest.template is not None and (
-            raw is False or (raw is None and manifest.template_source == "gguf")
-        )
-        text = self._render(model, manifest, prompt) if use_template else prompt
-        load_seconds = model.load_seconds if fresh else 0.0
-        yield from model.complete(
-            text,
-            max_tokens=max_tokens,
-            temperature=temperature,
-            seed=seed,
-            cancel=cancel,
-            load_seconds=load_seconds,
-        )
+        with self._use(manifest, load, keep_alive, cancel) as (resident, fresh):
+            runtime = resident.payload
+            model = runtime.model
+            template = template_for(
+                manifest.config.template,
+                manifest.config.template_source,
+                bos_token=model.bos_text,
+                eos_token=model.eos_text,
+                raw=raw,
+            )
+            if template is not None:
+                messages = with_system_prompt(messages, manifest.config.system)
 
-    @staticmethod
-    def _render(model: LoadedModel, manifest: Manifest, prompt: str) -> str:
-        from engine.chat import render_chat
+            n_ctx = runtime.settings.n_ctx
 
-        bos, eos = model.special_texts()
-        return render_chat(
-            manifest.template or "", [{"role": "user", "content": prompt}], bos_token=bos, eos_token=eos
-        )
+            def render(part: Sequence[Message]) -> list[int] | None:
+                if template is None:  # plain completion: the prompt as it is
+                    text = "\n\n".join(m.content for m in part)
+                else:
+                    text = template.render(part, tools=tools)
+                if len(text.encode()) > n_ctx * MAX_BYTES_PER_TOKEN:
+                    return (
+                        None  # cannot fit whatever the tokenizer says: never tokenize megabytes (quadratic)
+                    )
+                return model.tokenize(text, add_special=True, parse_special=template is not None)
 
-    def _load(self, manifest: Manifest, options: LoadOptions) -> tuple[LoadedModel, bool]:
-        """The loaded model for ``manifest``; loads it (replacing another) when needed."""
-        from engine.runtime import LoadedModel
-
-        if self._loaded is not None and self._loaded.manifest.id == manifest.id:
-            return self._loaded, False
-        self._loaded = None  # free the old weights before loading the new ones
-        self._loaded = LoadedModel(self._store, manifest, options)
-        return self._loaded, True
+            limit = n_ctx - min(256, n_ctx // 8)  # room for a reply
+            tokens, dropped = fit_history(
+                messages if template is not None else messages[-1:], render, limit, context=n_ctx
+            )
+            request = Request(
+                tokens=tokens,
+                sampling=loader.sampling_params(sampling),
+                max_tokens=loader.max_tokens(sampling),
+                stop=sampling.stop,
+                conversation=conversation,
+            )
+            handle = runtime.scheduler.submit(request)
+            remove = cancel.on_cancel(handle.cancel)
+            finished = False
+            try:
+                for event in handle:
+                    if isinstance(event, Done):
+                        finished = True
+                        if event.reason == "error":
+                            raise handle.error or LlamadeckError(event.error or "generation failed")
+                        event = replace(
+                            event,
+                            load_seconds=runtime.load_seconds if fresh else 0.0,
+                            total_seconds=time.perf_counter() - started,
+                            dropped_messages=dropped,
+                        )
+                    yield event
+            finally:
+                remove()
+                if not finished:
+                    handle.cancel()  # the consumer stopped early: free the slot at the next step

@@ -13,6 +13,7 @@ while bytes flow, and leaves the store as it was (partials kept for resume).
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 
 from engine.errors import Cancelled
 
@@ -22,11 +23,37 @@ class CancelToken:
 
     def __init__(self) -> None:
         self._event = threading.Event()
+        self._lock = threading.Lock()
+        self._callbacks: list[Callable[[], None]] = []
         self.reason = "cancelled"
 
     def cancel(self, reason: str = "cancelled") -> None:
-        self.reason = reason
-        self._event.set()
+        with self._lock:
+            if self._event.is_set():
+                return
+            self.reason = reason
+            self._event.set()
+            callbacks, self._callbacks = self._callbacks, []
+        for callback in callbacks:
+            callback()
+
+    def on_cancel(self, callback: Callable[[], None]) -> Callable[[], None]:
+        """Call ``callback`` (in the cancelling thread) on cancel, at once if already; returns a remover.
+
+        How a cancel reaches work that does not poll the token, such as a
+        request waiting in the scheduler's queue.
+        """
+        with self._lock:
+            if not self._event.is_set():
+                self._callbacks.append(callback)
+                return lambda: self._remove(callback)
+        callback()
+        return lambda: None
+
+    def _remove(self, callback: Callable[[], None]) -> None:
+        with self._lock:
+            if callback in self._callbacks:
+                self._callbacks.remove(callback)
 
     @property
     def cancelled(self) -> bool:
@@ -47,6 +74,9 @@ class _Never(CancelToken):
 
     def cancel(self, reason: str = "cancelled") -> None:
         raise RuntimeError("NEVER cannot be cancelled: pass a CancelToken of your own")
+
+    def on_cancel(self, callback: Callable[[], None]) -> Callable[[], None]:
+        return lambda: None  # never called: nothing to keep
 
 
 NEVER: CancelToken = _Never()

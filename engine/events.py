@@ -58,14 +58,24 @@ class Token:
 
 @dataclass(frozen=True)
 class Done:
-    """The end of a generation, with the figures users compare models by."""
+    """The end of a generation, with the figures users compare models by.
 
-    reason: str  # "stop" (end of text or a stop string) or "length" (max tokens)
-    prompt_tokens: int
-    completion_tokens: int
+    Every request ends with exactly one, also when it was cancelled or failed
+    (``reason`` "error" and ``error`` the message).
+    """
+
+    reason: (
+        str  # "stop" (end of text, a stop string), "length" (max tokens, context full), "cancelled", "error"
+    )
+    prompt_tokens: int  # the whole prompt
+    completion_tokens: int  # llama.cpp tokens generated (never text pieces)
     load_seconds: float  # 0 when the model was already loaded
-    prompt_seconds: float  # prompt evaluation, up to the first token
+    prompt_seconds: float  # from the request to the first token, queueing and prompt evaluation included
     generate_seconds: float
+    cached_tokens: int = 0  # prompt tokens reused from the KV cache, not evaluated again
+    total_seconds: float = 0.0  # from the request to this event
+    error: str | None = None  # the message when reason is "error"
+    dropped_messages: int = 0  # oldest turns left out so the history fits the context
 
     @property
     def tokens_per_second(self) -> float:

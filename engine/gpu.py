@@ -28,9 +28,9 @@ def free_ram() -> int:
 
 def llama_gpu_offload() -> bool:
     """Whether the installed llama.cpp was built with a GPU backend (CUDA, Metal, Vulkan...)."""
-    import llama_cpp
+    from engine.runtime.llama import supports_gpu_offload  # imports llama_cpp: only when asked
 
-    return bool(llama_cpp.llama_supports_gpu_offload())
+    return supports_gpu_offload()
 
 
 def nvidia_free_vram() -> int | None:

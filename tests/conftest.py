@@ -16,6 +16,7 @@ def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pa
     """Every test gets its own store and Hugging Face home; no user token or cache leaks in."""
     home = tmp_path / "llamadeck-home"
     monkeypatch.setenv("LLAMADECK_HOME", str(home))
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))  # llama.cpp's log file
     with isolated_hf_env(tmp_path / "hf-home"):
         yield home
 

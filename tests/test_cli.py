@@ -674,3 +674,12 @@ def test_the_runner_returns_raises_and_cancels_on_ctrl_c() -> None:
     with pytest.raises(Interrupted) as stop:
         run_cancellable(waits, ctrl_c, note=": a note")
     assert cancelled == [True] and stop.value.note == ": a note" and not worker_running()
+
+
+def test_a_utf8_prompt_is_accepted_under_the_c_locale() -> None:
+    """Under LANG=C Python sees UTF-8 arguments as undecodable bytes: they are still UTF-8 text."""
+    env = env_for(None, LC_ALL="C", PYTHONCOERCECLOCALE="0", PYTHONUTF8="0")
+    result = subprocess.run(
+        [LLAMADECK, "run", "ghost", "h\u00e9llo"], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert_one_line_error(result, "ghost:latest not found")  # past the prompt, to the model lookup

@@ -247,3 +247,10 @@ def test_a_store_that_is_a_file_is_one_clear_error(tmp_path: Path) -> None:
     home.write_text("x")
     with pytest.raises(InvalidInput, match="not a directory"):
         Engine(home=home).list_models()
+
+
+def test_a_quant_is_refused_for_names_that_have_no_choice(engine: Engine) -> None:
+    with pytest.raises(InvalidInput, match="comes in one quantization, Q4_K_M"):
+        engine.pull("gemma3:270m", quant="Q8_0")
+    with pytest.raises(InvalidInput, match="is a local name"):
+        engine.pull("ghost", quant="Q4_0")

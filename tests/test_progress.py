@@ -158,7 +158,9 @@ def test_a_reply_streams_escaped_and_ends_its_line(capsys: pytest.CaptureFixture
     reply(Done("stop", 3, 3, 0.1, 0.2, 0.5))
     captured = capsys.readouterr()
     assert captured.out == "Hello \\x1b]0;pwned\\x07world\r\n\n"  # not a terminal: a file keeps its \r
-    assert "3 tokens in 0.50s (6.0 tokens/s)" in captured.err
+    assert "eval count:           3 token(s)\n" in captured.err
+    assert "eval rate:            6.00 tokens/s\n" in captured.err
+    assert "total duration:       700ms\n" in captured.err  # Ollama's --verbose block
 
 
 def test_a_reply_cut_short_is_ended_on_its_own_line(capsys: pytest.CaptureFixture[str]) -> None:

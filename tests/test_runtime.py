@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -85,18 +86,21 @@ def test_a_seed_repeats_the_text_and_no_seed_draws_a_new_one(engine: Engine) -> 
     "options",
     [
         {"max_tokens": 0},
-        {"max_tokens": -1},
+        {"max_tokens": -3},
+        {"options": {"temprature": 0.5}},
+        {"options": {"top_p": 2}},
+        {"options": {"num_ctx": "big"}},
         {"temperature": float("nan")},
         {"temperature": float("inf")},
         {"temperature": -5},
-        {"seed": -1},
+        {"seed": -2},
         {"seed": 2**40},
     ],
 )
 def test_bad_options_raise_at_the_call_before_anything_loads(engine: Engine, options: dict) -> None:
     with pytest.raises(InvalidOption):
         engine.generate("acme/Tiny-GGUF", "hello", **options)
-    assert engine._loaded is None
+    assert engine.loaded() == []
 
 
 def test_generation_never_pulls_and_fails_at_the_call(tmp_path: Path) -> None:
@@ -113,8 +117,16 @@ def test_generation_never_pulls_and_fails_at_the_call(tmp_path: Path) -> None:
 
 
 def test_a_prompt_longer_than_the_context_is_a_clear_error(engine: Engine) -> None:
-    with pytest.raises(PromptTooLong, match="2048-token context"):
+    with pytest.raises(PromptTooLong, match=r"needs \d+ tokens, more than the 2048-token context holds"):
         list(engine.generate("acme/Tiny-GGUF", "hello world " * 3000, max_tokens=4))
+
+
+def test_a_huge_prompt_is_refused_without_tokenizing_it(engine: Engine) -> None:
+    """Tokenizing megabytes is quadratic in some tokenizers: 160k emoji took 7 s here."""
+    started = time.monotonic()
+    with pytest.raises(PromptTooLong, match="far more tokens than the 2048-token context holds"):
+        list(engine.generate("acme/Tiny-GGUF", "\U0001f600" * 4_000_000, max_tokens=4))
+    assert time.monotonic() - started < 5
 
 
 def test_max_tokens_stops_at_the_end_of_the_context(engine: Engine) -> None:

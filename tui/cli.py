@@ -105,12 +105,18 @@ def read_prompt(given: str | None) -> str:
     """The prompt from the command line, else all of stdin (which must be UTF-8 text)."""
     if given is not None:
         prompt = given
-        if any("\ud800" <= c <= "\udfff" for c in prompt):  # argv bytes Python could not decode
-            raise CliError("the prompt is not valid UTF-8 text")
+        if any("\udc80" <= c <= "\udcff" for c in prompt):  # argv bytes the locale could not decode
+            try:  # under LANG=C a UTF-8 argument arrives as escaped bytes: it is still UTF-8 text
+                prompt = os.fsencode(prompt).decode("utf-8")
+            except UnicodeDecodeError:
+                raise CliError("the prompt is not valid UTF-8 text") from None
     elif sys.stdin is None:
         raise CliError('give a prompt: llamadeck run MODEL "PROMPT" (stdin is closed)')
     elif sys.stdin.isatty():
-        prompt = ""
+        raise CliError(
+            "interactive chat opens in the full-screen app, which is not here yet: "
+            'give a prompt, llamadeck run MODEL "PROMPT" (or pipe one in)'
+        )
     else:
         data = sys.stdin.buffer.read()
         try:

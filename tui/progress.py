@@ -192,6 +192,34 @@ class ProgressView:
         self._drawn = False
 
 
+def duration(seconds: float) -> str:
+    """A duration the way Ollama's ``--verbose`` prints Go's ``time.Duration``: ``1.234567s``, ``12.3ms``."""
+    if seconds >= 60:
+        minutes, rest = divmod(seconds, 60)
+        return f"{int(minutes)}m{rest:.6f}".rstrip("0").rstrip(".") + "s"
+    if seconds >= 1:
+        return f"{seconds:.6f}".rstrip("0").rstrip(".") + "s"
+    if seconds >= 1e-3:
+        return f"{seconds * 1e3:.6f}".rstrip("0").rstrip(".") + "ms"
+    return f"{seconds * 1e6:.3f}".rstrip("0").rstrip(".") + "µs"
+
+
+def stats_block(done: Done) -> list[tuple[str, str]]:
+    """Ollama's ``--verbose`` figures for one reply (prompt eval counts the tokens really evaluated)."""
+    evaluated = done.prompt_tokens - done.cached_tokens
+    prompt_rate = evaluated / done.prompt_seconds if done.prompt_seconds > 0 else 0.0
+    return [
+        ("total duration", duration(done.total_seconds or done.prompt_seconds + done.generate_seconds)),
+        ("load duration", duration(done.load_seconds)),
+        ("prompt eval count", f"{evaluated} token(s)"),
+        ("prompt eval duration", duration(done.prompt_seconds)),
+        ("prompt eval rate", f"{prompt_rate:.2f} tokens/s"),
+        ("eval count", f"{done.completion_tokens} token(s)"),
+        ("eval duration", duration(done.generate_seconds)),
+        ("eval rate", f"{done.tokens_per_second:.2f} tokens/s"),
+    ]
+
+
 class ReplyView:
     """A reply: tokens to stdout as they come; with ``verbose`` the figures to stderr at the end.
 
@@ -214,12 +242,11 @@ class ReplyView:
         elif isinstance(event, Done):
             out()
             self.open_line = False
+            if event.dropped_messages:
+                warn(f"(the {event.dropped_messages} oldest messages were left out to fit the context)")
             if self.verbose:
-                warn(
-                    f"load {event.load_seconds:.2f}s, prompt {event.prompt_tokens} tokens in "
-                    f"{event.prompt_seconds:.2f}s, {event.completion_tokens} tokens in "
-                    f"{event.generate_seconds:.2f}s ({event.tokens_per_second:.1f} tokens/s)"
-                )
+                for name, value in stats_block(event):
+                    warn(f"{name + ':':<22}{value}")
 
     def close(self) -> None:
         """End a reply cut short on its own line, so ``interrupted`` does not trail it."""

@@ -1,8 +1,10 @@
 """Loaded models: llama.cpp contexts, the scheduler that decodes conversations together, options, templates.
 
-``llama.py`` is the only module in the engine that imports ``llama_cpp``.
+- ``llama.py``: the only module in the engine that imports ``llama_cpp``.
+- ``scheduler.py``: every conversation of a loaded model decoded together, one token each per step;
+  all schedulers are stepped by one compute thread (``llama.COMPUTE``: OpenMP wants one calling thread).
+- ``loader.py``: plan, load and size a model; ``registry.py``: keep-alive, unload, eviction.
+- ``options.py``: Ollama's option names; ``templates.py``: chat templates; ``history.py``: fitting a history.
+
+Import the submodules directly: importing this package loads nothing heavy.
 """
-
-from engine.runtime.loaded import LLAMA_LOG, LoadedModel, LoadOptions, model_path, route_llama_log
-
-__all__ = ["LLAMA_LOG", "LoadOptions", "LoadedModel", "model_path", "route_llama_log"]

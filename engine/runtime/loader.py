@@ -1,0 +1,181 @@
+"""From a stored model and load options to a running scheduler: plan, load, size the context.
+
+What the registry keeps for a loaded model is a ``Runtime``: the llama.cpp
+model, the scheduler that owns its context, the offload plan it was loaded
+with and the settings it was resolved to. Embeddings get a second context,
+made the first time someone asks for one.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from engine.cancel import NEVER, CancelToken
+from engine.gguf_io import TensorBytes, read_header
+from engine.manifest import Manifest
+from engine.memory import Machine
+from engine.model import ModelShape
+from engine.offload import OffloadPlan, default_context_length, default_num_parallel, plan_offload
+from engine.runtime.llama import Embedder, Model, supports_gpu_offload
+from engine.runtime.options import LoadOptions, SamplingOptions
+from engine.runtime.physical import physical_cores
+from engine.runtime.scheduler import SamplingParams, Scheduler
+from engine.store import Store
+
+MIN_CONTEXT = 256  # a GGUF claiming a 16-token training context still gets room for a prompt and a reply
+
+
+@dataclass(frozen=True)
+class LoadSettings:
+    """Load options with every automatic value decided: what the model is really loaded with."""
+
+    n_ctx: int  # per conversation
+    num_parallel: int
+    n_gpu_layers: int
+    n_threads: int
+    n_batch: int
+    kv_type: str
+    flash_attn: str
+
+
+@dataclass
+class Runtime:
+    """A loaded model: what the registry keeps and closes."""
+
+    manifest: Manifest
+    model: Model
+    scheduler: Scheduler
+    plan: OffloadPlan
+    settings: LoadSettings
+    load_seconds: float
+    _embedder: Embedder | None = None
+    _embed_lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def embed(self, texts: list[str], *, truncate: bool = True) -> list[list[float]]:
+        """Embeddings from a second context (made on first use); one caller at a time."""
+        with self._embed_lock:
+            if self._embedder is None:
+                self._embedder = Embedder(self.model, n_threads=self.settings.n_threads)
+            return self._embedder.embed(texts, truncate=truncate)
+
+    def close(self) -> None:
+        self.scheduler.close()
+        with self._embed_lock:
+            if self._embedder is not None:
+                self._embedder.free()
+                self._embedder = None
+        self.model.free()
+
+
+def model_path(store: Store, manifest: Manifest) -> Path:
+    """The path llama.cpp should open.
+
+    A split model is found by llama.cpp through its part names
+    (``X-00001-of-00003.gguf`` next to ``X-00002-...``), so its blobs get a
+    directory of correctly named symlinks, named for every part and refreshed
+    on each load (``Store.split_view``): a re-pulled model never runs old shards.
+    """
+    if len(manifest.files) == 1:
+        return store.blob_path(manifest.files[0].sha256)
+    return store.split_view(manifest.files)
+
+
+def tensor_bytes(store: Store, manifest: Manifest) -> TensorBytes:
+    """The tensor table of every part, added up (a header read is milliseconds)."""
+    total = TensorBytes()
+    for file in manifest.files:
+        total = total + read_header(store.blob_path(file.sha256), label=file.path).tensor_bytes
+    return total
+
+
+def resolve(
+    manifest: Manifest, tensors: TensorBytes, machine: Machine, load: LoadOptions
+) -> tuple[LoadSettings, OffloadPlan]:
+    """Decide every automatic load option for this machine and plan the offload."""
+    shape = manifest.shape or ModelShape(0, 0, 1, 1, 0, manifest.context_length, 0)
+    flash = load.flash_attn != "off"
+    n_ctx = load.num_ctx
+    if n_ctx is None:  # automatic: the machine's tier, capped at what the model was trained for
+        n_ctx = default_context_length(
+            tensors, shape, machine, kv_type=load.kv_cache_type, flash_attention=flash
+        )
+        if manifest.context_length > 0:
+            n_ctx = max(min(n_ctx, manifest.context_length), MIN_CONTEXT)
+    parallel = load.num_parallel or default_num_parallel(
+        tensors, shape, machine, n_ctx=n_ctx, kv_type=load.kv_cache_type, flash_attention=flash
+    )
+    plan = plan_offload(
+        tensors,
+        shape,
+        machine,
+        n_ctx=n_ctx,
+        num_parallel=parallel,
+        kv_type=load.kv_cache_type,
+        flash_attention=flash,
+        num_gpu=load.num_gpu,
+    )
+    settings = LoadSettings(
+        n_ctx=n_ctx,
+        num_parallel=parallel,
+        n_gpu_layers=plan.n_gpu_layers,
+        n_threads=load.num_thread or physical_cores(),
+        n_batch=load.num_batch,
+        kv_type=load.kv_cache_type,
+        flash_attn=load.flash_attn,
+    )
+    return settings, plan
+
+
+def load_runtime(
+    store: Store, manifest: Manifest, settings: LoadSettings, plan: OffloadPlan, cancel: CancelToken = NEVER
+) -> Runtime:
+    """Load the weights and start the scheduler; raises IntegrityError, LoadError or Cancelled."""
+    started = time.perf_counter()
+    model = Model.load(
+        model_path(store, manifest),
+        n_gpu_layers=settings.n_gpu_layers if supports_gpu_offload() else 0,
+        cancel=cancel,
+        label=manifest.reference,
+    )
+    try:
+        scheduler = Scheduler(
+            model,
+            n_ctx_per_seq=settings.n_ctx,
+            n_parallel=settings.num_parallel,
+            n_threads=settings.n_threads,
+            n_batch=settings.n_batch,
+            flash_attn=settings.flash_attn,
+            type_k=settings.kv_type,
+            type_v=settings.kv_type,
+        )
+    except BaseException:
+        model.free()
+        raise
+    return Runtime(manifest, model, scheduler, plan, settings, time.perf_counter() - started)
+
+
+def sampling_params(options: SamplingOptions) -> SamplingParams:
+    """The scheduler's sampler settings from the merged options (the names are the same)."""
+    return SamplingParams(
+        temperature=options.temperature,
+        top_k=options.top_k,
+        top_p=options.top_p,
+        min_p=options.min_p,
+        typical_p=options.typical_p,
+        repeat_penalty=options.repeat_penalty,
+        repeat_last_n=options.repeat_last_n,
+        presence_penalty=options.presence_penalty,
+        frequency_penalty=options.frequency_penalty,
+        mirostat=options.mirostat,
+        mirostat_tau=options.mirostat_tau,
+        mirostat_eta=options.mirostat_eta,
+        seed=None if options.seed < 0 else options.seed,
+    )
+
+
+def max_tokens(options: SamplingOptions) -> int | None:
+    """Ollama's num_predict: -1 until the context is full, -2 fill it (the same here), else a count."""
+    return None if options.num_predict < 0 else options.num_predict

@@ -1,0 +1,222 @@
+"""Loaded models: load on demand, keep alive, unload, evict to fit — the way Ollama's scheduler does.
+
+The registry does not know llama.cpp: it holds ``Resident`` entries made by a
+loader the facade gives it, counts who is using each, and decides when one
+goes. ``keep_alive`` as Ollama has it: seconds after the last request ends
+(default five minutes), ``0`` unloads right after the reply, a negative value
+keeps the model until it is unloaded by hand. When one more model would not
+fit the memory budget, idle models go first, least recently used first; a
+model in use is never unloaded under a running request.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, Generic, Protocol, TypeVar
+
+from engine.cancel import NEVER, CancelToken
+from engine.errors import Busy
+
+DEFAULT_KEEP_ALIVE = 300.0  # seconds, as Ollama's OLLAMA_KEEP_ALIVE
+_REAP_EVERY = 1.0
+
+
+class Unloadable(Protocol):
+    def close(self) -> None: ...
+
+
+P = TypeVar("P", bound=Unloadable)
+
+
+@dataclass
+class Resident(Generic[P]):
+    """One loaded model as the registry tracks it."""
+
+    key: tuple[str, Any]  # (weights id, load settings): a different num_ctx is a different load
+    name: str  # the reference it was loaded as, for people
+    memory: int  # bytes it holds (RAM + VRAM), for the budget
+    payload: P  # what the loader made (model + scheduler)
+    loaded_at: float = field(default_factory=time.monotonic)
+    last_used: float = field(default_factory=time.monotonic)
+    expires_at: float | None = None  # monotonic; None while in use or kept forever
+    users: int = 0
+
+    @property
+    def status(self) -> str:
+        return "in use" if self.users else "idle"
+
+
+class Registry(Generic[P]):
+    """The loaded models of one engine, with a reaper thread for keep-alive expiry."""
+
+    def __init__(self, *, budget: Callable[[], int], default_keep_alive: float = DEFAULT_KEEP_ALIVE) -> None:
+        self._budget = budget  # bytes free for models right now, measured when a load is due
+        self.default_keep_alive = default_keep_alive
+        self._lock = threading.Condition()
+        self._residents: dict[tuple[str, Any], Resident[P]] = {}
+        self._loading: set[tuple[str, Any]] = set()
+        self._closed = False
+        self._reaper: threading.Thread | None = None
+
+    # using -----------------------------------------------------------------
+
+    @contextmanager
+    def use(
+        self,
+        key: tuple[str, Any],
+        name: str,
+        load: Callable[[CancelToken], tuple[P, int]],
+        *,
+        need: int,
+        keep_alive: float | None = None,
+        cancel: CancelToken = NEVER,
+    ) -> Iterator[tuple[Resident[P], bool]]:
+        """The resident for ``key``, loaded first when needed; (resident, loaded_now).
+
+        ``load(cancel)`` returns the payload and the bytes it holds; ``need`` is
+        the estimate used to make room before loading. While the block runs the
+        model cannot be unloaded; when it ends, the keep-alive clock starts.
+        """
+        resident, fresh = self._acquire(key, name, load, need, cancel)
+        try:
+            yield resident, fresh
+        finally:
+            self._release(resident, self.default_keep_alive if keep_alive is None else keep_alive)
+
+    def _acquire(
+        self,
+        key: tuple[str, Any],
+        name: str,
+        load: Callable[[CancelToken], tuple[P, int]],
+        need: int,
+        cancel: CancelToken,
+    ) -> tuple[Resident[P], bool]:
+        with self._lock:
+            while key in self._loading:  # another thread is loading the same model: share its load
+                cancel.check()
+                self._lock.wait(0.2)
+            if (resident := self._residents.get(key)) is not None:
+                resident.users += 1
+                resident.expires_at = None
+                resident.last_used = time.monotonic()
+                return resident, False
+            victims = self._make_room(need)  # may raise Busy: before the key is marked as loading
+            self._loading.add(key)
+        try:
+            for victim in victims:
+                victim.payload.close()
+            payload, memory = load(cancel)
+        except BaseException:
+            with self._lock:
+                self._loading.discard(key)
+                self._lock.notify_all()
+            raise
+        with self._lock:
+            self._loading.discard(key)
+            resident = Resident(key, name, memory, payload, users=1)
+            self._residents[key] = resident
+            self._lock.notify_all()
+            self._start_reaper()
+        return resident, True
+
+    def _make_room(self, need: int) -> list[Resident[P]]:
+        """Idle residents to unload, least recently used first, until ``need`` fits; call with the lock.
+
+        When it still does not fit because other models are generating, the
+        load is refused (Busy) rather than risk running out of memory under
+        them; with nothing else loaded it is tried anyway (mmap and swap may
+        carry it, and the quant pick already warned).
+        """
+        free = self._budget()
+        idle = sorted((r for r in self._residents.values() if not r.users), key=lambda r: r.last_used)
+        victims = []
+        while need > free and idle:
+            victim = idle.pop(0)
+            victims.append(victim)
+            free += victim.memory
+        busy = [r.name for r in self._residents.values() if r.users]
+        if need > free and busy:
+            raise Busy(
+                f"not enough memory for another model while {', '.join(busy)} is generating; "
+                "try again when it is done"
+            )
+        for victim in victims:
+            del self._residents[victim.key]
+        return victims
+
+    def _release(self, resident: Resident[P], keep_alive: float) -> None:
+        unload = False
+        with self._lock:
+            resident.users -= 1
+            resident.last_used = time.monotonic()
+            if resident.users == 0:
+                if keep_alive == 0:
+                    unload = self._residents.pop(resident.key, None) is resident
+                elif keep_alive > 0:
+                    resident.expires_at = resident.last_used + keep_alive
+                else:
+                    resident.expires_at = None  # forever
+        if unload:
+            resident.payload.close()
+
+    # managing --------------------------------------------------------------
+
+    def residents(self) -> list[Resident[P]]:
+        with self._lock:
+            return sorted(self._residents.values(), key=lambda r: r.loaded_at)
+
+    def unload(self, match: Callable[[Resident[P]], bool]) -> list[str]:
+        """Unload the idle residents ``match`` picks; a model in use is refused (Busy)."""
+        with self._lock:
+            chosen = [r for r in self._residents.values() if match(r)]
+            busy = [r.name for r in chosen if r.users]
+            if busy:
+                raise Busy(f"{', '.join(busy)} is generating; stop it first")
+            for r in chosen:
+                del self._residents[r.key]
+        for r in chosen:
+            r.payload.close()
+        return [r.name for r in chosen]
+
+    def reap(self, now: float | None = None) -> list[str]:
+        """Unload every idle resident whose keep-alive has run out."""
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            expired = [
+                r
+                for r in self._residents.values()
+                if not r.users and r.expires_at is not None and r.expires_at <= now
+            ]
+            for r in expired:
+                del self._residents[r.key]
+        for r in expired:
+            r.payload.close()
+        return [r.name for r in expired]
+
+    def close(self) -> None:
+        """Unload everything (the engine is shutting down)."""
+        with self._lock:
+            self._closed = True
+            residents = list(self._residents.values())
+            self._residents.clear()
+            self._lock.notify_all()
+        for r in residents:
+            r.payload.close()
+
+    def _start_reaper(self) -> None:
+        if self._reaper is None or not self._reaper.is_alive():
+            self._reaper = threading.Thread(target=self._reap_loop, name="llamadeck-reaper", daemon=True)
+            self._reaper.start()
+
+    def _reap_loop(self) -> None:
+        while True:
+            with self._lock:
+                if self._closed or not self._residents:
+                    self._reaper = None
+                    return
+                self._lock.wait(_REAP_EVERY)
+            self.reap()
