@@ -671,7 +671,7 @@ class Engine:
             )
             request = Request(
                 tokens=tokens,
-                sampling=loader.sampling_params(sampling),
+                sampling=sampling,
                 max_tokens=loader.max_tokens(sampling),
                 stop=sampling.stop,
                 conversation=conversation,

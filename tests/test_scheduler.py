@@ -23,11 +23,11 @@ from engine.errors import InvalidInput, PromptTooLong
 from engine.events import Done, Token
 from engine.runtime import scheduler as scheduler_module
 from engine.runtime.llama import COMPUTE, Model, Sampler
+from engine.runtime.options import SamplingOptions
 from engine.runtime.scheduler import (
     GREEDY,
     Handle,
     Request,
-    SamplingParams,
     Scheduler,
     TextStream,
     common_prefix,
@@ -203,7 +203,7 @@ def test_prompt_longer_than_the_context_is_refused_cleanly(tiny: Model) -> None:
         assert empty.collect()[1].reason == "error" and isinstance(empty.error, InvalidInput)
         alien = scheduler.submit(Request([1, 99999], GREEDY, 8))
         assert "vocabulary" in (alien.collect()[1].error or "")
-        bad = scheduler.submit(Request([1, 5], SamplingParams(mirostat=9), 8))
+        bad = scheduler.submit(Request([1, 5], SamplingOptions(mirostat=9), 8))
         assert "mirostat" in (bad.collect()[1].error or "")
         assert run(scheduler, prompt(tiny, "still serving"), 3)[1].completion_tokens == 3
 
@@ -383,7 +383,7 @@ def test_an_exception_in_one_request_does_not_stop_the_others(
             return super().sample(ctx, index)
 
     monkeypatch.setattr(scheduler_module, "Sampler", Faulty)
-    faulty = SamplingParams(temperature=0, repeat_penalty=1.0, seed=13)
+    faulty = SamplingOptions(temperature=0, repeat_penalty=1.0, seed=13)
     with make(tiny, n_parallel=3) as scheduler:
         handles = [scheduler.submit(Request(prompt(tiny, f"stream {i}"), GREEDY, 30)) for i in range(2)]
         broken = scheduler.submit(Request(prompt(tiny, "broken"), faulty, 30))

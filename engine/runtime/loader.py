@@ -22,7 +22,7 @@ from engine.offload import OffloadPlan, default_context_length, default_num_para
 from engine.runtime.llama import Embedder, Model, supports_gpu_offload
 from engine.runtime.options import LoadOptions, SamplingOptions
 from engine.runtime.physical import physical_cores
-from engine.runtime.scheduler import SamplingParams, Scheduler
+from engine.runtime.scheduler import Scheduler
 from engine.store import Store
 
 MIN_CONTEXT = 256  # a GGUF claiming a 16-token training context still gets room for a prompt and a reply
@@ -155,25 +155,6 @@ def load_runtime(
         model.free()
         raise
     return Runtime(manifest, model, scheduler, plan, settings, time.perf_counter() - started)
-
-
-def sampling_params(options: SamplingOptions) -> SamplingParams:
-    """The scheduler's sampler settings from the merged options (the names are the same)."""
-    return SamplingParams(
-        temperature=options.temperature,
-        top_k=options.top_k,
-        top_p=options.top_p,
-        min_p=options.min_p,
-        typical_p=options.typical_p,
-        repeat_penalty=options.repeat_penalty,
-        repeat_last_n=options.repeat_last_n,
-        presence_penalty=options.presence_penalty,
-        frequency_penalty=options.frequency_penalty,
-        mirostat=options.mirostat,
-        mirostat_tau=options.mirostat_tau,
-        mirostat_eta=options.mirostat_eta,
-        seed=None if options.seed < 0 else options.seed,
-    )
 
 
 def max_tokens(options: SamplingOptions) -> int | None:

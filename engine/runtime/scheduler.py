@@ -44,7 +44,7 @@ Design choices, and why:
   contains the stop string. Token counts count llama.cpp tokens.
 
     scheduler = Scheduler(model, n_ctx_per_seq=4096, n_parallel=4, n_threads=physical_cores())
-    handle = scheduler.submit(Request(model.tokenize(prompt), SamplingParams(temperature=0), 128))
+    handle = scheduler.submit(Request(model.tokenize(prompt), SamplingOptions(temperature=0), 128))
     for event in handle:            # Token ... then one Done
         ...
     scheduler.close()
@@ -63,6 +63,7 @@ from dataclasses import dataclass, field
 from engine.errors import InvalidInput, LlamadeckError, PromptTooLong
 from engine.events import Done, Token
 from engine.runtime.llama import COMPUTE, Batch, Context, DecodeError, Model, Sampler
+from engine.runtime.options import SamplingOptions
 from engine.runtime.physical import physical_cores
 
 # A step with a prompt chunk may cost this many decode-only steps. The prompt then takes R / (R - 1) times
@@ -76,30 +77,7 @@ MIN_COPY = 16  # a prefix shorter than this is evaluated again rather than copie
 _EMA = 0.25
 
 
-@dataclass(frozen=True)
-class SamplingParams:
-    """How the next token is picked, with Ollama's option names and defaults.
-
-    ``seed`` None or negative draws a random seed per request. Temperature 0
-    is greedy. The mapping from Ollama's options is field for field.
-    """
-
-    temperature: float = 0.8
-    top_k: int = 40
-    top_p: float = 0.9
-    min_p: float = 0.0
-    typical_p: float = 1.0
-    repeat_penalty: float = 1.1
-    repeat_last_n: int = 64
-    presence_penalty: float = 0.0
-    frequency_penalty: float = 0.0
-    mirostat: int = 0
-    mirostat_tau: float = 5.0
-    mirostat_eta: float = 0.1
-    seed: int | None = None
-
-
-GREEDY = SamplingParams(temperature=0.0, repeat_penalty=1.0)  # the same text every time
+GREEDY = SamplingOptions(temperature=0.0, repeat_penalty=1.0)  # the same text every time
 
 
 @dataclass(frozen=True)
@@ -113,7 +91,7 @@ class Request:
     """
 
     tokens: list[int]
-    sampling: SamplingParams = field(default_factory=SamplingParams)
+    sampling: SamplingOptions = field(default_factory=SamplingOptions)
     max_tokens: int | None = None
     stop: tuple[str, ...] = ()
     conversation: str | None = None
