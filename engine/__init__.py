@@ -21,7 +21,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, ExitStack
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -49,6 +49,7 @@ from engine.errors import (
     NotFound,
     PromptTooLong,
     RepoNotFound,
+    ShutDown,
     TemplateError,
     UnknownQuant,
 )
@@ -108,6 +109,7 @@ __all__ = [
     "Removal",
     "RepoNotFound",
     "Status",
+    "ShutDown",
     "StoreProblem",
     "TemplateError",
     "Token",
@@ -179,6 +181,22 @@ class VerifyReport:
     @property
     def ok(self) -> bool:
         return not self.problems
+
+
+def _check_text(text: str, what: str) -> None:
+    """Text llama.cpp will get as UTF-8: a lone surrogate (from a broken decode upstream) cannot be."""
+    if any("\ud800" <= c <= "\udfff" for c in text):
+        raise InvalidInput(f"{what} is not valid Unicode text (it holds a lone surrogate)")
+
+
+def _check_keep_alive(keep_alive: object) -> None:
+    if keep_alive is None:
+        return
+    if isinstance(keep_alive, bool) or not isinstance(keep_alive, int | float) or keep_alive != keep_alive:
+        raise InvalidInput(
+            "keep_alive is seconds (a number; 0 unloads at once, negative keeps for ever), "
+            f"not {keep_alive!r:.40}"
+        )
 
 
 def _default_machine() -> Machine:
@@ -495,6 +513,16 @@ class Engine:
         ]
         if not chat_messages:
             raise InvalidInput("a chat needs at least one message")
+        for i, message in enumerate(chat_messages):
+            _check_text(message.role, f"message {i + 1}'s role")
+            _check_text(message.content, f"message {i + 1}")
+        if conversation is not None and not isinstance(conversation, str):
+            raise InvalidInput("conversation is a key: a string such as a chat's id")
+        if tools is not None and (
+            isinstance(tools, str | bytes | Mapping) or not all(isinstance(t, Mapping) for t in tools)
+        ):
+            raise InvalidInput("tools is a list of tool definitions (JSON objects)")
+        _check_keep_alive(keep_alive)
         load, sampling = self._options(manifest, options)
         return self._run(
             manifest, load, sampling, keep_alive, cancel, conversation, chat_messages, tools, None
@@ -521,6 +549,10 @@ class Engine:
         ``max_tokens``, ``temperature`` and ``seed`` are shorthands for the
         options ``num_predict``, ``temperature`` and ``seed``.
         """
+        if not isinstance(prompt, str):
+            raise InvalidInput("the prompt must be text")
+        _check_text(prompt, "the prompt")
+        _check_keep_alive(keep_alive)
         merged = dict(options or {})
         for name, value in (("num_predict", max_tokens), ("temperature", temperature), ("seed", seed)):
             if value is not None:
@@ -639,7 +671,13 @@ class Engine:
         from engine.runtime.templates import template_for, with_system_prompt
 
         started = time.perf_counter()
-        with self._use(manifest, load, keep_alive, cancel) as (resident, fresh):
+        with ExitStack() as stack:
+            try:
+                resident, fresh = stack.enter_context(self._use(manifest, load, keep_alive, cancel))
+            except Cancelled:  # cancelled while the model loaded: the stream ends as any cancelled one does
+                waited = time.perf_counter() - started
+                yield Done("cancelled", 0, 0, waited, 0.0, 0.0, total_seconds=waited)
+                return
             runtime = resident.payload
             model = runtime.model
             template = template_for(

@@ -20,6 +20,7 @@ NewerStore         422     written by a newer llamadeck: left alone, never remov
 Cancelled          499     the caller cancelled; the store is as it was
 NetworkError       502     Hugging Face could not be reached or answered badly
 DiskFull           507     no space left; partial downloads are kept
+ShutDown           503     the engine was closed
 LoadError          500     llama.cpp refused a model
 =================  ======  =====================================================
 """
@@ -144,6 +145,13 @@ class DiskFull(LlamadeckError):
 
     status = 507
     kind = "disk_full"
+
+
+class ShutDown(LlamadeckError):
+    """The engine was closed: it loads and runs nothing more."""
+
+    status = 503
+    kind = "shut_down"
 
 
 class LoadError(LlamadeckError):

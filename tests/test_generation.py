@@ -161,3 +161,48 @@ def test_the_model_system_prompt_and_message_objects(engine: Engine) -> None:
 def test_a_model_that_cannot_embed_says_so(engine: Engine) -> None:
     with pytest.raises(InvalidInput, match="cannot"):
         engine.embed(MODEL, ["hello"])
+
+
+@pytest.mark.parametrize(
+    ("call", "fragment"),
+    [
+        (lambda e: e.chat(MODEL, [{"role": "user", "content": "a\ud800"}]), "lone surrogate"),
+        (lambda e: e.generate(MODEL, "hi \udcff"), "lone surrogate"),
+        (lambda e: e.generate(MODEL, None), "must be text"),  # type: ignore[arg-type]
+        (lambda e: e.chat(MODEL, [{"role": "user", "content": "hi"}], conversation=["a"]), "conversation"),
+        (lambda e: e.chat(MODEL, [{"role": "user", "content": "hi"}], tools=["bad"]), "tools"),
+        (lambda e: e.chat(MODEL, [{"role": "user", "content": "hi"}], tools="str"), "tools"),
+        (lambda e: e.generate(MODEL, "hi", keep_alive="x"), "keep_alive"),
+        (lambda e: e.generate(MODEL, "hi", keep_alive=float("nan")), "keep_alive"),
+        (lambda e: e.generate(MODEL, "hi", keep_alive=True), "keep_alive"),
+        (lambda e: e.generate(MODEL, "hi", options={"num_thread": 65536}), "num_thread"),
+    ],
+)
+def test_bad_input_is_refused_at_the_call(engine: Engine, call, fragment: str) -> None:
+    """From a hostile run: each of these hung the model, crashed llama.cpp or raised a raw TypeError."""
+    with pytest.raises(InvalidInput, match=fragment):
+        call(engine)
+    assert engine.loaded() == []
+
+
+def test_a_tiny_context_is_a_clear_error_not_an_internal_one(engine: Engine) -> None:
+    from engine import PromptTooLong
+
+    with pytest.raises(PromptTooLong):
+        list(engine.generate(MODEL, "hello", options={"num_ctx": 1}))
+
+
+def test_cancel_while_the_model_loads_ends_with_done(engine: Engine) -> None:
+    token = CancelToken()
+    token.cancel()
+    events = list(engine.generate(MODEL, "hello", options=GREEDY, cancel=token))
+    assert len(events) == 1 and isinstance(events[0], Done) and events[0].reason == "cancelled"
+
+
+def test_a_closed_engine_refuses_instead_of_loading_for_ever(engine: Engine) -> None:
+    from engine import ShutDown
+
+    engine.close()
+    with pytest.raises(ShutDown):
+        list(engine.generate(MODEL, "hello", options=GREEDY))
+    assert engine.loaded() == []

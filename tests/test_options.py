@@ -215,7 +215,8 @@ BAD = [
     ("num_ctx", 2**31, "a whole number from 1 to 2147483647"),
     ("num_ctx", "4k", "a whole number ≥ 1"),
     ("num_gpu", -2, "a whole number ≥ -1"),
-    ("num_thread", -1, "a whole number ≥ 0"),
+    ("num_thread", -1, "a whole number from 0 to 512"),
+    ("num_thread", 65536, "a whole number from 0 to 512"),  # llama.cpp segfaulted on this
     ("num_batch", 0, "a whole number ≥ 1"),
     ("num_parallel", 257, "a whole number from 0 to 256"),
     ("num_parallel", -1, "a whole number from 0 to 256"),

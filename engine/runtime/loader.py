@@ -118,7 +118,7 @@ def resolve(
         num_gpu=load.num_gpu,
     )
     settings = LoadSettings(
-        n_ctx=n_ctx,
+        n_ctx=max(n_ctx, 2),  # num_ctx 1 holds no prompt and no reply: 2 gets a clear "prompt too long"
         num_parallel=parallel,
         n_gpu_layers=plan.n_gpu_layers,
         n_threads=load.num_thread or physical_cores(),

@@ -68,6 +68,7 @@ FlashAttn = Literal["auto", "on", "off"]
 KV_CACHE_TYPES: tuple[KVCacheType, ...] = ("f16", "q8_0", "q4_0")  # Ollama's OLLAMA_KV_CACHE_TYPE values
 FLASH_ATTN: tuple[FlashAttn, ...] = ("auto", "on", "off")
 MAX_SEED = 2**32 - 2  # llama.cpp's seeds are uint32; 0xFFFFFFFF is its own "random" (LLAMA_DEFAULT_SEED)
+MAX_THREADS = 512  # ggml's GGML_MAX_N_THREADS: 65,536 threads crashed llama.cpp (segfault)
 MAX_PARALLEL = 256  # llama.cpp's LLAMA_MAX_SEQ: a context holds at most this many sequences
 MAX_INT = 2**31 - 1  # the largest count llama.cpp takes (its ints are 32-bit)
 MAX_STOPS = 64  # stop strings in one layer; Ollama's library models use at most a dozen
@@ -360,8 +361,8 @@ _SPECS: tuple[_Spec, ...] = (
     _spec(
         "num_thread",
         "int",
-        "a whole number ≥ 0",
-        _int(0),
+        f"a whole number from 0 to {MAX_THREADS}",
+        _int(0, MAX_THREADS),
         "CPU threads; 0 (default): the physical cores.",
     ),
     _spec("num_batch", "int", "a whole number ≥ 1", _int(1), "Tokens per prompt-processing batch."),

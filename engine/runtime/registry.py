@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, Protocol, TypeVar
 
 from engine.cancel import NEVER, CancelToken
-from engine.errors import Busy
+from engine.errors import Busy, ShutDown
 
 DEFAULT_KEEP_ALIVE = 300.0  # seconds, as Ollama's OLLAMA_KEEP_ALIVE
 _REAP_EVERY = 1.0
@@ -96,9 +96,11 @@ class Registry(Generic[P]):
         cancel: CancelToken,
     ) -> tuple[Resident[P], bool]:
         with self._lock:
+            self._check_open()
             while key in self._loading:  # another thread is loading the same model: share its load
                 cancel.check()
                 self._lock.wait(0.2)
+                self._check_open()
             if (resident := self._residents.get(key)) is not None:
                 resident.users += 1
                 resident.expires_at = None
@@ -117,11 +119,21 @@ class Registry(Generic[P]):
             raise
         with self._lock:
             self._loading.discard(key)
+            self._lock.notify_all()
+            closed = self._closed
+        if closed:  # the engine shut down while this model loaded: it must not stay behind
+            payload.close()
+            self._check_open()
+        with self._lock:
             resident = Resident(key, name, memory, payload, users=1)
             self._residents[key] = resident
             self._lock.notify_all()
             self._start_reaper()
         return resident, True
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise ShutDown("the engine was closed: no more models are loaded by it")
 
     def _make_room(self, need: int) -> list[Resident[P]]:
         """Idle residents to unload, least recently used first, until ``need`` fits; call with the lock.

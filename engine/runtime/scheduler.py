@@ -475,6 +475,8 @@ class Scheduler:
         handle = Handle(request, self._cancelled)
         try:
             tokens = request.tokens
+            if request.conversation is not None and not isinstance(request.conversation, str):
+                raise InvalidInput("a conversation key is a string")
             if not tokens:
                 raise InvalidInput("the prompt is empty")
             if min(tokens) < 0 or max(tokens) >= self.model.n_vocab:
@@ -603,8 +605,10 @@ class Scheduler:
     def _recover(self, error: Exception) -> None:
         """An unexpected error in a step: fail what was running, start the KV cache afresh, keep serving."""
         message = f"internal error in the scheduler: {type(error).__name__}: {error}"
-        for job in list(self._active):
+        # the waiting ones too: a request that breaks admission would otherwise be picked up again for ever
+        for job in list(self._active) + list(self._waiting):
             self._finish(job, "error", LlamadeckError(message))
+        self._waiting.clear()
         self._ctx.clear()
         for slot in self._slots:
             slot.tokens = []
