@@ -56,3 +56,23 @@ def format_count(n: int) -> str:
         if n >= size:
             return f"{n / size:.1f}{suffix}"
     return str(n)
+
+
+def ago_until(iso: str, now: datetime | None = None) -> str:
+    """``4 minutes from now`` for an expiry time (``forever`` and odd values pass through)."""
+    try:
+        then = datetime.fromisoformat(iso.replace("Z", "+00:00"))
+    except ValueError:
+        return iso
+    if then.tzinfo is None:
+        return iso
+    seconds = int((then - (now or datetime.now(UTC))).total_seconds())
+    if seconds <= 0:
+        return "now"
+    if then.year > 2200:  # Ollama's far-future expiry for keep_alive < 0
+        return "forever"
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60), ("second", 1)):
+        if seconds >= size:
+            count = seconds // size
+            return f"{count} {unit}{'s' if count > 1 else ''} from now"
+    return "now"

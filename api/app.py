@@ -1,0 +1,109 @@
+"""The FastAPI app: one engine behind every route, guarded by ``api.security``.
+
+    app = create_app(engine, api_key=None, allowed_hosts=None)
+
+Route families live in their own modules, each an ``APIRouter`` included
+here: model management (``api.models``), generation (``api.generate``) and
+the OpenAI-compatible routes (``api.openai``). Routes reach the engine
+through ``engine_of(request)``.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Iterable
+
+from fastapi import FastAPI, Request
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from api import errors
+from api.security import Guard
+from engine import Engine
+
+_OPTIONAL_ROUTERS = ("api.generate", "api.openai")  # included when they are there
+_UNLIMITED_PREFIXES = ("/api/blobs/",)  # uploads of model files: verified by digest, not size-limited
+
+
+def engine_of(request: Request) -> Engine:
+    """The engine this app serves."""
+    engine: Engine = request.app.state.engine
+    return engine
+
+
+class BodyLimit:
+    """Refuse (413) a request whose declared body is larger than the JSON limit, before reading it.
+
+    Chunked bodies are counted as they are read by ``errors.read_json``.
+    """
+
+    def __init__(self, app: ASGIApp, limit: int = errors.MAX_JSON_BYTES) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and not scope["path"].startswith(_UNLIMITED_PREFIXES):
+            for name, value in scope["headers"]:
+                if name == b"content-length" and value.isdigit() and int(value) > self.limit:
+                    response = errors.error_response(
+                        413, f"request body is larger than {self.limit >> 20} MiB"
+                    )
+                    await response(scope, receive, send)
+                    return
+        await self.app(scope, receive, send)
+
+
+def create_app(
+    engine: Engine,
+    *,
+    api_key: str | None = None,
+    allowed_hosts: Iterable[str] | None = None,
+    allowed_origins: Iterable[str] | None = None,
+) -> FastAPI:
+    """An ASGI app serving ``engine``.
+
+    ``api_key``: every request then needs ``Authorization: Bearer <key>``.
+    ``allowed_hosts``: Host names accepted besides loopback ones (``"*"``: any,
+    for a server bound to every interface, where the key is the guard).
+    ``allowed_origins``: browser origins besides local pages and app schemes
+    (default: ``LLAMADECK_ORIGINS``).
+    """
+    from api import models
+
+    app = FastAPI(title="llamadeck", version=models.VERSION, docs_url=None, redoc_url=None)
+    app.state.engine = engine
+    errors.install(app)
+    app.include_router(models.router)
+    for name in _OPTIONAL_ROUTERS:
+        try:
+            module = importlib.import_module(name)
+        except ImportError as error:
+            if error.name != name:  # the module is there but broken: say so, do not hide it
+                raise
+            continue
+        app.include_router(module.router)
+    app.add_middleware(BodyLimit)
+    app.add_middleware(Guard, api_key=api_key, allowed_hosts=allowed_hosts, allowed_origins=allowed_origins)
+    app.add_middleware(Identify, version=models.VERSION)
+    return app
+
+
+class Identify:
+    """Every response says it comes from llamadeck: ``llamadeck ps`` tells us from an Ollama on the port."""
+
+    HEADER = b"x-llamadeck-version"
+
+    def __init__(self, app: ASGIApp, version: str) -> None:
+        self.app = app
+        self.value = version.encode()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_identified(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), (self.HEADER, self.value)]
+            await send(message)
+
+        await self.app(scope, receive, send_identified)

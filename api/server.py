@@ -1,0 +1,185 @@
+"""Running the API on uvicorn: where to listen, and the rules that keep it private.
+
+    listener = bind(*address(host_flag, port_flag), api_key=key)   # checks first, then binds
+    print(f"llamadeck API on {listener.url}")
+    serve(engine, listener, api_key=key)                           # until Ctrl+C; closes the engine
+
+``LLAMADECK_HOST`` reads like Ollama's ``OLLAMA_HOST`` ("host", "host:port",
+":port" or a URL). Listening anywhere but on loopback needs an API key: the
+API runs models and writes to the store, so it is never left open to a network.
+Each failure to listen is one ``ServeError`` line that says what to do.
+"""
+
+from __future__ import annotations
+
+import errno
+import ipaddress
+import os
+import signal
+import socket
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+from api.security import ANY_HOST, is_loopback
+from engine import Engine
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 11434
+_GRACEFUL_SECONDS = 5  # open streams get this long to finish on Ctrl+C
+
+
+class ServeError(Exception):
+    """The server cannot start; the message is one line for the user."""
+
+
+def parse_host(value: str) -> tuple[str, int | None]:
+    """``LLAMADECK_HOST`` as Ollama reads ``OLLAMA_HOST``: host, host:port, :port, [v6]:port or a URL.
+
+    The port is None when not given (11434 then), or the scheme's own for a URL, as in Ollama.
+    """
+    text = value.strip()
+    if not text:
+        return DEFAULT_HOST, None
+    default_port: int | None = None
+    if "://" not in text:
+        text = "http://" + text
+    else:  # as Ollama: a URL without a port means the scheme's port
+        default_port = 443 if text.lower().startswith("https://") else 80
+    try:
+        parts = urlsplit(text)
+        port = parts.port
+    except ValueError as error:
+        raise ServeError(f"cannot read the address {value!r}: {error}") from None
+    if parts.scheme not in ("http", "https"):
+        raise ServeError(f"cannot read the address {value!r}: use host:port or http://host:port")
+    if parts.path.strip("/") or parts.query or parts.username:
+        raise ServeError(f"cannot read the address {value!r}: give only a host and a port")
+    return parts.hostname or DEFAULT_HOST, default_port if port is None else port
+
+
+def address(host: str | None, port: int | None, environ: Mapping[str, str] | None = None) -> tuple[str, int]:
+    """Where to listen: the flags, else ``LLAMADECK_HOST``, else 127.0.0.1:11434."""
+    env = os.environ if environ is None else environ
+    env_host, env_port = parse_host(env.get("LLAMADECK_HOST", ""))
+    if host is not None:
+        flag_host, flag_port = parse_host(host)
+        chosen_host, chosen_port = flag_host, flag_port
+    else:
+        chosen_host, chosen_port = env_host, env_port
+    if port is not None:
+        chosen_port = port
+    chosen_port = DEFAULT_PORT if chosen_port is None else chosen_port
+    if not 0 <= chosen_port <= 65535:
+        raise ServeError(f"port {chosen_port} is not a TCP port (0 to 65535)")
+    return chosen_host, chosen_port
+
+
+def check_exposure(host: str, api_key: str | None) -> None:
+    """Refuse to listen beyond loopback without an API key."""
+    if not is_loopback(host) and not api_key:
+        raise ServeError(
+            f"refusing to listen on {host} without an API key: anyone who can reach it could run models "
+            "and change the store; set LLAMADECK_API_KEY (or --api-key), or listen on 127.0.0.1"
+        )
+
+
+def allowed_hosts(host: str) -> list[str]:
+    """Host headers accepted besides loopback names: the bound host; any, when bound to every interface."""
+    try:
+        if ipaddress.ip_address(host.strip("[]")).is_unspecified:
+            return [ANY_HOST]  # the name clients use is unknown; the API key guards it
+    except ValueError:
+        pass
+    return [host]
+
+
+@dataclass
+class Listener:
+    """A bound, listening socket and the address it serves."""
+
+    socket: socket.socket
+    host: str
+    port: int
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    def close(self) -> None:
+        self.socket.close()
+
+
+def bind(host: str, port: int, *, api_key: str | None) -> Listener:
+    """Check the rules, then bind and listen; raises ServeError with the reason (port in use, ...)."""
+    check_exposure(host, api_key)
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as error:
+        raise ServeError(f"cannot listen on {host}: {error.strerror or error}") from None
+    family, kind, proto, _name, sockaddr = infos[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # restarts; never shares a live port
+        sock.bind(sockaddr)
+        sock.listen(2048)
+    except OSError as error:
+        sock.close()
+        raise ServeError(_bind_failure(host, port, error)) from None
+    return Listener(sock, host, sock.getsockname()[1])
+
+
+def _bind_failure(host: str, port: int, error: OSError) -> str:
+    if error.errno == errno.EADDRINUSE:
+        return (
+            f"port {port} on {host} is already in use (is llamadeck or Ollama serving already?): "
+            "stop it or choose another port with --port"
+        )
+    if error.errno == errno.EADDRNOTAVAIL:
+        return f"cannot listen on {host}: it is not an address of this machine"
+    if error.errno == errno.EACCES:
+        return f"no permission to listen on port {port}: choose a port above 1023"
+    return f"cannot listen on {host}:{port}: {error.strerror or error}"
+
+
+def serve(engine: Engine, listener: Listener, *, api_key: str | None) -> None:
+    """Serve until Ctrl+C (or SIGTERM), then finish open requests briefly and close the engine."""
+    import uvicorn
+
+    from api.app import create_app
+
+    app = create_app(engine, api_key=api_key, allowed_hosts=allowed_hosts(listener.host))
+    config = uvicorn.Config(
+        app,
+        log_level="warning",
+        access_log=False,
+        lifespan="off",
+        ws="none",
+        server_header=False,
+        timeout_graceful_shutdown=_GRACEFUL_SECONDS,
+    )
+    # uvicorn stops cleanly on SIGINT/SIGTERM, then raises the signal it caught again: make both an
+    # exception here, so the engine is closed instead of the process dying on SIGTERM's default action
+    previous = _on_sigterm(_interrupt)
+    try:
+        uvicorn.Server(config).run(sockets=[listener.socket])
+    except KeyboardInterrupt:
+        pass
+    finally:
+        _on_sigterm(previous)
+        listener.close()
+        engine.close()
+
+
+def _interrupt(_signal: int, _frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _on_sigterm(handler: Any) -> Any:
+    """Install ``handler`` for SIGTERM (main thread only); returns the one it replaced."""
+    if handler is None or threading.current_thread() is not threading.main_thread():
+        return None
+    return signal.signal(signal.SIGTERM, handler)

@@ -1,0 +1,75 @@
+"""``llamadeck ps`` and ``stop`` against a real running server, and against none or a stranger."""
+
+from __future__ import annotations
+
+import http.server
+import os
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+from engine import Engine, Machine
+from tests.support.api_server import running_api
+from tests.support.fake_hub import FakeHub
+from tests.support.tiny_gguf import write_tiny_gguf
+
+LLAMADECK = str(Path(sys.executable).parent / "llamadeck")
+CPU_BOX = Machine(free_ram=16 << 30, gpu_free_vram=None)
+
+
+def cli(*args: str, host: str) -> subprocess.CompletedProcess[str]:
+    env = os.environ | {"LLAMADECK_HOST": host}
+    return subprocess.run([LLAMADECK, *args], env=env, capture_output=True, text=True, timeout=60)
+
+
+@pytest.fixture
+def engine(tmp_path: Path):
+    model = write_tiny_gguf(tmp_path / "Tiny-Q8_0.gguf")[0]
+    with FakeHub() as hub, hub.patch_endpoint():
+        hub.add_repo("acme/Tiny-GGUF", {"Tiny-Q8_0.gguf": model})
+        engine = Engine(machine=lambda: CPU_BOX)
+        engine.pull("acme/Tiny-GGUF")
+    yield engine
+    engine.close()
+
+
+def test_ps_lists_what_the_server_holds_and_stop_unloads_it(engine: Engine) -> None:
+    list(engine.generate("hf.co/acme/Tiny-GGUF:Q8_0", "hello", options={"num_predict": 2}, keep_alive=300))
+    with running_api(engine) as base_url:
+        host = base_url.removeprefix("http://")
+        listed = cli("ps", host=host)
+        assert listed.returncode == 0, listed.stderr
+        assert "hf.co/acme/Tiny-GGUF:Q8_0" in listed.stdout and "100% CPU" in listed.stdout
+        assert "minutes from now" in listed.stdout
+        stopped = cli("stop", "hf.co/acme/Tiny-GGUF:Q8_0", host=host)
+        assert stopped.returncode == 0, stopped.stderr
+        assert engine.loaded() == []
+        assert "Tiny" not in cli("ps", host=host).stdout
+
+
+def test_ps_says_clearly_when_no_server_runs() -> None:
+    result = cli("ps", host="127.0.0.1:9")  # the discard port: nothing listens
+    assert result.returncode == 1 and "no llamadeck server is running at http://127.0.0.1:9" in result.stderr
+
+
+def test_ps_will_not_drive_a_server_that_is_not_llamadeck() -> None:
+    class Stranger(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - the stdlib's name
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(b'{"models": []}')
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Stranger)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        result = cli("ps", host=f"127.0.0.1:{server.server_address[1]}")
+    finally:
+        server.shutdown()
+    assert result.returncode == 1 and "is not llamadeck's" in result.stderr
