@@ -13,13 +13,14 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import signal
 import sys
 import traceback
 from collections.abc import Callable, Sequence
 from contextlib import suppress
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from tui.tables import ago, format_count, printable, render_table
+from tui.tables import ago, ago_until, format_count, printable, render_table
 from tui.terminal import (
     error,
     escape,
@@ -36,7 +37,7 @@ if TYPE_CHECKING:
     from tui.progress import ProgressView
 
 RESUME_NOTE = ": the partial download is kept; run the same pull to resume"
-MAX_SEED = 2**31 - 1
+MAX_SEED = 2**32 - 2  # as the engine: 0xFFFFFFFF is llama.cpp's own "random"
 
 
 class CliError(Exception):
@@ -251,6 +252,46 @@ def cmd_prune(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_ps(args: argparse.Namespace) -> int:
+    """The models a running ``llamadeck serve`` holds, as ``ollama ps`` shows them."""
+    from engine import format_size
+    from tui.client import ServerError, call
+
+    try:
+        models = (call("GET", "/api/ps") or {}).get("models", [])
+    except ServerError as error:
+        raise CliError(str(error)) from None
+    rows = []
+    for m in models:
+        size, vram = int(m.get("size") or 0), int(m.get("size_vram") or 0)
+        gpu = round(100 * vram / size) if size else 0
+        processor = "100% GPU" if gpu >= 100 else "100% CPU" if gpu <= 0 else f"{100 - gpu}%/{gpu}% CPU/GPU"
+        until = str(m.get("expires_at") or "forever")
+        rows.append(
+            [
+                str(m.get("name", "")),
+                str(m.get("digest", ""))[:12],
+                format_size(size),
+                processor,
+                str(m.get("context_length") or "-"),
+                ago_until(until),
+            ]
+        )
+    out(render_table(["NAME", "ID", "SIZE", "PROCESSOR", "CONTEXT", "UNTIL"], rows))
+    return 0
+
+
+def cmd_stop(args: argparse.Namespace) -> int:
+    """Unload a model from a running server now (Ollama's stop: a generate with keep_alive 0)."""
+    from tui.client import ServerError, call
+
+    try:
+        call("POST", "/api/generate", {"model": args.model, "keep_alive": 0})
+    except ServerError as error:
+        raise CliError(str(error)) from None
+    return 0
+
+
 def cmd_cp(args: argparse.Namespace) -> int:
     copied = _engine().copy(args.source, args.destination)
     out(f"copied {escape(args.source)} to {escape(copied.reference)}")
@@ -294,6 +335,31 @@ class Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         error(f"{message} (see {self.prog} --help)")
         raise SystemExit(1)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from api.server import ServeError, address, bind, serve  # FastAPI only when serving: --help stays fast
+
+    api_key = args.api_key or os.environ.get("LLAMADECK_API_KEY") or None
+    try:
+        listener = bind(*address(args.host, args.port), api_key=api_key)
+    except ServeError as failure:
+        raise CliError(str(failure)) from None
+    try:
+        engine = _engine()
+    except BaseException:
+        listener.close()
+        raise
+    out(f"llamadeck API on {listener.url}")
+    flush_all()
+    serve(engine, listener, api_key=api_key)
+    return 0
+
+
+def port_number(text: str) -> int:
+    if not text.isdigit() or int(text) > 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port (0 to 65535)")
+    return int(text)
 
 
 def positive_count(text: str) -> int:
@@ -379,11 +445,26 @@ def build_parser() -> argparse.ArgumentParser:
     rm = add("rm", cmd_rm, "remove models (blobs no other model uses are deleted)")
     rm.add_argument("models", nargs="+", metavar="MODEL")
     add("prune", cmd_prune, "remove abandoned partial downloads and stale locks")
+    add("ps", cmd_ps, "list the models a running llamadeck serve has loaded")
+    stop = add("stop", cmd_stop, "unload a model from a running llamadeck serve")
+    stop.add_argument("model")
     cp = add("cp", cmd_cp, "give a model a second (local) name; no bytes are copied")
     cp.add_argument("source")
     cp.add_argument("destination")
     verify = add("verify", cmd_verify, "re-hash models and check their GGUF structure (exit 1 on a problem)")
     verify.add_argument("models", nargs="*", metavar="MODEL")
+    serve = add("serve", cmd_serve, "serve the Ollama-compatible HTTP API (127.0.0.1:11434 by default)")
+    serve.add_argument(
+        "--host", help="address to listen on, host[:port] (default: LLAMADECK_HOST or 127.0.0.1)"
+    )
+    serve.add_argument(
+        "--port", type=port_number, help="port to listen on (default 11434; 0 picks a free one)"
+    )
+    serve.add_argument(
+        "--api-key",
+        help="require Authorization: Bearer KEY on every request (needed beyond loopback; "
+        "LLAMADECK_API_KEY keeps it out of the process list)",
+    )
     return parser
 
 
@@ -399,7 +480,8 @@ def _one_line(failure: BaseException) -> str:
 
 def _leave(status: int) -> NoReturn:
     """End now, without waiting for a worker thread stuck in llama.cpp (it cannot be cancelled)."""
-    with suppress(OSError, ValueError):
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a further Ctrl+C must not interrupt the way out
+    with suppress(OSError, ValueError, KeyboardInterrupt):
         flush_all()
     os._exit(status)
 
@@ -408,11 +490,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     from tui.interrupt import worker_running
 
     try:
-        status = _main(argv)
-    except KeyboardInterrupt:  # before or after a command: during one, _main says it
-        warn("interrupted")
+        try:
+            status = _main(argv)
+        except KeyboardInterrupt:  # before or after a command: during one, _main says it
+            warn("interrupted")
+            status = 130
+    except KeyboardInterrupt:  # a second Ctrl+C while the first was being reported
         status = 130
-    if worker_running():  # cancelled, but stuck in llama.cpp: do not wait for it
+    if status == 130 or worker_running():
+        # Interrupted: llama.cpp may still be inside a decode on the engine's compute thread, and
+        # tearing the interpreter down under it crashes; nothing is left to save, so leave now.
         _leave(status)
     return status
 
