@@ -7,7 +7,6 @@ fixtures once crashed CUDA builds (see tests/support/tiny_gguf.py).
 
 from __future__ import annotations
 
-import ctypes
 from pathlib import Path
 
 import pytest
@@ -18,13 +17,17 @@ from tests.support.tiny_gguf import N_CTX_TRAIN, N_LAYERS, N_VOCAB, write_tiny_g
 
 @pytest.fixture(scope="module")
 def llama_cpp():
+    """llama_cpp with its log routed the engine's way.
+
+    Not a callback of this module's own: llama.cpp keeps the pointer for the
+    life of the process, and a ctypes callback collected with this module's
+    fixture crashed the next model load of the test run (a segfault in the TUI tests).
+    """
     import llama_cpp
 
-    @llama_cpp.llama_log_callback
-    def quiet(level: int, text: bytes, user_data: ctypes.c_void_p) -> None:
-        pass
+    from engine.runtime.llama import route_llama_log
 
-    llama_cpp.llama_log_set(quiet, ctypes.c_void_p(0))
+    route_llama_log()
     yield llama_cpp
 
 
