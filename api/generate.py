@@ -1,0 +1,392 @@
+"""Ollama's generation routes: ``/api/generate``, ``/api/chat``, ``/api/embed``, legacy ``/api/embeddings``.
+
+The JSON shapes are Ollama's (``api/types.go``): NDJSON chunks
+``{"model", "created_at", "response" | "message", "done": false}`` and a final
+object with ``done_reason`` and the durations in nanoseconds; ``"stream":
+false`` answers with one object. Every error a client can cause is a status
+code before the first byte of a stream (see ``api.streaming``); a failure
+during generation ends the stream with an ``{"error": ...}`` line, as Ollama does.
+
+What llamadeck cannot do yet is refused with a 400 that says so (``format``,
+``images``, ``template``, ``suffix``, ``context``, ``think``), never ignored.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import anyio
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, Response
+
+from api.app import engine_of
+from api.errors import APIError, bool_field, model_errors, read_json, status_of, string_field
+from api.streaming import EngineStream, EventStreamResponse, collect, open_stream
+from engine import CancelToken, Done, Engine, Generation, LlamadeckError
+
+router = APIRouter(tags=["generate"])
+
+NS = 1_000_000_000
+_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "μs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+_DURATION = re.compile(r"([0-9]*\.?[0-9]+)(ns|us|µs|μs|ms|s|m|h)")
+NDJSON = "application/x-ndjson"
+
+
+# request fields ------------------------------------------------------------------
+
+
+def parse_keep_alive(value: object) -> float | None:
+    """Ollama's keep_alive as the engine's seconds: a number of seconds or a Go duration ("5m", "1h30m").
+
+    None: the default (five minutes); 0: unload at once; negative: keep for ever (-1).
+    """
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool):
+        raise APIError(400, "keep_alive must be a number of seconds or a duration such as 5m")
+    if isinstance(value, int | float):
+        if not math.isfinite(value):
+            raise APIError(400, "keep_alive must be a finite number of seconds")
+        return -1.0 if value < 0 else float(value)
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            seconds = float(text)  # "300", "-1": seconds, as the CLI takes them
+        except ValueError:
+            sign = -1.0 if text.startswith("-") else 1.0
+            body = text.lstrip("+-")
+            parts = _DURATION.findall(body)
+            if not parts or "".join(n + u for n, u in parts) != body:
+                raise APIError(
+                    400, f"keep_alive {value[:40]!r} is not a duration: use seconds or e.g. 30s, 5m, 1h"
+                ) from None
+            seconds = sign * sum(float(n) * _UNITS[u] for n, u in parts)
+        if not math.isfinite(seconds):
+            raise APIError(400, "keep_alive must be a finite duration")
+        return -1.0 if seconds < 0 else seconds
+    raise APIError(400, "keep_alive must be a number of seconds or a duration such as 5m")
+
+
+def options_field(data: dict[str, Any]) -> dict[str, Any] | None:
+    options = data.get("options")
+    if options is None:
+        return None
+    if not isinstance(options, dict):
+        raise APIError(400, "options must be an object of name: value")
+    return options
+
+
+def refuse_unsupported(data: dict[str, Any], *names: str) -> None:
+    """A 400 for fields llamadeck cannot honour yet, rather than an answer that silently ignores them."""
+    for name in names:
+        value = data.get(name)
+        if value is None or value is False or value in ("", [], {}):
+            continue
+        what = {
+            "format": "format (JSON mode and structured outputs)",
+            "images": "images",
+            "template": "a template override",
+            "suffix": "suffix (fill in the middle)",
+            "context": "context (the deprecated token context): send the conversation to /api/chat",
+            "think": "think (thinking models)",
+        }.get(name, name)
+        raise APIError(400, f"{what} is not supported yet by llamadeck")
+
+
+def created_at() -> str:
+    """Ollama's RFC 3339 time with the zone as ``Z``."""
+    return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def ns(seconds: float) -> int:
+    return max(int(seconds * NS), 0)
+
+
+def final_fields(done: Done) -> dict[str, Any]:
+    """The figures on Ollama's last object, durations in nanoseconds."""
+    return {
+        "done": True,
+        "done_reason": done.reason,
+        "total_duration": ns(done.total_seconds),
+        "load_duration": ns(done.load_seconds),
+        "prompt_eval_count": done.prompt_tokens,
+        "prompt_eval_duration": ns(done.prompt_seconds),
+        "eval_count": done.completion_tokens,
+        "eval_duration": ns(done.generate_seconds),
+    }
+
+
+# answering -------------------------------------------------------------------------
+
+
+async def start(model: str, run: Callable[[CancelToken], Iterator[Generation]]) -> EngineStream:
+    """The generation started and its first event here, or the APIError/engine error to answer with."""
+    with model_errors(model):
+        return await open_stream(run)
+
+
+def line(payload: dict[str, Any]) -> str:
+    return json.dumps(payload, ensure_ascii=False, separators=(",", ":")) + "\n"
+
+
+async def ndjson(
+    stream: EngineStream, chunk: Callable[[str], dict[str, Any]], final: Callable[[Done], dict[str, Any]]
+) -> AsyncIterator[str]:
+    """Ollama's stream: one line per token, the final figures, or an error line if generation fails."""
+    try:
+        async for event in stream:
+            if isinstance(event, Done):
+                yield line(final(event))
+            else:
+                yield line(chunk(event.text))
+    except LlamadeckError as error:
+        yield line({"error": str(error) or type(error).__name__})
+
+
+async def answer(
+    request: Request,
+    stream: EngineStream,
+    streaming: bool,
+    chunk: Callable[[str], dict[str, Any]],
+    final: Callable[[Done], dict[str, Any]],
+    whole: Callable[[str, Done], dict[str, Any]],
+) -> Response:
+    if streaming:
+        return EventStreamResponse(ndjson(stream, chunk, final), on_close=stream.close, media_type=NDJSON)
+    text, done = await collect(request, stream)
+    return JSONResponse(whole(text, done))
+
+
+async def unload(engine: Engine, model: str, kind: str) -> JSONResponse:
+    """Ollama's unload idiom: an empty prompt (or no messages) with ``keep_alive: 0``."""
+    with model_errors(model):
+        await anyio.to_thread.run_sync(engine.unload, model)
+    reply: dict[str, Any] = {"model": model, "created_at": created_at()}
+    reply |= {"response": ""} if kind == "generate" else {"message": {"role": "assistant", "content": ""}}
+    return JSONResponse(reply | {"done": True, "done_reason": "unload"})
+
+
+def not_loadable_yet() -> APIError:
+    return APIError(400, "loading a model without a prompt is not supported yet by llamadeck: send a prompt")
+
+
+# routes ----------------------------------------------------------------------------
+
+
+def json_body(required: list[str], **properties: dict[str, Any]) -> dict[str, Any]:
+    """The request body's schema for the OpenAPI document (the routes read and check the JSON themselves)."""
+    schema = {"type": "object", "required": required, "properties": properties}
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
+
+
+STRING: dict[str, Any] = {"type": "string"}
+BOOLEAN: dict[str, Any] = {"type": "boolean"}
+OPTIONS: dict[str, Any] = {
+    "type": "object",
+    "description": "Ollama's option names, e.g. temperature, num_predict",
+}
+KEEP_ALIVE: dict[str, Any] = {
+    "type": ["number", "string"],
+    "description": "seconds, or a duration: 5m, 1h, 0",
+}
+TEXTS: dict[str, Any] = {"anyOf": [STRING, {"type": "array", "items": STRING}]}
+MESSAGES: dict[str, Any] = {
+    "type": "array",
+    "items": {"type": "object", "required": ["role"], "properties": {"role": STRING, "content": STRING}},
+}
+
+
+@router.post(
+    "/api/generate",
+    openapi_extra=json_body(
+        ["model"],
+        model=STRING,
+        prompt=STRING,
+        system=STRING,
+        raw=BOOLEAN,
+        stream=BOOLEAN,
+        options=OPTIONS,
+        keep_alive=KEEP_ALIVE,
+    ),
+)
+async def generate(request: Request) -> Response:
+    data = await read_json(request)
+    model = string_field(data, "model")
+    prompt = data.get("prompt") or ""
+    system = data.get("system") or ""
+    if not isinstance(prompt, str) or not isinstance(system, str):
+        raise APIError(400, "prompt and system must be strings")
+    refuse_unsupported(data, "format", "images", "template", "suffix", "context", "think")
+    raw = bool_field(data, "raw", False)
+    streaming = bool_field(data, "stream", True)
+    options = options_field(data)
+    keep_alive = parse_keep_alive(data.get("keep_alive"))
+    engine = engine_of(request)
+    if not prompt:
+        if keep_alive == 0:
+            return await unload(engine, model, "generate")
+        raise not_loadable_yet()
+
+    def run(cancel: CancelToken) -> Iterator[Generation]:
+        if system and not raw:  # raw mode skips the template, and with it the system prompt (as Ollama)
+            messages = [{"role": "system", "content": system}, {"role": "user", "content": prompt}]
+            return engine.chat(model, messages, options=options, keep_alive=keep_alive, cancel=cancel)
+        return engine.generate(
+            model, prompt, raw=True if raw else None, options=options, keep_alive=keep_alive, cancel=cancel
+        )
+
+    stream = await start(model, run)
+
+    def chunk(text: str) -> dict[str, Any]:
+        return {"model": model, "created_at": created_at(), "response": text, "done": False}
+
+    def final(done: Done) -> dict[str, Any]:
+        return {"model": model, "created_at": created_at(), "response": ""} | final_fields(done)
+
+    def whole(text: str, done: Done) -> dict[str, Any]:
+        return {"model": model, "created_at": created_at(), "response": text} | final_fields(done)
+
+    return await answer(request, stream, streaming, chunk, final, whole)
+
+
+@router.post(
+    "/api/chat",
+    openapi_extra=json_body(
+        ["model"],
+        model=STRING,
+        messages=MESSAGES,
+        tools={"type": "array", "items": {"type": "object"}},
+        stream=BOOLEAN,
+        options=OPTIONS,
+        keep_alive=KEEP_ALIVE,
+    ),
+)
+async def chat(request: Request) -> Response:
+    data = await read_json(request)
+    model = string_field(data, "model")
+    messages = data.get("messages") or []
+    if not isinstance(messages, list):
+        raise APIError(400, "messages must be a list of {role, content} objects")
+    for each in messages:
+        if isinstance(each, dict):
+            refuse_unsupported(each, "images")
+    tools = data.get("tools") or None
+    if tools is not None and not (isinstance(tools, list) and all(isinstance(t, dict) for t in tools)):
+        raise APIError(400, "tools must be a list of objects")
+    refuse_unsupported(data, "format", "think")
+    streaming = bool_field(data, "stream", True)
+    options = options_field(data)
+    keep_alive = parse_keep_alive(data.get("keep_alive"))
+    engine = engine_of(request)
+    if not messages:
+        if keep_alive == 0:
+            return await unload(engine, model, "chat")
+        raise not_loadable_yet()
+
+    def run(cancel: CancelToken) -> Iterator[Generation]:
+        return engine.chat(
+            model, messages, options=options, tools=tools, keep_alive=keep_alive, cancel=cancel
+        )
+
+    stream = await start(model, run)
+
+    def message(text: str) -> dict[str, Any]:
+        return {"role": "assistant", "content": text}
+
+    def chunk(text: str) -> dict[str, Any]:
+        return {"model": model, "created_at": created_at(), "message": message(text), "done": False}
+
+    def final(done: Done) -> dict[str, Any]:
+        return {"model": model, "created_at": created_at(), "message": message("")} | final_fields(done)
+
+    def whole(text: str, done: Done) -> dict[str, Any]:
+        return {"model": model, "created_at": created_at(), "message": message(text)} | final_fields(done)
+
+    return await answer(request, stream, streaming, chunk, final, whole)
+
+
+def embed_texts(data: dict[str, Any], field: str) -> list[str]:
+    value = data.get(field)
+    if value is None or value == "":
+        return []
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list) and all(isinstance(t, str) for t in value):
+        return value
+    raise APIError(400, f"{field} must be a string or a list of strings")
+
+
+def shorten(vector: list[float], dimensions: int | None) -> list[float]:
+    """Ollama's ``dimensions``: the first n values, made unit-length again."""
+    if dimensions is None or dimensions >= len(vector):
+        return vector
+    head = vector[:dimensions]
+    norm = math.sqrt(sum(v * v for v in head))
+    return [v / norm for v in head] if norm > 0 else head
+
+
+async def embeddings_of(
+    request: Request, data: dict[str, Any], texts: list[str]
+) -> tuple[list[list[float]], float]:
+    """The engine's embeddings for ``texts`` (off the event loop) and the seconds they took."""
+    model = string_field(data, "model")
+    refuse_unsupported(data, "options")  # the engine's embed takes no options yet
+    keep_alive = parse_keep_alive(data.get("keep_alive"))
+    truncate = bool_field(data, "truncate", True)
+    engine = engine_of(request)
+    started = time.perf_counter()
+    with model_errors(model):
+        vectors = await anyio.to_thread.run_sync(lambda: engine.embed(model, texts, truncate=truncate))
+        if keep_alive == 0:
+            try:
+                await anyio.to_thread.run_sync(engine.unload, model)
+            except LlamadeckError as error:  # generating for another request: it stays
+                if status_of(error) != 409:
+                    raise
+    return vectors, time.perf_counter() - started
+
+
+@router.post(
+    "/api/embed",
+    openapi_extra=json_body(
+        ["model"],
+        model=STRING,
+        input=TEXTS,
+        truncate=BOOLEAN,
+        keep_alive=KEEP_ALIVE,
+        dimensions={"type": "integer", "minimum": 1},
+    ),
+)
+async def embed(request: Request) -> Response:
+    data = await read_json(request)
+    texts = embed_texts(data, "input")
+    dimensions = data.get("dimensions")
+    if dimensions is not None and (
+        isinstance(dimensions, bool) or not isinstance(dimensions, int) or dimensions < 1
+    ):
+        raise APIError(400, "dimensions must be a whole number ≥ 1")
+    vectors, seconds = await embeddings_of(request, data, texts)
+    return JSONResponse(
+        {
+            "model": data["model"],
+            "embeddings": [shorten(v, dimensions) for v in vectors],
+            "total_duration": ns(seconds),
+        }
+    )
+
+
+@router.post(
+    "/api/embeddings", openapi_extra=json_body(["model"], model=STRING, prompt=STRING, keep_alive=KEEP_ALIVE)
+)
+async def embeddings(request: Request) -> Response:
+    """The legacy route: one ``prompt``, one ``embedding``."""
+    data = await read_json(request)
+    texts = embed_texts(data, "prompt")
+    vectors, _ = await embeddings_of(request, data, texts)
+    return JSONResponse({"embedding": vectors[0] if vectors else []})
