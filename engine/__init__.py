@@ -609,6 +609,13 @@ class Engine:
         manifest = self._resolve(parse_ref(reference))
         return self._registry.unload(lambda r: r.key[0] == manifest.id)
 
+    def logs(self) -> list[str]:
+        """llama.cpp's latest log lines, oldest first (the full log is in the state directory's llama.log)."""
+        import sys
+
+        llama = sys.modules.get("engine.runtime.llama")  # nothing to show before llama.cpp was loaded
+        return list(llama.LLAMA_LOG) if llama is not None else []
+
     def close(self) -> None:
         """Unload every model (before the process ends)."""
         self._registry.close()

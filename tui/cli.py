@@ -515,7 +515,11 @@ def _main(argv: Sequence[str] | None) -> int:
     if extras:
         parser.error(f"unrecognized arguments: {' '.join(extras)}")
     if getattr(args, "handler", None) is None:
-        parser.print_help()
+        if sys.stdin is not None and sys.stdout is not None and sys.stdin.isatty() and sys.stdout.isatty():
+            from tui.app import run_app  # textual is imported only here
+
+            return run_app(_engine())
+        parser.print_help()  # not a terminal: the app cannot run, the help is what helps
         return 0
     if sys.stdout is None:
         error("standard output is closed, so nothing could be shown: nothing was done")

@@ -1,0 +1,218 @@
+"""The full-screen app: Models, Sessions and Logs tabs over one ``engine.Engine``.
+
+``llamadeck`` with no arguments (on a terminal) opens it. Engine calls run in
+thread workers and post messages back; engine errors are one notification
+with the engine's words, anything unexpected is logged (Logs tab) and shown
+as one line. Text from models and files is shown as text, never as markup.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from textual.app import App, ComposeResult, SystemCommand
+from textual.binding import Binding
+from textual.screen import Screen
+from textual.widgets import Footer, TabbedContent, TabPane
+
+from tui.config import DEFAULT_THEME, Config, config_dir, user_themes_dir
+from tui.terminal import escape
+from tui.themes import SHIPPED, load_themes
+from tui.widgets.logs_pane import LogsPane, PaneHandler
+from tui.widgets.models_pane import ModelsPane
+from tui.widgets.sessions_pane import SessionsPane
+
+if TYPE_CHECKING:
+    from engine import Engine
+
+log = logging.getLogger("llamadeck.tui")
+TABS = (("models", "Models"), ("sessions", "Sessions"), ("logs", "Logs"))
+
+
+class LlamadeckApp(App[int]):
+    CSS_PATH = "app.tcss"
+    TITLE = "llamadeck"
+    ENABLE_COMMAND_PALETTE = True
+    BINDINGS = [
+        Binding("q", "quit", "Quit", id="app.quit"),
+        Binding("f1,question_mark", "help", "Help", id="app.help"),
+        Binding("t", "next_theme", "Theme", show=False, id="app.theme"),
+        Binding("1", "tab('models')", "Models", show=False, id="app.tab.models"),
+        Binding("2", "tab('sessions')", "Sessions", show=False, id="app.tab.sessions"),
+        Binding("3", "tab('logs')", "Logs", show=False, id="app.tab.logs"),
+    ]
+
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        config_path: Path | None = None,
+        theme_folders: tuple[Path, ...] | None = None,
+        refresh_interval: float = 1.0,
+    ) -> None:
+        self.engine = engine
+        self.config_path = config_path or config_dir() / "config.toml"
+        self.theme_folders = theme_folders if theme_folders is not None else (SHIPPED, user_themes_dir())
+        self.refresh_interval = refresh_interval
+        self.log_handler = PaneHandler()
+        logging.getLogger("llamadeck").addHandler(self.log_handler)
+        logging.getLogger("llamadeck").setLevel(logging.INFO)
+        self.config = Config.load(self.config_path)
+        self.our_themes: list[str] = []
+        super().__init__()
+
+    # layout ----------------------------------------------------------------
+
+    def compose(self) -> ComposeResult:
+        with TabbedContent(initial="tab-models", id="tabs"):
+            with TabPane("1 Models", id="tab-models"):
+                yield ModelsPane(self.engine, id="models-pane")
+            with TabPane("2 Sessions", id="tab-sessions"):
+                yield SessionsPane(self.engine, interval=self.refresh_interval, id="sessions-pane")
+            with TabPane("3 Logs", id="tab-logs"):
+                yield LogsPane(self.engine, self.log_handler, interval=self.refresh_interval, id="logs-pane")
+        yield Footer(compact=True)
+
+    def on_mount(self) -> None:
+        themes, failures = load_themes(*self.theme_folders)
+        for theme in themes:
+            self.register_theme(theme)
+        self.our_themes = [t.name for t in themes]
+        for failure in failures:
+            log.warning("%s", failure)
+        if failures:
+            self.notify(f"{len(failures)} theme file(s) skipped: see the Logs tab", severity="warning")
+        wanted = self.config.theme
+        if wanted in self.available_themes:
+            self.theme = wanted
+        elif DEFAULT_THEME in self.available_themes:
+            self.theme = DEFAULT_THEME
+        self.watch(self, "theme", self.save_theme, init=False)
+        log.info("llamadeck started: store %s, config %s", self.engine.home, self.config_path)
+        self.query_one(ModelsPane).query_one("#models").focus()
+
+    def on_unmount(self) -> None:
+        logging.getLogger("llamadeck").removeHandler(self.log_handler)
+
+    # errors ----------------------------------------------------------------
+
+    def notify(
+        self, message: str, *, title: str = "", severity="information", timeout=None, markup=True
+    ) -> None:
+        """Every notification also goes to the Logs tab, so what flashed by can be read again."""
+        if severity != "error":  # errors are logged by report, with their details
+            log.info("%s", message)
+        super().notify(message, title=title, severity=severity, timeout=timeout, markup=markup)
+
+    def report(self, error: BaseException) -> None:
+        """An engine error: its message. Anything else: logged in full, shown as one line."""
+        from engine import LlamadeckError
+
+        if isinstance(error, LlamadeckError):
+            log.info("error: %s", error)
+            self.notify(escape(str(error)), severity="error", markup=False, timeout=8)
+            return
+        if isinstance(error, OSError):
+            where = f": {error.filename}" if error.filename else ""
+            message = f"{error.strerror or error}{where}"
+            log.warning("%s", message)
+            self.notify(escape(message), severity="error", markup=False, timeout=8)
+            return
+        log.error("internal error", exc_info=error)
+        line = f"internal error: {type(error).__name__}: {error} (details in the Logs tab)"
+        self.notify(escape(line.splitlines()[0] if line else line), severity="error", markup=False, timeout=8)
+
+    # themes ----------------------------------------------------------------
+
+    def save_theme(self, theme: str) -> None:
+        self.config.theme = theme
+        try:
+            self.config.save(self.config_path)
+        except OSError as error:
+            self.report(error)
+
+    def action_next_theme(self) -> None:
+        names = self.our_themes or [self.theme]
+        index = names.index(self.theme) + 1 if self.theme in names else 0
+        self.theme = names[index % len(names)]
+        self.notify(f"theme: {self.theme}", markup=False, timeout=2)
+
+    # navigation ------------------------------------------------------------
+
+    def action_tab(self, tab: str) -> None:
+        self.query_one("#tabs", TabbedContent).active = f"tab-{tab}"
+        pane = {"models": "#models", "sessions": "#sessions", "logs": "#log"}[tab]
+        self.query_one(f"#{tab}-pane").query_one(pane).focus()
+
+    def help_sections(self) -> list[tuple[str, list[tuple[str, str]]]]:
+        def keys(bindings: Iterable[object]) -> list[tuple[str, str]]:
+            rows = []
+            for binding in bindings:
+                if isinstance(binding, Binding) and binding.description:
+                    shown = ", ".join(self.get_key_display(Binding(k, "")) for k in binding.key.split(","))
+                    rows.append((shown, binding.description))
+            return rows
+
+        general = keys(self.BINDINGS) + [("ctrl+p", "Command palette"), ("ctrl+q", "Quit")]
+        general += [("tab, shift+tab", "Move between the filter, the table and the tabs")]
+        return [
+            ("Everywhere", general),
+            ("Models", keys(ModelsPane.BINDINGS) + [("enter", "Details"), ("esc", "Leave the filter")]),
+            ("Sessions", keys(SessionsPane.BINDINGS)),
+            ("Logs", keys(LogsPane.BINDINGS)),
+            ("Dialogs", [("esc", "Cancel (a pull keeps its partial download)"), ("enter", "Confirm")]),
+        ]
+
+    def action_help(self) -> None:
+        from tui.screens.help import HelpScreen
+
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen(self.help_sections()))
+
+    def _models(self, action: str) -> None:
+        self.action_tab("models")
+        getattr(self.query_one(ModelsPane), f"action_{action}")()
+
+    def _unload(self) -> None:
+        self.action_tab("sessions")
+        self.query_one(SessionsPane).action_unload()
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        yield SystemCommand(
+            "Pull model", "Download a GGUF model from Hugging Face", lambda: self._models("pull")
+        )
+        yield SystemCommand("Delete model", "Delete the selected model", lambda: self._models("delete"))
+        yield SystemCommand(
+            "Copy model", "Give the selected model a second name", lambda: self._models("copy")
+        )
+        yield SystemCommand("Model details", "Metadata, template, license", lambda: self._models("details"))
+        yield SystemCommand(
+            "Verify model", "Re-hash the selected model's files", lambda: self._models("verify")
+        )
+        yield SystemCommand("Filter models", "Filter the models by name", lambda: self._models("filter"))
+        yield SystemCommand("Sort models", "Sort by the next column", lambda: self._models("sort"))
+        yield SystemCommand("Reload models", "Read the store again", lambda: self._models("reload"))
+        yield SystemCommand("Unload model", "Unload the selected loaded model", self._unload)
+        for tab, title in TABS:
+            yield SystemCommand(
+                f"Show {title}", f"Switch to the {title} tab", lambda t=tab: self.action_tab(t)
+            )
+        yield SystemCommand("Help", "The keys", self.action_help)
+        for name in self.our_themes:
+            yield SystemCommand(
+                f"Theme: {name}", "Switch theme (saved)", lambda n=name: setattr(self, "theme", n)
+            )
+
+
+def run_app(engine: Engine) -> int:
+    """Run the app on this terminal; the exit status."""
+    app = LlamadeckApp(engine)
+    try:
+        status = app.run()
+    finally:
+        engine.close()
+    return status or 0

@@ -1,0 +1,126 @@
+"""The Sessions tab: the models in memory, refreshed every second; unload the selected one."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.message import Message
+from textual.widgets import DataTable, Static
+
+from tui.terminal import escape
+
+if TYPE_CHECKING:
+    from engine import Engine, LoadedModel
+
+COLUMNS = ("MODEL", "MEM", "GPU", "CTX", "SLOTS", "CHATS", "STATUS", "TOK/S", "UNLOAD")
+
+
+def countdown(seconds: float | None, status: str) -> str:
+    if seconds is None:
+        return "in use" if status != "idle" else "never"
+    seconds = int(seconds)
+    return f"{seconds // 60}:{seconds % 60:02d}"
+
+
+def session_cells(row: LoadedModel) -> tuple[str, ...]:
+    from engine import format_size
+
+    return (
+        row.reference,
+        format_size(row.memory),
+        f"{row.gpu_layers}/{row.layers}",
+        str(row.context),
+        f"{row.slots_busy}/{row.slots}",
+        str(len(row.conversations)),
+        row.status + (f" ({row.queued})" if row.queued else ""),
+        f"{row.tokens_per_second:.1f}" if row.tokens_per_second else "-",
+        countdown(row.expires_in, row.status),
+    )
+
+
+@dataclass
+class SessionsLoaded(Message):
+    rows: list[LoadedModel]
+
+
+class SessionsPane(Vertical):
+    DEFAULT_CSS = Path(__file__).with_suffix(".tcss").read_text(encoding="utf-8")
+    BINDINGS = [Binding("u", "unload", "Unload", id="sessions.unload")]
+
+    def __init__(self, engine: Engine, interval: float = 1.0, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.engine = engine
+        self.interval = interval
+        self.rows: list[LoadedModel] = []
+
+    def compose(self) -> ComposeResult:
+        yield DataTable(id="sessions", cursor_type="row", zebra_stripes=True)
+        yield Static("", id="empty")
+
+    def on_mount(self) -> None:
+        self.query_one(DataTable).add_columns(*COLUMNS)
+        self.poll()
+        self.set_interval(self.interval, self.poll)
+
+    def poll(self) -> None:
+        self.fetch()
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="sessions")
+    def fetch(self) -> None:
+        try:
+            rows = self.engine.loaded()
+        except Exception as error:  # noqa: BLE001 - reported by the app
+            self.app.call_from_thread(self.app.report, error)  # type: ignore[attr-defined]
+            return
+        self.post_message(SessionsLoaded(rows))
+
+    @on(SessionsLoaded)
+    def show(self, message: SessionsLoaded) -> None:
+        self.rows = message.rows
+        table = self.query_one(DataTable)
+        selected = self.selected()
+        table.clear()
+        for row in self.rows:
+            table.add_row(*(Text(escape(c)) for c in session_cells(row)), key=row.reference)
+        keys = [r.reference for r in self.rows]
+        if selected in keys:
+            table.move_cursor(row=keys.index(selected))
+        empty = self.query_one("#empty", Static)
+        empty.update("No model is loaded. Models load when a chat or the API uses them.")
+        empty.display = not self.rows
+
+    def selected(self) -> str | None:
+        table = self.query_one(DataTable)
+        if table.row_count == 0:
+            return None
+        try:
+            return table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
+        except Exception:  # noqa: BLE001 - no valid cursor
+            return None
+
+    def action_unload(self) -> None:
+        reference = self.selected()
+        if reference is None:
+            self.app.notify("no model loaded", severity="warning")
+            return
+        self.unload(reference)
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="sessions-unload")
+    def unload(self, reference: str) -> None:
+        try:
+            unloaded = self.engine.unload(reference)
+        except Exception as error:  # noqa: BLE001 - Busy and others: reported by the app
+            self.app.call_from_thread(self.app.report, error)  # type: ignore[attr-defined]
+            return
+        if unloaded:
+            self.app.call_from_thread(
+                self.app.notify, f"unloaded {escape(', '.join(unloaded))}", markup=False
+            )
+        self.fetch()
