@@ -172,8 +172,19 @@ async def unload(engine: Engine, model: str, kind: str) -> JSONResponse:
     return JSONResponse(reply | {"done": True, "done_reason": "unload"})
 
 
-def not_loadable_yet() -> APIError:
-    return APIError(400, "loading a model without a prompt is not supported yet by llamadeck: send a prompt")
+async def load(engine: Engine, model: str, kind: str, options: Any, keep_alive: float | None) -> JSONResponse:
+    """Ollama's load idiom: an empty prompt (or no messages) loads the model and answers done."""
+    with model_errors(model):
+        seconds = await anyio.to_thread.run_sync(
+            lambda: engine.load(model, options=options, keep_alive=keep_alive)
+        )
+    reply: dict[str, Any] = {"model": model, "created_at": created_at()}
+    reply |= {"response": ""} if kind == "generate" else {"message": {"role": "assistant", "content": ""}}
+    nanoseconds = int(seconds * 1e9)
+    return JSONResponse(
+        reply
+        | {"done": True, "done_reason": "load", "total_duration": nanoseconds, "load_duration": nanoseconds}
+    )
 
 
 # routes ----------------------------------------------------------------------------
@@ -231,7 +242,7 @@ async def generate(request: Request) -> Response:
     if not prompt:
         if keep_alive == 0:
             return await unload(engine, model, "generate")
-        raise not_loadable_yet()
+        return await load(engine, model, "generate", options, keep_alive)
 
     def run(cancel: CancelToken) -> Iterator[Generation]:
         if system and not raw:  # raw mode skips the template, and with it the system prompt (as Ollama)
@@ -287,7 +298,7 @@ async def chat(request: Request) -> Response:
     if not messages:
         if keep_alive == 0:
             return await unload(engine, model, "chat")
-        raise not_loadable_yet()
+        return await load(engine, model, "chat", options, keep_alive)
 
     def run(cancel: CancelToken) -> Iterator[Generation]:
         return engine.chat(

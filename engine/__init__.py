@@ -571,6 +571,24 @@ class Engine:
         with self._use(manifest, load, None, NEVER) as (resident, _fresh):
             return resident.payload.embed(list(texts), truncate=truncate)
 
+    def load(
+        self,
+        reference: str,
+        *,
+        options: Mapping[str, object] | None = None,
+        keep_alive: float | None = None,
+        cancel: CancelToken = NEVER,
+    ) -> float:
+        """Load a model without generating (Ollama's empty-prompt request); returns the seconds it took.
+
+        0.0 when it was loaded already; the keep-alive clock starts now.
+        """
+        _check_keep_alive(keep_alive)
+        manifest = self._resolve(parse_ref(reference))
+        load, _ = self._options(manifest, options)
+        with self._use(manifest, load, keep_alive, cancel) as (resident, fresh):
+            return resident.payload.load_seconds if fresh else 0.0
+
     def loaded(self) -> list[LoadedModel]:
         """The models in memory now, as ``ps`` and the Sessions tab show them."""
         import time as clock

@@ -178,6 +178,15 @@ def test_an_empty_prompt_with_keep_alive_zero_unloads(client: ollama.Client, eng
     assert engine.loaded() == []
 
 
+def test_an_empty_prompt_loads_the_model_as_ollama_does(client: ollama.Client, engine: Engine) -> None:
+    """Open WebUI and ollama run send an empty request to load a model before the first message."""
+    reply = client.generate(MODEL, "")
+    assert reply.done and reply.done_reason == "load" and (reply.load_duration or 0) > 0
+    assert [m.reference for m in engine.loaded()] == [MODEL]
+    again = client.chat(MODEL, messages=[])
+    assert again.done and again.done_reason == "load" and not again.load_duration  # loaded already
+
+
 def test_keep_alive_from_a_request_reaches_the_engine(client: ollama.Client, engine: Engine) -> None:
     client.generate(MODEL, "hello", options=GREEDY, keep_alive="1h")
     expires = released(engine)
