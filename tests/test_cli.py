@@ -688,3 +688,15 @@ def test_a_utf8_prompt_is_accepted_under_the_c_locale() -> None:
         [LLAMADECK, "run", "ghost", "h\u00e9llo"], env=env, capture_output=True, text=True, timeout=60
     )
     assert_one_line_error(result, "ghost:latest not found")  # past the prompt, to the model lookup
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ("run", "ghost", "-n", "2", "--", "-a prompt with a dash"),
+        ("run", "--", "ghost", "-a prompt with a dash"),
+        ("run", "ghost", "--raw", "a prompt after an option"),
+    ],
+)
+def test_run_takes_its_prompt_wherever_argparse_leaves_it(argv: tuple[str, ...]) -> None:
+    assert_one_line_error(llamadeck(*argv), "ghost:latest not found")  # parsed; the model is what is missing

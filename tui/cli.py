@@ -509,6 +509,8 @@ def _main(argv: Sequence[str] | None) -> int:
     harden_streams()
     parser = build_parser()
     args, extras = parser.parse_known_args(argv)
+    if extras[:1] == ["--"] and args.command == "run" and args.prompt is None and len(extras) > 1:
+        args.prompt, extras = extras[1], extras[2:]  # run MODEL -n 2 -- "-a prompt that starts with a dash"
     if extras[:1] and args.command == "run" and args.prompt is None and not extras[0].startswith("-"):
         # argparse gives an optional positional up once an option comes between (run MODEL --raw "PROMPT")
         args.prompt, extras = extras[0], extras[1:]
