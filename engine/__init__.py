@@ -66,6 +66,7 @@ from engine.store import PruneReport, Store, StoreEntry
 from engine.units import format_gib, format_size
 
 if TYPE_CHECKING:
+    from engine.offload import OffloadPlan
     from engine.runtime.loader import Runtime
 
 __all__ = [
@@ -653,27 +654,35 @@ class Engine:
         from engine.memory import estimate_memory
         from engine.runtime import loader
 
-        machine = self._machine()
-        settings, plan = loader.resolve(manifest, loader.tensor_bytes(self._store, manifest), machine, load)
-        key = (manifest.id, settings)
+        # A loaded model is matched by the options the request asked for. The automatic ones
+        # (context, slots, GPU layers) are decided once, when it loads: decided again per request they
+        # would see the memory the model itself now takes, differ, and reload it every time.
+        key = (manifest.id, load)
         stale = [
             r for r in self._registry.residents() if r.key[0] == manifest.id and r.key != key and not r.users
         ]
-        if stale:  # the same weights with other settings: reload, as Ollama does
+        if stale:  # the same weights with other options: reload, as Ollama does
             self._registry.unload(lambda r: r in stale)
+        decided: list[tuple[loader.LoadSettings, OffloadPlan]] = []
+
+        def decide() -> tuple[loader.LoadSettings, OffloadPlan]:
+            """Probe the machine and plan: only when the model is really to be loaded."""
+            if not decided:
+                tensors = loader.tensor_bytes(self._store, manifest)
+                decided.append(loader.resolve(manifest, tensors, self._machine(), load))
+            return decided[0]
+
+        def need() -> int:
+            settings, plan = decide()
+            if manifest.shape is None:
+                return plan.vram + plan.ram
+            kv = estimate_memory(0, manifest.shape, settings.n_ctx, num_parallel=settings.num_parallel)
+            return max(plan.vram + plan.ram, kv)
 
         def load_it(token: CancelToken) -> tuple[loader.Runtime, int]:
-            runtime = loader.load_runtime(self._store, manifest, settings, plan, token)
-            return runtime, plan.vram + plan.ram
+            settings, plan = decide()
+            return loader.load_runtime(self._store, manifest, settings, plan, token), plan.vram + plan.ram
 
-        need = (
-            plan.vram + plan.ram
-            if manifest.shape is None
-            else max(
-                plan.vram + plan.ram,
-                estimate_memory(0, manifest.shape, settings.n_ctx, num_parallel=settings.num_parallel),
-            )
-        )
         return self._registry.use(
             key, manifest.reference, load_it, need=need, keep_alive=keep_alive, cancel=cancel
         )

@@ -206,3 +206,25 @@ def test_a_closed_engine_refuses_instead_of_loading_for_ever(engine: Engine) -> 
     with pytest.raises(ShutDown):
         list(engine.generate(MODEL, "hello", options=GREEDY))
     assert engine.loaded() == []
+
+
+def test_a_loaded_model_is_reused_when_free_memory_changes(model_file: Path) -> None:
+    """The model itself takes memory, so the next request sees less free: that must not reload it.
+
+    Automatic settings (context, slots, GPU layers) are decided once, when the model loads; a
+    request is matched to a loaded model by the options it asked for.
+    """
+    free = [16 << 30]
+    with FakeHub() as hub, hub.patch_endpoint():
+        hub.add_repo("acme/Tiny-GGUF", {"Tiny-Q8_0.gguf": model_file})
+        engine = Engine(machine=lambda: Machine(free_ram=free[0], gpu_free_vram=None))
+        engine.pull("acme/Tiny-GGUF")
+    try:
+        first = reply(list(engine.generate(MODEL, "hello", options=GREEDY)))[1]
+        slots = engine.loaded()[0].slots
+        free[0] = 100 << 20  # less room now: an automatic choice made again would differ
+        second = reply(list(engine.generate(MODEL, "hello", options=GREEDY)))[1]
+        assert first.load_seconds > 0 and second.load_seconds == 0.0
+        assert engine.loaded()[0].slots == slots
+    finally:
+        engine.close()

@@ -71,14 +71,15 @@ class Registry(Generic[P]):
         name: str,
         load: Callable[[CancelToken], tuple[P, int]],
         *,
-        need: int,
+        need: int | Callable[[], int],
         keep_alive: float | None = None,
         cancel: CancelToken = NEVER,
     ) -> Iterator[tuple[Resident[P], bool]]:
         """The resident for ``key``, loaded first when needed; (resident, loaded_now).
 
         ``load(cancel)`` returns the payload and the bytes it holds; ``need`` is
-        the estimate used to make room before loading. While the block runs the
+        the estimate used to make room before loading (a callable is asked only
+        when a load is really due). While the block runs the
         model cannot be unloaded; when it ends, the keep-alive clock starts.
         """
         resident, fresh = self._acquire(key, name, load, need, cancel)
@@ -92,7 +93,7 @@ class Registry(Generic[P]):
         key: tuple[str, Any],
         name: str,
         load: Callable[[CancelToken], tuple[P, int]],
-        need: int,
+        need: int | Callable[[], int],
         cancel: CancelToken,
     ) -> tuple[Resident[P], bool]:
         with self._lock:
@@ -106,7 +107,8 @@ class Registry(Generic[P]):
                 resident.expires_at = None
                 resident.last_used = time.monotonic()
                 return resident, False
-            victims = self._make_room(need)  # may raise Busy: before the key is marked as loading
+            # may raise Busy: before the key is marked as loading
+            victims = self._make_room(need() if callable(need) else need)
             self._loading.add(key)
         try:
             for victim in victims:
