@@ -53,6 +53,10 @@ class ModelConfig:
     system: str | None = None
     parameters: dict[str, Any] = field(default_factory=dict)  # option name -> value
     parent: str | None = None  # the model this one was made from
+    adapters: tuple[ModelFile, ...] = ()  # LoRA adapters (Modelfile ADAPTER), applied at scale 1 in order
+    messages: tuple[
+        tuple[str, str], ...
+    ] = ()  # a Modelfile's MESSAGE turns (role, content), before every chat
 
 
 @dataclass(frozen=True)
@@ -87,6 +91,14 @@ class Manifest:
     def id(self) -> str:
         """Short id of the weights, like Docker's image id: two names of one file share it."""
         return self.files[0].sha256[:12]
+
+    @property
+    def load_id(self) -> str:
+        """What a loaded model is matched by: the weights' id, plus its adapters' when it has any.
+
+        Two names of one file with other LoRA adapters must not share a loaded model.
+        """
+        return "+".join([self.id, *(a.sha256[:12] for a in self.config.adapters)])
 
     @property
     def size(self) -> int:
@@ -171,13 +183,13 @@ def _count(data: dict[str, Any], key: str) -> int:
     return value
 
 
-def _files(raw: Any) -> tuple[ModelFile, ...]:
-    if not isinstance(raw, list) or not raw:
-        raise ManifestError("files must be a non-empty list")
+def _files(raw: Any, key: str = "files", *, empty: bool = False) -> tuple[ModelFile, ...]:
+    if not isinstance(raw, list) or not (raw or empty):
+        raise ManifestError(f"{key} must be a {'list' if empty else 'non-empty list'}")
     files = []
     for entry in raw:
         if not isinstance(entry, dict):
-            raise ManifestError("each file must be an object")
+            raise ManifestError(f"each entry of {key} must be an object")
         path = _text(entry, "path")
         sha = _text(entry, "sha256")
         if not SHA256.fullmatch(sha or ""):
@@ -223,7 +235,31 @@ def _config(raw: Any) -> ModelConfig:
         system=_text(raw, "system", optional=True),
         parameters=parameters,
         parent=_text(raw, "parent", optional=True),
+        adapters=_files(raw.get("adapters", []), "config.adapters", empty=True),
+        messages=_messages(raw.get("messages", [])),
     )
+
+
+_ROLES = frozenset({"system", "user", "assistant"})
+
+
+def _messages(raw: Any) -> tuple[tuple[str, str], ...]:
+    if not isinstance(raw, list):
+        raise ManifestError("config.messages must be a list")
+    turns = []
+    for entry in raw:
+        if (
+            not isinstance(entry, list | tuple)
+            or len(entry) != 2
+            or entry[0] not in _ROLES
+            or not isinstance(entry[1], str)
+            or len(entry[1]) > _MAX_TEXT
+        ):
+            raise ManifestError(
+                "each of config.messages must be [role, text] with role system, user or assistant"
+            )
+        turns.append((entry[0], entry[1]))
+    return tuple(turns)
 
 
 def _depth(value: Any) -> int:

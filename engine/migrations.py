@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-SCHEMA = 2
+SCHEMA = 3
 
 Data = dict[str, Any]
 
@@ -47,7 +47,17 @@ def _v1_to_v2(data: Data) -> Data:
     return data
 
 
-STEPS: dict[int, Callable[[Data], Data]] = {1: _v1_to_v2}
+def _v2_to_v3(data: Data) -> Data:
+    """v3 adds ``config.adapters`` (LoRA blobs). The bump keeps a v2 llamadeck from reading a v3
+    manifest as its own: it would run the model without its adapters, and its GC would delete them."""
+    data = dict(data)
+    config = data.get("config")
+    if isinstance(config, dict):  # anything else is reported as damage by the validation that follows
+        data["config"] = {**config, "adapters": config.get("adapters", [])}
+    return data
+
+
+STEPS: dict[int, Callable[[Data], Data]] = {1: _v1_to_v2, 2: _v2_to_v3}
 
 
 def upgrade(data: Data) -> Data:

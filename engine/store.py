@@ -51,6 +51,7 @@ _ANY_SHA256 = re.compile(rb"(?<![0-9a-fA-F])[0-9a-fA-F]{64}(?![0-9a-fA-F])")
 _BLOB_NAME = re.compile(r"sha256-[0-9a-f]{64}")
 # A view's directory name: view_id() now, the first part's short id before (still cleaned up).
 _VIEW_NAME = re.compile(r"[0-9a-f]{24}|[0-9a-f]{12}")
+_STALE_WORK_SECONDS = 24 * 3600  # an upload or a quantize untouched this long was abandoned
 _STALE_TEMP_SECONDS = 3600
 _NO_SPACE = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
 _READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
@@ -779,6 +780,7 @@ class Store:
                 entry = self.entry(path)
                 if entry is not None and entry.manifest is not None:
                     use.blobs.update(f.sha256 for f in entry.manifest.files)
+                    use.blobs.update(f.sha256 for f in entry.manifest.config.adapters)  # LoRA blobs
                     if len(entry.manifest.files) > 1:
                         use.views.add(view_id(entry.manifest.files))
                     continue
@@ -895,7 +897,28 @@ class Store:
             finally:
                 lock.release()
         self._remove_stale_temp_files(now)
+        freed += self._remove_stale_work(now)
         return PruneReport(partials, locks, freed)
+
+    def _remove_stale_work(self, now: float) -> int:
+        """Uploads (``upload-*.partial``) and ``create`` working folders a crash left: untouched for a day."""
+        freed = 0
+        for path in sorted(self.partial.glob("upload-*.partial")) if self.partial.is_dir() else []:
+            with contextlib.suppress(OSError):
+                info = os.lstat(path)
+                if stat.S_ISREG(info.st_mode) and now - info.st_mtime > _STALE_WORK_SECONDS:
+                    path.unlink()
+                    freed += info.st_size
+        for folder in sorted(self.partial.glob("create-*")) if self.partial.is_dir() else []:
+            with contextlib.suppress(OSError):
+                if not stat.S_ISDIR(os.lstat(folder).st_mode):
+                    continue
+                inside = [os.lstat(entry) for entry in folder.iterdir()]
+                newest = max([os.lstat(folder).st_mtime, *(i.st_mtime for i in inside)])
+                if now - newest > _STALE_WORK_SECONDS:
+                    shutil.rmtree(folder)
+                    freed += sum(i.st_size for i in inside if stat.S_ISREG(i.st_mode) and i.st_nlink == 1)
+        return freed
 
     def _remove_stale_temp_files(self, now: float) -> None:
         """Temp files of atomic writes a crash left behind (``.<name>.<random>.tmp``): regular files only."""

@@ -11,6 +11,7 @@ import pytest
 
 from engine.errors import IntegrityError, InvalidInput, NewerStore
 from engine.manifest import Manifest, ModelFile
+from engine.migrations import SCHEMA
 from engine.refs import HubRef, LocalRef
 from engine.store import Store
 
@@ -58,7 +59,7 @@ def test_manifest_round_trips_and_leaves_no_temp_files(store: Store) -> None:
     assert store.load(ref) == original
     directory = store.manifest_path(ref).parent
     assert [p.name for p in directory.iterdir()] == ["Q8_0.json"]
-    assert json.loads(store.manifest_path(ref).read_text())["schema"] == 2
+    assert json.loads(store.manifest_path(ref).read_text())["schema"] == SCHEMA
 
 
 def test_a_hub_name_without_quant_has_no_single_manifest(store: Store) -> None:

@@ -4,6 +4,9 @@ This is the only module in the engine that imports ``llama_cpp``. It offers
 what the scheduler needs and no policy: a ``Model`` (weights and vocabulary),
 a ``Context`` (a KV cache with several sequences, decoded a ``Batch`` at a
 time), a ``Sampler`` (llama.cpp's own sampler chain) and an ``Embedder``.
+LoRA adapters load with the model (``Model.load(adapters=...)``) and every
+context made on it applies them. ``quantize_model`` is llama.cpp's quantizer,
+for the child process of ``engine.runtime.quantizer``.
 
 Why not llama-cpp-python's high-level ``Llama``: it runs one sequence, forces
 flash attention off (llama.cpp's own default is auto: +10-40% on an H100),
@@ -36,6 +39,7 @@ import random
 import re
 import threading
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Protocol, TypeVar
 
@@ -52,6 +56,7 @@ from engine.errors import (
     PromptTooLong,
 )
 from engine.gguf_io import verify_structure
+from engine.runtime.adapters import check_adapter
 from engine.runtime.physical import physical_cores
 
 _T = TypeVar("_T")
@@ -368,11 +373,25 @@ def _split_parts(path: Path, count: int) -> list[Path]:
     return [path.with_name(f"{stem}-{i:05d}-of-{count:05d}.gguf") for i in range(1, count + 1)]
 
 
+@dataclass(frozen=True)
+class AdapterSpec:
+    """A LoRA adapter to load with a model: its GGUF, its scale (Ollama applies 1.0) and its name."""
+
+    path: Path
+    scale: float = 1.0
+    label: str | None = None
+
+
 class Model:
-    """Weights and vocabulary in memory. Free it with ``free()`` after every context on it."""
+    """Weights and vocabulary in memory. Free it with ``free()`` after every context on it.
+
+    ``adapters`` holds the LoRA adapters loaded with it (handle and scale):
+    every ``Context`` made on the model applies them.
+    """
 
     def __init__(self, handle: Any, *, label: str, n_gpu_layers: int) -> None:
         self._model = handle
+        self.adapters: list[tuple[Any, float, str]] = []  # (llama_adapter_lora *, scale, label)
         self._vocab = llama_cpp.llama_model_get_vocab(handle)
         self.label = label
         self.n_gpu_layers = n_gpu_layers
@@ -399,6 +418,7 @@ class Model:
         cancel: CancelToken | None = None,
         progress: Callable[[float], None] | None = None,
         label: str | None = None,
+        adapters: Sequence[AdapterSpec] = (),
     ) -> Model:
         """Check the GGUF's structure, then load it; ``n_gpu_layers`` -1 offloads every layer.
 
@@ -406,7 +426,11 @@ class Model:
         llama.cpp), Cancelled (``cancel`` fired during the load) or LoadError
         (llama.cpp refused it, with llama.cpp's own reason). ``progress`` gets
         llama.cpp's load progress, 0.0 to 1.0, from the loading thread.
+        ``adapters`` are LoRA GGUFs loaded onto the model (LoadError when one
+        does not fit it: another architecture, other tensor names or shapes).
         """
+        for spec in adapters:
+            _finite("adapter scale", spec.scale)
         path = Path(path)
         label = label or path.name
         if not path.exists():
@@ -442,7 +466,40 @@ class Model:
                 raise Cancelled(f"loading {label} was cancelled")
             reason = last_error_line(mark) or "no reason given (see the llama.cpp log)"
             raise LoadError(f"llama.cpp could not load {label}: {reason}")
-        return cls(handle, label=label, n_gpu_layers=n_gpu_layers)
+        model = cls(handle, label=label, n_gpu_layers=n_gpu_layers)
+        try:
+            for spec in adapters:
+                model._load_adapter(spec)
+        except BaseException:
+            model.free()
+            raise
+        return model
+
+    def _load_adapter(self, spec: AdapterSpec) -> None:
+        """Check the adapter's header (llama.cpp must never see another architecture's), then load it."""
+        name = spec.label or Path(spec.path).name
+        try:
+            check_adapter(Path(spec.path), architecture=self.architecture, label=name)
+        except (InvalidInput, IntegrityError) as error:
+            raise LoadError(f"cannot load {self.label}: {error}") from error
+        mark = _error_mark()
+        handle = llama_cpp.llama_adapter_lora_init(self._model, os.fsencode(spec.path))
+        if not handle:
+            reason = last_error_line(mark) or "no reason given (see the llama.cpp log)"
+            raise LoadError(f"llama.cpp could not apply adapter {name} to {self.label}: {reason}")
+        self.adapters.append((handle, float(spec.scale), name))
+
+    def apply_adapters(self, ctx_handle: Any) -> None:
+        """Set this model's adapters on a new context (``llama_set_adapters_lora``); LoadError if refused."""
+        if not self.adapters:
+            return
+        n = len(self.adapters)
+        handles = (llama_cpp.llama_adapter_lora_p_ctypes * n)(*(h for h, _, _ in self.adapters))
+        scales = (ctypes.c_float * n)(*(scale for _, scale, _ in self.adapters))
+        mark = _error_mark()
+        if llama_cpp.llama_set_adapters_lora(ctx_handle, handles, n, scales) != 0:
+            reason = last_error_line(mark) or "no reason given (see the llama.cpp log)"
+            raise LoadError(f"llama.cpp could not set the adapters of {self.label}: {reason}")
 
     @property
     def offloaded(self) -> bool:
@@ -450,6 +507,10 @@ class Model:
         return self.n_gpu_layers != 0 and supports_gpu_offload()
 
     def free(self) -> None:
+        """Free the adapters, then the weights (after every context on the model)."""
+        for handle, _, _ in self.adapters:
+            llama_cpp.llama_adapter_lora_free(handle)
+        self.adapters = []
         if self._model:
             llama_cpp.llama_model_free(self._model)
             self._model = None
@@ -537,6 +598,44 @@ class Model:
         if known is None:
             known = self._eog[token] = bool(llama_cpp.llama_vocab_is_eog(self._vocab, token))
         return known
+
+
+# -- quantizing ------------------------------------------------------------------------------------
+
+
+def quantize_model(
+    source: Path, target: Path, ftype: int, *, threads: int, log: Callable[[str], None]
+) -> None:
+    """llama.cpp's ``llama_model_quantize`` in this process, its log (pieces as they come) to ``log``.
+
+    For a child process only (``engine.runtime.quantizer`` runs it): the call
+    blocks with no progress or abort hook, and this takes over llama.cpp's log.
+    ``ftype`` is a ``llama_ftype``; ``threads`` 0 uses every core. Raises
+    LoadError with llama.cpp's reason when it fails.
+    """
+    global _log_callback
+    level_kept = [True]
+
+    @llama_cpp.llama_log_callback
+    def forward(level: int, text: bytes, user_data: ctypes.c_void_p) -> None:
+        try:
+            if level != _CONT:
+                level_kept[0] = level != _DEBUG
+            if level_kept[0]:
+                log(text.decode("utf-8", "replace"))
+        except Exception:  # noqa: BLE001 (an exception must never cross into C)
+            pass
+
+    with _log_lock:
+        _log_callback = forward
+        llama_cpp.llama_log_set(forward, ctypes.c_void_p(0))
+    llama_cpp.llama_backend_init()
+    params = llama_cpp.llama_model_quantize_default_params()
+    params.ftype = ftype
+    params.nthread = threads
+    code = llama_cpp.llama_model_quantize(os.fsencode(source), os.fsencode(target), ctypes.byref(params))
+    if code != 0:
+        raise LoadError(f"llama.cpp could not quantize {source.name} (code {code})")
 
 
 # -- batches and contexts --------------------------------------------------------------------------
@@ -683,6 +782,11 @@ class Context:
         if not handle:
             reason = last_error_line(mark) or "no reason given (see the llama.cpp log)"
             raise LoadError(f"llama.cpp could not create a context for {model.label}: {reason}")
+        try:
+            model.apply_adapters(handle)
+        except BaseException:
+            llama_cpp.llama_free(handle)
+            raise
         self._ctx = handle
         self.model = model
         self._mem = llama_cpp.llama_get_memory(handle)

@@ -19,7 +19,7 @@ from engine.manifest import Manifest
 from engine.memory import Machine
 from engine.model import ModelShape
 from engine.offload import OffloadPlan, default_context_length, default_num_parallel, plan_offload
-from engine.runtime.llama import Embedder, Model, supports_gpu_offload
+from engine.runtime.llama import AdapterSpec, Embedder, Model, supports_gpu_offload
 from engine.runtime.options import LoadOptions, SamplingOptions
 from engine.runtime.physical import physical_cores
 from engine.runtime.scheduler import Scheduler
@@ -83,9 +83,18 @@ def model_path(store: Store, manifest: Manifest) -> Path:
     return store.split_view(manifest.files)
 
 
+def adapter_specs(store: Store, manifest: Manifest) -> list[AdapterSpec]:
+    """The manifest's LoRA adapters (Modelfile ``ADAPTER``), as blobs, at Ollama's scale of 1."""
+    return [AdapterSpec(store.blob_path(f.sha256), 1.0, f.path) for f in manifest.config.adapters]
+
+
 def tensor_bytes(store: Store, manifest: Manifest) -> TensorBytes:
-    """The tensor table of every part, added up (a header read is milliseconds)."""
-    total = TensorBytes()
+    """The tensor table of every part, added up (a header read is milliseconds).
+
+    LoRA adapters live beside the layers they change; their bytes (the file
+    sizes: nearly all tensor data) count with the small "other" tensors.
+    """
+    total = TensorBytes(other=sum(f.size for f in manifest.config.adapters))
     for file in manifest.files:
         total = total + read_header(store.blob_path(file.sha256), label=file.path).tensor_bytes
     return total
@@ -139,6 +148,7 @@ def load_runtime(
         n_gpu_layers=settings.n_gpu_layers if supports_gpu_offload() else 0,
         cancel=cancel,
         label=manifest.reference,
+        adapters=adapter_specs(store, manifest),
     )
     try:
         scheduler = Scheduler(
