@@ -150,7 +150,7 @@ class OptionInfo(NamedTuple):
 
 # -- value conversion -------------------------------------------------------------
 
-_NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
+_NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")  # one way to match: linear time
 
 
 def _number(value: object) -> float | int:
