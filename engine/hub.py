@@ -7,6 +7,7 @@
   GETs that grow until ``gguf_io.scan_header`` has it all; no weights, no
   temp files.
 - ``download``: one file into a resumable partial, hashed as it arrives.
+- ``search_models``: GGUF repositories by name, the most downloaded first.
 
 Downloads go through one small function, ``_http_get_once``, around
 huggingface_hub's ``file_download.http_get`` (auth from ``HF_TOKEN``, proxies,
@@ -689,6 +690,113 @@ def fetch_listing(repo: str, *, token: str | None = None, cancel: CancelToken = 
     card: object = info.card_data  # a ModelCardData when the Hub sent an object, else what it sent
     license_ = license_text(card.get("license") if isinstance(card, CardData) else None)
     return RepoListing(repo, commit, tuple(ordered), tuple(projectors), license_, tuple(incomplete))
+
+
+# -- searching -----------------------------------------------------------------------
+
+_SEARCH_MAX = 100  # results one search may ask for (the Hub's own page size is 1000)
+_QUERY_MAX = 200  # characters in a search
+_SEARCH_FIELDS = ("downloads", "likes", "lastModified", "gated")
+
+
+@dataclass(frozen=True)
+class HubRepo:
+    """One search result: a repository on the Hub that holds GGUF files."""
+
+    repo: str  # ORG/REPO, a valid reference once prefixed with hf.co/
+    downloads: int  # the Hub's count (the last 30 days)
+    likes: int
+    updated: str | None  # the last commit's time, ISO 8601 as the Hub sends it
+    gated: bool  # pulling it needs HF_TOKEN and its licence accepted
+
+
+def search_models(
+    query: str, *, limit: int = 30, token: str | None = None, cancel: CancelToken = NEVER
+) -> list[HubRepo]:
+    """GGUF repositories whose name contains ``query``, the most downloaded first.
+
+    One GET of the Hub's model list (what ``HfApi.list_models(search=query,
+    filter="gguf", sort="downloads", limit=limit)`` asks, descending), made
+    with huggingface_hub's session but without ``list_models``' retries
+    (``http_backoff``: up to five, with waits of up to 8 s each), so an
+    unreachable Hub is one ``HubUnreachable`` at once, as for ``fetch_listing``.
+    Results whose id is not a valid ``ORG/REPO`` are left out.
+
+    >>> [r.repo for r in search_models("llama-3.2-1b", limit=2)]  # doctest: +SKIP
+    ['bartowski/Llama-3.2-1B-Instruct-GGUF', 'unsloth/Llama-3.2-1B-Instruct-GGUF']
+    """
+    if not isinstance(query, str) or not query.strip():
+        raise InvalidInput("type part of a model's name to search Hugging Face")
+    query = query.strip()
+    if len(query) > _QUERY_MAX or not query.isprintable():
+        raise InvalidInput(f"a search is at most {_QUERY_MAX} printable characters on one line")
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= _SEARCH_MAX:
+        raise InvalidInput(f"a search returns 1 to {_SEARCH_MAX} results, not {limit!r:.20}")
+    _quiet_hub()
+    from huggingface_hub import constants
+    from huggingface_hub.errors import HfHubHTTPError
+    from huggingface_hub.utils import build_hf_headers, get_session, hf_raise_for_status
+
+    _check(cancel, "search cancelled")
+    label = f"the search {query!r}"
+    params: dict[str, str | int | list[str]] = {
+        "search": query,
+        "filter": "gguf",
+        "sort": "downloads",
+        "direction": -1,  # most first (the Hub's default for sort, said outright)
+        "limit": limit,
+        "expand": list(_SEARCH_FIELDS),  # these fields only, not the default set
+    }
+    with hub_errors(label, after=lambda: "try again when it answers"):
+        token = _token(token)
+        _open_session()
+        response = get_session().get(
+            f"{constants.ENDPOINT}/api/models",
+            params=params,
+            headers=build_hf_headers(token=token or False),
+            timeout=constants.HF_HUB_DOWNLOAD_TIMEOUT,
+        )
+        try:
+            hf_raise_for_status(response)
+        except HfHubHTTPError as error:
+            if response.status_code not in (401, 403):
+                raise  # hub_errors says what the Hub answered
+            raise AccessDenied(
+                f"Hugging Face at {_where()} refused the search ({response.status_code})"
+                f"{_server_reason(error)}: check HF_TOKEN"
+            ) from error
+        try:
+            data = response.json()
+        except _NOT_THE_API as error:
+            raise _not_the_api(label, _parse_failure(error), "try again later") from error
+    _check(cancel, "search cancelled")
+    if not isinstance(data, list):
+        raise _not_the_api(label, "not a list of models", "try again later")
+    found = [repo for repo in map(_hub_repo, data) if repo is not None]
+    return sorted(found, key=lambda r: -r.downloads)[:limit]
+
+
+def _count(value: object) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0
+
+
+def _hub_repo(item: object) -> HubRepo | None:
+    """A search result from one item of the Hub's JSON; None when its id is no repository name."""
+    from engine.refs import _repo_problem
+
+    if not isinstance(item, dict):
+        return None
+    repo = item.get("id")
+    if not isinstance(repo, str) or _repo_problem(repo) is not None:
+        return None
+    updated = item.get("lastModified")
+    return HubRepo(
+        repo=repo,
+        downloads=_count(item.get("downloads")),
+        likes=_count(item.get("likes")),
+        updated=_clean(updated, limit=40) if isinstance(updated, str) and updated else None,
+        gated=item.get("gated") not in (None, False, "false"),
+    )
 
 
 def _quant_of(repo: str, commit: str, first: RemoteFile, token: str | None, cancel: CancelToken) -> str:

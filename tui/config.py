@@ -1,15 +1,77 @@
-"""The app's settings: ``config.toml`` in the XDG config dir, read with tomllib, written with tomli-w."""
+"""The app's settings: ``config.toml`` in the XDG config dir, read with tomllib, written with tomli-w.
+
+::
+
+    theme = "llamadeck-dark"
+    default_model = "hf.co/acme/Tiny-GGUF:Q8_0"   # what a new chat uses; "" = ask
+    keep_alive = "5m"                              # Ollama's syntax: 5m, 1h30m, 300, 0, -1
+    store = ""                                     # the model store; "" = LLAMADECK_HOME or the default
+    [parameters]                                   # Ollama option names, checked as the engine checks them
+    temperature = 0.7
+    num_ctx = 8192
+
+Reading never fails: a missing or unreadable file gives the defaults, and a
+setting with a bad value is dropped (its default used) with a log line
+naming it. Keys this version does not know are kept in ``Config.extra`` and
+written back on save, so a newer llamadeck's settings, or a typo the user
+will want to fix, are never lost silently. Each save is atomic (a temp file
+beside it, then ``os.replace``).
+"""
 
 from __future__ import annotations
 
+import difflib
 import logging
+import math
 import os
+import re
 import tomllib
-from dataclasses import asdict, dataclass, fields
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
 from pathlib import Path
+from typing import Any
 
 DEFAULT_THEME = "llamadeck-dark"
+DEFAULT_KEEP_ALIVE = "5m"
 log = logging.getLogger("llamadeck.tui")
+
+_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
+_NUMBER = re.compile(r"\d+(?:\.\d*)?|\.\d+")
+_UNIT_SECONDS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+_KEEP_ALIVE_HELP = "a duration like 5m, 1h30m or 300 (seconds); 0 unloads at once, -1 keeps for ever"
+
+# Used only while the engine's facade exports no option checker (see check_parameters):
+# name -> (kind, low, high), the engine's own ranges.
+_FALLBACK_OPTIONS: dict[str, tuple[str, float | None, float | None]] = {
+    "temperature": ("float", 0, None),
+    "top_k": ("int", 0, None),
+    "top_p": ("float", 0, 1),
+    "min_p": ("float", 0, 1),
+    "typical_p": ("float", 0, 1),
+    "repeat_penalty": ("float", 0, None),
+    "repeat_last_n": ("int", -1, None),
+    "presence_penalty": ("float", None, None),
+    "frequency_penalty": ("float", None, None),
+    "mirostat": ("int", 0, 2),
+    "mirostat_tau": ("float", 0, None),
+    "mirostat_eta": ("float", 0, None),
+    "seed": ("int", -1, 2**32 - 2),
+    "num_predict": ("int", -2, None),
+    "num_keep": ("int", -1, None),
+    "stop": ("stop", None, None),
+    "num_ctx": ("int", 1, None),
+    "num_gpu": ("int", -1, None),
+    "num_thread": ("int", 0, 512),
+    "num_batch": ("int", 1, None),
+    "num_parallel": ("int", 0, 256),
+    "kv_cache_type": ("choice", None, None),
+    "flash_attn": ("choice", None, None),
+}
+_CHOICES = {"kv_cache_type": ("f16", "q8_0", "q4_0"), "flash_attn": ("auto", "on", "off")}
+
+
+class SettingError(ValueError):
+    """A setting's value that cannot be used; the message is one line, fit to show."""
 
 
 def config_dir() -> Path:
@@ -22,13 +84,198 @@ def user_themes_dir() -> Path:
     return config_dir() / "themes"
 
 
+# -- checks, one per setting ---------------------------------------------------------
+
+
+def keep_alive_seconds(text: str) -> float:
+    """Seconds for an Ollama keep-alive: ``5m`` 300.0, ``1h30m`` 5400.0, ``90`` 90.0, ``0``, ``-1``.
+
+    A plain number is seconds; a negative one keeps the model loaded for
+    ever, as in Ollama (the engine's ``keep_alive`` takes the result as it is).
+
+    >>> keep_alive_seconds("1m30s")
+    90.0
+    """
+    if not isinstance(text, str):
+        raise SettingError(f"keep-alive must be {_KEEP_ALIVE_HELP}")
+    raw = text.strip()
+    sign = -1.0 if raw.startswith("-") else 1.0
+    body = raw[1:] if raw[:1] in ("+", "-") else raw
+    seconds: float | None = None
+    if _NUMBER.fullmatch(body):
+        seconds = float(body)
+    else:
+        parts = _DURATION_PART.findall(body)
+        if body and "".join(n + u for n, u in parts) == body:
+            seconds = sum(float(n) * _UNIT_SECONDS[u] for n, u in parts)
+    if seconds is None or not math.isfinite(seconds):
+        raise SettingError(f"keep-alive must be {_KEEP_ALIVE_HELP}, not {_show(text)}")
+    return sign * seconds
+
+
+def check_parameters(raw: object, *, source: str = "settings") -> dict[str, object]:
+    """Default options, checked: Ollama names, values in range; SettingError at the first bad one.
+
+    The engine's own checker is used when its facade exports one
+    (``engine.parse_options``); until then a table of the same names and
+    ranges (``_FALLBACK_OPTIONS``) stands in.
+    """
+    if not isinstance(raw, Mapping):
+        raise SettingError("parameters must be a table of name = value")
+    import engine
+
+    checker = getattr(engine, "parse_options", None)
+    if checker is not None:
+        try:
+            return dict(checker(raw, source=source))
+        except engine.InvalidOption as error:
+            raise SettingError(str(error)) from None
+    return {str(name): _check_option(name, value) for name, value in raw.items()}
+
+
+def _check_option(name: object, value: object) -> object:
+    if not isinstance(name, str) or name not in _FALLBACK_OPTIONS:
+        close = difflib.get_close_matches(str(name), _FALLBACK_OPTIONS, n=1, cutoff=0.6)
+        hint = f"did you mean {close[0]}?" if close else "the options are " + ", ".join(_FALLBACK_OPTIONS)
+        raise SettingError(f"unknown option {_show(name)}: {hint}")
+    kind, low, high = _FALLBACK_OPTIONS[name]
+    if kind == "stop":
+        stops = [value] if isinstance(value, str) else value
+        if not isinstance(stops, list) or not all(isinstance(s, str) and s for s in stops):
+            raise SettingError(f"stop must be a string or a list of non-empty strings, not {_show(value)}")
+        return stops
+    if kind == "choice":
+        if value not in _CHOICES[name]:
+            raise SettingError(f"{name} must be one of {', '.join(_CHOICES[name])}, not {_show(value)}")
+        return value
+    whole = kind == "int"
+    expect = "a whole number" if whole else "a number"
+    if low is not None and high is not None:
+        expect += f" from {low:.15g} to {high:.15g}"
+    elif low is not None:
+        expect += f" ≥ {low:.15g}"
+    number = _number(value)
+    if (
+        number is None
+        or (whole and not number.is_integer())
+        or (low is not None and number < low)
+        or (high is not None and number > high)
+    ):
+        raise SettingError(f"{name} must be {expect}, not {_show(value)}")
+    return int(number) if whole else number
+
+
+def _number(value: object) -> float | None:
+    """A finite number from an int, a float or its text; None for anything else."""
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        return None
+    try:
+        number = float(value)
+    except (ValueError, OverflowError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def parse_parameter_lines(text: str) -> dict[str, object]:
+    """``name value`` lines (blank lines and ``#`` comments skipped) as checked options.
+
+    Several ``stop`` lines add up. Raises SettingError naming the line.
+
+    >>> parse_parameter_lines("temperature 0.7\\nnum_ctx 8192")
+    {'temperature': 0.7, 'num_ctx': 8192}
+    """
+    raw: dict[str, object] = {}
+    for number, line in enumerate(text.splitlines(), 1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        name, _, value = line.partition(" ")
+        value = value.strip()
+        if not value:
+            raise SettingError(f"line {number}: write a name and a value, e.g. temperature 0.7")
+        if name == "stop":
+            stops = raw.setdefault("stop", [])
+            assert isinstance(stops, list)
+            stops.append(value)
+            continue
+        try:
+            raw[name] = check_parameters({name: _typed(value)})[name]
+        except SettingError as error:
+            raise SettingError(f"line {number}: {error}") from None
+    if "stop" in raw:
+        raw["stop"] = check_parameters({"stop": raw["stop"]})["stop"]
+    return raw
+
+
+def parameter_lines(parameters: Mapping[str, object]) -> str:
+    """The reverse of ``parse_parameter_lines``: one ``name value`` line each (a line per stop)."""
+    lines = []
+    for name, value in parameters.items():
+        for item in value if isinstance(value, list | tuple) else [value]:
+            lines.append(f"{name} {item}")
+    return "\n".join(lines)
+
+
+def _typed(text: str) -> object:
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
+def check_text(value: object, what: str) -> str:
+    if not isinstance(value, str) or not value.isprintable():
+        raise SettingError(f"{what} must be one line of text")
+    return value.strip()
+
+
+def check_store(value: object) -> str:
+    """A store location: empty (the default) or a path that is not a file."""
+    text = check_text(value, "the store location")
+    if text and Path(text).expanduser().exists() and not Path(text).expanduser().is_dir():
+        raise SettingError(f"the store location {_show(text, 200)} is a file, not a folder")
+    return text
+
+
+def check_keep_alive(value: object) -> str:
+    text = check_text(value, "keep-alive")
+    keep_alive_seconds(text)
+    return text
+
+
+def _show(value: object, limit: int = 40) -> str:
+    shown = ascii(value) if isinstance(value, str) else repr(value)
+    return shown if len(shown) <= limit else shown[: limit - 1] + "…"
+
+
+# -- the settings --------------------------------------------------------------------
+
+_CHECKS = {
+    "theme": lambda v: check_text(v, "the theme") or DEFAULT_THEME,
+    "default_model": lambda v: check_text(v, "the default model"),
+    "parameters": lambda v: check_parameters(v, source="config.toml"),
+    "keep_alive": check_keep_alive,
+    "store": check_store,
+}
+
+
 @dataclass
 class Config:
     theme: str = DEFAULT_THEME
+    default_model: str = ""  # the reference a new chat uses; "" = none chosen
+    parameters: dict[str, object] = field(default_factory=dict)  # Ollama options for new chats
+    keep_alive: str = DEFAULT_KEEP_ALIVE  # Ollama syntax; keep_alive_seconds() for the engine
+    store: str = ""  # the store's folder; "" = LLAMADECK_HOME or the default; read at start
+    extra: dict[str, Any] = field(default_factory=dict, repr=False)  # keys this version does not know
 
     @classmethod
     def load(cls, path: Path | None = None) -> Config:
-        """The saved settings; a missing or unreadable file gives the defaults (and a log line)."""
+        """The saved settings; a missing or unreadable file gives the defaults, a bad value its default.
+
+        Each problem is a log line (the Logs tab); nothing here raises.
+        """
         path = path or config_dir() / "config.toml"
         try:
             data = tomllib.loads(path.read_text(encoding="utf-8"))
@@ -37,15 +284,49 @@ class Config:
         except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as error:
             log.warning("config %s not read: %s", path, error)
             return cls()
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known and isinstance(v, str)})
+        config = cls()
+        for name, value in data.items():
+            check = _CHECKS.get(name)
+            if check is None:
+                config.extra[name] = value
+                continue
+            try:
+                setattr(config, name, check(value))
+            except SettingError as error:
+                log.warning("config %s: %s ignored: %s", path, name, error)
+        return config
+
+    def check(self) -> None:
+        """Raise SettingError for the first setting that cannot be used (before a save)."""
+        for name, check in _CHECKS.items():
+            try:
+                check(getattr(self, name))
+            except SettingError as error:
+                raise SettingError(f"parameters: {error}" if name == "parameters" else str(error)) from None
+
+    def to_toml(self) -> dict[str, Any]:
+        data: dict[str, Any] = dict(self.extra)
+        for item in fields(self):
+            if item.name != "extra":
+                data[item.name] = getattr(self, item.name)
+        return data
+
+    def store_home(self) -> Path | None:
+        """The store folder to open: None when ``LLAMADECK_HOME`` is set (it wins) or none is chosen."""
+        if os.environ.get("LLAMADECK_HOME") or not self.store:
+            return None
+        return Path(self.store).expanduser()
 
     def save(self, path: Path | None = None) -> None:
-        """Write atomically: a temp file beside it, then ``os.replace``."""
+        """Write atomically: a temp file beside it, ``fsync``, then ``os.replace``."""
         import tomli_w
 
         path = path or config_dir() / "config.toml"
         path.parent.mkdir(parents=True, exist_ok=True)
+        text = tomli_w.dumps(self.to_toml())
         temp = path.with_suffix(".toml.tmp")
-        temp.write_text(tomli_w.dumps(asdict(self)), encoding="utf-8")
+        with temp.open("w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
         os.replace(temp, path)

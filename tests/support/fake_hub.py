@@ -8,6 +8,11 @@ It answers the requests ``huggingface_hub`` 2.x makes for:
 * ``HfApi.get_paths_info``: ``POST /api/models/{repo}/paths-info/{rev}`` (form or JSON body)
 * ``hf_hub_download``, ``get_hf_file_metadata``, ``http_get``, ``HfFileSystem.open``:
   ``HEAD`` / ``GET /{repo}/resolve/{rev}/{path}``, with ``Range`` (206 + ``Content-Range``)
+* ``HfApi.list_models`` and the search box: ``GET /api/models?search=..&filter=gguf&sort=downloads&limit=..``
+  over the repos held (``search`` a case-insensitive substring of the id; ``filter`` tags, ``gguf`` when the
+  main branch holds a ``.gguf``; ``sort`` by ``downloads``, ``likes``, ``lastModified`` or ``createdAt``,
+  descending, or ascending with ``direction=1``; ``expand`` keeps only the fields named, with ``id``/``_id``).
+  Each repo's ``downloads`` and ``likes`` are ``add_repo``'s, ``lastModified`` its ``last_modified``.
 
 Files are served directly (no redirect to a CDN) and Xet is never advertised, so downloads always take the
 plain HTTP path of ``huggingface_hub``. A file is LFS when its name ends in ``.gguf`` or it is over 10 MiB.
@@ -178,6 +183,9 @@ class _Snapshot:
 class _Repo:
     gated: bool
     branches: dict[str, _Snapshot]
+    downloads: int = 0
+    likes: int = 0
+    last_modified: str = _LAST_MODIFIED
 
     def snapshot(self, revision: str) -> _Snapshot | None:
         if revision in self.branches:
@@ -283,13 +291,17 @@ class FakeHub:
         commit: str | None = None,
         gated: bool = False,
         card_data: dict[str, Any] | None = None,
+        downloads: int = 0,
+        likes: int = 0,
+        last_modified: str = _LAST_MODIFIED,
     ) -> str:
         """Add (or replace) branch ``revision`` of a model repo; returns its 40-hex commit sha.
 
         ``files`` maps in-repo paths to bytes or to a file on disk (streamed, never read whole; its SHA-256 is
         computed once per path/size/mtime). ``commit`` defaults to a sha derived from the content. ``gated``
         applies to the whole repo (the last call wins). ``card_data`` is the model card's metadata
-        (``cardData`` in ``model_info``), e.g. ``{"license": "mit"}``.
+        (``cardData`` in ``model_info``), e.g. ``{"license": "mit"}``. ``downloads``, ``likes`` and
+        ``last_modified`` (ISO 8601) are what ``model_info`` and the search (``GET /api/models``) report.
         """
         if repo_id.count("/") != 1:
             raise ValueError(f"repo_id must be 'namespace/name', got {repo_id!r}")
@@ -302,6 +314,7 @@ class FakeHub:
         with self._lock:
             repo = self._repos.setdefault(repo_id, _Repo(gated, {}))
             repo.gated = gated
+            repo.downloads, repo.likes, repo.last_modified = downloads, likes, last_modified
             repo.branches[revision] = _Snapshot(commit, blobs, card_data)
         return commit
 
@@ -451,6 +464,8 @@ class _Handler(BaseHTTPRequestHandler):
                     raise _HubError(fault.code, message, _ERROR_CODES.get(fault.code), bare=fault.bare)
                 if is_resolve:
                     self._resolve(f"{unquote(segments[0])}/{unquote(segments[1])}", unquote(segments[3]))
+                elif segments == ["api", "models"] and self.command == "GET":
+                    self._search()
                 elif segments[:2] == ["api", "models"] and len(segments) >= 4:
                     self._api(f"{unquote(segments[2])}/{unquote(segments[3])}", segments[4:])
                 else:
@@ -488,13 +503,13 @@ class _Handler(BaseHTTPRequestHandler):
             "modelId": repo_id,
             "author": repo_id.split("/")[0],
             "sha": snapshot.commit,
-            "lastModified": _LAST_MODIFIED,
+            "lastModified": repo.last_modified,
             "createdAt": _LAST_MODIFIED,
             "private": False,
             "gated": "auto" if repo.gated else False,
             "disabled": False,
-            "downloads": 0,
-            "likes": 0,
+            "downloads": repo.downloads,
+            "likes": repo.likes,
             "tags": ["gguf"] if any(path.endswith(".gguf") for path in snapshot.files) else [],
             "siblings": siblings,
             "spaces": [],
@@ -512,6 +527,50 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_raw(answer, "application/json")
         else:
             self._send_json(answer)
+
+    def _search(self) -> None:
+        """``GET /api/models``: the repos held, filtered, sorted and cut as the Hub's list endpoint does."""
+        query = parse_qs(self._query)
+        search = query.get("search", [""])[-1].lower()
+        tags = set(query.get("filter", []))
+        key = {"createdAt": "createdAt", "lastModified": "lastModified", "likes": "likes"}.get(
+            query.get("sort", ["downloads"])[-1], "downloads"
+        )
+        ascending = query.get("direction", ["-1"])[-1] == "1"
+        limit = query.get("limit", [""])[-1]
+        expand = query.get("expand", [])
+        with self.server.hub._lock:
+            repos = {
+                repo_id: repo for repo_id, repo in self.server.hub._repos.items() if "main" in repo.branches
+            }
+        found = []
+        for repo_id, repo in repos.items():
+            snapshot = repo.branches["main"]
+            repo_tags = ["gguf"] if any(path.endswith(".gguf") for path in snapshot.files) else []
+            if search not in repo_id.lower() or not tags <= set(repo_tags):
+                continue
+            item = {
+                "_id": snapshot.commit[:24],
+                "id": repo_id,
+                "modelId": repo_id,
+                "author": repo_id.split("/")[0],
+                "likes": repo.likes,
+                "downloads": repo.downloads,
+                "trendingScore": 0,
+                "private": False,
+                "gated": "auto" if repo.gated else False,
+                "tags": repo_tags,
+                "library_name": "gguf" if repo_tags else None,
+                "createdAt": _LAST_MODIFIED,
+                "lastModified": repo.last_modified,
+            }
+            found.append(item)
+        found.sort(key=lambda item: (item[key], item["id"]), reverse=not ascending)
+        if limit.isdigit():
+            found = found[: int(limit)]
+        if expand:
+            found = [{k: v for k, v in item.items() if k in {"_id", "id", *expand}} for item in found]
+        self._send_json(found)
 
     def _tree(self, repo_id: str, revision: str, path: str) -> None:
         _, snapshot = self.server.hub._lookup(repo_id, revision)

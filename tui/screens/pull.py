@@ -1,7 +1,14 @@
-"""Pull a model: a reference, then its variants (size, memory need, fit), then the download."""
+"""Pull a model: a reference (or a Hub search), then its variants (size, memory need, fit), then the download.
+
+What is typed is a reference when it names one (``hf.co/ORG/REPO``,
+``ORG/REPO``, ``NAME:TAG``); anything else, or any text with ctrl+s, is a
+search of Hugging Face's GGUF repositories, most downloaded first. Enter on
+a result goes on to its variants. Everything the Hub sends is shown as text.
+"""
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -17,8 +24,26 @@ from textual.widgets import DataTable, Input, Label, Static
 from tui.screens.progress import EventProgress, Throttle
 from tui.terminal import escape
 
+log = logging.getLogger("llamadeck.tui")
+READY = "Enter: next (words: search the Hub) · ctrl+s: search · Esc: cancel"
+
 if TYPE_CHECKING:
-    from engine import Engine, Event, VariantFit
+    from engine import CancelToken, Engine, Event, HubRepo, VariantFit
+
+SEARCH_LIMIT = 30
+
+
+def is_reference(text: str) -> bool:
+    """Whether ``text`` names a model (``ORG/REPO``, ``hf.co/...``, ``NAME:TAG``) rather than a search."""
+    return "/" in text or ":" in text
+
+
+def count_text(count: int) -> str:
+    """A download count as the Hub shows it: 950, 12.3k, 4.1M."""
+    for size, unit in ((1_000_000_000, "B"), (1_000_000, "M"), (1_000, "k")):
+        if count >= size:
+            return f"{count / size:.1f}{unit}"
+    return str(count)
 
 
 @dataclass
@@ -38,6 +63,18 @@ class Failed(Message):
 
 
 @dataclass
+class SearchFound(Message):
+    query: str
+    results: list[HubRepo]
+
+
+@dataclass
+class SearchFailed(Message):
+    query: str
+    error: BaseException
+
+
+@dataclass
 class Pulled(Message):
     reference: str
 
@@ -46,31 +83,44 @@ class PullScreen(ModalScreen[str | None]):
     """Dismissed with the reference pulled, or None (cancelled: a partial download is kept)."""
 
     CSS_PATH = "pull.tcss"
-    BINDINGS = [Binding("escape", "cancel", "Cancel")]
+    BINDINGS = [
+        Binding("escape", "cancel", "Cancel"),
+        Binding("ctrl+s", "search", "Search the Hub", id="pull.search"),
+    ]
 
     def __init__(self, engine: Engine, reference: str = "") -> None:
         super().__init__()
         self.engine = engine
         self.reference = reference
-        self.stage = "reference"  # then "variants", "surveying", "pulling"
+        self.stage = "reference"  # or "searching", "results"; then "surveying", "variants", "pulling"
         from engine import CancelToken
 
         self.token = CancelToken()
+        self.search_token: CancelToken = CancelToken()
+        self.results: list[HubRepo] = []
 
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog"):
             yield Static("Pull a model", id="title")
             yield Input(
-                value=self.reference, placeholder="hf.co/ORG/REPO[:QUANT] or gemma3:270m", id="reference"
+                value=self.reference,
+                placeholder="hf.co/ORG/REPO[:QUANT], gemma3:270m, or words to search",
+                id="reference",
             )
+            yield Static("", id="error", markup=False)
+            yield DataTable(id="results", cursor_type="row", zebra_stripes=True)
             yield DataTable(id="variants", cursor_type="row", zebra_stripes=True)
             yield EventProgress(id="progress")
-            yield Label("Enter: next · Esc: cancel", id="hint")
+            yield Label(READY, id="hint")
 
     def on_mount(self) -> None:
         table = self.query_one("#variants", DataTable)
         table.add_columns("QUANT", "SIZE", "NEEDS", "FITS IN", "")
         table.display = False
+        results = self.query_one("#results", DataTable)
+        results.add_columns("REPOSITORY", "DOWNLOADS", "LIKES", "UPDATED", "")
+        results.display = False
+        self.query_one("#error").display = False
         self.query_one("#progress").display = False
         self.query_one("#reference", Input).focus()
 
@@ -79,13 +129,105 @@ class PullScreen(ModalScreen[str | None]):
     @on(Input.Submitted, "#reference")
     def survey(self, event: Input.Submitted) -> None:
         reference = event.value.strip()
-        if not reference or self.stage != "reference":
+        if not reference or self.stage not in ("reference", "results"):
             return
+        if not is_reference(reference):
+            self.start_search(reference)
+            return
+        self.survey_reference(reference)
+
+    def survey_reference(self, reference: str) -> None:
         self.reference = reference
         self.stage = "surveying"
+        self._error(None)
+        self.query_one("#results").display = False
         self._hint("looking up the variants… · Esc: cancel")
         self.query_one("#progress").display = True
         self.find_variants(reference)
+
+    # searching the Hub -----------------------------------------------------
+
+    def action_search(self) -> None:
+        query = self.query_one("#reference", Input).value.strip()
+        if self.stage not in ("reference", "results"):
+            return
+        if not query:
+            self._error("type part of a model's name, then ctrl+s (or Enter) to search Hugging Face")
+            return
+        self.start_search(query)
+
+    def start_search(self, query: str) -> None:
+        from engine import CancelToken
+
+        self.search_token.cancel()  # a search still under way is forgotten
+        self.search_token = CancelToken()
+        self.stage = "searching"
+        self._error(None)
+        self.query_one("#results").display = False
+        self._hint(f"searching Hugging Face for {escape(query)}… · Esc: stop")
+        self.search(query, self.search_token)
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="pull-search")
+    def search(self, query: str, token: CancelToken) -> None:
+        try:
+            found = self.engine.search(query, limit=SEARCH_LIMIT, cancel=token)
+        except Exception as error:  # noqa: BLE001 - shown in the dialog: engine errors as they are
+            if not token.cancelled:
+                self.post_message(SearchFailed(query, error))
+            return
+        if not token.cancelled:
+            self.post_message(SearchFound(query, found))
+
+    @on(SearchFound)
+    def show_results(self, message: SearchFound) -> None:
+        if self.stage != "searching":
+            return
+        self.results = sorted(message.results, key=lambda r: -r.downloads)
+        if not self.results:
+            self.stage = "reference"
+            self._error(f"no GGUF repository on Hugging Face matches {message.query}")
+            self._hint(READY)
+            self.query_one("#reference", Input).focus()
+            return
+        self.stage = "results"
+        table = self.query_one("#results", DataTable)
+        table.clear()
+        for repo in self.results:
+            table.add_row(
+                Text(escape(repo.repo)),
+                Text(count_text(repo.downloads), justify="right"),
+                Text(count_text(repo.likes), justify="right"),
+                Text(escape((repo.updated or "")[:10])),
+                Text("gated", style="yellow") if repo.gated else "",
+                key=repo.repo,
+            )
+        table.display = True
+        table.move_cursor(row=0)
+        table.focus()
+        self._hint("↑↓ choose · Enter: its variants · Esc: back to the search")
+
+    @on(SearchFailed)
+    def search_failed(self, message: SearchFailed) -> None:
+        from engine import LlamadeckError
+
+        if self.stage != "searching":
+            return
+        self.stage = "reference"
+        error = message.error
+        if isinstance(error, LlamadeckError):
+            text = str(error)
+        else:  # unexpected: the app logs it in full
+            log.error("search failed", exc_info=error)
+            text = f"internal error: {type(error).__name__}: {error} (details in the Logs tab)"
+        log.info("search %r: %s", message.query, text)
+        self._error(f"search failed: {text}")
+        self._hint(READY)
+        self.query_one("#reference", Input).focus()
+
+    @on(DataTable.RowSelected, "#results")
+    def result_chosen(self, event: DataTable.RowSelected) -> None:
+        if self.stage == "results" and event.row_key.value is not None:
+            self.survey_reference(f"hf.co/{event.row_key.value}")
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="pull")
     def find_variants(self, reference: str) -> None:
@@ -113,6 +255,8 @@ class PullScreen(ModalScreen[str | None]):
     def show_variants(self, message: VariantsFound) -> None:
         from engine import format_gib, format_size
 
+        if self.stage != "surveying":
+            return
         if not message.variants:
             self.start_pull(None)
             return
@@ -192,19 +336,32 @@ class PullScreen(ModalScreen[str | None]):
             self.stage = "reference"
             self.query_one("#progress").display = False
             self.query_one("#reference", Input).focus()
-            self._hint("Enter: next · Esc: cancel")
+            self._hint(READY)
         else:
             self.dismiss(None)
 
     def on_unmount(self) -> None:
         self.token.cancel()  # the app is quitting, or the dialog closed: no download goes on unseen
+        self.search_token.cancel()
 
     def action_cancel(self) -> None:
-        if self.stage in ("surveying", "pulling"):
+        if self.stage in ("searching", "results"):  # back to what was typed
+            self.search_token.cancel()
+            self.stage = "reference"
+            self.query_one("#results").display = False
+            self.query_one("#reference", Input).focus()
+            self._hint(READY)
+        elif self.stage in ("surveying", "pulling"):
             self.token.cancel()
             self._hint("cancelling…")
         else:
             self.dismiss(None)
 
     def _hint(self, text: str) -> None:
-        self.query_one("#hint", Label).update(text)
+        self.query_one("#hint", Label).update(Text(text))
+
+    def _error(self, text: str | None) -> None:
+        """A one-line problem shown in the dialog (as text, never markup); None hides it."""
+        error = self.query_one("#error", Static)
+        error.update(Text(escape(text or "")))
+        error.display = text is not None

@@ -1,4 +1,5 @@
-"""The Sessions tab: the models in memory, refreshed every second; unload the selected one."""
+"""The Sessions tab: the models in memory, refreshed every second; unload the selected one, or reload
+it with other GPU layers, context or slots."""
 
 from __future__ import annotations
 
@@ -52,7 +53,10 @@ class SessionsLoaded(Message):
 
 class SessionsPane(Vertical):
     DEFAULT_CSS = Path(__file__).with_suffix(".tcss").read_text(encoding="utf-8")
-    BINDINGS = [Binding("u", "unload", "Unload", id="sessions.unload")]
+    BINDINGS = [
+        Binding("u", "unload", "Unload", id="sessions.unload"),
+        Binding("r", "reload", "Reload with…", id="sessions.reload"),
+    ]
 
     def __init__(self, engine: Engine, interval: float = 1.0, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -111,6 +115,46 @@ class SessionsPane(Vertical):
             self.app.notify("no model loaded", severity="warning")
             return
         self.unload(reference)
+
+    @work
+    async def action_reload(self) -> None:
+        """Ask for GPU layers, context and slots (prefilled from what is loaded), then reload."""
+        from tui.screens.reload import ReloadScreen
+
+        reference = self.selected()
+        row = next((r for r in self.rows if r.reference == reference), None)
+        if row is None:
+            self.app.notify("no model loaded", severity="warning")
+            return
+        options = await self.app.push_screen_wait(ReloadScreen(row))
+        if options is not None:
+            self.reload(row.reference, options)
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="sessions-unload")
+    def reload(self, reference: str, options: dict[str, object]) -> None:
+        """Unload, then load again with ``options``; the configured keep-alive starts again."""
+        from tui.config import SettingError, keep_alive_seconds
+
+        keep_alive = None
+        config = getattr(self.app, "config", None)
+        if config is not None:
+            try:
+                keep_alive = keep_alive_seconds(config.keep_alive)
+            except SettingError:
+                keep_alive = None  # the engine's default
+        self.app.call_from_thread(self.app.notify, f"reloading {escape(reference)}…", markup=False)
+        try:
+            self.engine.unload(reference)
+            self.fetch()
+            seconds = self.engine.load(reference, options=options, keep_alive=keep_alive)
+        except Exception as error:  # noqa: BLE001 - Busy, LoadError and others: reported by the app
+            self.app.call_from_thread(self.app.report, error)  # type: ignore[attr-defined]
+        else:
+            shown = ", ".join(f"{k} {v}" for k, v in options.items())
+            self.app.call_from_thread(
+                self.app.notify, f"reloaded {escape(reference)} ({shown}) in {seconds:.1f}s", markup=False
+            )
+        self.fetch()
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="sessions-unload")
     def unload(self, reference: str) -> None:
