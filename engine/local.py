@@ -50,12 +50,13 @@ from engine.cancel import NEVER, CancelToken
 from engine.errors import Cancelled, DiskFull, IntegrityError, InvalidInput
 from engine.events import EventSink, Status, ignore
 from engine.gguf_io import GGUFInfo, HeaderIncomplete, check_data_inside, scan_header, verify_structure
+from engine.known_formats import template_and_source
 from engine.manifest import _MAX_TEXT, Manifest, ModelConfig, ModelFile
 from engine.pull import blob_locks, now_iso
 from engine.quant import quant_from_file_type, quant_from_filename
 from engine.refs import LocalRef
 from engine.runtime.options import parse_options
-from engine.runtime.templates import SOURCE_GGUF, SOURCE_MODELFILE
+from engine.runtime.templates import SOURCE_MODELFILE
 from engine.store import Store, os_error
 from engine.transfer import CHUNK, HashingFile, ProgressMeter
 from engine.units import format_size
@@ -558,7 +559,7 @@ def _manifest(
 ) -> Manifest:
     first = parts[0].header
     quant = quant_from_file_type(first.file_type) if first.file_type is not None else None
-    template, template_source = first.chat_template, SOURCE_GGUF if first.chat_template else None
+    template, template_source = template_and_source(first.architecture, first.chat_template)
     if config.template is not None:
         template, template_source = config.template, config.template_source
     from engine.hub import license_text

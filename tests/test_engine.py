@@ -24,6 +24,7 @@ from engine import (
     NewerStore,
     Waiting,
 )
+from engine.migrations import SCHEMA
 from engine.store import Store
 from tests.support.fake_hub import FakeHub
 from tests.support.tiny_gguf import write_tiny_gguf
@@ -65,7 +66,7 @@ def test_rm_of_b_keeps_the_weights_of_a_newer_manifest_a(engine: Engine) -> None
     a = engine.pull("acme/Tiny-GGUF:Q8_0")
     engine.pull("acme/Other-GGUF")
     path = manifest_file(engine, "hf.co/acme/Tiny-GGUF/Q8_0.json")
-    path.write_text(json.dumps(json.loads(path.read_text()) | {"schema": 3}))
+    path.write_text(json.dumps(json.loads(path.read_text()) | {"schema": SCHEMA + 1}))
     removal = engine.remove("hf.co/acme/Other-GGUF:Q8_0")
     assert removal.freed > 0
     assert Store().has_blob(a.files[0].sha256)
