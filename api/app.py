@@ -20,7 +20,7 @@ from api import errors
 from api.security import Guard
 from engine import Engine
 
-_OPTIONAL_ROUTERS = ("api.generate", "api.openai")  # included when they are there
+_OPTIONAL_ROUTERS = ("api.generate", "api.openai", "api.create")  # included when they are there
 _UNLIMITED_PREFIXES = ("/api/blobs/",)  # uploads of model files: verified by digest, not size-limited
 
 
@@ -83,7 +83,7 @@ def create_app(
         app.include_router(module.router)
     app.add_middleware(BodyLimit)
     app.add_middleware(Guard, api_key=api_key, allowed_hosts=allowed_hosts, allowed_origins=allowed_origins)
-    app.add_middleware(Identify, version=models.VERSION)
+    app.add_middleware(Identify, version=models.VERSION, store=engine.store_id)
     return app
 
 
@@ -91,10 +91,11 @@ class Identify:
     """Every response says it comes from llamadeck: ``llamadeck ps`` tells us from an Ollama on the port."""
 
     HEADER = b"x-llamadeck-version"
+    STORE = b"x-llamadeck-store"  # which store it serves: ``run`` uses a server only on its own store
 
-    def __init__(self, app: ASGIApp, version: str) -> None:
+    def __init__(self, app: ASGIApp, version: str, store: str = "") -> None:
         self.app = app
-        self.value = version.encode()
+        self.headers = [(self.HEADER, version.encode())] + ([(self.STORE, store.encode())] if store else [])
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -103,7 +104,7 @@ class Identify:
 
         async def send_identified(message: Message) -> None:
             if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", []), (self.HEADER, self.value)]
+                message["headers"] = [*message.get("headers", []), *self.headers]
             await send(message)
 
         await self.app(scope, receive, send_identified)

@@ -174,6 +174,40 @@ def serve(engine: Engine, listener: Listener, *, api_key: str | None) -> None:
         engine.close()
 
 
+class BackgroundServer:
+    """The API served from a thread of another front end (``llamadeck --serve``: the app's own engine)."""
+
+    def __init__(self, engine: Engine, listener: Listener, *, api_key: str | None) -> None:
+        import uvicorn
+
+        from api.app import create_app
+
+        self.url = listener.url
+        self._listener = listener
+        app = create_app(engine, api_key=api_key, allowed_hosts=allowed_hosts(listener.host))
+        config = uvicorn.Config(
+            app,
+            log_level="critical",  # nothing may reach the terminal behind the app; failures are answers
+            access_log=False,
+            lifespan="off",
+            ws="none",
+            server_header=False,
+            timeout_graceful_shutdown=_GRACEFUL_SECONDS,
+        )
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(target=self._run, name="llamadeck serve", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        self._server.run(sockets=[self._listener.socket])  # not the main thread: no signal handlers taken
+
+    def stop(self, timeout: float = _GRACEFUL_SECONDS + 1) -> None:
+        """Finish open requests briefly and stop; the engine stays open (its owner closes it)."""
+        self._server.should_exit = True
+        self._thread.join(timeout)
+        self._listener.close()
+
+
 def _interrupt(_signal: int, _frame: object) -> None:
     raise KeyboardInterrupt
 

@@ -27,6 +27,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from engine.cancel import NEVER, CancelToken
+from engine.create import CreateSpec
+from engine.discover import FoundModel
 from engine.embedded import DEFAULT_MODEL, find_embedded
 from engine.errors import (
     AccessDenied,
@@ -54,18 +56,20 @@ from engine.errors import (
     UnknownQuant,
 )
 from engine.events import Done, Event, EventSink, Generation, Progress, Status, Token, Waiting, ignore
+from engine.hub import HubRepo
 from engine.manifest import Manifest, ModelConfig, ModelFile
 from engine.memory import Fit, Machine
 from engine.model import ModelShape
 from engine.quant import VariantFit
 from engine.refs import HubRef, LocalRef, ModelRef, parse_local_name, parse_ref
-from engine.runtime.options import LoadOptions, SamplingOptions
+from engine.runtime.options import LoadOptions, SamplingOptions, parameter_lines, parse_options
 from engine.runtime.registry import Registry, Resident
 from engine.runtime.templates import Message
 from engine.store import PruneReport, Store, StoreEntry
 from engine.units import format_gib, format_size
 
 if TYPE_CHECKING:
+    from engine.blobs import BlobUpload
     from engine.offload import OffloadPlan
     from engine.runtime.loader import Runtime
 
@@ -74,6 +78,7 @@ __all__ = [
     "AccessDenied",
     "Busy",
     "CancelToken",
+    "CreateSpec",
     "Cancelled",
     "DemoPackageMissing",
     "DiskFull",
@@ -82,8 +87,10 @@ __all__ = [
     "Event",
     "EventSink",
     "Fit",
+    "FoundModel",
     "GatedRepo",
     "Generation",
+    "HubRepo",
     "HubUnreachable",
     "IntegrityError",
     "InvalidInput",
@@ -120,6 +127,8 @@ __all__ = [
     "Waiting",
     "format_gib",
     "format_size",
+    "parameter_lines",
+    "parse_options",
 ]
 
 MAX_BYTES_PER_TOKEN = 64  # no tokenizer packs more into one token: longer text cannot fit the context
@@ -235,6 +244,13 @@ class Engine:
     def home(self) -> Path:
         """The store's directory (``LLAMADECK_HOME``)."""
         return self._store.home
+
+    @property
+    def store_id(self) -> str:
+        """A short name for this store that does not show its path: a server and a CLI compare them."""
+        import hashlib
+
+        return hashlib.sha256(os.fsencode(os.path.realpath(self._store.home))).hexdigest()[:16]
 
     # pulling ---------------------------------------------------------------
 
@@ -365,7 +381,9 @@ class Engine:
                 raise self._not_found(ref)
             if entry.newer:
                 raise NewerStore(f"{ref} was {entry.problem}; not removed")
-            files = entry.manifest.files if entry.manifest is not None else ()
+            files = (
+                (*entry.manifest.files, *entry.manifest.config.adapters) if entry.manifest is not None else ()
+            )
             self._store.remove_manifest(ref)
             collection = self._store.collect_garbage()
             self._store.prune(older_than=PRUNE_AFTER_RM)
@@ -415,6 +433,136 @@ class Engine:
                 raise self._not_found(ref)
             self._store.save(copied)
         return copied
+
+    def create(
+        self,
+        name: str,
+        modelfile: str | bytes | CreateSpec,
+        *,
+        base_dir: Path | None = None,
+        quantize: str | None = None,
+        on_event: EventSink = ignore,
+        cancel: CancelToken = NEVER,
+    ) -> Manifest:
+        """Make a model from a Modelfile's text (or a ready ``CreateSpec``), as ``ollama create`` does.
+
+        FROM names a stored model, an ``hf.co/`` reference (pulled first) or
+        a GGUF file or folder, relative to ``base_dir`` (the Modelfile's
+        folder; the working directory when None). ``quantize`` requantizes an
+        F16/F32 base (e.g. "Q4_K_M"). Raises InvalidInput (a Modelfile error
+        names its line), ModelNotFound, and what pull, import and quantize raise.
+        """
+        from engine.create import create_model, spec_from_modelfile
+
+        target = parse_local_name(name)
+        if isinstance(modelfile, CreateSpec):
+            spec = replace(modelfile, quantize=quantize or modelfile.quantize)
+        else:
+            spec = spec_from_modelfile(modelfile, base_dir=base_dir or Path.cwd(), quantize=quantize)
+
+        def base_model(ref: ModelRef) -> Manifest:
+            return self.ensure(str(ref), on_event=on_event, cancel=cancel)
+
+        made = create_model(
+            self._store, target, spec, base_model=base_model, on_event=on_event, cancel=cancel
+        )
+        self._registry.unload(lambda r: r.name == made.reference and not r.users)  # a name's old model
+        return made
+
+    def modelfile(self, reference: str) -> str:
+        """The Modelfile that makes this model again (``show --modelfile``): FROM its weights' path."""
+        from engine.modelfile import Modelfile, format_modelfile
+
+        details = self.show(reference)
+        manifest = details.manifest
+        weights = details.paths[0] if len(details.paths) == 1 else self._store.split_view(manifest.files)
+        config = manifest.config
+        text = format_modelfile(
+            Modelfile(
+                from_=str(weights),
+                adapters=tuple(str(self._store.blob_path(a.sha256)) for a in config.adapters),
+                template=config.template if config.template_source in ("gguf", "modelfile") else None,
+                system=config.system,
+                parameters=dict(config.parameters),
+                messages=config.messages,
+                license=(manifest.license,) if manifest.license else (),
+            )
+        )
+        header = (
+            f'# Modelfile generated by "llamadeck show"\n'
+            f"# To build a new Modelfile based on this, replace FROM with:\n"
+            f"# FROM {manifest.reference}\n\n"
+        )
+        return header + text
+
+    def discover(self, tools: Sequence[str] | None = None) -> list[FoundModel]:
+        """GGUF models other tools downloaded here (Ollama, the Hugging Face cache, LM Studio).
+
+        ``tools`` picks some of "ollama", "huggingface", "lmstudio" (all when
+        None). Reads only: nothing is hashed or imported.
+        """
+        from engine.discover import default_locations, discover
+
+        where = default_locations()
+        chosen = set(where) if tools is None else set(tools)
+        if unknown := chosen - set(where):
+            raise InvalidInput(f"unknown tool {sorted(unknown)[0]!r}: choose from {', '.join(sorted(where))}")
+        return discover(**{tool: where[tool] for tool in chosen})
+
+    def import_found(
+        self,
+        found: FoundModel,
+        name: str | None = None,
+        *,
+        on_event: EventSink = ignore,
+        cancel: CancelToken = NEVER,
+    ) -> Manifest:
+        """Register a discovered model by hard link (a copy across file systems), verified like a pull.
+
+        ``name`` defaults to ``found.suggested``; the tool's template, system
+        prompt and parameters come along.
+        """
+        from engine.local import import_gguf
+
+        if not found.importable:
+            raise InvalidInput(f"{found.origin} cannot be imported: {found.note}")
+        target = parse_local_name(name or found.suggested)
+        made = import_gguf(
+            self._store,
+            list(found.files),
+            ref=target,
+            config=found.config,
+            origin=found.origin,
+            license=found.license,
+            on_event=on_event,
+            cancel=cancel,
+        )
+        self._registry.unload(lambda r: r.name == made.reference and not r.users)
+        return made
+
+    def has_blob(self, digest: str) -> bool:
+        """Whether the store holds the blob ``sha256:<hex>`` (``HEAD /api/blobs/…``)."""
+        from engine.blobs import parse_digest
+
+        return self._store.has_blob(parse_digest(digest))
+
+    def upload_blob(self, digest: str) -> BlobUpload:
+        """Start writing the blob ``sha256:<hex>``: ``write`` chunks, then ``finish`` checks the digest.
+
+        Use it in a ``with`` block, so that a failed upload leaves nothing behind.
+        """
+        from engine.blobs import BlobUpload, parse_digest
+
+        return BlobUpload(self._store, parse_digest(digest))
+
+    def blob_path(self, digest: str) -> Path:
+        """Where a stored blob lives, for ``CreateSpec.base_path`` built from uploaded files."""
+        from engine.blobs import parse_digest
+
+        sha256 = parse_digest(digest)
+        if not self._store.has_blob(sha256):
+            raise ModelNotFound(f"blob sha256:{sha256} not found: upload it first (POST /api/blobs/sha256:…)")
+        return self._store.blob_path(sha256)
 
     def prune(self) -> PruneReport:
         """Remove every partial download and lock file that no live process holds."""
@@ -525,8 +673,9 @@ class Engine:
             raise InvalidInput("tools is a list of tool definitions (JSON objects)")
         _check_keep_alive(keep_alive)
         load, sampling = self._options(manifest, options)
+        # raw=False: a conversation needs turns, so a base model chats in the format known for it
         return self._run(
-            manifest, load, sampling, keep_alive, cancel, conversation, chat_messages, tools, None
+            manifest, load, sampling, keep_alive, cancel, conversation, chat_messages, tools, False
         )
 
     def generate(
@@ -626,7 +775,7 @@ class Engine:
         if reference is None:
             return self._registry.unload(lambda r: True)
         manifest = self._resolve(parse_ref(reference))
-        return self._registry.unload(lambda r: r.key[0] == manifest.id)
+        return self._registry.unload(lambda r: r.key[0] == manifest.load_id)
 
     def logs(self) -> list[str]:
         """llama.cpp's latest log lines, oldest first (the full log is in the state directory's llama.log)."""
@@ -634,6 +783,17 @@ class Engine:
 
         llama = sys.modules.get("engine.runtime.llama")  # nothing to show before llama.cpp was loaded
         return list(llama.LLAMA_LOG) if llama is not None else []
+
+    def search(self, query: str, *, limit: int = 30, cancel: CancelToken = NEVER) -> list[HubRepo]:
+        """GGUF repositories on Hugging Face whose name contains ``query``, the most downloaded first.
+
+        Pull one with ``hf.co/`` + its ``repo``. Raises InvalidInput (an empty
+        or overlong query), HubUnreachable (the Hub cannot be reached or
+        answers with an error), GatedRepo (HF_TOKEN refused), Cancelled.
+        """
+        from engine.hub import search_models
+
+        return search_models(query, limit=limit, token=self.token, cancel=cancel)
 
     def close(self) -> None:
         """Unload every model (before the process ends)."""
@@ -657,9 +817,14 @@ class Engine:
         # A loaded model is matched by the options the request asked for. The automatic ones
         # (context, slots, GPU layers) are decided once, when it loads: decided again per request they
         # would see the memory the model itself now takes, differ, and reload it every time.
-        key = (manifest.id, load)
+        key = (
+            manifest.load_id,
+            load,
+        )  # the weights and their adapters: two names may share one but not the other
         stale = [
-            r for r in self._registry.residents() if r.key[0] == manifest.id and r.key != key and not r.users
+            r
+            for r in self._registry.residents()
+            if r.key[0] == manifest.load_id and r.key != key and not r.users
         ]
         if stale:  # the same weights with other options: reload, as Ollama does
             self._registry.unload(lambda r: r in stale)
@@ -722,7 +887,8 @@ class Engine:
                 raw=raw,
             )
             if template is not None:
-                messages = with_system_prompt(messages, manifest.config.system)
+                preset = [Message(role, content) for role, content in manifest.config.messages]
+                messages = with_system_prompt(messages, manifest.config.system, preset=preset)
 
             n_ctx = runtime.settings.n_ctx
 

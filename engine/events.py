@@ -20,14 +20,15 @@ class Status:
 
 @dataclass(frozen=True)
 class Progress:
-    """Bytes moved for one file: a download, an import or a verify pass."""
+    """Work done on one file: bytes of a download, import or verify pass, tensors of a quantize."""
 
-    action: str  # "downloading", "importing", "verifying"
+    action: str  # "downloading", "importing", "verifying", "quantizing"
     file: str
     completed: int
     total: int
-    rate: float  # bytes per second over the whole transfer so far
+    rate: float  # units per second over the whole job so far
     eta: float | None  # seconds left, None while unknown
+    unit: str = "bytes"  # what completed and total count: "bytes" or "tensors"
 
     @property
     def fraction(self) -> float:

@@ -33,7 +33,7 @@ from tui.terminal import (
 )
 
 if TYPE_CHECKING:
-    from engine import Engine
+    from engine import Engine, FoundModel
     from tui.progress import ProgressView
 
 RESUME_NOTE = ": the partial download is kept; run the same pull to resume"
@@ -46,8 +46,9 @@ class CliError(Exception):
 
 def _engine() -> Engine:  # lazy import keeps --help fast
     from engine import Engine
+    from tui.config import Config
 
-    return Engine()
+    return Engine(home=Config.load().store_home())  # the store chosen in the app's settings, if any
 
 
 def _view(transient: bool = False) -> ProgressView:
@@ -114,10 +115,7 @@ def read_prompt(given: str | None) -> str:
     elif sys.stdin is None:
         raise CliError('give a prompt: llamadeck run MODEL "PROMPT" (stdin is closed)')
     elif sys.stdin.isatty():
-        raise CliError(
-            "interactive chat opens in the full-screen app, which is not here yet: "
-            'give a prompt, llamadeck run MODEL "PROMPT" (or pipe one in)'
-        )
+        raise CliError('give a prompt: llamadeck run MODEL "PROMPT" (or pipe one in)')
     else:
         data = sys.stdin.buffer.read()
         try:
@@ -129,17 +127,34 @@ def read_prompt(given: str | None) -> str:
     return prompt
 
 
+def _interactive() -> bool:
+    """Both ends are a terminal: ``run MODEL`` without a prompt opens the app's Chat tab there."""
+    return sys.stdin is not None and sys.stdout is not None and sys.stdin.isatty() and sys.stdout.isatty()
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from tui.interrupt import run_cancellable
 
-    prompt = read_prompt(args.prompt)
+    chat = args.prompt is None and _interactive()
+    prompt = "" if chat else read_prompt(args.prompt)
     engine, view = _engine(), _view()
     try:  # generation never pulls: a missing model is fetched here first, with its progress shown
         run_cancellable(lambda cancel, emit: engine.ensure(args.model, on_event=emit, cancel=cancel), view)
     finally:
         view.close()
+    if chat:
+        from tui.app import run_app  # textual is imported only here
+
+        return run_app(engine, chat_model=args.model)
+
+    from tui.client import server_for_store
+
+    server = server_for_store(engine.store_id)  # a running serve on this store has the model loaded already
 
     def generate(cancel: Any, emit: Callable[[object], None]) -> None:
+        if server is not None:
+            _generate_on_server(server, args, prompt, cancel, emit)
+            return
         events = engine.generate(
             args.model,
             prompt,
@@ -160,6 +175,51 @@ def cmd_run(args: argparse.Namespace) -> int:
     finally:
         reply.close()
     return 0
+
+
+_NS = 1e-9
+
+
+def _generate_on_server(
+    base: str, args: argparse.Namespace, prompt: str, cancel: Any, emit: Callable[[object], None]
+) -> None:
+    """``run`` through a running ``llamadeck serve`` (Ollama's /api/generate), events as the engine's."""
+    from engine import Cancelled, Done, LlamadeckError, Token
+    from tui.client import ServerError, stream
+
+    options: dict[str, object] = {"num_predict": args.max_tokens, "temperature": args.temperature}
+    if args.seed is not None:
+        options["seed"] = args.seed
+    body = {"model": args.model, "prompt": prompt, "options": options, "stream": True}
+    if args.raw:
+        body["raw"] = True
+    opened: list[Any] = []
+    remove = cancel.on_cancel(lambda: [response.close() for response in opened])
+    try:
+        for line in stream(base, "/api/generate", body, on_open=opened.append):
+            if "error" in line:
+                raise LlamadeckError(str(line["error"]))
+            if line.get("response"):
+                emit(Token(str(line["response"])))
+            if line.get("done"):
+                emit(
+                    Done(
+                        str(line.get("done_reason") or "stop"),
+                        int(line.get("prompt_eval_count") or 0),
+                        int(line.get("eval_count") or 0),
+                        float(line.get("load_duration") or 0) * _NS,
+                        float(line.get("prompt_eval_duration") or 0) * _NS,
+                        float(line.get("eval_duration") or 0) * _NS,
+                        total_seconds=float(line.get("total_duration") or 0) * _NS,
+                    )
+                )
+                return
+    except ServerError as failure:
+        if cancel.cancelled:
+            raise Cancelled("stopped") from failure
+        raise LlamadeckError(f"{failure} (the llamadeck server at {base})") from failure
+    finally:
+        remove()
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -187,12 +247,25 @@ def _first_line(text: str | None, limit: int, empty: str) -> str:
 def cmd_show(args: argparse.Namespace) -> int:
     from engine import format_size
 
-    m = _engine().show(args.model).manifest
+    engine = _engine()
+    if args.modelfile:
+        out(printable(engine.modelfile(args.model)))
+        return 0
+    m = engine.show(args.model).manifest
     if args.template:
         out(printable(m.template or "(none: plain completion)"))
         return 0
     if args.license:
         out(printable(m.license or "(none recorded)"))
+        return 0
+    if args.system:
+        out(printable(m.config.system or "(none)"))
+        return 0
+    if args.parameters:
+        from engine import parameter_lines
+
+        lines = parameter_lines(m.config.parameters)
+        out(escape("\n".join(f"{name:<20}{value}" for name, value in lines)) if lines else "(none)")
         return 0
     model = [
         ("architecture", m.architecture),
@@ -218,6 +291,114 @@ def cmd_show(args: argparse.Namespace) -> int:
             out(escape(f"    {key:<20}{value}" if key else f"    {value}"))
         out()
     return 0
+
+
+MAX_MODELFILE_BYTES = 16 << 20  # as the parser's own limit: a Modelfile is a few KiB
+
+
+def read_modelfile(name: str) -> tuple[bytes, str]:
+    """The Modelfile's bytes and the folder its relative paths start from."""
+    if name == "-":
+        if sys.stdin is None or sys.stdin.isatty():
+            raise CliError("create -f - reads the Modelfile from stdin: pipe one in")
+        return sys.stdin.buffer.read(MAX_MODELFILE_BYTES + 1), os.getcwd()
+    try:
+        with open(name, "rb") as file:
+            if not os.path.isfile(name):
+                raise CliError(f"{escape(name)} is not a file: give a Modelfile with -f")
+            return file.read(MAX_MODELFILE_BYTES + 1), os.path.dirname(os.path.abspath(name))
+    except FileNotFoundError:
+        hint = " (no Modelfile in this folder: give one with -f)" if name == "Modelfile" else ""
+        raise CliError(f"cannot read {escape(name)}: no such file{hint}") from None
+    except IsADirectoryError:
+        raise CliError(f"{escape(name)} is a folder: give a Modelfile with -f") from None
+    except OSError as failure:
+        raise CliError(f"cannot read {escape(name)}: {failure.strerror or failure}") from None
+
+
+def cmd_create(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from tui.interrupt import run_cancellable
+
+    data, base_dir = read_modelfile(args.file)
+    engine, view = _engine(), _view()
+    try:
+        manifest = run_cancellable(
+            lambda cancel, emit: engine.create(
+                args.model,
+                data,
+                base_dir=Path(base_dir),
+                quantize=args.quantize,
+                on_event=emit,
+                cancel=cancel,
+            ),
+            view,
+        )
+    finally:
+        view.close()
+    out(f"created {escape(manifest.reference)} ({escape(manifest.id)})")
+    return 0
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    """Register models Ollama, the Hugging Face cache or LM Studio already downloaded: no second copy."""
+    from engine import LlamadeckError, format_size
+    from tui.interrupt import run_cancellable
+
+    engine = _engine()
+    found = engine.discover(args.tools or None)
+    stored = {m.source for m in engine.list_models()}
+    if not args.models and not args.all:
+        rows = [
+            [
+                f.tool,
+                f.name,
+                format_size(f.size),
+                f.suggested if f.importable else "-",
+                _import_note(f, stored),
+            ]
+            for f in found
+        ]
+        out(render_table(["FROM", "MODEL", "SIZE", "IMPORT AS", "NOTE"], rows) if rows else "no models found")
+        if any(f.importable and f.origin not in stored for f in found):
+            out("import them with: llamadeck import NAME... (or --all); --dry-run shows what would be done")
+        return 0
+    chosen = [f for f in found if f.importable and f.origin not in stored] if args.all else []
+    for wanted in args.models:
+        matches = [f for f in found if wanted in (f.name, f.suggested, f.origin)]
+        if not matches:
+            raise CliError(f"no model {escape(wanted)} found: llamadeck import lists what there is")
+        chosen.extend(m for m in matches if m not in chosen)
+    status = 0
+    for model in chosen:
+        if args.dry_run:
+            out(
+                escape(
+                    f"would import {model.origin} as {model.suggested} ({format_size(model.size)}, hard link)"
+                )
+            )
+            continue
+        view = _view()
+        try:
+            made = run_cancellable(
+                lambda cancel, emit, model=model: engine.import_found(model, on_event=emit, cancel=cancel),
+                view,
+            )
+        except LlamadeckError as failure:
+            error(escape(f"{model.origin}: {failure}"))
+            status = 1
+            continue
+        finally:
+            view.close()
+        out(escape(f"imported {model.origin} as {made.reference}"))
+    return status
+
+
+def _import_note(found: FoundModel, stored: set[str]) -> str:
+    if found.origin in stored:
+        return "already imported"
+    return printable(found.note or "")
 
 
 def cmd_rm(args: argparse.Namespace) -> int:
@@ -418,7 +599,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run = add("run", cmd_run, "generate text with a model (pulls it first when it is not here yet)")
     run.add_argument("model", help="a pulled model, or gemma3:270m")
-    run.add_argument("prompt", nargs="?", help="the prompt (read from stdin when omitted)")
+    run.add_argument(
+        "prompt", nargs="?", help="the prompt (omitted: chat in the app on a terminal, else read from stdin)"
+    )
     run.add_argument("--raw", action="store_true", help="continue the text as is, without the chat template")
     run.add_argument(
         "--max-tokens",
@@ -440,8 +623,35 @@ def build_parser() -> argparse.ArgumentParser:
     add("list", cmd_list, "list the models in the store", aliases=["ls"])
     show = add("show", cmd_show, "show a model's details")
     show.add_argument("model")
-    show.add_argument("--template", action="store_true", help="print the whole chat template")
-    show.add_argument("--license", action="store_true", help="print the license")
+    only = show.add_mutually_exclusive_group()
+    only.add_argument("--modelfile", action="store_true", help="print a Modelfile that makes it again")
+    only.add_argument("--parameters", action="store_true", help="print the model's parameters")
+    only.add_argument("--template", action="store_true", help="print the whole chat template")
+    only.add_argument("--system", action="store_true", help="print the system prompt")
+    only.add_argument("--license", action="store_true", help="print the license")
+    create = add("create", cmd_create, "make a model from a Modelfile")
+    create.add_argument("model", help="the new model's name, e.g. mymodel or mymodel:v2")
+    create.add_argument(
+        "--file", "-f", default="Modelfile", help="the Modelfile (default: ./Modelfile; - reads stdin)"
+    )
+    create.add_argument(
+        "--quantize", "-q", help="quantize an F16/F32 model first, e.g. Q4_K_M (see create --help-quantize)"
+    )
+    imports = add(
+        "import", cmd_import, "find models Ollama, Hugging Face or LM Studio downloaded and register them"
+    )
+    imports.add_argument("models", nargs="*", metavar="NAME", help="what to import (as listed); none: list")
+    imports.add_argument("--all", action="store_true", help="import every model found that is not here yet")
+    imports.add_argument(
+        "--dry-run", "-n", action="store_true", help="say what would be imported; do nothing"
+    )
+    imports.add_argument(
+        "--from",
+        dest="tools",
+        action="append",
+        choices=("ollama", "huggingface", "lmstudio"),
+        help="look only there (repeatable)",
+    )
     rm = add("rm", cmd_rm, "remove models (blobs no other model uses are deleted)")
     rm.add_argument("models", nargs="+", metavar="MODEL")
     add("prune", cmd_prune, "remove abandoned partial downloads and stale locks")
@@ -517,7 +727,7 @@ def _main(argv: Sequence[str] | None) -> int:
     if extras:
         parser.error(f"unrecognized arguments: {' '.join(extras)}")
     if getattr(args, "handler", None) is None:
-        if sys.stdin is not None and sys.stdout is not None and sys.stdin.isatty() and sys.stdout.isatty():
+        if _interactive():
             from tui.app import run_app  # textual is imported only here
 
             return run_app(_engine())

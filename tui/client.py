@@ -12,6 +12,7 @@ import json
 import os
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -75,3 +76,60 @@ def _error_text(raw: bytes) -> str:
     except (ValueError, AttributeError):
         return ""
     return message if isinstance(message, str) else ""
+
+
+_PROBE_TIMEOUT = 0.5  # a server on loopback answers in milliseconds; none there is refused at once
+
+
+def server_for_store(store_id: str) -> str | None:
+    """The base URL of a running llamadeck server on this same store, or None.
+
+    ``run`` then asks it instead of loading a second copy of the model. Any
+    doubt (no answer, not llamadeck, another store, an error) gives None and
+    ``run`` works in-process, as it always can.
+    """
+    try:
+        base = server_url()
+    except ServerError:
+        return None
+    request = urllib.request.Request(base + "/api/version", headers=_auth(), method="GET")
+    try:
+        with urllib.request.urlopen(request, timeout=_PROBE_TIMEOUT) as response:
+            store = response.headers.get("x-llamadeck-store")
+    except (urllib.error.URLError, OSError, ValueError):
+        return None
+    return base if store == store_id else None
+
+
+def _auth() -> dict[str, str]:
+    key = os.environ.get("LLAMADECK_API_KEY")
+    return {"Authorization": f"Bearer {key}"} if key else {}
+
+
+def stream(base: str, path: str, body: dict[str, Any], on_open: Any = None) -> Iterator[dict[str, Any]]:
+    """POST ``body`` and yield each NDJSON object of the answer; raises ServerError on a refusal.
+
+    ``on_open(response)`` is called once the answer has started, so a caller
+    can close it from another thread (Ctrl+C): the server then cancels.
+    """
+    headers = {"Content-Type": "application/json", **_auth()}
+    request = urllib.request.Request(
+        base + path, data=json.dumps(body).encode(), headers=headers, method="POST"
+    )
+    try:
+        response = urllib.request.urlopen(request, timeout=None)
+    except urllib.error.HTTPError as error:
+        raise ServerError(_error_text(error.read()) or f"the server answered HTTP {error.code}") from error
+    except (urllib.error.URLError, OSError) as error:
+        raise ServerError(f"the llamadeck server at {base} went away: {error}") from error
+    if on_open is not None:
+        on_open(response)
+    with response:
+        try:
+            for line in response:
+                if line.strip():
+                    yield json.loads(line)
+        except ValueError as error:
+            raise ServerError(f"the server at {base} sent a line that is not JSON") from error
+        except (OSError, AttributeError) as error:  # closed under us (Ctrl+C) or the connection broke
+            raise ServerError(f"the connection to {base} was closed") from error

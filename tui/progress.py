@@ -78,8 +78,12 @@ def progress_line(event: Progress, width: int, *, ascii_only: bool = False) -> s
     room = max(width - 1, 1)
     action, name = escape(event.action), escape(event.file)
     percent = f"{min(event.fraction, 1.0):4.0%}"
-    sizes = f"{format_size(event.completed)}/{format_size(event.total)}"
-    full = f"{percent}  {sizes}  {format_size(int(event.rate))}/s  {_duration(event.eta)}"
+    if event.unit == "bytes":
+        sizes = f"{format_size(event.completed)}/{format_size(event.total)}"
+        full = f"{percent}  {sizes}  {format_size(int(event.rate))}/s  {_duration(event.eta)}"
+    else:  # counted things (tensors): no rate in bytes
+        sizes = f"{event.completed}/{event.total} {escape(event.unit)}"
+        full = f"{percent}  {sizes}  {_duration(event.eta)}"
     head = f"{action} {name}"
     bar_room = min(room - cell_width(head) - cell_width(full) - 2, MAX_BAR)
     if bar_room >= MIN_BAR:
@@ -155,7 +159,8 @@ class ProgressView:
         done = event.completed >= event.total
         if not self.live:
             if done and not self.transient:
-                self._write(f"{escape(event.action)} {escape(event.file)}: {format_size(event.total)} done\n")
+                amount = format_size(event.total) if event.unit == "bytes" else f"{event.total} {event.unit}"
+                self._write(f"{escape(event.action)} {escape(event.file)}: {escape(amount)} done\n")
             return
         now = time.monotonic()
         if not done and self._drawn and now - self._last_draw < REDRAW_SECONDS:

@@ -1,0 +1,87 @@
+"""Blobs uploaded by a client (``POST /api/blobs/sha256:…``), then named in ``/api/create``.
+
+An upload is written to a private file in the store's ``partial/`` folder,
+hashed as it arrives and moved into ``blobs/`` only when its sha256 is the one
+the client named, so a wrong, cut or hostile upload never becomes a blob. A
+client names a blob only by its digest, never by a server path.
+
+An uploaded blob no manifest names yet is collected by the next ``rm`` or
+``prune``, as Ollama drops its unused layers: upload, then create.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import re
+import tempfile
+from pathlib import Path
+from types import TracebackType
+
+from engine.errors import IntegrityError, InvalidInput
+from engine.store import Store, os_error
+
+DIGEST = re.compile(r"sha256[:-]([0-9a-f]{64})")
+
+
+def parse_digest(text: object) -> str:
+    """The hex of ``sha256:<64 hex>`` (Ollama's form; ``sha256-`` accepted too)."""
+    if isinstance(text, str) and (match := DIGEST.fullmatch(text)):
+        return match.group(1)
+    shown = f"{text!r:.80}" if isinstance(text, str) else type(text).__name__
+    raise InvalidInput(f"not a blob digest: {shown} (expected sha256:<64 hex digits>)")
+
+
+class BlobUpload:
+    """One upload: ``write`` the chunks, then ``finish`` (or leave the ``with`` on failure to discard it)."""
+
+    def __init__(self, store: Store, sha256: str) -> None:
+        self._store = store
+        self.sha256 = sha256
+        self._hash = hashlib.sha256()
+        self.size = 0
+        store.ensure()
+        try:
+            fd, name = tempfile.mkstemp(prefix=f"upload-{sha256[:12]}-", suffix=".partial", dir=store.partial)
+        except OSError as error:
+            raise os_error(error, "cannot start the upload in", store.partial) from error
+        self._path = Path(name)
+        self._file = os.fdopen(fd, "wb")
+
+    def write(self, chunk: bytes) -> None:
+        try:
+            self._file.write(chunk)
+        except OSError as error:
+            raise os_error(error, "cannot write the upload", self._path) from error
+        self._hash.update(chunk)
+        self.size += len(chunk)
+
+    def finish(self) -> None:
+        """Check the digest and store the blob; raises IntegrityError when it is not the one named."""
+        try:
+            self._file.flush()
+            os.fsync(self._file.fileno())
+            self._file.close()
+        except OSError as error:
+            raise os_error(error, "cannot write the upload", self._path) from error
+        got = self._hash.hexdigest()
+        if got != self.sha256:
+            raise IntegrityError(f"digest mismatch, expected sha256:{self.sha256}, got sha256:{got}")
+        with self._store.blob_lock(self.sha256):
+            if not self._store.has_blob(self.sha256):
+                self._store.commit_blob(self._path, self.sha256)
+
+    def discard(self) -> None:
+        if not self._file.closed:
+            self._file.close()
+        with contextlib.suppress(OSError):
+            self._path.unlink()
+
+    def __enter__(self) -> BlobUpload:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
+    ) -> None:
+        self.discard()  # after finish the file has been moved: nothing is left to remove

@@ -1,0 +1,364 @@
+"""Making a model from a Modelfile (``llamadeck create``) or from ``/api/create``'s JSON.
+
+Both front doors become one :class:`CreateSpec`; :func:`create_model` turns it
+into a manifest, as Ollama's ``CreateHandler`` does:
+
+- FROM a stored model (or an ``hf.co/`` reference, pulled first): the same
+  blobs under a new name, its configuration layered with the new one;
+- FROM a GGUF file, the first part of a split model, or a folder of parts:
+  imported by content hash (a hard link where the file system allows);
+- ``quantize``: an F16/F32 base is requantized by llama.cpp's own quantizer in a
+  subprocess first.
+
+Layering follows Ollama: TEMPLATE and SYSTEM replace the base's, PARAMETER
+names override the base's one by one (the others are inherited), MESSAGE turns
+replace the base's when any are given, LICENSE texts are added to the base's,
+ADAPTERs are added to the base's.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from engine.cancel import NEVER, CancelToken
+from engine.errors import InvalidInput, LlamadeckError, ModelNotFound, TemplateError
+from engine.events import EventSink, Status, ignore
+from engine.gguf_io import GGUFInfo
+from engine.manifest import Manifest, ModelConfig, ModelFile
+from engine.refs import LocalRef, ModelRef, parse_ref
+from engine.store import Store
+
+SOURCE_MODELFILE = "modelfile"
+_LICENSE_SEPARATOR = "\n\n"
+
+
+@dataclass(frozen=True)
+class CreateSpec:
+    """What a new model is made of; exactly one of ``base`` and ``base_path`` is set."""
+
+    base: str | None = None  # a stored model's name, or an hf.co/ reference to pull
+    base_path: Path | None = None  # a GGUF file, a split model's first part, or a folder of parts
+    base_blobs: tuple[tuple[str, str], ...] = ()  # (file name, sha256) of uploaded blobs: /api/create's files
+    adapters: tuple[Path, ...] = ()  # LoRA GGUF files
+    template: str | None = None
+    system: str | None = None
+    parameters: Mapping[str, object] = field(default_factory=dict)  # validated option values
+    messages: tuple[tuple[str, str], ...] = ()
+    license: tuple[str, ...] = ()
+    quantize: str | None = None  # e.g. "Q4_K_M": requantize an F16/F32 base first
+
+
+def spec_from_modelfile(text: str | bytes, *, base_dir: Path, quantize: str | None = None) -> CreateSpec:
+    """Parse a Modelfile; FROM and ADAPTER paths are relative to ``base_dir`` (the Modelfile's folder).
+
+    As Ollama's client does, FROM names a file when such a path exists and a model otherwise.
+    """
+    from engine.modelfile import parse_modelfile
+
+    modelfile = parse_modelfile(text)
+    base_path = _existing_path(modelfile.from_, base_dir)
+    adapters = []
+    for adapter in modelfile.adapters:
+        path = _existing_path(adapter, base_dir)
+        if path is None:
+            raise InvalidInput(f"ADAPTER {adapter!r}: no such file (paths are relative to the Modelfile)")
+        adapters.append(path)
+    return CreateSpec(
+        base=None if base_path is not None else modelfile.from_,
+        base_path=base_path,
+        adapters=tuple(adapters),
+        template=modelfile.template,
+        system=modelfile.system,
+        parameters=dict(modelfile.parameters),
+        messages=modelfile.messages,
+        license=modelfile.license,
+        quantize=quantize,
+    )
+
+
+def _existing_path(value: str, base_dir: Path) -> Path | None:
+    """``value`` as a path that exists (``~`` expanded, relative to ``base_dir``), else None."""
+    if not value or "\0" in value:
+        return None
+    path = Path(os.path.expanduser(value))
+    if not path.is_absolute():
+        path = base_dir / path
+    try:
+        exists = path.exists()
+    except (OSError, ValueError):  # a name too long for the file system is a model name, not a path
+        return None
+    return path if exists else None
+
+
+def create_model(
+    store: Store,
+    target: LocalRef,
+    spec: CreateSpec,
+    *,
+    base_model: Callable[[ModelRef], Manifest],
+    on_event: EventSink = ignore,
+    cancel: CancelToken = NEVER,
+) -> Manifest:
+    """Make ``target`` from ``spec`` and record it; returns its manifest.
+
+    ``base_model`` gives the manifest a FROM name stands for (pulling an
+    ``hf.co/`` reference first): the facade's ``ensure``. Raises InvalidInput
+    for what the spec gets wrong (bad template, adapter for another
+    architecture, quantizing what is quantized already), ModelNotFound for a
+    FROM that is neither a model nor a file, and whatever importing and
+    quantizing raise. Nothing is recorded unless everything succeeded.
+    """
+    if sum((spec.base is not None, spec.base_path is not None, bool(spec.base_blobs))) != 1:
+        raise InvalidInput("a model is made FROM one model or from GGUF files")
+    _check_template(spec.template)
+    if spec.base is not None:
+        base = _base(spec.base, base_model)
+        adapters = _adapters(store, base.architecture, base.config.adapters, spec, on_event, cancel)
+        config = replace(_layered(base.config, spec), parent=base.reference, adapters=adapters)
+        license = _license(base.license, spec.license)
+        if spec.quantize:
+            if len(base.files) != 1:
+                parts = len(base.files)
+                raise InvalidInput(f"{base.reference} is split into {parts} files: quantizing needs one file")
+            source = store.blob_path(base.files[0].sha256)
+            return _import(store, target, source, base.reference, config, license, spec, on_event, cancel)
+        manifest = replace(
+            base, name=target.name, tag=target.tag, created=_now(), license=license, config=config
+        )
+        on_event(Status("writing manifest"))
+        store.ensure()
+        with store.store_lock():
+            for file in (*manifest.files, *manifest.config.adapters):
+                if not store.has_blob(file.sha256):  # collected by another process meanwhile
+                    raise ModelNotFound(f"the weights {file.path} are no longer in the store: create again")
+            store.save(manifest)
+        return manifest
+    with _scratch(store) as scratch:
+        if spec.base_blobs:
+            source = _blob_folder(store, scratch, spec.base_blobs)
+            origin = ", ".join(name for name, _ in spec.base_blobs)
+        else:
+            source = spec.base_path or Path()
+            origin = str(source)
+        header = _peek(source)
+        own = ModelConfig(
+            template=header.chat_template, template_source="gguf" if header.chat_template else None
+        )
+        adapters = _adapters(store, header.architecture, (), spec, on_event, cancel)
+        config = replace(_layered(own, spec), parent=origin, adapters=adapters)
+        license = _license(header.license, spec.license)
+        return _import(store, target, source, origin, config, license, spec, on_event, cancel, scratch)
+
+
+def _peek(source: Path) -> GGUFInfo:
+    """The header of the model's first file (cheap), for the template and licence it brings."""
+    from engine.gguf_io import read_header
+
+    first = source
+    if source.is_dir():
+        ggufs = sorted(p for p in source.iterdir() if p.suffix.lower() == ".gguf")
+        if not ggufs:
+            raise InvalidInput(f"{source} holds no GGUF file")
+        first = ggufs[0]
+    return read_header(first, label=first.name)
+
+
+def _import(
+    store: Store,
+    target: LocalRef,
+    source: Path,
+    origin: str,
+    config: ModelConfig,
+    license: str | None,
+    spec: CreateSpec,
+    on_event: EventSink,
+    cancel: CancelToken,
+    scratch: Path | None = None,
+) -> Manifest:
+    """Import ``source`` (quantized first when asked) under ``target`` with ``config``: one manifest write."""
+    from engine.local import import_gguf
+
+    if not spec.quantize:
+        return import_gguf(
+            store, source, ref=target, config=config, origin=origin, license=license,
+            on_event=on_event, cancel=cancel,
+        )  # fmt: skip
+    with _scratch(store) if scratch is None else _given(scratch) as folder:
+        quantized = folder / f"quantized-{spec.quantize.upper()}.gguf"
+        _quantize(_single_file(source), quantized, spec.quantize, on_event, cancel)
+        return import_gguf(
+            store, quantized, ref=target, config=config, origin=origin, license=license,
+            on_event=on_event, cancel=cancel,
+        )  # fmt: skip
+
+
+def _blob_folder(store: Store, scratch: Path, blobs: tuple[tuple[str, str], ...]) -> Path:
+    """Uploaded blobs under the names the client gave: one file as it is, split parts linked in a folder."""
+    for name, sha256 in blobs:
+        if not store.has_blob(sha256):
+            raise ModelNotFound(f"blob sha256:{sha256} ({name}) not found: upload it first")
+    if len(blobs) == 1:
+        return store.blob_path(blobs[0][1])
+    for name, sha256 in blobs:
+        if not _plain_name(name) or not name.lower().endswith(".gguf"):
+            raise InvalidInput(
+                f"file name {name!r:.80}: a plain GGUF file name is expected (part-00001-of-00002.gguf)"
+            )
+        try:
+            os.link(store.blob_path(sha256), scratch / name)
+        except OSError as error:
+            raise LlamadeckError(
+                f"cannot gather the uploaded parts in {scratch}: {error.strerror}"
+            ) from error
+    return scratch
+
+
+def _plain_name(name: str) -> bool:
+    return (
+        bool(name) and name not in (".", "..") and "/" not in name and "\\" not in name and "\0" not in name
+    )
+
+
+def _base(name: str, base_model: Callable[[ModelRef], Manifest]) -> Manifest:
+    try:
+        ref = parse_ref(name)
+    except InvalidInput as error:
+        raise InvalidInput(f"FROM {name!r} is neither a file nor a model name: {error}") from error
+    try:
+        return base_model(ref)
+    except ModelNotFound as error:
+        raise ModelNotFound(
+            f"FROM {name!r} is no model here and no file (paths start at the Modelfile's folder): {error}"
+        ) from error
+
+
+def _layered(base: ModelConfig, spec: CreateSpec) -> ModelConfig:
+    template, source = base.template, base.template_source
+    if spec.template is not None and spec.template != base.template:  # the same text keeps its origin
+        template, source = spec.template, SOURCE_MODELFILE
+    parameters = dict(base.parameters)
+    if spec.parameters:
+        parameters = {
+            **{k: v for k, v in base.parameters.items() if k not in spec.parameters},
+            **spec.parameters,
+        }
+    return ModelConfig(
+        template=template,
+        template_source=source,
+        system=spec.system if spec.system is not None else base.system,
+        parameters=parameters,
+        parent=base.parent,
+        messages=spec.messages or base.messages,
+        adapters=base.adapters,
+    )
+
+
+def _license(base: str | None, added: tuple[str, ...]) -> str | None:
+    """The base's licence with the new texts after it; a text it has already is not added twice.
+
+    (So ``show --modelfile`` fed back to ``create`` gives the same licence, not two copies.)
+    """
+    whole = base or ""
+    texts = [whole] if whole else []
+    for text in added:
+        if whole and text.startswith(whole + _LICENSE_SEPARATOR):  # the whole licence again, as show wrote it
+            texts = [text]
+        elif text and text != whole and text not in texts:
+            texts.append(text)
+    return _LICENSE_SEPARATOR.join(texts) if texts else None
+
+
+def _check_template(template: str | None) -> None:
+    """Refuse a template that cannot render a one-turn chat, now rather than at every chat."""
+    if template is None:
+        return
+    from engine.runtime.templates import Message, template_for
+
+    try:
+        renderer = template_for(template, SOURCE_MODELFILE, bos_token="", eos_token="", raw=None)
+        if renderer is not None:
+            renderer.render([Message("user", "Hello")])
+    except TemplateError as error:
+        raise InvalidInput(f"TEMPLATE cannot be used: {error}") from error
+
+
+def _quantize(source: Path, target: Path, quant: str, on_event: EventSink, cancel: CancelToken) -> None:
+    from engine.runtime.quantizer import quantize
+
+    on_event(Status(f"quantizing to {quant.upper()}"))
+    quantize(source, target, quant, on_event=on_event, cancel=cancel)
+
+
+def _single_file(path: Path) -> Path:
+    if path.is_dir():
+        files = sorted(p for p in path.iterdir() if p.suffix.lower() == ".gguf")
+        if len(files) != 1:
+            raise InvalidInput(f"{path} holds {len(files)} GGUF files: quantizing needs one file")
+        return files[0]
+    return path
+
+
+class _given:
+    """A folder that is there already, as a context manager (so both branches read alike)."""
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+
+    def __enter__(self) -> Path:
+        return self._path
+
+    def __exit__(self, *_: object) -> None:
+        return None
+
+
+class _scratch:
+    """A temporary folder inside the store (same file system, so the result is linked, not copied)."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self._path: Path | None = None
+
+    def __enter__(self) -> Path:
+        self._store.ensure()
+        try:
+            self._path = Path(tempfile.mkdtemp(prefix="create-", dir=self._store.partial))
+        except OSError as error:
+            where = self._store.partial
+            raise LlamadeckError(f"cannot make a working folder in {where}: {error.strerror}") from error
+        return self._path
+
+    def __exit__(self, *_: object) -> None:
+        if self._path is not None:
+            shutil.rmtree(self._path, ignore_errors=True)
+
+
+def _adapters(
+    store: Store,
+    architecture: str,
+    base: tuple[ModelFile, ...],
+    spec: CreateSpec,
+    on_event: EventSink,
+    cancel: CancelToken,
+) -> tuple[ModelFile, ...]:
+    """The base's adapters and the new ones, checked against the model and stored as blobs."""
+    if not spec.adapters:
+        return base
+    from engine.local import import_file
+    from engine.runtime.adapters import check_adapter
+
+    added = []
+    for path in spec.adapters:
+        check_adapter(path, architecture=architecture)
+        added.append(import_file(store, path, on_event=on_event, cancel=cancel))
+    return (*base, *added)
+
+
+def _now() -> str:
+    from engine.pull import now_iso
+
+    return now_iso()
