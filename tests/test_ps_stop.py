@@ -73,3 +73,40 @@ def test_ps_will_not_drive_a_server_that_is_not_llamadeck() -> None:
     finally:
         server.shutdown()
     assert result.returncode == 1 and "is not llamadeck's" in result.stderr
+
+
+def test_run_uses_a_server_on_the_same_store_and_not_one_on_another(engine: Engine, tmp_path: Path) -> None:
+    name = "hf.co/acme/Tiny-GGUF:Q8_0"
+    with running_api(engine) as base_url:
+        host = base_url.removeprefix("http://")
+        ran = cli("run", name, "hello", "-n", "3", "--seed", "1", "--verbose", host=host)
+        assert ran.returncode == 0, ran.stderr
+        assert "eval count" in ran.stderr  # the stats came back through the API
+        assert [m.reference for m in engine.loaded()] == [name]  # loaded in the server, by the server
+
+        engine.unload()
+        elsewhere = os.environ | {"LLAMADECK_HOST": host, "LLAMADECK_HOME": str(tmp_path / "other")}
+        other = subprocess.run(
+            [LLAMADECK, "run", name, "hi", "-n", "2"],
+            env=elsewhere,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert other.returncode == 1 and "Hugging Face" in other.stderr  # its own store lacks it: a pull
+        assert engine.loaded() == []  # the server was never asked
+
+
+def test_run_through_a_server_reports_its_errors_in_one_line(engine: Engine) -> None:
+    with running_api(engine) as base_url:
+        host = base_url.removeprefix("http://")
+        ran = cli("run", "hf.co/acme/Tiny-GGUF:Q8_0", "hello", "-t", "0", "-n", "2", host=host)
+        assert ran.returncode == 0, ran.stderr
+        bad = subprocess.run(
+            [LLAMADECK, "run", "hf.co/acme/Tiny-GGUF:Q8_0", "hi", "--raw", "-n", "1"],
+            env=os.environ | {"LLAMADECK_HOST": host, "LLAMADECK_API_KEY": "wrong"},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert bad.returncode == 0, bad.stderr  # a key the loopback server does not ask for is ignored

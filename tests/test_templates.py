@@ -202,13 +202,6 @@ def test_jinja_templates_are_not_taken_for_go(source: str) -> None:
     assert not is_go_template(source)
 
 
-@pytest.mark.parametrize("source", [SOURCE_MODELFILE, SOURCE_GGUF])
-def test_a_go_template_is_a_clear_error_not_a_wrong_prompt(source: str) -> None:
-    with pytest.raises(TemplateError, match="Go templates arrive with Modelfile support") as caught:
-        template_for(LLAMA3_GO, source, bos_token="", eos_token="", raw=None)
-    assert "\n" not in str(caught.value)
-
-
 def test_a_go_template_model_still_runs_raw() -> None:
     assert template_for(LLAMA3_GO, SOURCE_MODELFILE, bos_token="", eos_token="", raw=True) is None
 

@@ -8,9 +8,10 @@ template is written in:
 * ``"builtin"``: a Jinja template llamadeck recorded itself for a base model
   whose GGUF has none (the demo Gemma's turn format);
 * ``"go"``: Ollama's Go ``text/template`` form of a Modelfile TEMPLATE. Detected
-  here (:func:`is_go_template`) and dispatched in :func:`template_for`; until
-  the Modelfile issue lands a renderer, such a template is a clear
-  :class:`TemplateError`, never a silently wrong prompt.
+  here (:func:`is_go_template`) and rendered by
+  :class:`engine.runtime.gotemplate.GoTemplate` byte for byte as Ollama does;
+  a construct it cannot render faithfully is a :class:`TemplateError` when the
+  template is read, never a silently wrong prompt.
 
 Messages are :class:`Message` values, not dicts: the fields Ollama's
 ``api.Message`` has that a template may read, checked once at the edge
@@ -32,7 +33,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from engine.errors import InvalidInput, TemplateError
+from engine.errors import InvalidInput
 
 __all__ = [
     "SOURCE_GGUF",
@@ -216,15 +217,16 @@ def is_go_template(source: str) -> bool:
 
 
 def _go_template(source: str, *, bos_token: str, eos_token: str) -> ChatTemplate:
-    """Where Ollama's Go templates are rendered: the Modelfile issue returns its renderer here.
+    """An Ollama Go template, rendered as Ollama renders it (:mod:`engine.runtime.gotemplate`).
 
-    Until then a Go template is refused, so that no model gets a prompt built
-    from a template read the wrong way.
+    Parsed here, so a template llamadeck cannot render faithfully is a
+    :class:`TemplateError` when the model is picked, not a wrong prompt later.
+    Ollama's templates start without a BOS (the tokenizer adds it), so neither token
+    is needed.
     """
-    raise TemplateError(
-        "this model's template is an Ollama Go template, which llamadeck cannot render yet: "
-        "Go templates arrive with Modelfile support; run it raw (--raw) to send the prompt as it is"
-    )
+    from engine.runtime.gotemplate import GoTemplate
+
+    return GoTemplate.parse(source)
 
 
 def template_for(
@@ -241,8 +243,8 @@ def template_for(
     (``manifest.config.template``/``template_source``). With ``raw=True`` no
     template; with ``raw=None`` the model's own template (``"gguf"`` or
     ``"modelfile"``) and none for a base model; with ``raw=False`` also the
-    template llamadeck recorded for a base model. A Go template raises
-    :class:`TemplateError` until Go templates are supported::
+    template llamadeck recorded for a base model. A Go template that uses a
+    construct llamadeck cannot render raises :class:`TemplateError`::
 
         template_for(manifest.template, manifest.template_source, bos_token=bos, eos_token=eos, raw=None)
     """

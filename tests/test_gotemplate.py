@@ -1,0 +1,704 @@
+"""Ollama's Go templates in pure Python, checked byte for byte against Go itself.
+
+tests/support/gorender is a small Go program: text/template as it is
+("raw" mode) and a copy of Ollama's ``Template.Execute`` ("ollama" mode).
+Every case is rendered by both and must match exactly, errors included;
+all cases go to one Go process, so the file stays quick. Without a Go
+toolchain these tests fail (CI installs golang-go): they never skip.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import random
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import engine.runtime.gotemplate as gotemplate
+from engine.errors import TemplateError
+from engine.runtime.gotemplate import GoTemplate, go_float, go_json, json_float
+from engine.runtime.templates import SOURCE_MODELFILE, Message, template_for
+from tests.support.gorender import GoMissing, GoRender, build
+
+TEMPLATES_DIR = Path(__file__).parent / "data" / "go_templates"
+TEMPLATES = {p.stem: p.read_text(encoding="utf-8") for p in sorted(TEMPLATES_DIR.glob("*.gotmpl"))}
+
+
+@pytest.fixture(scope="session")
+def oracle(tmp_path_factory: pytest.TempPathFactory) -> GoRender:
+    try:
+        return build(tmp_path_factory.mktemp("gorender"))
+    except GoMissing as e:
+        pytest.fail(str(e), pytrace=False)
+
+
+def go_data(value: Any) -> Any:
+    """Data as Go decodes it from JSON into ``any``: every number a float64."""
+    if isinstance(value, bool) or value is None or isinstance(value, str):
+        return value
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, Mapping):
+        return {k: go_data(v) for k, v in value.items()}
+    return [go_data(v) for v in value]
+
+
+def python_render(fn: Any) -> dict[str, str]:
+    try:
+        return {"out": fn()}
+    except TemplateError as e:
+        return {"err": str(e)}
+
+
+def same(python: dict[str, str], go: dict[str, str]) -> bool:
+    return ("err" in python and "err" in go) or python.get("out") == go.get("out")
+
+
+# -- conversations ----------------------------------------------------------------
+
+ODD_TEXTS = [
+    "Hello",
+    "",
+    "{{ .Content }} and {{- end }}",
+    "<b>\"quoted\"</b> & 'single'",
+    "line one\nline two\r\n\ttabbed",
+    "emoji 🙂, accents é, CJK 漢字, separator \u2028 and \u2029",
+    "100% sure %s %d %v",
+    "back\\slash and `raw`",
+    "   padded   ",
+    "\x00\x01 control",
+    "[img] here",
+]
+
+ARGUMENT_VALUES: list[Any] = [
+    1,
+    -2,
+    0.5,
+    1e6,
+    123456789,
+    1e21,
+    1e-7,
+    0.0001,
+    12345678901234567890,
+    True,
+    False,
+    None,
+    "text <tag> & more",
+    "",
+    [1, "two", None, [3.5]],
+    {"nested": {"deep": [1, 2]}, "b": "x", "a": 2},
+]
+
+TOOLS: list[dict[str, Any]] = [
+    {
+        "type": "function",
+        "function": {
+            "name": "get_weather",
+            "description": "Weather <now> & later",
+            "parameters": {
+                "type": "object",
+                "required": ["city"],
+                "properties": {
+                    "unit": {"type": "string", "enum": ["c", "f"], "description": "Unit"},
+                    "city": {"type": "string", "description": 'The city\'s "name"'},
+                    "days": {"type": ["integer", "null"], "description": "How many days"},
+                },
+            },
+        },
+    },
+    {
+        "type": "function",
+        "function": {
+            "name": "search",
+            "description": "",
+            "parameters": {
+                "type": "object",
+                "properties": {
+                    "query": {"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]},
+                    "filters": {
+                        "type": "object",
+                        "properties": {"z": {"type": "boolean"}, "a": {"type": "number"}},
+                    },
+                    "limit": {"type": "integer"},
+                },
+            },
+        },
+    },
+    {"type": "function", "function": {"name": "no_params", "parameters": {"type": "object"}}},
+    {
+        "type": "function",
+        "items": {"odd": True},
+        "function": {
+            "name": "shapes",
+            "description": "line\nbreak \u2028 & <x>",
+            "parameters": {
+                "type": "object",
+                "$defs": {"Point": {"type": "object", "n": 1.5e-9}},
+                "items": [1, 2.5, None],
+                "required": [],
+                "properties": {
+                    "list": {"type": "array", "items": {"type": "number"}, "required": ["x"]},
+                    "choice": {"type": "string", "enum": [1, "two", None, 3.25]},
+                    "none": {},
+                },
+            },
+        },
+    },
+]
+
+
+def tool_call(rng: random.Random) -> dict[str, Any]:
+    call: dict[str, Any] = {"function": {"name": rng.choice(["get_weather", "search", "x<y>"])}}
+    if rng.random() < 0.85:
+        keys = rng.sample(["city", "unit", "q", "zeta", "alpha", "é"], rng.randint(0, 3))
+        call["function"]["arguments"] = {k: rng.choice(ARGUMENT_VALUES) for k in keys}
+    if rng.random() < 0.3:
+        call["function"]["index"] = rng.randint(0, 3)
+    if rng.random() < 0.3:
+        call["id"] = f"call_{rng.randint(0, 99)}"
+    return call
+
+
+def conversation(rng: random.Random) -> tuple[list[dict[str, Any]], list[dict[str, Any]] | None]:
+    """A random conversation in Ollama's JSON shape, and maybe tools."""
+    messages: list[dict[str, Any]] = []
+    if rng.random() < 0.5:
+        messages.append({"role": "system", "content": rng.choice(ODD_TEXTS)})
+    for _ in range(rng.randint(0, 4)):
+        role = rng.choices(["user", "assistant", "tool", "system"], weights=[5, 4, 1, 1])[0]
+        message: dict[str, Any] = {"role": role, "content": rng.choice(ODD_TEXTS)}
+        if role == "assistant" and rng.random() < 0.35:
+            message["tool_calls"] = [tool_call(rng) for _ in range(rng.randint(1, 2))]
+            if rng.random() < 0.6:
+                message["content"] = ""
+        if role == "tool" and rng.random() < 0.7:
+            message["tool_name"] = "get_weather"
+        if role == "user" and rng.random() < 0.1:
+            message["images"] = [base64.b64encode(b"\x89PNG\x00").decode()]
+        messages.append(message)
+    if rng.random() < 0.8:
+        messages.append({"role": "user", "content": rng.choice(ODD_TEXTS)})
+    if rng.random() < 0.25:
+        messages.append({"role": "assistant", "content": rng.choice(ODD_TEXTS)})
+    tools = rng.choice([None, None, [], TOOLS, TOOLS[:1], TOOLS[2:], TOOLS[3:]])
+    return messages, tools
+
+
+CONVERSATIONS = [conversation(random.Random(seed)) for seed in range(150)]
+CONVERSATIONS += [
+    ([], None),
+    ([{"role": "system", "content": "only a system prompt"}], None),
+    ([{"role": "user", "content": "a"}, {"role": "user", "content": "b"}], None),
+    (
+        [
+            {"role": "system", "content": "s1"},
+            {"role": "user", "content": "u"},
+            {"role": "system", "content": "s2"},
+        ],
+        None,
+    ),
+    ([{"role": "user", "content": "u"}, {"role": "assistant", "content": "a"}], TOOLS),
+]
+
+
+@pytest.fixture(scope="module")
+def ollama_results(oracle: GoRender) -> dict[str, list[dict[str, str]]]:
+    """Go's render of every conversation with every template, in one run."""
+    cases = [
+        {"mode": "ollama", "template": source, "messages": messages, "tools": tools}
+        for source in TEMPLATES.values()
+        for messages, tools in CONVERSATIONS
+    ]
+    answers = oracle.run(cases)
+    n = len(CONVERSATIONS)
+    return {name: answers[i * n : (i + 1) * n] for i, name in enumerate(TEMPLATES)}
+
+
+def test_at_least_eight_families_are_vendored() -> None:
+    assert len(TEMPLATES) >= 8
+    assert {"llama3-instruct", "gemma-instruct", "chatml", "mistral-instruct", "phi-3", "command-r"} <= set(
+        TEMPLATES
+    )
+
+
+@pytest.mark.parametrize("name", sorted(TEMPLATES))
+def test_every_conversation_renders_as_ollama_renders_it(
+    name: str, ollama_results: dict[str, list[dict[str, str]]]
+) -> None:
+    template = GoTemplate.parse(TEMPLATES[name])
+    rendered = 0
+    for (messages, tools), go in zip(CONVERSATIONS, ollama_results[name], strict=True):
+        conversation = [Message.of(m) for m in messages]
+        python = python_render(lambda c=conversation, t=tools: template.render(c, tools=t))
+        assert same(python, go), (
+            f"{name}: {json.dumps(messages)} tools={tools is not None}\n{python}\n!=\n{go}"
+        )
+        rendered += "out" in go
+    assert rendered >= len(CONVERSATIONS) * 0.9  # the cases exercise the template, not its errors
+
+
+# -- constructs, in plain text/template ---------------------------------------------
+
+# Where Go writes invalid UTF-8, llamadeck refuses: a prompt is text.
+REFUSED = {"{{ slice .uni 1 2 }}", "{{ 0x1p4 }}"}
+
+DATA: dict[str, Any] = {
+    "s": "str <&>",
+    "empty": "",
+    "n": 3,
+    "f": 2.5,
+    "big": 1e6,
+    "zero": 0,
+    "t": True,
+    "no": False,
+    "null": None,
+    "list": ["a", "b", "c"],
+    "nums": [1, 2, 3],
+    "elist": [],
+    "map": {"b": 2, "a": "x", "c": [1, {"k": None}], "d": None, "e": 1.5e-5},
+    "emap": {},
+    "msgs": [{"Role": "user", "Content": "hi"}, {"Role": "assistant", "Content": "yo"}, {"Role": "user"}],
+    "nested": {"inner": {"deep": "value"}},
+    "uni": "héllo 🙂",
+    "withnull": [1, None, "x"],
+    "héllo": "unicode key",
+}
+
+RAW_CASES: list[str] = [
+    # text, trimming, comments
+    "plain text only",
+    "a  {{- .s -}}  b",
+    "a \n\t {{- .s }} \n b",
+    "a {{ .s -}} \n\n b",
+    "x {{- /* a comment */ -}} y",
+    "x {{/* a\nmultiline comment */}} y",
+    "x{{- 3}}y",
+    "x{{3 -}}y",
+    "{{ -3 }}|{{ +4 }}|{{ 0x1F }}|{{ 017 }}|{{ 1_000 }}|{{ 'a' }}|{{ '\\n' }}",
+    "{{ 1.5 }}|{{ 1e6 }}|{{ 1e-5 }}|{{ 100.0 }}|{{ 123456.0 }}|{{ 1234567.0 }}|{{ .0001 }}",
+    '{{ "esc\\t\\"q\\" \\u00e9 \\U0001F642 \\x41 \\101" }}|{{ `raw\\n` }}',
+    # fields and printing
+    "{{ .s }}|{{ .n }}|{{ .f }}|{{ .big }}|{{ .t }}|{{ .null }}|{{ .missing }}|{{ .list }}|{{ .map }}",
+    "{{ .nested.inner.deep }}|{{ .nested.inner }}|{{ .nested.missing }}|{{ .msgs }}",
+    "{{ . }}",
+    "{{ .missing.deeper }}",
+    "{{ .null.deeper }}",
+    "{{ .s.field }}",
+    "{{ .map.d }}|{{ .map.e }}|{{ .emap }}|{{ .elist }}|{{ .withnull }}",
+    # variables
+    '{{ $x := "one" }}{{ $x }}{{ $x = "two" }}{{ $x }}{{ $ }}',
+    "{{ $m := .map }}{{ $m.a }}{{ $.s }}{{ $.nested.inner.deep }}",
+    "{{ $x := 1 }}{{ if true }}{{ $x = 2 }}{{ $y := 3 }}{{ end }}{{ $x }}",
+    '{{ $s := "" }}{{ range .list }}{{ $s = printf "%s%s" $s . }}{{ end }}{{ $s }}',
+    "{{ $v := .missing }}{{ $v.x }}|{{ $v }}",
+    # if / else if / else / with
+    "{{ if .t }}T{{ else }}F{{ end }}{{ if .no }}T{{ else }}F{{ end }}",
+    (
+        "{{ if .empty }}1{{ else if .zero }}2{{ else if .elist }}3{{ else if .emap }}"
+        "4{{ else if .null }}5{{ else }}6{{ end }}"
+    ),
+    (
+        "{{ if .s }}s{{ end }}{{ if .n }}n{{ end }}{{ if .list }}l{{ end }}"
+        "{{ if .map }}m{{ end }}{{ if .missing }}x{{ end }}"
+    ),
+    "{{ with .nested.inner }}{{ .deep }}{{ end }}{{ with .empty }}no{{ else }}else{{ end }}",
+    "{{ with $x := .s }}{{ $x }}/{{ . }}{{ end }}",
+    "{{ if $x := .n }}{{ $x }}{{ else }}{{ $x }}{{ end }}",
+    # range
+    "{{ range .list }}[{{ . }}]{{ end }}",
+    "{{ range $i, $e := .list }}{{ $i }}={{ $e }};{{ end }}",
+    "{{ range $e := .nums }}{{ $e }},{{ end }}",
+    "{{ range $k, $v := .map }}{{ $k }}:{{ $v }};{{ end }}",
+    "{{ range .elist }}x{{ else }}empty{{ end }}{{ range .missing }}x{{ else }}none{{ end }}",
+    "{{ range .msgs }}{{ .Role }}:{{ .Content }}|{{ end }}",
+    "{{ range .withnull }}{{ . }};{{ end }}",
+    "{{ range .withnull }}{{ .x }};{{ end }}",
+    "{{ range $i, $m := .msgs }}{{ if eq $i 1 }}{{ continue }}{{ end }}{{ $m.Role }}{{ end }}",
+    "{{ range .nums }}{{ if gt . 1.5 }}{{ break }}{{ end }}{{ . }}{{ end }}",
+    "{{ range .list }}{{ range $.nums }}{{ . }}{{ end }}{{ . }}{{ end }}",
+    "{{ range .s }}{{ . }}{{ end }}",
+    "{{ range .n }}{{ . }}{{ end }}",
+    # comparison
+    '{{ eq .s "str <&>" }}{{ eq .n 3.0 }}{{ eq .n 4.0 3.0 }}{{ ne .s "x" }}{{ eq .t true }}',
+    "{{ eq .n 3 }}",
+    '{{ eq .missing "x" }}{{ eq .null "x" }}',
+    "{{ eq .missing .null }}",
+    "{{ eq .list .list }}",
+    '{{ lt 1 2 }}{{ le 2 2 }}{{ gt "b" "a" }}{{ ge 1.5 2.5 }}',
+    "{{ lt 1 2.0 }}",
+    "{{ lt true false }}",
+    "{{ eq 1 }}",
+    # logic
+    (
+        '{{ and .s .n }}|{{ and .s .empty .n }}|{{ or .empty .zero "z" }}'
+        "|{{ or .empty .zero }}|{{ not .s }}|{{ not .elist }}"
+    ),
+    "{{ and .t .missing.x.y }}|{{ or .s .missing.x.y }}",
+    "{{ and }}",
+    "{{ .s | and .t }}|{{ .empty | or .zero }}",
+    # len, index, slice
+    "{{ len .s }}|{{ len .uni }}|{{ len .list }}|{{ len .map }}|{{ len .elist }}",
+    "{{ len .n }}",
+    "{{ len .missing }}",
+    (
+        '{{ index .list 1 }}|{{ index .map "a" }}|{{ index .map "zz" }}'
+        '|{{ index .map "c" 1 "k" }}|{{ index .s 0 }}'
+    ),
+    "{{ index .list 5 }}",
+    "{{ index .list 1.0 }}",
+    "{{ index .missing 0 }}",
+    "{{ slice .list 1 }}|{{ slice .list 0 2 }}|{{ slice .list }}|{{ slice .s 1 3 }}|{{ slice .list 1 2 3 }}",
+    "{{ slice .list 2 1 }}",
+    "{{ slice .uni 1 2 }}",
+    "{{ len (slice .msgs 1) }}{{ $last := eq (len (slice .msgs 2)) 1 }}{{ $last }}",
+    # print family
+    '{{ print "a" "b" 1 2 "c" .t .list }}|{{ print .missing }}|{{ print }}|{{ println "x" 1 }}',
+    '{{ printf "%s-%d-%v-%q" "s" 42 .map "q\\"\\n🙂\\x01" }}|{{ printf "100%%" }}|{{ printf "%v" .null }}',
+    '{{ printf "%v|%v|%v" .f .big .nums }}',
+    '{{ printf "%d|%s|%q|%d|%s" .n 1 65 true .withnull }}|{{ printf "%s" }}|{{ printf "x" 1 "a" .null }}',
+    (
+        '{{ printf "%d" .map }}|{{ printf "%q" .list }}|{{ printf "%s|%v" .t .t }}'
+        '|{{ printf "%q" 39 }}|{{ printf "%" }}'
+    ),
+    '{{ html "<a href=\\"x\\">&\'</a>" }}|{{ html .n .s }}',
+    # pipelines and parentheses
+    '{{ .s | printf "%s!" }}|{{ "x" | printf "%s%s" "y" }}|{{ .list | len }}|{{ (len .list) }}',
+    "{{ (index .msgs 0).Role }}|{{ (.nested).inner.deep }}",
+    "{{ .list | .s }}",
+    "{{ 3 | 4 }}",
+    # json
+    "{{ json .map }}|{{ json .s }}|{{ json .list }}|{{ json .null }}|{{ json .missing }}|{{ json .f }}",
+    (
+        '{{ json "<>&\\u2028 \\t\\n\\u0001" }}|{{ json 1e21 }}|{{ json 1e-7 }}'
+        "|{{ json 123456789.0 }}|{{ json .emap }}"
+    ),
+    '{{ toTypeScriptType .s }}|{{ currentDate }}|{{ currentDate "x" }}',
+    # edges of the lexer and parser
+    "{{- .s}}|{{.s -}}\n x|{{.s}}|{{ .s\n}}|{{\n.s\n}}",
+    "{{ .s- }}",
+    "{{-/* c */-}}",
+    "a {{/* c */ -}}  b {{- /* c */}} c",
+    "a {{/* c */-}} b",
+    "{{ 'ab' }}",
+    '{{ "unterminated }}',
+    "{{ 1e400 }}",
+    "{{ 9223372036854775808 }}|",
+    "{{ 9223372036854775807 }}|{{ -9223372036854775808 }}|{{ 1.0e2 }}",
+    "{{ -0 }}|{{ -0.0 }}|{{ 0b101 }}|{{ 0o17 }}",
+    "{{ 0x1p4 }}",
+    "{{ .héllo }}|{{ $ }}",
+    '{{ $x := 1 }}{{ $x := "again" }}{{ $x }}',
+    "{{ range $i, $e := .list }}{{ end }}{{ $i }}",
+    "{{ if $x := .s }}{{ end }}{{ $x }}",
+    "{{ with .missing }}x{{ else }}{{ .s }}{{ end }}|{{ range .list }}{{ $.n }}{{ end }}",
+    "{{ .list.x }}",
+    "{{ .map.c.x }}",
+    "{{ (1) }}|{{ (.s) }}|{{ (print 1 2) | len }}|{{ print (index .msgs 2).Content }}",
+    "{{ (index .msgs 2).Content.x }}",
+    "{{ $e := index .withnull 1 }}{{ $e.x }}|{{ $e }}",
+    "{{ range $i, $e := .withnull }}{{ $e.x }}{{ end }}",
+    '{{ index .map "c" 1 "k" "z" }}',
+    "{{ eq .map.d nil }}|{{ eq .elist nil }}|{{ not nil }}|{{ print nil 1 }}|{{ eq nil nil }}",
+    "{{ len nil }}",
+    '{{ .s | printf "%s %s" .s }}|{{ and 1 0 | not }}|{{ or (eq .n 1.0) (eq .n 3.0) }}|{{ slice .s }}',
+    "{{ index .uni 1 }}|{{ eq (index .s 0) 115 }}|{{ len .héllo }}",
+    "{{ range $k, $v := .nested }}{{ $k }}{{ range $k2, $v2 := $v }}{{ $k2 }}={{ $v2 }}{{ end }}{{ end }}",
+    "{{ with $x := .list }}{{ range . }}{{ $x }}{{ . }}{{ end }}{{ end }}",
+    "{{ range .nums }}{{ continue }}{{ . }}{{ end }}after",
+    "{{ range .list }}{{ else }}{{ break }}{{ end }}",
+    "{{ if }}{{ end }}",
+    "{{ range }}{{ end }}",
+    "{{ .s | }}",
+    "{{ | .s }}",
+    "{{ printf }}",
+    '{{ printf 1 "x" }}',
+    "{{ currentDate 1 }}",
+    "{{ json }}",
+    "{{ json 1 2 }}",
+    "{{ not 1 2 }}",
+    # errors
+    "{{ .s.x.y }}",
+    "{{ index .map 1 }}",
+    '{{ printf "%s" 1 }}',
+]
+
+
+@pytest.fixture(scope="module")
+def raw_results(oracle: GoRender) -> list[dict[str, str]]:
+    return oracle.run([{"mode": "raw", "template": t, "data": DATA} for t in RAW_CASES])
+
+
+@pytest.mark.parametrize("index", range(len(RAW_CASES)), ids=[c[:40] for c in RAW_CASES])
+def test_each_construct_renders_as_go_does(index: int, raw_results: list[dict[str, str]]) -> None:
+    source = RAW_CASES[index]
+    go = raw_results[index]
+
+    def render() -> str:
+        return GoTemplate.parse(source).execute(go_data(DATA))
+
+    python = python_render(render)
+    if source in REFUSED:
+        assert "err" in python
+        return
+    assert same(python, go), f"{source!r}\npython: {python}\ngo:     {go}"
+
+
+# -- random templates over the same data ------------------------------------------------
+
+FIELDS = [".s", ".n", ".f", ".big", ".t", ".no", ".zero", ".empty", ".null", ".missing", ".list", ".nums"]
+FIELDS += [".elist", ".map", ".map.a", ".map.c", ".emap", ".nested.inner", ".withnull", ".uni", "$", "."]
+CONSTANTS = ['"str"', '"<&>"', "1", "3", "2.5", "0", "true", "false", "'x'", "`raw`", '""']
+FUNCS = ["eq", "ne", "lt", "le", "gt", "ge", "and", "or", "not", "len", "index", "print", "json", "html"]
+
+
+def random_operand(rng: random.Random, depth: int, variables: list[str]) -> str:
+    roll = rng.random()
+    if roll < 0.35 or depth > 2:
+        return rng.choice(FIELDS + variables + ["$.s", "$.list"])
+    if roll < 0.55:
+        return rng.choice(CONSTANTS)
+    fn = rng.choice(FUNCS + ["printf"])
+    if fn == "printf":
+        args = [rng.choice(['"%v|%s"', '"%d."', '"%q %v"', '"plain"'])]
+        args += [random_operand(rng, depth + 1, variables) for _ in range(rng.randint(0, 2))]
+    else:
+        arity = {"not": 1, "len": 1, "json": 1, "index": 2, "eq": 2}.get(fn, rng.randint(1, 3))
+        arity = 2 if fn in ("ne", "lt", "le", "gt", "ge") else arity
+        args = [random_operand(rng, depth + 1, variables) for _ in range(arity)]
+    return f"({fn} {' '.join(args)})"
+
+
+def random_body(rng: random.Random, depth: int, variables: list[str], in_range: bool) -> str:
+    parts: list[str] = []
+    for _ in range(rng.randint(1, 4)):
+        left = rng.choice(["{{", "{{", "{{- "])
+        right = rng.choice(["}}", "}}", " -}}"])
+        roll = rng.random()
+        if roll < 0.4 or depth > 2:
+            op = random_operand(rng, depth, variables)
+            if rng.random() < 0.2:
+                op += rng.choice([" | len", " | print", ' | printf "<%v>"', " | json"])
+            parts.append(f"{left}{op}{right}")
+        elif roll < 0.55:
+            name = f"$v{depth}{len(parts)}"
+            parts.append(f"{left}{name} := {random_operand(rng, depth, variables)}{right}")
+            variables = [*variables, name]
+        elif roll < 0.7:
+            cond = random_operand(rng, depth, variables)
+            body = random_body(rng, depth + 1, variables, in_range)
+            other = random_body(rng, depth + 1, variables, in_range) if rng.random() < 0.5 else ""
+            parts.append(
+                f"{left}if {cond}{right}{body}" + (f"{{{{ else }}}}{other}" if other else "") + "{{ end }}"
+            )
+        elif roll < 0.85:
+            i, e = f"$i{depth}", f"$e{depth}"
+            over = rng.choice(
+                [".list", ".nums", ".map", ".elist", ".withnull", ".missing", ".nested", ".msgs"]
+            )
+            body = random_body(rng, depth + 1, [*variables, i, e], True)
+            parts.append(f"{left}range {i}, {e} := {over}{right}{body}{{{{ else }}}}none{{{{ end }}}}")
+        elif roll < 0.95:
+            body = random_body(rng, depth + 1, variables, in_range)
+            parts.append(f"{left}with {random_operand(rng, depth, variables)}{right}{body}{{{{ end }}}}")
+        elif in_range:
+            parts.append(rng.choice(["{{ break }}", "{{ continue }}"]))
+        parts.append(rng.choice([" ", "\n", " text ", "\n  ", ""]))
+    return "".join(parts)
+
+
+RANDOM_TEMPLATES = [random_body(random.Random(seed), 0, [], False) for seed in range(400)]
+
+
+def test_random_templates_render_as_go_does(oracle: GoRender) -> None:
+    answers = oracle.run([{"mode": "raw", "template": t, "data": DATA} for t in RANDOM_TEMPLATES])
+    data = go_data(DATA)
+    outs = 0
+    for source, go in zip(RANDOM_TEMPLATES, answers, strict=True):
+        python = python_render(lambda s=source: GoTemplate.parse(s).execute(data))
+        assert same(python, go), f"{source!r}\npython: {python}\ngo:     {go}"
+        outs += "out" in go
+    assert outs > len(RANDOM_TEMPLATES) // 4  # renders often, does not only fail
+
+
+# -- Ollama's legacy path, on its own templates --------------------------------------
+
+LEGACY_CASES = [
+    "{{ .System }}|{{ .Prompt }}|{{ .Response }}|",
+    "{{ if .System }}S:{{ .System }}\n{{ end }}U:{{ .Prompt }}\nA:",  # no .Response: Ollama appends one
+    "{{ .Prompt }}{{ if .Response }} -> {{ .Response }}{{ end }} tail",
+    '{{ .Prompt }}{{ .Response | printf "[%s]" }}tail',
+    '{{ .Prompt }}{{ printf "%s-%s" .Response .Prompt }}tail{{ .System }}',
+    "{{ range $x := .Prompt }}{{ end }}",
+    "{{ with .Prompt }}<{{ . }}>{{ .Response }}{{ end }}after",
+    "{{ if .Prompt }}{{ .Response }}{{ else }}none{{ end }}",
+    "{{ json .Prompt }} {{ .Response }}",
+    "{{ .Response }}{{ json .Prompt }}",
+    "{{ .Prompt }} {{ .Response.X }} x",
+    "{{ .Prompt }} {{ $.Response }} x",
+    "{{ .Missing }}{{ .Prompt }}{{ .Missing.X }}",
+]
+
+LEGACY_CONVERSATIONS = [
+    [{"role": "user", "content": "u1"}],
+    [{"role": "system", "content": "sys"}, {"role": "user", "content": "u1"}],
+    [
+        {"role": "system", "content": "sys"},
+        {"role": "user", "content": "u1"},
+        {"role": "assistant", "content": "a1"},
+        {"role": "user", "content": "u2"},
+    ],
+    [{"role": "user", "content": "u1"}, {"role": "assistant", "content": "partial"}],
+    [
+        {"role": "user", "content": "u1"},
+        {"role": "system", "content": "late"},
+        {"role": "user", "content": "u2"},
+    ],
+    [{"role": "assistant", "content": "first"}, {"role": "tool", "content": "t"}],
+    [],
+]
+
+
+@pytest.fixture(scope="module")
+def legacy_results(oracle: GoRender) -> list[dict[str, str]]:
+    return oracle.run(
+        [{"mode": "ollama", "template": t, "messages": m} for t in LEGACY_CASES for m in LEGACY_CONVERSATIONS]
+    )
+
+
+@pytest.mark.parametrize("index", range(len(LEGACY_CASES)), ids=[c[:40] for c in LEGACY_CASES])
+def test_a_legacy_template_is_cut_after_response_as_ollama_cuts_it(
+    index: int, legacy_results: list[dict[str, str]]
+) -> None:
+    source = LEGACY_CASES[index]
+    n = len(LEGACY_CONVERSATIONS)
+    for messages, go in zip(LEGACY_CONVERSATIONS, legacy_results[index * n : (index + 1) * n], strict=True):
+        python = python_render(lambda m=messages: GoTemplate.parse(source).render([Message.of(x) for x in m]))
+        assert same(python, go), f"{source!r} {messages}\npython: {python}\ngo:     {go}"
+
+
+def test_the_last_legacy_turn_stops_where_the_model_answers() -> None:
+    template = GoTemplate.parse(TEMPLATES["legacy-chatml"])
+    prompt = template.render([Message("user", "Hi"), Message("assistant", "Hel")])
+    assert prompt == "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\nHel"
+
+
+# -- what Go prints, directly ----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "printed", "as_json"),
+    [
+        (1.0, "1", "1"),
+        (1e6, "1e+06", "1000000"),
+        (123456.0, "123456", "123456"),
+        (0.0001, "0.0001", "0.0001"),
+        (0.00001, "1e-05", "0.00001"),
+        (1e-7, "1e-07", "1e-7"),
+        (1e21, "1e+21", "1e+21"),
+        (-2.5, "-2.5", "-2.5"),
+        (1.2345678901234567e20, "1.2345678901234567e+20", "123456789012345670000"),
+    ],
+)
+def test_floats_print_as_go_prints_them(value: float, printed: str, as_json: str) -> None:
+    assert (go_float(value), json_float(value)) == (printed, as_json)
+
+
+def test_json_escapes_as_the_go_that_builds_ollama_does() -> None:
+    # Go 1.22+ (what Ollama ships) writes \b and \f short; Go 1.19 wrote \u0008 and \u000c.
+    assert go_json("<a>&\b\f\x01\u2028") == '"\\u003ca\\u003e\\u0026\\b\\f\\u0001\\u2028"'
+    assert go_json({"b": [1.0, None], "a": True}) == '{"a":true,"b":[1,null]}'
+
+
+# -- refused at construction, with the construct named -------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("source", "named"),
+    [
+        ('{{ define "x" }}x{{ end }}', "define"),
+        ('{{ template "x" }}', "template"),
+        ('{{ block "x" . }}x{{ end }}', "block"),
+        ("{{ call .f }}", "'call'"),
+        ("{{ js .s }}", "'js'"),
+        ("{{ urlquery .s }}", "'urlquery'"),
+        ("{{ .Function.Arguments.String }}", "method .String"),
+        ("{{ .ToTypeScriptType }}", "method .ToTypeScriptType"),
+        ("{{ 1i }}", "complex"),
+        ('{{ printf "%x" 1 }}', "%x"),
+        ('{{ printf "%5s" "a" }}', "%5"),
+        ("{{ range $x = .list }}{{ end }}", "range"),
+        ("{{ nosuch 1 }}", "'nosuch' not defined"),
+        ("{{ $undefined }}", "undefined variable '$undefined'"),
+        ("{{ break }}", "outside {{range}}"),
+        ("a\nb {{ .x", "line 2"),
+        ("{{ if .x }}", "unexpected EOF"),
+        ("{{ end }}", "unexpected {{end}}"),
+        ("{{ else }}", "unexpected {{else}}"),
+        ("{{ .x }} {{ /* c */ }}", "line 1, column 13"),
+        ("{{/* unclosed", "unclosed comment"),
+        ('{{ "\\xff" }}', "byte escape"),
+        ("{{ (.x }}", "unclosed left paren"),
+        ("{{ }}", "missing value"),
+    ],
+)
+def test_an_unsupported_or_broken_template_is_refused_when_read(source: str, named: str) -> None:
+    with pytest.raises(TemplateError, match=None) as caught:
+        GoTemplate.parse(source)
+    assert named in str(caught.value)
+    assert "\n" not in str(caught.value)
+
+
+def test_a_huge_loop_stops_on_its_budget(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(gotemplate, "MAX_STEPS", 50_000)
+    template = GoTemplate.parse("{{ range .a }}{{ range $.a }}{{ range $.a }}x{{ end }}{{ end }}{{ end }}")
+    started = time.monotonic()
+    with pytest.raises(TemplateError, match="steps"):
+        template.execute({"a": list(range(1000))})
+    assert time.monotonic() - started < 5
+
+
+def test_a_huge_output_stops_on_its_budget(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(gotemplate, "MAX_OUTPUT", 10_000)
+    template = GoTemplate.parse("{{ range .a }}{{ $.s }}{{ end }}")
+    with pytest.raises(TemplateError, match="characters"):
+        template.execute({"a": list(range(100)), "s": "y" * 1000})
+
+
+# -- through the engine's template interface --------------------------------------------
+
+
+def test_template_for_renders_a_go_modelfile_template() -> None:
+    template = template_for(
+        TEMPLATES["chatml"], SOURCE_MODELFILE, bos_token="<s>", eos_token="</s>", raw=None
+    )
+    assert template is not None and template.kind == "go"
+    assert template.source == TEMPLATES["chatml"]
+    prompt = template.render([Message("system", "Be brief."), Message("user", "Hi")])
+    assert (
+        prompt
+        == "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n"
+    )
+
+
+def test_template_for_refuses_a_go_template_it_cannot_render() -> None:
+    with pytest.raises(TemplateError, match="define"):
+        template_for(
+            '{{ define "t" }}{{ end }}{{ .Prompt }}', SOURCE_MODELFILE, bos_token="", eos_token="", raw=None
+        )
+
+
+def test_tool_calls_and_definitions_reach_the_template_as_ollama_passes_them() -> None:
+    template = GoTemplate.parse(TEMPLATES["qwen2.5-tools"])
+    call = {"function": {"name": "get_weather", "arguments": {"city": "Paris <FR>", "days": 2}}}
+    prompt = template.render(
+        [Message("user", "Weather?"), Message("assistant", "", tool_calls=(call,))], tools=TOOLS[:1]
+    )
+    assert '{"name": "get_weather", "arguments": {"city":"Paris \\u003cFR\\u003e","days":2}}' in prompt
+    # .Function is a plain struct in Ollama's templateTool: Go prints its fields, the properties as JSON
+    assert '"function": {get_weather Weather <now> & later {object <nil> <nil> [city] {"city":{' in prompt
+    assert prompt.endswith("</tool_call>\n")  # a trailing assistant turn is left open: no <|im_end|>
