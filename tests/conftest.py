@@ -17,6 +17,8 @@ def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pa
     home = tmp_path / "llamadeck-home"
     monkeypatch.setenv("LLAMADECK_HOME", str(home))
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))  # llama.cpp's log file
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))  # the app's chat history
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))  # the app's settings
     with isolated_hf_env(tmp_path / "hf-home"):
         yield home
 

@@ -42,6 +42,7 @@ def hub(files: dict[str, Path]):
 @pytest.fixture
 def engine(hub: FakeHub, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))  # the chat history
     engine = Engine(machine=lambda: CPU_BOX)
     yield engine
     engine.close()
@@ -318,7 +319,7 @@ async def test_logs_show_the_apps_log_and_the_engines_when_offered(engine: Engin
     logged = LoggingEngine(machine=lambda: CPU_BOX)
     app = make_app(logged, refresh_interval=0.1)
     async with app.run_test(size=(80, 24)) as pilot:
-        await pilot.press("3")
+        await pilot.press("4")
         from textual.widgets import Log
 
         log = app.query_one("#log", Log)
@@ -418,13 +419,13 @@ async def test_screenshots_of_each_tab(engine: Engine, size: tuple[int, int], tm
     shots.mkdir(parents=True, exist_ok=True)
     async with app.run_test(size=size) as pilot:
         await settle(app, pilot)
-        for key, tab in (("1", "models"), ("2", "sessions"), ("3", "logs")):
+        for key, tab in (("1", "models"), ("2", "sessions"), ("4", "logs"), ("3", "chat")):
             await pilot.press(key)
             await asyncio.sleep(0.4)
             await pilot.pause()
             path = app.save_screenshot(f"{tab}-{size[0]}x{size[1]}.svg", str(shots))
             assert Path(path).stat().st_size > 1000
-        await pilot.press("1", "p", *"acme/Tiny-GGUF", "enter")
+        await pilot.press("escape", "1", "p", *"acme/Tiny-GGUF", "enter")  # esc leaves the chat input
         await until(pilot, lambda: app.screen.stage == "variants")
         app.save_screenshot(f"pull-{size[0]}x{size[1]}.svg", str(shots))
         await pilot.press("escape", "f1")

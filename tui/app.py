@@ -1,4 +1,4 @@
-"""The full-screen app: Models, Sessions and Logs tabs over one ``engine.Engine``.
+"""The full-screen app: Models, Sessions, Chat and Logs tabs over one ``engine.Engine``.
 
 ``llamadeck`` with no arguments (on a terminal) opens it. Engine calls run in
 thread workers and post messages back; engine errors are one notification
@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from textual import work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.screen import Screen
@@ -21,15 +22,35 @@ from textual.widgets import Footer, TabbedContent, TabPane
 from tui.config import DEFAULT_THEME, Config, config_dir, user_themes_dir
 from tui.terminal import escape
 from tui.themes import SHIPPED, load_themes
+from tui.widgets.chat_pane import ChatPane
 from tui.widgets.logs_pane import LogsPane, PaneHandler
 from tui.widgets.models_pane import ModelsPane
 from tui.widgets.sessions_pane import SessionsPane
 
 if TYPE_CHECKING:
     from engine import Engine
+    from tui.chatstore import ChatStore
 
 log = logging.getLogger("llamadeck.tui")
-TABS = (("models", "Models"), ("sessions", "Sessions"), ("logs", "Logs"))
+TABS = (("models", "Models"), ("sessions", "Sessions"), ("chat", "Chat"), ("logs", "Logs"))
+FOCUS = {"models": "#models", "sessions": "#sessions", "chat": "#chat-input", "logs": "#log"}
+
+
+CHAT_COMMANDS = (
+    ("new_chat", "New chat", "Start a new chat"),
+    ("stop", "Stop reply", "Stop the reply that is streaming"),
+    ("regenerate", "Regenerate reply", "Ask again for the last reply"),
+    ("edit_last", "Edit last message", "Put your last message back in the input; sending replaces it"),
+    ("copy_message", "Copy message", "Copy the selected (or last) message"),
+    ("copy_code", "Copy code block", "Copy the last code block"),
+    ("settings", "Chat settings", "Model, system prompt and parameters of this chat"),
+    ("pick_model", "Pick chat model", "The model this chat talks to"),
+    ("rename", "Rename chat", "Give this chat a title"),
+    ("delete", "Delete chat", "Delete this chat and its messages"),
+    ("export", "Export chat", "Write this chat to a Markdown file"),
+    ("search", "Search chats", "Search titles and messages"),
+    ("toggle_list", "Toggle chat list", "Show or hide the list of chats"),
+)
 
 
 class LlamadeckApp(App[int]):
@@ -42,7 +63,9 @@ class LlamadeckApp(App[int]):
         Binding("t", "next_theme", "Theme", show=False, id="app.theme"),
         Binding("1", "tab('models')", "Models", show=False, id="app.tab.models"),
         Binding("2", "tab('sessions')", "Sessions", show=False, id="app.tab.sessions"),
-        Binding("3", "tab('logs')", "Logs", show=False, id="app.tab.logs"),
+        Binding("3", "tab('chat')", "Chat", show=False, id="app.tab.chat"),
+        Binding("4", "tab('logs')", "Logs", show=False, id="app.tab.logs"),
+        Binding("comma", "settings", "Settings", id="app.settings"),
     ]
 
     def __init__(
@@ -52,8 +75,18 @@ class LlamadeckApp(App[int]):
         config_path: Path | None = None,
         theme_folders: tuple[Path, ...] | None = None,
         refresh_interval: float = 1.0,
+        chat_model: str | None = None,
+        chat_db: Path | None = None,
+        serve_url: str | None = None,
     ) -> None:
+        """``chat_model``: open on the Chat tab with a new chat on that model (``llamadeck run MODEL``).
+        ``chat_db``: the chat history file (default: ``tui.chatstore.default_chat_db()``).
+        ``serve_url``: where ``llamadeck --serve`` serves this app's engine, shown in the title bar."""
         self.engine = engine
+        self.chat_model = chat_model
+        self.chat_db = chat_db
+        self.serve_url = serve_url
+        self.chat_store: ChatStore | None = None
         self.config_path = config_path or config_dir() / "config.toml"
         self.theme_folders = theme_folders if theme_folders is not None else (SHIPPED, user_themes_dir())
         self.refresh_interval = refresh_interval
@@ -67,12 +100,15 @@ class LlamadeckApp(App[int]):
     # layout ----------------------------------------------------------------
 
     def compose(self) -> ComposeResult:
-        with TabbedContent(initial="tab-models", id="tabs"):
+        initial = "tab-chat" if self.chat_model else "tab-models"
+        with TabbedContent(initial=initial, id="tabs"):
             with TabPane("1 Models", id="tab-models"):
                 yield ModelsPane(self.engine, id="models-pane")
             with TabPane("2 Sessions", id="tab-sessions"):
                 yield SessionsPane(self.engine, interval=self.refresh_interval, id="sessions-pane")
-            with TabPane("3 Logs", id="tab-logs"):
+            with TabPane("3 Chat", id="tab-chat"):
+                yield ChatPane(self.engine, model=self.chat_model, id="chat-pane")
+            with TabPane("4 Logs", id="tab-logs"):
                 yield LogsPane(self.engine, self.log_handler, interval=self.refresh_interval, id="logs-pane")
         yield Footer(compact=True)
 
@@ -92,10 +128,54 @@ class LlamadeckApp(App[int]):
             self.theme = DEFAULT_THEME
         self.watch(self, "theme", self.save_theme, init=False)
         log.info("llamadeck started: store %s, config %s", self.engine.home, self.config_path)
-        self.query_one(ModelsPane).query_one("#models").focus()
+        if self.serve_url:
+            self.sub_title = f"API on {self.serve_url}"
+            log.info("serving the API on %s", self.serve_url)
+            self.notify(f"Serving the API on {self.serve_url}", title="llamadeck --serve", markup=False)
+        self.open_chats()
+        if self.chat_model:
+            self.query_one("#chat-input").focus()
+        else:
+            self.query_one(ModelsPane).query_one("#models").focus()
+
+    @work(thread=True, exit_on_error=False, group="chat-store")
+    def open_chats(self) -> None:
+        """The chat history, in a thread (a big file takes a moment to check).
+
+        A damaged file is set aside and an unusable one replaced by memory: the
+        app starts either way, with a warning that says which.
+        """
+        from tui.chatstore import ChatStore, default_chat_db
+
+        try:
+            store, warning = ChatStore.open_or_fresh(self.chat_db or default_chat_db())
+        except Exception as error:  # noqa: BLE001 - open_or_fresh only raises on a bug: shown, app goes on
+            self.call_from_thread(self.report, error)
+            return
+        try:
+            self.call_from_thread(self._chats_opened, store, warning)
+        except RuntimeError:  # the app closed meanwhile
+            store.close()
+
+    def _chats_opened(self, store: ChatStore, warning: str | None) -> None:
+        if not self.is_running:
+            store.close()
+            return
+        self.chat_store = store
+        if warning:
+            log.warning("%s", warning)
+            self.notify(escape(warning), severity="warning", markup=False, timeout=12)
+        self.query_one(ChatPane).attach(store)
+
+    def open_chat(self, model: str) -> None:
+        """The Chat tab with a new chat on ``model`` (the Models tab's chat action)."""
+        self.action_tab("chat")
+        self.query_one(ChatPane).new_chat(model)
 
     def on_unmount(self) -> None:
         logging.getLogger("llamadeck").removeHandler(self.log_handler)
+        if self.chat_store is not None:  # the Chat pane, gone by now, kept a streaming reply at its unmount
+            self.chat_store.close()
 
     # errors ----------------------------------------------------------------
 
@@ -144,8 +224,7 @@ class LlamadeckApp(App[int]):
 
     def action_tab(self, tab: str) -> None:
         self.query_one("#tabs", TabbedContent).active = f"tab-{tab}"
-        pane = {"models": "#models", "sessions": "#sessions", "logs": "#log"}[tab]
-        self.query_one(f"#{tab}-pane").query_one(pane).focus()
+        self.query_one(f"#{tab}-pane").query_one(FOCUS[tab]).focus()
 
     def help_sections(self) -> list[tuple[str, list[tuple[str, str]]]]:
         def keys(bindings: Iterable[object]) -> list[tuple[str, str]]:
@@ -162,9 +241,32 @@ class LlamadeckApp(App[int]):
             ("Everywhere", general),
             ("Models", keys(ModelsPane.BINDINGS) + [("enter", "Details"), ("esc", "Leave the filter")]),
             ("Sessions", keys(SessionsPane.BINDINGS)),
+            (
+                "Chat",
+                [("enter", "Send"), ("shift+enter, ctrl+j", "New line")]
+                + keys(ChatPane.BINDINGS)
+                + [("up, down (in the messages)", "Select a message (y copies it)")],
+            ),
             ("Logs", keys(LogsPane.BINDINGS)),
-            ("Dialogs", [("esc", "Cancel (a pull keeps its partial download)"), ("enter", "Confirm")]),
+            (
+                "Dialogs",
+                [
+                    ("esc", "Cancel (a pull keeps its partial download)"),
+                    ("enter", "Confirm"),
+                    ("ctrl+s", "Pull: search Hugging Face · Settings: save"),
+                ],
+            ),
         ]
+
+    def action_settings(self) -> None:
+        from tui.screens.settings import SettingsScreen
+
+        if not isinstance(self.screen, SettingsScreen):
+            self.push_screen(SettingsScreen(self.engine, self.config, self.config_path))
+
+    def _reload(self) -> None:
+        self.action_tab("sessions")
+        self.query_one(SessionsPane).action_reload()
 
     def action_help(self) -> None:
         from tui.screens.help import HelpScreen
@@ -175,6 +277,10 @@ class LlamadeckApp(App[int]):
     def _models(self, action: str) -> None:
         self.action_tab("models")
         getattr(self.query_one(ModelsPane), f"action_{action}")()
+
+    def _chat(self, action: str) -> None:
+        self.action_tab("chat")
+        getattr(self.query_one(ChatPane), f"action_{action}")()
 
     def _unload(self) -> None:
         self.action_tab("sessions")
@@ -197,20 +303,34 @@ class LlamadeckApp(App[int]):
         yield SystemCommand("Sort models", "Sort by the next column", lambda: self._models("sort"))
         yield SystemCommand("Reload models", "Read the store again", lambda: self._models("reload"))
         yield SystemCommand("Unload model", "Unload the selected loaded model", self._unload)
+        yield SystemCommand(
+            "Chat with model", "A new chat on the selected model", lambda: self._models("chat")
+        )
+        for action, title, help_text in CHAT_COMMANDS:
+            yield SystemCommand(title, help_text, lambda a=action: self._chat(a))
         for tab, title in TABS:
             yield SystemCommand(
                 f"Show {title}", f"Switch to the {title} tab", lambda t=tab: self.action_tab(t)
             )
         yield SystemCommand("Help", "The keys", self.action_help)
+        yield SystemCommand(
+            "Settings", "Theme, default model and parameters, keep-alive, store", self.action_settings
+        )
+        yield SystemCommand(
+            "Reload model with…",
+            "Reload the selected loaded model with other GPU layers, context or slots",
+            self._reload,
+        )
+        yield SystemCommand("Search Hugging Face", "Find GGUF models to pull", lambda: self._models("pull"))
         for name in self.our_themes:
             yield SystemCommand(
                 f"Theme: {name}", "Switch theme (saved)", lambda n=name: setattr(self, "theme", n)
             )
 
 
-def run_app(engine: Engine) -> int:
-    """Run the app on this terminal; the exit status."""
-    app = LlamadeckApp(engine)
+def run_app(engine: Engine, *, chat_model: str | None = None, serve_url: str | None = None) -> int:
+    """Run the app on this terminal (on the Chat tab with a new chat when ``chat_model``); the exit status."""
+    app = LlamadeckApp(engine, chat_model=chat_model, serve_url=serve_url)
     try:
         status = app.run()
     finally:

@@ -69,6 +69,7 @@ class ModelsPane(Vertical):
         Binding("c", "copy", "Copy", id="models.copy"),
         Binding("i", "details", "Details", id="models.details"),
         Binding("v", "verify", "Verify", id="models.verify"),
+        Binding("n", "chat", "Chat", id="models.chat"),
         Binding("slash", "filter", "Filter", id="models.filter"),
         Binding("s", "sort", "Sort", show=False, id="models.sort"),
         Binding("S", "reverse", "Reverse sort", show=False, id="models.reverse"),
@@ -284,6 +285,12 @@ class ModelsPane(Vertical):
             self.app.call_from_thread(self.app.report, error)  # type: ignore[attr-defined]
             return
         self.app.call_from_thread(self.app.push_screen, DetailsScreen(details))
+
+    def action_chat(self) -> None:
+        """A new chat on the selected model, in the Chat tab."""
+        row = self._need_model()
+        if row is not None and not self._problem(row):
+            self.app.open_chat(row.key)  # type: ignore[attr-defined]
 
     def action_verify(self) -> None:
         from tui.screens.verify import VerifyScreen

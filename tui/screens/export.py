@@ -1,0 +1,81 @@
+"""Ask where to export a conversation as Markdown; the pure helpers that name and write the file."""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from pathlib import Path
+
+from rich.text import Text
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Input, Label, Static
+
+from tui.terminal import escape
+
+_UNSAFE = re.compile(r"[^\w.\- ]+")
+
+
+def export_filename(title: str) -> str:
+    """A file name from a chat title: letters, digits, ``.-_`` and spaces only, never hidden, never empty.
+
+    >>> export_filename("What is 2/3? [draft]")
+    'What is 2-3- -draft.md'
+    """
+    name = _UNSAFE.sub("-", title).strip(" .-")[:80].strip(" .-")
+    return f"{name or 'chat'}.md"
+
+
+def default_export_path(title: str) -> Path:
+    return Path.home() / export_filename(title)
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """A temp file in the same directory, fsync, ``os.replace``: a reader never sees half a file."""
+    fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            out.write(text)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(temp, path)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
+
+
+class ExportScreen(ModalScreen[Path | None]):
+    """The path to write; the caller asks before overwriting and does the writing."""
+
+    CSS_PATH = "export.tcss"
+    BINDINGS = [Binding("escape", "cancel", "Cancel")]
+
+    def __init__(self, title: str, default: Path) -> None:
+        super().__init__()
+        self.chat_title = title
+        self.default = default
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="dialog"):
+            yield Static(Text.assemble("Export ", (escape(self.chat_title), "bold"), " as Markdown to"))
+            yield Input(value=str(self.default), placeholder="a file path, e.g. ~/chat.md", id="path")
+            yield Static("", id="error")
+            yield Label("Enter exports · Esc cancels", classes="hint")
+
+    @on(Input.Submitted, "#path")
+    def submit(self, event: Input.Submitted) -> None:
+        text = event.value.strip()
+        if not text:
+            return
+        path = Path(text).expanduser()
+        if path.is_dir():
+            self.query_one("#error", Static).update(Text(f"{path} is a folder: name a file"))
+            return
+        self.dismiss(path)
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
