@@ -180,6 +180,7 @@ class LoadedModel:
     queued: int
     tokens_per_second: float  # the running streams together
     expires_in: float | None  # seconds until keep-alive unloads it; None while in use or kept for ever
+    manifest: Manifest | None = None  # what was loaded (the name may hold another model by now)
 
 
 @dataclass
@@ -245,12 +246,18 @@ class Engine:
         """The store's directory (``LLAMADECK_HOME``)."""
         return self._store.home
 
-    @property
-    def store_id(self) -> str:
-        """A short name for this store that does not show its path: a server and a CLI compare them."""
-        import hashlib
+    def store_proof(self, challenge: str) -> str:
+        """HMAC of ``challenge`` under the store's secret key (made on first use, for its owner's eyes only).
 
-        return hashlib.sha256(os.fsencode(os.path.realpath(self._store.home))).hexdigest()[:16]
+        A server answers a client's random challenge with it, and the client
+        checks it against its own: only a server on the same store, run by
+        someone who can read the store, can answer, so ``run`` never hands its
+        prompt to whatever else listens on the port.
+        """
+        import hashlib
+        import hmac
+
+        return hmac.new(self._store.secret_key(), challenge.encode(), hashlib.sha256).hexdigest()
 
     # pulling ---------------------------------------------------------------
 
@@ -507,7 +514,9 @@ class Engine:
         chosen = set(where) if tools is None else set(tools)
         if unknown := chosen - set(where):
             raise InvalidInput(f"unknown tool {sorted(unknown)[0]!r}: choose from {', '.join(sorted(where))}")
-        return discover(**{tool: where[tool] for tool in chosen})
+        taken = {m.reference: m.source for m in self._store.manifests()}
+        taken |= {e.reference: "" for e in self._store.problems()}  # damaged or newer: never overwritten
+        return discover(**{tool: where[tool] for tool in chosen}, taken=taken)
 
     def import_found(
         self,
@@ -527,6 +536,12 @@ class Engine:
         if not found.importable:
             raise InvalidInput(f"{found.origin} cannot be imported: {found.note}")
         target = parse_local_name(name or found.suggested)
+        self._store.ensure()
+        existing = self._store.entry(self._store.manifest_path(target))
+        if existing is not None and (existing.manifest is None or existing.manifest.source != found.origin):
+            raise InvalidInput(
+                f"{target} is already a model here: import {found.origin} as another name or rm {target}"
+            )
         made = import_gguf(
             self._store,
             list(found.files),
@@ -766,6 +781,7 @@ class Engine:
                     queued=stats.queued,
                     tokens_per_second=stats.tokens_per_second,
                     expires_in=None if resident.expires_at is None else max(resident.expires_at - now, 0.0),
+                    manifest=runtime.manifest,
                 )
             )
         return rows
@@ -775,7 +791,8 @@ class Engine:
         if reference is None:
             return self._registry.unload(lambda r: True)
         manifest = self._resolve(parse_ref(reference))
-        return self._registry.unload(lambda r: r.key[0] == manifest.load_id)
+        # its weights, and whatever the name held before a create or import gave it others
+        return self._registry.unload(lambda r: r.key[0] == manifest.load_id or r.name == manifest.reference)
 
     def logs(self) -> list[str]:
         """llama.cpp's latest log lines, oldest first (the full log is in the state directory's llama.log)."""
@@ -824,9 +841,9 @@ class Engine:
         stale = [
             r
             for r in self._registry.residents()
-            if r.key[0] == manifest.load_id and r.key != key and not r.users
+            if (r.key[0] == manifest.load_id or r.name == manifest.reference) and r.key != key and not r.users
         ]
-        if stale:  # the same weights with other options: reload, as Ollama does
+        if stale:  # the same weights with other options, or the name's old weights: reload, as Ollama does
             self._registry.unload(lambda r: r in stale)
         decided: list[tuple[loader.LoadSettings, OffloadPlan]] = []
 

@@ -22,13 +22,13 @@ from types import TracebackType
 from engine.errors import IntegrityError, InvalidInput
 from engine.store import Store, os_error
 
-DIGEST = re.compile(r"sha256[:-]([0-9a-f]{64})")
+DIGEST = re.compile(r"sha256[:-]([0-9a-fA-F]{64})")  # Ollama accepts either case
 
 
 def parse_digest(text: object) -> str:
     """The hex of ``sha256:<64 hex>`` (Ollama's form; ``sha256-`` accepted too)."""
     if isinstance(text, str) and (match := DIGEST.fullmatch(text)):
-        return match.group(1)
+        return match.group(1).lower()
     shown = f"{text!r:.80}" if isinstance(text, str) else type(text).__name__
     raise InvalidInput(f"not a blob digest: {shown} (expected sha256:<64 hex digits>)")
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import stat
 import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
@@ -89,10 +90,12 @@ def _existing_path(value: str, base_dir: Path) -> Path | None:
     if not path.is_absolute():
         path = base_dir / path
     try:
-        exists = path.exists()
-    except (OSError, ValueError):  # a name too long for the file system is a model name, not a path
+        mode = path.stat().st_mode
+    except (OSError, ValueError):  # missing, or a name too long for the file system: a model name
         return None
-    return path if exists else None
+    if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):  # a FIFO or a device would block or never end
+        raise InvalidInput(f"{value!r:.200} is not a regular file: give a GGUF file or a folder of them")
+    return path
 
 
 def create_model(
@@ -351,11 +354,13 @@ def _adapters(
     from engine.local import import_file
     from engine.runtime.adapters import check_adapter
 
-    added = []
+    added = list(base)
     for path in spec.adapters:
         check_adapter(path, architecture=architecture)
-        added.append(import_file(store, path, on_event=on_event, cancel=cancel))
-    return (*base, *added)
+        file = import_file(store, path, on_event=on_event, cancel=cancel)
+        if all(a.sha256 != file.sha256 for a in added):  # one adapter applied twice is not two adapters
+            added.append(file)
+    return tuple(added)
 
 
 def _now() -> str:

@@ -34,7 +34,7 @@ import json
 import os
 import re
 import stat
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -111,12 +111,17 @@ def default_locations() -> dict[str, Path]:
 
 
 def discover(
-    *, ollama: Path | None = None, huggingface: Path | None = None, lmstudio: Path | None = None
+    *,
+    ollama: Path | None = None,
+    huggingface: Path | None = None,
+    lmstudio: Path | None = None,
+    taken: Mapping[str, str] | None = None,
 ) -> list[FoundModel]:
     """Every model found in the folders given (a folder left out, or missing, is not scanned).
 
     Never raises for what is in the folders: a problem is a ``note`` on its
-    entry. Suggested names are made unique across the whole list.
+    entry. Suggested names are made unique across the whole list and never
+    name a model ``taken`` (name:tag -> source) holds from elsewhere.
     """
     found: list[FoundModel] = []
     for root, scan in ((ollama, _scan_ollama), (huggingface, _scan_huggingface), (lmstudio, _scan_lmstudio)):
@@ -126,7 +131,7 @@ def discover(
         if real is None:
             continue
         found.extend(sorted(scan(real), key=lambda f: f.name))
-    return _unique_suggestions(found)
+    return _unique_suggestions(found, taken)
 
 
 # -- helpers ------------------------------------------------------------------------------
@@ -258,13 +263,20 @@ def suggest(name: str, tag: str | None) -> str:
         return "imported:latest"
 
 
-def _unique_suggestions(found: list[FoundModel]) -> list[FoundModel]:
+def _unique_suggestions(
+    found: list[FoundModel], taken_already: Mapping[str, str] | None = None
+) -> list[FoundModel]:
+    """Suggestions unique in the list and free in the store (``taken_already``: name:tag -> its source).
+
+    A name the store holds from this very origin is kept: importing again repairs it.
+    """
+    store = dict(taken_already or {})
     taken: set[str] = set()
     result = []
     for model in found:
         suggested, n = model.suggested, 1
         name, _, tag = suggested.partition(":")
-        while suggested in taken:
+        while suggested in taken or store.get(suggested, model.origin) != model.origin:
             n += 1
             suffix = f"-{n}"
             suggested = f"{name}:{tag[: 80 - len(suffix)]}{suffix}"

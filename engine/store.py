@@ -363,6 +363,36 @@ class Store:
                 where = Path(error.filename) if error.filename else directory
                 raise os_error(error, "cannot create the model store directory", where) from error
 
+    def secret_key(self) -> bytes:
+        """The store's random key (``<home>/secret.key``, mode 0600), created on first use.
+
+        Raises LlamadeckError naming the file when it cannot be read or made.
+        """
+        path = self.home / "secret.key"
+        for _ in range(2):
+            try:
+                with open(path, "rb") as file:
+                    key = file.read(256)
+                if len(key) >= 32:
+                    return key
+                raise LlamadeckError(f"{path} is damaged (too short): delete it and run again")
+            except FileNotFoundError:
+                pass
+            except OSError as error:
+                raise os_error(error, "cannot read the store's key", path) from error
+            self.ensure()
+            try:
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+            except FileExistsError:
+                continue  # another process made it meanwhile: read theirs
+            except OSError as error:
+                raise os_error(error, "cannot make the store's key", path) from error
+            with os.fdopen(fd, "wb") as file:
+                file.write(secrets.token_bytes(32))
+                file.flush()
+                os.fsync(file.fileno())
+        raise LlamadeckError(f"cannot read the store's key {path}")
+
     # blobs -----------------------------------------------------------------
 
     def blob_path(self, sha256: str) -> Path:

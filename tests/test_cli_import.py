@@ -87,3 +87,18 @@ def test_import_of_an_unknown_name_is_one_line(others: dict[str, str]) -> None:
     result = llamadeck(others, "import", "nothing-like-it")
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert "no model nothing-like-it found" in result.stderr
+
+
+def test_import_never_replaces_a_model_of_the_same_name(
+    others: dict[str, str], weights: dict[str, Path]
+) -> None:
+    from engine import Engine
+
+    mine = Engine().create("tinyllama:1b", f"FROM {weights['b']}\nSYSTEM mine\n")
+    listed = llamadeck(others, "import").stdout
+    assert "tinyllama:1b-2" in listed  # offered under a free name
+    done = llamadeck(others, "import", "--all")
+    assert done.returncode == 0, done.stderr
+    assert "as tinyllama:1b-2" in done.stdout
+    kept = Engine().resolve("tinyllama:1b")
+    assert kept.files == mine.files and kept.config.system == "mine"

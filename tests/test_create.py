@@ -252,3 +252,27 @@ def test_prune_removes_abandoned_uploads_and_working_folders_but_not_fresh_ones(
     engine.prune()
     assert not old_upload.exists() and not old_work.exists()
     assert new_upload.exists() and new_work.exists()
+
+
+def test_from_a_fifo_is_refused_at_once_not_waited_on(engine: Engine, tmp_path: Path) -> None:
+    fifo = tmp_path / "weights.gguf"
+    os.mkfifo(fifo)
+    with pytest.raises(InvalidInput, match="not a regular file"):
+        engine.create("x", f"FROM {fifo}\n", base_dir=tmp_path)
+    assert engine.list_models() == []
+
+
+def test_a_name_created_again_while_loaded_serves_and_lists_the_new_weights(
+    engine: Engine, weights: dict[str, Path], tmp_path: Path
+) -> None:
+    engine.create("m1", f"FROM {weights['q8']}\n", base_dir=tmp_path)
+    reply(engine, "m1")
+    old = engine.resolve("m1").id
+    new = engine.create("m1", f"FROM {weights['bare']}\n", base_dir=tmp_path)
+    assert new.id != old
+    reply(engine, "m1")
+    loaded = engine.loaded()
+    assert [(m.reference, m.id) for m in loaded] == [("m1:latest", new.id)]  # the old weights were let go
+    assert loaded[0].manifest == new
+    engine.unload("m1")
+    assert engine.loaded() == []

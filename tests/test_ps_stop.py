@@ -110,3 +110,41 @@ def test_run_through_a_server_reports_its_errors_in_one_line(engine: Engine) -> 
             timeout=60,
         )
         assert bad.returncode == 0, bad.stderr  # a key the loopback server does not ask for is ignored
+
+
+def test_run_never_trusts_a_stranger_that_claims_to_be_llamadeck(engine: Engine) -> None:
+    """A process on the port that answers like llamadeck but cannot prove the store never gets the prompt."""
+    prompts: list[bytes] = []
+
+    class Impostor(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - the stdlib's name
+            self.send_response(200)
+            self.send_header("x-llamadeck-version", "9.9.9")
+            self.send_header("x-llamadeck-proof", "0" * 64)
+            self.end_headers()
+            self.wfile.write(b'{"version": "9.9.9"}')
+
+        def do_POST(self) -> None:  # noqa: N802
+            prompts.append(self.rfile.read(int(self.headers["Content-Length"])))
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(b'{"response": "SPOOFED", "done": true}\n')
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Impostor)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        ran = cli(
+            "run",
+            "hf.co/acme/Tiny-GGUF:Q8_0",
+            "my secret",
+            "-n",
+            "2",
+            host=f"127.0.0.1:{server.server_address[1]}",
+        )
+    finally:
+        server.shutdown()
+    assert ran.returncode == 0, ran.stderr
+    assert "SPOOFED" not in ran.stdout and prompts == []  # it ran in-process

@@ -149,7 +149,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     from tui.client import server_for_store
 
-    server = server_for_store(engine.store_id)  # a running serve on this store has the model loaded already
+    server = server_for_store(engine.store_proof)  # a serve on this store may have the model loaded already
 
     def generate(cancel: Any, emit: Callable[[object], None]) -> None:
         if server is not None:
@@ -217,7 +217,8 @@ def _generate_on_server(
     except ServerError as failure:
         if cancel.cancelled:
             raise Cancelled("stopped") from failure
-        raise LlamadeckError(f"{failure} (the llamadeck server at {base})") from failure
+        where = "" if base in str(failure) else f" (the llamadeck server at {base})"
+        raise LlamadeckError(f"{failure}{where}") from failure
     finally:
         remove()
 
@@ -303,9 +304,9 @@ def read_modelfile(name: str) -> tuple[bytes, str]:
             raise CliError("create -f - reads the Modelfile from stdin: pipe one in")
         return sys.stdin.buffer.read(MAX_MODELFILE_BYTES + 1), os.getcwd()
     try:
-        with open(name, "rb") as file:
-            if not os.path.isfile(name):
-                raise CliError(f"{escape(name)} is not a file: give a Modelfile with -f")
+        if os.path.exists(name) and not os.path.isdir(name) and not os.path.isfile(name):
+            raise CliError(f"{escape(name)} is not a regular file: give a Modelfile with -f (- reads stdin)")
+        with open(name, "rb") as file:  # checked first: opening a FIFO would wait for a writer
             return file.read(MAX_MODELFILE_BYTES + 1), os.path.dirname(os.path.abspath(name))
     except FileNotFoundError:
         hint = " (no Modelfile in this folder: give one with -f)" if name == "Modelfile" else ""
@@ -339,6 +340,30 @@ def cmd_create(args: argparse.Namespace) -> int:
         view.close()
     out(f"created {escape(manifest.reference)} ({escape(manifest.id)})")
     return 0
+
+
+def _open_app(*, serve: bool) -> int:
+    """The full-screen app; with ``serve``, its engine also answers the HTTP API while it runs."""
+    if not serve:
+        from tui.app import run_app  # textual is imported only here
+
+        return run_app(_engine())
+    from api.server import BackgroundServer, ServeError, address, bind
+
+    api_key = os.environ.get("LLAMADECK_API_KEY") or None
+    try:
+        listener = bind(*address(None, None), api_key=api_key)
+    except ServeError as failure:
+        raise CliError(f"--serve: {failure}") from None
+    from tui.app import LlamadeckApp
+
+    engine = _engine()
+    server = BackgroundServer(engine, listener, api_key=api_key)
+    try:
+        return LlamadeckApp(engine, serve_url=server.url).run() or 0
+    finally:
+        server.stop()  # before the engine closes: no request may find it gone
+        engine.close()
 
 
 def cmd_import(args: argparse.Namespace) -> int:
@@ -579,6 +604,12 @@ def build_parser() -> argparse.ArgumentParser:
         description="A terminal workstation for local LLMs: pull GGUF models from Hugging Face and run them.",
     )
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    parser.add_argument(
+        "--serve",
+        action="store_true",
+        help="open the app and serve its engine's API too, so other tools share its loaded models "
+        "(address as for serve: LLAMADECK_HOST, LLAMADECK_API_KEY)",
+    )
     # --debug after the command too: SUPPRESS keeps a subcommand from resetting one given before it
     common = Parser(add_help=False)
     common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks")
@@ -727,12 +758,13 @@ def _main(argv: Sequence[str] | None) -> int:
     if extras:
         parser.error(f"unrecognized arguments: {' '.join(extras)}")
     if getattr(args, "handler", None) is None:
-        if _interactive():
-            from tui.app import run_app  # textual is imported only here
-
-            return run_app(_engine())
-        parser.print_help()  # not a terminal: the app cannot run, the help is what helps
-        return 0
+        if not _interactive():
+            if args.serve:
+                error("--serve opens the app, which needs a terminal: use llamadeck serve here")
+                return 1
+            parser.print_help()  # not a terminal: the app cannot run, the help is what helps
+            return 0
+        args.handler = lambda args: _open_app(serve=args.serve)  # errors reported as any command's
     if sys.stdout is None:
         error("standard output is closed, so nothing could be shown: nothing was done")
         return 1

@@ -8,11 +8,13 @@ named, not driven.
 
 from __future__ import annotations
 
+import hmac
 import json
 import os
+import secrets
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -81,10 +83,13 @@ def _error_text(raw: bytes) -> str:
 _PROBE_TIMEOUT = 0.5  # a server on loopback answers in milliseconds; none there is refused at once
 
 
-def server_for_store(store_id: str) -> str | None:
+def server_for_store(prove: Callable[[str], str]) -> str | None:
     """The base URL of a running llamadeck server on this same store, or None.
 
-    ``run`` then asks it instead of loading a second copy of the model. Any
+    ``run`` then asks it instead of loading a second copy of the model. The
+    server must answer a random challenge with the store's proof
+    (``Engine.store_proof``), which only a process that can read this store's
+    key can compute, so a stranger on the port never sees the prompt. Any
     doubt (no answer, not llamadeck, another store, an error) gives None and
     ``run`` works in-process, as it always can.
     """
@@ -92,13 +97,18 @@ def server_for_store(store_id: str) -> str | None:
         base = server_url()
     except ServerError:
         return None
-    request = urllib.request.Request(base + "/api/version", headers=_auth(), method="GET")
+    challenge = secrets.token_hex(16)
+    headers = {**_auth(), "x-llamadeck-challenge": challenge}
+    request = urllib.request.Request(base + "/api/version", headers=headers, method="GET")
     try:
         with urllib.request.urlopen(request, timeout=_PROBE_TIMEOUT) as response:
-            store = response.headers.get("x-llamadeck-store")
-    except (urllib.error.URLError, OSError, ValueError):
+            proof = response.headers.get("x-llamadeck-proof") or ""
+        expected = prove(challenge)
+    except (urllib.error.URLError, OSError, ValueError, LookupError):
         return None
-    return base if store == store_id else None
+    except Exception:  # noqa: BLE001 - our own store's key unreadable: work in-process, as without a server
+        return None
+    return base if hmac.compare_digest(proof, expected) else None
 
 
 def _auth() -> dict[str, str]:
