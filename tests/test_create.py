@@ -8,6 +8,8 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from engine import (
     Done,
@@ -276,3 +278,61 @@ def test_a_name_created_again_while_loaded_serves_and_lists_the_new_weights(
     assert loaded[0].manifest == new
     engine.unload("m1")
     assert engine.loaded() == []
+
+
+TEXT = st.text(
+    st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), min_size=1, max_size=40
+).filter(lambda t: t.strip() == t and t.strip())
+PARAMETERS = st.fixed_dictionaries(
+    {},
+    optional={
+        "temperature": st.sampled_from([0.0, 0.2, 1.5]),
+        "top_k": st.integers(1, 100),
+        "num_ctx": st.sampled_from([256, 512, 2048]),
+        "seed": st.integers(0, 1000),
+        "stop": st.lists(TEXT, min_size=1, max_size=3, unique=True),
+    },
+)
+TEMPLATES = st.sampled_from(
+    [
+        None,
+        "{{ .System }}\n{{ .Prompt }}",
+        "{{ range .Messages }}<{{ .Role }}>{{ .Content }}{{ end }}<assistant>",
+    ]
+)
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    system=st.none() | TEXT,
+    parameters=PARAMETERS,
+    messages=st.lists(st.tuples(st.sampled_from(["user", "assistant", "system"]), TEXT), max_size=3),
+    licenses=st.lists(TEXT, max_size=2),
+    template=TEMPLATES,
+)
+def test_generated_modelfiles_round_trip_through_show_modelfile(
+    engine: Engine,
+    weights: dict[str, Path],
+    tmp_path: Path,
+    system: str | None,
+    parameters: dict[str, object],
+    messages: list[tuple[str, str]],
+    licenses: list[str],
+    template: str | None,
+) -> None:
+    from engine.modelfile import Modelfile, format_modelfile
+
+    text = format_modelfile(
+        Modelfile(
+            from_=str(weights["q8"]),
+            template=template,
+            system=system,
+            parameters=parameters,
+            messages=tuple(messages),
+            license=tuple(licenses),
+        )
+    )
+    first = engine.create("gen", text, base_dir=tmp_path)
+    again = engine.create("gen2", engine.modelfile("gen"), base_dir=tmp_path)
+    assert comparable(again) == comparable(first)
+    assert first.config.system == system and first.config.messages == tuple(messages)
