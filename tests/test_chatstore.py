@@ -710,16 +710,41 @@ def test_a_file_where_the_directory_should_be_is_a_clear_error(tmp_path: Path) -
         ChatStore.open(tmp_path / "blocker" / "chats.db")
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root reads any file: permissions cannot bite")
-def test_an_unreadable_file_is_a_clear_error(db_path: Path) -> None:
+def test_an_unreadable_file_is_a_clear_error(tmp_path: Path) -> None:
+    """Checked as an unprivileged user: root reads any file, so under root the check runs as nobody."""
+    folder = tmp_path / "shared"
+    folder.mkdir()
+    db_path = folder / "chats.db"
     with ChatStore.open(db_path) as store:
         store.create("m")
     db_path.chmod(0o000)
+    check = "\n".join(
+        [
+            "import sys",
+            "from pathlib import Path",
+            "from tui.chatstore import ChatStore, ChatStoreError, DamagedChatStore",
+            "try:",
+            "    ChatStore.open(Path(sys.argv[1]))",
+            "except DamagedChatStore as e:",
+            "    print('DAMAGED', e)",
+            "except ChatStoreError as e:",
+            "    print(e)",
+            "else:",
+            "    print('OPENED')",
+        ]
+    )
+    command = [sys.executable, "-c", check, str(db_path)]
+    if os.geteuid() == 0:
+        for part in (tmp_path, *tmp_path.parents):  # let nobody walk down to the file, and no further
+            if part != Path("/"):
+                part.chmod(part.stat().st_mode | 0o001)
+        folder.chmod(0o777)
+        command = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", *command]
     try:
-        with pytest.raises(ChatStoreError) as info:
-            ChatStore.open(db_path)
-        assert str(info.value) == f"cannot open chat history {db_path} (permission denied)"
-        assert not isinstance(info.value, DamagedChatStore)
+        result = subprocess.run(
+            command, capture_output=True, text=True, timeout=60, cwd=Path(__file__).parent.parent
+        )
+        assert result.stdout.strip() == f"cannot open chat history {db_path} (permission denied)", result
     finally:
         db_path.chmod(0o600)
 

@@ -121,7 +121,8 @@ def test_serve_flag_shares_the_apps_engine_over_http(tmp_path: Path) -> None:
         tmux("send-keys", "-t", session, "q")
         wait_for(lambda: status.exists() and status.read_text().strip() != "")
         assert status.read_text().strip() == "0"
-        with socket.socket() as after:  # the port is free again: the server stopped with the app
+        with socket.socket() as after:  # nothing listens any more: the server stopped with the app
+            after.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # past connections may linger
             after.bind(("127.0.0.1", port))
     finally:
         tmux("kill-session", "-t", session)
