@@ -19,6 +19,7 @@ ADAPTERs are added to the base's.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import stat
 import tempfile
@@ -192,8 +193,9 @@ def _import(
             on_event=on_event, cancel=cancel,
         )  # fmt: skip
     with _scratch(store) if scratch is None else _given(scratch) as folder:
-        quantized = folder / f"quantized-{spec.quantize.upper()}.gguf"
-        _quantize(_single_file(source), quantized, spec.quantize, on_event, cancel)
+        single = _single_file(source)
+        quantized = folder / _quantized_name(single, spec.quantize)
+        _quantize(single, quantized, spec.quantize, on_event, cancel)
         return import_gguf(
             store, quantized, ref=target, config=config, origin=origin, license=license,
             on_event=on_event, cancel=cancel,
@@ -295,6 +297,14 @@ def _quantize(source: Path, target: Path, quant: str, on_event: EventSink, cance
 
     on_event(Status(f"quantizing to {quant.upper()}"))
     quantize(source, target, quant, on_event=on_event, cancel=cancel)
+
+
+def _quantized_name(source: Path, quant: str) -> str:
+    """``Model-F16.gguf`` quantized to Q4_K_M is stored as ``Model-Q4_K_M.gguf``."""
+    stem = re.sub(r"[-_.](?:f16|f32|bf16)$", "", source.stem, flags=re.IGNORECASE)
+    if stem.startswith("sha256-"):  # a stored blob: its name says nothing
+        stem = "model"
+    return f"{stem}-{quant.upper()}.gguf"
 
 
 def _single_file(path: Path) -> Path:

@@ -266,7 +266,7 @@ def cmd_show(args: argparse.Namespace) -> int:
         from engine import parameter_lines
 
         lines = parameter_lines(m.config.parameters)
-        out(escape("\n".join(f"{name:<20}{value}" for name, value in lines)) if lines else "(none)")
+        out("\n".join(escape(f"{name:<20}{value}") for name, value in lines) if lines else "(none)")
         return 0
     model = [
         ("architecture", m.architecture),

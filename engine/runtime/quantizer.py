@@ -224,7 +224,7 @@ def _run_child(
                 elapsed = time.monotonic() - started
                 rate = done / elapsed if elapsed > 0 else 0.0
                 eta = (total - done) / rate if rate > 0 else None
-                on_event(Progress("quantizing", label, done, total, rate, eta))
+                on_event(Progress("quantizing", label, done, total, rate, eta, unit="tensors"))
             elif "required fallback quantization" in line:
                 fallback = line.split(": ", 1)[-1]
         code = child.wait()
