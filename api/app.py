@@ -10,8 +10,10 @@ through ``engine_of(request)``.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
-from collections.abc import Iterable
+import re
+from collections.abc import Callable, Iterable
 
 from fastapi import FastAPI, Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -21,6 +23,7 @@ from api.security import Guard
 from engine import Engine
 
 _OPTIONAL_ROUTERS = ("api.generate", "api.openai", "api.create")  # included when they are there
+_CHALLENGE = re.compile(rb"[0-9a-f]{32,128}")
 _UNLIMITED_PREFIXES = ("/api/blobs/",)  # uploads of model files: verified by digest, not size-limited
 
 
@@ -44,8 +47,8 @@ class BodyLimit:
         if scope["type"] == "http" and not scope["path"].startswith(_UNLIMITED_PREFIXES):
             for name, value in scope["headers"]:
                 if name == b"content-length" and value.isdigit() and int(value) > self.limit:
-                    response = errors.error_response(
-                        413, f"request body is larger than {self.limit >> 20} MiB"
+                    response = errors.error_for(
+                        scope["path"], 413, f"request body is larger than {self.limit >> 20} MiB"
                     )
                     await response(scope, receive, send)
                     return
@@ -83,7 +86,7 @@ def create_app(
         app.include_router(module.router)
     app.add_middleware(BodyLimit)
     app.add_middleware(Guard, api_key=api_key, allowed_hosts=allowed_hosts, allowed_origins=allowed_origins)
-    app.add_middleware(Identify, version=models.VERSION, store=engine.store_id)
+    app.add_middleware(Identify, version=models.VERSION, prove=engine.store_proof)
     return app
 
 
@@ -91,20 +94,28 @@ class Identify:
     """Every response says it comes from llamadeck: ``llamadeck ps`` tells us from an Ollama on the port."""
 
     HEADER = b"x-llamadeck-version"
-    STORE = b"x-llamadeck-store"  # which store it serves: ``run`` uses a server only on its own store
+    CHALLENGE = b"x-llamadeck-challenge"  # a client's random text: the answer proves which store this serves
+    PROOF = b"x-llamadeck-proof"
 
-    def __init__(self, app: ASGIApp, version: str, store: str = "") -> None:
+    def __init__(self, app: ASGIApp, version: str, prove: Callable[[str], str] | None = None) -> None:
         self.app = app
-        self.headers = [(self.HEADER, version.encode())] + ([(self.STORE, store.encode())] if store else [])
+        self.headers = [(self.HEADER, version.encode())]
+        self.prove = prove
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
 
+        headers = list(self.headers)
+        challenge = next((v for k, v in scope.get("headers", []) if k == self.CHALLENGE), None)
+        if challenge is not None and self.prove is not None and _CHALLENGE.fullmatch(challenge):
+            with contextlib.suppress(Exception):  # no key, no proof: the client then works on its own
+                headers.append((self.PROOF, self.prove(challenge.decode()).encode()))
+
         async def send_identified(message: Message) -> None:
             if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", []), *self.headers]
+                message["headers"] = [*message.get("headers", []), *headers]
             await send(message)
 
         await self.app(scope, receive, send_identified)

@@ -19,10 +19,15 @@ from fastapi.concurrency import run_in_threadpool
 from api import jobs
 from api.app import engine_of
 from api.errors import APIError, bool_field, read_json, string_field
+from api.schema import BOOLEAN, MESSAGES, NAME, OPTIONS, STRING, TEXTS, json_body
 from engine import CancelToken, CreateSpec, EventSink, InvalidInput, LlamadeckError, Manifest, parse_options
 
 router = APIRouter()
 _ROLES = ("system", "user", "assistant", "tool")
+_DIGESTS: dict[str, Any] = {  # file name -> "sha256:<hex>" of an uploaded blob
+    "type": "object",
+    "additionalProperties": {"type": "string", "pattern": "^sha256:[0-9a-f]{64}$"},
+}
 
 
 @router.head("/api/blobs/{digest}")
@@ -36,7 +41,15 @@ async def has_blob(request: Request, digest: str) -> Response:
     return Response(status_code=200)
 
 
-@router.post("/api/blobs/{digest}")
+@router.post(
+    "/api/blobs/{digest}",
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
+        }
+    },
+)
 async def upload_blob(request: Request, digest: str) -> Response:
     """Store the body as the blob ``digest`` (201), or 200 when it is here already; a wrong digest is 400."""
     engine = engine_of(request)
@@ -168,7 +181,23 @@ def _spec(request: Request, data: dict[str, Any]) -> CreateSpec:
     )
 
 
-@router.post("/api/create")
+@router.post(
+    "/api/create",
+    openapi_extra=json_body(
+        ["model"],
+        model=NAME,
+        **{"from": NAME},
+        files=_DIGESTS,
+        adapters=_DIGESTS,
+        template=STRING,
+        system=STRING,
+        license=TEXTS,
+        parameters=OPTIONS,
+        messages=MESSAGES,
+        quantize=STRING,
+        stream=BOOLEAN,
+    ),
+)
 async def create(request: Request) -> Response:
     data = await read_json(request)
     name = string_field(data, "model", "name")

@@ -1,4 +1,8 @@
-"""Errors as Ollama's clients expect them: ``{"error": "..."}`` with the status each engine error family owns.
+"""Errors as each API's clients expect them, with the status each engine error family owns.
+
+Ollama's routes answer ``{"error": "..."}``; OpenAI's (``/v1``) answer
+``{"error": {"message", "type", "param", "code"}}``, also for an unknown
+``/v1`` path, a wrong method or an oversized body (``error_for``).
 
 Engine errors carry their HTTP status (``LlamadeckError.status``); anything else
 a client can provoke is answered 400/404/413 by the helpers here, and whatever
@@ -33,8 +37,43 @@ class APIError(Exception):
         self.message = message
 
 
+_OPENAI_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+}
+
+
 def error_response(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    """Ollama's error: ``{"error": "..."}``."""
     return JSONResponse({"error": message}, status_code=status, headers=headers)
+
+
+def openai_error(
+    status: int,
+    message: str,
+    *,
+    param: str | None = None,
+    code: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
+    """OpenAI's error: ``{"error": {"message", "type", "param", "code"}}``."""
+    kind = _OPENAI_TYPES.get(status, "invalid_request_error" if 400 <= status < 500 else "api_error")
+    body = {"error": {"message": message, "type": kind, "param": param, "code": code}}
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+def is_openai(path: str) -> bool:
+    """Whether ``path`` is one of OpenAI's routes (``/v1/...``), whose clients expect OpenAI's errors."""
+    return path == "/v1" or path.startswith("/v1/")
+
+
+def error_for(path: str, status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    """The error in the shape the clients of ``path``'s API expect: OpenAI's under ``/v1``, else Ollama's."""
+    if is_openai(path):
+        return openai_error(status, message, headers=headers)
+    return error_response(status, message, headers)
 
 
 def status_of(error: LlamadeckError) -> int:
@@ -108,26 +147,26 @@ def install(app: FastAPI) -> None:
     """Register the handlers that give every failure the ``{"error": ...}`` shape."""
 
     @app.exception_handler(APIError)
-    async def api_error(_request: Request, error: APIError) -> JSONResponse:
-        return error_response(error.status, error.message)
+    async def api_error(request: Request, error: APIError) -> JSONResponse:
+        return error_for(request.url.path, error.status, error.message)
 
     @app.exception_handler(LlamadeckError)
-    async def engine_error(_request: Request, error: LlamadeckError) -> JSONResponse:
-        return error_response(status_of(error), str(error) or type(error).__name__)
+    async def engine_error(request: Request, error: LlamadeckError) -> JSONResponse:
+        return error_for(request.url.path, status_of(error), str(error) or type(error).__name__)
 
     @app.exception_handler(RequestValidationError)
-    async def invalid(_request: Request, error: RequestValidationError) -> JSONResponse:
+    async def invalid(request: Request, error: RequestValidationError) -> JSONResponse:
         problems = "; ".join(
             f"{'.'.join(str(p) for p in e.get('loc', ())[1:]) or 'body'}: {e.get('msg', 'invalid')}"
             for e in error.errors()[:5]
         )
-        return error_response(400, problems or "invalid request")
+        return error_for(request.url.path, 400, problems or "invalid request")
 
-    @app.exception_handler(StarletteHTTPException)
-    async def http_error(_request: Request, error: StarletteHTTPException) -> JSONResponse:
-        return error_response(error.status_code, str(error.detail), dict(error.headers or {}))
+    @app.exception_handler(StarletteHTTPException)  # unknown paths (404), wrong methods (405)
+    async def http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
+        return error_for(request.url.path, error.status_code, str(error.detail), dict(error.headers or {}))
 
     @app.exception_handler(Exception)
-    async def unexpected(_request: Request, error: Exception) -> JSONResponse:
+    async def unexpected(request: Request, error: Exception) -> JSONResponse:
         _log.exception("unexpected error")  # the server's log has the traceback; the client never does
-        return error_response(500, f"internal error: {type(error).__name__}")
+        return error_for(request.url.path, 500, f"internal error: {type(error).__name__}")

@@ -27,6 +27,7 @@ from fastapi.responses import JSONResponse, Response
 
 from api.app import engine_of
 from api.errors import APIError, bool_field, model_errors, read_json, status_of, string_field
+from api.schema import BOOLEAN, KEEP_ALIVE, MESSAGES, NAME, OPTIONS, STRING, TEXTS, json_body
 from api.streaming import EngineStream, EventStreamResponse, collect, open_stream
 from engine import CancelToken, Done, Engine, Generation, LlamadeckError
 
@@ -190,34 +191,11 @@ async def load(engine: Engine, model: str, kind: str, options: Any, keep_alive: 
 # routes ----------------------------------------------------------------------------
 
 
-def json_body(required: list[str], **properties: dict[str, Any]) -> dict[str, Any]:
-    """The request body's schema for the OpenAPI document (the routes read and check the JSON themselves)."""
-    schema = {"type": "object", "required": required, "properties": properties}
-    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
-
-
-STRING: dict[str, Any] = {"type": "string"}
-BOOLEAN: dict[str, Any] = {"type": "boolean"}
-OPTIONS: dict[str, Any] = {
-    "type": "object",
-    "description": "Ollama's option names, e.g. temperature, num_predict",
-}
-KEEP_ALIVE: dict[str, Any] = {
-    "type": ["number", "string"],
-    "description": "seconds, or a duration: 5m, 1h, 0",
-}
-TEXTS: dict[str, Any] = {"anyOf": [STRING, {"type": "array", "items": STRING}]}
-MESSAGES: dict[str, Any] = {
-    "type": "array",
-    "items": {"type": "object", "required": ["role"], "properties": {"role": STRING, "content": STRING}},
-}
-
-
 @router.post(
     "/api/generate",
     openapi_extra=json_body(
         ["model"],
-        model=STRING,
+        model=NAME,
         prompt=STRING,
         system=STRING,
         raw=BOOLEAN,
@@ -270,7 +248,7 @@ async def generate(request: Request) -> Response:
     "/api/chat",
     openapi_extra=json_body(
         ["model"],
-        model=STRING,
+        model=NAME,
         messages=MESSAGES,
         tools={"type": "array", "items": {"type": "object"}},
         stream=BOOLEAN,
@@ -367,7 +345,7 @@ async def embeddings_of(
     "/api/embed",
     openapi_extra=json_body(
         ["model"],
-        model=STRING,
+        model=NAME,
         input=TEXTS,
         truncate=BOOLEAN,
         keep_alive=KEEP_ALIVE,
@@ -393,7 +371,7 @@ async def embed(request: Request) -> Response:
 
 
 @router.post(
-    "/api/embeddings", openapi_extra=json_body(["model"], model=STRING, prompt=STRING, keep_alive=KEEP_ALIVE)
+    "/api/embeddings", openapi_extra=json_body(["model"], model=NAME, prompt=STRING, keep_alive=KEEP_ALIVE)
 )
 async def embeddings(request: Request) -> Response:
     """The legacy route: one ``prompt``, one ``embedding``."""

@@ -19,10 +19,10 @@ from fastapi.responses import PlainTextResponse
 from api import jobs
 from api.app import engine_of
 from api.errors import APIError, bool_field, model_errors, read_json, string_field
+from api.schema import BOOLEAN, NAME, STRING, json_body
 from engine import (
     CancelToken,
     EventSink,
-    LlamadeckError,
     LoadedModel,
     Manifest,
     ModelNotFound,
@@ -111,12 +111,8 @@ def _ps(request: Request) -> dict[str, Any]:
     engine = engine_of(request)
     now = datetime.now(UTC)
     rows = []
-    for loaded in engine.loaded():
-        try:
-            manifest: Manifest | None = engine.resolve(loaded.reference)
-        except LlamadeckError:  # removed or damaged since it was loaded: still in memory, still listed
-            manifest = None
-        rows.append(_running(loaded, manifest, now))
+    for loaded in engine.loaded():  # described by what was loaded, not by what the name holds now
+        rows.append(_running(loaded, loaded.manifest, now))
     return {"models": rows}
 
 
@@ -168,7 +164,7 @@ def _show(request: Request, name: str) -> dict[str, Any]:
     }
 
 
-@router.post("/api/show")
+@router.post("/api/show", openapi_extra=json_body(["model"], model=NAME, verbose=BOOLEAN))
 async def show(request: Request) -> dict[str, Any]:
     data = await read_json(request)
     name = string_field(data, "model", "name")
@@ -180,7 +176,7 @@ def _delete(request: Request, name: str) -> None:
         engine_of(request).remove(name)
 
 
-@router.delete("/api/delete")
+@router.delete("/api/delete", openapi_extra=json_body(["model"], model=NAME))
 async def delete(request: Request) -> Response:
     data = await read_json(request)
     await run_in_threadpool(_delete, request, string_field(data, "model", "name"))
@@ -192,7 +188,7 @@ def _copy(request: Request, source: str, destination: str) -> None:
         engine_of(request).copy(source, destination)
 
 
-@router.post("/api/copy")
+@router.post("/api/copy", openapi_extra=json_body(["source", "destination"], source=NAME, destination=STRING))
 async def copy(request: Request) -> Response:
     data = await read_json(request)
     source = string_field(data, "source")
@@ -204,7 +200,7 @@ async def copy(request: Request) -> Response:
 # pulling ---------------------------------------------------------------------
 
 
-@router.post("/api/pull")
+@router.post("/api/pull", openapi_extra=json_body(["model"], model=NAME, insecure=BOOLEAN, stream=BOOLEAN))
 async def pull(request: Request) -> Response:
     data = await read_json(request)
     name = string_field(data, "model", "name")

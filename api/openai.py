@@ -28,31 +28,18 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
 from api.app import engine_of
-from api.errors import APIError, bool_field, read_json, status_of
-from api.generate import BOOLEAN, MESSAGES, STRING, TEXTS, json_body, shorten
+from api.errors import APIError, bool_field, openai_error, read_json, status_of
+from api.generate import shorten
+from api.schema import BOOLEAN, COUNT, MESSAGES, NAME, NUMBER, STRING, TEXTS, json_body, path_parameter
 from api.streaming import EngineStream, EventStreamResponse, collect, open_stream
 from engine import CancelToken, Done, Generation, LlamadeckError, Manifest, ModelNotFound
 
 router = APIRouter(tags=["openai"])
 
 SSE = "text/event-stream"
-_TYPES = {
-    400: "invalid_request_error",
-    401: "authentication_error",
-    403: "permission_error",
-    404: "not_found_error",
-}
 
 
 # errors ---------------------------------------------------------------------------
-
-
-def openai_error(
-    status: int, message: str, *, param: str | None = None, code: str | None = None
-) -> JSONResponse:
-    kind = _TYPES.get(status, "invalid_request_error" if 400 <= status < 500 else "api_error")
-    body = {"error": {"message": message, "type": kind, "param": param, "code": code}}
-    return JSONResponse(body, status_code=status)
 
 
 def error_body(error: BaseException) -> dict[str, Any]:
@@ -249,8 +236,6 @@ async def start(run: Callable[[CancelToken], Iterator[Generation]]) -> EngineStr
 
 # routes ----------------------------------------------------------------------------
 
-NUMBER: dict[str, Any] = {"type": "number"}
-COUNT: dict[str, Any] = {"type": "integer", "minimum": 1}
 STOP: dict[str, Any] = TEXTS
 SAMPLING: dict[str, dict[str, Any]] = {
     "temperature": NUMBER,
@@ -287,7 +272,7 @@ async def list_models(request: Request) -> Response:
     return JSONResponse({"object": "list", "data": [model_object(m) for m in manifests]})
 
 
-@router.get("/v1/models/{model:path}")
+@router.get("/v1/models/{model:path}", openapi_extra=path_parameter("model"))
 @openai_errors
 async def retrieve_model(request: Request) -> Response:
     engine = engine_of(request)
@@ -300,7 +285,7 @@ async def retrieve_model(request: Request) -> Response:
     "/v1/chat/completions",
     openapi_extra=json_body(
         ["model", "messages"],
-        model=STRING,
+        model=NAME,
         messages=MESSAGES,
         max_completion_tokens=COUNT,
         tools={"type": "array", "items": {"type": "object"}},
@@ -368,7 +353,7 @@ def completion_prompt(data: dict[str, Any]) -> str:
 
 
 @router.post(
-    "/v1/completions", openapi_extra=json_body(["model", "prompt"], model=STRING, prompt=STRING, **SAMPLING)
+    "/v1/completions", openapi_extra=json_body(["model", "prompt"], model=NAME, prompt=STRING, **SAMPLING)
 )
 @openai_errors
 async def completions(request: Request) -> Response:
@@ -434,7 +419,7 @@ def encoded(vector: list[float], encoding: str) -> list[float] | str:
     "/v1/embeddings",
     openapi_extra=json_body(
         ["model", "input"],
-        model=STRING,
+        model=NAME,
         input=TEXTS,
         dimensions=COUNT,
         encoding_format={"type": "string", "enum": ["float", "base64"]},
