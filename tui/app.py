@@ -65,7 +65,7 @@ class LlamadeckApp(App[int]):
         Binding("2", "tab('sessions')", "Sessions", show=False, id="app.tab.sessions"),
         Binding("3", "tab('chat')", "Chat", show=False, id="app.tab.chat"),
         Binding("4", "tab('logs')", "Logs", show=False, id="app.tab.logs"),
-        Binding("comma", "settings", "Settings", id="app.settings"),
+        Binding("comma", "settings", "Settings", show=False, id="app.settings"),  # in help and palette
     ]
 
     def __init__(

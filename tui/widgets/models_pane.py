@@ -70,7 +70,7 @@ class ModelsPane(Vertical):
         Binding("i", "details", "Details", id="models.details"),
         Binding("v", "verify", "Verify", id="models.verify"),
         Binding("n", "chat", "Chat", id="models.chat"),
-        Binding("slash", "filter", "Filter", id="models.filter"),
+        Binding("slash", "filter", "Filter", show=False, id="models.filter"),  # the filter box says so
         Binding("s", "sort", "Sort", show=False, id="models.sort"),
         Binding("S", "reverse", "Reverse sort", show=False, id="models.reverse"),
         Binding("r", "reload", "Reload", show=False, id="models.reload"),

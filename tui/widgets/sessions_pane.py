@@ -20,7 +20,7 @@ from tui.terminal import escape
 if TYPE_CHECKING:
     from engine import Engine, LoadedModel
 
-COLUMNS = ("MODEL", "MEM", "GPU", "CTX", "SLOTS", "CHATS", "STATUS", "TOK/S", "UNLOAD")
+COLUMNS = ("MODEL", "MEM", "GPU", "CTX", "SLOTS", "CHATS", "STATUS", "TOK/S", "UNTIL")  # UNTIL: as ollama ps
 
 
 def countdown(seconds: float | None, status: str) -> str:
