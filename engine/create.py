@@ -119,6 +119,7 @@ def create_model(
     """
     if sum((spec.base is not None, spec.base_path is not None, bool(spec.base_blobs))) != 1:
         raise InvalidInput("a model is made FROM one model or from GGUF files")
+    _check_texts(spec)
     _check_template(spec.template)
     if spec.base is not None:
         base = _base(spec.base, base_model)
@@ -276,6 +277,23 @@ def _license(base: str | None, added: tuple[str, ...]) -> str | None:
         elif text and text != whole and text not in texts:
             texts.append(text)
     return _LICENSE_SEPARATOR.join(texts) if texts else None
+
+
+def _check_texts(spec: CreateSpec) -> None:
+    """Every text must be storable as UTF-8: JSON may carry lone surrogates that no file can hold."""
+    texts = [("TEMPLATE", spec.template), ("SYSTEM", spec.system)]
+    texts += [(f"MESSAGE {i}", content) for i, (_, content) in enumerate(spec.messages, 1)]
+    texts += [("LICENSE", text) for text in spec.license]
+    stops = spec.parameters.get("stop")
+    texts += [("PARAMETER stop", str(s)) for s in stops] if isinstance(stops, list) else []
+    for what, text in texts:
+        if text is None:
+            continue
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as error:
+            where = error.start
+            raise InvalidInput(f"{what} is not valid text (a lone surrogate at offset {where})") from error
 
 
 def _check_template(template: str | None) -> None:

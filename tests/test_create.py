@@ -336,3 +336,27 @@ def test_generated_modelfiles_round_trip_through_show_modelfile(
     again = engine.create("gen2", engine.modelfile("gen"), base_dir=tmp_path)
     assert comparable(again) == comparable(first)
     assert first.config.system == system and first.config.messages == tuple(messages)
+
+
+def test_texts_that_no_file_can_hold_are_refused(
+    engine: Engine, weights: dict[str, Path], tmp_path: Path
+) -> None:
+    from engine import CreateSpec
+
+    for spec in (
+        CreateSpec(base_path=weights["q8"], system="\ud800"),
+        CreateSpec(base_path=weights["q8"], messages=(("user", "a\udfffb"),)),
+        CreateSpec(base_path=weights["q8"], parameters={"stop": ["\ud800"]}),
+    ):
+        with pytest.raises(InvalidInput, match="not valid text"):
+            engine.create("x", spec)
+    assert engine.list_models() == []
+
+
+def test_a_context_beyond_what_the_model_was_trained_for_is_capped(
+    engine: Engine, weights: dict[str, Path], tmp_path: Path
+) -> None:
+    engine.create("t", f"FROM {weights['q8']}\n", base_dir=tmp_path)
+    events = list(engine.generate("t", "hi", options={"num_ctx": 10**9, "num_predict": 2}))
+    assert isinstance(events[-1], Done)
+    assert engine.loaded()[0].context <= engine.resolve("t").context_length

@@ -8,6 +8,7 @@ made the first time someone asks for one.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from dataclasses import dataclass, field
@@ -24,6 +25,8 @@ from engine.runtime.options import LoadOptions, SamplingOptions
 from engine.runtime.physical import physical_cores
 from engine.runtime.scheduler import Scheduler
 from engine.store import Store
+
+log = logging.getLogger("llamadeck.engine")
 
 MIN_CONTEXT = 256  # a GGUF claiming a 16-token training context still gets room for a prompt and a reply
 
@@ -113,6 +116,16 @@ def resolve(
         )
         if manifest.context_length > 0:
             n_ctx = max(min(n_ctx, manifest.context_length), MIN_CONTEXT)
+    elif manifest.context_length > 0 and n_ctx > manifest.context_length:
+        # asked for more than the model was trained for: Ollama caps it too (a billion-token context
+        # would spend half a minute failing to allocate, then answer 500)
+        log.warning(
+            "num_ctx %d is more than %s was trained for: using %d",
+            n_ctx,
+            manifest.reference,
+            manifest.context_length,
+        )
+        n_ctx = manifest.context_length
     parallel = load.num_parallel or default_num_parallel(
         tensors, shape, machine, n_ctx=n_ctx, kv_type=load.kv_cache_type, flash_attention=flash
     )
