@@ -1,4 +1,4 @@
-"""``llamadeck create`` and ``show --modelfile|--parameters|--system|--template|--license``, as a user runs them."""
+"""``llamadeck create`` and ``show --modelfile|--parameters|--system|--template|--license`` as run."""
 
 from __future__ import annotations
 
@@ -31,7 +31,8 @@ def test_create_from_the_modelfile_in_this_folder_then_show_each_part(
     made = create(
         tmp_path,
         "helper",
-        f'FROM {weights["q8"]}\nSYSTEM """Be helpful.\nAlways."""\nPARAMETER temperature 0.4\nLICENSE Apache-2.0\n',
+        f'FROM {weights["q8"]}\nSYSTEM """Be helpful.\nAlways."""\n'
+        "PARAMETER temperature 0.4\nLICENSE Apache-2.0\n",
     )
     assert made.returncode == 0, made.stderr
     assert "created helper:latest" in made.stdout

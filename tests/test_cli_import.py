@@ -25,7 +25,7 @@ def weights(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 @pytest.fixture
 def others(tmp_path: Path, weights: dict[str, Path]) -> dict[str, str]:
-    """A home with an Ollama store, a Hugging Face cache and an LM Studio folder; the env that points at them."""
+    """A home with an Ollama store, a Hugging Face cache and an LM Studio folder; the env pointing there."""
     home = tmp_path / "user"
     ollama = OllamaStore(home / ".ollama" / "models")
     ollama.add(

@@ -33,7 +33,7 @@ from tui.terminal import (
 )
 
 if TYPE_CHECKING:
-    from engine import Engine, FoundModel
+    from engine import CancelToken, Engine, EventSink, FoundModel, Manifest
     from tui.progress import ProgressView
 
 RESUME_NOTE = ": the partial download is kept; run the same pull to resume"
@@ -405,11 +405,12 @@ def cmd_import(args: argparse.Namespace) -> int:
             )
             continue
         view = _view()
+
+        def register(cancel: CancelToken, emit: EventSink, model: FoundModel = model) -> Manifest:
+            return engine.import_found(model, on_event=emit, cancel=cancel)
+
         try:
-            made = run_cancellable(
-                lambda cancel, emit, model=model: engine.import_found(model, on_event=emit, cancel=cancel),
-                view,
-            )
+            made = run_cancellable(register, view)
         except LlamadeckError as failure:
             error(escape(f"{model.origin}: {failure}"))
             status = 1
