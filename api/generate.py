@@ -7,6 +7,11 @@ false`` answers with one object. Every error a client can cause is a status
 code before the first byte of a stream (see ``api.streaming``); a failure
 during generation ends the stream with an ``{"error": ...}`` line, as Ollama does.
 
+A chat with ``tools`` answers the model's tool calls as ``message.tool_calls``
+(``api.tool_calls`` parses them out of the text; streamed, each call comes in
+a chunk of its own with empty content); history may carry calls in Ollama's
+shape or OpenAI's (arguments a JSON string).
+
 What llamadeck cannot do yet is refused with a 400 that says so (``format``,
 ``images``, ``template``, ``suffix``, ``context``, ``think``), never ignored.
 """
@@ -29,6 +34,7 @@ from api.app import engine_of
 from api.errors import APIError, bool_field, model_errors, read_json, status_of, string_field
 from api.schema import BOOLEAN, KEEP_ALIVE, MESSAGES, NAME, OPTIONS, STRING, TEXTS, json_body
 from api.streaming import EngineStream, EventStreamResponse, collect, open_stream
+from api.tool_calls import ToolCall, as_template_call, parse_all, pieces, tool_names
 from engine import CancelToken, Done, Engine, Generation, LlamadeckError
 
 router = APIRouter(tags=["generate"])
@@ -268,6 +274,7 @@ async def chat(request: Request) -> Response:
     tools = data.get("tools") or None
     if tools is not None and not (isinstance(tools, list) and all(isinstance(t, dict) for t in tools)):
         raise APIError(400, "tools must be a list of objects")
+    messages = [with_template_calls(each) for each in messages]
     refuse_unsupported(data, "format", "think")
     streaming = bool_field(data, "stream", True)
     options = options_field(data)
@@ -285,8 +292,9 @@ async def chat(request: Request) -> Response:
 
     stream = await start(model, run)
 
-    def message(text: str) -> dict[str, Any]:
-        return {"role": "assistant", "content": text}
+    def message(text: str, calls: list[ToolCall] | None = None) -> dict[str, Any]:
+        reply: dict[str, Any] = {"role": "assistant", "content": text}
+        return reply | {"tool_calls": [c.ollama() for c in calls]} if calls else reply
 
     def chunk(text: str) -> dict[str, Any]:
         return {"model": model, "created_at": created_at(), "message": message(text), "done": False}
@@ -294,10 +302,41 @@ async def chat(request: Request) -> Response:
     def final(done: Done) -> dict[str, Any]:
         return {"model": model, "created_at": created_at(), "message": message("")} | final_fields(done)
 
-    def whole(text: str, done: Done) -> dict[str, Any]:
-        return {"model": model, "created_at": created_at(), "message": message(text)} | final_fields(done)
+    names = tool_names(tools)
+    if not names:
 
-    return await answer(request, stream, streaming, chunk, final, whole)
+        def whole(text: str, done: Done) -> dict[str, Any]:
+            return {"model": model, "created_at": created_at(), "message": message(text)} | final_fields(done)
+
+        return await answer(request, stream, streaming, chunk, final, whole)
+
+    if not streaming:
+        text, done = await collect(request, stream)
+        content, calls = parse_all(names, text)
+        reply = {"model": model, "created_at": created_at(), "message": message(content, calls)}
+        return JSONResponse(reply | final_fields(done))
+
+    async def lines() -> AsyncIterator[str]:
+        """As ``ndjson``, with each tool call in a chunk of its own whose content is empty (as Ollama)."""
+        try:
+            async for piece in pieces(stream, names):
+                if isinstance(piece, Done):
+                    yield line(final(piece))
+                elif isinstance(piece, ToolCall):
+                    yield line(chunk("") | {"message": message("", [piece])})
+                else:
+                    yield line(chunk(piece))
+        except LlamadeckError as error:
+            yield line({"error": str(error) or type(error).__name__})
+
+    return EventStreamResponse(lines(), on_close=stream.close, media_type=NDJSON)
+
+
+def with_template_calls(message: object) -> object:
+    """A history message with its tool calls' arguments as objects, whichever shape the client sent."""
+    if isinstance(message, dict) and isinstance(message.get("tool_calls"), list):
+        return message | {"tool_calls": [as_template_call(c) for c in message["tool_calls"]]}
+    return message
 
 
 def embed_texts(data: dict[str, Any], field: str) -> list[str]:

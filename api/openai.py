@@ -6,6 +6,9 @@ blank-line separated and ended by ``data: [DONE]``; errors are
 ``{"error": {"message", "type", "param", "code"}}`` with the status of the
 engine's error family. Sampling fields become the engine's Ollama-named
 options (``max_tokens`` -> ``num_predict``), which the engine validates.
+A chat with ``tools`` answers the model's calls as ``tool_calls`` (ids
+``call_…``, arguments a JSON string; streamed, one delta per call with its
+``index``) and ``finish_reason: "tool_calls"`` (``api.tool_calls``).
 What the engine cannot do yet (``n`` > 1, JSON mode, logprobs, images,
 a forced tool choice, token-array inputs) is refused with a 400 that says so.
 """
@@ -19,7 +22,7 @@ import json
 import secrets
 import struct
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterator
 from datetime import datetime
 from typing import Any
 
@@ -32,6 +35,7 @@ from api.errors import APIError, bool_field, openai_error, read_json, status_of
 from api.generate import shorten
 from api.schema import BOOLEAN, COUNT, MESSAGES, NAME, NUMBER, STRING, TEXTS, json_body, path_parameter
 from api.streaming import EngineStream, EventStreamResponse, collect, open_stream
+from api.tool_calls import Piece, ToolCall, parse_all, pieces, tool_names
 from engine import CancelToken, Done, Generation, LlamadeckError, Manifest, ModelNotFound
 
 router = APIRouter(tags=["openai"])
@@ -148,6 +152,7 @@ def chat_messages(data: dict[str, Any]) -> list[dict[str, Any]]:
     if not isinstance(raw, list) or not raw:
         raise APIError(400, "messages must be a non-empty list")
     messages = []
+    called: dict[str, str] = {}  # tool call id -> the tool's name, for results that give only the id
     for i, message in enumerate(raw):
         where = f"messages[{i}]"
         if not isinstance(message, dict):
@@ -162,8 +167,14 @@ def chat_messages(data: dict[str, Any]) -> list[dict[str, Any]]:
             if not isinstance(calls, list):
                 raise APIError(400, f"{where}.tool_calls must be a list")
             converted["tool_calls"] = [tool_call(c) for c in calls]
+            for call in calls:
+                name = call["function"].get("name")
+                if isinstance(call.get("id"), str) and isinstance(name, str):
+                    called[call["id"]] = name
         if role == "tool" and isinstance(message.get("name"), str):
             converted["tool_name"] = message["name"]
+        elif role == "tool" and message.get("tool_call_id") in called:
+            converted["tool_name"] = called[message["tool_call_id"]]
         messages.append(converted)
     return messages
 
@@ -194,8 +205,11 @@ def usage(done: Done) -> dict[str, Any]:
     }
 
 
-def finish_reason(done: Done) -> str:
-    return "length" if done.reason == "length" else "stop"
+def finish_reason(done: Done, *, called: bool = False) -> str:
+    """``tool_calls`` only where a reply that called a tool ended by itself (as Ollama: never ``length``)."""
+    if done.reason == "length":
+        return "length"
+    return "tool_calls" if called and done.reason == "stop" else "stop"
 
 
 # streaming -------------------------------------------------------------------------
@@ -211,20 +225,28 @@ def sse(payload: dict[str, Any] | str) -> str:
 
 
 async def events(
-    stream: EngineStream,
+    stream: AsyncIterable[Generation | Piece],
     chunk: Callable[[str], dict[str, Any]],
     last: Callable[[Done], dict[str, Any]],
     usage_chunk: Callable[[Done], dict[str, Any]] | None,
+    call_chunk: Callable[[ToolCall], dict[str, Any]] | None = None,
 ) -> AsyncIterator[str]:
-    """OpenAI's SSE stream: a chunk per token, the finish_reason, the usage if asked, ``[DONE]``."""
+    """OpenAI's SSE stream: a chunk per token, the finish_reason, the usage if asked, ``[DONE]``.
+
+    ``stream`` is the engine's, or its text and tool calls (``api.tool_calls.pieces``),
+    each call a chunk of its own.
+    """
     try:
         async for event in stream:
             if isinstance(event, Done):
                 yield sse(last(event))
                 if usage_chunk is not None:
                     yield sse(usage_chunk(event))
+            elif isinstance(event, ToolCall):
+                if call_chunk is not None:
+                    yield sse(call_chunk(event))
             else:
-                yield sse(chunk(event.text))
+                yield sse(chunk(event if isinstance(event, str) else event.text))
     except LlamadeckError as error:
         yield sse(error_body(error))
     yield sse("[DONE]")
@@ -306,21 +328,29 @@ async def chat_completions(request: Request) -> Response:
     )
     ident, created = f"chatcmpl-{secrets.token_hex(12)}", int(time.time())
     head = {"id": ident, "created": created, "model": model, "system_fingerprint": "fp_llamadeck"}
+    names = tool_names(tools)
     if not streaming:
         text, done = await collect(request, stream)
+        content, calls = parse_all(names, text) if names else (text, [])
+        message: dict[str, Any] = {"role": "assistant", "content": content or (None if calls else "")}
+        if calls:
+            message["tool_calls"] = [c.openai() for c in calls]
         choice = {
             "index": 0,
-            "message": {"role": "assistant", "content": text},
+            "message": message,
             "logprobs": None,
-            "finish_reason": finish_reason(done),
+            "finish_reason": finish_reason(done, called=bool(calls)),
         }
         return JSONResponse({**head, "object": "chat.completion", "choices": [choice], "usage": usage(done)})
 
     with_usage = include_usage(data)
     base = {**head, "object": "chat.completion.chunk"}
+    called = False
 
     def chunk(text: str) -> dict[str, Any]:
-        delta = {"role": "assistant", "content": text}
+        return delta_chunk({"role": "assistant", "content": text})
+
+    def delta_chunk(delta: dict[str, Any]) -> dict[str, Any]:
         return (
             base
             | {"choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": None}]}
@@ -328,14 +358,26 @@ async def chat_completions(request: Request) -> Response:
         )
 
     def last(done: Done) -> dict[str, Any]:
-        choice = {"index": 0, "delta": {}, "logprobs": None, "finish_reason": finish_reason(done)}
+        reason = finish_reason(done, called=called)
+        choice = {"index": 0, "delta": {}, "logprobs": None, "finish_reason": reason}
         return base | {"choices": [choice]} | ({"usage": None} if with_usage else {})
 
     def usage_chunk(done: Done) -> dict[str, Any]:
         return base | {"choices": [], "usage": usage(done)}
 
+    def call_chunk(call: ToolCall) -> dict[str, Any]:
+        nonlocal called
+        called = True
+        return delta_chunk({"role": "assistant", "content": None, "tool_calls": [call.openai(streamed=True)]})
+
     return EventStreamResponse(
-        events(stream, chunk, last, usage_chunk if with_usage else None),
+        events(
+            pieces(stream, names) if names else stream,
+            chunk,
+            last,
+            usage_chunk if with_usage else None,
+            call_chunk,
+        ),
         on_close=stream.close,
         media_type=SSE,
     )

@@ -14,9 +14,9 @@ import pytest
 
 from engine import Engine, Machine
 from tests.support.api_server import running_api
+from tests.support.chain_gguf import token_id, write_chain_gguf
 from tests.support.fake_hub import FakeHub
-from tests.support.tiny_gguf import write_tiny_gguf
-from tests.test_llama import N_EMBD, token_id, write_chain_gguf
+from tests.support.tiny_gguf import N_EMBD, write_tiny_gguf
 
 CPU_BOX = Machine(free_ram=16 << 30, gpu_free_vram=None)
 MODEL = "hf.co/acme/Tiny-GGUF:Q8_0"

@@ -32,7 +32,7 @@ from engine.runtime.scheduler import (
     TextStream,
     common_prefix,
 )
-from tests.test_llama import byte_token, token_id, write_chain_gguf
+from tests.support.chain_gguf import byte_token, token_id, write_chain_gguf
 
 HELLO, WORLD, BANG = token_id("▁hello"), token_id("▁world"), token_id("!")
 A, B, C, X, Y = (token_id(c) for c in "abcxy")  # plain letters: prompts for the chain model are token lists
