@@ -358,10 +358,14 @@ async def test_a_bad_theme_file_never_stops_the_app(engine: Engine, tmp_path: Pa
     (mine / "broken.toml").write_text("name = [")
     (mine / "badcolor.toml").write_text('name = "x"\nprimary = "not-a-colour"\n')
     (mine / "mine.toml").write_text('name = "mine"\nprimary = "#ff0000"\ndark = false\n')
+    (mine / "badvar.toml").write_text(
+        'name = "badvar"\nprimary = "#ff0000"\n[variables]\nblock-cursor-background = "}}}"\n'
+    )
     app = make_app(engine, theme_folders=(SHIPPED, mine))
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.pause()
         assert "mine" in app.our_themes and "x" not in app.our_themes
+        assert "badvar" not in app.our_themes  # its CSS variable would stop the app when applied
         assert any("skipped" in n.message for n in app._notifications)
 
 

@@ -698,3 +698,35 @@ async def test_screenshots_of_the_chat_tab(
         await pilot.press("escape", "escape", "m")
         await pilot.pause(0.3)
         app.save_screenshot(f"chat-model-picker-{name}.svg", str(shots))
+
+
+def test_export_writes_through_symlinks_keeps_modes_and_refuses_devices(tmp_path: Path) -> None:
+    import os
+    import stat
+
+    from tui.screens.export import write_atomically
+
+    target = tmp_path / "notes.md"
+    target.write_text("old")
+    target.chmod(0o640)
+    link = tmp_path / "link.md"
+    link.symlink_to(target.name)
+    write_atomically(link, "new")
+    assert link.is_symlink() and target.read_text() == "new"
+    assert stat.S_IMODE(target.stat().st_mode) == 0o640
+    fifo = tmp_path / "pipe.md"
+    os.mkfifo(fifo)
+    for bad in (fifo, Path("/dev/null"), tmp_path):
+        with pytest.raises(OSError):
+            write_atomically(bad, "x")
+    assert stat.S_ISFIFO(fifo.stat().st_mode) and stat.S_ISCHR(Path("/dev/null").stat().st_mode)
+    assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_a_huge_stored_message_is_drawn_cut_with_a_note() -> None:
+    from tui.widgets.chat_pane import SHOWN_LIMIT, shown_message
+
+    text = "x" * (SHOWN_LIMIT + 5000)
+    drawn = shown_message(text)
+    assert drawn.startswith("x" * SHOWN_LIMIT) and "5,000 more characters" in drawn
+    assert shown_message("short \x1b[2J") == "short \\x1b[2J"

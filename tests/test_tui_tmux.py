@@ -25,10 +25,11 @@ def tmux(*args: str) -> str:
     return subprocess.run(["tmux", *args], capture_output=True, text=True, timeout=10).stdout
 
 
-def wait_for(condition, timeout: float = 30.0) -> None:
+def wait_for(condition, timeout: float = 30.0, session: str | None = None) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
-        assert time.monotonic() < deadline, "timed out"
+        shown = f":\n{tmux('capture-pane', '-p', '-t', session)}" if session else ""
+        assert time.monotonic() < deadline, f"timed out{shown}"
         time.sleep(0.2)
 
 
@@ -86,10 +87,14 @@ def test_run_model_opens_the_chat_asks_and_shows_the_streamed_reply(tmp_path: Pa
     engine.close()
     session, status = start(tmp_path, "run", "tiny")
     try:
-        wait_for(lambda: "tiny" in screen(session) and "Chat" in screen(session))
+        # the input is ready once its placeholder shows: keys sent before would go elsewhere
+        wait_for(lambda: "Write a message" in screen(session), session=session)
+        time.sleep(0.5)
         tmux("send-keys", "-t", session, "-l", "Why is the sky blue?")
+        wait_for(lambda: "Why is the sky blue?" in screen(session), session=session)
         tmux("send-keys", "-t", session, "Enter")
-        wait_for(lambda: "tok/s" in screen(session), timeout=60)  # the stats line under the finished reply
+        # the stats line under the finished reply
+        wait_for(lambda: "tok/s" in screen(session), timeout=90, session=session)
         shown = screen(session)
         assert "Why is the sky blue?" in shown
         assert "Traceback" not in shown

@@ -8,8 +8,11 @@ as one line. Text from models and files is shown as text, never as markup.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import signal
 from collections.abc import Iterable
+from contextlib import suppress
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -95,6 +98,7 @@ class LlamadeckApp(App[int]):
         logging.getLogger("llamadeck").setLevel(logging.INFO)
         self.config = Config.load(self.config_path)
         self.our_themes: list[str] = []
+        self._signals: list[int] = []
         super().__init__()
 
     # layout ----------------------------------------------------------------
@@ -112,7 +116,21 @@ class LlamadeckApp(App[int]):
                 yield LogsPane(self.engine, self.log_handler, interval=self.refresh_interval, id="logs-pane")
         yield Footer(compact=True)
 
+    def _on_terminate(self, signum: int) -> None:
+        """SIGTERM or SIGHUP (the terminal closed): leave as quitting does — the streaming reply is
+        saved and marked, the terminal's modes restored — instead of dying mid-screen."""
+        log.info("signal %d: closing", signum)
+        self.exit(128 + signum)
+
+    def _catch_termination(self) -> None:
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGHUP):
+            with suppress(NotImplementedError, RuntimeError, ValueError):  # not the main thread, no loop
+                loop.add_signal_handler(signum, self._on_terminate, signum)
+                self._signals.append(signum)
+
     def on_mount(self) -> None:
+        self._catch_termination()
         themes, failures = load_themes(*self.theme_folders)
         for theme in themes:
             self.register_theme(theme)
@@ -174,6 +192,10 @@ class LlamadeckApp(App[int]):
 
     def on_unmount(self) -> None:
         logging.getLogger("llamadeck").removeHandler(self.log_handler)
+        with suppress(RuntimeError, ValueError):
+            loop = asyncio.get_running_loop()
+            for signum in self._signals:
+                loop.remove_signal_handler(signum)
         if self.chat_store is not None:  # the Chat pane, gone by now, kept a streaming reply at its unmount
             self.chat_store.close()
 
@@ -190,8 +212,9 @@ class LlamadeckApp(App[int]):
     def report(self, error: BaseException) -> None:
         """An engine error: its message. Anything else: logged in full, shown as one line."""
         from engine import LlamadeckError
+        from tui.chatstore import ChatStoreError
 
-        if isinstance(error, LlamadeckError):
+        if isinstance(error, LlamadeckError | ChatStoreError):  # both speak to the user already
             log.info("error: %s", error)
             self.notify(escape(str(error)), severity="error", markup=False, timeout=8)
             return

@@ -6,6 +6,7 @@ import tomllib
 from pathlib import Path
 
 from textual.color import Color, ColorParseError
+from textual.css.tokenize import tokenize_values
 from textual.theme import Theme
 
 COLORS: tuple[str, ...] = ("primary", "secondary", "warning", "error", "success", "accent")
@@ -36,6 +37,11 @@ def load_theme(path: Path) -> Theme:
     variables = data.get("variables", {})
     if not isinstance(variables, dict) or not all(isinstance(v, str) for v in variables.values()):
         raise ValueError("variables must be a table of strings")
+    for key, value in variables.items():  # a value Textual's CSS cannot read would stop the app at startup
+        try:
+            tokenize_values({str(key): value})
+        except Exception as error:  # noqa: BLE001 - Textual's tokenizer raises several kinds
+            raise ValueError(f"variable {key} is not a CSS value: {value!r:.40} ({error})") from None
     theme = Theme(name=name.strip(), primary=colors.pop("primary"), dark=bool(data.get("dark", True)))
     for key, value in colors.items():
         setattr(theme, key, value)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 import tempfile
 from pathlib import Path
 
@@ -35,9 +36,26 @@ def default_export_path(title: str) -> Path:
 
 
 def write_atomically(path: Path, text: str) -> None:
-    """A temp file in the same directory, fsync, ``os.replace``: a reader never sees half a file."""
+    """A temp file in the same directory, fsync, ``os.replace``: a reader never sees half a file.
+
+    A symlink is written through (the link stays, its target gets the text);
+    a device, FIFO or socket is refused, never replaced by a file; a file
+    replaced keeps its permissions, a new one is rw-r--r--, as an editor makes it.
+    """
+    path = Path(os.path.realpath(path)) if path.is_symlink() else path
+    try:
+        existing = path.stat()
+    except FileNotFoundError:
+        existing = None
+    if existing is not None and stat.S_ISDIR(existing.st_mode):
+        raise IsADirectoryError(0, "a folder: add a file name", str(path))
+    if existing is not None and not stat.S_ISREG(existing.st_mode):
+        raise OSError(0, "not a regular file (a device, FIFO or socket): choose another name", str(path))
+    if not path.parent.is_dir():
+        raise FileNotFoundError(0, "no such folder", str(path.parent))
     fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, stat.S_IMODE(existing.st_mode) if existing is not None else 0o644)
         with os.fdopen(fd, "w", encoding="utf-8") as out:
             out.write(text)
             out.flush()

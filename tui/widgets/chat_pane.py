@@ -99,6 +99,17 @@ def shown(text: str) -> str:
     return escape(text, keep="\n\t")
 
 
+SHOWN_LIMIT = 32_000  # characters of one stored message drawn; a 1 MB paste took seconds per scroll
+
+
+def shown_message(text: str) -> str:
+    """A stored message for the screen: escaped, cut with a note past ``SHOWN_LIMIT`` (stored whole)."""
+    if len(text) <= SHOWN_LIMIT:
+        return shown(text)
+    rest = len(text) - SHOWN_LIMIT
+    return shown(text[:SHOWN_LIMIT]) + f"\n\n… {rest:,} more characters (export the chat to read them all)"
+
+
 def error_text(error: BaseException) -> str:
     """An engine error's message, with what to do in this tab when the model is the problem."""
     from engine import ModelNotFound
@@ -217,6 +228,7 @@ class ChatPane(Horizontal):
         self.editing: int | None = None  # the user message an edit replaces (it and all after it)
         self._wide: bool | None = None
         self._loaded: set[str] = set()
+        self._references: dict[str, str] = {}  # a chat's model name -> the reference it stands for
         self._checking = False
 
     def compose(self) -> ComposeResult:
@@ -332,7 +344,7 @@ class ChatPane(Horizontal):
         for m in messages:
             if gen is not None and m.id == gen.reply_id:
                 continue  # still streaming: shown live below
-            log.add_message(m.role, shown(m.content), status=m.status, stats=stats_line(m.stats))
+            log.add_message(m.role, shown_message(m.content), status=m.status, stats=stats_line(m.stats))
         if gen is not None and self.chat is not None and gen.chat_id == self.chat.id:
             gen.stream = log.start_reply()
             gen.stream.append(shown("".join(gen.text)))
@@ -389,7 +401,7 @@ class ChatPane(Horizontal):
         header = Text(no_wrap=True, overflow="ellipsis")
         if self.model:
             header.append(escape(self.model), style="bold")
-            loaded = self.model in self._loaded
+            loaded = self._references.get(self.model, self.model) in self._loaded  # "tiny" is "tiny:latest"
             header.append("  loaded" if loaded else "  not loaded: loads on the first message", style="dim")
         else:
             header.append("no model: press m to pick one, or pull one in the Models tab", style="bold")
@@ -408,13 +420,18 @@ class ChatPane(Horizontal):
 
     @work(thread=True, exit_on_error=False, group="chat-loaded")
     def check_loaded(self) -> None:
+        model, learned = self.model, False
         try:
             loaded = {m.reference for m in self.engine.loaded()}
+            if model and model not in self._references:
+                with suppress(Exception):  # a model that is not here: never loaded, the name as it is
+                    self._references[model] = self.engine.resolve(model).reference
+                    learned = True
         except Exception:  # noqa: BLE001 - only a hint in the header
             return
         finally:
             self._checking = False
-        if loaded != self._loaded:
+        if loaded != self._loaded or learned:  # learned once per name: no render loop
             self._loaded = loaded
             self.app.call_from_thread(self.render_header)
 
@@ -448,6 +465,9 @@ class ChatPane(Horizontal):
                 self.store.delete_from(self.editing)
             self.store.add_message(self.chat.id, "user", text)
         except ChatStoreError as error:
+            if self.chat is not None and self._gone(self.chat.id):
+                self._orphaned()
+                return
             self._report(error)
             return
         self.query_one(ChatInput).clear()
@@ -455,10 +475,35 @@ class ChatPane(Horizontal):
             self.editing = None
             self.show_messages(self.store.messages(self.chat.id))
         else:
-            self.query_one(ChatLog).add_message("user", shown(text))
+            self.query_one(ChatLog).add_message("user", shown_message(text))
         self.render_header()
         self.refresh_list()
         self.start_reply()
+
+    def _gone(self, chat_id: int) -> bool:
+        """Whether a chat was deleted under us (by another window of the app)."""
+        assert self.store is not None
+        try:
+            self.store.get(chat_id)
+        except ChatStoreError:
+            return True
+        return False
+
+    def _orphaned(self) -> None:
+        """This chat was deleted elsewhere: its settings become a new draft; the typed text stays."""
+        assert self.chat is not None
+        old = self.chat
+        self.chat = None
+        self.draft = Draft(old.model)
+        self.draft.system, self.draft.parameters = old.system, dict(old.parameters)
+        self.query_one(ChatLog).clear_messages()
+        self.render_header()
+        self.refresh_list()
+        self.app.notify(
+            "this chat was deleted in another window: press Enter to send your message as a new chat",
+            severity="warning",
+            markup=False,
+        )
 
     def start_reply(self) -> None:
         """Ask the engine for a reply to the chat as stored."""
@@ -647,9 +692,12 @@ class ChatPane(Horizontal):
         self.render_header()
 
     def _leave_edit(self) -> None:
+        """Cancelled, or left for another chat: the old message's text must not be sent elsewhere."""
         if self.editing is not None:
             self.editing = None
-            self.query_one(ChatInput).border_title = "Message"
+            box = self.query_one(ChatInput)
+            box.load_text("")
+            box.border_title = "Message"
             self.render_header()
 
     def _copy(self, text: str, what: str) -> None:

@@ -71,7 +71,7 @@ class LogsPane(Vertical):
     def on_mount(self) -> None:
         log = self.query_one(Log)
         for line in self.handler.pending:
-            log.write_line(escape(line))
+            log.write_lines([escape(part) for part in line.splitlines() or [""]])
         self.handler.pending.clear()
         self.handler.pane = self
         if callable(getattr(self.engine, "logs", None)):  # Engine.logs() -> list[str], asked of the facade
@@ -87,7 +87,8 @@ class LogsPane(Vertical):
 
     @on(LogLine)
     def write(self, message: LogLine) -> None:
-        self.query_one(Log).write_line(escape(message.line))
+        # a record with a traceback is several lines: each escaped on its own, so they read as lines
+        self.query_one(Log).write_lines([escape(part) for part in message.line.splitlines() or [""]])
 
     def poll_engine(self) -> None:
         try:
