@@ -16,8 +16,9 @@ from engine.manifest import Manifest, ManifestError, ModelConfig, ModelFile
 from engine.migrations import SCHEMA, STEPS
 from engine.runtime import loader
 from engine.runtime.adapters import check_adapter, read_adapter
-from engine.runtime.llama import COMPUTE, AdapterSpec, Batch, Context, Model, Sampler
+from engine.runtime.llama import COMPUTE, AdapterSpec, Model
 from engine.store import Store
+from tests.support.greedy import greedy_tokens
 from tests.support.tiny_gguf import N_EMBD, write_tiny_gguf
 from tests.support.tiny_lora import DEFAULT_TARGETS, write_tiny_lora
 
@@ -26,30 +27,7 @@ CPU_BOX = Machine(free_ram=16 << 30, gpu_free_vram=None)
 
 def greedy(path: Path, adapters: list[AdapterSpec], n: int = 10) -> list[int]:
     """Greedy tokens (no penalties) from the model at ``path`` with ``adapters`` applied."""
-
-    def run() -> list[int]:
-        model = Model.load(path, n_gpu_layers=0, adapters=adapters)
-        ctx, batch = Context(model, n_ctx=128), Batch(64)
-        sampler = Sampler(model, temperature=0, repeat_penalty=1.0, seed=42)
-        try:
-            tokens = model.tokenize("hello world")
-            last = batch.add_run(tokens, 0, 0, logits_last=True)
-            out, pos = [], len(tokens)
-            for _ in range(n):
-                ctx.decode(batch)
-                token = sampler.sample(ctx, last)
-                out.append(token)
-                batch.clear()
-                last = batch.add(token, pos, 0, True)
-                pos += 1
-            return out
-        finally:
-            sampler.free()
-            batch.free()
-            ctx.free()
-            model.free()
-
-    return COMPUTE.call(run)
+    return greedy_tokens(path, "hello world", n, adapters=adapters)
 
 
 @pytest.fixture(scope="module")

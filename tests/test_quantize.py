@@ -15,7 +15,6 @@ from engine.cancel import CancelToken
 from engine.errors import Cancelled, DiskFull, InvalidInput
 from engine.events import Event, Progress, Status
 from engine.gguf_io import read_header
-from engine.runtime.llama import COMPUTE, Batch, Context, Model, Sampler
 from engine.runtime.quantizer import (
     QUANTIZE_TARGETS,
     QuantizeError,
@@ -24,35 +23,13 @@ from engine.runtime.quantizer import (
     quantize_target,
 )
 from tests.support import tiny_gguf
+from tests.support.greedy import greedy_tokens
 from tests.support.tiny_gguf import tiny_vocab
 
 
 def greedy(path: Path, prompt: str = "hello world", n: int = 8) -> list[int]:
     """A few greedy tokens from the model at ``path``, through the engine's runtime."""
-
-    def run() -> list[int]:
-        model = Model.load(path, n_gpu_layers=0)
-        ctx, batch = Context(model, n_ctx=128), Batch(64)
-        sampler = Sampler(model, temperature=0, repeat_penalty=1.0)
-        try:
-            tokens = model.tokenize(prompt)
-            last = batch.add_run(tokens, 0, 0, logits_last=True)
-            out, pos = [], len(tokens)
-            for _ in range(n):
-                ctx.decode(batch)
-                token = sampler.sample(ctx, last)
-                out.append(token)
-                batch.clear()
-                last = batch.add(token, pos, 0, True)
-                pos += 1
-            return out
-        finally:
-            sampler.free()
-            batch.free()
-            ctx.free()
-            model.free()
-
-    return COMPUTE.call(run)
+    return greedy_tokens(path, prompt, n)
 
 
 @pytest.fixture
