@@ -315,6 +315,37 @@ async def test_edit_and_resend_the_last_message(
         # esc leaves an edit without changing anything
         await pilot.press("ctrl+e", "escape")
         assert pane(app).editing is None and box.text == "" and len(stored(app)) == 4
+        # an edit left for another chat does not follow: its text is not sent there
+        await pilot.press("ctrl+e")
+        assert box.text == "second"
+        await pilot.press("ctrl+n")
+        await pilot.pause()
+        assert pane(app).editing is None and box.text == ""
+
+
+@sync
+async def test_a_chat_deleted_in_another_window_starts_a_new_chat_on_send(
+    engine: RecordingEngine, tmp_path: Path, config: Path
+) -> None:
+    from tui.chatstore import ChatStore
+
+    app = make_app(engine, tmp_path, config, chat_model=TINY)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await ready(app, pilot)
+        await send(app, pilot, "first")
+        await until(pilot, lambda: pane(app).generation is None)
+        gone = pane(app).chat
+        assert gone is not None
+        with ChatStore.open(app.chat_store.path) as other:  # the other window
+            other.delete(gone.id)
+        await send(app, pilot, "still here?")
+        await pilot.pause()
+        assert pane(app).chat is None  # a draft with the old chat's settings, the text kept
+        assert pane(app).draft.model == gone.model
+        assert any("deleted in another window" in n.message for n in app._notifications)
+        await send(app, pilot, "still here?")
+        await until(pilot, lambda: pane(app).generation is None and pane(app).chat is not None)
+        assert [m.content for m in stored(app) if m.role == "user"] == ["still here?"]
 
 
 @sync

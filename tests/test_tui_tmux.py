@@ -131,3 +131,21 @@ def test_serve_flag_shares_the_apps_engine_over_http(tmp_path: Path) -> None:
             after.bind(("127.0.0.1", port))
     finally:
         tmux("kill-session", "-t", session)
+
+
+def test_sigterm_leaves_the_terminal_as_it_found_it(tmp_path: Path) -> None:
+    """A kill (or a closed SSH session) quits as q does: alternate screen and mouse modes off."""
+    session, status = start(tmp_path)
+    try:
+        wait_for(lambda: "Models" in screen(session), session=session)
+        assert tmux("display", "-p", "-t", session, "#{alternate_on}").strip() == "1"
+        pid = tmux("display", "-p", "-t", session, "#{pane_pid}").strip()
+        children = subprocess.run(["pgrep", "-P", pid], capture_output=True, text=True).stdout.split()
+        app_pid = next(c for c in children if "llamadeck" in Path(f"/proc/{c}/cmdline").read_text())
+        os.kill(int(app_pid), 15)
+        wait_for(lambda: status.exists() and status.read_text().strip() != "", session=session)
+        assert status.read_text().strip() == "143"  # 128 + SIGTERM, after a clean exit
+        assert tmux("display", "-p", "-t", session, "#{alternate_on}").strip() == "0"
+        assert "Traceback" not in screen(session)
+    finally:
+        tmux("kill-session", "-t", session)
