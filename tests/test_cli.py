@@ -700,3 +700,25 @@ def test_a_utf8_prompt_is_accepted_under_the_c_locale() -> None:
 )
 def test_run_takes_its_prompt_wherever_argparse_leaves_it(argv: tuple[str, ...]) -> None:
     assert_one_line_error(llamadeck(*argv), "ghost:latest not found")  # parsed; the model is what is missing
+
+
+def test_a_dumb_terminal_gets_the_help_not_the_app() -> None:
+    """TERM=dumb cannot draw the full-screen app: llamadeck answers as when piped, never hangs drawing."""
+    primary, secondary = pty.openpty()
+    proc = subprocess.Popen(
+        [LLAMADECK], env=env_for(None, TERM="dumb"), stdin=secondary, stdout=secondary, stderr=secondary
+    )
+    os.close(secondary)
+    received = b""
+    while True:
+        try:
+            chunk = os.read(primary, 65536)
+        except OSError:
+            break
+        if not chunk:
+            break
+        received += chunk
+    os.close(primary)
+    proc.wait(timeout=60)
+    assert proc.returncode == 0, received
+    assert b"usage: llamadeck" in received and b"\x1b[?1049h" not in received  # no alternate screen

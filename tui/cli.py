@@ -128,7 +128,13 @@ def read_prompt(given: str | None) -> str:
 
 
 def _interactive() -> bool:
-    """Both ends are a terminal: ``run MODEL`` without a prompt opens the app's Chat tab there."""
+    """Both ends are a terminal that can draw the app: ``run MODEL`` without a prompt opens its Chat tab.
+
+    ``TERM=dumb`` (an editor's shell buffer, a plain serial console) cannot draw it: there the
+    command line answers as it does when piped.
+    """
+    if os.environ.get("TERM", "") == "dumb":
+        return False
     return sys.stdin is not None and sys.stdout is not None and sys.stdin.isatty() and sys.stdout.isatty()
 
 
