@@ -54,6 +54,7 @@ from engine.errors import (
     ShutDown,
     TemplateError,
     UnknownQuant,
+    check_unicode,
 )
 from engine.events import Done, Event, EventSink, Generation, Progress, Status, Token, Waiting, ignore
 from engine.hub import HubRepo
@@ -192,12 +193,6 @@ class VerifyReport:
     @property
     def ok(self) -> bool:
         return not self.problems
-
-
-def _check_text(text: str, what: str) -> None:
-    """Text llama.cpp will get as UTF-8: a lone surrogate (from a broken decode upstream) cannot be."""
-    if any("\ud800" <= c <= "\udfff" for c in text):
-        raise InvalidInput(f"{what} is not valid Unicode text (it holds a lone surrogate)")
 
 
 def _check_keep_alive(keep_alive: object) -> None:
@@ -678,8 +673,8 @@ class Engine:
         if not chat_messages:
             raise InvalidInput("a chat needs at least one message")
         for i, message in enumerate(chat_messages):
-            _check_text(message.role, f"message {i + 1}'s role")
-            _check_text(message.content, f"message {i + 1}")
+            check_unicode(message.role, f"message {i + 1}'s role")
+            check_unicode(message.content, f"message {i + 1}")
         if conversation is not None and not isinstance(conversation, str):
             raise InvalidInput("conversation is a key: a string such as a chat's id")
         if tools is not None and (
@@ -716,7 +711,7 @@ class Engine:
         """
         if not isinstance(prompt, str):
             raise InvalidInput("the prompt must be text")
-        _check_text(prompt, "the prompt")
+        check_unicode(prompt, "the prompt")
         _check_keep_alive(keep_alive)
         merged = dict(options or {})
         for name, value in (("num_predict", max_tokens), ("temperature", temperature), ("seed", seed)):

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from engine.cancel import NEVER, CancelToken
-from engine.errors import InvalidInput, LlamadeckError, ModelNotFound, TemplateError
+from engine.errors import InvalidInput, LlamadeckError, ModelNotFound, TemplateError, check_unicode
 from engine.events import EventSink, Status, ignore
 from engine.gguf_io import GGUFInfo
 from engine.manifest import Manifest, ModelConfig, ModelFile
@@ -163,13 +163,9 @@ def create_model(
 def _peek(source: Path) -> GGUFInfo:
     """The header of the model's first file (cheap), for the template and licence it brings."""
     from engine.gguf_io import read_header
+    from engine.local import model_files
 
-    first = source
-    if source.is_dir():
-        ggufs = sorted(p for p in source.iterdir() if p.suffix.lower() == ".gguf")
-        if not ggufs:
-            raise InvalidInput(f"{source} holds no GGUF file")
-        first = ggufs[0]
+    first = model_files(source)[0]  # the part the import reads its facts from, found the import's way
     return read_header(first, label=first.name)
 
 
@@ -287,13 +283,8 @@ def _check_texts(spec: CreateSpec) -> None:
     stops = spec.parameters.get("stop")
     texts += [("PARAMETER stop", str(s)) for s in stops] if isinstance(stops, list) else []
     for what, text in texts:
-        if text is None:
-            continue
-        try:
-            text.encode("utf-8")
-        except UnicodeEncodeError as error:
-            where = error.start
-            raise InvalidInput(f"{what} is not valid text (a lone surrogate at offset {where})") from error
+        if text is not None:
+            check_unicode(text, what)
 
 
 def _check_template(template: str | None) -> None:
@@ -326,12 +317,13 @@ def _quantized_name(source: Path, quant: str) -> str:
 
 
 def _single_file(path: Path) -> Path:
-    if path.is_dir():
-        files = sorted(p for p in path.iterdir() if p.suffix.lower() == ".gguf")
-        if len(files) != 1:
-            raise InvalidInput(f"{path} holds {len(files)} GGUF files: quantizing needs one file")
-        return files[0]
-    return path
+    """The one file to quantize, found as the import finds a model's files (llama.cpp quantizes one)."""
+    from engine.local import model_files
+
+    files = model_files(path)
+    if len(files) != 1:
+        raise InvalidInput(f"{path} is split into {len(files)} files: quantizing needs one file")
+    return files[0]
 
 
 class _given:

@@ -159,3 +159,9 @@ class LoadError(LlamadeckError):
 
     status = 500
     kind = "load"
+
+
+def check_unicode(text: str, what: str) -> None:
+    """Text llama.cpp and files get as UTF-8: a lone surrogate (JSON can carry one) cannot be."""
+    if any("\ud800" <= c <= "\udfff" for c in text):
+        raise InvalidInput(f"{what} is not valid Unicode text (it holds a lone surrogate)")

@@ -57,7 +57,7 @@ from engine.quant import quant_from_file_type, quant_from_filename
 from engine.refs import LocalRef
 from engine.runtime.options import parse_options
 from engine.runtime.templates import SOURCE_MODELFILE
-from engine.store import Store, os_error
+from engine.store import Store, file_kind, os_error
 from engine.transfer import CHUNK, HashingFile, ProgressMeter
 from engine.units import format_size
 
@@ -134,7 +134,7 @@ def import_gguf(
     store.ensure()
     parts: list[_Part] = []
     try:
-        for i, path in enumerate(_sources(source)):
+        for i, path in enumerate(model_files(source)):
             parts.append(_open_part(path, i))
         _check_split(parts)
         for part, name in zip(parts, _stored_names(parts, ref), strict=True):
@@ -210,8 +210,11 @@ def _given(source: Path | Sequence[Path]) -> Path:
     return Path(source) if isinstance(source, str | os.PathLike) else Path(source[0])
 
 
-def _sources(source: Path | Sequence[Path]) -> list[Path]:
-    """The files to import, in part order; InvalidInput naming what is wrong with ``source``."""
+def model_files(source: Path | Sequence[Path]) -> list[Path]:
+    """The files to import, in part order; InvalidInput naming what is wrong with ``source``.
+
+    A file, a split model's first part, a folder of one model (projectors set aside), or the parts.
+    """
     if not isinstance(source, str | os.PathLike):
         paths = [Path(p) for p in source]
         if not paths:
@@ -251,15 +254,8 @@ def _kind_of(path: Path) -> str:
         return f"unreadable ({error.strerror})"
     except ValueError:  # an embedded NUL
         return "not a valid path"
-    if stat.S_ISREG(mode):
-        return "file"
-    if stat.S_ISDIR(mode):
-        return "directory"
-    if stat.S_ISFIFO(mode):
-        return "a FIFO"
-    if stat.S_ISSOCK(mode):
-        return "a socket"
-    return "a device"
+    kind = file_kind(mode)  # stat follows symlinks: never "symlink" here
+    return kind if kind in ("file", "directory") else f"a {kind}"
 
 
 def _split_siblings(folder: Path, stem: str, count: int, first: str) -> list[Path]:
@@ -582,4 +578,4 @@ def _manifest(
     )
 
 
-__all__ = ["SPLIT_NAME", "import_file", "import_gguf", "shown"]
+__all__ = ["SPLIT_NAME", "import_file", "import_gguf", "model_files", "shown"]

@@ -155,7 +155,7 @@ def not_a_directory(path: Path) -> str | None:
         if error.errno == errno.ELOOP:
             return "a symlink loop"
         return f"unusable ({error.strerror})"
-    return None if stat.S_ISDIR(mode) else f"a {_kind(mode)}"
+    return None if stat.S_ISDIR(mode) else f"a {file_kind(mode)}"
 
 
 def in_the_way(directory: Path) -> str:
@@ -166,7 +166,8 @@ def in_the_way(directory: Path) -> str:
     return f"{directory} is in the way"
 
 
-def _kind(mode: int) -> str:
+def file_kind(mode: int) -> str:
+    """What a stat mode is, as a noun: "file", "directory", "symlink", "FIFO", "socket" or "device"."""
     if stat.S_ISREG(mode):
         return "file"
     if stat.S_ISDIR(mode):
@@ -221,7 +222,7 @@ def read_regular(path: Path, limit: int) -> bytes:
     try:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
-            raise ValueError(f"a {_kind(info.st_mode)}, not a regular file")
+            raise ValueError(f"a {file_kind(info.st_mode)}, not a regular file")
         if info.st_size > limit:
             raise ValueError(f"larger than {limit >> 20} MiB")
         chunks, size = [], 0
@@ -430,7 +431,7 @@ class Store:
         except FileNotFoundError:
             pass
         except OSError as error:
-            raise os_error(error, f"cannot remove the {_kind(mode)} in place of", path) from error
+            raise os_error(error, f"cannot remove the {file_kind(mode)} in place of", path) from error
         return path
 
     def commit_blob(self, source: Path, sha256: str) -> Path:
@@ -446,7 +447,8 @@ class Store:
         except OSError as error:
             raise os_error(error, "cannot read the download", source) from error
         if not stat.S_ISREG(mode):
-            raise IntegrityError(f"cannot store {source}: a {_kind(mode)}, not a download llamadeck wrote")
+            kind = file_kind(mode)
+            raise IntegrityError(f"cannot store {source}: a {kind}, not a download llamadeck wrote")
         try:
             fd = os.open(source, _READ_FLAGS)
         except OSError as error:
@@ -506,7 +508,7 @@ class Store:
             raise os_error(error, "cannot use the split-model directory", view) from error
         if not stat.S_ISDIR(mode):
             raise IntegrityError(
-                f"the split-model directory {view} is a {_kind(mode)}, not a directory llamadeck made: "
+                f"the split-model directory {view} is a {file_kind(mode)}, not a directory llamadeck made: "
                 "remove it"
             )
         for file, name in zip(files, names, strict=True):
@@ -538,8 +540,8 @@ class Store:
             raise os_error(error, "cannot use the split-model directory", self.views) from error
         if not stat.S_ISDIR(mode):
             raise IntegrityError(
-                f"the split-model directory {self.views} is a {_kind(mode)}, not a directory llamadeck made: "
-                "llamadeck does not write through it; remove it"
+                f"the split-model directory {self.views} is a {file_kind(mode)}, "
+                "not a directory llamadeck made: llamadeck does not write through it; remove it"
             )
 
     # manifests -------------------------------------------------------------
@@ -665,7 +667,7 @@ class Store:
         if stat.S_ISDIR(mode):
             return StoreEntry(path, ref, None, f"{here} a directory, not a manifest llamadeck wrote")
         if not stat.S_ISREG(mode):
-            return StoreEntry(path, ref, None, f"{here} a {_kind(mode)}, not a regular file")
+            return StoreEntry(path, ref, None, f"{here} a {file_kind(mode)}, not a regular file")
         if ref is None:
             return StoreEntry(path, None, None, "a file where no manifest belongs")
         try:

@@ -348,7 +348,7 @@ def test_texts_that_no_file_can_hold_are_refused(
         CreateSpec(base_path=weights["q8"], messages=(("user", "a\udfffb"),)),
         CreateSpec(base_path=weights["q8"], parameters={"stop": ["\ud800"]}),
     ):
-        with pytest.raises(InvalidInput, match="not valid text"):
+        with pytest.raises(InvalidInput, match="not valid Unicode text"):
             engine.create("x", spec)
     assert engine.list_models() == []
 

@@ -46,9 +46,7 @@ def server_url(environ: dict[str, str] | None = None) -> str:
 def call(method: str, path: str, body: dict[str, Any] | None = None) -> Any:
     """One JSON request to the running server; raises ServerError with what went wrong."""
     base = server_url()
-    headers = {"Content-Type": "application/json"}
-    if key := os.environ.get("LLAMADECK_API_KEY"):
-        headers["Authorization"] = f"Bearer {key}"
+    headers = {"Content-Type": "application/json", **_auth()}
     data = json.dumps(body).encode() if body is not None else None
     request = urllib.request.Request(base + path, data=data, headers=headers, method=method)
     try:
