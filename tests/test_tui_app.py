@@ -13,6 +13,7 @@ import pytest
 
 from engine import Engine, Machine
 from tests.support.fake_hub import FakeHub
+from tests.support.pilot import settle
 from tests.support.tiny_gguf import write_tiny_gguf
 
 CPU_BOX = Machine(free_ram=16 << 30, gpu_free_vram=None)
@@ -63,13 +64,6 @@ def make_app(engine: Engine, **kwargs):
     from tui.app import LlamadeckApp
 
     return LlamadeckApp(engine, **kwargs)
-
-
-async def settle(app, pilot) -> None:
-    """Let workers finish and the messages they posted be handled (bounded)."""
-    for _ in range(3):
-        await app.workers.wait_for_complete()
-        await pilot.pause()
 
 
 async def until(pilot, condition, timeout: float = 20.0) -> None:

@@ -45,6 +45,7 @@ import pytest
 
 from engine import Engine, LoadedModel, Machine
 from tests.support.fake_hub import FakeHub, isolated_hf_env
+from tests.support.pilot import settle
 from tests.support.tiny_gguf import write_tiny_gguf
 
 SNAPSHOTS = Path(__file__).with_name("snapshots")
@@ -269,19 +270,6 @@ async def until(pilot, condition, timeout: float = 20.0) -> None:
     while not condition():
         assert time.monotonic() < deadline, "timed out"
         await pilot.pause(0.02)
-
-
-async def settle(app, pilot) -> None:
-    """Let workers finish and what they posted be handled. The panes' exclusive pollers cancel one
-    another when they overlap (the machine is slow): a cancelled worker is fine, a failed one is not."""
-    from textual.worker import WorkerCancelled
-
-    for _ in range(3):
-        results = await asyncio.gather(*(w.wait() for w in list(app.workers)), return_exceptions=True)
-        failures = [r for r in results if isinstance(r, BaseException) and not isinstance(r, WorkerCancelled)]
-        if failures:
-            raise failures[0]
-        await pilot.pause()
 
 
 def hold_cursors_still(app) -> None:
