@@ -43,7 +43,7 @@ import llama_cpp  # noqa: E402  (after the path is set)
 
 from engine.events import Token  # noqa: E402
 from engine.runtime.llama import COMPUTE, Context, Model, Sampler, route_llama_log  # noqa: E402
-from engine.runtime.physical import physical_cores  # noqa: E402
+from engine.machine.physical import physical_cores  # noqa: E402
 from engine.runtime.scheduler import GREEDY, Request, Scheduler  # noqa: E402
 
 TEXT = (

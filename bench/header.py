@@ -6,7 +6,7 @@ Writes a GGUF with a Gemma-3-size vocabulary (262,144 tokens with scores and
 token types) and as many BPE merges, as Llama 3 and Gemma GGUFs carry, and
 times on it:
 
-- ``engine.gguf_io.read_header`` (best of ``--rounds``); goal <= 0.3 s;
+- ``engine.store.gguf_io.read_header`` (best of ``--rounds``); goal <= 0.3 s;
 - ``gguf.GGUFReader`` (once: it materialises every array and takes seconds);
 - a naive reader that walks every value with ``struct.unpack_from`` and
   decodes every string, the loop a first parser would write.
@@ -111,7 +111,7 @@ def best(fn: Callable[[], object], rounds: int) -> tuple[float, list[float]]:
 def compare(title: str, path: Path, rounds: int, reader_rounds: int) -> None:
     import gguf
 
-    from engine.gguf_io import read_header
+    from engine.store.gguf_io import read_header
 
     ours, ours_runs = best(lambda: read_header(path, label=path.name), rounds)
     naive, _ = best(lambda: naive_read(path), 2)

@@ -150,7 +150,7 @@ def bench_hub_case(case: Case, work: Path, rounds: int) -> None:
 
 
 def hash_vs_verify(case: Case, engine: Any, rounds: int) -> None:
-    """sha256sum of the source vs ``engine.verify`` of the same bytes in the store, alternating."""
+    """sha256sum of the source vs ``engine.store.verify`` of the same bytes in the store, alternating."""
     problems = [p for report in engine.verify([case.ref]) for p in report.problems]
     if problems:
         raise SystemExit(f"verify of {case.ref} failed: {problems}")

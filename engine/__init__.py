@@ -27,9 +27,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from engine.cancel import NEVER, CancelToken
-from engine.create import CreateSpec
-from engine.discover import FoundModel
-from engine.embedded import DEFAULT_MODEL, find_embedded
+from engine.ingest.create import CreateSpec
+from engine.ingest.discover import FoundModel
+from engine.ingest.embedded import DEFAULT_MODEL, find_embedded
 from engine.errors import (
     AccessDenied,
     Busy,
@@ -57,21 +57,21 @@ from engine.errors import (
     check_unicode,
 )
 from engine.events import Done, Event, EventSink, Generation, Progress, Status, Token, Waiting, ignore
-from engine.hub import HubRepo
-from engine.manifest import Manifest, ModelConfig, ModelFile
-from engine.memory import Fit, Machine
-from engine.model import ModelShape
-from engine.quant import VariantFit
-from engine.refs import HubRef, LocalRef, ModelRef, parse_local_name, parse_ref
-from engine.runtime.options import LoadOptions, SamplingOptions, parameter_lines, parse_options
+from engine.ingest.hub import HubRepo
+from engine.store.manifest import Manifest, ModelConfig, ModelFile
+from engine.machine.memory import Fit, Machine
+from engine.shape import ModelShape
+from engine.machine.quant import VariantFit
+from engine.store.refs import HubRef, LocalRef, ModelRef, parse_local_name, parse_ref
+from engine.options import LoadOptions, SamplingOptions, parameter_lines, parse_options
 from engine.runtime.registry import Registry, Resident
-from engine.runtime.templates import Message
-from engine.store import PruneReport, Store, StoreEntry
+from engine.templates.render import Message
+from engine.store.store import PruneReport, Store, StoreEntry
 from engine.units import format_gib, format_size
 
 if TYPE_CHECKING:
-    from engine.blobs import BlobUpload
-    from engine.offload import OffloadPlan
+    from engine.store.blobs import BlobUpload
+    from engine.machine.offload import OffloadPlan
     from engine.runtime.loader import Runtime
 
 __all__ = [
@@ -206,7 +206,7 @@ def _check_keep_alive(keep_alive: object) -> None:
 
 
 def _default_machine() -> Machine:
-    from engine.gpu import probe_machine
+    from engine.machine.gpu import probe_machine
 
     return probe_machine()
 
@@ -226,7 +226,7 @@ class Engine:
         machine: Callable[[], Machine] = _default_machine,
     ) -> None:
         self._store = Store(home)
-        from engine.hub import clean_token
+        from engine.ingest.hub import clean_token
 
         self.token = clean_token(token or os.environ.get("HF_TOKEN"))
         self._machine = machine
@@ -282,7 +282,7 @@ class Engine:
         return self._pull(ref, on_event, cancel)
 
     def _pull(self, ref: ModelRef, on_event: EventSink, cancel: CancelToken) -> Manifest:
-        from engine import pull
+        from engine.ingest import pull
 
         if isinstance(ref, HubRef):
             return pull.pull_from_hub(
@@ -300,7 +300,7 @@ class Engine:
         self, reference: str, *, on_event: EventSink = ignore, cancel: CancelToken = NEVER
     ) -> list[VariantFit]:
         """A Hub repository's quantizations, each with its memory estimate and whether it fits here."""
-        from engine import pull
+        from engine.ingest import pull
 
         ref = parse_ref(reference)
         if not isinstance(ref, HubRef):
@@ -420,7 +420,7 @@ class Engine:
         manifest = self._resolve(ref)
         if manifest.ref == target:
             raise InvalidInput(f"{target} is already that model: copy it to another name")
-        from engine.pull import now_iso
+        from engine.ingest.pull import now_iso
 
         copied = replace(
             manifest,
@@ -454,7 +454,7 @@ class Engine:
         F16/F32 base (e.g. "Q4_K_M"). Raises InvalidInput (a Modelfile error
         names its line), ModelNotFound, and what pull, import and quantize raise.
         """
-        from engine.create import create_model, spec_from_modelfile
+        from engine.ingest.create import create_model, spec_from_modelfile
 
         target = parse_local_name(name)
         if isinstance(modelfile, CreateSpec):
@@ -473,7 +473,7 @@ class Engine:
 
     def modelfile(self, reference: str) -> str:
         """The Modelfile that makes this model again (``show --modelfile``): FROM its weights' path."""
-        from engine.modelfile import Modelfile, format_modelfile
+        from engine.ingest.modelfile import Modelfile, format_modelfile
 
         details = self.show(reference)
         manifest = details.manifest
@@ -503,7 +503,7 @@ class Engine:
         ``tools`` picks some of "ollama", "huggingface", "lmstudio" (all when
         None). Reads only: nothing is hashed or imported.
         """
-        from engine.discover import default_locations, discover
+        from engine.ingest.discover import default_locations, discover
 
         where = default_locations()
         chosen = set(where) if tools is None else set(tools)
@@ -526,7 +526,7 @@ class Engine:
         ``name`` defaults to ``found.suggested``; the tool's template, system
         prompt and parameters come along.
         """
-        from engine.local import import_gguf
+        from engine.ingest.local import import_gguf
 
         if not found.importable:
             raise InvalidInput(f"{found.origin} cannot be imported: {found.note}")
@@ -552,7 +552,7 @@ class Engine:
 
     def has_blob(self, digest: str) -> bool:
         """Whether the store holds the blob ``sha256:<hex>`` (``HEAD /api/blobs/…``)."""
-        from engine.blobs import parse_digest
+        from engine.store.blobs import parse_digest
 
         return self._store.has_blob(parse_digest(digest))
 
@@ -561,13 +561,13 @@ class Engine:
 
         Use it in a ``with`` block, so that a failed upload leaves nothing behind.
         """
-        from engine.blobs import BlobUpload, parse_digest
+        from engine.store.blobs import BlobUpload, parse_digest
 
         return BlobUpload(self._store, parse_digest(digest))
 
     def blob_path(self, digest: str) -> Path:
         """Where a stored blob lives, for ``CreateSpec.base_path`` built from uploaded files."""
-        from engine.blobs import parse_digest
+        from engine.store.blobs import parse_digest
 
         sha256 = parse_digest(digest)
         if not self._store.has_blob(sha256):
@@ -594,7 +594,7 @@ class Engine:
         Names that are not found or not readable get a report of their own
         instead of stopping the run, so every name asked for is answered.
         """
-        from engine.verify import check_blob
+        from engine.store.verify import check_blob
 
         problems: dict[str, str | None] = {}  # sha256 -> problem; a blob shared by two names is hashed once
 
@@ -803,7 +803,7 @@ class Engine:
         or overlong query), HubUnreachable (the Hub cannot be reached or
         answers with an error), GatedRepo (HF_TOKEN refused), Cancelled.
         """
-        from engine.hub import search_models
+        from engine.ingest.hub import search_models
 
         return search_models(query, limit=limit, token=self.token, cancel=cancel)
 
@@ -814,7 +814,7 @@ class Engine:
     def _options(
         self, manifest: Manifest, request: Mapping[str, object] | None
     ) -> tuple[LoadOptions, SamplingOptions]:
-        from engine.runtime.options import merge, parse_options
+        from engine.options import merge, parse_options
 
         model = parse_options(manifest.config.parameters, source=f"{manifest.reference}'s parameters")
         return merge(model, parse_options(request or {}, source="request"))
@@ -823,7 +823,7 @@ class Engine:
         self, manifest: Manifest, load: LoadOptions, keep_alive: float | None, cancel: CancelToken
     ) -> AbstractContextManager[tuple[Resident[Runtime], bool]]:
         """The loaded model for ``manifest`` with ``load`` options, loading it (and making room) first."""
-        from engine.memory import estimate_memory
+        from engine.machine.memory import estimate_memory
         from engine.runtime import loader
 
         # A loaded model is matched by the options the request asked for. The automatic ones
@@ -879,7 +879,7 @@ class Engine:
         from engine.runtime import loader
         from engine.runtime.history import fit_history
         from engine.runtime.scheduler import Request
-        from engine.runtime.templates import template_for, with_system_prompt
+        from engine.templates.render import template_for, with_system_prompt
 
         started = time.perf_counter()
         with ExitStack() as stack:

@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from engine import chat
-from engine.chat import TemplateError, render_chat
-from engine.embedded import GEMMA_TEMPLATE
+from engine.templates import jinja as chat
+from engine.templates.jinja import TemplateError, render_chat
+from engine.ingest.embedded import GEMMA_TEMPLATE
 from engine.errors import InvalidInput
 from engine.errors import TemplateError as EngineTemplateError
 

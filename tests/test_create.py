@@ -320,7 +320,7 @@ def test_generated_modelfiles_round_trip_through_show_modelfile(
     licenses: list[str],
     template: str | None,
 ) -> None:
-    from engine.modelfile import Modelfile, format_modelfile
+    from engine.ingest.modelfile import Modelfile, format_modelfile
 
     text = format_modelfile(
         Modelfile(

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from engine import Done, Engine, Machine
-from engine.discover import FoundModel, default_locations, discover, suggest
-from engine.local import import_gguf
-from engine.refs import LocalRef, parse_local_name
+from engine.ingest.discover import FoundModel, default_locations, discover, suggest
+from engine.ingest.local import import_gguf
+from engine.store.refs import LocalRef, parse_local_name
 from tests.support.other_stores import MEDIA, HFCache, LMStudio, OllamaStore
 from tests.support.tiny_gguf import write_tiny_gguf
 

@@ -24,8 +24,8 @@ from engine import (
     NewerStore,
     Waiting,
 )
-from engine.migrations import SCHEMA
-from engine.store import Store
+from engine.store.migrations import SCHEMA
+from engine.store.store import Store
 from tests.support.fake_hub import FakeHub
 from tests.support.tiny_gguf import write_tiny_gguf
 

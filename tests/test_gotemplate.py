@@ -19,10 +19,10 @@ from typing import Any
 
 import pytest
 
-import engine.runtime.gotemplate as gotemplate
+import engine.templates.gotemplate as gotemplate
 from engine.errors import TemplateError
-from engine.runtime.gotemplate import GoTemplate, go_float, go_json, json_float
-from engine.runtime.templates import SOURCE_MODELFILE, Message, template_for
+from engine.templates.gotemplate import GoTemplate, go_float, go_json, json_float
+from engine.templates.render import SOURCE_MODELFILE, Message, template_for
 from tests.support.gorender import GoMissing, GoRender, build
 
 TEMPLATES_DIR = Path(__file__).parent / "data" / "go_templates"

@@ -1,4 +1,4 @@
-"""engine.hub against the real huggingface_hub client and the loopback fake Hub: no mocks."""
+"""engine.ingest.hub against the real huggingface_hub client and the loopback fake Hub: no mocks."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ import numpy as np
 import pytest
 from huggingface_hub import constants
 
-from engine import hub
+from engine.ingest import hub
 from engine.cancel import CancelToken
 from engine.errors import (
     AccessDenied,
@@ -41,8 +41,8 @@ from engine.errors import (
     RepoNotFound,
 )
 from engine.events import Progress
-from engine.refs import HubRef
-from engine.transfer import HashingFile, ProgressMeter, hash_file
+from engine.store.refs import HubRef
+from engine.store.transfer import HashingFile, ProgressMeter, hash_file
 from engine.units import format_size
 from tests.support.fake_hub import FakeHub
 from tests.support.tiny_gguf import write_tiny_gguf
@@ -563,7 +563,7 @@ def test_a_bad_setting_is_refused_before_any_request(fake: FakeHub, monkeypatch:
 
 _CHILD = """
 import json, sys
-from engine import hub
+from engine.ingest import hub
 from engine.errors import LlamadeckError
 try:
     listing = hub.fetch_listing("acme/Hub-GGUF")

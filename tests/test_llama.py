@@ -20,10 +20,10 @@ import pytest
 
 from engine.cancel import CancelToken
 from engine.errors import Cancelled, IntegrityError, InvalidInput, InvalidOption, LoadError, PromptTooLong
-from engine.gpu import llama_gpu_offload
+from engine.machine.gpu import llama_gpu_offload
 from engine.runtime import llama
 from engine.runtime.llama import Batch, Context, Embedder, Model, Sampler
-from engine.runtime.physical import _topology_cores, physical_cores
+from engine.machine.physical import _topology_cores, physical_cores
 from tests.support.chain_gguf import byte_token, token_id, write_chain_gguf
 from tests.support.tiny_gguf import CHAT_TEMPLATE, N_EMBD, N_VOCAB
 

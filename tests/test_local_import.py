@@ -15,9 +15,9 @@ import pytest
 
 from engine import Cancelled, CancelToken, Done, Engine, IntegrityError, InvalidInput, Machine, ModelConfig
 from engine.events import Event, Progress, Status
-from engine.local import import_file, import_gguf
-from engine.refs import LocalRef
-from engine.store import Store
+from engine.ingest.local import import_file, import_gguf
+from engine.store.refs import LocalRef
+from engine.store.store import Store
 from tests.support.tiny_gguf import CHAT_TEMPLATE, write_tiny_gguf
 
 CPU_BOX = Machine(free_ram=16 << 30, gpu_free_vram=None)
@@ -416,7 +416,7 @@ def test_import_file_stores_bytes_for_an_adapter(
 
 
 def test_only_local_names_are_accepted(store: Store, models: dict[str, list[Path]]) -> None:
-    from engine.refs import HubRef
+    from engine.store.refs import HubRef
 
     with pytest.raises(InvalidInput, match="local name"):
         import_gguf(store, models["single"][0], ref=HubRef("acme/repo", "Q8_0"))  # type: ignore[arg-type]

@@ -1,4 +1,4 @@
-"""engine.modelfile: Ollama's Modelfile, read as Ollama reads it and written so it reads back.
+"""engine.ingest.modelfile: Ollama's Modelfile, read as Ollama reads it and written so it reads back.
 
 Three kinds of check: tables ported from Ollama's ``parser/parser_test.go``
 (at the level of Ollama's commands, before llamadeck gives them meaning);
@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from engine.errors import InvalidInput
-from engine.modelfile import (
+from engine.ingest.modelfile import (
     MAX_MODELFILE_BYTES,
     Modelfile,
     ModelfileError,

@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 
 from engine.errors import InvalidOption
-from engine.gguf_io import TensorBytes, read_header
-from engine.memory import FIXED_OVERHEAD, Machine, estimate_memory, kv_cache_bytes
-from engine.model import ModelShape
-from engine.offload import (
+from engine.store.gguf_io import TensorBytes, read_header
+from engine.machine.memory import FIXED_OVERHEAD, Machine, estimate_memory, kv_cache_bytes
+from engine.shape import ModelShape
+from engine.machine.offload import (
     VRAM_RESERVE,
     OffloadPlan,
     default_context_length,

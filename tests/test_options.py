@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from engine.errors import InvalidInput, InvalidOption
-from engine.runtime import options
-from engine.runtime.options import (
+from engine import options
+from engine.options import (
     LOAD_OPTIONS,
     MAX_STOPS,
     OPTIONS,

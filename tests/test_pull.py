@@ -18,8 +18,8 @@ from engine.errors import (
     UnknownQuant,
 )
 from engine.events import Progress, Status
-from engine.memory import Fit, Machine
-from engine.store import Store
+from engine.machine.memory import Fit, Machine
+from engine.store.store import Store
 from tests.support.fake_hub import FakeHub
 from tests.support.tiny_gguf import write_tiny_gguf
 
@@ -105,7 +105,7 @@ def test_unknown_quant_lists_the_available_ones(hub: FakeHub) -> None:
 
 
 def test_projector_files_are_not_chat_models(hub: FakeHub) -> None:
-    from engine.hub import fetch_listing
+    from engine.ingest.hub import fetch_listing
 
     listing = fetch_listing("acme/Tiny-GGUF")
     assert [p.path for p in listing.projectors] == ["mmproj-Tiny-F16.gguf"]

@@ -7,9 +7,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from engine.errors import NoGGUFInRepo, UnknownQuant
-from engine.memory import DEFAULT_CONTEXT, Machine, estimate_memory, kv_cache_bytes
-from engine.model import ModelShape
-from engine.quant import (
+from engine.machine.memory import DEFAULT_CONTEXT, Machine, estimate_memory, kv_cache_bytes
+from engine.shape import ModelShape
+from engine.machine.quant import (
     QUANTS,
     Variant,
     normalize_quant,

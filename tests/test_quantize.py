@@ -14,7 +14,7 @@ import pytest
 from engine.cancel import CancelToken
 from engine.errors import Cancelled, DiskFull, InvalidInput
 from engine.events import Event, Progress, Status
-from engine.gguf_io import read_header
+from engine.store.gguf_io import read_header
 from engine.runtime.quantizer import (
     QUANTIZE_TARGETS,
     QuantizeError,

@@ -9,7 +9,7 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from engine.errors import InvalidReference, LlamadeckError
-from engine.refs import HubRef, LocalRef, ModelRef, parse_local_name, parse_ref
+from engine.store.refs import HubRef, LocalRef, ModelRef, parse_local_name, parse_ref
 
 SAFE_SEGMENT = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]*")
 

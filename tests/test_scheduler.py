@@ -23,7 +23,7 @@ from engine.errors import InvalidInput, PromptTooLong
 from engine.events import Done, Token
 from engine.runtime import scheduler as scheduler_module
 from engine.runtime.llama import COMPUTE, Model, Sampler
-from engine.runtime.options import SamplingOptions
+from engine.options import SamplingOptions
 from engine.runtime.scheduler import (
     GREEDY,
     Handle,

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 
 from engine.errors import IntegrityError, InvalidInput, NewerStore
-from engine.manifest import Manifest, ModelFile
-from engine.migrations import SCHEMA
-from engine.refs import HubRef, LocalRef
-from engine.store import Store
+from engine.store.manifest import Manifest, ModelFile
+from engine.store.migrations import SCHEMA
+from engine.store.refs import HubRef, LocalRef
+from engine.store.store import Store
 
 
 def manifest(name: str, tag: str, *shas: str) -> Manifest:

@@ -23,11 +23,11 @@ from pathlib import Path
 import pytest
 
 from engine.errors import DiskFull, IntegrityError, InvalidInput, LlamadeckError
-from engine.locks import FileLock
-from engine.manifest import MAX_MANIFEST_BYTES, Manifest, ManifestError, ModelFile
-from engine.refs import HubRef, LocalRef
+from engine.store.locks import FileLock
+from engine.store.manifest import MAX_MANIFEST_BYTES, Manifest, ManifestError, ModelFile
+from engine.store.refs import HubRef, LocalRef
 from engine.runtime.loader import model_path
-from engine.store import Store, view_id
+from engine.store.store import Store, view_id
 
 
 def manifest(name: str, tag: str, *files: tuple[str, str], **changes: object) -> Manifest:

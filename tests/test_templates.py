@@ -10,10 +10,10 @@ import time
 
 import pytest
 
-from engine.chat import render_chat
-from engine.embedded import GEMMA_TEMPLATE
+from engine.templates.jinja import render_chat
+from engine.ingest.embedded import GEMMA_TEMPLATE
 from engine.errors import InvalidInput, TemplateError
-from engine.runtime.templates import (
+from engine.templates.render import (
     SOURCE_GGUF,
     SOURCE_MODELFILE,
     ChatTemplate,

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.gguf_io import verify_structure
+from engine.store.gguf_io import verify_structure
 from tests.support.tiny_gguf import N_CTX_TRAIN, N_LAYERS, N_VOCAB, write_tiny_gguf
 
 

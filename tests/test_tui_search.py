@@ -1,4 +1,4 @@
-"""Searching Hugging Face: engine.hub.search_models against the fake Hub, and the pull dialog's search."""
+"""Searching Hugging Face: engine.ingest.hub.search_models against the fake Hub, and the pull dialog's search."""
 
 from __future__ import annotations
 
@@ -39,7 +39,7 @@ def engine(hub: FakeHub, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     engine.close()
 
 
-# -- engine.hub.search_models ---------------------------------------------------------
+# -- engine.ingest.hub.search_models ---------------------------------------------------------
 
 
 def test_search_finds_gguf_repos_by_name_most_downloaded_first(engine: Engine, hub: FakeHub) -> None:

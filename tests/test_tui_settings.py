@@ -59,7 +59,7 @@ def option_checker(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPat
     import engine as facade
 
     if request.param == "engine":
-        from engine.runtime.options import parse_options
+        from engine.options import parse_options
 
         monkeypatch.setattr(facade, "parse_options", parse_options, raising=False)
     else:

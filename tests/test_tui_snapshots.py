@@ -9,7 +9,7 @@ one of them loaded, a chat history of two conversations written at fixed times
 theme. What changes with the clock is held still by the test, not by the app:
 
 - ages ("3 hours ago"): the manifests' and the chats' timestamps are fixed
-  (``engine.pull.now_iso``, ``tui.chatstore._now``) and the panes' ``ago`` is
+  (``engine.ingest.pull.now_iso``, ``tui.chatstore._now``) and the panes' ``ago`` is
   given a fixed "now";
 - the Sessions tab's keep-alive countdown and tokens/s: ``Engine.loaded`` of
   the scene's engine returns the real rows with those two values fixed;
@@ -159,7 +159,7 @@ def scene(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Engine, Pa
         "Tiny-Q4_0.gguf": write_tiny_gguf(repos / "Tiny-Q4_0.gguf", quant="Q4_0")[0],
         "Story-Q8_0.gguf": write_tiny_gguf(repos / "Story-Q8_0.gguf", quant="Q8_0", name="Story", seed=5)[0],
     }
-    pull_module = importlib.import_module("engine.pull")
+    pull_module = importlib.import_module("engine.ingest.pull")
     chatstore = importlib.import_module("tui.chatstore")
     with (
         isolated_hf_env(root / "hf-home"),

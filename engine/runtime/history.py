@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from engine.errors import PromptTooLong
-from engine.runtime.templates import Message
+from engine.templates.render import Message
 
 
 def fit_history(

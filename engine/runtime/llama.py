@@ -55,9 +55,9 @@ from engine.errors import (
     LoadError,
     PromptTooLong,
 )
-from engine.gguf_io import verify_structure
+from engine.store.gguf_io import verify_structure
 from engine.runtime.adapters import check_adapter
-from engine.runtime.physical import physical_cores
+from engine.machine.physical import physical_cores
 
 _T = TypeVar("_T")
 

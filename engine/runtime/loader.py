@@ -15,16 +15,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from engine.cancel import NEVER, CancelToken
-from engine.gguf_io import TensorBytes, read_header
-from engine.manifest import Manifest
-from engine.memory import Machine
-from engine.model import ModelShape
-from engine.offload import OffloadPlan, default_context_length, default_num_parallel, plan_offload
+from engine.store.gguf_io import TensorBytes, read_header
+from engine.store.manifest import Manifest
+from engine.machine.memory import Machine
+from engine.shape import ModelShape
+from engine.machine.offload import OffloadPlan, default_context_length, default_num_parallel, plan_offload
 from engine.runtime.llama import AdapterSpec, Embedder, Model, supports_gpu_offload
-from engine.runtime.options import LoadOptions, SamplingOptions
-from engine.runtime.physical import physical_cores
+from engine.options import LoadOptions, SamplingOptions
+from engine.machine.physical import physical_cores
 from engine.runtime.scheduler import Scheduler
-from engine.store import Store
+from engine.store.store import Store
 
 log = logging.getLogger("llamadeck.engine")
 

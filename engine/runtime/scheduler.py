@@ -63,8 +63,8 @@ from dataclasses import dataclass, field
 from engine.errors import InvalidInput, LlamadeckError, PromptTooLong
 from engine.events import Done, Token
 from engine.runtime.llama import COMPUTE, Batch, Context, DecodeError, Model, Sampler
-from engine.runtime.options import SamplingOptions
-from engine.runtime.physical import physical_cores
+from engine.options import SamplingOptions
+from engine.machine.physical import physical_cores
 
 # A step with a prompt chunk may cost this many decode-only steps. The prompt then takes R / (R - 1) times
 # as long as alone (2.25x at R = 1.8), while the running streams slow down by about R (their p95 gap stays

@@ -4,7 +4,7 @@ Manifests are JSON files written by us but read back from a disk anyone can
 edit, so reading validates every field (type, range, format) and turns any
 fault into ``ManifestError`` with a one-line reason: one bad file never breaks
 ``list`` for the whole store. Versions and migrations live in
-``engine.migrations``.
+``engine.store.migrations``.
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ from datetime import datetime
 from typing import Any
 
 from engine.errors import InvalidReference
-from engine.migrations import SCHEMA, BadSchema, NewerSchema, upgrade
-from engine.model import ModelShape
-from engine.refs import HUB_HOST, HubRef, LocalRef, ModelRef
+from engine.store.migrations import SCHEMA, BadSchema, NewerSchema, upgrade
+from engine.shape import ModelShape
+from engine.store.refs import HUB_HOST, HubRef, LocalRef, ModelRef
 
 SHA256 = re.compile(r"[0-9a-f]{64}")
 _MAX_TEXT = 1 << 20  # a chat template or licence longer than 1 MiB is not one

@@ -15,7 +15,7 @@ much more to fetch.
 
 The tensor table is also summed the way llama.cpp places tensors on devices
 (``TensorBytes``: bytes per repeating layer ``blk.N``, the input layer, the
-output layer), which is what ``engine.offload`` plans GPU layers from.
+output layer), which is what ``engine.machine.offload`` plans GPU layers from.
 
 Format (GGUF v2/v3, little-endian): magic ``GGUF``, u32 version, u64 tensor
 count, u64 KV count; KV pairs (string key, u32 type, value); tensor infos
@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.errors import IntegrityError
-from engine.model import ModelShape
+from engine.shape import ModelShape
 
 _MAGIC = b"GGUF"
 _VERSIONS = (2, 3)  # v1 (u32 counts) is refused by llama.cpp too

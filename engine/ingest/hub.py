@@ -80,12 +80,12 @@ from engine.errors import (
     NetworkError,
     RepoNotFound,
 )
-from engine.quant import quality_rank, quant_from_file_type, quant_from_filename
-from engine.transfer import PULL_CANCELLED, HashingFile, ProgressMeter
+from engine.machine.quant import quality_rank, quant_from_file_type, quant_from_filename
+from engine.store.transfer import PULL_CANCELLED, HashingFile, ProgressMeter
 from engine.units import format_size
 
 if TYPE_CHECKING:
-    from engine.gguf_io import GGUFInfo
+    from engine.store.gguf_io import GGUFInfo
 
 _SPLIT = re.compile(r"^(?P<stem>.+)-(?P<part>\d{5})-of-(?P<count>\d{5})\.gguf$", re.IGNORECASE)
 _FIRST_HEADER_READ = 1024 * 1024
@@ -494,7 +494,7 @@ def hub_errors(
     what = f"{_clean(file)} of {name}" if file else f"a file of {name}"
     try:
         yield
-    except hf.HFValidationError as error:  # engine.refs refuses these first; a caller here may not have
+    except hf.HFValidationError as error:  # engine.store.refs refuses these first; a caller here may not have
         raise InvalidReference(f"{name} is not a Hugging Face repository name ({_reason(error)})") from error
     except hf.GatedRepoError as error:
         raise GatedRepo(f"{name} is gated: accept its licence on {where}/{name} and set HF_TOKEN") from error
@@ -583,7 +583,7 @@ def quant_tag(text: str) -> str:
     """``text`` as a valid reference quant: ``[A-Z0-9][A-Z0-9_-]*``, at most 40 characters.
 
     File names and folders can hold anything; the tag must be something a user
-    can type after the colon (``engine.refs.HubRef``) and get this variant back.
+    can type after the colon (``engine.store.refs.HubRef``) and get this variant back.
 
     >>> quant_tag("my.model.v2")
     'MY_MODEL_V2'
@@ -782,7 +782,7 @@ def _count(value: object) -> int:
 
 def _hub_repo(item: object) -> HubRepo | None:
     """A search result from one item of the Hub's JSON; None when its id is no repository name."""
-    from engine.refs import _repo_problem
+    from engine.store.refs import _repo_problem
 
     if not isinstance(item, dict):
         return None
@@ -847,7 +847,7 @@ def _read_header(
     from huggingface_hub import hf_hub_url
     from huggingface_hub.utils import build_hf_headers
 
-    from engine.gguf_io import HeaderIncomplete, scan_header
+    from engine.store.gguf_io import HeaderIncomplete, scan_header
 
     if file.size < 4:
         raise IntegrityError(f"{label} is not a GGUF file ({file.size} bytes)")

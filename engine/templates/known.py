@@ -14,7 +14,7 @@ silently wrong prompt.
 
 from __future__ import annotations
 
-from engine.embedded import GEMMA_TEMPLATE
+from engine.ingest.embedded import GEMMA_TEMPLATE
 
 CHATML = (
     "{%- for message in messages -%}"

@@ -1,8 +1,8 @@
 """The machine a model runs on and the memory a model needs there.
 
-Pure functions of plain dataclasses: the probe (``engine.gpu``) fills a
+Pure functions of plain dataclasses: the probe (``engine.machine.gpu``) fills a
 ``Machine``, the header fills a ``ModelShape``, and the quant pick, ``pull
---list`` and the layer planner (``engine.offload``) share the KV cache
+--list`` and the layer planner (``engine.machine.offload``) share the KV cache
 arithmetic here; the pick and ``pull --list`` ask the one ``fit`` function
 where a model would go.
 """
@@ -13,7 +13,7 @@ import enum
 from dataclasses import dataclass
 
 from engine.errors import InvalidOption
-from engine.model import ModelShape
+from engine.shape import ModelShape
 from engine.units import MIB
 
 DEFAULT_CONTEXT = 4096
@@ -116,7 +116,7 @@ def estimate_memory(
     262k-token vocabulary like Gemma 3's is itself 512 MiB. ``n_ctx`` is the
     context of one sequence and defaults to 4096, or the trained context if
     shorter; the KV cache counts ``num_parallel`` of them, in ``kv_type``.
-    ``engine.offload`` splits the same need between GPU and CPU.
+    ``engine.machine.offload`` splits the same need between GPU and CPU.
     """
     ctx = default_context(shape.context_length) if n_ctx is None else n_ctx
     if ctx <= 0:

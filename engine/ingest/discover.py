@@ -39,11 +39,11 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from engine.errors import InvalidOption, InvalidReference
-from engine.local import SPLIT_NAME, shown
-from engine.manifest import ModelConfig
-from engine.quant import quant_from_filename
-from engine.refs import LocalRef
-from engine.runtime.options import parse_one
+from engine.ingest.local import SPLIT_NAME, shown
+from engine.store.manifest import ModelConfig
+from engine.machine.quant import quant_from_filename
+from engine.store.refs import LocalRef
+from engine.options import parse_one
 
 OLLAMA = "ollama"
 HUGGINGFACE = "huggingface"

@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 from engine.errors import TemplateError
 
 if TYPE_CHECKING:
-    from engine.runtime.templates import Message
+    from engine.templates.render import Message
 
 __all__ = ["MAX_OUTPUT", "MAX_STEPS", "GoTemplate"]
 

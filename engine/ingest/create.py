@@ -30,10 +30,10 @@ from pathlib import Path
 from engine.cancel import NEVER, CancelToken
 from engine.errors import InvalidInput, LlamadeckError, ModelNotFound, TemplateError, check_unicode
 from engine.events import EventSink, Status, ignore
-from engine.gguf_io import GGUFInfo
-from engine.manifest import Manifest, ModelConfig, ModelFile
-from engine.refs import LocalRef, ModelRef, parse_ref
-from engine.store import Store
+from engine.store.gguf_io import GGUFInfo
+from engine.store.manifest import Manifest, ModelConfig, ModelFile
+from engine.store.refs import LocalRef, ModelRef, parse_ref
+from engine.store.store import Store
 
 SOURCE_MODELFILE = "modelfile"
 _LICENSE_SEPARATOR = "\n\n"
@@ -60,7 +60,7 @@ def spec_from_modelfile(text: str | bytes, *, base_dir: Path, quantize: str | No
 
     As Ollama's client does, FROM names a file when such a path exists and a model otherwise.
     """
-    from engine.modelfile import parse_modelfile
+    from engine.ingest.modelfile import parse_modelfile
 
     modelfile = parse_modelfile(text)
     base_path = _existing_path(modelfile.from_, base_dir)
@@ -162,8 +162,8 @@ def create_model(
 
 def _peek(source: Path) -> GGUFInfo:
     """The header of the model's first file (cheap), for the template and licence it brings."""
-    from engine.gguf_io import read_header
-    from engine.local import model_files
+    from engine.store.gguf_io import read_header
+    from engine.ingest.local import model_files
 
     first = model_files(source)[0]  # the part the import reads its facts from, found the import's way
     return read_header(first, label=first.name)
@@ -182,7 +182,7 @@ def _import(
     scratch: Path | None = None,
 ) -> Manifest:
     """Import ``source`` (quantized first when asked) under ``target`` with ``config``: one manifest write."""
-    from engine.local import import_gguf
+    from engine.ingest.local import import_gguf
 
     if not spec.quantize:
         return import_gguf(
@@ -291,7 +291,7 @@ def _check_template(template: str | None) -> None:
     """Refuse a template that cannot render a one-turn chat, now rather than at every chat."""
     if template is None:
         return
-    from engine.runtime.templates import Message, template_for
+    from engine.templates.render import Message, template_for
 
     try:
         renderer = template_for(template, SOURCE_MODELFILE, bos_token="", eos_token="", raw=None)
@@ -318,7 +318,7 @@ def _quantized_name(source: Path, quant: str) -> str:
 
 def _single_file(path: Path) -> Path:
     """The one file to quantize, found as the import finds a model's files (llama.cpp quantizes one)."""
-    from engine.local import model_files
+    from engine.ingest.local import model_files
 
     files = model_files(path)
     if len(files) != 1:
@@ -371,7 +371,7 @@ def _adapters(
     """The base's adapters and the new ones, checked against the model and stored as blobs."""
     if not spec.adapters:
         return base
-    from engine.local import import_file
+    from engine.ingest.local import import_file
     from engine.runtime.adapters import check_adapter
 
     added = list(base)
@@ -384,6 +384,6 @@ def _adapters(
 
 
 def _now() -> str:
-    from engine.pull import now_iso
+    from engine.ingest.pull import now_iso
 
     return now_iso()

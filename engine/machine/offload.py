@@ -77,9 +77,9 @@ PYTHONPATH=/tmp/site python3 ../shared/gpu/quantize.py /tmp/m8.gguf /tmp/m8q.ggu
 PYTHONPATH=/tmp/site:.:$G python3 - <<'EOF'
 import ctypes, re, subprocess, llama_cpp
 from pathlib import Path
-from engine.gguf_io import read_header
-from engine.memory import Machine
-from engine.offload import plan_offload
+from engine.store.gguf_io import read_header
+from engine.machine.memory import Machine
+from engine.machine.offload import plan_offload
 from engine.units import GIB, MIB
 log = []
 @llama_cpp.llama_log_callback
@@ -119,9 +119,9 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from engine.errors import InvalidOption
-from engine.gguf_io import TensorBytes
-from engine.memory import FIXED_OVERHEAD, KV_CACHE_TYPES, Machine, kv_bytes_per_cell
-from engine.model import ModelShape
+from engine.store.gguf_io import TensorBytes
+from engine.machine.memory import FIXED_OVERHEAD, KV_CACHE_TYPES, Machine, kv_bytes_per_cell
+from engine.shape import ModelShape
 from engine.units import GIB, MIB, format_gib
 
 N_UBATCH = 512  # llama.cpp's default physical batch: the worst-case graph it reserves buffers for

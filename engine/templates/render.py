@@ -4,12 +4,12 @@ The runtime renders every chat through :class:`ChatTemplate`, whatever the
 template is written in:
 
 * ``"jinja"``: a GGUF's ``tokenizer.chat_template`` or a Modelfile TEMPLATE in
-  Jinja, rendered by :func:`engine.chat.render_chat` (sandboxed, on a budget);
+  Jinja, rendered by :func:`engine.templates.jinja.render_chat` (sandboxed, on a budget);
 * ``"builtin"``: a Jinja template llamadeck recorded itself for a base model
   whose GGUF has none (the demo Gemma's turn format);
 * ``"go"``: Ollama's Go ``text/template`` form of a Modelfile TEMPLATE. Detected
   here (:func:`is_go_template`) and rendered by
-  :class:`engine.runtime.gotemplate.GoTemplate` byte for byte as Ollama does;
+  :class:`engine.templates.gotemplate.GoTemplate` byte for byte as Ollama does;
   a construct it cannot render faithfully is a :class:`TemplateError` when the
   template is read, never a silently wrong prompt.
 
@@ -164,7 +164,7 @@ class ChatTemplate(Protocol):
 
 @dataclass(frozen=True)
 class JinjaTemplate:
-    """A Jinja chat template, rendered in :mod:`engine.chat`'s sandbox.
+    """A Jinja chat template, rendered in :mod:`engine.templates.jinja`'s sandbox.
 
     Compiles on the first render (a broken template is a :class:`TemplateError`
     then, not at load); the BOS the template prints first is left out, since
@@ -183,7 +183,7 @@ class JinjaTemplate:
         tools: Sequence[Mapping[str, Any]] | None = None,
         add_generation_prompt: bool = True,
     ) -> str:
-        from engine.chat import render_chat  # jinja2 loads with the first chat, not with the engine
+        from engine.templates.jinja import render_chat  # jinja2 loads with the first chat, not with the engine
 
         return render_chat(
             self.source,
@@ -217,14 +217,14 @@ def is_go_template(source: str) -> bool:
 
 
 def _go_template(source: str, *, bos_token: str, eos_token: str) -> ChatTemplate:
-    """An Ollama Go template, rendered as Ollama renders it (:mod:`engine.runtime.gotemplate`).
+    """An Ollama Go template, rendered as Ollama renders it (:mod:`engine.templates.gotemplate`).
 
     Parsed here, so a template llamadeck cannot render faithfully is a
     :class:`TemplateError` when the model is picked, not a wrong prompt later.
     Ollama's templates start without a BOS (the tokenizer adds it), so neither token
     is needed.
     """
-    from engine.runtime.gotemplate import GoTemplate
+    from engine.templates.gotemplate import GoTemplate
 
     return GoTemplate.parse(source)
 

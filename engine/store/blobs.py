@@ -20,7 +20,7 @@ from pathlib import Path
 from types import TracebackType
 
 from engine.errors import IntegrityError, InvalidInput
-from engine.store import Store, os_error
+from engine.store.store import Store, os_error
 
 DIGEST = re.compile(r"sha256[:-]([0-9a-fA-F]{64})")  # Ollama accepts either case
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 from engine.cancel import NEVER, CancelToken
 from engine.errors import IntegrityError
 from engine.events import EventSink
-from engine.gguf_io import GGUFInfo, verify_structure
-from engine.manifest import ModelFile
-from engine.store import Store
-from engine.transfer import ProgressMeter, hash_file
+from engine.store.gguf_io import GGUFInfo, verify_structure
+from engine.store.manifest import ModelFile
+from engine.store.store import Store
+from engine.store.transfer import ProgressMeter, hash_file
 
 
 def inspect_blob(store: Store, file: ModelFile, sink: EventSink, cancel: CancelToken = NEVER) -> GGUFInfo:

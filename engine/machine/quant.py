@@ -12,8 +12,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from engine.errors import NoGGUFInRepo, UnknownQuant
-from engine.memory import Fit, Machine, estimate_memory, fit
-from engine.model import ModelShape
+from engine.machine.memory import Fit, Machine, estimate_memory, fit
+from engine.shape import ModelShape
 from engine.units import format_gib, format_size
 
 # Best quality first. The order follows llama.cpp's own perplexity table

@@ -42,9 +42,9 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from engine.errors import DiskFull, IntegrityError, InvalidInput, LlamadeckError, NewerStore
-from engine.locks import FileLock
-from engine.manifest import MAX_MANIFEST_BYTES, SHA256, Manifest, ManifestError, ModelFile
-from engine.refs import HUB_HOST, HubRef, LocalRef, ModelRef
+from engine.store.locks import FileLock
+from engine.store.manifest import MAX_MANIFEST_BYTES, SHA256, Manifest, ManifestError, ModelFile
+from engine.store.refs import HUB_HOST, HubRef, LocalRef, ModelRef
 
 LOCAL_NAMESPACE = "library"
 _ANY_SHA256 = re.compile(rb"(?<![0-9a-fA-F])[0-9a-fA-F]{64}(?![0-9a-fA-F])")

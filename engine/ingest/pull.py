@@ -17,16 +17,16 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from engine import hub
+from engine.ingest import hub
 from engine.cancel import NEVER, CancelToken
-from engine.embedded import EmbeddedModel, locate
+from engine.ingest.embedded import EmbeddedModel, locate
 from engine.errors import DiskFull, IntegrityError, NoGGUFInRepo
 from engine.events import EventSink, Status, Waiting
-from engine.gguf_io import GGUFInfo, check_data_inside, read_header
-from engine.known_formats import template_and_source
-from engine.manifest import _MAX_TEXT, Manifest, ModelConfig, ModelFile
-from engine.memory import Machine, estimate_memory, fit
-from engine.quant import (
+from engine.store.gguf_io import GGUFInfo, check_data_inside, read_header
+from engine.templates.known import template_and_source
+from engine.store.manifest import _MAX_TEXT, Manifest, ModelConfig, ModelFile
+from engine.machine.memory import Machine, estimate_memory, fit
+from engine.machine.quant import (
     DYNAMIC_PREFIX,
     QuantChoice,
     Variant,
@@ -35,11 +35,11 @@ from engine.quant import (
     pick_variant,
     quant_from_file_type,
 )
-from engine.refs import HubRef
-from engine.store import Store
-from engine.transfer import HashingFile, ProgressMeter
+from engine.store.refs import HubRef
+from engine.store.store import Store
+from engine.store.transfer import HashingFile, ProgressMeter
 from engine.units import format_size
-from engine.verify import inspect_blob
+from engine.store.verify import inspect_blob
 
 
 @dataclass(frozen=True)

@@ -49,16 +49,16 @@ from pathlib import Path
 from engine.cancel import NEVER, CancelToken
 from engine.errors import Cancelled, DiskFull, IntegrityError, InvalidInput
 from engine.events import EventSink, Status, ignore
-from engine.gguf_io import GGUFInfo, HeaderIncomplete, check_data_inside, scan_header, verify_structure
-from engine.known_formats import template_and_source
-from engine.manifest import _MAX_TEXT, Manifest, ModelConfig, ModelFile
-from engine.pull import blob_locks, now_iso
-from engine.quant import quant_from_file_type, quant_from_filename
-from engine.refs import LocalRef
-from engine.runtime.options import parse_options
-from engine.runtime.templates import SOURCE_MODELFILE
-from engine.store import Store, file_kind, os_error
-from engine.transfer import CHUNK, HashingFile, ProgressMeter
+from engine.store.gguf_io import GGUFInfo, HeaderIncomplete, check_data_inside, scan_header, verify_structure
+from engine.templates.known import template_and_source
+from engine.store.manifest import _MAX_TEXT, Manifest, ModelConfig, ModelFile
+from engine.ingest.pull import blob_locks, now_iso
+from engine.machine.quant import quant_from_file_type, quant_from_filename
+from engine.store.refs import LocalRef
+from engine.options import parse_options
+from engine.templates.render import SOURCE_MODELFILE
+from engine.store.store import Store, file_kind, os_error
+from engine.store.transfer import CHUNK, HashingFile, ProgressMeter
 from engine.units import format_size
 
 SPLIT_NAME = re.compile(r"^(?P<stem>.+)-(?P<part>\d{5})-of-(?P<count>\d{5})\.gguf$", re.IGNORECASE)
@@ -451,7 +451,7 @@ def _store_blob(store: Store, part: _Part, *, link: bool, sink: EventSink, cance
 
 def _sound(store: Store, part: _Part, sink: EventSink, cancel: CancelToken) -> bool:
     """Whether a stored blob of the same digest still hashes to it (pulling again is how users repair)."""
-    from engine.verify import check_blob
+    from engine.store.verify import check_blob
 
     problem = check_blob(store, ModelFile(part.name, part.sha256, part.info.st_size), sink, cancel)
     if problem is not None:
@@ -558,7 +558,7 @@ def _manifest(
     template, template_source = template_and_source(first.architecture, first.chat_template)
     if config.template is not None:
         template, template_source = config.template, config.template_source
-    from engine.hub import license_text
+    from engine.ingest.hub import license_text
 
     return Manifest(
         name=ref.name,

@@ -11,7 +11,7 @@ import shutil
 import subprocess
 import sys
 
-from engine.memory import Machine
+from engine.machine.memory import Machine
 
 
 def free_ram() -> int:

@@ -1,0 +1,1 @@
+"""How models enter the store: the Hub, pull, local import and discovery, create from a Modelfile."""
