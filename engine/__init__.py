@@ -66,7 +66,9 @@ from engine.store.refs import HubRef, LocalRef, ModelRef, parse_local_name, pars
 from engine.options import LoadOptions, SamplingOptions, parameter_lines, parse_options
 from engine.runtime.registry import Registry, Resident
 from engine.templates.render import Message
-from engine.store.store import PruneReport, Store, StoreEntry
+from engine.store.cleanup import PruneReport
+from engine.store.manifest_files import StoreEntry
+from engine.store.model_store import Store
 from engine.units import format_gib, format_size
 
 if TYPE_CHECKING:

@@ -25,7 +25,7 @@ from engine import (
     Waiting,
 )
 from engine.store.migrations import SCHEMA
-from engine.store.store import Store
+from engine.store.model_store import Store
 from tests.support.fake_hub import FakeHub
 from tests.support.tiny_gguf import write_tiny_gguf
 

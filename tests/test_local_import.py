@@ -17,7 +17,7 @@ from engine import Cancelled, CancelToken, Done, Engine, IntegrityError, Invalid
 from engine.events import Event, Progress, Status
 from engine.ingest.local import import_file, import_gguf
 from engine.store.refs import LocalRef
-from engine.store.store import Store
+from engine.store.model_store import Store
 from tests.support.tiny_gguf import CHAT_TEMPLATE, write_tiny_gguf
 
 CPU_BOX = Machine(free_ram=16 << 30, gpu_free_vram=None)

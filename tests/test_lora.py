@@ -17,7 +17,7 @@ from engine.store.migrations import SCHEMA, STEPS
 from engine.runtime import loader
 from engine.runtime.adapters import check_adapter, read_adapter
 from engine.runtime.llama import COMPUTE, AdapterSpec, Model
-from engine.store.store import Store
+from engine.store.model_store import Store
 from tests.support.greedy import greedy_tokens
 from tests.support.tiny_gguf import N_EMBD, write_tiny_gguf
 from tests.support.tiny_lora import DEFAULT_TARGETS, write_tiny_lora

@@ -9,7 +9,7 @@ import pytest
 
 from engine.store.manifest import Manifest, ManifestError, ModelConfig
 from engine.store.migrations import SCHEMA, STEPS, BadSchema, NewerSchema, upgrade
-from engine.store.store import Store
+from engine.store.model_store import Store
 
 # A manifest exactly as llamadeck 0.1 (schema 1) wrote it.
 V1 = {

@@ -19,7 +19,7 @@ from engine.errors import (
 )
 from engine.events import Progress, Status
 from engine.machine.memory import Fit, Machine
-from engine.store.store import Store
+from engine.store.model_store import Store
 from tests.support.fake_hub import FakeHub
 from tests.support.tiny_gguf import write_tiny_gguf
 

@@ -27,7 +27,8 @@ from engine.store.locks import FileLock
 from engine.store.manifest import MAX_MANIFEST_BYTES, Manifest, ManifestError, ModelFile
 from engine.store.refs import HubRef, LocalRef
 from engine.runtime.loader import model_path
-from engine.store.store import Store, view_id
+from engine.store.model_store import Store
+from engine.store.split_views import view_id
 
 
 def manifest(name: str, tag: str, *files: tuple[str, str], **changes: object) -> Manifest:

@@ -237,7 +237,7 @@ async def test_pull_with_variant_choice_and_progress(engine: Engine) -> None:
 
 @sync
 async def test_cancel_a_pull_with_escape_keeps_the_partial(engine: Engine, hub: FakeHub, files) -> None:
-    from engine.store.store import Store
+    from engine.store.model_store import Store
     from tui.screens.pull import PullScreen
 
     hub.fault("Big-Q8_0.gguf", "slow", rate=4_000_000)

@@ -33,7 +33,7 @@ from engine.events import EventSink, Status, ignore
 from engine.store.gguf_io import GGUFInfo
 from engine.store.manifest import Manifest, ModelConfig, ModelFile
 from engine.store.refs import LocalRef, ModelRef, parse_ref
-from engine.store.store import Store
+from engine.store.model_store import Store
 
 SOURCE_MODELFILE = "modelfile"
 _LICENSE_SEPARATOR = "\n\n"

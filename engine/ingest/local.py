@@ -57,7 +57,8 @@ from engine.machine.quant import quant_from_file_type, quant_from_filename
 from engine.store.refs import LocalRef
 from engine.options import parse_options
 from engine.templates.render import SOURCE_MODELFILE
-from engine.store.store import Store, file_kind, os_error
+from engine.store.files import file_kind, os_error
+from engine.store.model_store import Store
 from engine.store.transfer import CHUNK, HashingFile, ProgressMeter
 from engine.units import format_size
 

@@ -36,7 +36,7 @@ from engine.machine.quant import (
     quant_from_file_type,
 )
 from engine.store.refs import HubRef
-from engine.store.store import Store
+from engine.store.model_store import Store
 from engine.store.transfer import HashingFile, ProgressMeter
 from engine.units import format_size
 from engine.store.verify import inspect_blob

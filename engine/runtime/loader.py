@@ -24,7 +24,7 @@ from engine.runtime.llama import AdapterSpec, Embedder, Model, supports_gpu_offl
 from engine.options import LoadOptions, SamplingOptions
 from engine.machine.physical import physical_cores
 from engine.runtime.scheduler import Scheduler
-from engine.store.store import Store
+from engine.store.model_store import Store
 
 log = logging.getLogger("llamadeck.engine")
 

@@ -20,7 +20,8 @@ from pathlib import Path
 from types import TracebackType
 
 from engine.errors import IntegrityError, InvalidInput
-from engine.store.store import Store, os_error
+from engine.store.files import os_error
+from engine.store.model_store import Store
 
 DIGEST = re.compile(r"sha256[:-]([0-9a-fA-F]{64})")  # Ollama accepts either case
 

@@ -7,7 +7,7 @@ from engine.errors import IntegrityError
 from engine.events import EventSink
 from engine.store.gguf_io import GGUFInfo, verify_structure
 from engine.store.manifest import ModelFile
-from engine.store.store import Store
+from engine.store.model_store import Store
 from engine.store.transfer import ProgressMeter, hash_file
 
 

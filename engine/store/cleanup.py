@@ -1,0 +1,249 @@
+"""Cleaning the store up: garbage collection of blobs and views, pruning of what interrupted work left.
+
+Garbage collection deletes a blob only when nothing on disk could still name
+it: the digests inside a damaged or newer manifest count as in use, and a
+manifest that cannot be read at all (or a symlink, which we never follow)
+stops collection altogether. Pruning removes partial downloads and lock files
+no live process holds, and the uploads, ``create`` folders and temp files a
+crash left. Both remove only what the store itself made; call them with
+``Store.store_lock`` held.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shutil
+import stat
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from engine.errors import LlamadeckError
+from engine.store.files import READ_FLAGS, SCAN_CHUNK
+from engine.store.locks import FileLock
+from engine.store.manifest import SHA256
+from engine.store.manifest_files import read_entry, walk
+from engine.store.split_views import remove_stale_views, view_id
+
+if TYPE_CHECKING:
+    from engine.store.model_store import Store
+
+_ANY_SHA256 = re.compile(rb"(?<![0-9a-fA-F])[0-9a-fA-F]{64}(?![0-9a-fA-F])")
+_STALE_WORK_SECONDS = 24 * 3600  # an upload or a quantize untouched this long was abandoned
+_STALE_TEMP_SECONDS = 3600
+
+@dataclass(frozen=True)
+class Collection:
+    """What garbage collection removed, or which manifest stopped it."""
+
+    removed: tuple[str, ...]  # sha256 of the blobs deleted
+    blocked_by: Path | None = None  # a manifest that could not be read: nothing was deleted
+    blocked_because: str | None = None  # why, e.g. "a symlink, which llamadeck does not follow"
+
+
+@dataclass(frozen=True)
+class PruneReport:
+    partials: int  # abandoned partial downloads removed
+    locks: int  # lock files nobody held, removed
+    freed: int  # bytes
+
+
+
+@dataclass
+class _InUse:
+    blobs: set[str] = field(default_factory=set)
+    views: set[str] = field(default_factory=set)  # view ids of usable split models
+    blocked_by: Path | None = None
+    because: str | None = None
+
+
+
+def _digests_in(path: Path) -> set[str]:
+    """Every 64-hex string in a regular file, read in chunks (a stray file may be large)."""
+    found: set[str] = set()
+    fd = os.open(path, READ_FLAGS)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return found
+        tail = b""
+        while chunk := os.read(fd, SCAN_CHUNK):
+            window = tail + chunk
+            found.update(m.decode().lower() for m in _ANY_SHA256.findall(window))
+            tail = window[-64:]
+    finally:
+        os.close(fd)
+    return found
+
+
+
+def _in_use(store: Store) -> _InUse:
+    """Every digest a file under ``manifests/`` names, the live views, and the first file that stops GC.
+
+    A usable manifest names its files. For anything else there (damaged,
+    newer, misnamed, a stray backup) every 64-hex string in its bytes
+    counts: we cannot know which of them a future reader would need. A
+    symlink or a file or directory that cannot be read stops collection.
+    """
+    store.check_home()
+    use = _InUse()
+    for found in walk(store):
+        path, mode = found.path, found.mode
+        if found.error is not None:
+            use.blocked_by, use.because = path, f"it cannot be read ({found.error.strerror})"
+            return use
+        if stat.S_ISDIR(mode):
+            continue
+        if stat.S_ISLNK(mode):
+            use.blocked_by, use.because = path, "it is a symlink, which llamadeck does not follow"
+            return use
+        if not stat.S_ISREG(mode):
+            continue  # a FIFO, socket or device holds no digests
+        if path.suffix == ".json" and not path.name.startswith("."):
+            entry = read_entry(store, path)
+            if entry is not None and entry.manifest is not None:
+                use.blobs.update(f.sha256 for f in entry.manifest.files)
+                use.blobs.update(f.sha256 for f in entry.manifest.config.adapters)  # LoRA blobs
+                if len(entry.manifest.files) > 1:
+                    use.views.add(view_id(entry.manifest.files))
+                continue
+        try:
+            use.blobs.update(_digests_in(path))
+        except FileNotFoundError:
+            continue
+        except OSError as error:
+            use.blocked_by, use.because = path, f"it cannot be read ({error.strerror})"
+            return use
+    return use
+
+
+def blobs_in_use(store: Store) -> tuple[set[str], Path | None]:
+    """Every digest a file under ``manifests/`` names, and the first file that stops collection."""
+    use = _in_use(store)
+    return use.blobs, use.blocked_by
+
+
+def collect_garbage(store: Store) -> Collection:
+    """Delete blobs nothing names, and views no usable manifest needs; call with ``store_lock`` held.
+
+    A blob whose lock another process holds is mid-pull and stays.
+    """
+    use = _in_use(store)
+    if use.blocked_by is not None:
+        return Collection((), use.blocked_by, use.because)
+    removed = []
+    for blob in sorted(store.blobs.glob("sha256-*")) if store.blobs.is_dir() else []:
+        sha256 = blob.name.removeprefix("sha256-")
+        if sha256 in use.blobs or not SHA256.fullmatch(sha256):
+            continue
+        try:
+            if stat.S_ISDIR(os.lstat(blob).st_mode):
+                continue  # not a blob llamadeck wrote
+        except OSError:
+            continue
+        lock = store.blob_lock(sha256)
+        if not lock.try_acquire():
+            continue
+        try:
+            blob.unlink(missing_ok=True)
+            removed.append(sha256)
+        except OSError:
+            continue  # immutable or read-only: it stays, and is not counted as freed
+        finally:
+            lock.release()
+    remove_stale_views(store, use.views)
+    return Collection(tuple(removed))
+
+
+def prune(store: Store, *, older_than: float = 0.0) -> PruneReport:
+    """Remove partial downloads and lock files that no live process holds; call with ``store_lock``.
+
+    ``older_than`` (seconds) spares recent partials, so ``rm`` does not
+    throw away a download the user interrupted an hour ago and means to resume.
+    A symlink in ``partial/`` is removed (the link only); a directory stays.
+    """
+    now = time.time()
+    partials = freed = 0
+    for partial in sorted(store.partial.glob("sha256-*.partial")) if store.partial.is_dir() else []:
+        sha256 = partial.name.removeprefix("sha256-").removesuffix(".partial")
+        try:
+            info = os.lstat(partial)
+        except OSError:
+            continue
+        if not SHA256.fullmatch(sha256) or not (stat.S_ISREG(info.st_mode) or stat.S_ISLNK(info.st_mode)):
+            continue
+        size = info.st_size if stat.S_ISREG(info.st_mode) else 0
+        if stat.S_ISREG(info.st_mode) and now - info.st_mtime < older_than and not store.has_blob(sha256):
+            continue
+        lock = store.blob_lock(sha256)
+        if not lock.try_acquire():
+            continue  # a pull is writing it
+        try:
+            partial.unlink(missing_ok=True)
+            partials, freed = partials + 1, freed + size
+        except OSError:
+            continue
+        finally:
+            lock.release()
+    locks = 0
+    for path in sorted(store.locks.glob("sha256-*.lock")) if store.locks.is_dir() else []:
+        with contextlib.suppress(OSError):
+            if stat.S_ISDIR(os.lstat(path).st_mode):
+                continue
+        lock = FileLock(path)
+        try:
+            if not lock.try_acquire():
+                continue
+        except LlamadeckError:
+            continue
+        try:
+            lock.unlink_while_held()
+            locks += 1
+        except OSError:
+            continue
+        finally:
+            lock.release()
+    _remove_stale_temp_files(store, now)
+    freed += _remove_stale_work(store, now)
+    return PruneReport(partials, locks, freed)
+
+
+def _remove_stale_work(store: Store, now: float) -> int:
+    """Uploads (``upload-*.partial``) and ``create`` working folders a crash left: untouched for a day."""
+    freed = 0
+    for path in sorted(store.partial.glob("upload-*.partial")) if store.partial.is_dir() else []:
+        with contextlib.suppress(OSError):
+            info = os.lstat(path)
+            if stat.S_ISREG(info.st_mode) and now - info.st_mtime > _STALE_WORK_SECONDS:
+                path.unlink()
+                freed += info.st_size
+    for folder in sorted(store.partial.glob("create-*")) if store.partial.is_dir() else []:
+        with contextlib.suppress(OSError):
+            if not stat.S_ISDIR(os.lstat(folder).st_mode):
+                continue
+            inside = [os.lstat(entry) for entry in folder.iterdir()]
+            newest = max([os.lstat(folder).st_mtime, *(i.st_mtime for i in inside)])
+            if now - newest > _STALE_WORK_SECONDS:
+                shutil.rmtree(folder)
+                freed += sum(i.st_size for i in inside if stat.S_ISREG(i.st_mode) and i.st_nlink == 1)
+    return freed
+
+
+def _remove_stale_temp_files(store: Store, now: float) -> None:
+    """Temp files of atomic writes a crash left behind (``.<name>.<random>.tmp``): regular files only."""
+    if not store.manifests_dir.is_dir():
+        return
+    for found in walk(store):
+        name = found.path.name
+        temp = name.startswith(".") and name.endswith(".tmp")
+        if temp and found.error is None and stat.S_ISREG(found.mode):
+            try:
+                if now - os.lstat(found.path).st_mtime > _STALE_TEMP_SECONDS:
+                    found.path.unlink()
+            except OSError:
+                continue
+
+
+
