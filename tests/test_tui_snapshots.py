@@ -160,7 +160,7 @@ def scene(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Engine, Pa
         "Story-Q8_0.gguf": write_tiny_gguf(repos / "Story-Q8_0.gguf", quant="Q8_0", name="Story", seed=5)[0],
     }
     pull_module = importlib.import_module("engine.ingest.pull")
-    chatstore = importlib.import_module("tui.chatstore")
+    chatstore = importlib.import_module("tui.chatstore.history")
     with (
         isolated_hf_env(root / "hf-home"),
         FakeHub() as hub,

@@ -1,0 +1,371 @@
+"""``ChatStore``: one connection behind a lock, its transactions, the conversations and their messages.
+
+How a history opens (checks, migrations, a damaged file set aside) is in
+``tui.chatstore.opening``; the class methods that open one delegate there.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from types import EllipsisType
+
+from tui.chatstore import opening
+from tui.chatstore.export import render_markdown
+from tui.chatstore.records import (
+    DEFAULT_TITLE,
+    FINISHED,
+    ROLES,
+    STATUSES,
+    ChatStoreError,
+    Conversation,
+    DamagedChatStore,
+    StoredMessage,
+)
+from tui.chatstore.rows import (
+    CONVERSATION_COLUMNS,
+    DAMAGED,
+    MESSAGE_COLUMNS,
+    conversation_from_row,
+    message_from_row,
+    parameters_from,
+    stats_from,
+    storable,
+    storable_or_none,
+    to_json,
+)
+
+def _now() -> str:  # the snapshot tests hold the clock still by replacing it here
+    return datetime.now(UTC).isoformat(timespec="microseconds")
+
+
+
+class ChatStore:
+    """Conversations and their messages in one SQLite file (or in memory); see ``tui.chatstore``."""
+
+    def __init__(self, db: sqlite3.Connection, path: Path | None) -> None:
+        """Use :meth:`open`, :meth:`open_or_fresh` or :meth:`in_memory`."""
+        self._db: sqlite3.Connection | None = db
+        self._lock = threading.RLock()
+        self.path = path  # None: in memory, nothing is saved
+
+    # --- opening ---------------------------------------------------------------------------------
+
+    @classmethod
+    def open(cls, path: Path) -> ChatStore:
+        """The history at ``path``, created (with its directory) if missing and upgraded to this schema.
+
+        Raises :class:`DamagedChatStore` for a file that is not a llamadeck chat
+        database or is corrupted, :class:`NewerChatStore` for one from a newer
+        llamadeck (left as it was), :class:`ChatStoreError` for anything else
+        (a directory in the way, no permission, read-only, locked past 5 s).
+        """
+        return opening.open_file(cls, path)
+
+    @classmethod
+    def in_memory(cls) -> ChatStore:
+        """A store that keeps nothing after :meth:`close`: the fallback when no file can be used."""
+        return opening.in_memory(cls)
+
+    @classmethod
+    def open_or_fresh(cls, path: Path) -> tuple[ChatStore, str | None]:
+        """A store for the app whatever state ``path`` is in, and a warning for the user (or None).
+
+        * Damaged (not a database, corrupted, not ours): the file (and its
+          ``-wal``/``-shm``) is renamed ``chats.db.damaged-<UTC time>`` beside
+          it, never deleted, and a new history starts at ``path``.
+        * Anything else that stops :meth:`open` (newer schema, no permission, a
+          directory in the way, locked), or a damaged file that cannot be moved:
+          nothing is touched and the store is in memory; the warning says that
+          chats of this session will not be saved.
+        """
+        return opening.open_or_fresh(cls, path)
+
+    @property
+    def schema_version(self) -> int:
+        with self._read() as db:
+            return int(db.execute("PRAGMA user_version").fetchone()[0])
+
+    def close(self) -> None:
+        """Close the file (checkpointing the WAL when this was its last user); calling it again is fine."""
+        with self._lock:
+            if self._db is not None:
+                self._db.close()
+                self._db = None
+
+    def __enter__(self) -> ChatStore:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    # --- plumbing --------------------------------------------------------------------------------
+
+    def _connection(self) -> sqlite3.Connection:
+        if self._db is None:
+            raise ChatStoreError("the chat history is closed")
+        return self._db
+
+    def _where(self) -> str:
+        return "the chat history in memory" if self.path is None else f"chat history {self.path}"
+
+    @contextmanager
+    def _read(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            try:
+                yield self._connection()
+            except sqlite3.Error as error:
+                raise self._error("cannot read", error) from None
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """One transaction; ``BEGIN IMMEDIATE`` takes the write lock first (waits 5 s for another app)."""
+        with self._lock:
+            db = self._connection()
+            try:
+                db.execute("BEGIN IMMEDIATE")
+                try:
+                    yield db
+                    db.execute("COMMIT")
+                except BaseException:
+                    if db.in_transaction:
+                        db.execute("ROLLBACK")
+                    raise
+            except sqlite3.Error as error:
+                raise self._error("cannot save", error) from None
+
+    def _error(self, action: str, error: sqlite3.Error) -> ChatStoreError:
+        name = getattr(error, "sqlite_errorname", "")
+        if name in DAMAGED:
+            return DamagedChatStore(f"{self._where()} is damaged ({error})")
+        if name.startswith("SQLITE_BUSY"):
+            return ChatStoreError(f"{action} {self._where()}: it stayed locked by another program for 5 s")
+        return ChatStoreError(f"{action} {self._where()}: {error}")
+
+    def _touch(self, db: sqlite3.Connection, conversation_id: int) -> None:
+        """Mark a conversation updated; a missing one is a ChatStoreError (rolled back by ``_write``)."""
+        cursor = db.execute("UPDATE conversations SET updated = ? WHERE id = ?", (_now(), conversation_id))
+        if cursor.rowcount == 0:
+            raise _gone(conversation_id)
+
+    # --- conversations ---------------------------------------------------------------------------
+
+    def conversations(self, search: str = "") -> list[Conversation]:
+        """All conversations, most recently updated first.
+
+        ``search`` keeps those whose title or any message contains it, ignoring
+        case (Unicode case folding); it is a literal substring, so ``%``, ``_``
+        and ``\\`` match only themselves.
+        """
+        needle = storable(search).casefold()
+        sql = f"SELECT {CONVERSATION_COLUMNS} FROM conversations c"
+        args: tuple[str, ...] = ()
+        if needle:
+            sql += """ WHERE ld_contains(CAST(c.title AS BLOB), ?1) OR EXISTS (
+                SELECT 1 FROM messages m WHERE m.conversation_id = c.id
+                AND ld_contains(CAST(m.content AS BLOB), ?1))"""
+            args = (needle,)
+        sql += " ORDER BY c.updated DESC, c.id DESC"
+        with self._read() as db:
+            return [conversation_from_row(row) for row in db.execute(sql, args)]
+
+    def get(self, conversation_id: int) -> Conversation:
+        """One conversation; a ChatStoreError if it is gone (deleted here or by another app)."""
+        with self._read() as db:
+            row = db.execute(
+                f"SELECT {CONVERSATION_COLUMNS} FROM conversations WHERE id = ?", (conversation_id,)
+            ).fetchone()
+        if row is None:
+            raise _gone(conversation_id)
+        return conversation_from_row(row)
+
+    def create(
+        self,
+        model: str,
+        *,
+        title: str = DEFAULT_TITLE,
+        system: str | None = None,
+        parameters: Mapping[str, object] | None = None,
+    ) -> Conversation:
+        """A new, empty conversation with ``model`` (settings are the conversation's own)."""
+        now = _now()
+        params = to_json(parameters or {}, "parameters")
+        with self._write() as db:
+            cursor = db.execute(
+                "INSERT INTO conversations (title, model, system, parameters, created, updated)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (storable(title), storable(model), storable_or_none(system), params, now, now),
+            )
+            new_id = cursor.lastrowid
+        assert new_id is not None
+        return Conversation(
+            id=new_id,
+            title=storable(title),
+            model=storable(model),
+            system=storable_or_none(system),
+            parameters=parameters_from(params),
+            created=now,
+            updated=now,
+        )
+
+    def rename(self, conversation_id: int, title: str) -> None:
+        with self._write() as db:
+            db.execute("UPDATE conversations SET title = ? WHERE id = ?", (storable(title), conversation_id))
+            self._touch(db, conversation_id)
+
+    def update_settings(
+        self,
+        conversation_id: int,
+        *,
+        model: str | None = None,
+        system: str | None | EllipsisType = ...,
+        parameters: Mapping[str, object] | None = None,
+    ) -> None:
+        """Change what is given: ``model`` and ``parameters`` when not None, ``system`` when not ``...``
+        (``system=None`` removes the system prompt; ``parameters`` replaces the whole mapping)."""
+        with self._write() as db:
+            if model is not None:
+                db.execute(
+                    "UPDATE conversations SET model = ? WHERE id = ?", (storable(model), conversation_id)
+                )
+            if not isinstance(system, EllipsisType):
+                db.execute(
+                    "UPDATE conversations SET system = ? WHERE id = ?", (storable_or_none(system), conversation_id)
+                )
+            if parameters is not None:
+                db.execute(
+                    "UPDATE conversations SET parameters = ? WHERE id = ?",
+                    (to_json(parameters, "parameters"), conversation_id),
+                )
+            self._touch(db, conversation_id)
+
+    def delete(self, conversation_id: int) -> None:
+        """Delete a conversation and its messages; one already gone is fine."""
+        with self._write() as db:
+            db.execute("DELETE FROM conversations WHERE id = ?", (conversation_id,))
+
+    # --- messages --------------------------------------------------------------------------------
+
+    def messages(self, conversation_id: int) -> list[StoredMessage]:
+        """The conversation's messages, oldest first (empty for one that is gone)."""
+        with self._read() as db:
+            rows = db.execute(
+                f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE conversation_id = ? ORDER BY id",
+                (conversation_id,),
+            ).fetchall()
+        return [message_from_row(row) for row in rows]
+
+    def add_message(
+        self,
+        conversation_id: int,
+        role: str,
+        content: str,
+        *,
+        status: str = "complete",
+        stats: Mapping[str, float] | None = None,
+    ) -> StoredMessage:
+        """Append a message (the conversation becomes the most recently updated)."""
+        if role not in ROLES:
+            raise ValueError(f"role must be one of {sorted(ROLES)}, not {role!r}")
+        if status not in STATUSES:
+            raise ValueError(f"status must be one of {sorted(STATUSES)}, not {status!r}")
+        now = _now()
+        stats_json = None if stats is None else to_json(stats, "stats")
+        with self._write() as db:
+            self._touch(db, conversation_id)
+            cursor = db.execute(
+                "INSERT INTO messages (conversation_id, role, content, status, stats, created)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (conversation_id, role, storable(content), status, stats_json, now),
+            )
+            new_id = cursor.lastrowid
+        assert new_id is not None
+        return StoredMessage(
+            id=new_id,
+            conversation_id=conversation_id,
+            role=role,
+            content=storable(content),
+            status=status,
+            stats=stats_from(stats_json),
+            created=now,
+        )
+
+    def begin_reply(self, conversation_id: int) -> int:
+        """An empty assistant message with status ``"streaming"``; its id is for update/finish_reply."""
+        return self.add_message(conversation_id, "assistant", "", status="streaming").id
+
+    def update_reply(self, message_id: int, content: str) -> None:
+        """Save what has streamed so far (call about once a second, so a crash keeps it).
+
+        Sets the status back to ``"streaming"`` if another app, opening, marked
+        the reply interrupted. A late call after :meth:`finish_reply` (a timer
+        that fired after the end) changes nothing when the reply ended
+        complete, stopped or failed.
+        """
+        with self._write() as db:
+            cursor = db.execute(
+                "UPDATE messages SET content = ?, status = 'streaming'"
+                " WHERE id = ? AND status IN ('streaming', 'interrupted')",
+                (storable(content), message_id),
+            )
+            if (
+                cursor.rowcount == 0
+                and not db.execute("SELECT 1 FROM messages WHERE id = ?", (message_id,)).fetchone()
+            ):
+                raise _message_gone(message_id)
+
+    def finish_reply(
+        self, message_id: int, content: str, *, status: str, stats: Mapping[str, float] | None = None
+    ) -> None:
+        """The final text and how it ended: ``"complete"``, ``"stopped"``, ``"interrupted"``, ``"error"``."""
+        if status not in FINISHED:
+            raise ValueError(f"a finished reply's status is one of {sorted(FINISHED)}, not {status!r}")
+        stats_json = None if stats is None else to_json(stats, "stats")
+        with self._write() as db:
+            row = db.execute("SELECT conversation_id FROM messages WHERE id = ?", (message_id,)).fetchone()
+            if row is None:
+                raise _message_gone(message_id)
+            db.execute(
+                "UPDATE messages SET content = ?, status = ?, stats = ? WHERE id = ?",
+                (storable(content), status, stats_json, message_id),
+            )
+            self._touch(db, int(row[0]))
+
+    def delete_from(self, message_id: int) -> None:
+        """Delete this message and every later one of its conversation (regenerate, edit and resend).
+
+        A message already gone is fine: nothing happens.
+        """
+        with self._write() as db:
+            row = db.execute("SELECT conversation_id FROM messages WHERE id = ?", (message_id,)).fetchone()
+            if row is None:
+                return
+            db.execute("DELETE FROM messages WHERE conversation_id = ? AND id >= ?", (row[0], message_id))
+            db.execute("UPDATE conversations SET updated = ? WHERE id = ?", (_now(), row[0]))
+
+    # --- export ----------------------------------------------------------------------------------
+
+    def export_markdown(self, conversation_id: int) -> str:
+        """A readable Markdown transcript: title, model, settings, system prompt, then each message.
+
+        Replies that did not complete carry a note in italics (stopped, interrupted, failed).
+        """
+        with self._lock:  # one consistent snapshot of the conversation and its messages
+            chat = self.get(conversation_id)
+            messages = self.messages(conversation_id)
+        return render_markdown(chat, messages)
+
+
+
+def _gone(conversation_id: int) -> ChatStoreError:
+    return ChatStoreError(f"chat {conversation_id} no longer exists (deleted, maybe in another window)")
+
+
+def _message_gone(message_id: int) -> ChatStoreError:
+    return ChatStoreError(f"message {message_id} no longer exists (its chat was deleted or edited)")
+
+

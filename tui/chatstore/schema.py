@@ -1,0 +1,50 @@
+"""The chat history's schema: one migration step per version, kept in ``PRAGMA user_version``.
+
+``MIGRATIONS[n]`` takes a database from schema n to n + 1 (after oterm's
+``store/upgrades``); they run when a history opens (``opening.setup``). To
+change the schema, append a step and test it in ``tests/test_chatstore_opening.py``.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+
+APPLICATION_ID = 0x4C4C4443  # "LLDC": marks a file as a llamadeck chat history
+
+
+def _v1(db: sqlite3.Connection) -> None:
+    """The initial schema (llamadeck 0.1)."""
+    db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+    db.execute(
+        """CREATE TABLE conversations (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            title TEXT NOT NULL,
+            model TEXT NOT NULL,
+            system TEXT,
+            parameters TEXT NOT NULL DEFAULT '{}',
+            created TEXT NOT NULL,
+            updated TEXT NOT NULL)"""
+    )
+    db.execute(
+        """CREATE TABLE messages (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            conversation_id INTEGER NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,
+            role TEXT NOT NULL,
+            content TEXT NOT NULL,
+            status TEXT NOT NULL DEFAULT 'complete',
+            created TEXT NOT NULL)"""
+    )
+
+
+def _v2(db: sqlite3.Connection) -> None:
+    """Reply statistics (tokens/s, counts) beside each message; indexes for the list and one chat."""
+    db.execute("ALTER TABLE messages ADD COLUMN stats TEXT")
+    db.execute("CREATE INDEX messages_by_conversation ON messages(conversation_id, id)")
+    db.execute("CREATE INDEX conversations_by_updated ON conversations(updated DESC, id DESC)")
+    db.execute("CREATE INDEX messages_streaming ON messages(status) WHERE status = 'streaming'")
+
+
+# MIGRATIONS[n] takes a database from schema n to n + 1 (0 is an empty file).
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1, _v2]
+SCHEMA_VERSION = len(MIGRATIONS)
