@@ -12,8 +12,8 @@ import pytest
 from engine.errors import IntegrityError, InvalidInput, NewerStore
 from engine.store.manifest import Manifest, ModelFile
 from engine.store.migrations import SCHEMA
-from engine.store.refs import HubRef, LocalRef
 from engine.store.model_store import Store
+from engine.store.refs import HubRef, LocalRef
 
 
 def manifest(name: str, tag: str, *shas: str) -> Manifest:

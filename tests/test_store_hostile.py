@@ -23,11 +23,11 @@ from pathlib import Path
 import pytest
 
 from engine.errors import DiskFull, IntegrityError, InvalidInput, LlamadeckError
+from engine.runtime.loader import model_path
 from engine.store.locks import FileLock
 from engine.store.manifest import MAX_MANIFEST_BYTES, Manifest, ManifestError, ModelFile
-from engine.store.refs import HubRef, LocalRef
-from engine.runtime.loader import model_path
 from engine.store.model_store import Store
+from engine.store.refs import HubRef, LocalRef
 from engine.store.split_views import view_id
 
 

@@ -35,6 +35,7 @@ _ANY_SHA256 = re.compile(rb"(?<![0-9a-fA-F])[0-9a-fA-F]{64}(?![0-9a-fA-F])")
 _STALE_WORK_SECONDS = 24 * 3600  # an upload or a quantize untouched this long was abandoned
 _STALE_TEMP_SECONDS = 3600
 
+
 @dataclass(frozen=True)
 class Collection:
     """What garbage collection removed, or which manifest stopped it."""
@@ -51,14 +52,12 @@ class PruneReport:
     freed: int  # bytes
 
 
-
 @dataclass
 class _InUse:
     blobs: set[str] = field(default_factory=set)
     views: set[str] = field(default_factory=set)  # view ids of usable split models
     blocked_by: Path | None = None
     because: str | None = None
-
 
 
 def _digests_in(path: Path) -> set[str]:
@@ -76,7 +75,6 @@ def _digests_in(path: Path) -> set[str]:
     finally:
         os.close(fd)
     return found
-
 
 
 def _in_use(store: Store) -> _InUse:
@@ -244,6 +242,3 @@ def _remove_stale_temp_files(store: Store, now: float) -> None:
                     found.path.unlink()
             except OSError:
                 continue
-
-
-

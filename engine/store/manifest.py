@@ -16,8 +16,8 @@ from datetime import datetime
 from typing import Any
 
 from engine.errors import InvalidReference
-from engine.store.migrations import SCHEMA, BadSchema, NewerSchema, upgrade
 from engine.shape import ModelShape
+from engine.store.migrations import SCHEMA, BadSchema, NewerSchema, upgrade
 from engine.store.refs import HUB_HOST, HubRef, LocalRef, ModelRef
 
 SHA256 = re.compile(r"[0-9a-f]{64}")

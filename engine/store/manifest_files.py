@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 
 LOCAL_NAMESPACE = "library"
 
+
 @dataclass(frozen=True)
 class StoreEntry:
     """One file under ``manifests/``: the model it stands for, or why it cannot be used."""
@@ -62,7 +63,6 @@ class StoreEntry:
         return f"delete {self.path} by hand: no model name stands for it, so llamadeck rm cannot"
 
 
-
 @dataclass(frozen=True)
 class Found:
     """One thing under ``manifests/``, as ``lstat`` sees it (never through a symlink)."""
@@ -70,7 +70,6 @@ class Found:
     path: Path
     mode: int
     error: OSError | None = None  # a directory that could not be listed, or an lstat that failed
-
 
 
 def manifest_path(store: Store, ref: ModelRef) -> Path:
@@ -89,7 +88,6 @@ def manifest_path(store: Store, ref: ModelRef) -> Path:
     if not Path(os.path.normpath(path)).is_relative_to(os.path.normpath(store.manifests_dir)):
         raise InvalidInput(f"not a storable model name: {str(ref)[:100]!r}")
     return path
-
 
 
 def ref_for_path(store: Store, path: Path) -> ModelRef | None:
@@ -114,7 +112,6 @@ def ref_for_path(store: Store, path: Path) -> ModelRef | None:
         return None
 
 
-
 def symlinked_parent(store: Store, path: Path) -> Path | None:
     """The first directory between ``manifests/`` and ``path`` that is a symlink, if any."""
     try:
@@ -131,7 +128,6 @@ def symlinked_parent(store: Store, path: Path) -> Path | None:
         if stat.S_ISLNK(mode):
             return current
     return None
-
 
 
 def save(store: Store, manifest: Manifest) -> None:
@@ -160,7 +156,6 @@ def save(store: Store, manifest: Manifest) -> None:
     atomic_write(path, data)
 
 
-
 def load(store: Store, ref: ModelRef) -> Manifest | None:
     """The manifest stored under ``ref``; None when there is none.
 
@@ -178,7 +173,6 @@ def load(store: Store, ref: ModelRef) -> Manifest | None:
     problem = entry.problem or "unusable"
     where = "" if str(entry.path) in problem else f" ({entry.path})"
     raise IntegrityError(f"the manifest of {ref} is damaged{where}: {problem}")
-
 
 
 def read_entry(store: Store, path: Path) -> StoreEntry | None:
@@ -224,7 +218,6 @@ def read_entry(store: Store, path: Path) -> StoreEntry | None:
     return StoreEntry(path, ref, manifest)
 
 
-
 def walk(store: Store) -> list[Found]:
     """Everything under ``manifests/``, sorted, never descending into a symlink."""
     found: list[Found] = []
@@ -254,7 +247,6 @@ def walk(store: Store) -> list[Found]:
     return sorted(found, key=lambda f: f.path)
 
 
-
 def entries(store: Store) -> list[StoreEntry]:
     """Every manifest-like thing under ``manifests/``, usable or not.
 
@@ -276,7 +268,6 @@ def entries(store: Store) -> list[StoreEntry]:
     return result
 
 
-
 def manifests(store: Store) -> Iterator[Manifest]:
     """Every usable manifest; the others are in ``problems()``."""
     for entry in entries(store):
@@ -284,11 +275,9 @@ def manifests(store: Store) -> Iterator[Manifest]:
             yield entry.manifest
 
 
-
 def problems(store: Store) -> list[StoreEntry]:
     """Manifests that are damaged, misnamed, unreadable or written by a newer llamadeck."""
     return [e for e in entries(store) if e.manifest is None]
-
 
 
 def remove_manifest(store: Store, ref: ModelRef) -> bool:
@@ -323,7 +312,6 @@ def remove_manifest(store: Store, ref: ModelRef) -> bool:
     return True
 
 
-
 def _prune_empty_dirs(store: Store, directory: Path) -> None:
     """Remove the now empty directories above a removed manifest; best effort, never an error."""
     while directory != store.manifests_dir and directory.is_relative_to(store.manifests_dir):
@@ -332,6 +320,3 @@ def _prune_empty_dirs(store: Store, directory: Path) -> None:
         except OSError:
             return
         directory = directory.parent
-
-
-

@@ -240,7 +240,7 @@ class Store:
         return manifest_files.ref_for_path(self, path)
 
     def save(self, manifest: Manifest) -> None:
-        """Record a manifest; IntegrityError for one ``load`` would call damaged, DiskFull when space ran out."""
+        """Record a manifest; IntegrityError for one ``load`` would call damaged, DiskFull when full."""
         manifest_files.save(self, manifest)
 
     def load(self, ref: ModelRef) -> Manifest | None:
@@ -264,7 +264,7 @@ class Store:
         return manifest_files.problems(self)
 
     def remove_manifest(self, ref: ModelRef) -> bool:
-        """Remove whatever is at ``ref``'s manifest path (a symlink, never its target); False when nothing is."""
+        """Remove whatever is at ``ref``'s manifest path (a link, never its target); False when nothing is."""
         return manifest_files.remove_manifest(self, ref)
 
     # cleaning up -----------------------------------------------------------

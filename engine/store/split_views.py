@@ -29,6 +29,7 @@ _BLOB_NAME = re.compile(r"sha256-[0-9a-f]{64}")
 # A view's directory name: view_id() now, the first part's short id before (still cleaned up).
 _VIEW_NAME = re.compile(r"[0-9a-f]{24}|[0-9a-f]{12}")
 
+
 def view_id(files: Sequence[ModelFile]) -> str:
     """The directory name of a split model's view: one digest of every part's link name and sha256.
 
@@ -99,7 +100,6 @@ def split_view(store: Store, files: Sequence[ModelFile]) -> Path:
                 tmp.unlink()
             raise os_error(error, "cannot link the split model's part", link) from error
     return view / names[0]
-
 
 
 def _views_dir(store: Store) -> None:

@@ -49,5 +49,3 @@ def _format_stats(stats: dict[str, float]) -> str:
         shown = f"{value:.1f}" if math.isfinite(value) and value != int(value) else f"{value:g}"
         parts.append(f"{key.replace('_', ' ')}: {shown}")
     return ", ".join(parts)
-
-

@@ -39,9 +39,9 @@ from tui.chatstore.rows import (
     to_json,
 )
 
+
 def _now() -> str:  # the snapshot tests hold the clock still by replacing it here
     return datetime.now(UTC).isoformat(timespec="microseconds")
-
 
 
 class ChatStore:
@@ -234,7 +234,8 @@ class ChatStore:
                 )
             if not isinstance(system, EllipsisType):
                 db.execute(
-                    "UPDATE conversations SET system = ? WHERE id = ?", (storable_or_none(system), conversation_id)
+                    "UPDATE conversations SET system = ? WHERE id = ?",
+                    (storable_or_none(system), conversation_id),
                 )
             if parameters is not None:
                 db.execute(
@@ -360,12 +361,9 @@ class ChatStore:
         return render_markdown(chat, messages)
 
 
-
 def _gone(conversation_id: int) -> ChatStoreError:
     return ChatStoreError(f"chat {conversation_id} no longer exists (deleted, maybe in another window)")
 
 
 def _message_gone(message_id: int) -> ChatStoreError:
     return ChatStoreError(f"message {message_id} no longer exists (its chat was deleted or edited)")
-
-

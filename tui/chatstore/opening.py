@@ -1,11 +1,13 @@
 """How the chat history opens: where it lives, checks, the schema upgrade, a damaged file set aside.
 
-Everything that happens before the app's first read is here. Read-only checks come first: a newer llamadeck's file, or a damaged one about
-to be set aside, must be left exactly as it was (not even switched to WAL).
-Then one transaction applies the missing migrations, and replies still
-``"streaming"`` (cut off by a crash, or live in another app) become ``"interrupted"``.
-``ChatStore.open``, ``ChatStore.in_memory`` and ``ChatStore.open_or_fresh`` call
-:func:`open_file`, :func:`in_memory` and :func:`open_or_fresh`; each runs :func:`setup`.
+Everything that happens before the app's first read is here. Read-only checks
+come first: a newer llamadeck's file, or a damaged one about to be set aside,
+must be left exactly as it was (not even switched to WAL). Then one
+transaction applies the missing migrations, and replies still ``"streaming"``
+(cut off by a crash, or live in another app) become ``"interrupted"``.
+``ChatStore.open``, ``ChatStore.in_memory`` and ``ChatStore.open_or_fresh``
+call :func:`open_file`, :func:`in_memory` and :func:`open_or_fresh`; each runs
+:func:`setup`.
 """
 
 from __future__ import annotations
@@ -116,15 +118,11 @@ def open_file(store_class: type[ChatStore], path: Path) -> ChatStore:
     try:
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     except OSError as error:
-        raise ChatStoreError(
-            f"cannot create {path.parent} for the chat history: {_reason(error)}"
-        ) from None
+        raise ChatStoreError(f"cannot create {path.parent} for the chat history: {_reason(error)}") from None
     if not new:
         _probe(path)
     try:
-        db = sqlite3.connect(
-            str(path), timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
-        )
+        db = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False)
     except sqlite3.Error as error:
         raise _open_error(path, error) from None
     store = store_class(db, path)
@@ -141,14 +139,12 @@ def open_file(store_class: type[ChatStore], path: Path) -> ChatStore:
     return store
 
 
-
 def in_memory(store_class: type[ChatStore]) -> ChatStore:
     """``ChatStore.in_memory``: a store that keeps nothing after it is closed."""
     db = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
     store = store_class(db, None)
     setup(store)
     return store
-
 
 
 def open_or_fresh(store_class: type[ChatStore], path: Path) -> tuple[ChatStore, str | None]:
@@ -215,9 +211,7 @@ def _foreign_check(store: ChatStore, version: int) -> None:
     if app_id not in (0, APPLICATION_ID):
         raise DamagedChatStore(f"chat history {store.path} is damaged (another application's database)")
     if version == 0 and db.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]:
-        raise DamagedChatStore(
-            f"chat history {store.path} is damaged (an SQLite file, not a chat history)"
-        )
+        raise DamagedChatStore(f"chat history {store.path} is damaged (an SQLite file, not a chat history)")
 
 
 def _open_error(path: Path, error: sqlite3.Error) -> ChatStoreError:

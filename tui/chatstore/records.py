@@ -70,4 +70,3 @@ def title_from(text: str) -> str:
     if len(line) > TITLE_LENGTH:
         line = line[: TITLE_LENGTH - 1].rstrip() + "…"
     return line
-

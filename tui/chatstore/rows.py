@@ -107,4 +107,3 @@ def message_from_row(row: tuple[object, ...]) -> StoredMessage:
 
 def storable_or_none(text: str | None) -> str | None:
     return None if text is None else storable(text)
-

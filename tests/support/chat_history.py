@@ -1,0 +1,55 @@
+"""Shared by the chat history's tests (tests/test_chatstore_*.py): a history file in tmp_path, an open
+store on it, and an old schema written exactly as it was.
+
+The fixtures are named with ``name=`` so a test module imports them without shadowing its parameters.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tui.chatstore import MIGRATIONS, ChatStore
+
+ISO_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}\+00:00$")
+
+
+@pytest.fixture(name="db_path")
+def db_path_fixture(tmp_path: Path) -> Path:
+    return tmp_path / "data" / "llamadeck" / "chats.db"
+
+
+@pytest.fixture(name="store")
+def store_fixture(db_path: Path) -> Iterator[ChatStore]:
+    s = ChatStore.open(db_path)
+    yield s
+    s.close()
+
+
+def digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def make_v1(path: Path) -> None:
+    """A chat history exactly as schema 1 wrote it, with one conversation of two messages."""
+    db = sqlite3.connect(path, isolation_level=None)
+    db.execute("BEGIN")
+    MIGRATIONS[0](db)
+    db.execute("PRAGMA user_version = 1")
+    db.execute(
+        "INSERT INTO conversations (title, model, system, parameters, created, updated) VALUES "
+        "('Old chat', 'gemma3:270m', 'Be brief.', '{\"temperature\": 0.2}', "
+        "'2026-11-01T10:00:00.000000+00:00', '2026-11-01T10:05:00.000000+00:00')"
+    )
+    db.execute(
+        "INSERT INTO messages (conversation_id, role, content, status, created) VALUES "
+        "(1, 'user', 'Hi', 'complete', '2026-11-01T10:00:00.000000+00:00'),"
+        "(1, 'assistant', 'Hel', 'streaming', '2026-11-01T10:00:01.000000+00:00')"
+    )
+    db.execute("COMMIT")
+    db.close()
