@@ -26,7 +26,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from engine.cancel import NEVER, CancelToken
-from engine.errors import DiskFull, LlamadeckError
+from engine.errors import LlamadeckError
+from engine.store.files import os_error
 
 _POLL_SECONDS = 0.2
 _OPEN_FLAGS = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
@@ -74,7 +75,7 @@ class FileLock:
             except FileNotFoundError:
                 mode = stat.S_IFREG
             except OSError as error:
-                raise _error(error, self.path) from error
+                raise os_error(error, "cannot take the lock", self.path) from error
             if stat.S_ISDIR(mode):
                 raise LlamadeckError(f"cannot take the lock {self.path}: a directory is in its place")
             if not stat.S_ISREG(mode):
@@ -85,7 +86,7 @@ class FileLock:
             except OSError as error:
                 if error.errno == errno.ELOOP:  # became a symlink since the lstat
                     continue
-                raise _error(error, self.path) from error
+                raise os_error(error, "cannot take the lock", self.path) from error
             if stat.S_ISREG(os.fstat(fd).st_mode):
                 return fd
             os.close(fd)
@@ -98,7 +99,7 @@ class FileLock:
         except FileNotFoundError:
             pass
         except OSError as error:
-            raise _error(error, self.path) from error
+            raise os_error(error, "cannot take the lock", self.path) from error
 
     def acquire(
         self,
@@ -150,13 +151,6 @@ class FileLock:
 
     def __exit__(self, *_exc: object) -> None:
         self.release()
-
-
-def _error(error: OSError, path: Path) -> LlamadeckError:
-    reason = error.strerror or str(error)
-    if error.errno in (errno.ENOSPC, errno.EDQUOT):
-        return DiskFull(f"cannot take the lock {path}: {reason}; free some space and try again")
-    return LlamadeckError(f"cannot take the lock {path}: {reason}")
 
 
 def _same_file(fd: int, path: Path) -> bool:
