@@ -30,7 +30,7 @@ import anyio
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
-from api.app import engine_of
+from api.deps import engine_of
 from api.errors import APIError, bool_field, model_errors, read_json, status_of, string_field
 from api.schema import BOOLEAN, KEEP_ALIVE, MESSAGES, NAME, OPTIONS, STRING, TEXTS, json_body
 from api.streaming import EngineStream, EventStreamResponse, collect, open_stream

@@ -30,7 +30,7 @@ import anyio
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
-from api.app import engine_of
+from api.deps import engine_of
 from api.errors import APIError, bool_field, openai_error, read_json, status_of
 from api.generate import shorten
 from api.schema import BOOLEAN, COUNT, MESSAGES, NAME, NUMBER, STRING, TEXTS, json_body, path_parameter
