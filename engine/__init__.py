@@ -63,7 +63,7 @@ from engine.machine.memory import Fit, Machine
 from engine.shape import ModelShape
 from engine.machine.quant import VariantFit
 from engine.store.refs import HubRef, LocalRef, ModelRef, parse_local_name, parse_ref
-from engine.options import LoadOptions, SamplingOptions, parameter_lines, parse_options
+from engine.options import LoadOptions, SamplingOptions, parameter_pairs, parse_options
 from engine.runtime.registry import Registry, Resident
 from engine.runtime.toolcalls import (
     ReplyPiece,
@@ -141,7 +141,7 @@ __all__ = [
     "as_template_call",
     "format_gib",
     "format_size",
-    "parameter_lines",
+    "parameter_pairs",
     "parse_options",
     "parse_tool_calls",
     "tool_call_pieces",
