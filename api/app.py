@@ -3,34 +3,29 @@
     app = create_app(engine, api_key=None, allowed_hosts=None)
 
 Route families live in their own modules, each an ``APIRouter`` included
-here: model management (``api.models``), generation (``api.generate``) and
-the OpenAI-compatible routes (``api.openai``). Routes reach the engine
-through ``engine_of(request)``.
+here: model management (``api.models``), generation (``api.generate``),
+the OpenAI-compatible routes (``api.openai``) and model making
+(``api.create``). Routes reach the engine through ``api.deps.engine_of``,
+never through this module, so the app imports its routers and none imports
+the app back.
 """
 
 from __future__ import annotations
 
 import contextlib
-import importlib
 import re
 from collections.abc import Callable, Iterable
 
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api import errors
+from api import create, errors, generate, models, openai
 from api.security import Guard
 from engine import Engine
 
-_OPTIONAL_ROUTERS = ("api.generate", "api.openai", "api.create")  # included when they are there
+ROUTERS: tuple[APIRouter, ...] = (models.router, generate.router, openai.router, create.router)
 _CHALLENGE = re.compile(rb"[0-9a-f]{32,128}")
 _UNLIMITED_PREFIXES = ("/api/blobs/",)  # uploads of model files: verified by digest, not size-limited
-
-
-def engine_of(request: Request) -> Engine:
-    """The engine this app serves."""
-    engine: Engine = request.app.state.engine
-    return engine
 
 
 class BodyLimit:
@@ -70,20 +65,11 @@ def create_app(
     ``allowed_origins``: browser origins besides local pages and app schemes
     (default: ``LLAMADECK_ORIGINS``).
     """
-    from api import models
-
     app = FastAPI(title="llamadeck", version=models.VERSION, docs_url=None, redoc_url=None)
     app.state.engine = engine
     errors.install(app)
-    app.include_router(models.router)
-    for name in _OPTIONAL_ROUTERS:
-        try:
-            module = importlib.import_module(name)
-        except ImportError as error:
-            if error.name != name:  # the module is there but broken: say so, do not hide it
-                raise
-            continue
-        app.include_router(module.router)
+    for router in ROUTERS:
+        app.include_router(router)
     app.add_middleware(BodyLimit)
     app.add_middleware(Guard, api_key=api_key, allowed_hosts=allowed_hosts, allowed_origins=allowed_origins)
     app.add_middleware(Identify, version=models.VERSION, prove=engine.store_proof)

@@ -17,7 +17,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.concurrency import run_in_threadpool
 
 from api import jobs
-from api.app import engine_of
+from api.deps import engine_of
 from api.errors import APIError, bool_field, read_json, string_field
 from api.schema import BOOLEAN, MESSAGES, NAME, OPTIONS, STRING, TEXTS, json_body
 from engine import CancelToken, CreateSpec, EventSink, InvalidInput, LlamadeckError, Manifest, parse_options

@@ -30,12 +30,22 @@ import anyio
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
-from api.app import engine_of
+from api.deps import engine_of
 from api.errors import APIError, bool_field, model_errors, read_json, status_of, string_field
 from api.schema import BOOLEAN, KEEP_ALIVE, MESSAGES, NAME, OPTIONS, STRING, TEXTS, json_body
 from api.streaming import EngineStream, EventStreamResponse, collect, open_stream
-from api.tool_calls import ToolCall, as_template_call, parse_all, pieces, tool_names
-from engine import CancelToken, Done, Engine, Generation, LlamadeckError
+from engine import (
+    CancelToken,
+    Done,
+    Engine,
+    Generation,
+    LlamadeckError,
+    ToolCall,
+    as_template_call,
+    tool_names,
+)
+from engine import parse_tool_calls as parse_all
+from engine import tool_call_pieces as pieces
 
 router = APIRouter(tags=["generate"])
 

@@ -17,7 +17,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import PlainTextResponse
 
 from api import jobs
-from api.app import engine_of
+from api.deps import engine_of
 from api.errors import APIError, bool_field, model_errors, read_json, string_field
 from api.schema import BOOLEAN, NAME, STRING, json_body
 from engine import (

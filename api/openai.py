@@ -30,13 +30,24 @@ import anyio
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
-from api.app import engine_of
+from api.deps import engine_of
 from api.errors import APIError, bool_field, openai_error, read_json, status_of
 from api.generate import shorten
 from api.schema import BOOLEAN, COUNT, MESSAGES, NAME, NUMBER, STRING, TEXTS, json_body, path_parameter
 from api.streaming import EngineStream, EventStreamResponse, collect, open_stream
-from api.tool_calls import Piece, ToolCall, parse_all, pieces, tool_names
-from engine import CancelToken, Done, Generation, LlamadeckError, Manifest, ModelNotFound
+from engine import (
+    CancelToken,
+    Done,
+    Generation,
+    LlamadeckError,
+    Manifest,
+    ModelNotFound,
+    ToolCall,
+    tool_names,
+)
+from engine import ReplyPiece as Piece
+from engine import parse_tool_calls as parse_all
+from engine import tool_call_pieces as pieces
 
 router = APIRouter(tags=["openai"])
 

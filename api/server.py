@@ -5,7 +5,8 @@
     serve(engine, listener, api_key=key)                           # until Ctrl+C; closes the engine
 
 ``LLAMADECK_HOST`` reads like Ollama's ``OLLAMA_HOST`` ("host", "host:port",
-":port" or a URL). Listening anywhere but on loopback needs an API key: the
+":port", a bare IPv6 address or a URL), by the rule in ``api.address`` that
+the clients share. Listening anywhere but on loopback needs an API key: the
 API runs models and writes to the store, so it is never left open to a network.
 Each failure to listen is one ``ServeError`` line that says what to do.
 """
@@ -14,20 +15,17 @@ from __future__ import annotations
 
 import errno
 import ipaddress
-import os
 import signal
 import socket
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
+from api.address import AddressError, from_environ, parse_host
 from api.security import ANY_HOST, is_loopback
 from engine import Engine
 
-DEFAULT_HOST = "127.0.0.1"
-DEFAULT_PORT = 11434
 _GRACEFUL_SECONDS = 5  # open streams get this long to finish on Ctrl+C
 
 
@@ -35,46 +33,20 @@ class ServeError(Exception):
     """The server cannot start; the message is one line for the user."""
 
 
-def parse_host(value: str) -> tuple[str, int | None]:
-    """``LLAMADECK_HOST`` as Ollama reads ``OLLAMA_HOST``: host, host:port, :port, [v6]:port or a URL.
-
-    The port is None when not given (11434 then), or the scheme's own for a URL, as in Ollama.
-    """
-    text = value.strip()
-    if not text:
-        return DEFAULT_HOST, None
-    default_port: int | None = None
-    if "://" not in text:
-        text = "http://" + text
-    else:  # as Ollama: a URL without a port means the scheme's port
-        default_port = 443 if text.lower().startswith("https://") else 80
-    try:
-        parts = urlsplit(text)
-        port = parts.port
-    except ValueError as error:
-        raise ServeError(f"cannot read the address {value!r}: {error}") from None
-    if parts.scheme not in ("http", "https"):
-        raise ServeError(f"cannot read the address {value!r}: use host:port or http://host:port")
-    if parts.path.strip("/") or parts.query or parts.username:
-        raise ServeError(f"cannot read the address {value!r}: give only a host and a port")
-    return parts.hostname or DEFAULT_HOST, default_port if port is None else port
-
-
 def address(host: str | None, port: int | None, environ: Mapping[str, str] | None = None) -> tuple[str, int]:
-    """Where to listen: the flags, else ``LLAMADECK_HOST``, else 127.0.0.1:11434."""
-    env = os.environ if environ is None else environ
-    env_host, env_port = parse_host(env.get("LLAMADECK_HOST", ""))
-    if host is not None:
-        flag_host, flag_port = parse_host(host)
-        chosen_host, chosen_port = flag_host, flag_port
-    else:
-        chosen_host, chosen_port = env_host, env_port
-    if port is not None:
-        chosen_port = port
-    chosen_port = DEFAULT_PORT if chosen_port is None else chosen_port
+    """Where to listen: the flags, else ``LLAMADECK_HOST`` (read by ``api.address``), else 127.0.0.1:11434.
+
+    ``--host`` reads as ``LLAMADECK_HOST`` does; a path in either is for clients and is not used here.
+    """
+    try:
+        env = from_environ(environ)
+        chosen = env if host is None else parse_host(host)
+    except AddressError as error:
+        raise ServeError(str(error)) from None
+    chosen_port = chosen.port if port is None else port
     if not 0 <= chosen_port <= 65535:
         raise ServeError(f"port {chosen_port} is not a TCP port (0 to 65535)")
-    return chosen_host, chosen_port
+    return chosen.host, chosen_port
 
 
 def check_exposure(host: str, api_key: str | None) -> None:

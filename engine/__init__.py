@@ -63,8 +63,17 @@ from engine.machine.memory import Fit, Machine
 from engine.shape import ModelShape
 from engine.machine.quant import VariantFit
 from engine.store.refs import HubRef, LocalRef, ModelRef, parse_local_name, parse_ref
-from engine.options import LoadOptions, SamplingOptions, parameter_lines, parse_options
+from engine.options import LoadOptions, SamplingOptions, parameter_pairs, parse_options
 from engine.runtime.registry import Registry, Resident
+from engine.runtime.toolcalls import (
+    ReplyPiece,
+    ToolCall,
+    ToolCallParser,
+    as_template_call,
+    parse_tool_calls,
+    tool_call_pieces,
+    tool_names,
+)
 from engine.templates.render import Message
 from engine.store.cleanup import PruneReport
 from engine.store.manifest_files import StoreEntry
@@ -118,20 +127,27 @@ __all__ = [
     "PromptTooLong",
     "PruneReport",
     "Removal",
+    "ReplyPiece",
     "RepoNotFound",
     "Status",
     "ShutDown",
     "StoreProblem",
     "TemplateError",
     "Token",
+    "ToolCall",
+    "ToolCallParser",
     "UnknownQuant",
     "VariantFit",
     "VerifyReport",
     "Waiting",
+    "as_template_call",
     "format_gib",
     "format_size",
-    "parameter_lines",
+    "parameter_pairs",
     "parse_options",
+    "parse_tool_calls",
+    "tool_call_pieces",
+    "tool_names",
 ]
 
 MAX_BYTES_PER_TOKEN = 64  # no tokenizer packs more into one token: longer text cannot fit the context

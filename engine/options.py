@@ -58,7 +58,7 @@ __all__ = [
     "collect_parameters",
     "describe",
     "merge",
-    "parameter_lines",
+    "parameter_pairs",
     "parse_one",
     "parse_options",
 ]
@@ -540,7 +540,7 @@ def _text(value: object) -> str:
     return repr(value) if isinstance(value, float) else str(value)  # repr: the shortest exact spelling
 
 
-def parameter_lines(layer: Mapping[str, object]) -> list[tuple[str, str]]:
+def parameter_pairs(layer: Mapping[str, object]) -> list[tuple[str, str]]:
     """A parsed layer as Modelfile PARAMETER ``(name, value)`` pairs, in the table's order.
 
     ``stop`` gives one pair per string; numbers are written so that parsing

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from engine.errors import InvalidInput, InvalidOption
 from engine import options
+from engine.errors import InvalidInput, InvalidOption
 from engine.options import (
     LOAD_OPTIONS,
     MAX_STOPS,
@@ -21,7 +21,7 @@ from engine.options import (
     collect_parameters,
     describe,
     merge,
-    parameter_lines,
+    parameter_pairs,
     parse_options,
 )
 
@@ -385,7 +385,7 @@ def test_parameter_lines_round_trip_through_parsing() -> None:
         {"stop": ["<|im_end|>", "\n"], "temperature": 0.1, "top_k": 3, "num_gpu": -1, "flash_attn": True},
         source="request",
     )
-    lines = parameter_lines(layer)
+    lines = parameter_pairs(layer)
     assert lines == [
         ("temperature", "0.1"),
         ("top_k", "3"),

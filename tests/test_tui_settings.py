@@ -14,8 +14,8 @@ from tui.config import (
     Config,
     SettingError,
     config_dir,
+    format_parameter_lines,
     keep_alive_seconds,
-    parameter_lines,
     parse_parameter_lines,
 )
 
@@ -50,21 +50,7 @@ def test_parameter_lines_round_trip_with_stops() -> None:
     text = "# mine\ntemperature 0.7\n\nnum_ctx 8192\nstop <|im_end|>\nstop </s>\nseed 42"
     parsed = parse_parameter_lines(text)
     assert parsed == {"temperature": 0.7, "num_ctx": 8192, "stop": ["<|im_end|>", "</s>"], "seed": 42}
-    assert parse_parameter_lines(parameter_lines(parsed)) == parsed
-
-
-@pytest.fixture(params=["fallback", "engine"])
-def option_checker(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """Both ways options are checked: the stand-in table, and the engine's checker once the facade has it."""
-    import engine as facade
-
-    if request.param == "engine":
-        from engine.options import parse_options
-
-        monkeypatch.setattr(facade, "parse_options", parse_options, raising=False)
-    else:
-        monkeypatch.delattr(facade, "parse_options", raising=False)
-    return request.param
+    assert parse_parameter_lines(format_parameter_lines(parsed)) == parsed
 
 
 @pytest.mark.parametrize(
@@ -78,15 +64,13 @@ def option_checker(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPat
         ("kv_cache_type q9", ("line 1: kv_cache_type must be",)),
     ],
 )
-def test_bad_parameters_are_one_line_naming_the_line(
-    option_checker: str, text: str, words: tuple[str]
-) -> None:
+def test_bad_parameters_are_one_line_naming_the_line(text: str, words: tuple[str]) -> None:
     with pytest.raises(SettingError) as caught:
         parse_parameter_lines(text)
     assert all(w in str(caught.value) for w in words) and "\n" not in str(caught.value)
 
 
-def test_good_parameters_pass_either_checker(option_checker: str) -> None:
+def test_good_parameters_pass_the_engines_checker() -> None:
     text = "temperature 0.7\nnum_ctx 8192\ntop_p 0.9\nseed 42\nstop </s>\nkv_cache_type q8_0"
     expected = {"temperature": 0.7, "num_ctx": 8192, "top_p": 0.9, "seed": 42, "stop": ["</s>"]}
     assert parse_parameter_lines(text) == expected | {"kv_cache_type": "q8_0"}

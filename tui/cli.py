@@ -269,7 +269,7 @@ def cmd_show(args: argparse.Namespace) -> int:
         out(printable(m.config.system or "(none)"))
         return 0
     if args.parameters:
-        from engine import parameter_lines
+        from engine import parameter_pairs as parameter_lines
 
         lines = parameter_lines(m.config.parameters)
         out("\n".join(escape(f"{name:<20}{value}") for name, value in lines) if lines else "(none)")

@@ -1,9 +1,9 @@
 """Talking to a running ``llamadeck serve``, for ``ps`` and ``stop`` (stdlib only: the CLI starts fast).
 
 A server is found where ``serve`` would listen: ``LLAMADECK_HOST`` (``host``,
-``host:port`` or a URL), else 127.0.0.1:11434. It must answer with the
-``x-llamadeck-version`` header: an Ollama on the same port is told apart and
-named, not driven.
+``host:port`` or a URL, read by ``api.address`` as the server reads it), else
+127.0.0.1:11434. It must answer with the ``x-llamadeck-version`` header: an
+Ollama on the same port is told apart and named, not driven.
 """
 
 from __future__ import annotations
@@ -14,11 +14,11 @@ import os
 import secrets
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
-from urllib.parse import urlsplit
 
-DEFAULT_PORT = 11434
+from api.address import AddressError, from_environ
+
 _TIMEOUT = 5.0
 
 
@@ -26,21 +26,12 @@ class ServerError(Exception):
     """No llamadeck server answered, or it refused; the message is one line for the user."""
 
 
-def server_url(environ: dict[str, str] | None = None) -> str:
+def server_url(environ: Mapping[str, str] | None = None) -> str:
     """The base URL ``serve`` listens on by default (a wildcard host is reached on loopback)."""
-    raw = (environ if environ is not None else os.environ).get("LLAMADECK_HOST", "").strip()
-    if not raw:
-        return f"http://127.0.0.1:{DEFAULT_PORT}"
-    parts = urlsplit(raw if "://" in raw else f"http://{raw}")
     try:
-        port = parts.port or DEFAULT_PORT
-    except ValueError as error:
-        raise ServerError(f"LLAMADECK_HOST is not host:port: {raw!r:.80}") from error
-    host = parts.hostname or "127.0.0.1"
-    if host in ("0.0.0.0", "::"):
-        host = "127.0.0.1"
-    shown = f"[{host}]" if ":" in host else host
-    return f"{parts.scheme or 'http'}://{shown}:{port}"
+        return from_environ(environ).client_url
+    except AddressError as error:
+        raise ServerError(f"LLAMADECK_HOST: {error}") from None
 
 
 def call(method: str, path: str, body: dict[str, Any] | None = None) -> Any:

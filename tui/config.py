@@ -20,7 +20,6 @@ beside it, then ``os.replace``).
 
 from __future__ import annotations
 
-import difflib
 import logging
 import math
 import os
@@ -39,35 +38,6 @@ _DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
 _NUMBER = re.compile(r"\d+(?:\.\d*)?|\.\d+")
 _UNIT_SECONDS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
 _KEEP_ALIVE_HELP = "a duration like 5m, 1h30m or 300 (seconds); 0 unloads at once, -1 keeps for ever"
-
-# Used only while the engine's facade exports no option checker (see check_parameters):
-# name -> (kind, low, high), the engine's own ranges.
-_FALLBACK_OPTIONS: dict[str, tuple[str, float | None, float | None]] = {
-    "temperature": ("float", 0, None),
-    "top_k": ("int", 0, None),
-    "top_p": ("float", 0, 1),
-    "min_p": ("float", 0, 1),
-    "typical_p": ("float", 0, 1),
-    "repeat_penalty": ("float", 0, None),
-    "repeat_last_n": ("int", -1, None),
-    "presence_penalty": ("float", None, None),
-    "frequency_penalty": ("float", None, None),
-    "mirostat": ("int", 0, 2),
-    "mirostat_tau": ("float", 0, None),
-    "mirostat_eta": ("float", 0, None),
-    "seed": ("int", -1, 2**32 - 2),
-    "num_predict": ("int", -2, None),
-    "num_keep": ("int", -1, None),
-    "stop": ("stop", None, None),
-    "num_ctx": ("int", 1, None),
-    "num_gpu": ("int", -1, None),
-    "num_thread": ("int", 0, 512),
-    "num_batch": ("int", 1, None),
-    "num_parallel": ("int", 0, 256),
-    "kv_cache_type": ("choice", None, None),
-    "flash_attn": ("choice", None, None),
-}
-_CHOICES = {"kv_cache_type": ("f16", "q8_0", "q4_0"), "flash_attn": ("auto", "on", "off")}
 
 
 class SettingError(ValueError):
@@ -114,66 +84,18 @@ def keep_alive_seconds(text: str) -> float:
 
 
 def check_parameters(raw: object, *, source: str = "settings") -> dict[str, object]:
-    """Default options, checked: Ollama names, values in range; SettingError at the first bad one.
+    """Default options, checked by the engine's own table: Ollama names, values in range.
 
-    The engine's own checker is used when its facade exports one
-    (``engine.parse_options``); until then a table of the same names and
-    ranges (``_FALLBACK_OPTIONS``) stands in.
+    ``engine.parse_options`` does the checking; its first complaint is raised as a SettingError.
     """
     if not isinstance(raw, Mapping):
         raise SettingError("parameters must be a table of name = value")
-    import engine
+    from engine import InvalidOption, parse_options
 
-    checker = getattr(engine, "parse_options", None)
-    if checker is not None:
-        try:
-            return dict(checker(raw, source=source))
-        except engine.InvalidOption as error:
-            raise SettingError(str(error)) from None
-    return {str(name): _check_option(name, value) for name, value in raw.items()}
-
-
-def _check_option(name: object, value: object) -> object:
-    if not isinstance(name, str) or name not in _FALLBACK_OPTIONS:
-        close = difflib.get_close_matches(str(name), _FALLBACK_OPTIONS, n=1, cutoff=0.6)
-        hint = f"did you mean {close[0]}?" if close else "the options are " + ", ".join(_FALLBACK_OPTIONS)
-        raise SettingError(f"unknown option {_show(name)}: {hint}")
-    kind, low, high = _FALLBACK_OPTIONS[name]
-    if kind == "stop":
-        stops = [value] if isinstance(value, str) else value
-        if not isinstance(stops, list) or not all(isinstance(s, str) and s for s in stops):
-            raise SettingError(f"stop must be a string or a list of non-empty strings, not {_show(value)}")
-        return stops
-    if kind == "choice":
-        if value not in _CHOICES[name]:
-            raise SettingError(f"{name} must be one of {', '.join(_CHOICES[name])}, not {_show(value)}")
-        return value
-    whole = kind == "int"
-    expect = "a whole number" if whole else "a number"
-    if low is not None and high is not None:
-        expect += f" from {low:.15g} to {high:.15g}"
-    elif low is not None:
-        expect += f" ≥ {low:.15g}"
-    number = _number(value)
-    if (
-        number is None
-        or (whole and not number.is_integer())
-        or (low is not None and number < low)
-        or (high is not None and number > high)
-    ):
-        raise SettingError(f"{name} must be {expect}, not {_show(value)}")
-    return int(number) if whole else number
-
-
-def _number(value: object) -> float | None:
-    """A finite number from an int, a float or its text; None for anything else."""
-    if isinstance(value, bool) or not isinstance(value, int | float | str):
-        return None
     try:
-        number = float(value)
-    except (ValueError, OverflowError):
-        return None
-    return number if math.isfinite(number) else None
+        return dict(parse_options(raw, source=source))
+    except InvalidOption as error:
+        raise SettingError(str(error)) from None
 
 
 def parse_parameter_lines(text: str) -> dict[str, object]:
@@ -207,7 +129,7 @@ def parse_parameter_lines(text: str) -> dict[str, object]:
     return raw
 
 
-def parameter_lines(parameters: Mapping[str, object]) -> str:
+def format_parameter_lines(parameters: Mapping[str, object]) -> str:
     """The reverse of ``parse_parameter_lines``: one ``name value`` line each (a line per stop)."""
     lines = []
     for name, value in parameters.items():

@@ -54,7 +54,8 @@ from dataclasses import dataclass, field
 from typing import NamedTuple, cast
 
 from engine.errors import InvalidInput, InvalidOption
-from engine.options import MAX_STOPS, collect_parameters, parameter_lines, parse_one
+from engine.options import MAX_STOPS, collect_parameters, parse_one
+from engine.options import parameter_pairs as parameter_lines
 
 __all__ = [
     "MAX_MODELFILE_BYTES",

@@ -26,9 +26,9 @@ from tui.config import (
     SettingError,
     check_keep_alive,
     check_store,
-    parameter_lines,
     parse_parameter_lines,
 )
+from tui.config import format_parameter_lines as parameter_lines
 from tui.terminal import escape
 
 if TYPE_CHECKING:

@@ -1,9 +1,12 @@
 """Tool calls parsed out of a model's streamed text, as Ollama returns them.
 
-A model asked with ``tools`` answers a call as text; the API turns that text
-into ``message.tool_calls`` (Ollama) or ``choices[0].message.tool_calls``
-(OpenAI). The formats real models write, each a JSON object (or a list of
-them) with ``name`` and ``arguments`` (or ``parameters``, or wrapped as
+A model asked with ``tools`` answers a call as text; this parser, fed the
+engine's text stream, turns that text into calls, which a front end shows:
+the API as ``message.tool_calls`` (Ollama) or ``choices[0].message.tool_calls``
+(OpenAI). It depends on nothing but its input, so every front end can use it.
+
+The formats real models write, each a JSON object (or a list of them) with
+``name`` and ``arguments`` (or ``parameters``, or wrapped as
 ``{"function": {...}}``):
 
     {"name": "get_weather", "parameters": {"city": "Paris"}}          Llama 3.1/3.2, bare
@@ -39,12 +42,11 @@ import contextlib
 import json
 import secrets
 import string
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from api.streaming import EngineStream
-from engine import Done
+from engine.events import Done, Generation
 
 # opening tag -> closing tag ("" when the call simply ends)
 MISTRAL, ARGS = "[TOOL_CALLS]", "[ARGS]"
@@ -80,7 +82,7 @@ class ToolCall:
         return {"index": self.index} | call if streamed else call
 
 
-Piece = str | ToolCall
+ReplyPiece = str | ToolCall  # a piece of a reply: text, or a call it held
 
 
 def tool_names(tools: Iterable[object] | None) -> frozenset[str]:
@@ -192,19 +194,19 @@ class ToolCallParser:
         self._fresh = True  # no text since the start or the last call
         self._scan: tuple[str, _Scan] | None = None  # the unfinished JSON held back, and how far it was read
 
-    def feed(self, text: str) -> list[Piece]:
+    def feed(self, text: str) -> list[ReplyPiece]:
         """The text and calls that are certain now; what could still start a call is held back."""
         self._pending += text
         return self._drain(final=False)
 
-    def finish(self) -> list[Piece]:
+    def finish(self) -> list[ReplyPiece]:
         """The end of the reply: what was held back, as calls if complete, else as text."""
         return self._drain(final=True)
 
     # the scan -----------------------------------------------------------------------
 
-    def _drain(self, *, final: bool) -> list[Piece]:
-        out: list[Piece] = []
+    def _drain(self, *, final: bool) -> list[ReplyPiece]:
+        out: list[ReplyPiece] = []
         while self._pending:
             pending = self._pending
             i = self._opening(pending, final=final)
@@ -235,7 +237,7 @@ class ToolCallParser:
             self._pending = rest[length:]
         return out
 
-    def _emit(self, out: list[Piece], text: str) -> None:
+    def _emit(self, out: list[ReplyPiece], text: str) -> None:
         if not text:
             return
         self._fresh = False
@@ -371,7 +373,7 @@ class ToolCallParser:
         return calls or None
 
 
-def parse_all(names: Iterable[str], text: str) -> tuple[str, list[ToolCall]]:
+def parse_tool_calls(names: Iterable[str], text: str) -> tuple[str, list[ToolCall]]:
     """A whole reply's text without its calls, and the calls (for answers that are not streamed)."""
     parser = ToolCallParser(names)
     pieces = parser.feed(text) + parser.finish()
@@ -379,8 +381,10 @@ def parse_all(names: Iterable[str], text: str) -> tuple[str, list[ToolCall]]:
     return content, [p for p in pieces if isinstance(p, ToolCall)]
 
 
-async def pieces(stream: EngineStream, names: Iterable[str]) -> AsyncIterator[Piece | Done]:
-    """The engine's stream as text and tool calls, in order, then its Done."""
+async def tool_call_pieces(
+    stream: AsyncIterable[Generation], names: Iterable[str]
+) -> AsyncIterator[ReplyPiece | Done]:
+    """A generation's stream as text and tool calls, in order, then its Done."""
     parser = ToolCallParser(names)
     async for event in stream:
         if isinstance(event, Done):
