@@ -420,7 +420,7 @@ class Engine:
         manifest = self._resolve(ref)
         if manifest.ref == target:
             raise InvalidInput(f"{target} is already that model: copy it to another name")
-        from engine.ingest.pull import now_iso
+        from engine.store.clock import now_iso
 
         copied = replace(
             manifest,

@@ -11,20 +11,15 @@ collection never takes a blob a pull is about to name.
 from __future__ import annotations
 
 import shutil
-from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 
-from engine.ingest import hub
 from engine.cancel import NEVER, CancelToken
-from engine.ingest.embedded import EmbeddedModel, locate
 from engine.errors import DiskFull, IntegrityError, NoGGUFInRepo
-from engine.events import EventSink, Status, Waiting
-from engine.store.gguf_io import GGUFInfo, check_data_inside, read_header
-from engine.templates.known import template_and_source
-from engine.store.manifest import _MAX_TEXT, Manifest, ModelConfig, ModelFile
+from engine.events import EventSink, Status
+from engine.ingest import hub
+from engine.ingest.embedded import EmbeddedModel, locate
 from engine.machine.memory import Machine, estimate_memory, fit
 from engine.machine.quant import (
     DYNAMIC_PREFIX,
@@ -35,11 +30,16 @@ from engine.machine.quant import (
     pick_variant,
     quant_from_file_type,
 )
+from engine.store.blob_locks import blob_locks
+from engine.store.clock import now_iso
+from engine.store.gguf_io import GGUFInfo, check_data_inside, read_header
+from engine.store.manifest import MAX_TEXT, Manifest, ModelConfig, ModelFile
 from engine.store.refs import HubRef
 from engine.store.store import Store
 from engine.store.transfer import HashingFile, ProgressMeter
-from engine.units import format_size
 from engine.store.verify import inspect_blob
+from engine.templates.known import template_and_source
+from engine.units import format_size
 
 
 @dataclass(frozen=True)
@@ -51,25 +51,6 @@ class Wanted:
     action: str = "downloading"
     header: GGUFInfo | None = None  # read before the download (same sha256, so it still holds after)
     repair: str = "the bad download was deleted, run pull again"  # what to do when the bytes are wrong
-
-
-def now_iso() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
-
-
-@contextmanager
-def blob_locks(store: Store, shas: list[str], sink: EventSink, cancel: CancelToken) -> Iterator[None]:
-    """Hold every blob's lock (in sorted order, so two pulls cannot deadlock); the wait can be cancelled."""
-    with ExitStack() as stack:
-        for sha in sorted(set(shas)):
-            lock = store.blob_lock(sha)
-
-            def waiting(sha: str = sha) -> None:
-                sink(Waiting(f"another llamadeck process is fetching {sha[:12]}; waiting for it"))
-
-            lock.acquire(cancel=cancel, on_wait=waiting)
-            stack.callback(lock.release)
-        yield
 
 
 def _check_space(store: Store, missing: list[Wanted]) -> None:
@@ -230,10 +211,10 @@ def _requested(listing: hub.RepoListing, quant: str) -> hub.RemoteVariant | None
 
 def _check_template(template: str | None, where: str) -> None:
     """Refuse a chat template the store would refuse to keep, before anything is written."""
-    if template is not None and len(template) > _MAX_TEXT:
+    if template is not None and len(template) > MAX_TEXT:
         raise IntegrityError(
             f"{where} has a chat template of {len(template):,} characters; llamadeck keeps templates "
-            f"of up to {_MAX_TEXT:,} (1 MiB): not pulled"
+            f"of up to {MAX_TEXT:,} (1 MiB): not pulled"
         )
 
 
