@@ -57,7 +57,7 @@ from engine.errors import (
     check_unicode,
 )
 from engine.events import Done, Event, EventSink, Generation, Progress, Status, Token, Waiting, ignore
-from engine.ingest.hub import HubRepo
+from engine.ingest.hub.search import HubRepo
 from engine.store.manifest import Manifest, ModelConfig, ModelFile
 from engine.machine.memory import Fit, Machine
 from engine.shape import ModelShape
@@ -226,7 +226,7 @@ class Engine:
         machine: Callable[[], Machine] = _default_machine,
     ) -> None:
         self._store = Store(home)
-        from engine.ingest.hub import clean_token
+        from engine.ingest.hub.tokens import clean_token
 
         self.token = clean_token(token or os.environ.get("HF_TOKEN"))
         self._machine = machine
@@ -803,7 +803,7 @@ class Engine:
         or overlong query), HubUnreachable (the Hub cannot be reached or
         answers with an error), GatedRepo (HF_TOKEN refused), Cancelled.
         """
-        from engine.ingest.hub import search_models
+        from engine.ingest.hub.search import search_models
 
         return search_models(query, limit=limit, token=self.token, cancel=cancel)
 

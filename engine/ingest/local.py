@@ -559,7 +559,7 @@ def _manifest(
     template, template_source = template_and_source(first.architecture, first.chat_template)
     if config.template is not None:
         template, template_source = config.template, config.template_source
-    from engine.ingest.hub import license_text
+    from engine.ingest.hub.listing import license_text
 
     return Manifest(
         name=ref.name,

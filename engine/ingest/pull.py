@@ -18,8 +18,11 @@ from pathlib import Path
 from engine.cancel import NEVER, CancelToken
 from engine.errors import DiskFull, IntegrityError, NoGGUFInRepo
 from engine.events import EventSink, Status
-from engine.ingest import hub
 from engine.ingest.embedded import EmbeddedModel, locate
+from engine.ingest.hub.download import download
+from engine.ingest.hub.header import read_remote_info
+from engine.ingest.hub.listing import fetch_listing, license_text
+from engine.ingest.hub.remote import RemoteFile, RemoteVariant, RepoListing
 from engine.machine.memory import Machine, estimate_memory, fit
 from engine.machine.quant import (
     DYNAMIC_PREFIX,
@@ -133,7 +136,7 @@ def install(
 class Survey:
     """What a repository offers and what this machine can take, before any download."""
 
-    listing: hub.RepoListing
+    listing: RepoListing
     header: GGUFInfo  # of the requested or the smallest readable variant: every variant shares the shape
     header_sha256: str  # the file that header was read from
     machine: Machine
@@ -169,7 +172,7 @@ def survey(
     that reads, trying the next size up when one is not a readable GGUF.
     """
     sink(Status(f"pulling manifest of {repo}"))
-    listing = hub.fetch_listing(repo, token=token, cancel=cancel)
+    listing = fetch_listing(repo, token=token, cancel=cancel)
     if not listing.variants:
         if listing.incomplete:
             raise NoGGUFInRepo(f"{repo} has only incomplete split models ({'; '.join(listing.incomplete)})")
@@ -184,7 +187,7 @@ def survey(
         first = variant.files[0]
         sink(Status(f"reading the GGUF header of {first.path}"))
         try:
-            header = hub.read_remote_info(repo, listing.commit, first, token=token, cancel=cancel)
+            header = read_remote_info(repo, listing.commit, first, token=token, cancel=cancel)
         except IntegrityError as error:
             if requested is not None:
                 raise
@@ -198,7 +201,7 @@ def survey(
     raise IntegrityError(f"none of the {tried} variants of {repo} has a readable GGUF header; {failures[0]}")
 
 
-def _requested(listing: hub.RepoListing, quant: str) -> hub.RemoteVariant | None:
+def _requested(listing: RepoListing, quant: str) -> RemoteVariant | None:
     """The variant ``quant`` names (as ``pick_variant`` finds it); None: the pick will say it is unknown."""
     wanted = normalize_quant(quant)
     exact = [v for v in listing.variants if normalize_quant(v.quant) == wanted]
@@ -233,12 +236,12 @@ def pull_from_hub(
     sink(Status(choice.reason))
     variant = listing.variant(choice.variant.quant)
 
-    def fetcher(remote: hub.RemoteFile) -> Callable[[Path, ProgressMeter], str]:
-        return lambda partial, meter: hub.download(
+    def fetcher(remote: RemoteFile) -> Callable[[Path, ProgressMeter], str]:
+        return lambda partial, meter: download(
             ref.repo, listing.commit, remote, partial, meter, token=token, cancel=cancel
         )
 
-    def known_header(remote: hub.RemoteFile) -> GGUFInfo | None:
+    def known_header(remote: RemoteFile) -> GGUFInfo | None:
         return found.header if remote.sha256 == found.header_sha256 else None
 
     wanted = [
@@ -264,7 +267,7 @@ def pull_from_hub(
             shape=first.shape,
             created=now_iso(),
             size_label=first.size_label,
-            license=hub.license_text(listing.license or first.license),
+            license=license_text(listing.license or first.license),
             config=_config(first),
         )
 
