@@ -29,7 +29,6 @@ from engine.machine.quant import (
     QuantChoice,
     Variant,
     VariantFit,
-    normalize_quant,
     pick_variant,
     quant_from_file_type,
 )
@@ -56,10 +55,9 @@ class Wanted:
     repair: str = "the bad download was deleted, run pull again"  # what to do when the bytes are wrong
 
 
-def _check_space(store: Store, missing: list[Wanted]) -> None:
+def _check_space(store: Store, missing: list[tuple[Wanted, Path]]) -> None:
     need = 0
-    for wanted in missing:
-        partial = store.prepare_partial(wanted.file.sha256)
+    for wanted, partial in missing:
         have = partial.stat().st_size if partial.exists() else 0
         need += max(wanted.file.size - have, 0)
     free = shutil.disk_usage(store.partial).free
@@ -70,10 +68,9 @@ def _check_space(store: Store, missing: list[Wanted]) -> None:
         )
 
 
-def _produce(store: Store, wanted: Wanted, sink: EventSink) -> GGUFInfo:
+def _produce(store: Store, wanted: Wanted, partial: Path, sink: EventSink) -> GGUFInfo:
     """Fetch one file into its partial, verify it and move it into the blob store."""
     file = wanted.file
-    partial = store.prepare_partial(file.sha256)
     meter = ProgressMeter(sink, wanted.action, file.path, file.size)
     digest = wanted.fetch(partial, meter)
     if digest != file.sha256:
@@ -123,8 +120,15 @@ def install(
     store.ensure()
     with blob_locks(store, [w.file.sha256 for w in wanted], sink, cancel):
         stored = [_reuse(store, item, sink, cancel) for item in wanted]
-        _check_space(store, [item for item, info in zip(wanted, stored, strict=True) if info is None])
-        infos = [info or _produce(store, item, sink) for item, info in zip(wanted, stored, strict=True)]
+        # each missing file's partial is made safe to write once (prepare_partial), then measured and filled
+        missing = [
+            (item, store.prepare_partial(item.file.sha256))
+            for item, info in zip(wanted, stored, strict=True)
+            if info is None
+        ]
+        _check_space(store, missing)
+        fetched = (_produce(store, item, partial, sink) for item, partial in missing)  # in turn, below
+        infos = [info or next(fetched) for info in stored]
         manifest = make_manifest(infos)
         with store.store_lock():
             store.save(manifest)
@@ -167,9 +171,10 @@ def survey(
     """List the repo and read one variant's header for the model's shape.
 
     Every variant of a repo shares the shape, so one header serves all. With
-    an explicit ``quant`` that is the requested variant's (so a broken file
-    elsewhere in the repo is no obstacle); otherwise the smallest variant
-    that reads, trying the next size up when one is not a readable GGUF.
+    an explicit ``quant`` (spelt as ``HubRef.quant``: upper-case) that is the
+    requested variant's (so a broken file elsewhere in the repo is no
+    obstacle); otherwise the smallest variant that reads, trying the next
+    size up when one is not a readable GGUF.
     """
     sink(Status(f"pulling manifest of {repo}"))
     listing = fetch_listing(repo, token=token, cancel=cancel)
@@ -202,13 +207,14 @@ def survey(
 
 
 def _requested(listing: RepoListing, quant: str) -> RemoteVariant | None:
-    """The variant ``quant`` names (as ``pick_variant`` finds it); None: the pick will say it is unknown."""
-    wanted = normalize_quant(quant)
-    exact = [v for v in listing.variants if normalize_quant(v.quant) == wanted]
+    """The variant ``quant`` names (as ``pick_variant`` finds it); None: the pick will say it is unknown.
+
+    Both sides are already in their one spelling: ``quant`` as ``HubRef`` normalised it when the
+    reference was parsed, each variant's as ``quant_tag`` made it (upper-case) when it was listed.
+    """
+    exact = [v for v in listing.variants if v.quant == quant]
     if not exact:  # "Q4_K_XL" also finds a lone "UD-Q4_K_XL"
-        exact = [
-            v for v in listing.variants if normalize_quant(v.quant).removeprefix(DYNAMIC_PREFIX) == wanted
-        ]
+        exact = [v for v in listing.variants if v.quant.removeprefix(DYNAMIC_PREFIX) == quant]
     return exact[0] if len(exact) == 1 else None
 
 
@@ -249,14 +255,13 @@ def pull_from_hub(
     ]
     if wanted[0].header is not None:  # known before the download: refuse before it
         _check_template(wanted[0].header.chat_template, variant.files[0].path)
-    tag = HubRef(ref.repo, variant.quant).quant or variant.quant  # the quant as a reference spells it
 
     def manifest(infos: list[GGUFInfo]) -> Manifest:
         first = infos[0]
         _check_template(first.chat_template, variant.files[0].path)
         return Manifest(
             name=ref.name,
-            tag=tag,
+            tag=variant.quant,  # a listing's quants are reference tags already (quant_tag)
             source=f"hf.co/{ref.repo}",
             revision=listing.commit,
             files=tuple(w.file for w in wanted),
