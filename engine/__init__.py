@@ -57,7 +57,7 @@ from engine.errors import (
     check_unicode,
 )
 from engine.events import Done, Event, EventSink, Generation, Progress, Status, Token, Waiting, ignore
-from engine.ingest.hub import HubRepo
+from engine.ingest.hub.search import HubRepo
 from engine.store.manifest import Manifest, ModelConfig, ModelFile
 from engine.machine.memory import Fit, Machine
 from engine.shape import ModelShape
@@ -244,7 +244,7 @@ class Engine:
         machine: Callable[[], Machine] = _default_machine,
     ) -> None:
         self._store = Store(home)
-        from engine.ingest.hub import clean_token
+        from engine.ingest.hub.tokens import clean_token
 
         self.token = clean_token(token or os.environ.get("HF_TOKEN"))
         self._machine = machine
@@ -438,7 +438,7 @@ class Engine:
         manifest = self._resolve(ref)
         if manifest.ref == target:
             raise InvalidInput(f"{target} is already that model: copy it to another name")
-        from engine.ingest.pull import now_iso
+        from engine.store.clock import now_iso
 
         copied = replace(
             manifest,
@@ -821,7 +821,7 @@ class Engine:
         or overlong query), HubUnreachable (the Hub cannot be reached or
         answers with an error), GatedRepo (HF_TOKEN refused), Cancelled.
         """
-        from engine.ingest.hub import search_models
+        from engine.ingest.hub.search import search_models
 
         return search_models(query, limit=limit, token=self.token, cancel=cancel)
 

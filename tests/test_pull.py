@@ -105,7 +105,7 @@ def test_unknown_quant_lists_the_available_ones(hub: FakeHub) -> None:
 
 
 def test_projector_files_are_not_chat_models(hub: FakeHub) -> None:
-    from engine.ingest.hub import fetch_listing
+    from engine.ingest.hub.listing import fetch_listing
 
     listing = fetch_listing("acme/Tiny-GGUF")
     assert [p.path for p in listing.projectors] == ["mmproj-Tiny-F16.gguf"]

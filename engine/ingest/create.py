@@ -30,6 +30,7 @@ from pathlib import Path
 from engine.cancel import NEVER, CancelToken
 from engine.errors import InvalidInput, LlamadeckError, ModelNotFound, TemplateError, check_unicode
 from engine.events import EventSink, Status, ignore
+from engine.store.clock import now_iso
 from engine.store.gguf_io import GGUFInfo
 from engine.store.manifest import Manifest, ModelConfig, ModelFile
 from engine.store.refs import LocalRef, ModelRef, parse_ref
@@ -133,7 +134,7 @@ def create_model(
             source = store.blob_path(base.files[0].sha256)
             return _import(store, target, source, base.reference, config, license, spec, on_event, cancel)
         manifest = replace(
-            base, name=target.name, tag=target.tag, created=_now(), license=license, config=config
+            base, name=target.name, tag=target.tag, created=now_iso(), license=license, config=config
         )
         on_event(Status("writing manifest"))
         store.ensure()
@@ -162,8 +163,8 @@ def create_model(
 
 def _peek(source: Path) -> GGUFInfo:
     """The header of the model's first file (cheap), for the template and licence it brings."""
-    from engine.store.gguf_io import read_header
     from engine.ingest.local import model_files
+    from engine.store.gguf_io import read_header
 
     first = model_files(source)[0]  # the part the import reads its facts from, found the import's way
     return read_header(first, label=first.name)
@@ -381,9 +382,3 @@ def _adapters(
         if all(a.sha256 != file.sha256 for a in added):  # one adapter applied twice is not two adapters
             added.append(file)
     return tuple(added)
-
-
-def _now() -> str:
-    from engine.ingest.pull import now_iso
-
-    return now_iso()

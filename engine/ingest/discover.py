@@ -40,10 +40,10 @@ from pathlib import Path
 
 from engine.errors import InvalidOption, InvalidReference
 from engine.ingest.local import SPLIT_NAME, shown
-from engine.store.manifest import ModelConfig
 from engine.machine.quant import quant_from_filename
-from engine.store.refs import LocalRef
 from engine.options import parse_one
+from engine.store.manifest import ModelConfig
+from engine.store.refs import LocalRef
 
 OLLAMA = "ollama"
 HUGGINGFACE = "huggingface"

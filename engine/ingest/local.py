@@ -49,17 +49,18 @@ from pathlib import Path
 from engine.cancel import NEVER, CancelToken
 from engine.errors import Cancelled, DiskFull, IntegrityError, InvalidInput
 from engine.events import EventSink, Status, ignore
-from engine.store.gguf_io import GGUFInfo, HeaderIncomplete, check_data_inside, scan_header, verify_structure
-from engine.templates.known import template_and_source
-from engine.store.manifest import _MAX_TEXT, Manifest, ModelConfig, ModelFile
-from engine.ingest.pull import blob_locks, now_iso
 from engine.machine.quant import quant_from_file_type, quant_from_filename
-from engine.store.refs import LocalRef
 from engine.options import parse_options
-from engine.templates.render import SOURCE_MODELFILE
+from engine.store.blob_locks import blob_locks
+from engine.store.clock import now_iso
 from engine.store.files import file_kind, os_error
+from engine.store.gguf_io import GGUFInfo, HeaderIncomplete, check_data_inside, scan_header, verify_structure
+from engine.store.manifest import MAX_TEXT, Manifest, ModelConfig, ModelFile
 from engine.store.model_store import Store
+from engine.store.refs import LocalRef
 from engine.store.transfer import CHUNK, HashingFile, ProgressMeter
+from engine.templates.known import template_and_source
+from engine.templates.render import SOURCE_MODELFILE
 from engine.units import format_size
 
 SPLIT_NAME = re.compile(r"^(?P<stem>.+)-(?P<part>\d{5})-of-(?P<count>\d{5})\.gguf$", re.IGNORECASE)
@@ -539,10 +540,10 @@ def _config(config: ModelConfig | None) -> ModelConfig:
 
 
 def _check_text(text: str | None, what: str, where: str) -> None:
-    if text is not None and len(text) > _MAX_TEXT:
+    if text is not None and len(text) > MAX_TEXT:
         raise IntegrityError(
             f"{where} has a {what} of {len(text):,} characters; "
-            f"llamadeck keeps up to {_MAX_TEXT:,}: not imported"
+            f"llamadeck keeps up to {MAX_TEXT:,}: not imported"
         )
 
 
@@ -559,12 +560,12 @@ def _manifest(
     template, template_source = template_and_source(first.architecture, first.chat_template)
     if config.template is not None:
         template, template_source = config.template, config.template_source
-    from engine.ingest.hub import license_text
+    from engine.ingest.hub.listing import license_text
 
     return Manifest(
         name=ref.name,
         tag=ref.tag,
-        source=source[:_MAX_TEXT],
+        source=source[:MAX_TEXT],
         revision=None,
         files=files,
         quant=quant or quant_from_filename(str(parts[0].path.name)),

@@ -11,35 +11,37 @@ collection never takes a blob a pull is about to name.
 from __future__ import annotations
 
 import shutil
-from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 
-from engine.ingest import hub
 from engine.cancel import NEVER, CancelToken
-from engine.ingest.embedded import EmbeddedModel, locate
 from engine.errors import DiskFull, IntegrityError, NoGGUFInRepo
-from engine.events import EventSink, Status, Waiting
-from engine.store.gguf_io import GGUFInfo, check_data_inside, read_header
-from engine.templates.known import template_and_source
-from engine.store.manifest import _MAX_TEXT, Manifest, ModelConfig, ModelFile
+from engine.events import EventSink, Status
+from engine.ingest.embedded import EmbeddedModel, locate
+from engine.ingest.hub.download import download
+from engine.ingest.hub.header import read_remote_info
+from engine.ingest.hub.listing import fetch_listing, license_text
+from engine.ingest.hub.remote import RemoteFile, RemoteVariant, RepoListing
 from engine.machine.memory import Machine, estimate_memory, fit
 from engine.machine.quant import (
     DYNAMIC_PREFIX,
     QuantChoice,
     Variant,
     VariantFit,
-    normalize_quant,
     pick_variant,
     quant_from_file_type,
 )
+from engine.store.blob_locks import blob_locks
+from engine.store.clock import now_iso
+from engine.store.gguf_io import GGUFInfo, check_data_inside, read_header
+from engine.store.manifest import MAX_TEXT, Manifest, ModelConfig, ModelFile
 from engine.store.refs import HubRef
 from engine.store.model_store import Store
 from engine.store.transfer import HashingFile, ProgressMeter
-from engine.units import format_size
 from engine.store.verify import inspect_blob
+from engine.templates.known import template_and_source
+from engine.units import format_size
 
 
 @dataclass(frozen=True)
@@ -53,29 +55,9 @@ class Wanted:
     repair: str = "the bad download was deleted, run pull again"  # what to do when the bytes are wrong
 
 
-def now_iso() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
-
-
-@contextmanager
-def blob_locks(store: Store, shas: list[str], sink: EventSink, cancel: CancelToken) -> Iterator[None]:
-    """Hold every blob's lock (in sorted order, so two pulls cannot deadlock); the wait can be cancelled."""
-    with ExitStack() as stack:
-        for sha in sorted(set(shas)):
-            lock = store.blob_lock(sha)
-
-            def waiting(sha: str = sha) -> None:
-                sink(Waiting(f"another llamadeck process is fetching {sha[:12]}; waiting for it"))
-
-            lock.acquire(cancel=cancel, on_wait=waiting)
-            stack.callback(lock.release)
-        yield
-
-
-def _check_space(store: Store, missing: list[Wanted]) -> None:
+def _check_space(store: Store, missing: list[tuple[Wanted, Path]]) -> None:
     need = 0
-    for wanted in missing:
-        partial = store.prepare_partial(wanted.file.sha256)
+    for wanted, partial in missing:
         have = partial.stat().st_size if partial.exists() else 0
         need += max(wanted.file.size - have, 0)
     free = shutil.disk_usage(store.partial).free
@@ -86,10 +68,9 @@ def _check_space(store: Store, missing: list[Wanted]) -> None:
         )
 
 
-def _produce(store: Store, wanted: Wanted, sink: EventSink) -> GGUFInfo:
+def _produce(store: Store, wanted: Wanted, partial: Path, sink: EventSink) -> GGUFInfo:
     """Fetch one file into its partial, verify it and move it into the blob store."""
     file = wanted.file
-    partial = store.prepare_partial(file.sha256)
     meter = ProgressMeter(sink, wanted.action, file.path, file.size)
     digest = wanted.fetch(partial, meter)
     if digest != file.sha256:
@@ -139,8 +120,15 @@ def install(
     store.ensure()
     with blob_locks(store, [w.file.sha256 for w in wanted], sink, cancel):
         stored = [_reuse(store, item, sink, cancel) for item in wanted]
-        _check_space(store, [item for item, info in zip(wanted, stored, strict=True) if info is None])
-        infos = [info or _produce(store, item, sink) for item, info in zip(wanted, stored, strict=True)]
+        # each missing file's partial is made safe to write once (prepare_partial), then measured and filled
+        missing = [
+            (item, store.prepare_partial(item.file.sha256))
+            for item, info in zip(wanted, stored, strict=True)
+            if info is None
+        ]
+        _check_space(store, missing)
+        fetched = (_produce(store, item, partial, sink) for item, partial in missing)  # in turn, below
+        infos = [info or next(fetched) for info in stored]
         manifest = make_manifest(infos)
         with store.store_lock():
             store.save(manifest)
@@ -152,7 +140,7 @@ def install(
 class Survey:
     """What a repository offers and what this machine can take, before any download."""
 
-    listing: hub.RepoListing
+    listing: RepoListing
     header: GGUFInfo  # of the requested or the smallest readable variant: every variant shares the shape
     header_sha256: str  # the file that header was read from
     machine: Machine
@@ -183,12 +171,13 @@ def survey(
     """List the repo and read one variant's header for the model's shape.
 
     Every variant of a repo shares the shape, so one header serves all. With
-    an explicit ``quant`` that is the requested variant's (so a broken file
-    elsewhere in the repo is no obstacle); otherwise the smallest variant
-    that reads, trying the next size up when one is not a readable GGUF.
+    an explicit ``quant`` (spelt as ``HubRef.quant``: upper-case) that is the
+    requested variant's (so a broken file elsewhere in the repo is no
+    obstacle); otherwise the smallest variant that reads, trying the next
+    size up when one is not a readable GGUF.
     """
     sink(Status(f"pulling manifest of {repo}"))
-    listing = hub.fetch_listing(repo, token=token, cancel=cancel)
+    listing = fetch_listing(repo, token=token, cancel=cancel)
     if not listing.variants:
         if listing.incomplete:
             raise NoGGUFInRepo(f"{repo} has only incomplete split models ({'; '.join(listing.incomplete)})")
@@ -203,7 +192,7 @@ def survey(
         first = variant.files[0]
         sink(Status(f"reading the GGUF header of {first.path}"))
         try:
-            header = hub.read_remote_info(repo, listing.commit, first, token=token, cancel=cancel)
+            header = read_remote_info(repo, listing.commit, first, token=token, cancel=cancel)
         except IntegrityError as error:
             if requested is not None:
                 raise
@@ -217,23 +206,24 @@ def survey(
     raise IntegrityError(f"none of the {tried} variants of {repo} has a readable GGUF header; {failures[0]}")
 
 
-def _requested(listing: hub.RepoListing, quant: str) -> hub.RemoteVariant | None:
-    """The variant ``quant`` names (as ``pick_variant`` finds it); None: the pick will say it is unknown."""
-    wanted = normalize_quant(quant)
-    exact = [v for v in listing.variants if normalize_quant(v.quant) == wanted]
+def _requested(listing: RepoListing, quant: str) -> RemoteVariant | None:
+    """The variant ``quant`` names (as ``pick_variant`` finds it); None: the pick will say it is unknown.
+
+    Both sides are already in their one spelling: ``quant`` as ``HubRef`` normalised it when the
+    reference was parsed, each variant's as ``quant_tag`` made it (upper-case) when it was listed.
+    """
+    exact = [v for v in listing.variants if v.quant == quant]
     if not exact:  # "Q4_K_XL" also finds a lone "UD-Q4_K_XL"
-        exact = [
-            v for v in listing.variants if normalize_quant(v.quant).removeprefix(DYNAMIC_PREFIX) == wanted
-        ]
+        exact = [v for v in listing.variants if v.quant.removeprefix(DYNAMIC_PREFIX) == quant]
     return exact[0] if len(exact) == 1 else None
 
 
 def _check_template(template: str | None, where: str) -> None:
     """Refuse a chat template the store would refuse to keep, before anything is written."""
-    if template is not None and len(template) > _MAX_TEXT:
+    if template is not None and len(template) > MAX_TEXT:
         raise IntegrityError(
             f"{where} has a chat template of {len(template):,} characters; llamadeck keeps templates "
-            f"of up to {_MAX_TEXT:,} (1 MiB): not pulled"
+            f"of up to {MAX_TEXT:,} (1 MiB): not pulled"
         )
 
 
@@ -252,12 +242,12 @@ def pull_from_hub(
     sink(Status(choice.reason))
     variant = listing.variant(choice.variant.quant)
 
-    def fetcher(remote: hub.RemoteFile) -> Callable[[Path, ProgressMeter], str]:
-        return lambda partial, meter: hub.download(
+    def fetcher(remote: RemoteFile) -> Callable[[Path, ProgressMeter], str]:
+        return lambda partial, meter: download(
             ref.repo, listing.commit, remote, partial, meter, token=token, cancel=cancel
         )
 
-    def known_header(remote: hub.RemoteFile) -> GGUFInfo | None:
+    def known_header(remote: RemoteFile) -> GGUFInfo | None:
         return found.header if remote.sha256 == found.header_sha256 else None
 
     wanted = [
@@ -265,14 +255,13 @@ def pull_from_hub(
     ]
     if wanted[0].header is not None:  # known before the download: refuse before it
         _check_template(wanted[0].header.chat_template, variant.files[0].path)
-    tag = HubRef(ref.repo, variant.quant).quant or variant.quant  # the quant as a reference spells it
 
     def manifest(infos: list[GGUFInfo]) -> Manifest:
         first = infos[0]
         _check_template(first.chat_template, variant.files[0].path)
         return Manifest(
             name=ref.name,
-            tag=tag,
+            tag=variant.quant,  # a listing's quants are reference tags already (quant_tag)
             source=f"hf.co/{ref.repo}",
             revision=listing.commit,
             files=tuple(w.file for w in wanted),
@@ -283,7 +272,7 @@ def pull_from_hub(
             shape=first.shape,
             created=now_iso(),
             size_label=first.size_label,
-            license=hub.license_text(listing.license or first.license),
+            license=license_text(listing.license or first.license),
             config=_config(first),
         )
 

@@ -21,7 +21,7 @@ from engine.store.migrations import SCHEMA, BadSchema, NewerSchema, upgrade
 from engine.store.refs import HUB_HOST, HubRef, LocalRef, ModelRef
 
 SHA256 = re.compile(r"[0-9a-f]{64}")
-_MAX_TEXT = 1 << 20  # a chat template or licence longer than 1 MiB is not one
+MAX_TEXT = 1 << 20  # a chat template or licence longer than 1 MiB is not one
 MAX_COUNT = (1 << 63) - 1  # sizes and counts beyond int64 are not real (and overflow float formatting)
 MAX_MANIFEST_BYTES = 32 << 20  # refused before reading: a manifest is a few KiB, 1 MiB texts included
 _MAX_PARAMETER_DEPTH = 16  # option values are scalars or short lists; deeper nesting is hostile
@@ -170,8 +170,8 @@ def _text(data: dict[str, Any], key: str, *, optional: bool = False) -> str | No
         return None
     if not isinstance(value, str) or (not optional and not value):
         raise ManifestError(f"{key} must be a {'string' if optional else 'non-empty string'}")
-    if len(value) > _MAX_TEXT:
-        raise ManifestError(f"{key} is longer than {_MAX_TEXT} characters")
+    if len(value) > MAX_TEXT:
+        raise ManifestError(f"{key} is longer than {MAX_TEXT} characters")
     return value
 
 
@@ -253,7 +253,7 @@ def _messages(raw: Any) -> tuple[tuple[str, str], ...]:
             or len(entry) != 2
             or entry[0] not in _ROLES
             or not isinstance(entry[1], str)
-            or len(entry[1]) > _MAX_TEXT
+            or len(entry[1]) > MAX_TEXT
         ):
             raise ManifestError(
                 "each of config.messages must be [role, text] with role system, user or assistant"
