@@ -65,7 +65,7 @@ from engine.machine.quant import VariantFit
 from engine.store.refs import HubRef, LocalRef, ModelRef, parse_local_name, parse_ref
 from engine.options import LoadOptions, SamplingOptions, parameter_lines, parse_options
 from engine.runtime.registry import Registry, Resident
-from engine.templates.render import Message
+from engine.templates.message import Message
 from engine.store.store import PruneReport, Store, StoreEntry
 from engine.units import format_gib, format_size
 
