@@ -10,15 +10,15 @@ import time
 
 import pytest
 
-from engine.templates.jinja import render_chat
-from engine.ingest.embedded import GEMMA_TEMPLATE
 from engine.errors import InvalidInput, TemplateError
+from engine.templates.jinja.render import render_chat
+from engine.templates.known import known_formats, template_and_source
+from engine.templates.message import Message
 from engine.templates.render import (
     SOURCE_GGUF,
     SOURCE_MODELFILE,
     ChatTemplate,
     JinjaTemplate,
-    Message,
     is_go_template,
     template_for,
     with_system_prompt,
@@ -43,6 +43,7 @@ GEMMA3_GO = '{{- range $i, $_ := .Messages }}\n{{- $last := eq (len (slice $.Mes
 LEGACY_GO = "{{ if .System }}<|im_start|>system\n{{ .System }}<|im_end|>\n{{ end }}{{ if .Prompt }}<|im_start|>user\n{{ .Prompt }}<|im_end|>\n{{ end }}<|im_start|>assistant\n"
 COMMENTED_GO = "{{/* a comment */}}{{ .Prompt }}"
 
+GEMMA_TEMPLATE = known_formats()["gemma3"].template  # the demo model's, engine/templates/formats/gemma.jinja
 HELLO = [Message("user", "Hello")]
 
 
@@ -171,6 +172,30 @@ def test_the_template_gets_the_models_special_tokens() -> None:
     template = template_for(ZEPHYR_JINJA, SOURCE_GGUF, bos_token="<s>", eos_token="</s>", raw=None)
     assert isinstance(template, JinjaTemplate)
     assert (template.bos_token, template.eos_token) == ("<s>", "</s>")
+
+
+@pytest.mark.parametrize(
+    ("architecture", "name", "first_turn"),
+    [
+        ("gemma3", "Gemma turn", "<start_of_turn>user\nHello<end_of_turn>\n<start_of_turn>model\n"),
+        ("qwen3", "ChatML", "<|im_start|>user\nHello<|im_end|>\n<|im_start|>assistant\n"),
+        ("phi3", "Phi-3", "<|user|>\nHello<|end|>\n<|assistant|>\n"),
+        ("cohere2", "Command-R", "<|START_OF_TURN_TOKEN|><|USER_TOKEN|>Hello<|END_OF_TURN_TOKEN|>"),
+    ],
+)
+def test_a_base_model_records_its_architectures_format_from_the_data_files(
+    architecture: str, name: str, first_turn: str
+) -> None:
+    template, source = template_and_source(architecture, None)
+    assert template == known_formats()[architecture].template and source == f"llamadeck: {name} format"
+    rendered = JinjaTemplate(template, "<bos>", "<eos>", kind="builtin").render(HELLO)
+    assert rendered.startswith(first_turn)
+
+
+def test_an_own_template_wins_and_an_ambiguous_architecture_gets_none() -> None:
+    assert template_and_source("gemma3", "{{ x }}") == ("{{ x }}", "gguf")
+    assert template_and_source("llama", None) == (None, None)  # Llama 2, Llama 3, Mistral...: no guess
+    assert len(known_formats()) == 11
 
 
 # -- Go templates ------------------------------------------------------------------
