@@ -11,6 +11,7 @@ import time
 import pytest
 
 from engine.errors import InvalidInput, TemplateError
+from engine.templates.go.template import GoTemplate
 from engine.templates.jinja.render import render_chat
 from engine.templates.known import known_formats, template_and_source
 from engine.templates.message import Message
@@ -229,6 +230,40 @@ def test_jinja_templates_are_not_taken_for_go(source: str) -> None:
 
 def test_a_go_template_model_still_runs_raw() -> None:
     assert template_for(LLAMA3_GO, SOURCE_MODELFILE, bos_token="", eos_token="", raw=True) is None
+
+
+# -- built once ---------------------------------------------------------------------
+
+
+def test_a_go_template_is_parsed_once_for_every_request_that_uses_it() -> None:
+    source = CHATML_GO + "{{/* unique to this test */}}"
+    first = template_for(source, SOURCE_MODELFILE, bos_token="<s>", eos_token="</s>", raw=None)
+    again = template_for(source, SOURCE_MODELFILE, bos_token="<s>", eos_token="</s>", raw=False)
+    assert isinstance(first, GoTemplate) and again is first  # the same parsed tree, not a second parse
+    assert (
+        first.render(HELLO)
+        == again.render(HELLO)
+        == "<|im_start|>user\nHello<|im_end|>\n<|im_start|>assistant\n"
+    )
+    other = template_for(source + " ", SOURCE_MODELFILE, bos_token="<s>", eos_token="</s>", raw=None)
+    assert other is not first and other is not None and other.source == source + " "
+
+
+def test_a_jinja_template_is_built_once_per_text_and_tokens() -> None:
+    first = template_for(ZEPHYR_JINJA, SOURCE_GGUF, bos_token="<s>", eos_token="</s>", raw=None)
+    assert template_for(ZEPHYR_JINJA, SOURCE_GGUF, bos_token="<s>", eos_token="</s>", raw=None) is first
+    other_tokens = template_for(ZEPHYR_JINJA, SOURCE_GGUF, bos_token="<s>", eos_token="<|end|>", raw=None)
+    assert isinstance(other_tokens, JinjaTemplate) and other_tokens.eos_token == "<|end|>"
+    builtin = template_for(
+        ZEPHYR_JINJA, "llamadeck: Zephyr format", bos_token="<s>", eos_token="</s>", raw=False
+    )
+    assert builtin is not None and builtin.kind == "builtin"  # the kind is part of what is built
+
+
+def test_a_go_template_that_cannot_be_built_fails_each_time_it_is_asked_for() -> None:
+    for _ in range(2):
+        with pytest.raises(TemplateError, match="define"):
+            template_for('{{ define "x" }}{{ end }}', SOURCE_MODELFILE, bos_token="", eos_token="", raw=None)
 
 
 # -- the system prompt -------------------------------------------------------------

@@ -24,6 +24,7 @@ model; ``False`` also applies a template llamadeck recorded for a base model.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -36,6 +37,7 @@ __all__ = [
     "SOURCE_MODELFILE",
     "ChatTemplate",
     "JinjaTemplate",
+    "built_template",
     "is_go_template",
     "template_for",
     "with_system_prompt",
@@ -133,17 +135,29 @@ def is_go_template(source: str) -> bool:
     return _GO_ACTION.search(source) is not None
 
 
-def _go_template(source: str, *, bos_token: str, eos_token: str) -> ChatTemplate:
-    """An Ollama Go template, rendered as Ollama renders it (:mod:`engine.templates.go`).
+_BUILT_TEMPLATES = 32  # distinct templates kept built; a request names one model, a server holds a few
 
-    Parsed here, so a template llamadeck cannot render faithfully is a
-    :class:`TemplateError` when the model is picked, not a wrong prompt later.
-    Ollama's templates start without a BOS (the tokenizer adds it), so neither token
-    is needed.
+
+@functools.lru_cache(maxsize=_BUILT_TEMPLATES)
+def built_template(source: str, kind: str, bos_token: str, eos_token: str) -> ChatTemplate:
+    """The template for ``source``, built once: every request with the same arguments gets this object.
+
+    ``kind`` is "jinja" or "builtin" for a Jinja template (Go is detected
+    here). A Go template is parsed here, so one llamadeck cannot render
+    faithfully is a :class:`TemplateError` when the model is picked, not a
+    wrong prompt later (a failure is not kept: the next request tries again).
+    Ollama's Go templates start without a BOS (the tokenizer adds it), so
+    neither token is needed for them; a Jinja template compiles on its first
+    render, once too (:mod:`engine.templates.jinja.sandbox`). Both are
+    immutable, so requests on several threads share them::
+
+        built_template(text, "jinja", "<s>", "</s>") is built_template(text, "jinja", "<s>", "</s>")  # True
     """
-    from engine.templates.go.template import GoTemplate
+    if is_go_template(source):
+        from engine.templates.go.template import GoTemplate
 
-    return GoTemplate.parse(source)
+        return GoTemplate.parse(source)
+    return JinjaTemplate(source, bos_token, eos_token, kind=kind)
 
 
 def template_for(
@@ -170,9 +184,7 @@ def template_for(
     own = template_source in _OWN_SOURCES
     if raw is None and not own:
         return None
-    if is_go_template(config_template):
-        return _go_template(config_template, bos_token=bos_token, eos_token=eos_token)
-    return JinjaTemplate(config_template, bos_token, eos_token, kind="jinja" if own else "builtin")
+    return built_template(config_template, "jinja" if own else "builtin", bos_token, eos_token)
 
 
 def with_system_prompt(
