@@ -57,7 +57,7 @@ _NO_FINAL = object()  # exec.go's missingVal: no value piped into a command
 
 
 @dataclass
-class State:
+class _State:
     ollama_funcs: bool  # Ollama's FuncMap is there (not in the cut tree of the last legacy turn)
     missing_zero: bool  # missingkey=zero (not in the cut tree either)
     out: list[str] = field(default_factory=list)
@@ -283,7 +283,7 @@ class State:
 
 def execute(tree: ListNode, data: Any, *, ollama_funcs: bool, missing_zero: bool) -> str:
     """``tree`` run over ``data``; ``ollama_funcs`` and ``missing_zero`` as Ollama sets them up."""
-    state = State(ollama_funcs, missing_zero)
+    state = _State(ollama_funcs, missing_zero)
     state.vars.append(("$", data))
     try:
         state.walk(data, tree)
