@@ -74,7 +74,7 @@ from engine.runtime.toolcalls import (
     tool_call_pieces,
     tool_names,
 )
-from engine.templates.render import Message
+from engine.templates.message import Message
 from engine.store.cleanup import PruneReport
 from engine.store.manifest_files import StoreEntry
 from engine.store.model_store import Store

@@ -6,7 +6,7 @@ import pytest
 
 from engine.errors import PromptTooLong
 from engine.runtime.history import fit_history
-from engine.templates.render import Message
+from engine.templates.message import Message
 
 
 def counting_render(calls: list[int]):

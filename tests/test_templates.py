@@ -10,15 +10,16 @@ import time
 
 import pytest
 
-from engine.templates.jinja import render_chat
-from engine.ingest.embedded import GEMMA_TEMPLATE
 from engine.errors import InvalidInput, TemplateError
+from engine.templates.go.template import GoTemplate
+from engine.templates.jinja.render import render_chat
+from engine.templates.known import known_formats, template_and_source
+from engine.templates.message import Message
 from engine.templates.render import (
     SOURCE_GGUF,
     SOURCE_MODELFILE,
     ChatTemplate,
     JinjaTemplate,
-    Message,
     is_go_template,
     template_for,
     with_system_prompt,
@@ -43,6 +44,7 @@ GEMMA3_GO = '{{- range $i, $_ := .Messages }}\n{{- $last := eq (len (slice $.Mes
 LEGACY_GO = "{{ if .System }}<|im_start|>system\n{{ .System }}<|im_end|>\n{{ end }}{{ if .Prompt }}<|im_start|>user\n{{ .Prompt }}<|im_end|>\n{{ end }}<|im_start|>assistant\n"
 COMMENTED_GO = "{{/* a comment */}}{{ .Prompt }}"
 
+GEMMA_TEMPLATE = known_formats()["gemma3"].template  # the demo model's, engine/templates/formats/gemma.jinja
 HELLO = [Message("user", "Hello")]
 
 
@@ -173,6 +175,30 @@ def test_the_template_gets_the_models_special_tokens() -> None:
     assert (template.bos_token, template.eos_token) == ("<s>", "</s>")
 
 
+@pytest.mark.parametrize(
+    ("architecture", "name", "first_turn"),
+    [
+        ("gemma3", "Gemma turn", "<start_of_turn>user\nHello<end_of_turn>\n<start_of_turn>model\n"),
+        ("qwen3", "ChatML", "<|im_start|>user\nHello<|im_end|>\n<|im_start|>assistant\n"),
+        ("phi3", "Phi-3", "<|user|>\nHello<|end|>\n<|assistant|>\n"),
+        ("cohere2", "Command-R", "<|START_OF_TURN_TOKEN|><|USER_TOKEN|>Hello<|END_OF_TURN_TOKEN|>"),
+    ],
+)
+def test_a_base_model_records_its_architectures_format_from_the_data_files(
+    architecture: str, name: str, first_turn: str
+) -> None:
+    template, source = template_and_source(architecture, None)
+    assert template == known_formats()[architecture].template and source == f"llamadeck: {name} format"
+    rendered = JinjaTemplate(template, "<bos>", "<eos>", kind="builtin").render(HELLO)
+    assert rendered.startswith(first_turn)
+
+
+def test_an_own_template_wins_and_an_ambiguous_architecture_gets_none() -> None:
+    assert template_and_source("gemma3", "{{ x }}") == ("{{ x }}", "gguf")
+    assert template_and_source("llama", None) == (None, None)  # Llama 2, Llama 3, Mistral...: no guess
+    assert len(known_formats()) == 11
+
+
 # -- Go templates ------------------------------------------------------------------
 
 
@@ -204,6 +230,40 @@ def test_jinja_templates_are_not_taken_for_go(source: str) -> None:
 
 def test_a_go_template_model_still_runs_raw() -> None:
     assert template_for(LLAMA3_GO, SOURCE_MODELFILE, bos_token="", eos_token="", raw=True) is None
+
+
+# -- built once ---------------------------------------------------------------------
+
+
+def test_a_go_template_is_parsed_once_for_every_request_that_uses_it() -> None:
+    source = CHATML_GO + "{{/* unique to this test */}}"
+    first = template_for(source, SOURCE_MODELFILE, bos_token="<s>", eos_token="</s>", raw=None)
+    again = template_for(source, SOURCE_MODELFILE, bos_token="<s>", eos_token="</s>", raw=False)
+    assert isinstance(first, GoTemplate) and again is first  # the same parsed tree, not a second parse
+    assert (
+        first.render(HELLO)
+        == again.render(HELLO)
+        == "<|im_start|>user\nHello<|im_end|>\n<|im_start|>assistant\n"
+    )
+    other = template_for(source + " ", SOURCE_MODELFILE, bos_token="<s>", eos_token="</s>", raw=None)
+    assert other is not first and other is not None and other.source == source + " "
+
+
+def test_a_jinja_template_is_built_once_per_text_and_tokens() -> None:
+    first = template_for(ZEPHYR_JINJA, SOURCE_GGUF, bos_token="<s>", eos_token="</s>", raw=None)
+    assert template_for(ZEPHYR_JINJA, SOURCE_GGUF, bos_token="<s>", eos_token="</s>", raw=None) is first
+    other_tokens = template_for(ZEPHYR_JINJA, SOURCE_GGUF, bos_token="<s>", eos_token="<|end|>", raw=None)
+    assert isinstance(other_tokens, JinjaTemplate) and other_tokens.eos_token == "<|end|>"
+    builtin = template_for(
+        ZEPHYR_JINJA, "llamadeck: Zephyr format", bos_token="<s>", eos_token="</s>", raw=False
+    )
+    assert builtin is not None and builtin.kind == "builtin"  # the kind is part of what is built
+
+
+def test_a_go_template_that_cannot_be_built_fails_each_time_it_is_asked_for() -> None:
+    for _ in range(2):
+        with pytest.raises(TemplateError, match="define"):
+            template_for('{{ define "x" }}{{ end }}', SOURCE_MODELFILE, bos_token="", eos_token="", raw=None)
 
 
 # -- the system prompt -------------------------------------------------------------

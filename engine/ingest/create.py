@@ -292,7 +292,8 @@ def _check_template(template: str | None) -> None:
     """Refuse a template that cannot render a one-turn chat, now rather than at every chat."""
     if template is None:
         return
-    from engine.templates.render import Message, template_for
+    from engine.templates.message import Message
+    from engine.templates.render import template_for
 
     try:
         renderer = template_for(template, SOURCE_MODELFILE, bos_token="", eos_token="", raw=None)

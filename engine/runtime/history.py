@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from engine.errors import PromptTooLong
-from engine.templates.render import Message
+from engine.templates.message import Message
 
 
 def fit_history(

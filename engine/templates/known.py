@@ -10,56 +10,61 @@ never for a plain ``generate``: a base model continues text as it is.
 Architectures shared by families with different formats (``llama`` is Llama 2,
 Llama 3, Mistral, Vicuna, ...) get none: a guessed template would be a
 silently wrong prompt.
+
+The formats are data files in :mod:`engine.templates.formats` (see there), read
+once with :mod:`importlib.resources`, so they are found in a wheel as in a checkout.
 """
 
 from __future__ import annotations
 
-from engine.ingest.embedded import GEMMA_TEMPLATE
+import functools
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from importlib import resources
 
-CHATML = (
-    "{%- for message in messages -%}"
-    "{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>\n' }}"
-    "{%- endfor -%}"
-    "{%- if add_generation_prompt -%}{{ '<|im_start|>assistant\n' }}{%- endif -%}"
-)
-PHI3 = (
-    "{%- for message in messages -%}"
-    "{{ '<|' + message['role'] + '|>\n' + message['content'] + '<|end|>\n' }}"
-    "{%- endfor -%}"
-    "{%- if add_generation_prompt -%}{{ '<|assistant|>\n' }}{%- endif -%}"
-)
-COMMAND_R = (
-    "{{ bos_token }}"
-    "{%- for message in messages -%}"
-    "{%- set token = {'user': '<|USER_TOKEN|>', 'system': '<|SYSTEM_TOKEN|>'}.get(message['role'], "
-    "'<|CHATBOT_TOKEN|>') -%}"
-    "{{ '<|START_OF_TURN_TOKEN|>' + token + message['content'] + '<|END_OF_TURN_TOKEN|>' }}"
-    "{%- endfor -%}"
-    "{%- if add_generation_prompt -%}{{ '<|START_OF_TURN_TOKEN|><|CHATBOT_TOKEN|>' }}{%- endif -%}"
-)
+__all__ = ["KnownFormat", "known_format", "known_formats", "template_and_source"]
 
-# architecture (GGUF general.architecture) -> (format name, Jinja template)
-FORMATS: dict[str, tuple[str, str]] = {
-    "gemma": ("Gemma turn", GEMMA_TEMPLATE),
-    "gemma2": ("Gemma turn", GEMMA_TEMPLATE),
-    "gemma3": ("Gemma turn", GEMMA_TEMPLATE),
-    "gemma3n": ("Gemma turn", GEMMA_TEMPLATE),
-    "qwen2": ("ChatML", CHATML),
-    "qwen2moe": ("ChatML", CHATML),
-    "qwen3": ("ChatML", CHATML),
-    "qwen3moe": ("ChatML", CHATML),
-    "phi3": ("Phi-3", PHI3),
-    "command-r": ("Command-R", COMMAND_R),
-    "cohere2": ("Command-R", COMMAND_R),
-}
+_FORMATS = "engine.templates.formats"  # the package holding the files, declared as package data
+_INDEX = "index.json"
+
+
+@dataclass(frozen=True)
+class KnownFormat:
+    """A built-in chat format: its name ("Gemma turn") and its Jinja template."""
+
+    name: str
+    template: str
+
+
+@functools.cache
+def known_formats() -> Mapping[str, KnownFormat]:
+    """Every built-in format by architecture, read once from the package's data files."""
+    folder = resources.files(_FORMATS)
+    index = json.loads(folder.joinpath(_INDEX).read_text(encoding="utf-8"))
+    texts: dict[str, str] = {}
+    formats: dict[str, KnownFormat] = {}
+    for architecture, entry in index.items():
+        file = entry["file"]
+        if file not in texts:
+            texts[file] = folder.joinpath(file).read_bytes().decode("utf-8")  # bytes: no newline translation
+        formats[architecture] = KnownFormat(entry["format"], texts[file])
+    return formats
+
+
+def known_format(architecture: str) -> KnownFormat | None:
+    """The built-in format of ``architecture``, or None when it has none::
+
+    known_format("gemma3")   # KnownFormat(name="Gemma turn", template="{{ bos_token }}...")
+    """
+    return known_formats().get(architecture)
 
 
 def template_and_source(architecture: str, gguf_template: str | None) -> tuple[str | None, str | None]:
     """What a manifest records: the GGUF's own template ("gguf"), else the known format, else none."""
     if gguf_template:
         return gguf_template, "gguf"
-    known = FORMATS.get(architecture)
+    known = known_format(architecture)
     if known is None:
         return None, None
-    name, template = known
-    return template, f"llamadeck: {name} format"
+    return known.template, f"llamadeck: {known.name} format"

@@ -4,19 +4,17 @@ The runtime renders every chat through :class:`ChatTemplate`, whatever the
 template is written in:
 
 * ``"jinja"``: a GGUF's ``tokenizer.chat_template`` or a Modelfile TEMPLATE in
-  Jinja, rendered by :func:`engine.templates.jinja.render_chat` (sandboxed, on a budget);
+  Jinja, rendered by :func:`engine.templates.jinja.render.render_chat` (sandboxed, on a budget);
 * ``"builtin"``: a Jinja template llamadeck recorded itself for a base model
   whose GGUF has none (the demo Gemma's turn format);
 * ``"go"``: Ollama's Go ``text/template`` form of a Modelfile TEMPLATE. Detected
   here (:func:`is_go_template`) and rendered by
-  :class:`engine.templates.gotemplate.GoTemplate` byte for byte as Ollama does;
+  :class:`engine.templates.go.template.GoTemplate` byte for byte as Ollama does;
   a construct it cannot render faithfully is a :class:`TemplateError` when the
   template is read, never a silently wrong prompt.
 
-Messages are :class:`Message` values, not dicts: the fields Ollama's
-``api.Message`` has that a template may read, checked once at the edge
-(:meth:`Message.of` takes the JSON shape). A renderer turns them into
-whatever its template language expects.
+Messages are :class:`engine.templates.message.Message` values, not dicts
+(see there); a renderer turns them into whatever its template language expects.
 
 Which template applies, and when (:func:`template_for`), follows ``raw``:
 ``True`` never templates; ``None`` (the default) uses the model's own template
@@ -26,21 +24,20 @@ model; ``False`` also applies a template llamadeck recorded for a base model.
 
 from __future__ import annotations
 
-import base64
-import binascii
+import functools
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from engine.errors import InvalidInput
+from engine.templates.message import Message
 
 __all__ = [
     "SOURCE_GGUF",
     "SOURCE_MODELFILE",
     "ChatTemplate",
     "JinjaTemplate",
-    "Message",
+    "built_template",
     "is_go_template",
     "template_for",
     "with_system_prompt",
@@ -52,86 +49,6 @@ __all__ = [
 SOURCE_GGUF = "gguf"  # the GGUF's tokenizer.chat_template
 SOURCE_MODELFILE = "modelfile"  # a Modelfile TEMPLATE (the Modelfile issue records it so)
 _OWN_SOURCES = frozenset({SOURCE_GGUF, SOURCE_MODELFILE})
-
-
-@dataclass(frozen=True)
-class Message:
-    """One turn of a conversation, as Ollama's ``api.Message`` has it.
-
-    ``images`` are raw bytes (the API decodes base64); ``tool_calls`` are
-    ``{"function": {"name": ..., "arguments": {...}}}`` mappings as the model
-    produced them; ``tool_name`` names the tool whose result a ``"tool"``
-    message carries.
-    """
-
-    role: str
-    content: str = ""
-    images: tuple[bytes, ...] = ()
-    tool_calls: tuple[Mapping[str, Any], ...] = ()
-    tool_name: str | None = None
-
-    @classmethod
-    def of(cls, raw: object, *, where: str = "message") -> Message:
-        """A message from its JSON shape, checked; ``where`` ("messages[2]") starts each error.
-
-        As Ollama does, the role is lower-cased, a null content is empty and
-        fields a template cannot use (``thinking``, ``tool_call_id``) are ignored.
-        Raises :class:`InvalidInput`::
-
-            Message.of({"role": "User", "content": "Hi"})   # Message(role="user", content="Hi")
-        """
-        if not isinstance(raw, Mapping):
-            raise InvalidInput(f"{where} must be an object with a role and a content")
-        role = raw.get("role")
-        if not isinstance(role, str) or not role.strip():
-            raise InvalidInput(f"{where}.role must be a non-empty string")
-        content = raw.get("content")
-        content = "" if content is None else content
-        if not isinstance(content, str):
-            raise InvalidInput(f"{where}.content must be a string")
-        tool_name = raw.get("tool_name") or None
-        if tool_name is not None and not isinstance(tool_name, str):
-            raise InvalidInput(f"{where}.tool_name must be a string")
-        tool_calls = raw.get("tool_calls") or []
-        if not isinstance(tool_calls, list | tuple) or not all(isinstance(c, Mapping) for c in tool_calls):
-            raise InvalidInput(f"{where}.tool_calls must be a list of objects")
-        images = raw.get("images") or []
-        if not isinstance(images, list | tuple):
-            raise InvalidInput(f"{where}.images must be a list of base64 strings")
-        return cls(
-            role.strip().lower(),
-            content,
-            tuple(_image(image, f"{where}.images[{i}]") for i, image in enumerate(images)),
-            tuple(tool_calls),
-            tool_name,
-        )
-
-    def for_template(self) -> dict[str, Any]:
-        """The dict chat templates read: ``role`` and ``content`` always, the rest only when set.
-
-        A tool result also carries its tool's name as ``name``, where Hugging
-        Face templates look for it. Images stay out: a template places them by
-        its own markers, not by their bytes.
-        """
-        message: dict[str, Any] = {"role": self.role, "content": self.content}
-        if self.tool_calls:
-            message["tool_calls"] = [dict(call) for call in self.tool_calls]
-        if self.tool_name is not None:
-            message["tool_name"] = self.tool_name
-            if self.role == "tool":
-                message["name"] = self.tool_name
-        return message
-
-
-def _image(image: object, where: str) -> bytes:
-    if isinstance(image, bytes):
-        return image
-    if isinstance(image, str):
-        try:
-            return base64.b64decode(image, validate=True)
-        except (binascii.Error, ValueError):
-            pass
-    raise InvalidInput(f"{where} must be a base64 string")
 
 
 class ChatTemplate(Protocol):
@@ -183,7 +100,9 @@ class JinjaTemplate:
         tools: Sequence[Mapping[str, Any]] | None = None,
         add_generation_prompt: bool = True,
     ) -> str:
-        from engine.templates.jinja import render_chat  # jinja2 loads with the first chat, not with the engine
+        from engine.templates.jinja.render import (
+            render_chat,
+        )  # jinja2 loads with the first chat, not with the engine
 
         return render_chat(
             self.source,
@@ -216,17 +135,29 @@ def is_go_template(source: str) -> bool:
     return _GO_ACTION.search(source) is not None
 
 
-def _go_template(source: str, *, bos_token: str, eos_token: str) -> ChatTemplate:
-    """An Ollama Go template, rendered as Ollama renders it (:mod:`engine.templates.gotemplate`).
+_BUILT_TEMPLATES = 32  # distinct templates kept built; a request names one model, a server holds a few
 
-    Parsed here, so a template llamadeck cannot render faithfully is a
-    :class:`TemplateError` when the model is picked, not a wrong prompt later.
-    Ollama's templates start without a BOS (the tokenizer adds it), so neither token
-    is needed.
+
+@functools.lru_cache(maxsize=_BUILT_TEMPLATES)
+def built_template(source: str, kind: str, bos_token: str, eos_token: str) -> ChatTemplate:
+    """The template for ``source``, built once: every request with the same arguments gets this object.
+
+    ``kind`` is "jinja" or "builtin" for a Jinja template (Go is detected
+    here). A Go template is parsed here, so one llamadeck cannot render
+    faithfully is a :class:`TemplateError` when the model is picked, not a
+    wrong prompt later (a failure is not kept: the next request tries again).
+    Ollama's Go templates start without a BOS (the tokenizer adds it), so
+    neither token is needed for them; a Jinja template compiles on its first
+    render, once too (:mod:`engine.templates.jinja.sandbox`). Both are
+    immutable, so requests on several threads share them::
+
+        built_template(text, "jinja", "<s>", "</s>") is built_template(text, "jinja", "<s>", "</s>")  # True
     """
-    from engine.templates.gotemplate import GoTemplate
+    if is_go_template(source):
+        from engine.templates.go.template import GoTemplate
 
-    return GoTemplate.parse(source)
+        return GoTemplate.parse(source)
+    return JinjaTemplate(source, bos_token, eos_token, kind=kind)
 
 
 def template_for(
@@ -253,9 +184,7 @@ def template_for(
     own = template_source in _OWN_SOURCES
     if raw is None and not own:
         return None
-    if is_go_template(config_template):
-        return _go_template(config_template, bos_token=bos_token, eos_token=eos_token)
-    return JinjaTemplate(config_template, bos_token, eos_token, kind="jinja" if own else "builtin")
+    return built_template(config_template, "jinja" if own else "builtin", bos_token, eos_token)
 
 
 def with_system_prompt(

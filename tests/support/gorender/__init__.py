@@ -1,4 +1,4 @@
-"""The Go oracle for tests/test_gotemplate.py: ``main.go`` built once, fed many cases per run.
+"""The Go oracle for tests/test_gotemplate_*.py: ``main.go`` built once, fed many cases per run.
 
 ``build(tmp)`` runs ``go build`` (standard library only, no network) into
 ``tmp`` and returns a :class:`GoRender`; without a Go toolchain it raises
@@ -8,6 +8,9 @@ returns one ``{"out": ...}`` or ``{"err": ...}`` per case::
 
     oracle = build(tmp_path)
     oracle.run([{"mode": "raw", "template": "{{ .x }}", "data": {"x": 1}}])   # [{"out": "1"}]
+
+:func:`session_oracle` builds it once per test session, whichever test module asks
+first; :func:`python_render` and :func:`same` compare llamadeck's answer with Go's.
 """
 
 from __future__ import annotations
@@ -19,6 +22,10 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import pytest
+
+from engine.errors import TemplateError
 
 HERE = Path(__file__).parent
 
@@ -75,3 +82,29 @@ def build(tmp: Path) -> GoRender:
     if done.returncode != 0:
         raise GoMissing(f"go build of tests/support/gorender failed: {done.stderr.decode(errors='replace')}")
     return GoRender(binary)
+
+
+def session_oracle(tmp_path_factory: pytest.TempPathFactory) -> GoRender:
+    """The oracle built once per session (in its base temp folder); no Go toolchain fails the test."""
+    folder = tmp_path_factory.getbasetemp() / "gorender"
+    binary = folder / "gorender"
+    if binary.exists():
+        return GoRender(binary)
+    folder.mkdir(exist_ok=True)
+    try:
+        return build(folder)
+    except GoMissing as e:
+        pytest.fail(str(e), pytrace=False)
+
+
+def python_render(fn: Any) -> dict[str, str]:
+    """llamadeck's answer in the oracle's shape: ``{"out": text}`` or ``{"err": message}``."""
+    try:
+        return {"out": fn()}
+    except TemplateError as e:
+        return {"err": str(e)}
+
+
+def same(python: dict[str, str], go: dict[str, str]) -> bool:
+    """Whether both rendered the same text, or both failed (the messages differ by design)."""
+    return ("err" in python and "err" in go) or python.get("out") == go.get("out")

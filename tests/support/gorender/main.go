@@ -1,5 +1,5 @@
 // gorender renders Go text/templates the way Ollama does, as the oracle for
-// tests/test_gotemplate.py. It reads JSON lines on stdin, one case each:
+// tests/test_gotemplate_*.py. It reads JSON lines on stdin, one case each:
 //
 //	{"mode": "raw", "template": "...", "data": {...}}
 //	{"mode": "ollama", "template": "...", "messages": [...], "tools": [...]}
