@@ -793,7 +793,7 @@ class Engine:
         """llama.cpp's latest log lines, oldest first (the full log is in the state directory's llama.log)."""
         import sys
 
-        llama = sys.modules.get("engine.runtime.llama")  # nothing to show before llama.cpp was loaded
+        llama = sys.modules.get("engine.runtime.llama.log")  # nothing to show before llama.cpp was loaded
         return list(llama.LLAMA_LOG) if llama is not None else []
 
     def search(self, query: str, *, limit: int = 30, cancel: CancelToken = NEVER) -> list[HubRepo]:

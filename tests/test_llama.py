@@ -1,4 +1,4 @@
-"""The llama.cpp wrapper (engine/runtime/llama.py) on tiny real GGUFs: loading, tokens, samplers, embeddings.
+"""The llama.cpp wrapper (engine/runtime/llama/) on tiny real GGUFs: loading, tokens, samplers, embeddings.
 
 Besides the random tiny model of ``tests/support/tiny_gguf.py`` this file
 writes a "chain" model: the same tiny llama whose layers add nothing, so the
@@ -21,8 +21,12 @@ import pytest
 from engine.cancel import CancelToken
 from engine.errors import Cancelled, IntegrityError, InvalidInput, InvalidOption, LoadError, PromptTooLong
 from engine.machine.gpu import llama_gpu_offload
-from engine.runtime import llama
-from engine.runtime.llama import Batch, Context, Embedder, Model, Sampler
+from engine.runtime.llama import log as llama_log
+from engine.runtime.llama.backend import supports_gpu_offload
+from engine.runtime.llama.context import Batch, Context
+from engine.runtime.llama.embedder import Embedder
+from engine.runtime.llama.model import Model
+from engine.runtime.llama.sampler import Sampler
 from engine.machine.physical import _topology_cores, physical_cores
 from tests.support.chain_gguf import byte_token, token_id, write_chain_gguf
 from tests.support.tiny_gguf import CHAT_TEMPLATE, N_EMBD, N_VOCAB
@@ -145,28 +149,28 @@ def test_progress_reaches_one(tiny_models: dict[str, Path]) -> None:
 
 def test_llama_log_goes_to_ring_buffer_and_capped_file(tiny_models: dict[str, Path], tmp_path: Path) -> None:
     log = tmp_path / "state" / "llama.log"
-    llama.set_log_file(log, max_bytes=4096)
+    llama_log.set_log_file(log, max_bytes=4096)
     try:
         for _ in range(3):
             Model.load(tiny_models["F32"], n_gpu_layers=0).free()
-        assert llama.log_file() == log
-        assert any("llama_model_loader" in line for line in llama.LLAMA_LOG)
+        assert llama_log.log_file() == log
+        assert any("llama_model_loader" in line for line in llama_log.LLAMA_LOG)
         rotated = tmp_path / "state" / "llama.log.1"
         assert log.stat().st_size <= 4096 and rotated.stat().st_size <= 4096
         assert "load_tensors" in log.read_text() + rotated.read_text()
     finally:
-        llama.set_log_file(None)
+        llama_log.set_log_file(None)
 
 
 def test_default_log_path_follows_xdg_state_home(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path))
-    assert llama.default_log_path() == tmp_path / "llamadeck" / "llama.log"
+    assert llama_log.default_log_path() == tmp_path / "llamadeck" / "llama.log"
     monkeypatch.setenv("XDG_STATE_HOME", "relative/dir")  # not absolute: ignored, as the spec says
-    assert llama.default_log_path() == Path.home() / ".local" / "state" / "llamadeck" / "llama.log"
+    assert llama_log.default_log_path() == Path.home() / ".local" / "state" / "llamadeck" / "llama.log"
 
 
 def test_gpu_offload_probe_goes_through_the_wrapper() -> None:
-    assert llama_gpu_offload() is llama.supports_gpu_offload()
+    assert llama_gpu_offload() is supports_gpu_offload()
 
 
 def test_physical_cores(tmp_path: Path) -> None:

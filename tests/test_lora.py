@@ -16,7 +16,8 @@ from engine.store.manifest import Manifest, ManifestError, ModelConfig, ModelFil
 from engine.store.migrations import SCHEMA, STEPS
 from engine.runtime import loader
 from engine.runtime.adapters import check_adapter, read_adapter
-from engine.runtime.llama import COMPUTE, AdapterSpec, Model
+from engine.runtime.llama.compute import COMPUTE
+from engine.runtime.llama.model import AdapterSpec, Model
 from engine.store.store import Store
 from tests.support.greedy import greedy_tokens
 from tests.support.tiny_gguf import N_EMBD, write_tiny_gguf

@@ -22,7 +22,9 @@ import pytest
 from engine.errors import InvalidInput, PromptTooLong
 from engine.events import Done, Token
 from engine.runtime import scheduler as scheduler_module
-from engine.runtime.llama import COMPUTE, Model, Sampler
+from engine.runtime.llama.compute import COMPUTE
+from engine.runtime.llama.model import Model
+from engine.runtime.llama.sampler import Sampler
 from engine.options import SamplingOptions
 from engine.runtime.scheduler import (
     GREEDY,

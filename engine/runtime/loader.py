@@ -20,7 +20,9 @@ from engine.store.manifest import Manifest
 from engine.machine.memory import Machine
 from engine.shape import ModelShape
 from engine.machine.offload import OffloadPlan, default_context_length, default_num_parallel, plan_offload
-from engine.runtime.llama import AdapterSpec, Embedder, Model, supports_gpu_offload
+from engine.runtime.llama.backend import supports_gpu_offload
+from engine.runtime.llama.embedder import Embedder
+from engine.runtime.llama.model import AdapterSpec, Model
 from engine.options import LoadOptions, SamplingOptions
 from engine.machine.physical import physical_cores
 from engine.runtime.scheduler import Scheduler

@@ -263,7 +263,7 @@ def _kill(child: subprocess.Popen[bytes]) -> None:
 
 def _keep_in_log(tail: collections.deque[str]) -> None:
     """The child's last lines into llama.cpp's ring buffer (when the runtime is loaded), for ``ps``/debug."""
-    runtime = sys.modules.get("engine.runtime.llama")
+    runtime = sys.modules.get("engine.runtime.llama.log")
     if runtime is not None:
         runtime.LLAMA_LOG.extend(f"quantize: {line}" for line in tail)
 
@@ -309,7 +309,7 @@ def _main(argv: list[str]) -> int:
     """The child: ``python -m engine.runtime.quantizer SOURCE OUTPUT FTYPE THREADS``."""
     source, output, ftype, threads = argv
     _exit_with_parent(Path(output))
-    from engine.runtime.llama import quantize_model  # llama.cpp is loaded in the child only
+    from engine.runtime.llama.quantize import quantize_model  # llama.cpp is loaded in the child only
 
     def write(text: str) -> None:
         sys.stdout.write(text)

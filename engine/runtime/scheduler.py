@@ -1,7 +1,7 @@
 """Continuous batching over one llama.cpp context: many conversations decoded together.
 
 One thread owns the context and nothing else touches it: the process's
-llama.cpp compute thread (``llama.COMPUTE``, which steps every scheduler in
+llama.cpp compute thread (``llama.compute.COMPUTE``, which steps every scheduler in
 turn; why one for all is in its docstring). Each step builds one batch: the
 next token of every generating sequence, plus a chunk of a prompt still
 being evaluated, and runs it in a single ``llama_decode``; new requests join
@@ -62,7 +62,10 @@ from dataclasses import dataclass, field
 
 from engine.errors import InvalidInput, LlamadeckError, PromptTooLong
 from engine.events import Done, Token
-from engine.runtime.llama import COMPUTE, Batch, Context, DecodeError, Model, Sampler
+from engine.runtime.llama.compute import COMPUTE
+from engine.runtime.llama.context import Batch, Context, DecodeError
+from engine.runtime.llama.model import Model
+from engine.runtime.llama.sampler import Sampler
 from engine.options import SamplingOptions
 from engine.machine.physical import physical_cores
 
