@@ -878,7 +878,7 @@ class Engine:
     ) -> Iterator[Generation]:
         from engine.runtime import loader
         from engine.runtime.history import fit_history
-        from engine.runtime.scheduler import Request
+        from engine.runtime.request import Request
         from engine.templates.render import template_for, with_system_prompt
 
         started = time.perf_counter()

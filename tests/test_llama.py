@@ -21,13 +21,13 @@ import pytest
 from engine.cancel import CancelToken
 from engine.errors import Cancelled, IntegrityError, InvalidInput, InvalidOption, LoadError, PromptTooLong
 from engine.machine.gpu import llama_gpu_offload
+from engine.machine.physical import _topology_cores, physical_cores
 from engine.runtime.llama import log as llama_log
 from engine.runtime.llama.backend import supports_gpu_offload
 from engine.runtime.llama.context import Batch, Context
 from engine.runtime.llama.embedder import Embedder
 from engine.runtime.llama.model import Model
 from engine.runtime.llama.sampler import Sampler
-from engine.machine.physical import _topology_cores, physical_cores
 from tests.support.chain_gguf import byte_token, token_id, write_chain_gguf
 from tests.support.tiny_gguf import CHAT_TEMPLATE, N_EMBD, N_VOCAB
 

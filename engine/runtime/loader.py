@@ -15,17 +15,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from engine.cancel import NEVER, CancelToken
-from engine.store.gguf_io import TensorBytes, read_header
-from engine.store.manifest import Manifest
 from engine.machine.memory import Machine
-from engine.shape import ModelShape
 from engine.machine.offload import OffloadPlan, default_context_length, default_num_parallel, plan_offload
+from engine.machine.physical import physical_cores
+from engine.options import LoadOptions, SamplingOptions
 from engine.runtime.llama.backend import supports_gpu_offload
 from engine.runtime.llama.embedder import Embedder
 from engine.runtime.llama.model import AdapterSpec, Model
-from engine.options import LoadOptions, SamplingOptions
-from engine.machine.physical import physical_cores
 from engine.runtime.scheduler import Scheduler
+from engine.shape import ModelShape
+from engine.store.gguf_io import TensorBytes, read_header
+from engine.store.manifest import Manifest
 from engine.store.store import Store
 
 log = logging.getLogger("llamadeck.engine")

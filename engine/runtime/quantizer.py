@@ -36,8 +36,8 @@ from pathlib import Path
 from engine.cancel import NEVER, CancelToken
 from engine.errors import Cancelled, DiskFull, IntegrityError, InvalidInput, LlamadeckError
 from engine.events import EventSink, Progress, Status, ignore
-from engine.store.gguf_io import read_header, verify_structure
 from engine.machine.physical import physical_cores
+from engine.store.gguf_io import read_header, verify_structure
 
 # The llama_ftype of each target (llama.h; stable across versions, so the parent never imports llama_cpp).
 # Ollama's ``create --quantize`` takes Q4_K_M, Q4_K_S and Q8_0 (and F16/F32); the others are what

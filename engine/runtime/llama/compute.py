@@ -15,6 +15,7 @@ from typing import Any, Protocol, TypeVar
 
 _T = TypeVar("_T")
 
+
 class Poller(Protocol):
     """What the compute thread steps: a scheduler. Both methods run on the compute thread."""
 

@@ -22,6 +22,7 @@ from engine.runtime.llama.backend import init_backend
 from engine.runtime.llama.log import error_mark, last_error_line
 from engine.runtime.llama.model import Model
 
+
 class DecodeError(LlamadeckError):
     """llama.cpp could not decode a batch (``code`` is what ``llama_decode`` returned).
 
@@ -276,4 +277,3 @@ class Context:
         if self._ctx:
             llama_cpp.llama_free(self._ctx)
             self._ctx = None
-

@@ -1,4 +1,4 @@
-"""Sentence embeddings: a second context with embeddings on, pooled as the GGUF says, scaled to unit length."""
+"""Sentence embeddings: a second context with embeddings on, pooled as the GGUF says, at unit length."""
 
 from __future__ import annotations
 

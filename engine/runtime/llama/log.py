@@ -29,7 +29,6 @@ _log_lock = threading.Lock()
 _log_callback: Any = None  # kept alive for as long as llama.cpp may call it
 
 
-
 def default_log_path() -> Path:
     """``$XDG_STATE_HOME/llamadeck/llama.log``, ``~/.local/state/llamadeck/llama.log`` by default."""
     state = os.environ.get("XDG_STATE_HOME", "")
@@ -172,7 +171,6 @@ def one_line(text: str, limit: int = 200) -> str:
     """Text from llama.cpp (which may quote a downloaded file's strings) fit for a one-line message."""
     text = " ".join(text.split())
     return ascii(text)[1:-1][:limit] if not text.isprintable() else text[:limit]
-
 
 
 def forward_llama_log(write: Callable[[str], None]) -> None:

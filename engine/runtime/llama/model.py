@@ -26,8 +26,9 @@ from engine.runtime.llama.backend import init_backend, supports_gpu_offload
 from engine.runtime.llama.log import error_mark, last_error_line
 from engine.store.gguf_io import verify_structure
 
+
 def finite(name: str, value: float) -> float:
-    """``value`` as a float; InvalidOption naming ``name`` for NaN or an infinity (a scale, a sampling option)."""
+    """``value`` as a float; InvalidOption naming ``name`` for NaN or an infinity (a scale, an option)."""
     value = float(value)
     if not math.isfinite(value):
         raise InvalidOption(f"{name} must be a finite number, not {value}")
@@ -276,4 +277,3 @@ class Model:
         if known is None:
             known = self._eog[token] = bool(llama_cpp.llama_vocab_is_eog(self._vocab, token))
         return known
-

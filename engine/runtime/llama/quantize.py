@@ -13,7 +13,6 @@ from engine.errors import LoadError
 from engine.runtime.llama.log import forward_llama_log
 
 
-
 def quantize_model(
     source: Path, target: Path, ftype: int, *, threads: int, log: Callable[[str], None]
 ) -> None:
@@ -32,4 +31,3 @@ def quantize_model(
     code = llama_cpp.llama_model_quantize(os.fsencode(source), os.fsencode(target), ctypes.byref(params))
     if code != 0:
         raise LoadError(f"llama.cpp could not quantize {source.name} (code {code})")
-
