@@ -28,8 +28,10 @@ from engine.runtime.llama.context import Batch, Context
 from engine.runtime.llama.embedder import Embedder
 from engine.runtime.llama.model import Model
 from engine.runtime.llama.sampler import Sampler
+from engine.store import gguf_io
+from engine.store.gguf_io import verify_structure
 from tests.support.chain_gguf import byte_token, token_id, write_chain_gguf
-from tests.support.tiny_gguf import CHAT_TEMPLATE, N_EMBD, N_VOCAB
+from tests.support.tiny_gguf import CHAT_TEMPLATE, N_EMBD, N_VOCAB, write_tiny_gguf
 
 
 @pytest.fixture(scope="module")
@@ -110,6 +112,36 @@ def test_tensor_offset_past_the_end_is_an_integrity_error(
     data[at : at + 8] = struct.pack("<Q", 1 << 30)
     with pytest.raises(IntegrityError, match=f"truncated.*{last.name}"):
         Model.load(_corrupt(tmp_path / "offset.gguf", bytes(data)), n_gpu_layers=0)
+
+
+def test_headers_read_to_plan_the_load_are_not_parsed_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    parts = write_tiny_gguf(tmp_path / "Split-Q8_0.gguf", split_tensors=8)
+    headers = [verify_structure(part, label=part.name) for part in parts]
+    scan = gguf_io.scan_header
+    scanned: list[str] = []
+
+    def counting(buffer: object, *, label: str, file_size: int | None = None) -> gguf_io.GGUFInfo:
+        scanned.append(label)
+        return scan(buffer, label=label, file_size=file_size)
+
+    monkeypatch.setattr(gguf_io, "scan_header", counting)
+    Model.load(parts[0], n_gpu_layers=0, headers=headers).free()
+    assert scanned == []
+    Model.load(parts[0], n_gpu_layers=0, headers=headers[:1]).free()  # a part without its header is read
+    assert scanned == [parts[1].name, parts[2].name]
+
+
+def test_a_part_cut_after_its_header_was_read_is_still_refused(tmp_path: Path) -> None:
+    parts = write_tiny_gguf(tmp_path / "Split-Q8_0.gguf", split_tensors=8)
+    headers = [verify_structure(part, label=part.name) for part in parts]
+    os.truncate(parts[2], parts[2].stat().st_size - 1)
+    with pytest.raises(IntegrityError, match=f"{parts[2].name} is truncated"):
+        Model.load(parts[0], n_gpu_layers=0, headers=headers)
+    parts[1].unlink()
+    with pytest.raises(IntegrityError, match=f"{parts[1].name} is missing"):
+        Model.load(parts[0], n_gpu_layers=0, headers=headers)
 
 
 def test_llama_cpp_refusal_is_a_load_error_with_its_reason(tmp_path: Path) -> None:

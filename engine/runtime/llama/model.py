@@ -24,7 +24,7 @@ from engine.errors import Cancelled, IntegrityError, InvalidInput, InvalidOption
 from engine.runtime.adapters import check_adapter
 from engine.runtime.llama.backend import init_backend, supports_gpu_offload
 from engine.runtime.llama.log import error_mark, last_error_line
-from engine.store.gguf_io import verify_structure
+from engine.store.gguf_io import GGUFInfo, check_data_inside, verify_structure
 
 
 def finite(name: str, value: float) -> float:
@@ -45,6 +45,30 @@ def _split_parts(path: Path, count: int) -> list[Path]:
         return [path]
     stem = path.name[: match.start()]
     return [path.with_name(f"{stem}-{i:05d}-of-{count:05d}.gguf") for i in range(1, count + 1)]
+
+
+def _check_files(path: Path, label: str, headers: Sequence[GGUFInfo]) -> None:
+    """Refuse a missing or damaged file, or a missing or damaged part of a split one (llama.cpp would crash).
+
+    A part whose header is in ``headers`` (matched by ``split.no``) is held
+    against its file's size; any other is read here.
+    """
+    if not path.exists():
+        raise IntegrityError(f"{label} is missing")
+    known = {info.split_index: info for info in headers}
+    info = _verified(path, label, known.get(0))
+    for index, part in enumerate(_split_parts(path, info.split_count)[1:], start=1):
+        if not part.exists():
+            raise IntegrityError(f"{label} is split in {info.split_count} files and {part.name} is missing")
+        _verified(part, part.name, known.get(index))
+
+
+def _verified(path: Path, label: str, header: GGUFInfo | None) -> GGUFInfo:
+    """``verify_structure`` of the file, or of its header already read: then only its size is looked at."""
+    if header is None:
+        return verify_structure(path, label=label)
+    check_data_inside(header, path.stat().st_size, label=label)
+    return header
 
 
 @dataclass(frozen=True)
@@ -93,6 +117,7 @@ class Model:
         progress: Callable[[float], None] | None = None,
         label: str | None = None,
         adapters: Sequence[AdapterSpec] = (),
+        headers: Sequence[GGUFInfo] = (),
     ) -> Model:
         """Check the GGUF's structure, then load it; ``n_gpu_layers`` -1 offloads every layer.
 
@@ -102,20 +127,15 @@ class Model:
         llama.cpp's load progress, 0.0 to 1.0, from the loading thread.
         ``adapters`` are LoRA GGUFs loaded onto the model (LoadError when one
         does not fit it: another architecture, other tensor names or shapes).
+        ``headers`` are the parts' headers when the caller has read them with
+        ``verify_structure`` (the loader did, to plan the load): they are not
+        parsed again, only held against the files' sizes.
         """
         for spec in adapters:
             finite("adapter scale", spec.scale)
         path = Path(path)
         label = label or path.name
-        if not path.exists():
-            raise IntegrityError(f"{label} is missing")
-        info = verify_structure(path, label=label)
-        for part in _split_parts(path, info.split_count)[1:]:
-            if not part.exists():
-                raise IntegrityError(
-                    f"{label} is split in {info.split_count} files and {part.name} is missing"
-                )
-            verify_structure(part, label=part.name)
+        _check_files(path, label, headers)
         if cancel is not None:
             cancel.check()
         init_backend()
