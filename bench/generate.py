@@ -42,9 +42,14 @@ sys.path.insert(0, str(ROOT))
 import llama_cpp  # noqa: E402  (after the path is set)
 
 from engine.events import Token  # noqa: E402
-from engine.runtime.llama import COMPUTE, Context, Model, Sampler, route_llama_log  # noqa: E402
 from engine.machine.physical import physical_cores  # noqa: E402
-from engine.runtime.scheduler import GREEDY, Request, Scheduler  # noqa: E402
+from engine.runtime.llama.compute import COMPUTE  # noqa: E402
+from engine.runtime.llama.context import Context  # noqa: E402
+from engine.runtime.llama.log import route_llama_log  # noqa: E402
+from engine.runtime.llama.model import Model  # noqa: E402
+from engine.runtime.llama.sampler import Sampler  # noqa: E402
+from engine.runtime.request import GREEDY, Request  # noqa: E402
+from engine.runtime.scheduler import Scheduler  # noqa: E402
 
 TEXT = (
     "The history of the city begins with a small settlement on the river, where traders met to exchange "

@@ -811,7 +811,7 @@ class Engine:
         """llama.cpp's latest log lines, oldest first (the full log is in the state directory's llama.log)."""
         import sys
 
-        llama = sys.modules.get("engine.runtime.llama")  # nothing to show before llama.cpp was loaded
+        llama = sys.modules.get("engine.runtime.llama.log")  # nothing to show before llama.cpp was loaded
         return list(llama.LLAMA_LOG) if llama is not None else []
 
     def search(self, query: str, *, limit: int = 30, cancel: CancelToken = NEVER) -> list[HubRepo]:
@@ -896,7 +896,7 @@ class Engine:
     ) -> Iterator[Generation]:
         from engine.runtime import loader
         from engine.runtime.history import fit_history
-        from engine.runtime.scheduler import Request
+        from engine.runtime.request import Request
         from engine.templates.render import template_for, with_system_prompt
 
         started = time.perf_counter()

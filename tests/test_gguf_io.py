@@ -16,6 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from engine.errors import IntegrityError
+from engine.shape import ModelShape
 from engine.store.gguf_io import (
     GGUFInfo,
     HeaderIncomplete,
@@ -25,7 +26,6 @@ from engine.store.gguf_io import (
     scan_header,
     verify_structure,
 )
-from engine.shape import ModelShape
 from tests.support.tiny_gguf import write_tiny_gguf
 
 BIG_VOCAB = 262_144

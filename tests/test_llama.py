@@ -1,4 +1,4 @@
-"""The llama.cpp wrapper (engine/runtime/llama.py) on tiny real GGUFs: loading, tokens, samplers, embeddings.
+"""The llama.cpp wrapper (engine/runtime/llama/) on tiny real GGUFs: loading, tokens, samplers, embeddings.
 
 Besides the random tiny model of ``tests/support/tiny_gguf.py`` this file
 writes a "chain" model: the same tiny llama whose layers add nothing, so the
@@ -21,11 +21,17 @@ import pytest
 from engine.cancel import CancelToken
 from engine.errors import Cancelled, IntegrityError, InvalidInput, InvalidOption, LoadError, PromptTooLong
 from engine.machine.gpu import llama_gpu_offload
-from engine.runtime import llama
-from engine.runtime.llama import Batch, Context, Embedder, Model, Sampler
 from engine.machine.physical import _topology_cores, physical_cores
+from engine.runtime.llama import log as llama_log
+from engine.runtime.llama.backend import supports_gpu_offload
+from engine.runtime.llama.context import Batch, Context
+from engine.runtime.llama.embedder import Embedder
+from engine.runtime.llama.model import Model
+from engine.runtime.llama.sampler import Sampler
+from engine.store import gguf_io
+from engine.store.gguf_io import verify_structure
 from tests.support.chain_gguf import byte_token, token_id, write_chain_gguf
-from tests.support.tiny_gguf import CHAT_TEMPLATE, N_EMBD, N_VOCAB
+from tests.support.tiny_gguf import CHAT_TEMPLATE, N_EMBD, N_VOCAB, write_tiny_gguf
 
 
 @pytest.fixture(scope="module")
@@ -108,6 +114,36 @@ def test_tensor_offset_past_the_end_is_an_integrity_error(
         Model.load(_corrupt(tmp_path / "offset.gguf", bytes(data)), n_gpu_layers=0)
 
 
+def test_headers_read_to_plan_the_load_are_not_parsed_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    parts = write_tiny_gguf(tmp_path / "Split-Q8_0.gguf", split_tensors=8)
+    headers = [verify_structure(part, label=part.name) for part in parts]
+    scan = gguf_io.scan_header
+    scanned: list[str] = []
+
+    def counting(buffer: object, *, label: str, file_size: int | None = None) -> gguf_io.GGUFInfo:
+        scanned.append(label)
+        return scan(buffer, label=label, file_size=file_size)
+
+    monkeypatch.setattr(gguf_io, "scan_header", counting)
+    Model.load(parts[0], n_gpu_layers=0, headers=headers).free()
+    assert scanned == []
+    Model.load(parts[0], n_gpu_layers=0, headers=headers[:1]).free()  # a part without its header is read
+    assert scanned == [parts[1].name, parts[2].name]
+
+
+def test_a_part_cut_after_its_header_was_read_is_still_refused(tmp_path: Path) -> None:
+    parts = write_tiny_gguf(tmp_path / "Split-Q8_0.gguf", split_tensors=8)
+    headers = [verify_structure(part, label=part.name) for part in parts]
+    os.truncate(parts[2], parts[2].stat().st_size - 1)
+    with pytest.raises(IntegrityError, match=f"{parts[2].name} is truncated"):
+        Model.load(parts[0], n_gpu_layers=0, headers=headers)
+    parts[1].unlink()
+    with pytest.raises(IntegrityError, match=f"{parts[1].name} is missing"):
+        Model.load(parts[0], n_gpu_layers=0, headers=headers)
+
+
 def test_llama_cpp_refusal_is_a_load_error_with_its_reason(tmp_path: Path) -> None:
     path = tmp_path / "alien.gguf"
     writer = gguf.GGUFWriter(path, "notanarch")
@@ -145,28 +181,28 @@ def test_progress_reaches_one(tiny_models: dict[str, Path]) -> None:
 
 def test_llama_log_goes_to_ring_buffer_and_capped_file(tiny_models: dict[str, Path], tmp_path: Path) -> None:
     log = tmp_path / "state" / "llama.log"
-    llama.set_log_file(log, max_bytes=4096)
+    llama_log.set_log_file(log, max_bytes=4096)
     try:
         for _ in range(3):
             Model.load(tiny_models["F32"], n_gpu_layers=0).free()
-        assert llama.log_file() == log
-        assert any("llama_model_loader" in line for line in llama.LLAMA_LOG)
+        assert llama_log.log_file() == log
+        assert any("llama_model_loader" in line for line in llama_log.LLAMA_LOG)
         rotated = tmp_path / "state" / "llama.log.1"
         assert log.stat().st_size <= 4096 and rotated.stat().st_size <= 4096
         assert "load_tensors" in log.read_text() + rotated.read_text()
     finally:
-        llama.set_log_file(None)
+        llama_log.set_log_file(None)
 
 
 def test_default_log_path_follows_xdg_state_home(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path))
-    assert llama.default_log_path() == tmp_path / "llamadeck" / "llama.log"
+    assert llama_log.default_log_path() == tmp_path / "llamadeck" / "llama.log"
     monkeypatch.setenv("XDG_STATE_HOME", "relative/dir")  # not absolute: ignored, as the spec says
-    assert llama.default_log_path() == Path.home() / ".local" / "state" / "llamadeck" / "llama.log"
+    assert llama_log.default_log_path() == Path.home() / ".local" / "state" / "llamadeck" / "llama.log"
 
 
 def test_gpu_offload_probe_goes_through_the_wrapper() -> None:
-    assert llama_gpu_offload() is llama.supports_gpu_offload()
+    assert llama_gpu_offload() is supports_gpu_offload()
 
 
 def test_physical_cores(tmp_path: Path) -> None:

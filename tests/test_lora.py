@@ -12,11 +12,12 @@ import pytest
 
 from engine import Done, Engine, Machine, Token
 from engine.errors import IntegrityError, InvalidInput, LoadError
-from engine.store.manifest import Manifest, ManifestError, ModelConfig, ModelFile
-from engine.store.migrations import SCHEMA, STEPS
 from engine.runtime import loader
 from engine.runtime.adapters import check_adapter, read_adapter
-from engine.runtime.llama import COMPUTE, AdapterSpec, Model
+from engine.runtime.llama.compute import COMPUTE
+from engine.runtime.llama.model import AdapterSpec, Model
+from engine.store.manifest import Manifest, ManifestError, ModelConfig, ModelFile
+from engine.store.migrations import SCHEMA, STEPS
 from engine.store.model_store import Store
 from tests.support.greedy import greedy_tokens
 from tests.support.tiny_gguf import N_EMBD, write_tiny_gguf

@@ -14,7 +14,6 @@ import pytest
 from engine.cancel import CancelToken
 from engine.errors import Cancelled, DiskFull, InvalidInput
 from engine.events import Event, Progress, Status
-from engine.store.gguf_io import read_header
 from engine.runtime.quantizer import (
     QUANTIZE_TARGETS,
     QuantizeError,
@@ -22,6 +21,7 @@ from engine.runtime.quantizer import (
     quantize,
     quantize_target,
 )
+from engine.store.gguf_io import read_header
 from tests.support import tiny_gguf
 from tests.support.greedy import greedy_tokens
 from tests.support.tiny_gguf import tiny_vocab

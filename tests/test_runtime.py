@@ -169,6 +169,12 @@ def test_split_model_loads_from_its_blobs(engine: Engine) -> None:
     assert list(views.iterdir()) == []  # no dangling symlinks left behind
 
 
+def test_logs_show_llama_cpp_s_latest_lines_once_a_model_loaded(engine: Engine) -> None:
+    list(engine.generate("acme/Tiny-GGUF", "hello", max_tokens=1, temperature=0))
+    lines = engine.logs()  # what the TUI's log tab shows: found without importing llama.cpp
+    assert lines and any(line.startswith("llama_") for line in lines)
+
+
 @pytest.mark.slow
 def test_quick_start_runs_the_embedded_default_model() -> None:
     llamadeck = str(Path(sys.executable).parent / "llamadeck")

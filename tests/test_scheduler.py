@@ -21,17 +21,15 @@ import pytest
 
 from engine.errors import InvalidInput, PromptTooLong
 from engine.events import Done, Token
-from engine.runtime import scheduler as scheduler_module
-from engine.runtime.llama import COMPUTE, Model, Sampler
 from engine.options import SamplingOptions
-from engine.runtime.scheduler import (
-    GREEDY,
-    Handle,
-    Request,
-    Scheduler,
-    TextStream,
-    common_prefix,
-)
+from engine.runtime import scheduler as scheduler_module
+from engine.runtime.llama.compute import COMPUTE
+from engine.runtime.llama.model import Model
+from engine.runtime.llama.sampler import Sampler
+from engine.runtime.request import GREEDY, Handle, Request
+from engine.runtime.scheduler import Scheduler
+from engine.runtime.slots import common_prefix
+from engine.runtime.text_stream import TextStream
 from tests.support.chain_gguf import byte_token, token_id, write_chain_gguf
 
 HELLO, WORLD, BANG = token_id("▁hello"), token_id("▁world"), token_id("!")

@@ -25,7 +25,7 @@ def llama_cpp():
     """
     import llama_cpp
 
-    from engine.runtime.llama import route_llama_log
+    from engine.runtime.llama.log import route_llama_log
 
     route_llama_log()
     yield llama_cpp

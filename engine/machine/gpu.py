@@ -28,7 +28,7 @@ def free_ram() -> int:
 
 def llama_gpu_offload() -> bool:
     """Whether the installed llama.cpp was built with a GPU backend (CUDA, Metal, Vulkan...)."""
-    from engine.runtime.llama import supports_gpu_offload  # imports llama_cpp: only when asked
+    from engine.runtime.llama.backend import supports_gpu_offload  # imports llama_cpp: only when asked
 
     return supports_gpu_offload()
 

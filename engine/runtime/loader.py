@@ -11,19 +11,22 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from engine.cancel import NEVER, CancelToken
-from engine.store.gguf_io import TensorBytes, read_header
-from engine.store.manifest import Manifest
 from engine.machine.memory import Machine
-from engine.shape import ModelShape
 from engine.machine.offload import OffloadPlan, default_context_length, default_num_parallel, plan_offload
-from engine.runtime.llama import AdapterSpec, Embedder, Model, supports_gpu_offload
-from engine.options import LoadOptions, SamplingOptions
 from engine.machine.physical import physical_cores
+from engine.options import LoadOptions, SamplingOptions
+from engine.runtime.llama.backend import supports_gpu_offload
+from engine.runtime.llama.embedder import Embedder
+from engine.runtime.llama.model import AdapterSpec, Model
 from engine.runtime.scheduler import Scheduler
+from engine.shape import ModelShape
+from engine.store.gguf_io import GGUFInfo, TensorBytes, verify_structure
+from engine.store.manifest import Manifest
 from engine.store.model_store import Store
 
 log = logging.getLogger("llamadeck.engine")
@@ -91,15 +94,31 @@ def adapter_specs(store: Store, manifest: Manifest) -> list[AdapterSpec]:
     return [AdapterSpec(store.blob_path(f.sha256), 1.0, f.path) for f in manifest.config.adapters]
 
 
-def tensor_bytes(store: Store, manifest: Manifest) -> TensorBytes:
+def read_headers(store: Store, manifest: Manifest) -> tuple[GGUFInfo, ...]:
+    """Every part's header, read and checked (``verify_structure``) once per load.
+
+    The plan adds up their tensor tables (``tensor_bytes``), then
+    ``load_runtime`` hands them to ``Model.load``, which does not parse them
+    again. Raises IntegrityError for a damaged blob: before anything is
+    unloaded to make room for it.
+    """
+    return tuple(verify_structure(store.blob_path(f.sha256), label=f.path) for f in manifest.files)
+
+
+def tensor_bytes(
+    store: Store, manifest: Manifest, *, headers: Sequence[GGUFInfo] | None = None
+) -> TensorBytes:
     """The tensor table of every part, added up (a header read is milliseconds).
 
+    ``headers`` are the parts' headers from ``read_headers``; None reads them.
     LoRA adapters live beside the layers they change; their bytes (the file
     sizes: nearly all tensor data) count with the small "other" tensors.
     """
+    if headers is None:
+        headers = read_headers(store, manifest)
     total = TensorBytes(other=sum(f.size for f in manifest.config.adapters))
-    for file in manifest.files:
-        total = total + read_header(store.blob_path(file.sha256), label=file.path).tensor_bytes
+    for header in headers:
+        total = total + header.tensor_bytes
     return total
 
 
@@ -152,9 +171,18 @@ def resolve(
 
 
 def load_runtime(
-    store: Store, manifest: Manifest, settings: LoadSettings, plan: OffloadPlan, cancel: CancelToken = NEVER
+    store: Store,
+    manifest: Manifest,
+    settings: LoadSettings,
+    plan: OffloadPlan,
+    cancel: CancelToken = NEVER,
+    *,
+    headers: Sequence[GGUFInfo] = (),
 ) -> Runtime:
-    """Load the weights and start the scheduler; raises IntegrityError, LoadError or Cancelled."""
+    """Load the weights and start the scheduler; raises IntegrityError, LoadError or Cancelled.
+
+    ``headers``: the parts' headers from ``read_headers`` (the plan's), so they are not parsed again.
+    """
     started = time.perf_counter()
     model = Model.load(
         model_path(store, manifest),
@@ -162,6 +190,7 @@ def load_runtime(
         cancel=cancel,
         label=manifest.reference,
         adapters=adapter_specs(store, manifest),
+        headers=headers,
     )
     try:
         scheduler = Scheduler(

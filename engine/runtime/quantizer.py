@@ -36,8 +36,8 @@ from pathlib import Path
 from engine.cancel import NEVER, CancelToken
 from engine.errors import Cancelled, DiskFull, IntegrityError, InvalidInput, LlamadeckError
 from engine.events import EventSink, Progress, Status, ignore
-from engine.store.gguf_io import read_header, verify_structure
 from engine.machine.physical import physical_cores
+from engine.store.gguf_io import GGUFInfo, check_data_inside, read_header, verify_structure
 
 # The llama_ftype of each target (llama.h; stable across versions, so the parent never imports llama_cpp).
 # Ollama's ``create --quantize`` takes Q4_K_M, Q4_K_S and Q8_0 (and F16/F32); the others are what
@@ -103,7 +103,11 @@ def check_source(source: Path, *, label: str | None = None) -> str:
     then guesses) is judged by the type of its largest tensors.
     """
     label = label or source.name
-    info = read_header(source, label=label)
+    return _source_type(read_header(source, label=label), source, label)
+
+
+def _source_type(info: GGUFInfo, source: Path, label: str) -> str:
+    """``check_source`` on a header already read."""
     if info.split_count > 1:
         raise InvalidInput(f"{label} is split in {info.split_count} files: merge it before quantizing")
     file_type = info.file_type if info.file_type is not None else _guess_file_type(source)
@@ -153,8 +157,9 @@ def quantize(
     name, ftype = quantize_target(quant)
     if not source.is_file():
         raise IntegrityError(f"{label} is missing")
-    check_source(source, label=label)
-    verify_structure(source, label=label)
+    info = read_header(source, label=label)  # once: the type first, then whether the data is all there
+    _source_type(info, source, label)
+    check_data_inside(info, source.stat().st_size, label=label)
     if not target.parent.is_dir():
         raise QuantizeError(f"cannot write {target}: {target.parent} is not a directory")
     cancel.check()
@@ -263,7 +268,7 @@ def _kill(child: subprocess.Popen[bytes]) -> None:
 
 def _keep_in_log(tail: collections.deque[str]) -> None:
     """The child's last lines into llama.cpp's ring buffer (when the runtime is loaded), for ``ps``/debug."""
-    runtime = sys.modules.get("engine.runtime.llama")
+    runtime = sys.modules.get("engine.runtime.llama.log")
     if runtime is not None:
         runtime.LLAMA_LOG.extend(f"quantize: {line}" for line in tail)
 
@@ -309,7 +314,7 @@ def _main(argv: list[str]) -> int:
     """The child: ``python -m engine.runtime.quantizer SOURCE OUTPUT FTYPE THREADS``."""
     source, output, ftype, threads = argv
     _exit_with_parent(Path(output))
-    from engine.runtime.llama import quantize_model  # llama.cpp is loaded in the child only
+    from engine.runtime.llama.quantize import quantize_model  # llama.cpp is loaded in the child only
 
     def write(text: str) -> None:
         sys.stdout.write(text)

@@ -1,7 +1,7 @@
 """Continuous batching over one llama.cpp context: many conversations decoded together.
 
 One thread owns the context and nothing else touches it: the process's
-llama.cpp compute thread (``llama.COMPUTE``, which steps every scheduler in
+llama.cpp compute thread (``llama.compute.COMPUTE``, which steps every scheduler in
 turn; why one for all is in its docstring). Each step builds one batch: the
 next token of every generating sequence, plus a chunk of a prompt still
 being evaluated, and runs it in a single ``llama_decode``; new requests join
@@ -10,38 +10,15 @@ the tokens/s of one (``shared/FACTS.md``); on 2 CPU cores with the demo
 Gemma, 8 streams through this scheduler gave 194 tok/s against 98 for one,
 each within 2% of a bare llama.cpp loop (``bench/generate.py``).
 
-Design choices, and why:
+Design choices, and why (slots, prefix reuse and eviction: ``slots.py``;
+UTF-8 and stop strings: ``text_stream.py``):
 
-- **Slots.** ``n_parallel`` sequences (``n_seq_max``), ``kv_unified`` off:
-  llama.cpp gives each sequence its own ``n_ctx_per_seq`` cells, which is
-  exactly Ollama's per-conversation ``num_ctx``. A long conversation cannot
-  eat the cells of the others, so no eviction is ever needed for lack of
-  cells, and llama.cpp notes that separate streams decode faster when the
-  sequences share no long prefix (the usual case for chats). The price: a
-  copy between sequences (``seq_cp``) copies a whole stream, so it is used
-  only when it saves a real prefix.
-- **Prefix reuse.** A conversation keeps its slot: a follow-up evaluates only
-  what follows the longest common prefix with what the slot holds
-  (``seq_rm`` from the divergence), so an edited or regenerated turn reuses
-  everything before it. The last prompt token is always evaluated again, for
-  its logits. A request with no conversation (HTTP clients send whole
-  message lists) takes the idle slot that shares the longest prefix; when the
-  best prefix sits in a busy or owned slot it is copied to a free one.
-- **Eviction.** More conversations than slots: the least recently used idle
-  slot is taken. On CPU its KV cells are saved to host memory
-  (``llama_state_seq_get_data``: 9 ms for 2,000 Gemma tokens, restore 2 ms,
-  against ~4 s to evaluate them again) within ``state_budget_bytes``, oldest
-  saved state dropped first; on a GPU they are simply dropped, since copying
-  400 MiB out costs as much as evaluating the history again there.
 - **Chunked prefill.** While other sequences generate, a prompt is evaluated
   in chunks sized from measured step times so that a step with a chunk costs
   about ``PREFILL_STEP_RATIO`` x a decode-only step: the other streams keep
   flowing at a bounded slowdown instead of stalling for seconds. With nothing
   generating, prompts go in full ``n_batch`` chunks.
-- **Text.** Pieces go through an incremental UTF-8 decoder (a character split
-  over byte tokens appears once whole), and stop strings are matched on the
-  text, held back while the text could still become one; the reply never
-  contains the stop string. Token counts count llama.cpp tokens.
+- **Counts.** Token counts count llama.cpp tokens, not pieces of text.
 
     scheduler = Scheduler(model, n_ctx_per_seq=4096, n_parallel=4, n_threads=physical_cores())
     handle = scheduler.submit(Request(model.tokenize(prompt), SamplingOptions(temperature=0), 128))
@@ -52,19 +29,21 @@ Design choices, and why:
 
 from __future__ import annotations
 
-import asyncio
-import codecs
-import collections
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 from engine.errors import InvalidInput, LlamadeckError, PromptTooLong
 from engine.events import Done, Token
-from engine.runtime.llama import COMPUTE, Batch, Context, DecodeError, Model, Sampler
-from engine.options import SamplingOptions
 from engine.machine.physical import physical_cores
+from engine.runtime.llama.compute import COMPUTE
+from engine.runtime.llama.context import Batch, Context, DecodeError
+from engine.runtime.llama.model import Model
+from engine.runtime.llama.sampler import Sampler
+from engine.runtime.request import Handle, Request
+from engine.runtime.slots import Slot, Slots
+from engine.runtime.text_stream import TextStream
 
 # A step with a prompt chunk may cost this many decode-only steps. The prompt then takes R / (R - 1) times
 # as long as alone (2.25x at R = 1.8), while the running streams slow down by about R (their p95 gap stays
@@ -73,28 +52,7 @@ PREFILL_STEP_RATIO = 1.8
 # tokens, so a prompt always advances (on CPU one Gemma 3 prompt token costs 1/5 of a decode step)
 MIN_CHUNK = 2
 FIRST_CHUNK = 16  # before any step has been timed
-MIN_COPY = 16  # a prefix shorter than this is evaluated again rather than copied between streams
 _EMA = 0.25
-
-
-GREEDY = SamplingOptions(temperature=0.0, repeat_penalty=1.0)  # the same text every time
-
-
-@dataclass(frozen=True)
-class Request:
-    """One generation: the whole prompt as tokens (the full rendered conversation), tokenized by the caller.
-
-    ``max_tokens`` None (or negative) generates until the context is full.
-    ``conversation`` is a key the caller keeps (a TUI chat id) so the
-    conversation keeps its slot and KV cells between turns; None is a
-    stateless request (HTTP) that still reuses any matching prefix.
-    """
-
-    tokens: list[int]
-    sampling: SamplingOptions = field(default_factory=SamplingOptions)
-    max_tokens: int | None = None
-    stop: tuple[str, ...] = ()
-    conversation: str | None = None
 
 
 @dataclass(frozen=True)
@@ -120,192 +78,9 @@ class SchedulerStats:
     n_parallel: int
 
 
-# -- text ------------------------------------------------------------------------------------------
-
-
-class TextStream:
-    """Token pieces in, text out: whole UTF-8 characters, stop strings cut and never shown.
-
-    ``feed`` returns the text that is safe to show now and whether a stop
-    string was met (then everything from it on is dropped). Text that could
-    be the start of a stop string is held back until it is not.
-    """
-
-    __slots__ = ("_decode", "_stops", "_hold_max", "_pending")
-
-    def __init__(self, stop: Sequence[str] = ()) -> None:
-        self._decode = codecs.getincrementaldecoder("utf-8")("replace").decode
-        self._stops = tuple(s for s in stop if s)
-        self._hold_max = max((len(s) for s in self._stops), default=1) - 1
-        self._pending = ""
-
-    def feed(self, piece: bytes) -> tuple[str, bool]:
-        text = self._decode(piece)
-        if not self._stops:
-            return text, False
-        text = self._pending + text
-        cut = -1
-        for stop in self._stops:
-            at = text.find(stop)
-            if at >= 0 and (cut < 0 or at < cut):
-                cut = at
-        if cut >= 0:
-            self._pending = ""
-            return text[:cut], True
-        hold = self._held(text)
-        self._pending = text[len(text) - hold :] if hold else ""
-        return text[: len(text) - hold], False
-
-    def _held(self, text: str) -> int:
-        """The longest end of ``text`` that begins some stop string."""
-        for n in range(min(len(text), self._hold_max), 0, -1):
-            tail = text[-n:]
-            if any(stop.startswith(tail) for stop in self._stops):
-                return n
-        return 0
-
-    def flush(self) -> str:
-        """Whatever was held back (an unfinished character becomes U+FFFD)."""
-        text = self._pending + self._decode(b"", True)
-        self._pending = ""
-        return text
-
-
-# -- handles ---------------------------------------------------------------------------------------
-
-
-def _resolve(future: asyncio.Future[None]) -> None:
-    if not future.done():
-        future.set_result(None)
-
-
-class Handle:
-    """What ``submit`` returns: the request's events (Token..., then one Done) and ``cancel``.
-
-    Iterate it in one consumer: blocking with ``for event in handle`` or in
-    asyncio with ``async for event in handle.aiter()``. A consumer that stops
-    early (break, a closed HTTP connection) cancels the request. Events are
-    buffered, so a slow consumer never slows the other streams.
-    """
-
-    def __init__(self, request: Request, on_cancel: Callable[[], None]) -> None:
-        self.request = request
-        self.error: LlamadeckError | None = None  # set before a Done with reason "error"
-        self._on_cancel = on_cancel
-        self._events: collections.deque[Token | Done] = collections.deque()
-        self._lock = threading.Lock()
-        self._waiter: Callable[[], None] | None = None
-        self._cancel = False
-        self._done: Done | None = None
-
-    # called by the scheduler thread
-    def _push(self, event: Token | Done) -> None:
-        with self._lock:
-            self._events.append(event)
-            if isinstance(event, Done):
-                self._done = event
-            waiter, self._waiter = self._waiter, None
-        if waiter is not None:
-            waiter()
-
-    def cancel(self) -> None:
-        """Stop the request within one step: the text so far was streamed, a Done "cancelled" follows."""
-        self._cancel = True
-        self._on_cancel()
-
-    @property
-    def cancelled(self) -> bool:
-        return self._cancel
-
-    @property
-    def done(self) -> Done | None:
-        """The final event once it has been produced."""
-        return self._done
-
-    def _take(self) -> list[Token | Done]:
-        events = list(self._events)
-        self._events.clear()
-        return events
-
-    def __iter__(self) -> Iterator[Token | Done]:
-        finished = False
-        try:
-            while True:
-                with self._lock:
-                    events = self._take()
-                    if not events:
-                        if self._done is not None:  # read to the end already, by another loop
-                            finished = True
-                            return
-                        ready = threading.Event()
-                        self._waiter = ready.set
-                if not events:
-                    ready.wait()
-                    continue
-                for event in events:
-                    yield event
-                    if isinstance(event, Done):
-                        finished = True
-                        return
-        finally:
-            if not finished:
-                self.cancel()
-
-    async def aiter(self) -> AsyncIterator[Token | Done]:
-        """The events in asyncio: the scheduler thread wakes the loop only when it waits."""
-        loop = asyncio.get_running_loop()
-        finished = False
-        try:
-            while True:
-                with self._lock:
-                    events = self._take()
-                    if not events:
-                        if self._done is not None:
-                            finished = True
-                            return
-                        future: asyncio.Future[None] = loop.create_future()
-
-                        def wake(future: asyncio.Future[None] = future) -> None:
-                            loop.call_soon_threadsafe(_resolve, future)
-
-                        self._waiter = wake
-                if not events:
-                    await future
-                    continue
-                for event in events:
-                    yield event
-                    if isinstance(event, Done):
-                        finished = True
-                        return
-        finally:
-            if not finished:
-                self.cancel()
-
-    def collect(self) -> tuple[str, Done]:
-        """Block until done: the whole text and the final event."""
-        parts: list[str] = []
-        for event in self:
-            if isinstance(event, Token):
-                parts.append(event.text)
-            else:
-                return "".join(parts), event
-        raise AssertionError("a handle ended without a Done")  # pragma: no cover
-
-
 # -- the scheduler ---------------------------------------------------------------------------------
 
 _QUEUED, _PREFILLING, _GENERATING = "queued", "prefilling", "generating"
-
-
-def common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
-    """Length of the longest common prefix (compared in slices: C speed for long histories)."""
-    n = min(len(a), len(b))
-    i, step = 0, 256
-    while step:
-        while i + step <= n and a[i : i + step] == b[i : i + step]:
-            i += step
-        step //= 4
-    return i
 
 
 def _smooth(average: float | None, sample: float) -> float:
@@ -314,25 +89,6 @@ def _smooth(average: float | None, sample: float) -> float:
         return sample
     weight = _EMA if sample < 3 * average else _EMA / 10
     return average + weight * (sample - average)
-
-
-class _Saved:
-    __slots__ = ("tokens", "data")
-
-    def __init__(self, tokens: list[int], data: bytearray) -> None:
-        self.tokens = tokens
-        self.data = data
-
-
-class _Slot:
-    __slots__ = ("seq", "tokens", "owner", "job", "last_used")
-
-    def __init__(self, seq: int) -> None:
-        self.seq = seq
-        self.tokens: list[int] = []  # exactly what the sequence's KV cells hold, position by position
-        self.owner: str | None = None  # the conversation that keeps this slot
-        self.job: _Job | None = None
-        self.last_used = 0
 
 
 class _Job:
@@ -365,7 +121,7 @@ class _Job:
         self.text = TextStream(request.stop)
         self.submitted = submitted
         self.first_at: float | None = None
-        self.slot: _Slot | None = None
+        self.slot: Slot[_Job] | None = None
         self.status = _QUEUED
         self.done_prompt = 0  # prompt tokens in the KV cache
         self.cached = 0
@@ -408,8 +164,6 @@ class Scheduler:
         self.model = model
         self.n_ctx_per_seq = n_ctx_per_seq
         self.n_parallel = n_parallel
-        self.state_budget_bytes = state_budget_bytes
-        self.save_states = (not model.offloaded) if save_states is None else save_states
         self._ctx = COMPUTE.call(
             lambda: Context(
                 model,
@@ -425,13 +179,14 @@ class Scheduler:
             )
         )
         self._batch = Batch(self._ctx.n_batch)
-        self._slots = [_Slot(i) for i in range(n_parallel)]
-        self._owners: dict[str, _Slot] = {}
-        self._saved: collections.OrderedDict[str, _Saved] = collections.OrderedDict()
-        self._saved_bytes = 0
+        self._slots: Slots[_Job] = Slots(
+            self._ctx,
+            n_parallel,
+            save_states=(not model.offloaded) if save_states is None else save_states,
+            state_budget_bytes=state_budget_bytes,
+        )
         self._active: list[_Job] = []  # in admission order: prompts are evaluated first come, first served
         self._waiting: list[_Job] = []
-        self._clock = 0  # advances whenever a slot is taken or freed: its last_used
         self._t_decode: float | None = None  # seconds of a decode-only step (EMA)
         self._t_token: float | None = None  # seconds per prompt token in a step (EMA)
         self._forget: list[str] = []
@@ -524,9 +279,9 @@ class Scheduler:
         return SchedulerStats(
             slots=tuple(slots),
             queued=queued,
-            saved_states=len(self._saved),
-            saved_bytes=self._saved_bytes,
-            saved_conversations=tuple(list(self._saved)),
+            saved_states=len(self._slots.saved),
+            saved_bytes=self._slots.saved_bytes,
+            saved_conversations=tuple(list(self._slots.saved)),
             tokens_per_second=total,
             n_ctx_per_seq=self.n_ctx_per_seq,
             n_parallel=self.n_parallel,
@@ -591,7 +346,7 @@ class Scheduler:
             return True
         try:
             for conversation in forget:
-                self._drop_conversation(conversation)
+                self._slots.forget(conversation)
             return self._step()
         except Exception as error:  # noqa: BLE001 (a bug must not stop the streams silently)
             try:
@@ -609,9 +364,7 @@ class Scheduler:
         for job in list(self._active) + list(self._waiting):
             self._finish(job, "error", LlamadeckError(message))
         self._waiting.clear()
-        self._ctx.clear()
-        for slot in self._slots:
-            slot.tokens = []
+        self._slots.clear()
 
     def _shutdown(self) -> None:
         with self._cond:
@@ -626,8 +379,7 @@ class Scheduler:
                 else:
                     self._finish(job, "cancelled")
             self._waiting.clear()
-            self._saved.clear()
-            self._saved_bytes = 0
+            self._slots.drop_saved()
             self._batch.free()
             self._ctx.free()
         finally:
@@ -752,8 +504,7 @@ class Scheduler:
         slot = job.slot
         if slot is not None:  # released before the Done goes out: a caller that saw it sees the slot idle
             slot.job = None
-            self._clock += 1
-            slot.last_used = self._clock
+            self._slots.touch(slot)
             job.slot = None
         if job in self._active:
             self._active.remove(job)
@@ -792,147 +543,25 @@ class Scheduler:
         if error.fatal:
             for job in list(self._active):
                 self._finish(job, "error", error)
-            self._ctx.clear()
-            for slot in self._slots:
-                slot.tokens = []
+            self._slots.clear()
 
-    # -- slots, prefixes, eviction ----------------------------------------------------------------
+    # -- admission ---------------------------------------------------------------------------------
 
     def _admit(self) -> bool:
         admitted = False
         for job in list(self._waiting):
-            slot = self._place(job)
-            if slot is None:
+            placed = self._slots.place(job.tokens, job.request.conversation)
+            if placed is None:
                 continue
+            slot, kept = placed
+            job.cached = job.done_prompt = kept
             self._waiting.remove(job)
             slot.job = job
             job.slot = slot
             job.status = _PREFILLING
-            self._clock += 1
-            slot.last_used = self._clock
+            self._slots.touch(slot)
             if job.sampler.penalized:  # penalties look back over the prompt too, as llama.cpp's server does
                 job.sampler.accept(job.tokens[-job.sampler.penalty_last_n :])
             self._active.append(job)
             admitted = True
         return admitted
-
-    def _place(self, job: _Job) -> _Slot | None:
-        """Choose the job's slot and set its KV cells up to the reusable prefix; None: wait for one."""
-        conversation = job.request.conversation
-        if conversation is not None and conversation in self._owners:
-            slot = self._owners[conversation]
-            if slot.job is not None:  # its previous turn still runs
-                return None
-            self._keep_prefix(job, slot)
-            return slot
-        target = self._free_slot(job.tokens)
-        if target is None:
-            return None
-        restored = False
-        saved = self._saved.pop(conversation, None) if conversation is not None else None
-        if saved is not None:
-            self._saved_bytes -= len(saved.data)
-            self._evict(target, keep_cells=False)  # (saving the evicted one cannot drop this one now)
-            restored = self._restore(saved, target)
-        if not restored:
-            source, shared = self._best_prefix(job.tokens, exclude=target)
-            if source is not None and shared >= common_prefix(target.tokens, job.tokens) + MIN_COPY:
-                self._evict(target, keep_cells=False)
-                # a whole stream: the only copy llama.cpp makes between non-unified sequences
-                self._ctx.seq_cp(source.seq, target.seq)
-                target.tokens = list(source.tokens)
-            else:
-                self._evict(target, keep_cells=True)
-        if conversation is not None:
-            target.owner = conversation
-            self._owners[conversation] = target
-        self._keep_prefix(job, target)
-        return target
-
-    def _free_slot(self, tokens: list[int]) -> _Slot | None:
-        """An idle slot: an unclaimed one this prompt continues, else an empty one, else the unclaimed one
-        sharing the longest prefix (then least recently used), else the least recently used one that a
-        conversation claims (to be evicted)."""
-        idle = [slot for slot in self._slots if slot.job is None]
-        if not idle:
-            return None
-        free = [slot for slot in idle if slot.owner is None]
-        shared = {slot.seq: common_prefix(slot.tokens, tokens) for slot in free}
-        follow_ups = [slot for slot in free if slot.tokens and 2 * shared[slot.seq] >= len(slot.tokens)]
-        if follow_ups:  # most of what it holds is this prompt's beginning: a stateless client's next turn
-            return max(follow_ups, key=lambda slot: (shared[slot.seq], -slot.last_used))
-        empty = [slot for slot in free if not slot.tokens]
-        if empty:  # rather than overwrite another client's history (a shared prefix is copied in)
-            return empty[0]
-        if free:
-            return max(free, key=lambda slot: (shared[slot.seq], -slot.last_used))
-        return min(idle, key=lambda slot: slot.last_used)
-
-    def _best_prefix(self, tokens: list[int], exclude: _Slot) -> tuple[_Slot | None, int]:
-        best: _Slot | None = None
-        length = 0
-        for slot in self._slots:
-            if slot is exclude or not slot.tokens:
-                continue
-            n = common_prefix(slot.tokens, tokens)
-            if n > length:
-                best, length = slot, n
-        return best, length
-
-    def _keep_prefix(self, job: _Job, slot: _Slot) -> None:
-        """Drop the slot's cells after the longest common prefix with the prompt (at least the last prompt
-        token is evaluated again, for its logits)."""
-        keep = min(common_prefix(slot.tokens, job.tokens), len(job.tokens) - 1)
-        if keep < len(slot.tokens) and not self._ctx.seq_rm(slot.seq, keep, -1):
-            self._ctx.seq_rm(slot.seq, -1, -1)  # a partial removal is impossible here: start over
-            keep = 0
-        del slot.tokens[keep:]
-        # never expected, but a cache holding other than we think would be worse than slow
-        if self._ctx.seq_pos_max(slot.seq) != keep - 1:
-            self._ctx.seq_rm(slot.seq, -1, -1)
-            slot.tokens.clear()
-            keep = 0
-        job.cached = job.done_prompt = keep
-
-    def _evict(self, slot: _Slot, *, keep_cells: bool) -> None:
-        """Release the slot's conversation (saving its cells to host memory on CPU); ``keep_cells`` leaves the
-        cells for the next occupant's prefix reuse, else they are removed."""
-        owner = slot.owner
-        if owner is not None:
-            if self.save_states and slot.tokens:
-                self._save(owner, slot)
-            del self._owners[owner]
-            slot.owner = None
-        if not keep_cells and slot.tokens:
-            self._ctx.seq_rm(slot.seq, -1, -1)
-            slot.tokens = []
-
-    def _save(self, owner: str, slot: _Slot) -> None:
-        data = self._ctx.state_get(slot.seq)
-        if len(data) > self.state_budget_bytes:
-            return
-        self._saved[owner] = _Saved(list(slot.tokens), data)
-        self._saved_bytes += len(data)
-        while self._saved_bytes > self.state_budget_bytes:
-            _, dropped = self._saved.popitem(last=False)
-            self._saved_bytes -= len(dropped.data)
-
-    def _restore(self, saved: _Saved, slot: _Slot) -> bool:
-        self._ctx.seq_rm(slot.seq, -1, -1)
-        slot.tokens = []
-        if (
-            self._ctx.state_set(slot.seq, saved.data)
-            and self._ctx.seq_pos_max(slot.seq) == len(saved.tokens) - 1
-        ):
-            slot.tokens = saved.tokens
-            return True
-        self._ctx.seq_rm(slot.seq, -1, -1)
-        return False
-
-    def _drop_conversation(self, conversation: str) -> None:
-        saved = self._saved.pop(conversation, None)
-        if saved is not None:
-            self._saved_bytes -= len(saved.data)
-        slot = self._owners.pop(conversation, None)
-        if slot is not None:
-            slot.owner = None

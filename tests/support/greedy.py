@@ -5,7 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from engine.runtime.llama import COMPUTE, AdapterSpec, Batch, Context, Model, Sampler
+from engine.runtime.llama.compute import COMPUTE
+from engine.runtime.llama.context import Batch, Context
+from engine.runtime.llama.model import AdapterSpec, Model
+from engine.runtime.llama.sampler import Sampler
 
 
 def greedy_tokens(

@@ -1,0 +1,157 @@
+"""What a caller submits to a scheduler (``Request``) and what it reads back (``Handle``).
+
+A ``Handle`` is the request's stream of events (Token..., then one Done),
+fed by the compute thread and read by one consumer, blocking
+(``for event in handle``) or in asyncio (``async for event in
+handle.aiter()``: the compute thread wakes the event loop directly, with no
+thread in between).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import threading
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass, field
+
+from engine.errors import LlamadeckError
+from engine.events import Done, Token
+from engine.options import SamplingOptions
+
+GREEDY = SamplingOptions(temperature=0.0, repeat_penalty=1.0)  # the same text every time
+
+
+@dataclass(frozen=True)
+class Request:
+    """One generation: the whole prompt as tokens (the full rendered conversation), tokenized by the caller.
+
+    ``max_tokens`` None (or negative) generates until the context is full.
+    ``conversation`` is a key the caller keeps (a TUI chat id) so the
+    conversation keeps its slot and KV cells between turns; None is a
+    stateless request (HTTP) that still reuses any matching prefix.
+    """
+
+    tokens: list[int]
+    sampling: SamplingOptions = field(default_factory=SamplingOptions)
+    max_tokens: int | None = None
+    stop: tuple[str, ...] = ()
+    conversation: str | None = None
+
+
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
+class Handle:
+    """What ``submit`` returns: the request's events (Token..., then one Done) and ``cancel``.
+
+    Iterate it in one consumer: blocking with ``for event in handle`` or in
+    asyncio with ``async for event in handle.aiter()``. A consumer that stops
+    early (break, a closed HTTP connection) cancels the request. Events are
+    buffered, so a slow consumer never slows the other streams.
+    """
+
+    def __init__(self, request: Request, on_cancel: Callable[[], None]) -> None:
+        self.request = request
+        self.error: LlamadeckError | None = None  # set before a Done with reason "error"
+        self._on_cancel = on_cancel
+        self._events: collections.deque[Token | Done] = collections.deque()
+        self._lock = threading.Lock()
+        self._waiter: Callable[[], None] | None = None
+        self._cancel = False
+        self._done: Done | None = None
+
+    # called by the scheduler thread
+    def _push(self, event: Token | Done) -> None:
+        with self._lock:
+            self._events.append(event)
+            if isinstance(event, Done):
+                self._done = event
+            waiter, self._waiter = self._waiter, None
+        if waiter is not None:
+            waiter()
+
+    def cancel(self) -> None:
+        """Stop the request within one step: the text so far was streamed, a Done "cancelled" follows."""
+        self._cancel = True
+        self._on_cancel()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._cancel
+
+    @property
+    def done(self) -> Done | None:
+        """The final event once it has been produced."""
+        return self._done
+
+    def _take(self) -> list[Token | Done]:
+        events = list(self._events)
+        self._events.clear()
+        return events
+
+    def __iter__(self) -> Iterator[Token | Done]:
+        finished = False
+        try:
+            while True:
+                with self._lock:
+                    events = self._take()
+                    if not events:
+                        if self._done is not None:  # read to the end already, by another loop
+                            finished = True
+                            return
+                        ready = threading.Event()
+                        self._waiter = ready.set
+                if not events:
+                    ready.wait()
+                    continue
+                for event in events:
+                    yield event
+                    if isinstance(event, Done):
+                        finished = True
+                        return
+        finally:
+            if not finished:
+                self.cancel()
+
+    async def aiter(self) -> AsyncIterator[Token | Done]:
+        """The events in asyncio: the scheduler thread wakes the loop only when it waits."""
+        loop = asyncio.get_running_loop()
+        finished = False
+        try:
+            while True:
+                with self._lock:
+                    events = self._take()
+                    if not events:
+                        if self._done is not None:
+                            finished = True
+                            return
+                        future: asyncio.Future[None] = loop.create_future()
+
+                        def wake(future: asyncio.Future[None] = future) -> None:
+                            loop.call_soon_threadsafe(_resolve, future)
+
+                        self._waiter = wake
+                if not events:
+                    await future
+                    continue
+                for event in events:
+                    yield event
+                    if isinstance(event, Done):
+                        finished = True
+                        return
+        finally:
+            if not finished:
+                self.cancel()
+
+    def collect(self) -> tuple[str, Done]:
+        """Block until done: the whole text and the final event."""
+        parts: list[str] = []
+        for event in self:
+            if isinstance(event, Token):
+                parts.append(event.text)
+            else:
+                return "".join(parts), event
+        raise AssertionError("a handle ended without a Done")  # pragma: no cover
