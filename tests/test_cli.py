@@ -655,7 +655,7 @@ def test_escape_shows_controls_and_keeps_text() -> None:
 
 
 def test_the_runner_returns_raises_and_cancels_on_ctrl_c() -> None:
-    from tui.interrupt import Interrupted, run_cancellable, worker_running
+    from tui.cli.interrupt import Interrupted, run_cancellable, worker_running
 
     seen: list[object] = []
     assert run_cancellable(lambda cancel, emit: [emit(i) for i in range(3)] and "done", seen.append) == "done"
