@@ -10,7 +10,7 @@ from typing import Any
 
 from tui.cli.common import CliError, interactive, open_engine, progress_view
 from tui.tables import ago_until, render_table
-from tui.terminal import escape, flush_all, out
+from tui.terminal import flush_all, out
 
 
 def read_prompt(given: str | None) -> str:
