@@ -134,7 +134,8 @@ async def stream_round(
     from textual.app import ComposeResult
     from textual.binding import Binding
 
-    from tui.widgets.chat_log import ChatLog, ReplyStream
+    from tui.widgets.chat_log import ChatLog
+    from tui.widgets.message_view import ReplyStream
 
     n = len(tokens)
     stamps: dict[int, float] = {}

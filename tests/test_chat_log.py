@@ -12,17 +12,11 @@ import pytest
 from textual.app import App, ComposeResult
 from textual.widgets import Static
 
-from tui.widgets.chat_log import (
-    FENCE_PIECE_LINES,
-    STATUS_MARKS,
-    BlockSplitter,
-    BlockView,
-    ChatLog,
-    MessageView,
-    RenderedBlock,
-    _Stack,
-    last_code_block,
-)
+from tui.widgets.block_view import BlockView, _Stack
+from tui.widgets.chat_log import ChatLog
+from tui.widgets.markdown_blocks import FENCE_PIECE_LINES, BlockSplitter, last_code_block
+from tui.widgets.markdown_render import RenderedBlock
+from tui.widgets.message_view import STATUS_MARKS, MessageView
 
 
 def sync(test: Callable[..., Coroutine[Any, Any, None]]) -> Callable[..., None]:

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.cli import assert_one_line_error, llamadeck
 from tests.support.tiny_gguf import write_tiny_gguf
-from tests.test_cli import assert_one_line_error, llamadeck
 
 
 @pytest.fixture(scope="module")

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.cli import LLAMADECK, env_for
 from tests.support.other_stores import HFCache, LMStudio, OllamaStore
 from tests.support.tiny_gguf import write_tiny_gguf
-from tests.test_cli import LLAMADECK, env_for
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ import re
 import pytest
 
 from engine import Done, Progress, Status, Token
-from tui.progress import ProgressView, ReplyView, progress_line, shorten
+from tui.cli.progress import ProgressView, ReplyView, progress_line, shorten
 from tui.terminal import cell_width
 
 NAME = "Llama-3.2-1B-Instruct-Q4_K_M.gguf"
@@ -87,7 +87,7 @@ def test_shorten_keeps_both_ends(text: str, width: int) -> None:
 def test_a_terminal_gets_in_place_redraws_with_no_escape_but_the_line_erase(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr("tui.progress.REDRAW_SECONDS", 0.0)
+    monkeypatch.setattr("tui.cli.progress.REDRAW_SECONDS", 0.0)
     screen = FakeTerminal()
     view = ProgressView(screen, environ={"TERM": "xterm-256color", "NO_COLOR": "1", "COLUMNS": "80"})
     view(Status("resolving acme/x"))

@@ -55,7 +55,7 @@ from typing import NamedTuple, cast
 
 from engine.errors import InvalidInput, InvalidOption
 from engine.options import MAX_STOPS, collect_parameters, parse_one
-from engine.options import parameter_pairs as parameter_lines
+from engine.options import parameter_pairs
 
 __all__ = [
     "MAX_MODELFILE_BYTES",
@@ -548,7 +548,7 @@ def format_modelfile(modelfile: Modelfile) -> str:
         if role not in ROLES:
             raise ModelfileError(f"MESSAGE role must be system, user or assistant, not {_show(role)}")
     try:
-        pairs = parameter_lines(m.parameters)
+        pairs = parameter_pairs(m.parameters)
     except InvalidOption as error:
         raise ModelfileError(str(error)) from None
     if any(_SURROGATE.search(value) for _, value in pairs):

@@ -15,9 +15,6 @@ error). Engine calls run in one thread worker that posts ``ReplyDelta`` and
 
 from __future__ import annotations
 
-import asyncio
-import time
-from collections.abc import Mapping
 from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,130 +25,26 @@ from textual import events, on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.message import Message
 from textual.reactive import reactive
-from textual.widgets import Input, OptionList, Static, TextArea
+from textual.widgets import Input, OptionList
 from textual.widgets.option_list import Option
 
 from tui.chatstore import DEFAULT_TITLE, ChatStore, ChatStoreError, Conversation, StoredMessage, title_from
+from tui.clipboard import copy_text
 from tui.tables import ago
 from tui.terminal import escape
-from tui.widgets.chat_log import ChatLog, ReplyStream, last_code_block
+from tui.widgets import chat_dialogs
+from tui.widgets.chat_format import error_text, shown, shown_message, stats_line
+from tui.widgets.chat_header import ChatHeader
+from tui.widgets.chat_input import ChatInput
+from tui.widgets.chat_log import ChatLog
+from tui.widgets.chat_reply import Generation, ReplyDelta, ReplyDone, history, stream_reply
 
 if TYPE_CHECKING:
-    from engine import CancelToken, Done, Engine
+    from engine import Engine
+    from tui.screens.chat_settings import ChatSettings
 
 NARROW = 100  # below this many columns the conversation list is hidden until asked for
-SAVE_EVERY_S = 1.0
-
-
-# -- pure helpers ------------------------------------------------------------------------------------
-
-
-def done_stats(done: Done) -> dict[str, float]:
-    """What a reply's stats line is made from, as the store keeps it."""
-    return {
-        "tokens_per_second": round(done.tokens_per_second, 2),
-        "prompt_seconds": round(done.prompt_seconds, 3),
-        "generate_seconds": round(done.generate_seconds, 3),
-        "load_seconds": round(done.load_seconds, 3),
-        "prompt_tokens": done.prompt_tokens,
-        "completion_tokens": done.completion_tokens,
-        "cached_tokens": done.cached_tokens,
-        "dropped_messages": done.dropped_messages,
-    }
-
-
-def stats_line(stats: Mapping[str, float] | None) -> str | None:
-    """``42.1 tok/s · first token 0.31 s · 128 tokens · 96 cached`` (None without stats)."""
-    if not stats:
-        return None
-    parts = []
-    if "tokens_per_second" in stats:
-        parts.append(f"{stats['tokens_per_second']:.1f} tok/s")
-    if "prompt_seconds" in stats:
-        parts.append(f"first token {stats['prompt_seconds']:.2f} s")
-    if "completion_tokens" in stats:
-        parts.append(f"{int(stats['completion_tokens'])} tokens")
-    if stats.get("cached_tokens"):
-        parts.append(f"{int(stats['cached_tokens'])} cached")
-    if stats.get("load_seconds", 0) >= 0.1:
-        parts.append(f"loaded in {stats['load_seconds']:.1f} s")
-    if stats.get("dropped_messages"):
-        parts.append(f"{int(stats['dropped_messages'])} oldest messages left out to fit")
-    return " · ".join(parts) or None
-
-
-def history(system: str | None, messages: list[StoredMessage]) -> list[dict[str, str]]:
-    """The messages the engine gets: the system prompt, then every non-empty user and assistant turn."""
-    turns = [{"role": "system", "content": system}] if system else []
-    for m in messages:
-        if m.role in ("user", "assistant", "system") and m.content:
-            turns.append({"role": m.role, "content": m.content})
-    return turns
-
-
-def shown(text: str) -> str:
-    """Text for the screen: terminal controls (ESC, BEL, ...) from a model or a file as visible escapes.
-
-    Newlines and tabs stay. The store keeps the text verbatim; only what is drawn changes.
-    """
-    return escape(text, keep="\n\t")
-
-
-SHOWN_LIMIT = 32_000  # characters of one stored message drawn; a 1 MB paste took seconds per scroll
-
-
-def shown_message(text: str) -> str:
-    """A stored message for the screen: escaped, cut with a note past ``SHOWN_LIMIT`` (stored whole)."""
-    if len(text) <= SHOWN_LIMIT:
-        return shown(text)
-    rest = len(text) - SHOWN_LIMIT
-    return shown(text[:SHOWN_LIMIT]) + f"\n\n… {rest:,} more characters (export the chat to read them all)"
-
-
-def error_text(error: BaseException) -> str:
-    """An engine error's message, with what to do in this tab when the model is the problem."""
-    from engine import ModelNotFound
-
-    text = str(error) or type(error).__name__
-    if isinstance(error, ModelNotFound):
-        text += " (press m to pick another model, or pull this one in the Models tab)"
-    return text
-
-
-def reply_status(reason: str) -> str:
-    return {"cancelled": "stopped", "error": "error"}.get(reason, "complete")
-
-
-# -- messages and state --------------------------------------------------------------------------------
-
-
-@dataclass
-class ReplyDelta(Message):
-    chat_id: int
-    text: str
-
-
-@dataclass
-class ReplyDone(Message):
-    chat_id: int
-    reply_id: int
-    status: str  # complete, stopped, error
-    stats: dict[str, float] | None
-    error: BaseException | None
-
-
-@dataclass
-class Generation:
-    """The one reply streaming now (the view may be gone while another chat is shown)."""
-
-    chat_id: int
-    reply_id: int
-    cancel: CancelToken
-    stream: ReplyStream | None
-    text: list[str] = field(default_factory=list)
-    started: bool = False  # the first token was shown
 
 
 @dataclass
@@ -161,32 +54,6 @@ class Draft:
     model: str = ""
     system: str | None = None
     parameters: dict[str, object] = field(default_factory=dict)
-
-
-class ChatInput(TextArea):
-    """The message box: Enter sends, Shift+Enter or Ctrl+J starts a new line."""
-
-    @dataclass
-    class Submitted(Message):
-        text: str
-
-    async def _on_key(self, event: events.Key) -> None:
-        if event.key == "enter":
-            event.stop()
-            event.prevent_default()
-            if self.text.strip():
-                self.post_message(self.Submitted(self.text))
-            return
-        if event.key in ("shift+enter", "ctrl+j"):
-            event.stop()
-            event.prevent_default()
-            start, end = self.selection
-            self._replace_via_keyboard("\n", start, end)
-            return
-        await super()._on_key(event)
-
-
-# -- the pane ------------------------------------------------------------------------------------------
 
 
 class ChatPane(Horizontal):
@@ -227,16 +94,13 @@ class ChatPane(Horizontal):
         self.generation: Generation | None = None
         self.editing: int | None = None  # the user message an edit replaces (it and all after it)
         self._wide: bool | None = None
-        self._loaded: set[str] = set()
-        self._references: dict[str, str] = {}  # a chat's model name -> the reference it stands for
-        self._checking = False
 
     def compose(self) -> ComposeResult:
         with Vertical(id="chat-sidebar"):
             yield Input(placeholder="/ search chats", id="chat-search", compact=True)
             yield OptionList(id="chat-list")
         with Vertical(id="chat-main"):
-            yield Static("", id="chat-header")
+            yield ChatHeader(self.engine, id="chat-header")
             yield ChatLog(id="chat-log")
             yield ChatInput(id="chat-input", soft_wrap=True, placeholder="Write a message")
 
@@ -268,7 +132,7 @@ class ChatPane(Horizontal):
             self.app.report(error)  # type: ignore[attr-defined]
             return []
 
-    def _report(self, error: BaseException) -> None:
+    def report(self, error: BaseException) -> None:
         self.app.report(error)  # type: ignore[attr-defined]
 
     def on_unmount(self) -> None:
@@ -326,7 +190,7 @@ class ChatPane(Horizontal):
             chat = self.store.get(chat_id)
             messages = self.store.messages(chat_id)
         except ChatStoreError as error:
-            self._report(error)
+            self.report(error)
             self.refresh_list()
             return
         self._leave_edit()
@@ -375,7 +239,7 @@ class ChatPane(Horizontal):
         try:
             models = [m.reference for m in self.engine.list_models()]
         except Exception as error:  # noqa: BLE001 - reported as one line by the app
-            self.app.call_from_thread(self._report, error)
+            self.app.call_from_thread(self.report, error)
             return
         if models:
             self.app.call_from_thread(self._set_draft_model, models[0])
@@ -398,42 +262,13 @@ class ChatPane(Horizontal):
         return dict(self.chat.parameters if self.chat else self.draft.parameters)
 
     def render_header(self) -> None:
-        header = Text(no_wrap=True, overflow="ellipsis")
-        if self.model:
-            header.append(escape(self.model), style="bold")
-            loaded = self._references.get(self.model, self.model) in self._loaded  # "tiny" is "tiny:latest"
-            header.append("  loaded" if loaded else "  not loaded: loads on the first message", style="dim")
-        else:
-            header.append("no model: press m to pick one, or pull one in the Models tab", style="bold")
-        if self.system:
-            header.append("  · system prompt", style="italic")
-        if self.parameters:
-            header.append(f"  · {len(self.parameters)} parameter(s)", style="dim")
-        title = self.chat.title if self.chat else "new chat"
-        header.append(f"  · {escape(title)}", style="dim")
-        if self.editing is not None:
-            header.append("  · editing: enter resends, esc cancels", style="reverse")
-        self.query_one("#chat-header", Static).update(header)
-        if not self._checking:
-            self._checking = True
-            self.check_loaded()
-
-    @work(thread=True, exit_on_error=False, group="chat-loaded")
-    def check_loaded(self) -> None:
-        model, learned = self.model, False
-        try:
-            loaded = {m.reference for m in self.engine.loaded()}
-            if model and model not in self._references:
-                with suppress(Exception):  # a model that is not here: never loaded, the name as it is
-                    self._references[model] = self.engine.resolve(model).reference
-                    learned = True
-        except Exception:  # noqa: BLE001 - only a hint in the header
-            return
-        finally:
-            self._checking = False
-        if loaded != self._loaded or learned:  # learned once per name: no render loop
-            self._loaded = loaded
-            self.app.call_from_thread(self.render_header)
+        self.query_one(ChatHeader).show(
+            self.model,
+            system=bool(self.system),
+            parameters=len(self.parameters),
+            title=self.chat.title if self.chat else "new chat",
+            editing=self.editing is not None,
+        )
 
     # sending -------------------------------------------------------------------------------------
 
@@ -468,7 +303,7 @@ class ChatPane(Horizontal):
             if self.chat is not None and self._gone(self.chat.id):
                 self._orphaned()
                 return
-            self._report(error)
+            self.report(error)
             return
         self.query_one(ChatInput).clear()
         if self.editing is not None:
@@ -515,7 +350,7 @@ class ChatPane(Horizontal):
             turns = history(chat.system, self.store.messages(chat.id))
             reply_id = self.store.begin_reply(chat.id)
         except ChatStoreError as error:
-            self._report(error)
+            self.report(error)
             return
         gen = Generation(chat.id, reply_id, CancelToken(), self.query_one(ChatLog).start_reply())
         self.generation = gen
@@ -542,49 +377,17 @@ class ChatPane(Horizontal):
         options: dict[str, object],
         keep_alive: float | None,
     ) -> None:
-        from engine import Cancelled, Done, Token
-
-        status: str = "complete"
-        stats: dict[str, float] | None = None
-        failure: BaseException | None = None
-        saved = time.monotonic()
-        try:
-            events = self.engine.chat(
-                model,
-                turns,
-                options=options,
-                conversation=str(gen.chat_id),
-                keep_alive=keep_alive,
-                cancel=gen.cancel,
-            )
-            for event in events:
-                if gen.cancel.cancelled:  # what was shown is what is kept, whatever the engine had queued
-                    status = "stopped"
-                    close = getattr(events, "close", None)
-                    if close is not None:
-                        close()  # frees the slot at the engine's next step
-                    break
-                if isinstance(event, Token):
-                    gen.text.append(event.text)
-                    self.post_message(ReplyDelta(gen.chat_id, event.text))
-                    if time.monotonic() - saved >= SAVE_EVERY_S and self.store is not None:
-                        saved = time.monotonic()
-                        self.store.update_reply(gen.reply_id, "".join(gen.text))
-                elif isinstance(event, Done):
-                    status = reply_status(event.reason)
-                    stats = done_stats(event)
-                    if event.reason == "error":
-                        failure = RuntimeError(event.error or "generation failed")
-        except Cancelled:
-            status = "stopped"
-        except Exception as error:  # noqa: BLE001 - the reply is kept, marked error, and the error shown
-            status, failure = "error", error
-        if self.store is not None and self.generation is gen:
-            try:
-                self.store.finish_reply(gen.reply_id, "".join(gen.text), status=status, stats=stats)
-            except ChatStoreError as error:
-                failure = failure or error
-        self.post_message(ReplyDone(gen.chat_id, gen.reply_id, status, stats, failure))
+        stream_reply(
+            self.engine,
+            self.store,
+            gen,
+            model,
+            turns,
+            options,
+            keep_alive,
+            post=self.post_message,
+            current=lambda: self.generation is gen,
+        )
 
     @on(ReplyDelta)
     def reply_delta(self, message: ReplyDelta) -> None:
@@ -606,7 +409,7 @@ class ChatPane(Horizontal):
             if message.error is not None:
                 self.query_one(ChatLog).add_message("error", shown(error_text(message.error)))
         if message.error is not None:
-            self._report(message.error)
+            self.report(message.error)
         self.render_header()
         self.refresh_list()
 
@@ -664,7 +467,7 @@ class ChatPane(Horizontal):
                 self.store.delete_from(messages[last_user + 1].id)
             messages = messages[: last_user + 1]
         except ChatStoreError as error:
-            self._report(error)
+            self.report(error)
             return
         self._leave_edit()
         self.show_messages(messages)
@@ -677,71 +480,40 @@ class ChatPane(Horizontal):
         try:
             messages = self.store.messages(self.chat.id)
         except ChatStoreError as error:
-            self._report(error)
+            self.report(error)
             return
         last = next((m for m in reversed(messages) if m.role == "user"), None)
         if last is None:
             self.app.notify("no message of yours to edit", severity="warning")
             return
         self.editing = last.id
-        box = self.query_one(ChatInput)
-        box.load_text(last.content)
-        box.move_cursor(box.document.end)
-        box.border_title = "Editing your last message (enter resends, esc cancels)"
-        box.focus()
+        self.query_one(ChatInput).start_editing(last.content)
         self.render_header()
 
     def _leave_edit(self) -> None:
         """Cancelled, or left for another chat: the old message's text must not be sent elsewhere."""
         if self.editing is not None:
             self.editing = None
-            box = self.query_one(ChatInput)
-            box.load_text("")
-            box.border_title = "Message"
+            self.query_one(ChatInput).stop_editing()
             self.render_header()
 
     def _copy(self, text: str, what: str) -> None:
-        self.app.copy_to_clipboard(text)  # OSC 52: reaches the user's own terminal, also over SSH
-        self._local_clipboard(text)
+        copy_text(self, text)
         self.app.notify(f"copied {what} ({len(text)} characters)", timeout=2)
 
-    @work(thread=True, exit_on_error=False, group="chat-clipboard")
-    def _local_clipboard(self, text: str) -> None:
-        """pyperclip as well where this machine has a clipboard; none (SSH, headless): OSC 52 was sent."""
-        try:
-            import pyperclip
-
-            pyperclip.copy(text)
-        except Exception:  # noqa: BLE001, S110 - no local clipboard is the normal case over SSH
-            pass
-
-    def _message_text(self) -> tuple[str, str] | None:
-        log = self.query_one(ChatLog)
-        view = log.selected()
-        if view is None:
-            views = [v for v in log.message_views() if v.role == "assistant"] or log.message_views()
-            view = views[-1] if views else None
-        if view is None:
-            return None
-        return view.content, f"the {view.role} message"
-
     def action_copy_message(self) -> None:
-        found = self._message_text()
-        if found is None:
+        view = self.query_one(ChatLog).message_to_copy()
+        if view is None:
             self.app.notify("no message to copy", severity="warning")
             return
-        self._copy(*found)
+        self._copy(view.content, f"the {view.role} message")
 
     def action_copy_code(self) -> None:
-        log = self.query_one(ChatLog)
-        selected = log.selected()
-        views = [selected] if selected is not None else list(reversed(log.message_views()))
-        for view in views:
-            code = last_code_block(view.content)
-            if code is not None:
-                self._copy(code, "the code block")
-                return
-        self.app.notify("no code block to copy", severity="warning")
+        code = self.query_one(ChatLog).code_to_copy()
+        if code is None:
+            self.app.notify("no code block to copy", severity="warning")
+            return
+        self._copy(code, "the code block")
 
     def action_search(self) -> None:
         self.list_shown = True
@@ -767,97 +539,25 @@ class ChatPane(Horizontal):
             self.list_shown = wide
             self.set_class(not wide, "-narrow")
 
-    def _target(self) -> Conversation | None:
-        """The chat an action on "a chat" means: the highlighted one in the list when it has focus."""
-        listing = self.query_one("#chat-list", OptionList)
-        if listing.has_focus and listing.highlighted_option is not None and self.store is not None:
-            try:
-                return self.store.get(int(listing.highlighted_option.id or 0))
-            except ChatStoreError:
-                return None
-        return self.chat
-
     @work(exclusive=True, group="chat-dialog")
     async def action_rename(self) -> None:
-        from tui.screens.rename import RenameScreen
-
-        chat = self._target()
-        if chat is None or self.store is None:
-            self.app.notify("no chat to rename: write a message first", severity="warning")
-            return
-        title = await self.app.push_screen_wait(RenameScreen(chat.title))
-        if not title:
-            return
-        try:
-            self.store.rename(chat.id, title)
-            if self.chat is not None and self.chat.id == chat.id:
-                self.chat = self.store.get(chat.id)
-        except ChatStoreError as error:
-            self._report(error)
-        self.render_header()
-        self.refresh_list()
+        await chat_dialogs.rename_chat(self)
 
     @work(exclusive=True, group="chat-dialog")
     async def action_delete(self) -> None:
-        from tui.screens.confirm import ConfirmScreen
-
-        chat = self._target()
-        if chat is None or self.store is None:
-            self.app.notify("no chat to delete", severity="warning")
-            return
-        if self.generation is not None and self.generation.chat_id == chat.id:
-            self.app.notify("a reply is streaming in that chat: esc stops it", severity="warning")
-            return
-        question = Text.assemble("Delete the chat ", (escape(chat.title), "bold"), "?")
-        question.append("\nIts messages are deleted too; this cannot be undone.")
-        if not await self.app.push_screen_wait(ConfirmScreen(question)):
-            return
-        try:
-            self.store.delete(chat.id)
-        except ChatStoreError as error:
-            self._report(error)
-            return
-        self.app.notify(f"deleted {escape(chat.title)}", markup=False, timeout=3)
-        if self.chat is not None and self.chat.id == chat.id:
-            self.new_chat(chat.model)
-        self.refresh_list()
+        await chat_dialogs.delete_chat(self)
 
     @work(exclusive=True, group="chat-dialog")
     async def action_export(self) -> None:
-        from tui.screens.confirm import ConfirmScreen
-        from tui.screens.export import ExportScreen, default_export_path, write_atomically
-
-        chat = self._target()
-        if chat is None or self.store is None:
-            self.app.notify("no chat to export: write a message first", severity="warning")
-            return
-        path = await self.app.push_screen_wait(ExportScreen(chat.title, default_export_path(chat.title)))
-        if path is None:
-            return
-        if path.exists():
-            question = Text.assemble((escape(str(path)), "bold"), " exists. Replace it?")
-            if not await self.app.push_screen_wait(ConfirmScreen(question, yes="Replace")):
-                return
-        try:
-            markdown = self.store.export_markdown(chat.id)
-            await asyncio.to_thread(write_atomically, path, markdown)
-        except (ChatStoreError, OSError) as error:
-            self._report(error)
-            return
-        self.app.notify(f"exported to {escape(str(path))}", markup=False)
+        await chat_dialogs.export_chat(self)
 
     @work(exclusive=True, group="chat-dialog")
     async def action_pick_model(self) -> None:
-        from tui.screens.model_picker import ModelPickerScreen, model_choices
+        await chat_dialogs.pick_model(self)
 
-        try:
-            choices = await asyncio.to_thread(model_choices, self.engine)
-        except Exception as error:  # noqa: BLE001 - reported by the app
-            self._report(error)
-            return
-        model = await self.app.push_screen_wait(ModelPickerScreen(choices, self.model))
-        if model:
-            self.set_model(model)
+    @work(exclusive=True, group="chat-dialog")
+    async def action_settings(self) -> None:
+        await chat_dialogs.edit_settings(self)
 
     def set_model(self, model: str) -> None:
         if self.chat is None:
@@ -867,23 +567,12 @@ class ChatPane(Horizontal):
                 self.store.update_settings(self.chat.id, model=model)
                 self.chat = self.store.get(self.chat.id)
             except ChatStoreError as error:
-                self._report(error)
+                self.report(error)
         self.render_header()
         self.refresh_list()
 
-    @work(exclusive=True, group="chat-dialog")
-    async def action_settings(self) -> None:
-        from tui.screens.chat_settings import ChatSettings, ChatSettingsScreen
-
-        try:
-            models = await asyncio.to_thread(lambda: [m.reference for m in self.engine.list_models()])
-        except Exception as error:  # noqa: BLE001 - reported by the app
-            self._report(error)
-            return
-        current = ChatSettings(self.model, self.system, self.parameters)
-        chosen = await self.app.push_screen_wait(ChatSettingsScreen(current, models))
-        if chosen is None:
-            return
+    def apply_settings(self, chosen: ChatSettings) -> None:
+        """The chat's settings as the settings dialog left them (a draft's until its first message)."""
         if self.chat is None:
             self.draft = Draft(chosen.model, chosen.system, dict(chosen.parameters))
         elif self.store is not None:
@@ -893,6 +582,6 @@ class ChatPane(Horizontal):
                 )
                 self.chat = self.store.get(self.chat.id)
             except ChatStoreError as error:
-                self._report(error)
+                self.report(error)
         self.render_header()
         self.refresh_list()

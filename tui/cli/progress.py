@@ -120,7 +120,7 @@ def _is_terminal(stream: TextIO) -> bool:
 
 
 class ProgressView:
-    """An event sink for the CLI; called on the main thread only (see ``tui.interrupt``).
+    """An event sink for the CLI; called on the main thread only (see ``tui.cli.interrupt``).
 
     Never raises for its own output: progress is a courtesy, so a closed or
     broken stderr just turns it off.

@@ -1,0 +1,7 @@
+"""``python -m tui.cli`` runs the command line, like the ``llamadeck`` script."""
+
+import sys
+
+from tui.cli import main
+
+sys.exit(main())

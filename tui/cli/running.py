@@ -1,0 +1,211 @@
+"""The commands that run models: run (here, in the app or on a running server), ps, stop, serve, the app."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from tui.cli.common import CliError, interactive, open_engine, progress_view
+from tui.tables import ago_until, render_table
+from tui.terminal import flush_all, out
+
+
+def read_prompt(given: str | None) -> str:
+    """The prompt from the command line, else all of stdin (which must be UTF-8 text)."""
+    if given is not None:
+        prompt = given
+        if any("\udc80" <= c <= "\udcff" for c in prompt):  # argv bytes the locale could not decode
+            try:  # under LANG=C a UTF-8 argument arrives as escaped bytes: it is still UTF-8 text
+                prompt = os.fsencode(prompt).decode("utf-8")
+            except UnicodeDecodeError:
+                raise CliError("the prompt is not valid UTF-8 text") from None
+    elif sys.stdin is None:
+        raise CliError('give a prompt: llamadeck run MODEL "PROMPT" (stdin is closed)')
+    elif sys.stdin.isatty():
+        raise CliError('give a prompt: llamadeck run MODEL "PROMPT" (or pipe one in)')
+    else:
+        data = sys.stdin.buffer.read()
+        try:
+            prompt = data.decode("utf-8-sig")
+        except UnicodeDecodeError as bad:
+            raise CliError(f"stdin is not valid UTF-8 text (a bad byte at offset {bad.start})") from None
+    if not prompt.strip():
+        raise CliError('give a prompt: llamadeck run MODEL "PROMPT" (or pipe one in)')
+    return prompt
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from tui.cli.interrupt import run_cancellable
+
+    chat = args.prompt is None and interactive()
+    prompt = "" if chat else read_prompt(args.prompt)
+    engine, view = open_engine(), progress_view()
+    try:  # generation never pulls: a missing model is fetched here first, with its progress shown
+        run_cancellable(lambda cancel, emit: engine.ensure(args.model, on_event=emit, cancel=cancel), view)
+    finally:
+        view.close()
+    if chat:
+        from tui.app import run_app  # textual is imported only here
+
+        return run_app(engine, chat_model=args.model)
+
+    from tui.client import server_for_store
+
+    server = server_for_store(engine.store_proof)  # a serve on this store may have the model loaded already
+
+    def generate(cancel: Any, emit: Callable[[object], None]) -> None:
+        if server is not None:
+            _generate_on_server(server, args, prompt, cancel, emit)
+            return
+        events = engine.generate(
+            args.model,
+            prompt,
+            raw=True if args.raw else None,
+            max_tokens=args.max_tokens,
+            temperature=args.temperature,
+            seed=args.seed,
+            cancel=cancel,
+        )
+        for event in events:
+            emit(event)
+
+    from tui.cli.progress import ReplyView
+
+    reply = ReplyView(verbose=args.verbose)
+    try:
+        run_cancellable(generate, reply)
+    finally:
+        reply.close()
+    return 0
+
+
+_NS = 1e-9
+
+
+def _generate_on_server(
+    base: str, args: argparse.Namespace, prompt: str, cancel: Any, emit: Callable[[object], None]
+) -> None:
+    """``run`` through a running ``llamadeck serve`` (Ollama's /api/generate), events as the engine's."""
+    from engine import Cancelled, Done, LlamadeckError, Token
+    from tui.client import ServerError, stream
+
+    options: dict[str, object] = {"num_predict": args.max_tokens, "temperature": args.temperature}
+    if args.seed is not None:
+        options["seed"] = args.seed
+    body = {"model": args.model, "prompt": prompt, "options": options, "stream": True}
+    if args.raw:
+        body["raw"] = True
+    opened: list[Any] = []
+    remove = cancel.on_cancel(lambda: [response.close() for response in opened])
+    try:
+        for line in stream(base, "/api/generate", body, on_open=opened.append):
+            if "error" in line:
+                raise LlamadeckError(str(line["error"]))
+            if line.get("response"):
+                emit(Token(str(line["response"])))
+            if line.get("done"):
+                emit(
+                    Done(
+                        str(line.get("done_reason") or "stop"),
+                        int(line.get("prompt_eval_count") or 0),
+                        int(line.get("eval_count") or 0),
+                        float(line.get("load_duration") or 0) * _NS,
+                        float(line.get("prompt_eval_duration") or 0) * _NS,
+                        float(line.get("eval_duration") or 0) * _NS,
+                        total_seconds=float(line.get("total_duration") or 0) * _NS,
+                    )
+                )
+                return
+    except ServerError as failure:
+        if cancel.cancelled:
+            raise Cancelled("stopped") from failure
+        where = "" if base in str(failure) else f" (the llamadeck server at {base})"
+        raise LlamadeckError(f"{failure}{where}") from failure
+    finally:
+        remove()
+
+
+def cmd_ps(args: argparse.Namespace) -> int:
+    """The models a running ``llamadeck serve`` holds, as ``ollama ps`` shows them."""
+    from engine import format_size
+    from tui.client import ServerError, call
+
+    try:
+        models = (call("GET", "/api/ps") or {}).get("models", [])
+    except ServerError as error:
+        raise CliError(str(error)) from None
+    rows = []
+    for m in models:
+        size, vram = int(m.get("size") or 0), int(m.get("size_vram") or 0)
+        gpu = round(100 * vram / size) if size else 0
+        processor = "100% GPU" if gpu >= 100 else "100% CPU" if gpu <= 0 else f"{100 - gpu}%/{gpu}% CPU/GPU"
+        until = str(m.get("expires_at") or "forever")
+        rows.append(
+            [
+                str(m.get("name", "")),
+                str(m.get("digest", ""))[:12],
+                format_size(size),
+                processor,
+                str(m.get("context_length") or "-"),
+                ago_until(until),
+            ]
+        )
+    out(render_table(["NAME", "ID", "SIZE", "PROCESSOR", "CONTEXT", "UNTIL"], rows))
+    return 0
+
+
+def cmd_stop(args: argparse.Namespace) -> int:
+    """Unload a model from a running server now (Ollama's stop: a generate with keep_alive 0)."""
+    from tui.client import ServerError, call
+
+    try:
+        call("POST", "/api/generate", {"model": args.model, "keep_alive": 0})
+    except ServerError as error:
+        raise CliError(str(error)) from None
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from api.server import ServeError, address, bind, serve  # FastAPI only when serving: --help stays fast
+
+    api_key = args.api_key or os.environ.get("LLAMADECK_API_KEY") or None
+    try:
+        listener = bind(*address(args.host, args.port), api_key=api_key)
+    except ServeError as failure:
+        raise CliError(str(failure)) from None
+    try:
+        engine = open_engine()
+    except BaseException:
+        listener.close()
+        raise
+    out(f"llamadeck API on {listener.url}")
+    flush_all()
+    serve(engine, listener, api_key=api_key)
+    return 0
+
+
+def open_app(*, serve: bool) -> int:
+    """The full-screen app; with ``serve``, its engine also answers the HTTP API while it runs."""
+    if not serve:
+        from tui.app import run_app  # textual is imported only here
+
+        return run_app(open_engine())
+    from api.server import BackgroundServer, ServeError, address, bind
+
+    api_key = os.environ.get("LLAMADECK_API_KEY") or None
+    try:
+        listener = bind(*address(None, None), api_key=api_key)
+    except ServeError as failure:
+        raise CliError(f"--serve: {failure}") from None
+    from tui.app import LlamadeckApp
+
+    engine = open_engine()
+    server = BackgroundServer(engine, listener, api_key=api_key)
+    try:
+        return LlamadeckApp(engine, serve_url=server.url).run() or 0
+    finally:
+        server.stop()  # before the engine closes: no request may find it gone
+        engine.close()

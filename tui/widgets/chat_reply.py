@@ -1,0 +1,135 @@
+"""A reply's life: the turns the engine gets, the messages its worker posts, what the store keeps of it."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from textual.message import Message
+
+from tui.chatstore import ChatStoreError
+
+if TYPE_CHECKING:
+    from engine import CancelToken, Done, Engine
+    from tui.chatstore import ChatStore, StoredMessage
+    from tui.widgets.message_view import ReplyStream
+
+SAVE_EVERY_S = 1.0
+
+
+@dataclass
+class ReplyDelta(Message):
+    chat_id: int
+    text: str
+
+
+@dataclass
+class ReplyDone(Message):
+    chat_id: int
+    reply_id: int
+    status: str  # complete, stopped, error
+    stats: dict[str, float] | None
+    error: BaseException | None
+
+
+@dataclass
+class Generation:
+    """The one reply streaming now (the view may be gone while another chat is shown)."""
+
+    chat_id: int
+    reply_id: int
+    cancel: CancelToken
+    stream: ReplyStream | None
+    text: list[str] = field(default_factory=list)
+    started: bool = False  # the first token was shown
+
+
+def history(system: str | None, messages: list[StoredMessage]) -> list[dict[str, str]]:
+    """The messages the engine gets: the system prompt, then every non-empty user and assistant turn."""
+    turns = [{"role": "system", "content": system}] if system else []
+    for m in messages:
+        if m.role in ("user", "assistant", "system") and m.content:
+            turns.append({"role": m.role, "content": m.content})
+    return turns
+
+
+def done_stats(done: Done) -> dict[str, float]:
+    """What a reply's stats line is made from, as the store keeps it."""
+    return {
+        "tokens_per_second": round(done.tokens_per_second, 2),
+        "prompt_seconds": round(done.prompt_seconds, 3),
+        "generate_seconds": round(done.generate_seconds, 3),
+        "load_seconds": round(done.load_seconds, 3),
+        "prompt_tokens": done.prompt_tokens,
+        "completion_tokens": done.completion_tokens,
+        "cached_tokens": done.cached_tokens,
+        "dropped_messages": done.dropped_messages,
+    }
+
+
+def reply_status(reason: str) -> str:
+    return {"cancelled": "stopped", "error": "error"}.get(reason, "complete")
+
+
+def stream_reply(
+    engine: Engine,
+    store: ChatStore | None,
+    gen: Generation,
+    model: str,
+    turns: list[dict[str, str]],
+    options: dict[str, object],
+    keep_alive: float | None,
+    *,
+    post: Callable[[Message], object],
+    current: Callable[[], bool],
+) -> None:
+    """On a worker thread: ask the engine, post each token, keep the reply in the store as it grows.
+
+    The reply is saved about once a second while it streams and finished with how it ended,
+    unless ``current()`` says ``gen`` is no longer the pane's reply (the app closing saved it).
+    """
+    from engine import Cancelled, Done, Token
+
+    status: str = "complete"
+    stats: dict[str, float] | None = None
+    failure: BaseException | None = None
+    saved = time.monotonic()
+    try:
+        events = engine.chat(
+            model,
+            turns,
+            options=options,
+            conversation=str(gen.chat_id),
+            keep_alive=keep_alive,
+            cancel=gen.cancel,
+        )
+        for event in events:
+            if gen.cancel.cancelled:  # what was shown is what is kept, whatever the engine had queued
+                status = "stopped"
+                close = getattr(events, "close", None)
+                if close is not None:
+                    close()  # frees the slot at the engine's next step
+                break
+            if isinstance(event, Token):
+                gen.text.append(event.text)
+                post(ReplyDelta(gen.chat_id, event.text))
+                if time.monotonic() - saved >= SAVE_EVERY_S and store is not None:
+                    saved = time.monotonic()
+                    store.update_reply(gen.reply_id, "".join(gen.text))
+            elif isinstance(event, Done):
+                status = reply_status(event.reason)
+                stats = done_stats(event)
+                if event.reason == "error":
+                    failure = RuntimeError(event.error or "generation failed")
+    except Cancelled:
+        status = "stopped"
+    except Exception as error:  # noqa: BLE001 - the reply is kept, marked error, and the error shown
+        status, failure = "error", error
+    if store is not None and current():
+        try:
+            store.finish_reply(gen.reply_id, "".join(gen.text), status=status, stats=stats)
+        except ChatStoreError as error:
+            failure = failure or error
+    post(ReplyDone(gen.chat_id, gen.reply_id, status, stats, failure))
