@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -9,6 +10,23 @@ import pytest
 
 from tests.support.fake_hub import isolated_hf_env
 from tests.support.tiny_gguf import write_tiny_gguf
+
+
+@pytest.fixture(autouse=True, scope="session")
+def children_see_ctrl_c() -> Iterator[None]:
+    """Children get the default SIGINT disposition, however the suite itself was launched.
+
+    A suite started in the background (``nohup pytest &``, some CI runners) inherits
+    SIGINT as ignored, and an ignored signal stays ignored across exec: the CLI under
+    test would then rightly respect it, and the Ctrl+C tests would see nothing happen.
+    A handled signal is reset to the default at exec, so handling it here is enough.
+    """
+    inherited = signal.getsignal(signal.SIGINT)
+    if inherited is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    if inherited is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 @pytest.fixture(autouse=True)
