@@ -184,8 +184,10 @@ def setup(store: ChatStore) -> None:
     db.execute("PRAGMA foreign_keys = ON")
     # Read-only checks first: a newer or damaged file must not be modified, not even switched to WAL.
     version = _version_check(store)
+    _meeting_point("checks")
     if version < SCHEMA_VERSION:
         _foreign_check(store, version)
+    _meeting_point("wal")
     db.execute("PRAGMA journal_mode = WAL")
     if version < SCHEMA_VERSION:
         with store._write() as tx:
@@ -196,6 +198,10 @@ def setup(store: ChatStore) -> None:
             tx.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
     with store._write() as tx:
         tx.execute("UPDATE messages SET status = 'interrupted' WHERE status = 'streaming'")
+
+
+def _meeting_point(where: str) -> None:
+    """Nothing: where two apps opening one history meet; tests replace it to force a race."""
 
 
 def _version_check(store: ChatStore) -> int:
