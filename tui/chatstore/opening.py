@@ -1,10 +1,12 @@
 """How the chat history opens: where it lives, checks, the schema upgrade, a damaged file set aside.
 
-Everything that happens before the app's first read is here. Read-only checks
-come first: a newer llamadeck's file, or a damaged one about to be set aside,
+Everything that happens before the app's first read is here. A read-only probe
+comes first: a newer llamadeck's file, or a damaged one about to be set aside,
 must be left exactly as it was (not even switched to WAL). Then one
-transaction applies the missing migrations, and replies still ``"streaming"``
-(cut off by a crash, or live in another app) become ``"interrupted"``.
+transaction checks the schema again, applies the missing migrations and marks
+replies still ``"streaming"`` (cut off by a crash, or live in another app)
+``"interrupted"``; a second app opening the file at the same moment waits for
+it. Last the file switches to WAL, retried while another app holds it.
 ``ChatStore.open``, ``ChatStore.in_memory`` and ``ChatStore.open_or_fresh``
 call :func:`open_file`, :func:`in_memory` and :func:`open_or_fresh`; each runs
 :func:`setup`.
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import time
 from contextlib import suppress
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,6 +30,8 @@ if TYPE_CHECKING:
     from tui.chatstore.history import ChatStore
 
 BUSY_TIMEOUT_S = 5.0
+WAL_PAUSE_S = 0.01  # the first pause before trying the switch to WAL again
+WAL_PAUSE_MAX_S = 0.2
 
 
 def default_chat_db() -> Path:
@@ -176,32 +181,72 @@ def open_or_fresh(store_class: type[ChatStore], path: Path) -> tuple[ChatStore, 
 
 
 def setup(store: ChatStore) -> None:
-    """What every open runs: pragmas, the schema checks and upgrade, replies cut off marked interrupted."""
+    """What every open runs: pragmas; one transaction to check, upgrade, mark cut-off replies; WAL.
+
+    The checks (schema version, application id, tables) and the upgrade are
+    one ``BEGIN IMMEDIATE`` transaction, so they read one snapshot: a second
+    app opening the same new file waits here for the first one's setup and
+    then finds a complete schema, never half of one (issue 18 finding 6).
+    Nothing is written to a newer or damaged file, nor is it switched to WAL.
+    """
     db = store._connection()
     db.text_factory = lenient  # foreign bad UTF-8 reads as U+FFFD instead of failing the listing
     db.create_function("ld_contains", 2, contains, deterministic=True)
     db.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
     db.execute("PRAGMA foreign_keys = ON")
-    # Read-only checks first: a newer or damaged file must not be modified, not even switched to WAL.
-    version = _version_check(store)
-    _meeting_point("checks")
-    if version < SCHEMA_VERSION:
-        _foreign_check(store, version)
-    _meeting_point("wal")
-    db.execute("PRAGMA journal_mode = WAL")
-    if version < SCHEMA_VERSION:
-        with store._write() as tx:
-            current = _version_check(store)  # another app may have upgraded it meanwhile
-            _foreign_check(store, current)
-            for step in MIGRATIONS[current:]:
-                step(tx)
-            tx.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-    with store._write() as tx:
-        tx.execute("UPDATE messages SET status = 'interrupted' WHERE status = 'streaming'")
+    _meeting_point("lock")
+    db.execute("BEGIN IMMEDIATE")  # waits up to busy_timeout for another app's setup or write
+    try:
+        version = _version_check(store)
+        _meeting_point("checks")
+        if version < SCHEMA_VERSION:
+            _foreign_check(store, version)
+            for step in MIGRATIONS[version:]:
+                step(db)
+            db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        db.execute("UPDATE messages SET status = 'interrupted' WHERE status = 'streaming'")
+        db.execute("COMMIT")
+    except BaseException:
+        if db.in_transaction:
+            db.execute("ROLLBACK")
+        raise
+    _switch_to_wal(db)
+
+
+def _switch_to_wal(db: sqlite3.Connection) -> None:
+    """``PRAGMA journal_mode = WAL``, tried again for up to 5 s while another app holds the file.
+
+    SQLite answers the switch SQLITE_BUSY at once, without waiting out
+    busy_timeout, while another connection holds a write transaction, such as
+    a second app's opening transaction: normal for a moment, so the switch is
+    retried after a pause that doubles from 10 ms up to 200 ms. Once one app
+    has switched, the file stays in WAL and the others' switch changes nothing.
+    """
+    pause = WAL_PAUSE_S
+    deadline: float | None = None
+    while True:
+        _meeting_point("wal")
+        try:
+            db.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as error:
+            if not getattr(error, "sqlite_errorname", "").startswith("SQLITE_BUSY"):
+                raise
+            now = time.monotonic()
+            deadline = now + BUSY_TIMEOUT_S if deadline is None else deadline
+            if now >= deadline:
+                raise
+        time.sleep(pause)
+        pause = min(pause * 2, WAL_PAUSE_MAX_S)
 
 
 def _meeting_point(where: str) -> None:
-    """Nothing: where two apps opening one history meet; tests replace it to force a race."""
+    """Nothing: where two apps opening one history can meet; tests replace it to force each race.
+
+    ``where``: ``"lock"`` just before the opening transaction (a second app
+    waits there for the first), ``"checks"`` inside it between reading the
+    schema version and the tables, ``"wal"`` before each try to switch to WAL.
+    """
 
 
 def _version_check(store: ChatStore) -> int:
