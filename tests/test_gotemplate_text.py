@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-import engine.templates.go.exec as go_exec
+import engine.templates.go.budget as go_budget
 from engine.errors import TemplateError
 from engine.templates.go.fmt import go_float, go_json, json_float
 from engine.templates.go.template import GoTemplate
@@ -151,6 +151,12 @@ RAW_CASES: list[str] = [
     "{{ slice .list 1 }}|{{ slice .list 0 2 }}|{{ slice .list }}|{{ slice .s 1 3 }}|{{ slice .list 1 2 3 }}",
     "{{ slice .list 2 1 }}",
     "{{ slice .uni 1 2 }}",
+    # ASCII strings are read in place, not encoded: the same bytes and errors as Go's
+    "{{ index .s 99 }}",
+    "{{ index .s -1 }}",
+    "{{ slice .s 2 99 }}",
+    '{{ slice .s 3 }}|{{ slice .s 0 0 }}|{{ index "abc" 2 }}|{{ len "" }}|{{ slice "" }}',
+    "{{ index .s 0 1 }}",
     "{{ len (slice .msgs 1) }}{{ $last := eq (len (slice .msgs 2)) 1 }}{{ $last }}",
     # print family
     '{{ print "a" "b" 1 2 "c" .t .list }}|{{ print .missing }}|{{ print }}|{{ println "x" 1 }}',
@@ -388,7 +394,7 @@ def test_an_unsupported_or_broken_template_is_refused_when_read(source: str, nam
 
 
 def test_a_huge_loop_stops_on_its_budget(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(go_exec, "MAX_STEPS", 50_000)
+    monkeypatch.setattr(go_budget, "MAX_STEPS", 50_000)
     template = GoTemplate.parse("{{ range .a }}{{ range $.a }}{{ range $.a }}x{{ end }}{{ end }}{{ end }}")
     started = time.monotonic()
     with pytest.raises(TemplateError, match="steps"):
@@ -397,7 +403,7 @@ def test_a_huge_loop_stops_on_its_budget(monkeypatch: pytest.MonkeyPatch) -> Non
 
 
 def test_a_huge_output_stops_on_its_budget(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(go_exec, "MAX_OUTPUT", 10_000)
+    monkeypatch.setattr(go_budget, "MAX_OUTPUT", 10_000)
     template = GoTemplate.parse("{{ range .a }}{{ $.s }}{{ end }}")
     with pytest.raises(TemplateError, match="characters"):
         template.execute({"a": list(range(100)), "s": "y" * 1000})

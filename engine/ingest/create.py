@@ -30,11 +30,12 @@ from pathlib import Path
 from engine.cancel import NEVER, CancelToken
 from engine.errors import InvalidInput, LlamadeckError, ModelNotFound, TemplateError, check_unicode
 from engine.events import EventSink, Status, ignore
+from engine.ingest.modelfile import MAX_MESSAGES, MAX_MODELFILE_BYTES, parse_modelfile
 from engine.store.clock import now_iso
 from engine.store.gguf_io import GGUFInfo
 from engine.store.manifest import Manifest, ModelConfig, ModelFile
-from engine.store.refs import LocalRef, ModelRef, parse_ref
 from engine.store.model_store import Store
+from engine.store.refs import LocalRef, ModelRef, parse_ref
 
 SOURCE_MODELFILE = "modelfile"
 _LICENSE_SEPARATOR = "\n\n"
@@ -61,8 +62,6 @@ def spec_from_modelfile(text: str | bytes, *, base_dir: Path, quantize: str | No
 
     As Ollama's client does, FROM names a file when such a path exists and a model otherwise.
     """
-    from engine.ingest.modelfile import parse_modelfile
-
     modelfile = parse_modelfile(text)
     base_path = _existing_path(modelfile.from_, base_dir)
     adapters = []
@@ -120,6 +119,7 @@ def create_model(
     """
     if sum((spec.base is not None, spec.base_path is not None, bool(spec.base_blobs))) != 1:
         raise InvalidInput("a model is made FROM one model or from GGUF files")
+    _check_size(spec)
     _check_texts(spec)
     _check_template(spec.template)
     if spec.base is not None:
@@ -274,6 +274,26 @@ def _license(base: str | None, added: tuple[str, ...]) -> str | None:
         elif text and text != whole and text not in texts:
             texts.append(text)
     return _LICENSE_SEPARATOR.join(texts) if texts else None
+
+
+def _check_size(spec: CreateSpec) -> None:
+    """A model records no more than a Modelfile may hold, whichever door it came in by."""
+    if len(spec.messages) > MAX_MESSAGES:
+        raise InvalidInput(
+            f"a model takes at most {MAX_MESSAGES:,} MESSAGE turns; this one has {len(spec.messages):,}"
+        )
+    texts = [
+        spec.template or "",
+        spec.system or "",
+        *spec.license,
+        *(content for _, content in spec.messages),
+    ]
+    size = sum(map(len, texts))
+    if size > MAX_MODELFILE_BYTES:
+        raise InvalidInput(
+            f"TEMPLATE, SYSTEM, MESSAGE and LICENSE hold {size / 2**20:.1f} MiB of text; "
+            f"a model takes at most {MAX_MODELFILE_BYTES // 2**20} MiB, as a Modelfile does"
+        )
 
 
 def _check_texts(spec: CreateSpec) -> None:

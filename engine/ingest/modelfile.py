@@ -35,6 +35,9 @@ or silently loses data:
   is kept as unset (``None``), which is what Ollama's create makes of it;
 * a PARAMETER value other than ``stop`` over 100 characters is refused
   before the option table sees it (no number is that long);
+* at most :data:`MAX_MESSAGES` MESSAGE turns and :data:`MAX_PARAMETER_LINES`
+  PARAMETER lines (Ollama takes any number: 500,000 turns made every chat
+  with the model fail, and listing models slow);
 * characters unassigned in Python's Unicode tables are kept (Go's tables
   may be newer: a new emoji must not vanish);
 * an extension Ollama rejects, so no Ollama file changes meaning:
@@ -54,11 +57,12 @@ from dataclasses import dataclass, field
 from typing import NamedTuple, cast
 
 from engine.errors import InvalidInput, InvalidOption
-from engine.options import MAX_STOPS, collect_parameters, parse_one
-from engine.options import parameter_pairs
+from engine.options import MAX_STOPS, collect_parameters, parameter_pairs, parse_one
 
 __all__ = [
+    "MAX_MESSAGES",
     "MAX_MODELFILE_BYTES",
+    "MAX_PARAMETER_LINES",
     "ROLES",
     "Modelfile",
     "ModelfileError",
@@ -68,6 +72,11 @@ __all__ = [
 
 MAX_MODELFILE_BYTES = 16 * 1024 * 1024  # templates and licences are kilobytes; this is far past any real file
 MAX_NUMBER_CHARS = 100  # a PARAMETER number this long is junk (and the option table's regex is not linear)
+# MESSAGE turns are few-shot examples or a saved chat, and each is sent ahead of every chat with the model:
+# 1,000 turns of even 30 tokens fill 30,000 tokens of context, more than most models are run with.
+MAX_MESSAGES = 1_000
+# About 40 option names and MAX_STOPS stop lines mean something; a later line only replaces an earlier one.
+MAX_PARAMETER_LINES = 1_000
 ROLES = ("system", "user", "assistant")  # Ollama's isValidMessageRole: case-sensitive
 
 _SUPPORTED = ("from", "parameter", "template", "system", "adapter", "license", "message")
@@ -437,8 +446,14 @@ def parse_modelfile(data: bytes | str) -> Modelfile:
             case "license":
                 licenses.append(value)
             case "message":
+                if len(messages) == MAX_MESSAGES:
+                    raise ModelfileError(f"a model takes at most {MAX_MESSAGES:,} MESSAGE turns", line)
                 messages.append((cast(str, command.name), value))
             case "parameter":
+                if len(entries) == MAX_PARAMETER_LINES:
+                    raise ModelfileError(
+                        f"a Modelfile takes at most {MAX_PARAMETER_LINES:,} PARAMETER lines", line
+                    )
                 name = cast(str, command.name)
                 stops += name == "stop"
                 entries.append((name, _parameter(name, value, line, stops), f"Modelfile line {line}"))

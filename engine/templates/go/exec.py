@@ -1,8 +1,9 @@
 """The executor: text/template/exec.go, walking a parsed tree over data into text.
 
-:func:`execute` runs a tree with ``$`` and ``.`` set to the data. A render is
-bounded: :data:`MAX_STEPS` nodes, commands and loop turns, :data:`MAX_OUTPUT`
-characters (read at each step, so tests can lower them).
+:func:`execute` runs a tree with ``$`` and ``.`` set to the data, spending
+the render's :class:`~engine.templates.go.budget.Budget`: every node, command
+and loop turn is a step, every write is output, every function call pays for
+what it reads and builds, every range for the items it copies.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from engine.errors import TemplateError
+from engine.templates.go.budget import Budget
 from engine.templates.go.fmt import print_value
 from engine.templates.go.funcs import call
 from engine.templates.go.nodes import (
@@ -41,9 +43,6 @@ from engine.templates.go.values import (
     truth,
 )
 
-MAX_OUTPUT = 4 * 1024 * 1024  # characters one render may write
-MAX_STEPS = 2_000_000  # nodes, commands and loop turns one render may take
-
 
 class _BreakSignal(Exception):
     pass
@@ -60,20 +59,15 @@ _NO_FINAL = object()  # exec.go's missingVal: no value piped into a command
 class _State:
     ollama_funcs: bool  # Ollama's FuncMap is there (not in the cut tree of the last legacy turn)
     missing_zero: bool  # missingkey=zero (not in the cut tree either)
+    budget: Budget
     out: list[str] = field(default_factory=list)
-    size: int = 0
-    steps: int = 0
     vars: list[tuple[str, Any]] = field(default_factory=list)
 
     def step(self) -> None:
-        self.steps += 1
-        if self.steps > MAX_STEPS:
-            raise TemplateError(f"the Go template ran past {MAX_STEPS} steps; is it looping over too much?")
+        self.budget.step()
 
     def write(self, s: str) -> None:
-        self.size += len(s)
-        if self.size > MAX_OUTPUT:
-            raise TemplateError(f"the Go template wrote more than {MAX_OUTPUT} characters")
+        self.budget.write(len(s))
         self.out.append(s)
 
     def var(self, name: str) -> Any:
@@ -142,6 +136,7 @@ class _State:
             raise TemplateError(
                 f"Go template line {node.line}: range can't iterate over {print_value(value)}"
             )
+        self.budget.spend(len(items))  # copied before the first turn, even if the body breaks at once
         mark = len(self.vars)
         decls = len(node.pipe.decls)
         try:
@@ -188,7 +183,9 @@ class _State:
                 return self.and_or(dot, first.name, cmd.args[1:], final)
             if final is not _NO_FINAL:
                 args.append(final)
-            return call(first.name, args, self.ollama_funcs)
+            self.budget.before_call(first.name, args)
+            result = call(first.name, args, self.ollama_funcs)
+            return result if first.name == "index" else self.budget.built(result)  # index copies nothing
         if has_args:
             raise TemplateError("Go template: can't give argument to non-function")
         if isinstance(first, FieldNode):
@@ -281,9 +278,15 @@ class _State:
         raise TemplateError(f"Go template: can't evaluate field {name} in type {describe(receiver)}")
 
 
-def execute(tree: ListNode, data: Any, *, ollama_funcs: bool, missing_zero: bool) -> str:
-    """``tree`` run over ``data``; ``ollama_funcs`` and ``missing_zero`` as Ollama sets them up."""
-    state = _State(ollama_funcs, missing_zero)
+def execute(
+    tree: ListNode, data: Any, *, ollama_funcs: bool, missing_zero: bool, budget: Budget | None = None
+) -> str:
+    """``tree`` run over ``data``; ``ollama_funcs`` and ``missing_zero`` as Ollama sets them up.
+
+    ``budget`` is the render's, when it runs the tree more than once (a legacy template, turn by
+    turn); a fresh one otherwise.
+    """
+    state = _State(ollama_funcs, missing_zero, budget if budget is not None else Budget())
     state.vars.append(("$", data))
     try:
         state.walk(data, tree)

@@ -98,7 +98,7 @@ def _int_arg(v: Any, what: str) -> int:
 
 def _len(v: Any) -> int:
     if isinstance(v, str):
-        return len(v.encode("utf-8"))
+        return len(v) if v.isascii() else len(v.encode("utf-8"))  # ASCII: one byte a character
     if isinstance(v, list | tuple | dict | bytes) and not isinstance(v, OrderedProperties):
         return len(v)
     raise TemplateError(f"Go template: len of {describe(v)}")
@@ -110,7 +110,12 @@ def _index(item: Any, *indexes: Any) -> Any:
     for x in indexes:
         if isinstance(item, GoStruct) and item.pointer:
             raise TemplateError(f"Go template: can't index item of type {item.type_name}")
-        if isinstance(item, str | bytes | list | tuple) and not isinstance(item, OrderedProperties):
+        if isinstance(item, str) and item.isascii():  # its bytes are its characters: not encoded
+            i = _int_arg(x, "index a slice")
+            if not 0 <= i < len(item):
+                raise TemplateError(f"Go template: index out of range: {i}")
+            item = ord(item[i])
+        elif isinstance(item, str | bytes | list | tuple) and not isinstance(item, OrderedProperties):
             seq: Any = item.encode("utf-8") if isinstance(item, str) else item
             i = _int_arg(x, "index a slice")
             if not 0 <= i < len(seq):
@@ -135,7 +140,7 @@ def _slice(item: Any, *indexes: Any) -> Any:
     if isinstance(item, str):
         if len(indexes) == 3:
             raise TemplateError("Go template: cannot 3-index slice a string")
-        data = item.encode("utf-8")
+        data = item if item.isascii() else item.encode("utf-8")  # ASCII: its characters are its bytes
     elif isinstance(item, list | tuple | bytes):
         data = item  # type: ignore[assignment]
     else:
@@ -151,6 +156,8 @@ def _slice(item: Any, *indexes: Any) -> Any:
     if len(ix) == 3 and hi > ix[2]:
         raise TemplateError(f"Go template: invalid slice index: {hi} > {ix[2]}")
     part = data[lo:hi]
+    if isinstance(part, str):
+        return part
     if isinstance(item, str):
         try:
             return bytes(part).decode("utf-8")

@@ -12,7 +12,8 @@ prints them (:mod:`.fmt`). Only what Ollama's library uses is supported; the
 rest (``define``, ``template``, ``block``, method calls, ``call``, ``js``,
 ``urlquery``, complex numbers, printf verbs other than ``%s %d %v %q``) is a
 :class:`TemplateError` when the template is read, never a silently wrong
-prompt. A render is bounded in steps and output size (:mod:`.exec`)::
+prompt. A render is bounded in steps, output, value sizes and work, all turns
+of a legacy template together (:mod:`.budget`)::
 
     GoTemplate.parse("{{ range .Messages }}<|{{ .Role }}|>{{ .Content }}{{ end }}<|assistant|>")
         .render([Message("user", "Hi")])        # '<|user|>Hi<|assistant|>'
@@ -25,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from engine.errors import TemplateError
+from engine.templates.go.budget import Budget
 from engine.templates.go.exec import execute
 from engine.templates.go.nodes import (
     ActionNode,
@@ -189,12 +191,13 @@ class GoTemplate:
     def _legacy(self, tree: ListNode, messages: Sequence[Message]) -> str:
         out: list[str] = []
         turn = {"System": "", "Prompt": "", "Response": ""}
+        budget = Budget()  # one for every turn: each turn within the limits is not enough
 
         def data() -> dict[str, Any]:
             return {**turn, "Think": False, "ThinkLevel": "", "IsThinkSet": False}
 
         def flush() -> None:  # one turn is complete: render it
-            out.append(execute(tree, data(), ollama_funcs=True, missing_zero=True))
+            out.append(execute(tree, data(), ollama_funcs=True, missing_zero=True, budget=budget))
             turn.update(System="", Prompt="", Response="")
 
         for m in messages:
@@ -208,5 +211,6 @@ class GoTemplate:
                 turn["Prompt"] = m.content
             elif m.role == "assistant":
                 turn["Response"] = m.content
-        out.append(execute(_cut_after_response(tree), data(), ollama_funcs=False, missing_zero=False))
+        last = _cut_after_response(tree)
+        out.append(execute(last, data(), ollama_funcs=False, missing_zero=False, budget=budget))
         return "".join(out)
