@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import math
-import re
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC, datetime
@@ -35,49 +34,15 @@ from api.errors import APIError, bool_field, model_errors, read_json, status_of,
 from api.schema import BOOLEAN, KEEP_ALIVE, MESSAGES, NAME, OPTIONS, STRING, TEXTS, json_body
 from api.streaming import EngineStream, EventStreamResponse, collect, open_stream
 from api.tool_calls import ToolCall, as_template_call, parse_all, pieces, tool_names
-from engine import CancelToken, Done, Engine, Generation, LlamadeckError
+from engine import CancelToken, Done, Engine, Generation, LlamadeckError, parse_keep_alive
 
 router = APIRouter(tags=["generate"])
 
 NS = 1_000_000_000
-_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "μs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
-_DURATION = re.compile(r"([0-9]*\.?[0-9]+)(ns|us|µs|μs|ms|s|m|h)")
 NDJSON = "application/x-ndjson"
 
 
 # request fields ------------------------------------------------------------------
-
-
-def parse_keep_alive(value: object) -> float | None:
-    """Ollama's keep_alive as the engine's seconds: a number of seconds or a Go duration ("5m", "1h30m").
-
-    None: the default (five minutes); 0: unload at once; negative: keep for ever (-1).
-    """
-    if value is None or value == "":
-        return None
-    if isinstance(value, bool):
-        raise APIError(400, "keep_alive must be a number of seconds or a duration such as 5m")
-    if isinstance(value, int | float):
-        if not math.isfinite(value):
-            raise APIError(400, "keep_alive must be a finite number of seconds")
-        return -1.0 if value < 0 else float(value)
-    if isinstance(value, str):
-        text = value.strip()
-        try:
-            seconds = float(text)  # "300", "-1": seconds, as the CLI takes them
-        except ValueError:
-            sign = -1.0 if text.startswith("-") else 1.0
-            body = text.lstrip("+-")
-            parts = _DURATION.findall(body)
-            if not parts or "".join(n + u for n, u in parts) != body:
-                raise APIError(
-                    400, f"keep_alive {value[:40]!r} is not a duration: use seconds or e.g. 30s, 5m, 1h"
-                ) from None
-            seconds = sign * sum(float(n) * _UNITS[u] for n, u in parts)
-        if not math.isfinite(seconds):
-            raise APIError(400, "keep_alive must be a finite duration")
-        return -1.0 if seconds < 0 else seconds
-    raise APIError(400, "keep_alive must be a number of seconds or a duration such as 5m")
 
 
 def options_field(data: dict[str, Any]) -> dict[str, Any] | None:
