@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -34,7 +34,7 @@ from api.errors import APIError, bool_field, model_errors, read_json, status_of,
 from api.schema import BOOLEAN, KEEP_ALIVE, MESSAGES, NAME, OPTIONS, STRING, TEXTS, json_body
 from api.streaming import EngineStream, EventStreamResponse, collect, open_stream
 from api.tool_calls import ToolCall, as_template_call, parse_all, pieces, tool_names
-from engine import CancelToken, Done, Engine, Generation, LlamadeckError, parse_keep_alive
+from engine import CancelToken, Done, Engine, LlamadeckError, Reply, parse_keep_alive
 
 router = APIRouter(tags=["generate"])
 
@@ -97,7 +97,7 @@ def final_fields(done: Done) -> dict[str, Any]:
 # answering -------------------------------------------------------------------------
 
 
-async def start(model: str, run: Callable[[CancelToken], Iterator[Generation]]) -> EngineStream:
+async def start(model: str, run: Callable[[CancelToken], Reply]) -> EngineStream:
     """The generation started and its first event here, or the APIError/engine error to answer with."""
     with model_errors(model):
         return await open_stream(run)
@@ -193,11 +193,11 @@ async def generate(request: Request) -> Response:
             return await unload(engine, model, "generate")
         return await load(engine, model, "generate", options, keep_alive)
 
-    def run(cancel: CancelToken) -> Iterator[Generation]:
+    def run(cancel: CancelToken) -> Reply:
         if system and not raw:  # raw mode skips the template, and with it the system prompt (as Ollama)
             messages = [{"role": "system", "content": system}, {"role": "user", "content": prompt}]
-            return engine.chat(model, messages, options=options, keep_alive=keep_alive, cancel=cancel)
-        return engine.generate(
+            return engine.start_chat(model, messages, options=options, keep_alive=keep_alive, cancel=cancel)
+        return engine.start_generate(
             model, prompt, raw=True if raw else None, options=options, keep_alive=keep_alive, cancel=cancel
         )
 
@@ -250,8 +250,8 @@ async def chat(request: Request) -> Response:
             return await unload(engine, model, "chat")
         return await load(engine, model, "chat", options, keep_alive)
 
-    def run(cancel: CancelToken) -> Iterator[Generation]:
-        return engine.chat(
+    def run(cancel: CancelToken) -> Reply:
+        return engine.start_chat(
             model, messages, options=options, tools=tools, keep_alive=keep_alive, cancel=cancel
         )
 

@@ -22,7 +22,7 @@ import json
 import secrets
 import struct
 import time
-from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
@@ -36,7 +36,7 @@ from api.generate import shorten
 from api.schema import BOOLEAN, COUNT, MESSAGES, NAME, NUMBER, STRING, TEXTS, json_body, path_parameter
 from api.streaming import EngineStream, EventStreamResponse, collect, open_stream
 from api.tool_calls import Piece, ToolCall, parse_all, pieces, tool_names
-from engine import CancelToken, Done, Generation, LlamadeckError, Manifest, ModelNotFound
+from engine import CancelToken, Done, Generation, LlamadeckError, Manifest, ModelNotFound, Reply
 
 router = APIRouter(tags=["openai"])
 
@@ -252,7 +252,7 @@ async def events(
     yield sse("[DONE]")
 
 
-async def start(run: Callable[[CancelToken], Iterator[Generation]]) -> EngineStream:
+async def start(run: Callable[[CancelToken], Reply]) -> EngineStream:
     return await open_stream(run)
 
 
@@ -324,7 +324,7 @@ async def chat_completions(request: Request) -> Response:
     streaming = bool_field(data, "stream", False)
     engine = engine_of(request)
     stream = await start(
-        lambda cancel: engine.chat(model, messages, options=options, tools=tools, cancel=cancel)
+        lambda cancel: engine.start_chat(model, messages, options=options, tools=tools, cancel=cancel)
     )
     ident, created = f"chatcmpl-{secrets.token_hex(12)}", int(time.time())
     head = {"id": ident, "created": created, "model": model, "system_fingerprint": "fp_llamadeck"}
@@ -407,7 +407,7 @@ async def completions(request: Request) -> Response:
     options = sampling_options(data)
     streaming = bool_field(data, "stream", False)
     engine = engine_of(request)
-    stream = await start(lambda cancel: engine.generate(model, prompt, options=options, cancel=cancel))
+    stream = await start(lambda cancel: engine.start_generate(model, prompt, options=options, cancel=cancel))
     head = {
         "id": f"cmpl-{secrets.token_hex(12)}",
         "object": "text_completion",
