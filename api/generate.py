@@ -8,7 +8,7 @@ code before the first byte of a stream (see ``api.streaming``); a failure
 during generation ends the stream with an ``{"error": ...}`` line, as Ollama does.
 
 A chat with ``tools`` answers the model's tool calls as ``message.tool_calls``
-(``api.tool_calls`` parses them out of the text; streamed, each call comes in
+(``engine.runtime.toolcalls`` parses them out of the text; streamed, each call comes in
 a chunk of its own with empty content); history may carry calls in Ollama's
 shape or OpenAI's (arguments a JSON string).
 
@@ -20,9 +20,8 @@ from __future__ import annotations
 
 import json
 import math
-import re
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -38,56 +37,23 @@ from engine import (
     CancelToken,
     Done,
     Engine,
-    Generation,
     LlamadeckError,
+    Reply,
     ToolCall,
     as_template_call,
+    parse_keep_alive,
+    parse_tool_calls,
+    tool_call_pieces,
     tool_names,
 )
-from engine import parse_tool_calls as parse_all
-from engine import tool_call_pieces as pieces
 
 router = APIRouter(tags=["generate"])
 
 NS = 1_000_000_000
-_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "μs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
-_DURATION = re.compile(r"([0-9]*\.?[0-9]+)(ns|us|µs|μs|ms|s|m|h)")
 NDJSON = "application/x-ndjson"
 
 
 # request fields ------------------------------------------------------------------
-
-
-def parse_keep_alive(value: object) -> float | None:
-    """Ollama's keep_alive as the engine's seconds: a number of seconds or a Go duration ("5m", "1h30m").
-
-    None: the default (five minutes); 0: unload at once; negative: keep for ever (-1).
-    """
-    if value is None or value == "":
-        return None
-    if isinstance(value, bool):
-        raise APIError(400, "keep_alive must be a number of seconds or a duration such as 5m")
-    if isinstance(value, int | float):
-        if not math.isfinite(value):
-            raise APIError(400, "keep_alive must be a finite number of seconds")
-        return -1.0 if value < 0 else float(value)
-    if isinstance(value, str):
-        text = value.strip()
-        try:
-            seconds = float(text)  # "300", "-1": seconds, as the CLI takes them
-        except ValueError:
-            sign = -1.0 if text.startswith("-") else 1.0
-            body = text.lstrip("+-")
-            parts = _DURATION.findall(body)
-            if not parts or "".join(n + u for n, u in parts) != body:
-                raise APIError(
-                    400, f"keep_alive {value[:40]!r} is not a duration: use seconds or e.g. 30s, 5m, 1h"
-                ) from None
-            seconds = sign * sum(float(n) * _UNITS[u] for n, u in parts)
-        if not math.isfinite(seconds):
-            raise APIError(400, "keep_alive must be a finite duration")
-        return -1.0 if seconds < 0 else seconds
-    raise APIError(400, "keep_alive must be a number of seconds or a duration such as 5m")
 
 
 def options_field(data: dict[str, Any]) -> dict[str, Any] | None:
@@ -142,7 +108,7 @@ def final_fields(done: Done) -> dict[str, Any]:
 # answering -------------------------------------------------------------------------
 
 
-async def start(model: str, run: Callable[[CancelToken], Iterator[Generation]]) -> EngineStream:
+async def start(model: str, run: Callable[[CancelToken], Reply]) -> EngineStream:
     """The generation started and its first event here, or the APIError/engine error to answer with."""
     with model_errors(model):
         return await open_stream(run)
@@ -238,11 +204,11 @@ async def generate(request: Request) -> Response:
             return await unload(engine, model, "generate")
         return await load(engine, model, "generate", options, keep_alive)
 
-    def run(cancel: CancelToken) -> Iterator[Generation]:
+    def run(cancel: CancelToken) -> Reply:
         if system and not raw:  # raw mode skips the template, and with it the system prompt (as Ollama)
             messages = [{"role": "system", "content": system}, {"role": "user", "content": prompt}]
-            return engine.chat(model, messages, options=options, keep_alive=keep_alive, cancel=cancel)
-        return engine.generate(
+            return engine.start_chat(model, messages, options=options, keep_alive=keep_alive, cancel=cancel)
+        return engine.start_generate(
             model, prompt, raw=True if raw else None, options=options, keep_alive=keep_alive, cancel=cancel
         )
 
@@ -295,8 +261,8 @@ async def chat(request: Request) -> Response:
             return await unload(engine, model, "chat")
         return await load(engine, model, "chat", options, keep_alive)
 
-    def run(cancel: CancelToken) -> Iterator[Generation]:
-        return engine.chat(
+    def run(cancel: CancelToken) -> Reply:
+        return engine.start_chat(
             model, messages, options=options, tools=tools, keep_alive=keep_alive, cancel=cancel
         )
 
@@ -322,14 +288,14 @@ async def chat(request: Request) -> Response:
 
     if not streaming:
         text, done = await collect(request, stream)
-        content, calls = parse_all(names, text)
+        content, calls = parse_tool_calls(names, text)
         reply = {"model": model, "created_at": created_at(), "message": message(content, calls)}
         return JSONResponse(reply | final_fields(done))
 
     async def lines() -> AsyncIterator[str]:
         """As ``ndjson``, with each tool call in a chunk of its own whose content is empty (as Ollama)."""
         try:
-            async for piece in pieces(stream, names):
+            async for piece in tool_call_pieces(stream, names):
                 if isinstance(piece, Done):
                     yield line(final(piece))
                 elif isinstance(piece, ToolCall):

@@ -8,7 +8,7 @@ engine's error family. Sampling fields become the engine's Ollama-named
 options (``max_tokens`` -> ``num_predict``), which the engine validates.
 A chat with ``tools`` answers the model's calls as ``tool_calls`` (ids
 ``call_…``, arguments a JSON string; streamed, one delta per call with its
-``index``) and ``finish_reason: "tool_calls"`` (``api.tool_calls``).
+``index``) and ``finish_reason: "tool_calls"`` (``engine.runtime.toolcalls``).
 What the engine cannot do yet (``n`` > 1, JSON mode, logprobs, images,
 a forced tool choice, token-array inputs) is refused with a 400 that says so.
 """
@@ -22,7 +22,7 @@ import json
 import secrets
 import struct
 import time
-from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
@@ -42,12 +42,13 @@ from engine import (
     LlamadeckError,
     Manifest,
     ModelNotFound,
+    Reply,
+    ReplyPiece,
     ToolCall,
+    parse_tool_calls,
+    tool_call_pieces,
     tool_names,
 )
-from engine import ReplyPiece as Piece
-from engine import parse_tool_calls as parse_all
-from engine import tool_call_pieces as pieces
 
 router = APIRouter(tags=["openai"])
 
@@ -236,7 +237,7 @@ def sse(payload: dict[str, Any] | str) -> str:
 
 
 async def events(
-    stream: AsyncIterable[Generation | Piece],
+    stream: AsyncIterable[Generation | ReplyPiece],
     chunk: Callable[[str], dict[str, Any]],
     last: Callable[[Done], dict[str, Any]],
     usage_chunk: Callable[[Done], dict[str, Any]] | None,
@@ -244,7 +245,7 @@ async def events(
 ) -> AsyncIterator[str]:
     """OpenAI's SSE stream: a chunk per token, the finish_reason, the usage if asked, ``[DONE]``.
 
-    ``stream`` is the engine's, or its text and tool calls (``api.tool_calls.pieces``),
+    ``stream`` is the engine's, or its text and tool calls (``tool_call_pieces``),
     each call a chunk of its own.
     """
     try:
@@ -263,7 +264,7 @@ async def events(
     yield sse("[DONE]")
 
 
-async def start(run: Callable[[CancelToken], Iterator[Generation]]) -> EngineStream:
+async def start(run: Callable[[CancelToken], Reply]) -> EngineStream:
     return await open_stream(run)
 
 
@@ -335,14 +336,14 @@ async def chat_completions(request: Request) -> Response:
     streaming = bool_field(data, "stream", False)
     engine = engine_of(request)
     stream = await start(
-        lambda cancel: engine.chat(model, messages, options=options, tools=tools, cancel=cancel)
+        lambda cancel: engine.start_chat(model, messages, options=options, tools=tools, cancel=cancel)
     )
     ident, created = f"chatcmpl-{secrets.token_hex(12)}", int(time.time())
     head = {"id": ident, "created": created, "model": model, "system_fingerprint": "fp_llamadeck"}
     names = tool_names(tools)
     if not streaming:
         text, done = await collect(request, stream)
-        content, calls = parse_all(names, text) if names else (text, [])
+        content, calls = parse_tool_calls(names, text) if names else (text, [])
         message: dict[str, Any] = {"role": "assistant", "content": content or (None if calls else "")}
         if calls:
             message["tool_calls"] = [c.openai() for c in calls]
@@ -383,7 +384,7 @@ async def chat_completions(request: Request) -> Response:
 
     return EventStreamResponse(
         events(
-            pieces(stream, names) if names else stream,
+            tool_call_pieces(stream, names) if names else stream,
             chunk,
             last,
             usage_chunk if with_usage else None,
@@ -418,7 +419,7 @@ async def completions(request: Request) -> Response:
     options = sampling_options(data)
     streaming = bool_field(data, "stream", False)
     engine = engine_of(request)
-    stream = await start(lambda cancel: engine.generate(model, prompt, options=options, cancel=cancel))
+    stream = await start(lambda cancel: engine.start_generate(model, prompt, options=options, cancel=cancel))
     head = {
         "id": f"cmpl-{secrets.token_hex(12)}",
         "object": "text_completion",

@@ -1,117 +1,97 @@
-"""The bridge between the engine's blocking generators and the HTTP event loop.
+"""The bridge between the engine's replies and the HTTP event loop.
 
-``engine.chat``/``engine.generate`` are ordinary iterators that block while
-llama.cpp works. Each request gets a thread of its own that runs the
-iterator and hands its events to the event loop (``call_soon_threadsafe``
-into an ``asyncio.Queue``), so requests never wait on each other here: the
-engine's scheduler decodes concurrent streams together, and there is no
-lock in the API.
+A generation starts on a worker thread (``Engine.start_chat`` and
+``start_generate`` block while they resolve the model, load it, fit and
+submit the prompt); then its tokens come to the event loop straight from the
+engine's scheduler thread (``async for`` over the ``Reply``): one thread
+handoff per token, no thread per request and no lock in the API. Requests
+never wait on each other here: the scheduler decodes concurrent streams
+together.
 
 The first event is awaited before any response starts, so every error a
 client can cause (unknown model, bad option, a prompt that cannot fit, a
 model that does not load) becomes a proper status code instead of an error
 half-way through a 200. A client that goes away cancels its ``CancelToken``:
-the scheduler frees the slot at its next step and the thread ends.
+the scheduler frees the slot at its next step.
 
-    stream = await open_stream(lambda cancel: engine.chat(model, messages, cancel=cancel))
+    stream = await open_stream(lambda cancel: engine.start_chat(model, messages, cancel=cancel))
     async for event in stream: ...          # Token..., then one Done
 """
 
 from __future__ import annotations
 
 import asyncio
-import threading
-from collections.abc import AsyncIterator, Callable, Iterator
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import AsyncIterator, Callable
 
+import anyio
 from starlette.requests import Request
 from starlette.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
-from engine import CancelToken, Done, Generation
-
-
-@dataclass(frozen=True)
-class _Failed:
-    error: BaseException
-
-
-class _End:
-    pass
-
-
-_END = _End()
+from engine import CancelToken, Done, Generation, Reply
 
 
 class EngineStream:
     """A running generation: its events in order, then the end; ``cancel`` stops it."""
 
-    def __init__(self, first: Generation, queue: asyncio.Queue[Any], cancel: CancelToken) -> None:
+    def __init__(
+        self, reply: Reply, events: AsyncIterator[Generation], first: Generation, cancel: CancelToken
+    ) -> None:
+        self._reply = reply
+        self._events = events
         self._first: Generation | None = first
-        self._queue = queue
         self.cancel = cancel
-        self.finished = False  # the Done was handed out
+        self.finished = isinstance(first, Done)  # the Done was handed out
 
     def close(self) -> None:
-        """Stop the generation unless it already ended (the client went away)."""
+        """Stop the generation unless it already ended (the client went away), and let go of the model."""
         if not self.finished:
             self.cancel.cancel("the client went away")
+        self._reply.close_soon()
 
     async def __aiter__(self) -> AsyncIterator[Generation]:
         try:
             if self._first is not None:
                 first, self._first = self._first, None
-                self.finished = isinstance(first, Done)
                 yield first
-            while not self.finished:
-                item = await self._queue.get()
-                if isinstance(item, _Failed):
-                    raise item.error
-                if isinstance(item, _End):
-                    return
-                self.finished = isinstance(item, Done)
-                yield item
+            if not self.finished:
+                async for event in self._events:
+                    self.finished = isinstance(event, Done)
+                    yield event
         finally:
             self.close()
 
 
-async def open_stream(start: Callable[[CancelToken], Iterator[Generation]]) -> EngineStream:
-    """Start ``start(cancel)`` on its own thread; return once its first event is here.
+async def open_stream(start: Callable[[CancelToken], Reply]) -> EngineStream:
+    """Run ``start(cancel)`` on a worker thread; return once the reply's first event is here.
 
-    Raises what the call or the first ``next()`` raised (the engine's errors),
-    so the caller can answer with a status code before streaming anything.
+    Raises what the call or the first event raised (the engine's errors), so
+    the caller can answer with a status code before streaming anything.
     """
     cancel = CancelToken()
-    loop = asyncio.get_running_loop()
-    queue: asyncio.Queue[Any] = asyncio.Queue()
-
-    def hand_over(item: object) -> None:
-        try:
-            loop.call_soon_threadsafe(queue.put_nowait, item)
-        except RuntimeError:  # the event loop is closed: nobody is listening any more
-            cancel.cancel("the server is stopping")
-
-    def work() -> None:
-        try:
-            for event in start(cancel):
-                hand_over(event)
-        except BaseException as error:  # handed to the request, which answers with its status
-            hand_over(_Failed(error))
-        finally:
-            hand_over(_END)
-
-    threading.Thread(target=work, name="api-generation", daemon=True).start()
+    starting = asyncio.ensure_future(anyio.to_thread.run_sync(start, cancel))
     try:
-        first = await queue.get()
+        reply = await asyncio.shield(starting)  # a load is not abandoned half-way: it finishes, then closes
     except BaseException:
         cancel.cancel("the client went away")
+        starting.add_done_callback(_close_started)
         raise
-    if isinstance(first, _Failed):
-        raise first.error
-    if isinstance(first, _End):  # cannot happen: the engine always ends with a Done
-        raise RuntimeError("the engine ended a generation without a Done")
-    return EngineStream(first, queue, cancel)
+    events = aiter(reply)
+    try:
+        first = await anext(events)
+    except StopAsyncIteration:  # cannot happen: the engine always ends with a Done
+        raise RuntimeError("the engine ended a generation without a Done") from None
+    except BaseException:
+        cancel.cancel("the client went away")
+        reply.close_soon()
+        raise
+    return EngineStream(reply, events, first, cancel)
+
+
+def _close_started(starting: asyncio.Future[Reply]) -> None:
+    """Close a reply whose request went away while it started."""
+    if not starting.cancelled() and starting.exception() is None:
+        starting.result().close_soon()
 
 
 async def until_disconnected(request: Request, cancel: CancelToken) -> None:

@@ -94,6 +94,13 @@ def test_loaded_models_show_their_settings_and_unload(engine: Engine) -> None:
     assert engine.unload(MODEL) == [MODEL] and engine.loaded() == []
 
 
+def test_keep_alive_takes_ollamas_durations_too(engine: Engine) -> None:
+    reply(list(engine.generate(MODEL, "hello", options=GREEDY, keep_alive="1h30m")))
+    assert 5300 < (engine.loaded()[0].expires_in or 0) <= 5400
+    assert engine.load(MODEL, options=GREEDY, keep_alive="-5m") == 0.0  # loaded already; now for ever
+    assert engine.loaded()[0].expires_in is None
+
+
 def test_keep_alive_zero_unloads_after_the_reply(engine: Engine) -> None:
     reply(list(engine.generate(MODEL, "hello", options=GREEDY, keep_alive=0)))
     assert engine.loaded() == []
@@ -175,6 +182,11 @@ def test_a_model_that_cannot_embed_says_so(engine: Engine) -> None:
         (lambda e: e.generate(MODEL, "hi", keep_alive="x"), "keep_alive"),
         (lambda e: e.generate(MODEL, "hi", keep_alive=float("nan")), "keep_alive"),
         (lambda e: e.generate(MODEL, "hi", keep_alive=True), "keep_alive"),
+        (lambda e: e.generate(MODEL, "hi", keep_alive=1e300), "keep_alive"),
+        (
+            lambda e: e.chat(MODEL, [{"role": "user", "content": "hi"}], keep_alive="9999999999999h"),
+            "keep_alive",
+        ),
         (lambda e: e.generate(MODEL, "hi", options={"num_thread": 65536}), "num_thread"),
     ],
 )

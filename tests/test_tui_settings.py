@@ -34,7 +34,7 @@ def config_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 @pytest.mark.parametrize(
     ("text", "seconds"),
     [("5m", 300.0), ("1h30m", 5400.0), ("1m30s", 90.0), ("90", 90.0), ("0", 0.0), ("-1", -1.0),
-     ("-5m", -300.0), (" 2h ", 7200.0), ("500ms", 0.5), (".5h", 1800.0)],
+     ("-5m", -1.0), (" 2h ", 7200.0), ("500ms", 0.5), (".5h", 1800.0)],
 )  # fmt: skip
 def test_keep_alive_takes_ollamas_durations(text: str, seconds: float) -> None:
     assert keep_alive_seconds(text) == seconds

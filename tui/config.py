@@ -23,7 +23,6 @@ from __future__ import annotations
 import logging
 import math
 import os
-import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
@@ -34,10 +33,6 @@ DEFAULT_THEME = "llamadeck-dark"
 DEFAULT_KEEP_ALIVE = "5m"
 log = logging.getLogger("llamadeck.tui")
 
-_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
-_NUMBER = re.compile(r"\d+(?:\.\d*)?|\.\d+")
-_UNIT_SECONDS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
-_KEEP_ALIVE_HELP = "a duration like 5m, 1h30m or 300 (seconds); 0 unloads at once, -1 keeps for ever"
 
 
 class SettingError(ValueError):
@@ -58,29 +53,25 @@ def user_themes_dir() -> Path:
 
 
 def keep_alive_seconds(text: str) -> float:
-    """Seconds for an Ollama keep-alive: ``5m`` 300.0, ``1h30m`` 5400.0, ``90`` 90.0, ``0``, ``-1``.
+    """Seconds for an Ollama keep-alive: ``5m`` 300.0, ``1h30m`` 5400.0, ``90`` 90.0, ``0``; -1.0 for ever.
 
-    A plain number is seconds; a negative one keeps the model loaded for
-    ever, as in Ollama (the engine's ``keep_alive`` takes the result as it is).
+    The engine's one rule (``engine.parse_keep_alive``), as the API and the
+    engine read it: a plain number is seconds, any negative value keeps the
+    model loaded for ever; the message of a SettingError names the setting.
 
     >>> keep_alive_seconds("1m30s")
     90.0
     """
+    from engine import InvalidInput, parse_keep_alive
+
     if not isinstance(text, str):
-        raise SettingError(f"keep-alive must be {_KEEP_ALIVE_HELP}")
-    raw = text.strip()
-    sign = -1.0 if raw.startswith("-") else 1.0
-    body = raw[1:] if raw[:1] in ("+", "-") else raw
-    seconds: float | None = None
-    if _NUMBER.fullmatch(body):
-        seconds = float(body)
-    else:
-        parts = _DURATION_PART.findall(body)
-        if body and "".join(n + u for n, u in parts) == body:
-            seconds = sum(float(n) * _UNIT_SECONDS[u] for n, u in parts)
-    if seconds is None or not math.isfinite(seconds):
-        raise SettingError(f"keep-alive must be {_KEEP_ALIVE_HELP}, not {_show(text)}")
-    return sign * seconds
+        raise SettingError(f"keep-alive must be text such as 5m, not {_show(text)}")
+    try:
+        seconds = parse_keep_alive(text, name="keep-alive")
+    except InvalidInput as error:
+        raise SettingError(str(error)) from None
+    assert seconds is not None  # only None parses to None
+    return seconds
 
 
 def check_parameters(raw: object, *, source: str = "settings") -> dict[str, object]:

@@ -1,12 +1,13 @@
 """Loaded models: load on demand, keep alive, unload, evict to fit — the way Ollama's scheduler does.
 
-The registry does not know llama.cpp: it holds ``Resident`` entries made by a
-loader the facade gives it, counts who is using each, and decides when one
-goes. ``keep_alive`` as Ollama has it: seconds after the last request ends
-(default five minutes), ``0`` unloads right after the reply, a negative value
-keeps the model until it is unloaded by hand. When one more model would not
-fit the memory budget, idle models go first, least recently used first; a
-model in use is never unloaded under a running request.
+The registry does not know llama.cpp: it holds ``Resident`` entries made by
+a loader it is given (``residency.py`` gives it llama.cpp's), counts who is
+using each, and decides when one goes. ``keep_alive`` as Ollama has it
+(``engine.durations``): seconds after the last request ends (default five
+minutes), ``0`` unloads right after the reply, a negative value keeps the
+model until it is unloaded by hand. When one more model would not fit the
+memory budget, idle models go first, least recently used first; a model in
+use is never unloaded under a running request.
 """
 
 from __future__ import annotations
@@ -19,9 +20,9 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, Protocol, TypeVar
 
 from engine.cancel import NEVER, CancelToken
+from engine.durations import DEFAULT_KEEP_ALIVE
 from engine.errors import Busy, ShutDown
 
-DEFAULT_KEEP_ALIVE = 300.0  # seconds, as Ollama's OLLAMA_KEEP_ALIVE
 _REAP_EVERY = 1.0
 
 

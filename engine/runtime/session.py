@@ -1,0 +1,243 @@
+"""One reply from a loaded model: the prompt it sees, submitted to its scheduler, and its events back.
+
+``start_reply`` does what a generation needs once its model is loaded: it
+picks the template (the model's own, the one llamadeck recorded for a base
+model, or none for plain completion), puts the model's system prompt and
+preset turns in front, fits the history into the context (the oldest turns
+dropped, see ``history.py``), tokenizes it and submits it to the model's
+scheduler. What comes back is a ``Reply``: Token events, then exactly one
+Done with the request's own figures (load time, total time, dropped
+messages); a Done "error" is raised as the error instead.
+
+A reply is read once, with ``for`` (blocking: the CLI and the TUI, on a
+thread of their own) or with ``async for`` (asyncio: the HTTP API, woken by
+the scheduler's thread itself, so each token crosses one thread handoff).
+It holds its model in use until its Done was read or it is closed; then
+the keep-alive clock starts.
+
+    reply = start_reply(runtime, request, fresh=True, started=t0, cancel=token, release=lease.close)
+    for event in reply: ...            # or: async for event in reply: ...
+
+Importing this module is cheap: the scheduler is imported by ``start_reply``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
+
+from engine.cancel import NEVER, CancelToken
+from engine.errors import LlamadeckError
+from engine.events import Done, Generation
+from engine.options import LoadOptions, SamplingOptions
+from engine.runtime.history import fit_history
+from engine.store.manifest import Manifest
+from engine.templates.message import Message
+from engine.templates.render import template_for, with_system_prompt
+
+if TYPE_CHECKING:
+    from engine.runtime.loader import Runtime
+    from engine.runtime.scheduler import Handle
+
+MAX_BYTES_PER_TOKEN = 64  # no tokenizer packs more into one token: longer text cannot fit the context
+
+
+@dataclass(frozen=True)
+class GenerationRequest:
+    """What one chat or generate call asks of a model, checked by the facade."""
+
+    manifest: Manifest  # the name asked for: its template and system prompt (weights may be shared)
+    messages: list[Message]
+    sampling: SamplingOptions
+    load: LoadOptions  # how the model is loaded (a loaded one with other options is loaded again)
+    keep_alive: float | None  # seconds after the reply (``durations.parse_keep_alive``); None: the default
+    tools: Sequence[Mapping[str, Any]] | None = None
+    raw: bool | None = None  # None: the model's own template if it has one (see ``template_for``)
+    conversation: str | None = None  # a key the caller keeps: its KV state stays resident
+
+
+def prompt_tokens(runtime: Runtime, request: GenerationRequest) -> tuple[list[int], int]:
+    """The prompt as tokens, fitted into the model's context, and how many messages were dropped for it.
+
+    Raises TemplateError (a template llamadeck cannot render) and
+    PromptTooLong (the system prompt and the last message alone do not fit).
+    """
+    manifest, model = request.manifest, runtime.model
+    template = template_for(
+        manifest.config.template,
+        manifest.config.template_source,
+        bos_token=model.bos_text,
+        eos_token=model.eos_text,
+        raw=request.raw,
+    )
+    messages = request.messages
+    if template is not None:
+        preset = [Message(role, content) for role, content in manifest.config.messages]
+        messages = with_system_prompt(messages, manifest.config.system, preset=preset)
+    n_ctx = runtime.settings.n_ctx
+
+    def render(part: Sequence[Message]) -> list[int] | None:
+        if template is None:  # plain completion: the prompt as it is
+            text = "\n\n".join(m.content for m in part)
+        else:
+            text = template.render(part, tools=request.tools)
+        if len(text.encode()) > n_ctx * MAX_BYTES_PER_TOKEN:
+            return None  # cannot fit whatever the tokenizer says: never tokenize megabytes (quadratic)
+        return model.tokenize(text, add_special=True, parse_special=template is not None)
+
+    limit = n_ctx - min(256, n_ctx // 8)  # room for a reply
+    return fit_history(messages if template is not None else messages[-1:], render, limit, context=n_ctx)
+
+
+def start_reply(
+    runtime: Runtime,
+    request: GenerationRequest,
+    *,
+    fresh: bool,
+    started: float,
+    cancel: CancelToken = NEVER,
+    release: Callable[[], None] = lambda: None,
+) -> Reply:
+    """Fit, tokenize and submit ``request`` to the loaded ``runtime``; the Reply streams its events.
+
+    ``fresh``: the model was loaded for this request (its Done carries the
+    load time); ``started``: ``time.perf_counter()`` when the request came;
+    ``release`` lets go of the model, called once when the reply ends (also
+    when this raises). Cancelling ``cancel`` stops the generation.
+    """
+    from engine.runtime import loader
+    from engine.runtime.request import Request
+
+    try:
+        tokens, dropped = prompt_tokens(runtime, request)
+        sampling = request.sampling
+        handle = runtime.scheduler.submit(
+            Request(
+                tokens=tokens,
+                sampling=sampling,
+                max_tokens=loader.max_tokens(sampling),
+                stop=sampling.stop,
+                conversation=request.conversation,
+            )
+        )
+    except BaseException:
+        release()
+        raise
+    load_seconds = runtime.load_seconds if fresh else 0.0
+    return Reply(
+        handle, started=started, load_seconds=load_seconds, dropped=dropped, cancel=cancel, release=release
+    )
+
+
+class Reply:
+    """A generation under way: Token events, then exactly one Done; read once, with ``for`` or ``async for``.
+
+    The Done is the scheduler's with this request's load time, total time
+    and dropped messages; a Done "error" raises the generation's error
+    instead. A reader that stops early (``break``, a closed connection)
+    cancels the generation. ``close`` ends a reply that is not read to its
+    end (``close_soon`` on an event loop); both are safe to call more than
+    once, from any thread.
+    """
+
+    def __init__(
+        self,
+        handle: Handle | None,
+        *,
+        started: float,
+        load_seconds: float = 0.0,
+        dropped: int = 0,
+        cancel: CancelToken = NEVER,
+        release: Callable[[], None] = lambda: None,
+    ) -> None:
+        self._handle = handle
+        self._started = started
+        self._load_seconds = load_seconds
+        self._dropped = dropped
+        self._release = release
+        self._forget = cancel.on_cancel(handle.cancel) if handle is not None else lambda: None
+        self._lock = threading.Lock()
+        self._finished = False  # the Done was read
+        self._closing = False  # close was called, or handed to a worker thread
+        self._closed = False
+
+    @classmethod
+    def cancelled_while_loading(cls, started: float) -> Reply:
+        """The reply of a request cancelled before its model was loaded: only a Done "cancelled"."""
+        return cls(None, started=started)
+
+    def close(self) -> None:
+        """Stop the generation unless its Done was read, and let go of the model; idempotent."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closing = self._closed = True
+        try:
+            self._forget()
+            if not self._finished and self._handle is not None:
+                self._handle.cancel()  # the reader stopped early: the slot is free at the next step
+        finally:
+            self._release()
+
+    def _last(self, done: Done) -> Done:
+        """The scheduler's Done as this request's: its figures added, or its error raised."""
+        self._finished = True
+        if done.reason == "error":
+            error = self._handle.error if self._handle is not None else None
+            raise error or LlamadeckError(done.error or "generation failed")
+        return replace(
+            done,
+            load_seconds=self._load_seconds,
+            total_seconds=time.perf_counter() - self._started,
+            dropped_messages=self._dropped,
+        )
+
+    def _cancelled_early(self) -> Done:
+        self._finished = True
+        waited = time.perf_counter() - self._started
+        return Done("cancelled", 0, 0, waited, 0.0, 0.0, total_seconds=waited)
+
+    def __iter__(self) -> Iterator[Generation]:
+        try:
+            if self._handle is None:
+                done = self._cancelled_early()
+                self.close()
+                yield done
+                return
+            for event in self._handle:  # ends after the Done
+                if isinstance(event, Done):
+                    event = self._last(event)
+                    self.close()  # the model is free before the reader sees the end
+                yield event
+        finally:
+            self.close()
+
+    async def __aiter__(self) -> AsyncIterator[Generation]:
+        try:
+            if self._handle is None:
+                done = self._cancelled_early()
+                self.close_soon()
+                yield done
+                return
+            async for event in self._handle.aiter():  # ends after the Done
+                if isinstance(event, Done):
+                    event = self._last(event)
+                    self.close_soon()  # a reader that stops at the Done need not close the reply
+                yield event
+        finally:
+            self.close_soon()
+
+    def close_soon(self) -> None:
+        """``close`` for an event loop: on a worker thread, as letting go of a model may unload it."""
+        with self._lock:
+            if self._closing:
+                return
+            self._closing = True
+        try:
+            asyncio.get_running_loop().run_in_executor(None, self.close)
+        except RuntimeError:  # no loop or its executor is shut down (the server is stopping): here, then
+            self.close()
