@@ -64,9 +64,9 @@ from engine.runtime.toolcalls import (
     tool_names,
 )
 from engine.shape import ModelShape
+from engine.store.cleanup import PruneReport
 from engine.store.manifest import Manifest, ModelConfig, ModelFile
 from engine.store.removal import Removal
-from engine.store.cleanup import PruneReport
 from engine.templates.message import Message
 from engine.units import format_gib, format_size
 

@@ -33,8 +33,8 @@ from engine.options import LoadOptions, SamplingOptions
 from engine.runtime.registry import Registry, Resident
 from engine.runtime.session import GenerationRequest, Reply
 from engine.store.manifest import Manifest
-from engine.store.refs import parse_ref
 from engine.store.model_store import Store
+from engine.store.refs import parse_ref
 from engine.templates.message import Message
 
 if TYPE_CHECKING:

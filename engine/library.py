@@ -29,12 +29,12 @@ from engine.ingest.embedded import DEFAULT_MODEL, find_embedded
 from engine.ingest.hub.search import HubRepo
 from engine.machine.memory import Machine
 from engine.machine.quant import VariantFit
-from engine.store.manifest import Manifest
-from engine.store.refs import HubRef, LocalRef, ModelRef, parse_local_name, parse_ref
-from engine.store.removal import Removal, prune_store, remove_model
 from engine.store.cleanup import PruneReport
+from engine.store.manifest import Manifest
 from engine.store.manifest_files import StoreEntry
 from engine.store.model_store import Store
+from engine.store.refs import HubRef, LocalRef, ModelRef, parse_local_name, parse_ref
+from engine.store.removal import Removal, prune_store, remove_model
 
 if TYPE_CHECKING:
     from engine.runtime.loader import Runtime

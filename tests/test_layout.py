@@ -45,7 +45,7 @@ def _type_checking_blocks(tree: ast.AST) -> set[int]:
 
 
 def import_graph(modules: dict[str, Path]) -> dict[str, set[str]]:
-    """Module -> the project modules it imports (a package's ``__init__`` is not counted as the package's parts)."""
+    """Module -> the project modules it imports, lazy imports included."""
     graph: dict[str, set[str]] = {}
     for name, path in modules.items():
         tree = ast.parse(path.read_text(encoding="utf-8"), str(path))

@@ -16,8 +16,8 @@ import pytest
 from engine import Cancelled, CancelToken, Done, Engine, IntegrityError, InvalidInput, Machine, ModelConfig
 from engine.events import Event, Progress, Status
 from engine.ingest.local import import_file, import_gguf
-from engine.store.refs import LocalRef
 from engine.store.model_store import Store
+from engine.store.refs import LocalRef
 from tests.support.tiny_gguf import CHAT_TEMPLATE, write_tiny_gguf
 
 CPU_BOX = Machine(free_ram=16 << 30, gpu_free_vram=None)

@@ -8,7 +8,6 @@ from hypothesis import strategies as st
 
 from engine.errors import NoGGUFInRepo, UnknownQuant
 from engine.machine.memory import DEFAULT_CONTEXT, Machine, estimate_memory, kv_cache_bytes
-from engine.shape import ModelShape
 from engine.machine.quant import (
     QUANTS,
     Variant,
@@ -18,6 +17,7 @@ from engine.machine.quant import (
     quant_from_file_type,
     quant_from_filename,
 )
+from engine.shape import ModelShape
 from engine.units import format_gib, format_size
 
 GiB = 1024**3

@@ -1,4 +1,4 @@
-"""Searching Hugging Face: engine.ingest.hub.search_models against the fake Hub, and the pull dialog's search."""
+"""Searching Hugging Face: engine.ingest.hub.search against the fake Hub, and the pull dialog's search."""
 
 from __future__ import annotations
 

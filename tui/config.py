@@ -21,7 +21,6 @@ beside it, then ``os.replace``).
 from __future__ import annotations
 
 import logging
-import math
 import os
 import tomllib
 from collections.abc import Mapping
@@ -32,7 +31,6 @@ from typing import Any
 DEFAULT_THEME = "llamadeck-dark"
 DEFAULT_KEEP_ALIVE = "5m"
 log = logging.getLogger("llamadeck.tui")
-
 
 
 class SettingError(ValueError):

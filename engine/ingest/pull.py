@@ -36,8 +36,8 @@ from engine.store.blob_locks import blob_locks
 from engine.store.clock import now_iso
 from engine.store.gguf_io import GGUFInfo, check_data_inside, read_header
 from engine.store.manifest import MAX_TEXT, Manifest, ModelConfig, ModelFile
-from engine.store.refs import HubRef
 from engine.store.model_store import Store
+from engine.store.refs import HubRef
 from engine.store.transfer import HashingFile, ProgressMeter
 from engine.store.verify import inspect_blob
 from engine.templates.known import template_and_source

@@ -119,9 +119,9 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from engine.errors import InvalidOption
-from engine.store.gguf_io import TensorBytes
 from engine.machine.memory import FIXED_OVERHEAD, KV_CACHE_TYPES, Machine, kv_bytes_per_cell
 from engine.shape import ModelShape
+from engine.store.gguf_io import TensorBytes
 from engine.units import GIB, MIB, format_gib
 
 N_UBATCH = 512  # llama.cpp's default physical batch: the worst-case graph it reserves buffers for

@@ -14,9 +14,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from engine.errors import InvalidInput, LlamadeckError, NewerStore
-from engine.store.refs import HubRef, ModelRef
 from engine.store.cleanup import PruneReport
 from engine.store.model_store import Store
+from engine.store.refs import HubRef, ModelRef
 
 PRUNE_AFTER_RM = 7 * 24 * 3600  # rm prunes partials untouched for a week; prune itself takes all
 

@@ -26,9 +26,9 @@ from tui.config import (
     SettingError,
     check_keep_alive,
     check_store,
+    format_parameter_lines,
     parse_parameter_lines,
 )
-from tui.config import format_parameter_lines
 from tui.terminal import escape
 
 if TYPE_CHECKING:
@@ -72,7 +72,10 @@ class SettingsScreen(ModalScreen[bool]):
                 yield Select([], prompt="(none: ask each time)", id="default_model", compact=True)
                 yield Label("Default parameters", classes="label")
                 yield TextArea(
-                    format_parameter_lines(self.config.parameters), id="parameters", soft_wrap=False, compact=True
+                    format_parameter_lines(self.config.parameters),
+                    id="parameters",
+                    soft_wrap=False,
+                    compact=True,
                 )
                 yield Static(PARAMETERS_HELP, classes="help", markup=False)
                 yield Label("Keep models loaded for", classes="label")
