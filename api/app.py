@@ -18,7 +18,7 @@ from fastapi import APIRouter, FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api import create, errors, generate, models, openai
-from api.security import Guard
+from api.security import Guard, check_api_key
 from engine import Engine
 
 ROUTERS: tuple[APIRouter, ...] = (models.router, generate.router, openai.router, create.router)
@@ -56,12 +56,14 @@ def create_app(
 ) -> FastAPI:
     """An ASGI app serving ``engine``.
 
-    ``api_key``: every request then needs ``Authorization: Bearer <key>``.
+    ``api_key``: every request then needs ``Authorization: Bearer <key>``
+    (one of only spaces is a ValueError: it could never be sent).
     ``allowed_hosts``: Host names accepted besides loopback ones (``"*"``: any,
     for a server bound to every interface, where the key is the guard).
     ``allowed_origins``: browser origins besides local pages and app schemes
     (default: ``LLAMADECK_ORIGINS``).
     """
+    check_api_key(api_key)  # now, not at the first request
     app = FastAPI(title="llamadeck", version=models.VERSION, docs_url=None, redoc_url=None)
     app.state.engine = engine
     errors.install(app)

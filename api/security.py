@@ -14,7 +14,8 @@ So every request is checked before any route runs:
   request refused above never carries a proof.
 * With an API key, every request needs ``Authorization: Bearer <key>``
   (compared in constant time), else 401. CORS preflights are answered without
-  it, as browsers never send credentials on them.
+  it, as browsers never send credentials on them. A key of only spaces is no
+  key (``check_api_key``): it could never be sent in a header.
 """
 
 from __future__ import annotations
@@ -81,6 +82,22 @@ def origins_from_env(environ: dict[str, str] | None = None) -> tuple[str, ...]:
     return tuple(o.strip() for o in raw.split(",") if o.strip())
 
 
+def check_api_key(key: str | None) -> str | None:
+    """The API key to require: None for none (unset or empty); ValueError for one of only spaces.
+
+    HTTP drops the spaces around a header's value, so such a key could never
+    be sent: it would lock every client out on loopback, and it must not count
+    as the key that lets a server listen beyond loopback.
+    """
+    if not key:
+        return None
+    if not key.strip():
+        raise ValueError(
+            "the API key is blank (only spaces): set LLAMADECK_API_KEY or --api-key to a real key"
+        )
+    return key
+
+
 def bearer_matches(header: str | None, key: str) -> bool:
     """Whether ``Authorization`` carries ``Bearer <key>``; compared in constant time."""
     if not header:
@@ -107,7 +124,7 @@ class Guard:
         prove: Callable[[str], str] | None = None,
     ) -> None:
         self.app = app
-        self.api_key = api_key or None
+        self.api_key = check_api_key(api_key)
         self.prove = prove
         hosts = [h.strip().strip("[]").lower() for h in (allowed_hosts or ()) if h.strip()]
         self.any_host = ANY_HOST in hosts

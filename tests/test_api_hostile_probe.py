@@ -16,6 +16,8 @@ from collections.abc import Iterator
 import pytest
 
 from api import proof
+from api.app import create_app
+from api.server import ServeError, bind
 from engine import Engine
 from tests.support.api_server import running_api
 from tests.support.relay import Relay
@@ -108,3 +110,13 @@ def test_an_unreadable_challenge_is_400_and_no_proof(port: int, challenge: str) 
 )
 def test_both_ends_spell_an_address_alike(host: str, port: int, text: str) -> None:
     assert proof.address_text(host, port) == text
+
+
+@pytest.mark.parametrize("key", [" ", "  \t ", "\n"])
+@pytest.mark.parametrize("host", ["127.0.0.1", "0.0.0.0"])
+def test_a_blank_api_key_is_no_key(engine: Engine, key: str, host: str) -> None:
+    """Minor finding: a key of spaces passed the "key required" check, yet no client could ever send it."""
+    with pytest.raises(ServeError, match="API key is blank"):
+        bind(host, 0, api_key=key)
+    with pytest.raises(ValueError, match="API key is blank"):
+        create_app(engine, api_key=key)

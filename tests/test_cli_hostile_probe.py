@@ -185,6 +185,20 @@ def test_a_server_named_by_llamadeck_host_is_trusted_without_a_store_proof(
     assert held == [MODEL]
 
 
+@pytest.mark.parametrize("where", [("--host", "0.0.0.0"), ("--host", "127.0.0.1")])
+@pytest.mark.parametrize("how", ["flag", "environment"])
+def test_serve_refuses_a_blank_api_key_in_one_line(where: tuple[str, str], how: str) -> None:
+    """Minor finding: a key of spaces is no key; it never lets serve listen beyond loopback."""
+    blank = "  \t "
+    args = [LLAMADECK, "serve", *where, "--port", "0"]
+    env = _env(LLAMADECK_API_KEY=blank) if how == "environment" else _env()
+    if how == "flag":
+        args += ["--api-key", blank]
+    result = subprocess.run(args, env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1, result
+    assert result.stderr.count("\n") == 1 and "API key" in result.stderr and "blank" in result.stderr
+
+
 def test_ctrl_c_breaks_a_read_that_a_stalling_server_holds() -> None:
     """A server that starts an answer and then says nothing cannot hold run: Ctrl+C breaks the connection."""
     listener = socket.create_server(("127.0.0.1", 0))
