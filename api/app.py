@@ -12,19 +12,16 @@ the app back.
 
 from __future__ import annotations
 
-import contextlib
-import re
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 
 from fastapi import APIRouter, FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api import create, errors, generate, models, openai
-from api.security import Guard
+from api.security import Guard, check_api_key
 from engine import Engine
 
 ROUTERS: tuple[APIRouter, ...] = (models.router, generate.router, openai.router, create.router)
-_CHALLENGE = re.compile(rb"[0-9a-f]{32,128}")
 _UNLIMITED_PREFIXES = ("/api/blobs/",)  # uploads of model files: verified by digest, not size-limited
 
 
@@ -59,49 +56,52 @@ def create_app(
 ) -> FastAPI:
     """An ASGI app serving ``engine``.
 
-    ``api_key``: every request then needs ``Authorization: Bearer <key>``.
+    ``api_key``: every request then needs ``Authorization: Bearer <key>``
+    (one of only spaces is a ValueError: it could never be sent).
     ``allowed_hosts``: Host names accepted besides loopback ones (``"*"``: any,
     for a server bound to every interface, where the key is the guard).
     ``allowed_origins``: browser origins besides local pages and app schemes
     (default: ``LLAMADECK_ORIGINS``).
     """
+    check_api_key(api_key)  # now, not at the first request
     app = FastAPI(title="llamadeck", version=models.VERSION, docs_url=None, redoc_url=None)
     app.state.engine = engine
     errors.install(app)
     for router in ROUTERS:
         app.include_router(router)
     app.add_middleware(BodyLimit)
-    app.add_middleware(Guard, api_key=api_key, allowed_hosts=allowed_hosts, allowed_origins=allowed_origins)
-    app.add_middleware(Identify, version=models.VERSION, prove=engine.store_proof)
+    app.add_middleware(
+        Guard,
+        api_key=api_key,
+        allowed_hosts=allowed_hosts,
+        allowed_origins=allowed_origins,
+        prove=engine.store_proof,  # answered inside the guard: never on a request it refuses
+    )
+    app.add_middleware(Identify, version=models.VERSION)
     return app
 
 
 class Identify:
-    """Every response says it comes from llamadeck: ``llamadeck ps`` tells us from an Ollama on the port."""
+    """Every response says it comes from llamadeck: ``llamadeck ps`` tells us from an Ollama on the port.
+
+    It sits outside the guard, so refusals say it too; it proves nothing (the
+    store proof is the guard's, ``api.proof``): anyone can send this header.
+    """
 
     HEADER = b"x-llamadeck-version"
-    CHALLENGE = b"x-llamadeck-challenge"  # a client's random text: the answer proves which store this serves
-    PROOF = b"x-llamadeck-proof"
 
-    def __init__(self, app: ASGIApp, version: str, prove: Callable[[str], str] | None = None) -> None:
+    def __init__(self, app: ASGIApp, version: str) -> None:
         self.app = app
         self.headers = [(self.HEADER, version.encode())]
-        self.prove = prove
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
 
-        headers = list(self.headers)
-        challenge = next((v for k, v in scope.get("headers", []) if k == self.CHALLENGE), None)
-        if challenge is not None and self.prove is not None and _CHALLENGE.fullmatch(challenge):
-            with contextlib.suppress(Exception):  # no key, no proof: the client then works on its own
-                headers.append((self.PROOF, self.prove(challenge.decode()).encode()))
-
         async def send_identified(message: Message) -> None:
             if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", []), *headers]
+                message["headers"] = [*message.get("headers", []), *self.headers]
             await send(message)
 
         await self.app(scope, receive, send_identified)

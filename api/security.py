@@ -9,9 +9,13 @@ So every request is checked before any route runs:
 * ``Origin``, when a browser sends one, must be a local page or an app scheme
   (``LLAMADECK_ORIGINS`` adds patterns, as ``OLLAMA_ORIGINS`` does); any other
   is refused (403) on every method, so a page cannot even fire a simple POST.
+* The store proof (``api.proof``) is answered here, after the Host and Origin
+  checks and before the key: ``run`` asks it before it sends its key, and a
+  request refused above never carries a proof.
 * With an API key, every request needs ``Authorization: Bearer <key>``
   (compared in constant time), else 401. CORS preflights are answered without
-  it, as browsers never send credentials on them.
+  it, as browsers never send credentials on them. A key of only spaces is no
+  key (``check_api_key``): it could never be sent in a header.
 """
 
 from __future__ import annotations
@@ -21,11 +25,13 @@ import hmac
 import ipaddress
 import json
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import urlsplit
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from api import proof
 
 _LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "0.0.0.0", "::1"})
 _APP_SCHEMES = frozenset({"app", "file", "tauri", "vscode-webview", "vscode-file"})
@@ -76,6 +82,22 @@ def origins_from_env(environ: dict[str, str] | None = None) -> tuple[str, ...]:
     return tuple(o.strip() for o in raw.split(",") if o.strip())
 
 
+def check_api_key(key: str | None) -> str | None:
+    """The API key to require: None for none (unset or empty); ValueError for one of only spaces.
+
+    HTTP drops the spaces around a header's value, so such a key could never
+    be sent: it would lock every client out on loopback, and it must not count
+    as the key that lets a server listen beyond loopback.
+    """
+    if not key:
+        return None
+    if not key.strip():
+        raise ValueError(
+            "the API key is blank (only spaces): set LLAMADECK_API_KEY or --api-key to a real key"
+        )
+    return key
+
+
 def bearer_matches(header: str | None, key: str) -> bool:
     """Whether ``Authorization`` carries ``Bearer <key>``; compared in constant time."""
     if not header:
@@ -87,7 +109,10 @@ def bearer_matches(header: str | None, key: str) -> bool:
 
 
 class Guard:
-    """Pure ASGI middleware: Host, Origin, CORS for allowed origins, then the API key."""
+    """Pure ASGI middleware: Host, Origin, CORS for allowed origins, the store proof, then the API key.
+
+    ``prove``: ``Engine.store_proof``, to answer ``GET /api/proof`` (none: not answered).
+    """
 
     def __init__(
         self,
@@ -96,9 +121,11 @@ class Guard:
         api_key: str | None = None,
         allowed_hosts: Iterable[str] | None = None,
         allowed_origins: Iterable[str] | None = None,
+        prove: Callable[[str], str] | None = None,
     ) -> None:
         self.app = app
-        self.api_key = api_key or None
+        self.api_key = check_api_key(api_key)
+        self.prove = prove
         hosts = [h.strip().strip("[]").lower() for h in (allowed_hosts or ()) if h.strip()]
         self.any_host = ANY_HOST in hosts
         self.hosts = frozenset(h for h in hosts if h != ANY_HOST)
@@ -130,6 +157,10 @@ class Guard:
         cors = _cors_headers(origin) if origin is not None else []
         if scope["method"] == "OPTIONS" and origin is not None and "access-control-request-method" in headers:
             await _respond(send, 204, b"", cors + _PREFLIGHT)
+            return
+        if self.prove is not None and scope["path"] == proof.PATH and scope["method"] == "GET":
+            status, body, extra = proof.answer(headers.get(proof.CHALLENGE), scope.get("server"), self.prove)
+            await _respond(send, status, body, cors + extra)
             return
         if self.api_key is not None and not bearer_matches(headers.get("authorization"), self.api_key):
             await _refuse(send, 401, "unauthorized: send Authorization: Bearer <API key>", cors)

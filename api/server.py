@@ -8,6 +8,7 @@
 ":port", a bare IPv6 address or a URL), by the rule in ``api.address`` that
 the clients share. Listening anywhere but on loopback needs an API key: the
 API runs models and writes to the store, so it is never left open to a network.
+A key of only spaces is refused everywhere: no client could ever send it.
 Each failure to listen is one ``ServeError`` line that says what to do.
 """
 
@@ -23,7 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from api.address import AddressError, from_environ, parse_host
-from api.security import ANY_HOST, is_loopback
+from api.security import ANY_HOST, check_api_key, is_loopback
 from engine import Engine
 
 _GRACEFUL_SECONDS = 5  # open streams get this long to finish on Ctrl+C
@@ -50,7 +51,11 @@ def address(host: str | None, port: int | None, environ: Mapping[str, str] | Non
 
 
 def check_exposure(host: str, api_key: str | None) -> None:
-    """Refuse to listen beyond loopback without an API key."""
+    """Refuse a blank API key, and to listen beyond loopback without a key."""
+    try:
+        api_key = check_api_key(api_key)
+    except ValueError as error:
+        raise ServeError(str(error)) from None
     if not is_loopback(host) and not api_key:
         raise ServeError(
             f"refusing to listen on {host} without an API key: anyone who can reach it could run models "

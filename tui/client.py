@@ -1,25 +1,34 @@
-"""Talking to a running ``llamadeck serve``, for ``ps`` and ``stop`` (stdlib only: the CLI starts fast).
+"""Talking to a running ``llamadeck serve`` for ``ps``, ``stop`` and ``run`` (stdlib only: starts fast).
 
 A server is found where ``serve`` would listen: ``LLAMADECK_HOST`` (``host``,
 ``host:port`` or a URL, read by ``api.address`` as the server reads it), else
 127.0.0.1:11434. It must answer with the ``x-llamadeck-version`` header: an
-Ollama on the same port is told apart and named, not driven.
+Ollama on the same port is told apart and named, not driven. ``run`` hands
+its prompt only to a server the user named or one that proves it serves the
+same store (``server_for_store``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import hmac
+import http.client
 import json
 import os
 import secrets
+import socket
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
-from api.address import AddressError, from_environ
+from api import proof
+from api.address import ENV, AddressError, from_environ
 
-_TIMEOUT = 5.0
+_TIMEOUT = 5.0  # a busy machine's server may take its time (a probe once gave up after 0.5 s)
+VERSION = "x-llamadeck-version"  # every answer of llamadeck's has it (anyone can send it: it proves nothing)
 
 
 class ServerError(Exception):
@@ -42,10 +51,10 @@ def call(method: str, path: str, body: dict[str, Any] | None = None) -> Any:
     request = urllib.request.Request(base + path, data=data, headers=headers, method=method)
     try:
         with urllib.request.urlopen(request, timeout=_TIMEOUT) as response:
-            identified = response.headers.get("x-llamadeck-version")
+            identified = response.headers.get(VERSION)
             payload = response.read()
     except urllib.error.HTTPError as error:
-        identified = error.headers.get("x-llamadeck-version")
+        identified = error.headers.get(VERSION)
         if not identified:
             raise ServerError(f"the server at {base} is not llamadeck's (HTTP {error.code})") from error
         raise ServerError(_error_text(error.read()) or f"the server answered HTTP {error.code}") from error
@@ -69,35 +78,87 @@ def _error_text(raw: bytes) -> str:
     return message if isinstance(message, str) else ""
 
 
-_PROBE_TIMEOUT = 0.5  # a server on loopback answers in milliseconds; none there is refused at once
+@dataclass
+class Server:
+    """A llamadeck server ``run`` may hand its prompt to, and the one connection it was checked on.
 
-
-def server_for_store(prove: Callable[[str], str]) -> str | None:
-    """The base URL of a running llamadeck server on this same store, or None.
-
-    ``run`` then asks it instead of loading a second copy of the model. The
-    server must answer a random challenge with the store's proof
-    (``Engine.store_proof``), which only a process that can read this store's
-    key can compute, so a stranger on the port never sees the prompt. Any
-    doubt (no answer, not llamadeck, another store, an error) gives None and
-    ``run`` works in-process, as it always can.
+    For a server found at the default address, requests go on the connection
+    its proof was given on, which never reconnects by itself: what proved the
+    store is what gets the key and the prompt. A named server is trusted as
+    named, and may be reconnected to.
     """
+
+    url: str
+    connection: http.client.HTTPConnection
+    prefix: str = ""  # a proxy's path before /api/...
+
+    def interrupt(self) -> None:
+        """Break the connection now, from any thread (Ctrl+C): a blocked read ends, the server sees it."""
+        sock = self.connection.sock
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+    def close(self) -> None:
+        self.interrupt()
+        self.connection.close()
+
+
+def server_for_store(prove: Callable[[str], str], environ: Mapping[str, str] | None = None) -> Server | None:
+    """A running llamadeck server for ``run``, on a checked connection; None: ``run`` works in-process.
+
+    A server the user named (``LLAMADECK_HOST``) is trusted as named: it only
+    has to answer as llamadeck. One found at the default address must first
+    prove that it serves this same store (``api.proof``, with ``prove`` =
+    ``Engine.store_proof``): the probe carries a random challenge and nothing
+    else (no key, no prompt), and the answer must sign the address this
+    connection reached, so a stranger on the port, even one relaying to the
+    real server, learns nothing and is not used. Any doubt (no answer, not
+    llamadeck, another store, an error) gives None.
+    """
+    env = os.environ if environ is None else environ
     try:
-        base = server_url()
+        url = server_url(env)
     except ServerError:
         return None
-    challenge = secrets.token_hex(16)
-    headers = {**_auth(), "x-llamadeck-challenge": challenge}
-    request = urllib.request.Request(base + "/api/version", headers=headers, method="GET")
+    named = bool(env.get(ENV, "").strip().strip("\"'").strip())
+    parts = urlsplit(url)
+    kind = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
+    connection = kind(parts.hostname or "", parts.port, timeout=_TIMEOUT)  # none: refused at once
+    server = Server(url, connection, parts.path.rstrip("/"))
     try:
-        with urllib.request.urlopen(request, timeout=_PROBE_TIMEOUT) as response:
-            proof = response.headers.get("x-llamadeck-proof") or ""
-        expected = prove(challenge)
-    except (urllib.error.URLError, OSError, ValueError, LookupError):
+        checked = _answers_as_llamadeck(server) if named else _proves_the_store(server, prove)
+    except Exception:  # noqa: BLE001 - no answer, a garbled one, our own store's key unreadable: in-process
+        checked = False
+    if not checked:
+        server.close()
         return None
-    except Exception:  # noqa: BLE001 - our own store's key unreadable: work in-process, as without a server
-        return None
-    return base if hmac.compare_digest(proof, expected) else None
+    connection.timeout = None  # a reply may take its time
+    if connection.sock is not None:
+        connection.sock.settimeout(None)
+    if not named:  # the proof holds for this connection: a closed one stays closed, never replaced
+        connection.auto_open = 0
+    return server
+
+
+def _proves_the_store(server: Server, prove: Callable[[str], str]) -> bool:
+    challenge = secrets.token_hex(16)
+    server.connection.request("GET", server.prefix + proof.PATH, headers={proof.CHALLENGE: challenge})
+    response = server.connection.getresponse()
+    response.read()
+    given = response.getheader(proof.PROOF) or ""
+    if response.status != 204 or response.will_close or server.connection.sock is None:
+        return False
+    host, port = server.connection.sock.getpeername()[:2]  # the address this connection reached
+    expected = prove(proof.signed_text(challenge, host, port))
+    return hmac.compare_digest(given.encode("latin-1", "replace"), expected.encode())
+
+
+def _answers_as_llamadeck(server: Server) -> bool:
+    server.connection.request("GET", server.prefix + "/api/version", headers=_auth())
+    response = server.connection.getresponse()
+    response.read()
+    return response.status == 200 and bool(response.getheader(VERSION))
 
 
 def _auth() -> dict[str, str]:
@@ -105,30 +166,35 @@ def _auth() -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"} if key else {}
 
 
-def stream(base: str, path: str, body: dict[str, Any], on_open: Any = None) -> Iterator[dict[str, Any]]:
-    """POST ``body`` and yield each NDJSON object of the answer; raises ServerError on a refusal.
+def stream(server: Server, path: str, body: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """POST ``body`` on the server's checked connection and yield each NDJSON object of the answer.
 
-    ``on_open(response)`` is called once the answer has started, so a caller
-    can close it from another thread (Ctrl+C): the server then cancels.
+    The API key goes with it (only now: the server was checked first). Raises
+    ServerError on a refusal or a broken connection; ``server.interrupt()``
+    from another thread (Ctrl+C) ends it, and the server then cancels.
     """
     headers = {"Content-Type": "application/json", **_auth()}
-    request = urllib.request.Request(
-        base + path, data=json.dumps(body).encode(), headers=headers, method="POST"
-    )
     try:
-        response = urllib.request.urlopen(request, timeout=None)
-    except urllib.error.HTTPError as error:
-        raise ServerError(_error_text(error.read()) or f"the server answered HTTP {error.code}") from error
-    except (urllib.error.URLError, OSError) as error:
-        raise ServerError(f"the llamadeck server at {base} went away: {error}") from error
-    if on_open is not None:
-        on_open(response)
+        server.connection.request(
+            "POST", server.prefix + path, body=json.dumps(body).encode(), headers=headers
+        )
+        response = server.connection.getresponse()
+    except (OSError, http.client.HTTPException) as error:
+        raise ServerError(f"the llamadeck server at {server.url} went away: {error!r}") from error
     with response:
-        try:
-            for line in response:
-                if line.strip():
-                    yield json.loads(line)
-        except ValueError as error:
-            raise ServerError(f"the server at {base} sent a line that is not JSON") from error
-        except (OSError, AttributeError) as error:  # closed under us (Ctrl+C) or the connection broke
-            raise ServerError(f"the connection to {base} was closed") from error
+        if response.status >= 400:
+            raise ServerError(_error_text(response.read()) or f"the server answered HTTP {response.status}")
+        while line := _read_line(response, server.url):
+            if line.strip():
+                try:
+                    item = json.loads(line)
+                except ValueError:
+                    raise ServerError(f"the server at {server.url} sent a line that is not JSON") from None
+                yield item
+
+
+def _read_line(response: http.client.HTTPResponse, url: str) -> bytes:
+    try:
+        return response.readline()
+    except (OSError, ValueError, AttributeError, http.client.HTTPException) as error:  # Ctrl+C, or broken
+        raise ServerError(f"the connection to {url} was closed") from error

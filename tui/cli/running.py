@@ -6,11 +6,14 @@ import argparse
 import os
 import sys
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tui.cli.common import CliError, interactive, open_engine, progress_view
 from tui.tables import ago_until, render_table
 from tui.terminal import flush_all, out
+
+if TYPE_CHECKING:
+    from tui.client import Server
 
 
 def read_prompt(given: str | None) -> str:
@@ -54,10 +57,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     from tui.client import server_for_store
 
-    server = server_for_store(engine.store_proof)  # a serve on this store may have the model loaded already
-
     def generate(cancel: Any, emit: Callable[[object], None]) -> None:
-        if server is not None:
+        server = server_for_store(engine.store_proof)  # a serve on this store may have the model loaded
+        if server is not None:  # checked just now, on the connection the prompt goes on
             _generate_on_server(server, args, prompt, cancel, emit)
             return
         events = engine.generate(
@@ -86,7 +88,7 @@ _NS = 1e-9
 
 
 def _generate_on_server(
-    base: str, args: argparse.Namespace, prompt: str, cancel: Any, emit: Callable[[object], None]
+    server: Server, args: argparse.Namespace, prompt: str, cancel: Any, emit: Callable[[object], None]
 ) -> None:
     """``run`` through a running ``llamadeck serve`` (Ollama's /api/generate), events as the engine's."""
     from engine import Cancelled, Done, LlamadeckError, Token
@@ -98,10 +100,9 @@ def _generate_on_server(
     body = {"model": args.model, "prompt": prompt, "options": options, "stream": True}
     if args.raw:
         body["raw"] = True
-    opened: list[Any] = []
-    remove = cancel.on_cancel(lambda: [response.close() for response in opened])
+    remove = cancel.on_cancel(server.interrupt)
     try:
-        for line in stream(base, "/api/generate", body, on_open=opened.append):
+        for line in stream(server, "/api/generate", body):
             if "error" in line:
                 raise LlamadeckError(str(line["error"]))
             if line.get("response"):
@@ -119,13 +120,17 @@ def _generate_on_server(
                     )
                 )
                 return
+        if cancel.cancelled:
+            raise Cancelled("stopped")
+        raise ServerError("the answer ended before it was done")
     except ServerError as failure:
         if cancel.cancelled:
             raise Cancelled("stopped") from failure
-        where = "" if base in str(failure) else f" (the llamadeck server at {base})"
+        where = "" if server.url in str(failure) else f" (the llamadeck server at {server.url})"
         raise LlamadeckError(f"{failure}{where}") from failure
     finally:
         remove()
+        server.close()
 
 
 def cmd_ps(args: argparse.Namespace) -> int:
