@@ -7,9 +7,7 @@ from pathlib import Path
 import pytest
 
 from engine.errors import InvalidOption
-from engine.store.gguf_io import TensorBytes, read_header
 from engine.machine.memory import FIXED_OVERHEAD, Machine, estimate_memory, kv_cache_bytes
-from engine.shape import ModelShape
 from engine.machine.offload import (
     VRAM_RESERVE,
     OffloadPlan,
@@ -17,6 +15,9 @@ from engine.machine.offload import (
     default_num_parallel,
     plan_offload,
 )
+from engine.shape import ModelShape
+from engine.store.gguf_io import read_header
+from engine.store.tensor_bytes import TensorBytes
 from engine.units import GIB, MIB
 from tests.support.tiny_gguf import write_tiny_gguf
 
