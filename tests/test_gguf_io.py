@@ -20,12 +20,12 @@ from engine.shape import ModelShape
 from engine.store.gguf_io import (
     GGUFInfo,
     HeaderIncomplete,
-    TensorBytes,
     check_data_inside,
     read_header,
     scan_header,
     verify_structure,
 )
+from engine.store.tensor_bytes import TensorBytes
 from tests.support.tiny_gguf import write_tiny_gguf
 
 BIG_VOCAB = 262_144
@@ -125,6 +125,10 @@ def reader_info(path: Path) -> GGUFInfo:
     )
     ends = [(int(t.data_offset) + int(t.n_bytes), t.name) for t in reader.tensors]
     data_end, last = max(ends, key=lambda end: end[0])  # max keeps the first of equal ends
+    matrices: dict[int, int] = {}
+    for t in reader.tensors:
+        if len(t.shape) >= 2:
+            matrices[int(t.tensor_type)] = matrices.get(int(t.tensor_type), 0) + int(t.n_elements)
     return GGUFInfo(
         architecture=arch,
         name=field("general.name"),
@@ -149,6 +153,7 @@ def reader_info(path: Path) -> GGUFInfo:
         split_index=int(field("split.no") or 0),
         last_tensor=last,
         tensor_bytes=by_layer,
+        matrix_elements=tuple(sorted(matrices.items())),
     )
 
 

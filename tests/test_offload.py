@@ -16,7 +16,8 @@ from engine.machine.offload import (
     plan_offload,
 )
 from engine.shape import ModelShape
-from engine.store.gguf_io import TensorBytes, read_header
+from engine.store.gguf_io import read_header
+from engine.store.tensor_bytes import TensorBytes
 from engine.units import GIB, MIB
 from tests.support.tiny_gguf import write_tiny_gguf
 

@@ -1,6 +1,6 @@
 r"""The GPU offload plan: how many layers llama.cpp should put on the GPU, and what that costs.
 
-A pure function of the GGUF's tensor table (``gguf_io.TensorBytes``), the
+A pure function of the GGUF's tensor table (``tensor_bytes.TensorBytes``), the
 model's shape, the machine and the load options; no I/O, no llama_cpp. The
 runtime passes ``plan.n_gpu_layers`` to llama.cpp and shows ``plan.reason``.
 
@@ -121,7 +121,7 @@ from dataclasses import dataclass, replace
 from engine.errors import InvalidOption
 from engine.machine.memory import FIXED_OVERHEAD, KV_CACHE_TYPES, Machine, kv_bytes_per_cell
 from engine.shape import ModelShape
-from engine.store.gguf_io import TensorBytes
+from engine.store.tensor_bytes import TensorBytes
 from engine.units import GIB, MIB, format_gib
 
 N_UBATCH = 512  # llama.cpp's default physical batch: the worst-case graph it reserves buffers for

@@ -25,9 +25,10 @@ from engine.runtime.llama.embedder import Embedder
 from engine.runtime.llama.model import AdapterSpec, Model
 from engine.runtime.scheduler import Scheduler
 from engine.shape import ModelShape
-from engine.store.gguf_io import GGUFInfo, TensorBytes, verify_structure
+from engine.store.gguf_io import GGUFInfo, verify_structure
 from engine.store.manifest import Manifest
 from engine.store.model_store import Store
+from engine.store.tensor_bytes import TensorBytes
 
 log = logging.getLogger("llamadeck.engine")
 

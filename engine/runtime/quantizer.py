@@ -110,7 +110,7 @@ def _source_type(info: GGUFInfo, source: Path, label: str) -> str:
     """``check_source`` on a header already read."""
     if info.split_count > 1:
         raise InvalidInput(f"{label} is split in {info.split_count} files: merge it before quantizing")
-    file_type = info.file_type if info.file_type is not None else _guess_file_type(source)
+    file_type = info.file_type if info.file_type is not None else _guess_file_type(info)
     if file_type not in SOURCE_TYPES:
         raise InvalidInput(
             f"quantization is only supported for F16, BF16 and F32 models; {label} is already "
@@ -119,17 +119,15 @@ def _source_type(info: GGUFInfo, source: Path, label: str) -> str:
     return SOURCE_TYPES[file_type]
 
 
-def _guess_file_type(source: Path) -> int | None:
-    """The file type llama.cpp would guess: that of the most 2-D tensor elements (rare: no file_type key)."""
-    from gguf import GGUFReader
+def _guess_file_type(info: GGUFInfo) -> int | None:
+    """The file type llama.cpp would guess: that of the most 2-D tensor elements (rare: no file_type key).
 
-    counts: collections.Counter[int] = collections.Counter()
-    for tensor in GGUFReader(source).tensors:
-        if len(tensor.shape) >= 2:
-            counts[int(tensor.tensor_type)] += int(tensor.n_elements)
-    if not counts:
+    From the bounded header scan's tally, not a second parse of the file
+    (``gguf.GGUFReader`` would materialise every metadata array).
+    """
+    if not info.matrix_elements:
         return None
-    ggml_type = counts.most_common(1)[0][0]
+    ggml_type = max(info.matrix_elements, key=lambda pair: pair[1])[0]
     return {0: 0, 1: 1, 30: 32}.get(ggml_type, -1)  # ggml F32, F16, BF16 -> llama_ftype; else quantized
 
 

@@ -14,8 +14,10 @@ first megabytes of a remote file and learn from ``HeaderIncomplete`` how
 much more to fetch.
 
 The tensor table is also summed the way llama.cpp places tensors on devices
-(``TensorBytes``: bytes per repeating layer ``blk.N``, the input layer, the
-output layer), which is what ``engine.machine.offload`` plans GPU layers from.
+(``tensor_bytes.TensorBytes``), and a model's header values are held against
+what llama.cpp would abort on (``gguf_values``). An adapter, which is no model,
+is read within tight ``ScanLimits`` by ``read_raw_header``: its metadata is
+bounded before it is walked.
 
 Format (GGUF v2/v3, little-endian): magic ``GGUF``, u32 version, u64 tensor
 count, u64 KV count; KV pairs (string key, u32 type, value); tensor infos
@@ -27,20 +29,25 @@ count and the elements.
 
 from __future__ import annotations
 
+import array
 import math
 import mmap
 import os
 import re
 import struct
+import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
-from itertools import zip_longest
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from engine.errors import IntegrityError
 from engine.shape import ModelShape
+from engine.store.gguf_values import check_values
+from engine.store.tensor_bytes import ByLayer, TensorBytes
 
+_T = TypeVar("_T")
 _MAGIC = b"GGUF"
 _VERSIONS = (2, 3)  # v1 (u32 counts) is refused by llama.cpp too
 _STRING, _ARRAY, _UINT32 = 8, 9, 4
@@ -54,10 +61,9 @@ _U64 = struct.Struct("<Q")
 _PREFIX = struct.Struct("<4sIQQ")  # magic, version, tensor count, kv count
 _TYPE_OFFSET = struct.Struct("<IQ")  # a tensor's ggml type and data offset
 
-_MAX_KV = 1_000_000
-_MAX_TENSORS = 1_000_000
 _MAX_DIMS = 4  # GGML_MAX_DIMS
 _MAX_NAME = 64  # GGML_MAX_NAME counts the terminating NUL: names are shorter
+_MAX_KEY = 1 << 16  # a key is a short dotted name; a longer one is refused before it is copied
 _MAX_LAYER_ARRAY = 1 << 20  # a per-layer array longer than this is not a model
 _MAX_HEADER = 1 << 30  # when the file size is unknown; real headers are under 20 MB
 _MIN_KV = 8 + 4 + 1  # key length, type, the smallest value
@@ -65,16 +71,15 @@ _MIN_TENSOR = 8 + 4 + 4 + 8  # name length, n_dims, type, offset
 _TYPICAL_KV, _TYPICAL_TENSOR = 64, 96  # sizes for the estimate of a short read: a little generous
 _DEFAULT_ALIGNMENT = 32
 _ARCH = re.compile(r"[A-Za-z0-9_.\-]{1,64}")
-_MAX_LAYERS = 512  # llama.cpp's LLAMA_MAX_LAYERS: a higher blk.N is no layer it would load
-# where llama.cpp's tensor table (llm_tensor_info) puts a tensor that is not in a blk.N layer
-_INPUT_PREFIXES = (b"token_embd.", b"position_embd.", b"token_types.", b"per_layer_token_embd.")
-_OUTPUT_PREFIXES = (b"output.", b"output_norm.")
 
 _STRING_KEYS = frozenset(
-    {"general.architecture", "general.name", "general.license", "general.size_label"}
-    | {"tokenizer.chat_template"}
+    {"general.architecture", "general.name", "general.license", "general.size_label", "general.type"}
+    | {"tokenizer.chat_template", "tokenizer.ggml.model", "adapter.type"}
 )
 _TOKENS = "tokenizer.ggml.tokens"  # only its length (n_vocab) is needed
+_TOKEN_TYPES = "tokenizer.ggml.token_type"  # only whether it has byte tokens
+_BYTE_TOKEN, _INT32 = 6, 5  # llama_token_type BYTE; the GGUF value type of token types
+_MAX_VOCAB = 1 << 22  # token types looked at (16 MiB); real vocabularies are under 1M tokens
 # per-architecture numbers that some models give per layer: the largest is what memory needs
 _LAYER_SUFFIXES = (
     ".block_count",
@@ -84,6 +89,7 @@ _LAYER_SUFFIXES = (
     ".attention.head_count",
     ".attention.head_count_kv",
     ".attention.key_length",
+    ".expert_used_count",
 )
 
 
@@ -100,46 +106,6 @@ class HeaderIncomplete(Exception):
         super().__init__(f"the GGUF header needs at least {needed} bytes")
         self.needed = needed
         self.estimate = max(needed, estimate)
-
-
-@dataclass(frozen=True)
-class TensorBytes:
-    """Bytes of tensor data, grouped the way llama.cpp puts tensors on devices.
-
-    llama.cpp keeps the input layer (token embeddings) in RAM, gives each
-    repeating layer ``blk.N`` one device, and puts the output layer
-    (``output.weight``, ``output_norm``) on the GPU first of all when any layer
-    is offloaded. A model without ``output.weight`` ties its output to the
-    token embeddings: llama.cpp then loads ``token_embd`` a second time with
-    the output layer (see ``tied_output``).
-
-        info.tensor_bytes.layers[0]  # bytes of blk.0.*
-    """
-
-    layers: tuple[int, ...] = ()  # bytes of blk.N.* at index N
-    token_embd: int = 0  # the input layer: token_embd, position_embd, token_types, per_layer_token_embd
-    output: int = 0  # the output layer: output.*, output_norm.*
-    other: int = 0  # everything else (rope_freqs, token_embd_norm, ...): small in real models
-    has_output_weight: bool = False  # output.weight is in the file
-
-    @property
-    def tied_output(self) -> bool:
-        """Whether the output layer reuses the token embeddings (Gemma, small Llamas and Qwens)."""
-        return self.token_embd > 0 and not self.has_output_weight
-
-    @property
-    def total(self) -> int:
-        return sum(self.layers) + self.token_embd + self.output + self.other
-
-    def __add__(self, other: TensorBytes) -> TensorBytes:
-        """Both tables together: the parts of a split model add up to the model."""
-        return TensorBytes(
-            layers=tuple(a + b for a, b in zip_longest(self.layers, other.layers, fillvalue=0)),
-            token_embd=self.token_embd + other.token_embd,
-            output=self.output + other.output,
-            other=self.other + other.other,
-            has_output_weight=self.has_output_weight or other.has_output_weight,
-        )
 
 
 @dataclass(frozen=True)
@@ -161,6 +127,35 @@ class GGUFInfo:
     split_index: int  # split.no: 0 for the first part and for unsplit files
     last_tensor: str = ""  # the tensor that ends at data_end, for messages
     tensor_bytes: TensorBytes = TensorBytes()  # this file's tensors by layer (one part of a split model)
+    matrix_elements: tuple[tuple[int, int], ...] = ()  # (ggml type, elements) of tensors of 2+ dimensions
+
+
+@dataclass(frozen=True)
+class ScanLimits:
+    """Bounds on what a scan walks: a header past them is refused before it is walked.
+
+    A model's header needs none but the defaults (a vocabulary is an array of
+    262k strings); an adapter's is small, so ``ADAPTER_LIMITS`` refuses a
+    "LoRA" whose metadata would take seconds to walk.
+    """
+
+    kvs: int = 1_000_000
+    tensors: int = 1_000_000
+    array: int | None = None  # elements of one metadata array; None: any
+
+
+@dataclass(frozen=True)
+class RawHeader:
+    """A GGUF header as written, for a caller that reads it itself (an adapter is no model).
+
+    ``strings`` are the shown strings (``general.type``, ``adapter.type``,
+    ...), ``numbers`` every scalar, ``tensors`` the table as
+    ``(name, ggml dims)``.
+    """
+
+    strings: dict[str, str]
+    numbers: dict[str, Any]
+    tensors: tuple[tuple[str, tuple[int, ...]], ...]
 
 
 def _shown(text: str) -> str:
@@ -225,9 +220,13 @@ class _Scanner:
         self.need(off + 8, what)
         return int(_U64.unpack_from(self.buf, off)[0])
 
-    def string(self, off: int, what: str) -> tuple[bytes, int]:
+    def string(self, off: int, what: str, longest: int | None = None) -> tuple[bytes, int]:
         start = off + 8
-        end = start + self.u64(off, what)
+        length = self.u64(off, what)
+        end = start + length
+        self.fits(end, what)
+        if longest is not None and length > longest:  # refused before it is copied, or read from afar
+            raise self.fail(f"{what} is {length} bytes long (at most {longest})")
         self.need(end, what)
         return bytes(self.buf[start:end]), end
 
@@ -254,11 +253,18 @@ class _Scanner:
         self.need(off, f"{what} (string {count - 1})", off + after)  # the last string may overrun
         return off
 
-    def array(self, off: int, key: str, largest: bool, vocabulary: bool) -> tuple[int, Any, int]:
-        """An array's length, its largest element when asked and numeric (else None), and its end."""
+    def array(
+        self, off: int, key: str, largest: bool, vocabulary: bool, most: int | None = None
+    ) -> tuple[int, Any, int]:
+        """An array's length, its largest element when asked and numeric (else None), and its end.
+
+        An array of more than ``most`` elements is refused before it is walked.
+        """
         what = f"the array {key}"
         kind = self.u32(off, what)
         count = self.u64(off + 4, what)
+        if most is not None and count > most:
+            raise self.fail(f"{what} has {count} elements (at most {most})")
         off += 12
         if kind == _STRING:  # a vocabulary is followed by its scores (f32) and token types (i32)
             return count, None, self.skip_strings(off, count, what, 8 * count if vocabulary else 0)
@@ -283,6 +289,7 @@ class _Metadata:
     numbers: dict[str, Any]
     n_vocab: int | None
     end: int
+    byte_tokens: bool = False  # tokenizer.ggml.token_type has a BYTE token
 
 
 @dataclass(frozen=True)
@@ -293,50 +300,8 @@ class _Tensors:
     data_end: int
     last: str
     by_layer: TensorBytes
-
-
-def _layer_index(raw: bytes) -> int | None:
-    """N of a tensor named ``blk.N.*``; None for any other name or an N llama.cpp would not load."""
-    dot = raw.find(b".", 4)
-    digits = raw[4:dot]
-    if dot < 0 or not digits.isdigit() or len(digits) > 3:  # isdigit: ASCII only, as bytes
-        return None
-    index = int(digits)
-    return index if index < _MAX_LAYERS else None
-
-
-class _ByLayer:
-    """Sums tensor bytes into ``TensorBytes`` while the table is walked."""
-
-    def __init__(self) -> None:
-        self.layers: dict[int, int] = {}
-        self.token_embd = self.output = self.other = 0
-        self.has_output_weight = False
-
-    def add(self, raw: bytes, size: int) -> None:
-        if raw.startswith(b"blk."):
-            index = _layer_index(raw)
-            if index is not None:
-                self.layers[index] = self.layers.get(index, 0) + size
-                return
-        elif raw.startswith(_INPUT_PREFIXES):
-            self.token_embd += size
-            return
-        elif raw.startswith(_OUTPUT_PREFIXES):
-            self.output += size
-            self.has_output_weight = self.has_output_weight or raw == b"output.weight"
-            return
-        self.other += size
-
-    def done(self) -> TensorBytes:
-        count = max(self.layers) + 1 if self.layers else 0
-        return TensorBytes(
-            layers=tuple(self.layers.get(index, 0) for index in range(count)),
-            token_embd=self.token_embd,
-            output=self.output,
-            other=self.other,
-            has_output_weight=self.has_output_weight,
-        )
+    matrix_elements: dict[int, int]  # ggml type -> elements of the tensors of 2 or more dimensions
+    table: tuple[tuple[str, tuple[int, ...]], ...]  # (name, dims), only when asked to keep it
 
 
 def scan_header(buffer: Any, *, label: str, file_size: int | None = None) -> GGUFInfo:
@@ -344,12 +309,19 @@ def scan_header(buffer: Any, *, label: str, file_size: int | None = None) -> GGU
 
     Raises ``HeaderIncomplete`` when the buffer ends before the header does
     (read more and scan again) and IntegrityError naming ``label`` when the
-    bytes are not a GGUF llama.cpp could load. With ``file_size`` (the whole
-    file's length) anything claimed past it is damage, never a short read.
+    bytes are not a GGUF llama.cpp could load, or hold values it would abort
+    on (``gguf_values``). With ``file_size`` (the whole file's length)
+    anything claimed past it is damage, never a short read.
 
         info = scan_header(first_mebibyte, label="model.gguf")
     """
     scan = _Scanner(buffer, label, file_size)
+    meta, tensors = _scan(scan, ScanLimits(), keep_table=False)
+    return _info(scan, meta, tensors)
+
+
+def _scan(scan: _Scanner, limits: ScanLimits, *, keep_table: bool) -> tuple[_Metadata, _Tensors]:
+    buffer = scan.buf
     head = bytes(buffer[:4])
     if not _MAGIC.startswith(head):
         raise scan.fail(f"bad magic {head!r}")
@@ -357,22 +329,32 @@ def scan_header(buffer: Any, *, label: str, file_size: int | None = None) -> GGU
     _, version, tensor_count, kv_count = _PREFIX.unpack_from(buffer, 0)
     if version not in _VERSIONS:
         raise scan.fail(f"unsupported GGUF version {version} (llama.cpp reads versions 2 and 3)")
-    if kv_count > _MAX_KV or tensor_count > _MAX_TENSORS:
-        raise scan.fail(f"absurd counts ({kv_count} keys, {tensor_count} tensors)")
-    meta = _scan_kvs(scan, _PREFIX.size, kv_count, tensor_count)
+    if kv_count > limits.kvs or tensor_count > limits.tensors:
+        raise scan.fail(
+            f"absurd counts ({kv_count} keys, {tensor_count} tensors; "
+            f"at most {limits.kvs} and {limits.tensors})"
+        )
+    meta = _scan_kvs(scan, _PREFIX.size, kv_count, tensor_count, limits.array)
     alignment = meta.numbers.get("general.alignment", _DEFAULT_ALIGNMENT)
     if alignment <= 0 or alignment & (alignment - 1):
         raise scan.fail(f"general.alignment {alignment} is not a power of two")
-    tensors = _scan_tensors(scan, meta.end, tensor_count, alignment)
-    return _info(scan, meta, tensors)
+    return meta, _scan_tensors(scan, meta.end, tensor_count, alignment, keep_table)
 
 
-def _scan_kvs(scan: _Scanner, off: int, kv_count: int, tensor_count: int) -> _Metadata:
+def _has_byte_tokens(scan: _Scanner, end: int, count: int) -> bool:
+    """Whether the i32 token types ending at ``end`` include BYTE (one C-speed pass, no numpy)."""
+    types = array.array("i", bytes(scan.buf[end - 4 * count : end]))
+    if sys.byteorder == "big":
+        types.byteswap()
+    return _BYTE_TOKEN in types
+
+
+def _scan_kvs(scan: _Scanner, off: int, kv_count: int, tensor_count: int, most: int | None) -> _Metadata:
     meta = _Metadata({}, {}, None, off)
     seen: set[bytes] = set()
     for index in range(kv_count):
         scan.left(kv_count - index - 1, tensor_count)
-        raw, off = scan.string(off, f"key {index}")
+        raw, off = scan.string(off, f"key {index}", _MAX_KEY)
         try:
             key = raw.decode("utf-8")
         except UnicodeDecodeError:
@@ -391,9 +373,12 @@ def _scan_kvs(scan: _Scanner, off: int, kv_count: int, tensor_count: int) -> _Me
         elif kind == _STRING:
             off = scan.skip_strings(off, 1, f"the value of {shown}")
         elif kind == _ARRAY:
-            count, largest, off = scan.array(off, shown, key.endswith(_LAYER_SUFFIXES), key == _TOKENS)
+            element_kind = scan.u32(off, f"the array {shown}")
+            count, largest, off = scan.array(off, shown, key.endswith(_LAYER_SUFFIXES), key == _TOKENS, most)
             if key == _TOKENS:
                 meta.n_vocab = count
+            elif key == _TOKEN_TYPES and element_kind == _INT32 and count <= _MAX_VOCAB:
+                meta.byte_tokens = _has_byte_tokens(scan, off, count)
             elif largest is not None:
                 meta.numbers[key] = largest
         elif (element := _FIXED.get(kind)) is not None:
@@ -407,18 +392,21 @@ def _scan_kvs(scan: _Scanner, off: int, kv_count: int, tensor_count: int) -> _Me
     return meta
 
 
-def _scan_tensors(scan: _Scanner, off: int, count: int, alignment: int) -> _Tensors:
+def _scan_tensors(scan: _Scanner, off: int, count: int, alignment: int, keep_table: bool) -> _Tensors:
     """Walk the tensor table: sizes from ggml's block sizes, offsets aligned, names unique."""
     sizes = _ggml_sizes() if count else {}
     names: set[bytes] = set()
-    by_layer = _ByLayer()
+    by_layer = ByLayer()
+    matrices: dict[int, int] = {}
+    table: list[tuple[str, tuple[int, ...]]] = []
     elements, data_end, last = 0, 0, ""
     for index in range(count):
         scan.left(0, count - index - 1)
+        length = scan.u64(off, f"the name of tensor {index}")
+        if length >= _MAX_NAME:  # before it is copied
+            raise scan.fail(f"tensor {index} has a name of {length} bytes (at most {_MAX_NAME - 1})")
         raw, off = scan.string(off, f"the name of tensor {index}")
         name = _shown(raw.decode("utf-8", errors="replace"))
-        if len(raw) >= _MAX_NAME:
-            raise scan.fail(f"tensor {index} has a name of {len(raw)} bytes (at most {_MAX_NAME - 1})")
         if raw in names:
             raise scan.fail(f"duplicate tensor {name}")
         names.add(raw)
@@ -445,11 +433,15 @@ def _scan_tensors(scan: _Scanner, off: int, count: int, alignment: int) -> _Tens
             data_end, last = end, name
         elements += n
         by_layer.add(raw, size)
+        if n_dims >= 2:
+            matrices[kind] = matrices.get(kind, 0) + n
+        if keep_table:
+            table.append((raw.decode("utf-8", errors="replace"), tuple(dims)))
     scan.left(0, 0)
     header_end = off + -off % alignment
     # with no tensors nothing needs to follow the table (a writer may leave the padding out)
     data_end = header_end + data_end if count else off
-    return _Tensors(count, elements, header_end, data_end, last, by_layer.done())
+    return _Tensors(count, elements, header_end, data_end, last, by_layer.done(), matrices, tuple(table))
 
 
 def _info(scan: _Scanner, meta: _Metadata, tensors: _Tensors) -> GGUFInfo:
@@ -478,7 +470,10 @@ def _info(scan: _Scanner, meta: _Metadata, tensors: _Tensors) -> GGUFInfo:
         context_length=number(f"{arch}.context_length"),
         n_vocab=meta.n_vocab if meta.n_vocab is not None else number(f"{arch}.vocab_size"),
     )
-    _check_shape(scan, shape, first_part=bool(arch) and split_index == 0)
+    first_part = bool(arch) and split_index == 0
+    _check_shape(scan, shape, first_part=first_part)
+    if first_part:
+        check_values(scan.label, arch, meta.numbers, meta.strings, byte_tokens=meta.byte_tokens)
     return GGUFInfo(
         architecture=arch,
         name=meta.strings.get("general.name"),
@@ -495,6 +490,7 @@ def _info(scan: _Scanner, meta: _Metadata, tensors: _Tensors) -> GGUFInfo:
         split_index=split_index,
         last_tensor=tensors.last,
         tensor_bytes=tensors.by_layer,
+        matrix_elements=tuple(sorted(tensors.matrix_elements.items())),
     )
 
 
@@ -512,13 +508,36 @@ def _check_shape(scan: _Scanner, shape: ModelShape, *, first_part: bool) -> None
 
 def read_header(path: Path, *, label: str) -> GGUFInfo:
     """The header of a local GGUF file, scanned through a memory map: only its pages are read."""
+    return _mapped(path, label, lambda view, size: scan_header(view, label=label, file_size=size))
+
+
+def read_raw_header(path: Path, *, label: str, limits: ScanLimits) -> RawHeader:
+    """A local GGUF's header as written, within ``limits``, its tensor table kept; no model checks.
+
+    For GGUFs that are not models (an adapter has no layers of its own).
+    Raises IntegrityError naming ``label`` for a malformed, truncated or
+    oversized header, or tensor data past the end of the file.
+    """
+
+    def scan(view: Any, size: int) -> RawHeader:
+        scanner = _Scanner(view, label, size)
+        meta, tensors = _scan(scanner, limits, keep_table=True)
+        if tensors.data_end > size:
+            raise IntegrityError(f"{label} is truncated: tensor {tensors.last} ends past byte {size}")
+        return RawHeader(meta.strings, meta.numbers, tensors.table)
+
+    return _mapped(path, label, scan)
+
+
+def _mapped(path: Path, label: str, scan: Callable[[Any, int], _T]) -> _T:
+    """``scan(view, size)`` over a read-only memory map of the file."""
     with open(path, "rb") as file:
         size = os.fstat(file.fileno()).st_size
         if size == 0:  # mmap refuses an empty file
             raise IntegrityError(f"{label} is empty, not a GGUF file")
         with mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ) as view:
             try:
-                return scan_header(view, label=label, file_size=size)
+                return scan(view, size)
             except HeaderIncomplete as error:  # not with the whole file at hand; a guard all the same
                 raise IntegrityError(f"{label} is truncated inside its header ({size} bytes)") from error
 

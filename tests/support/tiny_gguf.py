@@ -131,8 +131,19 @@ def write_tiny_gguf(
     seed: int = 0,
     pad_bytes: int = 0,
     split_tensors: int = 0,
+    context_length: int = N_CTX_TRAIN,
+    pooling: int | None = None,
+    rms_eps: float = 1e-5,
+    tokenizer_model: str | None = "llama",
+    extra: dict[str, int | float] | None = None,
 ) -> list[Path]:
-    """Write a tiny llama GGUF to ``path``; returns the files written (several when split)."""
+    """Write a tiny llama GGUF to ``path``; returns the files written (several when split).
+
+    ``pooling`` (a ``gguf.PoolingType``) makes it an embedding model;
+    ``context_length``, ``rms_eps``, ``tokenizer_model`` and ``extra`` (more
+    keys: u32 for an int, f32 for a float, e.g. ``{"llama.expert_count": 2}``)
+    let a test write headers llama.cpp would choke on.
+    """
     qtype, ftype = QUANT_TYPES[quant.upper()]
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -141,7 +152,7 @@ def write_tiny_gguf(
     writer.add_size_label("0.1M")
     writer.add_license(license)
     writer.add_file_type(int(ftype))
-    writer.add_context_length(N_CTX_TRAIN)
+    writer.add_context_length(context_length)
     writer.add_embedding_length(N_EMBD)
     writer.add_block_count(N_LAYERS)
     writer.add_feed_forward_length(N_FF)
@@ -149,10 +160,11 @@ def write_tiny_gguf(
     writer.add_head_count_kv(N_KV_HEAD)
     writer.add_rope_dimension_count(N_EMBD // N_HEAD)
     writer.add_rope_freq_base(10000.0)
-    writer.add_layer_norm_rms_eps(1e-5)
+    writer.add_layer_norm_rms_eps(rms_eps)
     writer.add_vocab_size(N_VOCAB)
     tokens, scores, types = tiny_vocab()
-    writer.add_tokenizer_model("llama")
+    if tokenizer_model is not None:
+        writer.add_tokenizer_model(tokenizer_model)
     writer.add_token_list(tokens)
     writer.add_token_scores(scores)
     writer.add_token_types(types)
@@ -162,6 +174,13 @@ def write_tiny_gguf(
     writer.add_add_bos_token(True)
     if chat_template is not None:
         writer.add_chat_template(chat_template)
+    if pooling is not None:
+        writer.add_pooling_type(gguf.PoolingType(pooling))
+    for key, value in (extra or {}).items():
+        if isinstance(value, float):
+            writer.add_float32(key, value)
+        else:
+            writer.add_uint32(key, value)
     _add_weights(writer, qtype, seed)
     if pad_bytes:
         writer.add_tensor("llamadeck.pad", np.zeros(pad_bytes, dtype=np.int8))

@@ -50,8 +50,12 @@ def write_tiny_lora(
     general_type: str = "adapter",
     adapter_type: str = "lora",
     shapes: dict[str, tuple[int, int]] | None = None,
+    junk_strings: int = 0,
 ) -> Path:
-    """Write a LoRA GGUF; ``zero`` makes every B zero (no effect), ``shapes`` overrides (n_out, n_in)."""
+    """Write a LoRA GGUF; ``zero`` makes every B zero (no effect), ``shapes`` overrides (n_out, n_in).
+
+    ``junk_strings`` adds a metadata array of that many one-letter strings: a hostile "LoRA".
+    """
     rng = np.random.default_rng(seed)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -60,6 +64,8 @@ def write_tiny_lora(
     writer.add_string(gguf.Keys.Adapter.TYPE, adapter_type)
     writer.add_float32(gguf.Keys.Adapter.LORA_ALPHA, alpha)
     writer.add_name("Tiny LoRA")
+    if junk_strings:
+        writer.add_array("llamadeck.junk", ["x"] * junk_strings)
     for target in targets:
         n_out, n_in = (shapes or {}).get(target) or _shape(target)
         a = (rng.standard_normal((rank, n_in)) * 0.5).astype(np.float32)

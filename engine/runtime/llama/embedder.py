@@ -27,6 +27,13 @@ def normalize(vector: Sequence[float]) -> list[float]:
     return [v * scale for v in vector]
 
 
+# llama.cpp pads a context to a multiple of 256 cells. The physical batch is made that size too, and
+# with pooling llama.cpp reserves its graph for the batch split evenly over n_seq_max sequences: a
+# size the sequences do not divide aborts the process (GGML_ASSERT(ggml_can_mul_mat(a, b)),
+# seen with context lengths 100, 255, 257 and 300, and 256 over 3 or 6 sequences).
+_CTX_PAD = 256
+
+
 class Embedder:
     """Sentence embeddings from a second context with embeddings on and the GGUF's pooling.
 
@@ -36,7 +43,8 @@ class Embedder:
     A model without a pooling type in its GGUF (a text-generation model) or
     a reranker cannot embed: that is an InvalidInput naming the model.
     Texts longer than the context are cut to it (``truncate``, Ollama's
-    default) or refused with PromptTooLong.
+    default) or refused with PromptTooLong. ``n_seq_max`` (texts per
+    batch) must divide 256.
     """
 
     def __init__(
@@ -44,15 +52,18 @@ class Embedder:
     ) -> None:
         if model.has_encoder and model.has_decoder:
             raise InvalidInput(f"{model.label} is an encoder-decoder model: it cannot make embeddings")
+        if n_seq_max <= 0 or _CTX_PAD % n_seq_max:
+            raise ValueError(f"n_seq_max must divide {_CTX_PAD}, not be {n_seq_max}")
         n_ctx = n_ctx or min(model.n_ctx_train or 2048, 8192)
+        size = -(-n_ctx // _CTX_PAD) * _CTX_PAD
         self.model = model
         self.ctx = COMPUTE.call(
             lambda: Context(
                 model,
-                n_ctx=n_ctx,
+                n_ctx=size,
                 n_seq_max=n_seq_max,
-                n_batch=n_ctx,
-                n_ubatch=n_ctx,  # a non-causal model must see a whole text in one ubatch
+                n_batch=size,
+                n_ubatch=size,  # a non-causal model must see a whole text in one ubatch
                 n_threads=n_threads,
                 kv_unified=True,  # every text may use the whole context
                 embeddings=True,
@@ -66,7 +77,10 @@ class Embedder:
                 f"{model.label} cannot make embeddings: it is {what} (its GGUF declares no pooling type)"
             )
         self.pooling = _POOLING_NAMES[pooling]
-        self.n_ctx = self.ctx.n_ctx
+        # what llama.cpp really allocated bounds a text, and so does the context asked for (a model
+        # with learned positions has no row past its trained length)
+        n_ubatch = llama_cpp.llama_n_ubatch(self.ctx.ptr)
+        self.n_ctx: int = min(n_ctx, self.ctx.n_ctx, self.ctx.n_batch, n_ubatch)
         self.dimensions: int = llama_cpp.llama_model_n_embd_out(model.ptr) or model.n_embd
         self._batch = Batch(self.n_ctx, 1)
 
