@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable
 from fastapi import APIRouter, FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api import create, errors, generate, models, openai
+from api import create, errors, generate, limits, models, openai
 from api.security import Guard
 from engine import Engine
 
@@ -34,7 +34,7 @@ class BodyLimit:
     Chunked bodies are counted as they are read by ``errors.read_json``.
     """
 
-    def __init__(self, app: ASGIApp, limit: int = errors.MAX_JSON_BYTES) -> None:
+    def __init__(self, app: ASGIApp, limit: int = limits.MAX_JSON_BYTES) -> None:
         self.app = app
         self.limit = limit
 
