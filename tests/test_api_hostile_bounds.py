@@ -12,6 +12,7 @@ socket and never finished: an answer proves the server did not wait for the rest
 
 from __future__ import annotations
 
+import hashlib
 import json
 import socket
 from collections.abc import Iterator
@@ -318,3 +319,60 @@ def test_the_legacy_embeddings_prompt_is_bounded(api: Served) -> None:
 def test_embedding_inputs_at_the_count_limit_are_served(api: Served) -> None:
     response = post(api, "/api/embed", {"model": EMBEDDER, "input": ["hw"] * limits.MAX_EMBED_INPUTS})
     assert response.status_code == 200 and len(response.json()["embeddings"]) == limits.MAX_EMBED_INPUTS
+
+
+# blob uploads (finding 5) --------------------------------------------------------------
+
+
+def leftovers(api: Served) -> list[Path]:
+    return sorted((api.home / "partial").glob("upload-*"))
+
+
+def test_a_blob_declared_over_the_limit_is_413_before_it_is_read(
+    api: Served, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LLAMADECK_MAX_BLOB_BYTES", "1000")
+    data = b"x" * 1001
+    digest = "sha256:" + hashlib.sha256(data).hexdigest()
+    response = httpx.post(f"{api.base_url}/api/blobs/{digest}", content=data)
+    assert response.status_code == 413 and "LLAMADECK_MAX_BLOB_BYTES" in message_of(response)
+    assert "1,000 bytes" in message_of(response)
+    assert httpx.head(f"{api.base_url}/api/blobs/{digest}").status_code == 404
+    assert leftovers(api) == []
+
+
+def test_a_streamed_blob_over_the_limit_is_413_while_it_is_read(
+    api: Served, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LLAMADECK_MAX_BLOB_BYTES", "1KiB")
+    digest = "sha256:" + "ab" * 32
+    status, message = raw_post(api, f"/api/blobs/{digest}", [b"x" * 600, b"x" * 600])
+    assert status == 413 and "1,024 bytes" in message
+    assert leftovers(api) == []
+    assert httpx.head(f"{api.base_url}/api/blobs/{digest}").status_code == 404
+
+
+def test_a_blob_at_the_limit_is_stored(api: Served, monkeypatch: pytest.MonkeyPatch) -> None:
+    data = b"y" * 1000
+    monkeypatch.setenv("LLAMADECK_MAX_BLOB_BYTES", str(len(data)))
+    digest = "sha256:" + hashlib.sha256(data).hexdigest()
+    assert httpx.post(f"{api.base_url}/api/blobs/{digest}", content=data).status_code == 201
+    assert httpx.head(f"{api.base_url}/api/blobs/{digest}").status_code == 200
+
+
+def test_a_blob_larger_than_the_free_disk_is_507_before_it_is_read(
+    api: Served, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LLAMADECK_MAX_BLOB_BYTES", str(1 << 62))
+    status, message = raw_post(api, f"/api/blobs/sha256:{'cd' * 32}", [b"x" * 10], declared=1 << 61)
+    assert status == 507 and "free" in message
+    assert leftovers(api) == []
+
+
+def test_a_bad_blob_limit_setting_is_named_in_the_answer(
+    api: Served, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LLAMADECK_MAX_BLOB_BYTES", "lots")
+    response = httpx.post(f"{api.base_url}/api/blobs/sha256:{EMPTY_SHA}", content=b"")
+    assert response.status_code == 500 and "LLAMADECK_MAX_BLOB_BYTES" in message_of(response)
+    assert leftovers(api) == []
