@@ -13,6 +13,7 @@ the app back.
 from __future__ import annotations
 
 import contextlib
+import logging
 import re
 from collections.abc import Callable, Iterable
 
@@ -25,7 +26,25 @@ from engine import Engine
 
 ROUTERS: tuple[APIRouter, ...] = (models.router, generate.router, openai.router, create.router)
 _CHALLENGE = re.compile(rb"[0-9a-f]{32,128}")
-_UNLIMITED_PREFIXES = ("/api/blobs/",)  # uploads of model files: verified by digest, not size-limited
+_UNLIMITED_PREFIXES = ("/api/blobs/",)  # uploads of model files: LLAMADECK_MAX_BLOB_BYTES, in api.create
+_SENT_AFTER_DISCONNECT = "socket.send() raised exception."  # asyncio's words, logged as a warning
+
+
+class QuietDisconnects(logging.Filter):
+    """Drop asyncio's warning that a response was written after its client left: not a fault of ours.
+
+    asyncio logs it (``socket.send() raised exception.``) from the fifth write
+    to a closed connection; every other asyncio record still reaches the log.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.msg != _SENT_AFTER_DISCONNECT
+
+    @classmethod
+    def install(cls) -> None:
+        logger = logging.getLogger("asyncio")
+        if not any(isinstance(f, cls) for f in logger.filters):
+            logger.addFilter(cls())
 
 
 class BodyLimit:
@@ -65,6 +84,7 @@ def create_app(
     ``allowed_origins``: browser origins besides local pages and app schemes
     (default: ``LLAMADECK_ORIGINS``).
     """
+    QuietDisconnects.install()
     app = FastAPI(title="llamadeck", version=models.VERSION, docs_url=None, redoc_url=None)
     app.state.engine = engine
     errors.install(app)

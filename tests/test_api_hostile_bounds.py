@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -376,3 +377,17 @@ def test_a_bad_blob_limit_setting_is_named_in_the_answer(
     response = httpx.post(f"{api.base_url}/api/blobs/sha256:{EMPTY_SHA}", content=b"")
     assert response.status_code == 500 and "LLAMADECK_MAX_BLOB_BYTES" in message_of(response)
     assert leftovers(api) == []
+
+
+# the server's log ------------------------------------------------------------------
+
+
+def test_writes_after_a_disconnect_are_not_logged_but_other_asyncio_warnings_are(
+    api: Served, caplog: pytest.LogCaptureFixture
+) -> None:
+    """asyncio warns ``socket.send() raised exception.`` when a response is written after its client left."""
+    with caplog.at_level(logging.WARNING, logger="asyncio"):
+        logging.getLogger("asyncio").warning("socket.send() raised exception.")
+        logging.getLogger("asyncio").warning("Executing <Task> took 1.5 seconds")
+    messages = [r.getMessage() for r in caplog.records]
+    assert messages == ["Executing <Task> took 1.5 seconds"]
