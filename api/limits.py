@@ -176,8 +176,8 @@ def check_request(path: str, data: dict[str, Any], size: int) -> None:
     for field in ("options", "parameters"):
         if isinstance(options := data.get(field), dict):
             _check_count(field, len(options), MAX_OPTIONS, "entries")
-    if field := _EMBEDDING_TEXTS.get(path):
-        _check_embedding_texts(field, data.get(field))
+    if texts := _EMBEDDING_TEXTS.get(path):
+        _check_embedding_texts(texts, data.get(texts))
 
 
 def _count(value: object) -> int:

@@ -270,5 +270,5 @@ def test_a_body_declared_over_the_limit_is_refused_in_its_api_shape(
     head, _, body = reply.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 413")
     error = json.loads(body)["error"]
-    expected = f"larger than {MAX_JSON_BYTES >> 20} MiB"
-    assert isinstance(error, shape) and expected in (error if shape is str else error["message"])
+    message = error if isinstance(error, str) else error["message"]
+    assert isinstance(error, shape) and f"larger than {MAX_JSON_BYTES >> 20} MiB" in message

@@ -128,7 +128,10 @@ def nested(depth: int) -> Any:
 
 
 def test_nesting_deeper_than_the_limit_is_400_and_the_limit_itself_passes(api: Served) -> None:
-    tool = {"type": "function", "function": {"name": "f", "parameters": nested(limits.MAX_JSON_DEPTH - 4)}}
+    tool: dict[str, Any] = {
+        "type": "function",
+        "function": {"name": "f", "parameters": nested(limits.MAX_JSON_DEPTH - 4)},
+    }
     deep = {
         "model": MODEL,
         "messages": [{"role": "user", "content": "hi"}],
@@ -266,7 +269,7 @@ def test_the_shape_measures_nesting_with_strings_in_the_way(levels: int) -> None
 # numbers -------------------------------------------------------------------------
 
 
-NUMERIC_FIELDS = [
+NUMERIC_FIELDS: list[tuple[str, dict[str, Any]]] = [
     ("/api/generate", {"prompt": "hi", "options": {"temperature": "N", "num_predict": 4}}),
     ("/api/generate", {"prompt": "hi", "options": {"num_ctx": "N", "num_predict": 4}}),
     ("/api/generate", {"prompt": "hi", "keep_alive": "N", "options": SHORT}),
