@@ -115,6 +115,8 @@ class JsonShape:
 
     def parse(self, body: bytes | bytearray) -> Any:
         """The fed ``body`` parsed; Refused(400) when it is malformed, too deep or has a number too large."""
+        if json.detect_encoding(body) not in ("utf-8", "utf-8-sig"):  # what was counted is UTF-8's structure
+            raise Refused(400, "invalid JSON: the request body must be UTF-8 (RFC 8259)")
         deep = self.too_deep()
         try:
             data = json.loads(body, parse_int=_integer, parse_float=_float, parse_constant=_not_a_number)

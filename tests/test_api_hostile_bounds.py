@@ -154,6 +154,14 @@ def test_brackets_and_commas_inside_strings_are_text_not_values(api: Served) -> 
     )  # the prompt is too long, no more
 
 
+def test_a_body_in_utf_16_is_400_not_miscounted(api: Served) -> None:
+    """Python's json reads UTF-16 too, whose escaped quotes the count (of UTF-8) would not see."""
+    body = json.dumps({"model": MODEL, "prompt": '\\"', "stream": False, "options": SHORT})
+    response = post(api, "/api/generate", body.encode("utf-16"))
+    assert response.status_code == 400 and "UTF-8" in message_of(response)
+    assert post(api, "/api/generate", body.encode("utf-8-sig")).status_code == 200
+
+
 @pytest.mark.parametrize(
     ("path", "field", "limit", "item"),
     [
