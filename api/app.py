@@ -12,17 +12,36 @@ the app back.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 
 from fastapi import APIRouter, FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api import create, errors, generate, models, openai
+from api import create, errors, generate, limits, models, openai
 from api.security import Guard, check_api_key
 from engine import Engine
 
 ROUTERS: tuple[APIRouter, ...] = (models.router, generate.router, openai.router, create.router)
-_UNLIMITED_PREFIXES = ("/api/blobs/",)  # uploads of model files: verified by digest, not size-limited
+_UNLIMITED_PREFIXES = ("/api/blobs/",)  # uploads of model files: LLAMADECK_MAX_BLOB_BYTES, in api.create
+_SENT_AFTER_DISCONNECT = "socket.send() raised exception."  # asyncio's words, logged as a warning
+
+
+class QuietDisconnects(logging.Filter):
+    """Drop asyncio's warning that a response was written after its client left: not a fault of ours.
+
+    asyncio logs it (``socket.send() raised exception.``) from the fifth write
+    to a closed connection; every other asyncio record still reaches the log.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.msg != _SENT_AFTER_DISCONNECT
+
+    @classmethod
+    def install(cls) -> None:
+        logger = logging.getLogger("asyncio")
+        if not any(isinstance(f, cls) for f in logger.filters):
+            logger.addFilter(cls())
 
 
 class BodyLimit:
@@ -31,7 +50,7 @@ class BodyLimit:
     Chunked bodies are counted as they are read by ``errors.read_json``.
     """
 
-    def __init__(self, app: ASGIApp, limit: int = errors.MAX_JSON_BYTES) -> None:
+    def __init__(self, app: ASGIApp, limit: int = limits.MAX_JSON_BYTES) -> None:
         self.app = app
         self.limit = limit
 
@@ -64,6 +83,7 @@ def create_app(
     (default: ``LLAMADECK_ORIGINS``).
     """
     check_api_key(api_key)  # now, not at the first request
+    QuietDisconnects.install()
     app = FastAPI(title="llamadeck", version=models.VERSION, docs_url=None, redoc_url=None)
     app.state.engine = engine
     errors.install(app)

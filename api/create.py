@@ -51,7 +51,10 @@ async def has_blob(request: Request, digest: str) -> Response:
     },
 )
 async def upload_blob(request: Request, digest: str) -> Response:
-    """Store the body as the blob ``digest`` (201), or 200 when it is here already; a wrong digest is 400."""
+    """Store the body as the blob ``digest`` (201), or 200 when it is here already; a wrong digest is 400.
+
+    A body past the blob limit (``LLAMADECK_MAX_BLOB_BYTES``) is 413, one past the free disk 507.
+    """
     engine = engine_of(request)
     try:
         if await run_in_threadpool(engine.has_blob, digest):
@@ -59,9 +62,16 @@ async def upload_blob(request: Request, digest: str) -> Response:
         upload = await run_in_threadpool(engine.upload_blob, digest)
     except InvalidInput as error:
         raise APIError(400, str(error)) from error
-    with upload:
+    with upload:  # whatever fails below, the partial file goes
+        declared = request.headers.get("content-length")
+        if declared is not None and declared.isdigit():  # refused before a byte is read
+            upload.check_size(int(declared))
+            await run_in_threadpool(upload.check_space, int(declared))
+        received = 0
         pending = bytearray()
         async for chunk in request.stream():  # batched: one thread hop per MiB, not per network chunk
+            received += len(chunk)
+            upload.check_size(received)
             pending += chunk
             if len(pending) >= 1 << 20:
                 await run_in_threadpool(upload.write, bytes(pending))

@@ -11,7 +11,6 @@ slips through is a plain 500 with a one-line message, never a traceback.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -22,9 +21,9 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from api.limits import MAX_JSON_BYTES, JsonShape, Refused, check_request
 from engine import LlamadeckError, ModelNotFound
 
-MAX_JSON_BYTES = 64 << 20  # a request body of JSON above this is refused with 413 (blob uploads excepted)
 _log = logging.getLogger("llamadeck.api")
 
 
@@ -92,31 +91,30 @@ def model_errors(name: str) -> Iterator[None]:
 
 
 async def read_json(request: Request, *, limit: int = MAX_JSON_BYTES) -> dict[str, Any]:
-    """The request's JSON object, read with a size limit whatever Content-Length claims.
+    """The request's JSON object, read and parsed under the limits of ``api.limits``.
 
-    Raises APIError 400 (missing, malformed, not an object) or 413 (too large).
+    The body is counted as it arrives, whatever Content-Length claims, and
+    refused before it is parsed when parsing would build too much. Raises
+    APIError 400 (missing, malformed, not an object, a field past its limit)
+    or 413 (too many bytes or values).
     """
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise APIError(413, f"request body is larger than {limit >> 20} MiB")
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise APIError(413, f"request body is larger than {limit >> 20} MiB")
-        chunks.append(chunk)
-    body = b"".join(chunks)
-    if not body.strip():
-        raise APIError(400, "missing request body")
+    shape = JsonShape(limit)
+    body = bytearray()
     try:
-        data = json.loads(body)
-    except RecursionError as error:
-        raise APIError(400, "invalid JSON: nested too deeply") from error
-    except (ValueError, UnicodeDecodeError) as error:
-        raise APIError(400, f"invalid JSON: {str(error)[:200]}") from error
-    if not isinstance(data, dict):
-        raise APIError(400, "invalid JSON: the request body must be a JSON object")
+        async for chunk in request.stream():
+            shape.feed(chunk)
+            body += chunk
+        if not body or body.isspace():
+            raise APIError(400, "missing request body")
+        data = shape.parse(body)
+        if not isinstance(data, dict):
+            raise APIError(400, "invalid JSON: the request body must be a JSON object")
+        check_request(request.url.path, data, len(body))
+    except Refused as refused:
+        raise APIError(refused.status, refused.message) from None
     return data
 
 

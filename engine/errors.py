@@ -15,6 +15,7 @@ InvalidInput       400     what was asked is malformed or out of range
 NotFound           404     no such model, repository, quant or file
 AccessDenied       403     the Hub wants a token or an accepted licence
 Busy               409     another process holds what this needs, past the wait
+TooLarge           413     what was sent is past a size limit; nothing was stored
 IntegrityError     422     a stored or downloaded file is damaged
 NewerStore         422     written by a newer llamadeck: left alone, never removed
 Cancelled          499     the caller cancelled; the store is as it was
@@ -108,6 +109,13 @@ class Busy(LlamadeckError):
 
     status = 409
     kind = "busy"
+
+
+class TooLarge(LlamadeckError):
+    """What was sent (an uploaded blob) is larger than its limit allows; nothing was stored."""
+
+    status = 413
+    kind = "too_large"
 
 
 class IntegrityError(LlamadeckError):

@@ -29,6 +29,7 @@ from hypothesis import HealthCheck, settings
 from schemathesis import Case, GenerationMode
 
 from api.app import create_app
+from api.limits import MAX_JSON_BYTES
 from engine import Engine, Machine
 from tests.support.api_server import running_api
 from tests.support.chain_gguf import token_id, write_chain_gguf
@@ -261,7 +262,7 @@ def test_a_body_declared_over_the_limit_is_refused_in_its_api_shape(
     with socket.create_connection((host, int(port)), timeout=10) as connection:
         connection.sendall(
             f"POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
-            f"Content-Length: {(64 << 20) + 1}\r\nConnection: close\r\n\r\n".encode()
+            f"Content-Length: {MAX_JSON_BYTES + 1}\r\nConnection: close\r\n\r\n".encode()
         )
         reply = b""
         while chunk := connection.recv(65536):
@@ -269,4 +270,5 @@ def test_a_body_declared_over_the_limit_is_refused_in_its_api_shape(
     head, _, body = reply.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 413")
     error = json.loads(body)["error"]
-    assert isinstance(error, shape) and "larger than 64 MiB" in (error if shape is str else error["message"])
+    message = error if isinstance(error, str) else error["message"]
+    assert isinstance(error, shape) and f"larger than {MAX_JSON_BYTES >> 20} MiB" in message

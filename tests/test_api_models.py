@@ -11,6 +11,7 @@ import httpx
 import ollama
 import pytest
 
+from api.limits import MAX_JSON_BYTES
 from engine import Engine, Machine
 from tests.support.api_server import running_api
 from tests.support.fake_hub import FakeHub
@@ -211,13 +212,13 @@ def test_malformed_requests_are_400_with_an_error(base_url: str, method: str, pa
 
 
 def test_a_body_over_the_limit_is_413(base_url: str) -> None:
-    big = b'{"model": "' + b"x" * (65 << 20) + b'"}'
+    big = b'{"model": "' + b"x" * (MAX_JSON_BYTES + 1) + b'"}'
     response = httpx.post(f"{base_url}/api/show", content=big, timeout=60)
     assert response.status_code == 413 and response.json()["error"]
 
     def chunks() -> Iterator[bytes]:  # no Content-Length: counted as it is read
         yield b'{"model": "'
-        for _ in range(65):
+        for _ in range((MAX_JSON_BYTES >> 20) + 1):
             yield b"x" * (1 << 20)
         yield b'"}'
 
