@@ -10,12 +10,17 @@ the clients share. Listening anywhere but on loopback needs an API key: the
 API runs models and writes to the store, so it is never left open to a network.
 A key of only spaces is refused everywhere: no client could ever send it.
 Each failure to listen is one ``ServeError`` line that says what to do.
+
+At start the server prunes the store (``prune_at_start``), as Ollama does
+unless ``OLLAMA_NOPRUNE``: blobs nothing names once a day old, stale locks,
+partials a week old. ``LLAMADECK_NOPRUNE`` turns it off.
 """
 
 from __future__ import annotations
 
 import errno
 import ipaddress
+import os
 import signal
 import socket
 import threading
@@ -25,9 +30,25 @@ from typing import Any
 
 from api.address import AddressError, from_environ, parse_host
 from api.security import ANY_HOST, check_api_key, is_loopback
-from engine import Engine
+from engine import Engine, PruneReport
 
 _GRACEFUL_SECONDS = 5  # open streams get this long to finish on Ctrl+C
+
+
+NOPRUNE_VARIABLE = "LLAMADECK_NOPRUNE"
+
+
+def prune_at_start(engine: Engine, environ: Mapping[str, str] | None = None) -> PruneReport | None:
+    """Prune the store as a server starts, unless ``LLAMADECK_NOPRUNE`` is set (to anything but 0/false).
+
+    Never a blob younger than a day (a client may be between its upload and
+    its create across the restart), nor a partial a pull may resume.
+    Raises LlamadeckError when the store cannot be pruned; None when turned off.
+    """
+    value = (os.environ if environ is None else environ).get(NOPRUNE_VARIABLE, "").strip().lower()
+    if value not in ("", "0", "false", "no", "off"):
+        return None
+    return engine.prune(at_start=True)
 
 
 class ServeError(Exception):

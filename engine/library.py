@@ -348,10 +348,14 @@ class ModelLibrary:
         return made
 
     def has_blob(self, digest: str) -> bool:
-        """Whether the store holds the blob ``sha256:<hex>`` (``HEAD /api/blobs/…``)."""
+        """Whether the store holds the blob ``sha256:<hex>`` (``HEAD /api/blobs/…``).
+
+        A client told yes skips its upload and names the blob next: its grace
+        period against ``prune`` restarts, as an upload's would.
+        """
         from engine.store.blobs import parse_digest
 
-        return self._store.has_blob(parse_digest(digest))
+        return self._store.touch_blob(parse_digest(digest))
 
     def upload_blob(self, digest: str) -> BlobUpload:
         """Start writing the blob ``sha256:<hex>``: ``write`` chunks, then ``finish`` checks the digest.
@@ -371,9 +375,14 @@ class ModelLibrary:
             raise ModelNotFound(f"blob sha256:{sha256} not found: upload it first (POST /api/blobs/sha256:…)")
         return self._store.blob_path(sha256)
 
-    def prune(self) -> PruneReport:
-        """Remove every partial download and lock file that no live process holds."""
-        return prune_store(self._store)
+    def prune(self, *, at_start: bool = False) -> PruneReport:
+        """Remove partial downloads and lock files no live process holds, and blobs nothing names.
+
+        A blob nothing names goes only once untouched for a day (a client may
+        have uploaded it to name it next). ``at_start`` (a server starting)
+        also spares the partials a pull may resume.
+        """
+        return prune_store(self._store, at_start=at_start)
 
     def verify(
         self,

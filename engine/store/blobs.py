@@ -9,8 +9,10 @@ An upload is at most ``LLAMADECK_MAX_BLOB_BYTES`` (default 2 TiB: the
 largest single-file models fit), refused when its declared size is past that
 or past the free disk, and again as soon as what arrives is.
 
-An uploaded blob no manifest names yet is collected by the next ``rm`` or
-``prune``, as Ollama drops its unused layers: upload, then create.
+An uploaded blob no manifest names yet is never collected by another
+model's ``rm``: only ``prune`` (or the server's start) takes it, once a day
+has passed since it was uploaded, uploaded again or asked for with ``HEAD``
+(``UNUSED_BLOB_GRACE``), so a client's upload-then-create is never cut.
 """
 
 from __future__ import annotations
@@ -118,6 +120,9 @@ class BlobUpload:
         with self._store.blob_lock(self.sha256):
             if not self._store.has_blob(self.sha256):
                 self._store.commit_blob(self._path, self.sha256)
+            else:  # here already: its grace period restarts, as a fresh upload's would
+                with contextlib.suppress(OSError):
+                    os.utime(self._store.blob_path(self.sha256), follow_symlinks=False)
 
     def discard(self) -> None:
         if not self._file.closed:

@@ -3,9 +3,13 @@
 Garbage collection deletes a blob only when nothing on disk could still name
 it: the digests inside a damaged or newer manifest count as in use, and a
 manifest that cannot be read at all (or a symlink, which we never follow)
-stops collection altogether. Pruning removes partial downloads and lock files
-no live process holds, and the uploads, ``create`` folders and temp files a
-crash left. Both remove only what the store itself made; call them with
+stops collection altogether. ``rm`` collects only the blobs its manifest
+named (``only``), as Ollama's delete does: a blob no manifest names may be a
+client's upload about to be named by ``/api/create``, so it is collected only
+by ``prune`` (and the server's start), and only once ``UNUSED_BLOB_GRACE``
+has passed since it was last written, uploaded again or asked for. Pruning
+removes partial downloads and lock files no live process holds, and the
+uploads, ``create`` folders and temp files a crash left. Both remove only what the store itself made; call them with
 ``Store.store_lock`` held.
 """
 
@@ -25,7 +29,7 @@ from engine.errors import LlamadeckError
 from engine.store.files import READ_FLAGS, SCAN_CHUNK
 from engine.store.locks import FileLock
 from engine.store.manifest import SHA256
-from engine.store.manifest_files import read_entry, walk
+from engine.store.manifest_files import StoreEntry, read_entry, walk
 from engine.store.split_views import remove_stale_views, view_id
 
 if TYPE_CHECKING:
@@ -34,6 +38,10 @@ if TYPE_CHECKING:
 _ANY_SHA256 = re.compile(rb"(?<![0-9a-fA-F])[0-9a-fA-F]{64}(?![0-9a-fA-F])")
 _STALE_WORK_SECONDS = 24 * 3600  # an upload or a quantize untouched this long was abandoned
 _STALE_TEMP_SECONDS = 3600
+# an unnamed blob untouched this long is a leftover, not an upload about to be named: the day that
+# abandoned uploads and ``create`` folders get, so a client uploading and creating across a restart,
+# a slow create or a pause overnight keeps its blob; leftovers wait at most a day more
+UNUSED_BLOB_GRACE = _STALE_WORK_SECONDS
 
 
 @dataclass(frozen=True)
@@ -43,6 +51,9 @@ class Collection:
     removed: tuple[str, ...]  # sha256 of the blobs deleted
     blocked_by: Path | None = None  # a manifest that could not be read: nothing was deleted
     blocked_because: str | None = None  # why, e.g. "a symlink, which llamadeck does not follow"
+    freed: int = 0  # bytes of the blobs deleted
+    young: int = 0  # unnamed blobs kept because they are younger than the grace period
+    young_bytes: int = 0
 
 
 @dataclass(frozen=True)
@@ -50,6 +61,9 @@ class PruneReport:
     partials: int  # abandoned partial downloads removed
     locks: int  # lock files nobody held, removed
     freed: int  # bytes
+    blobs: int = 0  # unused blobs removed (untouched for UNUSED_BLOB_GRACE)
+    young_blobs: int = 0  # unused blobs kept: younger than UNUSED_BLOB_GRACE, a client may name them yet
+    young_bytes: int = 0
 
 
 @dataclass
@@ -123,18 +137,37 @@ def blobs_in_use(store: Store) -> tuple[set[str], Path | None]:
     return use.blobs, use.blocked_by
 
 
-def collect_garbage(store: Store) -> Collection:
+def digests_named_by(entry: StoreEntry) -> set[str]:
+    """The blobs a manifest names: its files and adapters, else (damaged, newer) every digest in its bytes.
+
+    A symlink or anything but a regular file names nothing (it is never followed).
+    """
+    if entry.manifest is not None:
+        return {f.sha256 for f in (*entry.manifest.files, *entry.manifest.config.adapters)}
+    try:
+        return _digests_in(entry.path) if stat.S_ISREG(os.lstat(entry.path).st_mode) else set()
+    except OSError:
+        return set()
+
+
+def collect_garbage(
+    store: Store, *, only: set[str] | frozenset[str] | None = None, older_than: float = 0.0
+) -> Collection:
     """Delete blobs nothing names, and views no usable manifest needs; call with ``store_lock`` held.
 
+    ``only`` limits it to those digests (``rm``: the blobs of the manifest it
+    removed); ``older_than`` (seconds) spares blobs written or touched since.
     A blob whose lock another process holds is mid-pull and stays.
     """
     use = _in_use(store)
     if use.blocked_by is not None:
         return Collection((), use.blocked_by, use.because)
+    now = time.time()
     removed = []
+    freed = young = young_bytes = 0
     for blob in sorted(store.blobs.glob("sha256-*")) if store.blobs.is_dir() else []:
         sha256 = blob.name.removeprefix("sha256-")
-        if sha256 in use.blobs or not SHA256.fullmatch(sha256):
+        if sha256 in use.blobs or not SHA256.fullmatch(sha256) or (only is not None and sha256 not in only):
             continue
         try:
             if stat.S_ISDIR(os.lstat(blob).st_mode):
@@ -145,14 +178,19 @@ def collect_garbage(store: Store) -> Collection:
         if not lock.try_acquire():
             continue
         try:
-            blob.unlink(missing_ok=True)
+            info = os.lstat(blob)  # under the lock: an upload of it again, or a HEAD, touched it first
+            if now - info.st_mtime < older_than:
+                young, young_bytes = young + 1, young_bytes + info.st_size
+                continue
+            blob.unlink()
             removed.append(sha256)
+            freed += info.st_size if info.st_nlink == 1 else 0
         except OSError:
-            continue  # immutable or read-only: it stays, and is not counted as freed
+            continue  # gone already, immutable or read-only: not counted as freed
         finally:
             lock.release()
     remove_stale_views(store, use.views)
-    return Collection(tuple(removed))
+    return Collection(tuple(removed), freed=freed, young=young, young_bytes=young_bytes)
 
 
 def prune(store: Store, *, older_than: float = 0.0) -> PruneReport:

@@ -33,6 +33,7 @@ reads that never follow a symlink, OS errors as one line).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import stat
@@ -144,6 +145,31 @@ class Store:
 
     def has_blob(self, sha256: str) -> bool:
         return self.blob_path(sha256).is_file()
+
+    def touch_blob(self, sha256: str) -> bool:
+        """Whether the blob is here; when it is, its grace period restarts (a client means to name it).
+
+        Under the blob's lock when free, so garbage collection never judges it
+        old just as a client is told it need not upload it; a pull holding the
+        lock will name it anyway.
+        """
+        path = self.blob_path(sha256)
+        if not path.is_file():
+            return False
+        lock = self.blob_lock(sha256)
+        try:
+            if not lock.try_acquire():
+                return self.has_blob(sha256)
+        except LlamadeckError:  # the lock cannot be taken (a read-only store): nothing collects it either
+            return self.has_blob(sha256)
+        try:
+            if not path.is_file():
+                return False
+            with contextlib.suppress(OSError):  # a read-only store: the blob is here all the same
+                os.utime(path, follow_symlinks=False)
+            return True
+        finally:
+            lock.release()
 
     def partial_path(self, sha256: str) -> Path:
         return self.partial / f"sha256-{check_sha256(sha256)}.partial"
@@ -273,9 +299,11 @@ class Store:
         """Every digest a file under ``manifests/`` names, and the first file that stops collection."""
         return cleanup.blobs_in_use(self)
 
-    def collect_garbage(self) -> Collection:
-        """Delete blobs nothing names, and views no usable manifest needs; call with ``store_lock`` held."""
-        return cleanup.collect_garbage(self)
+    def collect_garbage(
+        self, *, only: set[str] | frozenset[str] | None = None, older_than: float = 0.0
+    ) -> Collection:
+        """Delete blobs nothing names (of ``only``, untouched ``older_than`` s); call with ``store_lock``."""
+        return cleanup.collect_garbage(self, only=only, older_than=older_than)
 
     def prune(self, *, older_than: float = 0.0) -> PruneReport:
         """Remove partial downloads and lock files no live process holds; call with ``store_lock`` held."""

@@ -1,20 +1,25 @@
 """Taking models out of the store: forget a name, then delete the blobs nothing else names.
 
 ``rm`` removes the manifest at the name's path, whatever it says inside (so a
-damaged or misnamed manifest is removable too), then collects garbage and
-prunes abandoned partial downloads, all under the store's lock so that a
-pull or another ``rm`` in another process never sees half of it. A manifest
-from a newer llamadeck is refused: it is not ours to judge. ``prune`` takes
-every partial and lock file no live process holds.
+damaged or misnamed manifest is removable too), then deletes the blobs that
+manifest named and no other does (as Ollama's delete removes only the deleted
+model's layers: a blob nothing names may be another client's upload about to
+be named) and prunes abandoned partial downloads, all under the store's lock
+so that a pull or another ``rm`` in another process never sees half of it. A
+manifest from a newer llamadeck is refused: it is not ours to judge.
+``prune`` takes every partial and lock file no live process holds, and the
+blobs nothing names once untouched for ``UNUSED_BLOB_GRACE``; the server's
+start does the same (unless ``LLAMADECK_NOPRUNE``) but spares partials a
+pull may resume.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from engine.errors import InvalidInput, LlamadeckError, NewerStore
-from engine.store.cleanup import PruneReport
+from engine.store.cleanup import UNUSED_BLOB_GRACE, PruneReport, digests_named_by
 from engine.store.model_store import Store
 from engine.store.refs import HubRef, ModelRef
 
@@ -45,8 +50,9 @@ def remove_model(store: Store, ref: ModelRef, *, not_found: Callable[[ModelRef],
         if entry.newer:
             raise NewerStore(f"{ref} was {entry.problem}; not removed")
         files = (*entry.manifest.files, *entry.manifest.config.adapters) if entry.manifest is not None else ()
+        named = digests_named_by(entry)
         store.remove_manifest(ref)
-        collection = store.collect_garbage()
+        collection = store.collect_garbage(only=named)
         store.prune(older_than=PRUNE_AFTER_RM)
     freed = sum(f.size for f in {f.sha256: f for f in files}.values() if f.sha256 in collection.removed)
     kept = None
@@ -71,10 +77,21 @@ def removable(store: Store, ref: ModelRef, *, not_found: Callable[[ModelRef], Ll
     return stored[0]
 
 
-def prune_store(store: Store) -> PruneReport:
-    """Remove every partial download and lock file that no live process holds, then unneeded blobs."""
+def prune_store(store: Store, *, at_start: bool = False) -> PruneReport:
+    """Remove partial downloads and lock files no live process holds, then blobs nothing names.
+
+    Unnamed blobs go once untouched for ``UNUSED_BLOB_GRACE`` (a client may
+    name a younger one yet). ``at_start`` (the server starting) also spares
+    partials a pull may resume, as ``rm`` does.
+    """
     store.ensure()
     with store.store_lock():
-        report = store.prune()
-        store.collect_garbage()
-    return report
+        report = store.prune(older_than=PRUNE_AFTER_RM if at_start else 0.0)
+        collection = store.collect_garbage(older_than=UNUSED_BLOB_GRACE)
+    return replace(
+        report,
+        freed=report.freed + collection.freed,
+        blobs=len(collection.removed),
+        young_blobs=collection.young,
+        young_bytes=collection.young_bytes,
+    )

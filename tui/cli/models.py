@@ -267,9 +267,25 @@ def cmd_prune(args: argparse.Namespace) -> int:
         parts.append(f"{report.partials} abandoned partial download{'s' if report.partials > 1 else ''}")
     if report.locks:
         parts.append(f"{report.locks} stale lock file{'s' if report.locks > 1 else ''}")
+    if report.blobs:
+        parts.append(f"{report.blobs} unused blob{'s' if report.blobs > 1 else ''}")
     freed = f" (freed {format_size(report.freed)})" if report.freed else ""
     out(f"removed {' and '.join(parts)}{freed}" if parts else "nothing to prune")
+    if report.young_blobs:
+        out(prune_kept(report.young_blobs, report.young_bytes))
     return 0
+
+
+def prune_kept(count: int, size: int) -> str:
+    """The line on the unused blobs a prune spared for being young (``prune`` and the server's start)."""
+    from engine import format_size
+    from engine.store.cleanup import UNUSED_BLOB_GRACE
+
+    hours = UNUSED_BLOB_GRACE // 3600
+    return (
+        f"kept {count} unused blob{'s' if count > 1 else ''} younger than {hours} h ({format_size(size)}): "
+        f"a client may have uploaded them to name them next; prune takes them once {hours} h old"
+    )
 
 
 def cmd_cp(args: argparse.Namespace) -> int:

@@ -10,9 +10,10 @@ from typing import TYPE_CHECKING, Any
 
 from tui.cli.common import CliError, interactive, open_engine, progress_view
 from tui.tables import ago_until, render_table
-from tui.terminal import flush_all, out
+from tui.terminal import flush_all, out, warn
 
 if TYPE_CHECKING:
+    from engine import Engine
     from tui.client import Server
 
 
@@ -186,10 +187,22 @@ def cmd_serve(args: argparse.Namespace) -> int:
     except BaseException:
         listener.close()
         raise
+    prune_store_at_start(engine)
     out(f"llamadeck API on {listener.url}")
     flush_all()
     serve(engine, listener, api_key=api_key)
     return 0
+
+
+def prune_store_at_start(engine: Engine) -> None:
+    """The server's start prune (off with ``LLAMADECK_NOPRUNE``); a store it cannot prune is one warning."""
+    from api.server import prune_at_start
+    from engine import LlamadeckError
+
+    try:
+        prune_at_start(engine)
+    except LlamadeckError as failure:
+        warn(f"the store was not pruned at start: {failure}")
 
 
 def open_app(*, serve: bool) -> int:
@@ -208,6 +221,7 @@ def open_app(*, serve: bool) -> int:
     from tui.app import LlamadeckApp
 
     engine = open_engine()
+    prune_store_at_start(engine)
     server = BackgroundServer(engine, listener, api_key=api_key)
     try:
         return LlamadeckApp(engine, serve_url=server.url).run() or 0
