@@ -9,8 +9,8 @@ client's upload about to be named by ``/api/create``, so it is collected only
 by ``prune`` (and the server's start), and only once ``UNUSED_BLOB_GRACE``
 has passed since it was last written, uploaded again or asked for. Pruning
 removes partial downloads and lock files no live process holds, and the
-uploads, ``create`` folders and temp files a crash left. Both remove only what the store itself made; call them with
-``Store.store_lock`` held.
+uploads, ``create`` folders and temp files a crash left. Both remove only
+what the store itself made; call them with ``Store.store_lock`` held.
 """
 
 from __future__ import annotations
