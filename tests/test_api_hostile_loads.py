@@ -1,0 +1,83 @@
+"""Loads, embeddings and keep-alive under hostile use (issue 18, findings 7, 8 and 10), with real tiny GGUFs.
+
+Finding 7: eight requests at once for one model with different ``num_ctx``
+loaded eight copies, because a load's memory was counted only once it had
+loaded. Finding 8: an ``/api/embed`` of 200,000 inputs ran on for minutes after
+its client left, and every other embed of that model waited behind it.
+Finding 10: a huge ``keep_alive`` made every ``/api/ps`` a 500 without the
+version header, so ``llamadeck ps`` called the server a stranger.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from engine import Engine, Machine
+from tests.support.fake_hub import FakeHub, isolated_hf_env
+from tests.support.tiny_gguf import write_tiny_gguf
+
+MODEL = "hf.co/acme/Tiny-GGUF:Q8_0"
+CONTEXTS = (256, 384, 512, 640, 768, 896, 1024, 1152)
+
+
+class Budget:
+    """A machine whose free memory the test sets; records what is loaded and reserved when it is asked."""
+
+    def __init__(self) -> None:
+        self.free = 16 << 30
+        self.engine: Engine | None = None
+        self.seen: list[int] = []  # bytes loaded + reserved at each look at the machine
+
+    def __call__(self) -> Machine:
+        if self.engine is not None:
+            registry = self.engine._registry  # noqa: SLF001 - the reservations are the registry's
+            spent = sum(r.memory for r in registry.residents()) + sum(registry.reservations().values())
+            self.seen.append(spent)
+        return Machine(free_ram=self.free, gpu_free_vram=None)
+
+
+@pytest.fixture
+def budgeted(tmp_path: Path) -> Iterator[tuple[Engine, Budget]]:
+    model = write_tiny_gguf(tmp_path / "Tiny-Q8_0.gguf")[0]
+    budget = Budget()
+    with isolated_hf_env(tmp_path / "hf-home"), FakeHub() as hub, hub.patch_endpoint():
+        hub.add_repo("acme/Tiny-GGUF", {"Tiny-Q8_0.gguf": model})
+        engine = Engine(tmp_path / "store", machine=budget)
+        try:
+            engine.pull("acme/Tiny-GGUF")
+            yield engine, budget
+        finally:
+            engine.close()
+
+
+def test_concurrent_loads_of_one_model_never_exceed_the_budget(budgeted: tuple[Engine, Budget]) -> None:
+    """Finding 7: in-flight loads count against the budget; one model's copies replace each other."""
+    engine, budget = budgeted
+    engine.load(MODEL, options={"num_ctx": max(CONTEXTS)}, keep_alive=-1)
+    (largest,) = engine.loaded()
+    engine.unload(MODEL)
+    assert engine.loaded() == []
+    budget.free = largest.memory * 3 // 2  # one copy fits, two do not
+    budget.engine = engine
+    barrier = threading.Barrier(len(CONTEXTS))
+    errors: list[BaseException] = []
+
+    def load(num_ctx: int) -> None:
+        barrier.wait()
+        try:
+            engine.load(MODEL, options={"num_ctx": num_ctx}, keep_alive=-1)
+        except BaseException as error:  # noqa: BLE001 - reported below
+            errors.append(error)
+
+    threads = [threading.Thread(target=load, args=(n,)) for n in CONTEXTS]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert budget.seen and max(budget.seen) <= budget.free
+    assert len(engine.loaded()) == 1 and engine._registry.reservations() == {}  # noqa: SLF001
