@@ -16,11 +16,15 @@ from pathlib import Path
 
 import pytest
 
-from engine import Engine, Machine
+from engine import Cancelled, CancelToken, Engine, Machine
+from engine.runtime.llama.embedder import Embedder
+from tests.support.chain_gguf import token_id, write_chain_gguf
 from tests.support.fake_hub import FakeHub, isolated_hf_env
 from tests.support.tiny_gguf import write_tiny_gguf
 
 MODEL = "hf.co/acme/Tiny-GGUF:Q8_0"
+EMBEDDER = "hf.co/acme/Embed-GGUF:F32"
+MANY = ["h"] * 200  # 25 batches of 8 texts
 CONTEXTS = (256, 384, 512, 640, 768, 896, 1024, 1152)
 
 
@@ -43,12 +47,15 @@ class Budget:
 @pytest.fixture
 def budgeted(tmp_path: Path) -> Iterator[tuple[Engine, Budget]]:
     model = write_tiny_gguf(tmp_path / "Tiny-Q8_0.gguf")[0]
+    embedder = write_chain_gguf(tmp_path / "Embed-F32.gguf", {token_id("h"): 2, token_id("w"): 2}, pooling=1)
     budget = Budget()
     with isolated_hf_env(tmp_path / "hf-home"), FakeHub() as hub, hub.patch_endpoint():
         hub.add_repo("acme/Tiny-GGUF", {"Tiny-Q8_0.gguf": model})
+        hub.add_repo("acme/Embed-GGUF", {"Embed-F32.gguf": embedder})
         engine = Engine(tmp_path / "store", machine=budget)
         try:
             engine.pull("acme/Tiny-GGUF")
+            engine.pull("acme/Embed-GGUF")
             yield engine, budget
         finally:
             engine.close()
@@ -81,3 +88,57 @@ def test_concurrent_loads_of_one_model_never_exceed_the_budget(budgeted: tuple[E
     assert errors == []
     assert budget.seen and max(budget.seen) <= budget.free
     assert len(engine.loaded()) == 1 and engine._registry.reservations() == {}  # noqa: SLF001
+
+
+class AtBatch(CancelToken):
+    """A token that runs ``then`` once, when checked after ``batches`` batches of ``embedder``."""
+
+    def __init__(self, embedder: Embedder, batches: int, then) -> None:
+        super().__init__()
+        self.embedder, self.at, self.then = embedder, embedder.batches + batches, then
+        self.fired = False
+
+    def check(self) -> None:
+        if not self.fired and self.embedder.batches >= self.at:
+            self.fired = True
+            self.then(self)
+        super().check()
+
+
+def embedder_of(engine: Engine) -> Embedder:
+    """The embedder of the loaded embedding model (made by a first embed)."""
+    engine.embed(EMBEDDER, ["w"])
+    (resident,) = [r for r in engine._registry.residents() if r.name == EMBEDDER]  # noqa: SLF001
+    embedder = resident.payload._embedder  # noqa: SLF001 - its batch count is what is observed
+    assert embedder is not None
+    return embedder
+
+
+def test_a_cancelled_embed_stops_between_batches(budgeted: tuple[Engine, Budget]) -> None:
+    """Finding 8: the cancel lands at the next batch, not after all of them."""
+    engine, _ = budgeted
+    embedder = embedder_of(engine)
+    start = embedder.batches
+    token = AtBatch(embedder, 2, lambda t: t.cancel("the client disconnected"))
+    with pytest.raises(Cancelled):
+        engine.embed(EMBEDDER, MANY, cancel=token)
+    assert embedder.batches - start == 2  # of 25
+
+
+def test_a_second_embed_is_served_while_a_long_one_runs(budgeted: tuple[Engine, Budget]) -> None:
+    """Finding 8: embeds of one model take turns per batch; a long request holds no lock over the others."""
+    engine, _ = budgeted
+    embedder = embedder_of(engine)
+    start = embedder.batches
+    served: list[list[list[float]]] = []
+    midway: list[int] = []
+
+    def second(_token: CancelToken) -> None:  # runs inside the long embed, after its first batch
+        other = threading.Thread(target=lambda: served.append(engine.embed(EMBEDDER, ["w"])))
+        other.start()
+        other.join(60)  # a safety net: with the old lock it never ends while the long embed waits here
+        midway.append(embedder.batches - start)
+
+    vectors = engine.embed(EMBEDDER, MANY, cancel=AtBatch(embedder, 1, second))
+    assert len(served) == 1 and len(served[0]) == 1  # served while the long one was between batches
+    assert midway == [2] and len(vectors) == len(MANY)  # its one batch beside the long one's first
