@@ -14,10 +14,15 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
+from fastapi import FastAPI
 
+from api.app import create_app
 from engine import Cancelled, CancelToken, Engine, Machine
 from engine.runtime.llama.embedder import Embedder
+from tests.support import api_server
+from tests.support.api_server import running_api
 from tests.support.chain_gguf import token_id, write_chain_gguf
 from tests.support.fake_hub import FakeHub, isolated_hf_env
 from tests.support.tiny_gguf import write_tiny_gguf
@@ -142,3 +147,49 @@ def test_a_second_embed_is_served_while_a_long_one_runs(budgeted: tuple[Engine, 
     vectors = engine.embed(EMBEDDER, MANY, cancel=AtBatch(embedder, 1, second))
     assert len(served) == 1 and len(served[0]) == 1  # served while the long one was between batches
     assert midway == [2] and len(vectors) == len(MANY)  # its one batch beside the long one's first
+
+
+def test_a_huge_keep_alive_is_refused_and_ps_survives_any_stored_one(
+    budgeted: tuple[Engine, Budget], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Finding 10: durations past Go's are 400s; /api/ps answers whatever keep-alive a model holds."""
+    engine, _ = budgeted
+    with running_api(engine) as base_url:
+        for keep_alive in ("9999999999999h", 1e300):
+            body = {"model": MODEL, "prompt": "", "keep_alive": keep_alive}
+            refused = httpx.post(f"{base_url}/api/generate", json=body, timeout=60)
+            assert refused.status_code == 400 and "x-llamadeck-version" in refused.headers
+        longest = httpx.post(
+            f"{base_url}/api/generate",
+            json={"model": MODEL, "prompt": "", "keep_alive": "2562047h"},
+            timeout=60,
+        )
+        assert longest.status_code == 200
+        assert httpx.get(f"{base_url}/api/ps").json()["models"][0]["expires_at"].startswith("2318")
+        # a keep-alive no parser lets through, stored anyway (the engine's default is a plain attribute)
+        monkeypatch.setattr(engine._registry, "default_keep_alive", 1e300)  # noqa: SLF001
+        engine.embed(EMBEDDER, ["w"])
+        listed = httpx.get(f"{base_url}/api/ps")
+        assert listed.status_code == 200
+        assert [m["expires_at"][:4] for m in listed.json()["models"]] == ["2318", "2318"]
+
+
+def test_a_500_still_says_it_comes_from_llamadeck(
+    budgeted: tuple[Engine, Budget], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Finding 10: ``llamadeck ps`` called a failing server a stranger: its 500 had no version header."""
+    engine, _ = budgeted
+
+    def failing_app(*args: object, **kwargs: object) -> FastAPI:
+        app = create_app(*args, **kwargs)  # type: ignore[arg-type]
+
+        @app.get("/api/fails")
+        def fails() -> None:
+            raise RuntimeError("a bug the server did not foresee")
+
+        return app
+
+    monkeypatch.setattr(api_server, "create_app", failing_app)
+    with running_api(engine) as base_url:
+        failed = httpx.get(f"{base_url}/api/fails")
+    assert failed.status_code == 500 and failed.headers["x-llamadeck-version"]
