@@ -118,10 +118,22 @@ class Identify:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        started = False
 
         async def send_identified(message: Message) -> None:
+            nonlocal started
             if message["type"] == "http.response.start":
+                started = True
                 message["headers"] = [*message.get("headers", []), *self.headers]
             await send(message)
 
-        await self.app(scope, receive, send_identified)
+        try:
+            await self.app(scope, receive, send_identified)
+        except Exception:
+            # Starlette's last-resort 500 is sent outside this middleware, without the header: send
+            # it here, so a client still knows whose server failed (the error is raised on, and logged)
+            if not started:
+                plain = [(b"content-type", b"text/plain; charset=utf-8")]
+                await send_identified({"type": "http.response.start", "status": 500, "headers": plain})
+                await send_identified({"type": "http.response.body", "body": b"Internal Server Error"})
+            raise

@@ -31,6 +31,7 @@ from fastapi.responses import JSONResponse, Response
 
 from api.deps import engine_of
 from api.errors import APIError, bool_field, model_errors, read_json, status_of, string_field
+from api.jobs import until_disconnected
 from api.schema import BOOLEAN, KEEP_ALIVE, MESSAGES, NAME, OPTIONS, STRING, TEXTS, json_body
 from api.streaming import EngineStream, EventStreamResponse, collect, open_stream
 from engine import (
@@ -346,7 +347,9 @@ async def embeddings_of(
     engine = engine_of(request)
     started = time.perf_counter()
     with model_errors(model):
-        vectors = await anyio.to_thread.run_sync(lambda: engine.embed(model, texts, truncate=truncate))
+        vectors = await until_disconnected(
+            request, lambda cancel: engine.embed(model, texts, truncate=truncate, cancel=cancel)
+        )
         if keep_alive == 0:
             try:
                 await anyio.to_thread.run_sync(engine.unload, model)

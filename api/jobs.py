@@ -13,8 +13,9 @@ import asyncio
 import json
 import threading
 from collections.abc import AsyncIterator, Callable
-from typing import Any
+from typing import Any, TypeVar
 
+import anyio
 from fastapi import Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 
@@ -85,6 +86,29 @@ async def next_item(
         except TimeoutError:
             if await request.is_disconnected():
                 token.cancel("the client disconnected")
+
+
+T = TypeVar("T")
+
+
+async def until_disconnected(request: Request, work: Callable[[CancelToken], T]) -> T:
+    """``work(token)`` off the event loop; the token is cancelled when the client goes away."""
+    token = CancelToken()
+
+    async def watch() -> None:
+        while not token.cancelled:
+            await asyncio.sleep(_DISCONNECT_POLL)
+            if await request.is_disconnected():
+                token.cancel("the client disconnected")
+
+    watcher = asyncio.create_task(watch())
+    try:
+        return await anyio.to_thread.run_sync(lambda: work(token))
+    except asyncio.CancelledError:
+        token.cancel("the client disconnected")
+        raise
+    finally:
+        watcher.cancel()
 
 
 async def respond(

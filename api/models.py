@@ -94,7 +94,13 @@ async def tags(request: Request) -> dict[str, Any]:
 
 
 def _running(loaded: LoadedModel, manifest: Manifest | None, now: datetime) -> dict[str, Any]:
-    expires = _FOREVER if loaded.expires_in is None else now + timedelta(seconds=loaded.expires_in)
+    # a keep-alive past 2318 reads as for ever: any larger would overflow a datetime
+    left = loaded.expires_in
+    expires = (
+        _FOREVER
+        if left is None or not left < (_FOREVER - now).total_seconds()
+        else now + timedelta(seconds=left)
+    )
     return {
         "name": loaded.reference,
         "model": loaded.reference,

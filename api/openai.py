@@ -33,6 +33,7 @@ from fastapi.responses import JSONResponse, Response
 from api.deps import engine_of
 from api.errors import APIError, bool_field, openai_error, read_json, status_of
 from api.generate import shorten
+from api.jobs import until_disconnected
 from api.schema import BOOLEAN, COUNT, MESSAGES, NAME, NUMBER, STRING, TEXTS, json_body, path_parameter
 from api.streaming import EngineStream, EventStreamResponse, collect, open_stream
 from engine import (
@@ -493,7 +494,7 @@ async def embeddings(request: Request) -> Response:
     ):
         raise APIError(400, "dimensions must be a whole number ≥ 1")
     engine = engine_of(request)
-    vectors = await anyio.to_thread.run_sync(lambda: engine.embed(model, texts))
+    vectors = await until_disconnected(request, lambda cancel: engine.embed(model, texts, cancel=cancel))
     rows = [
         {"object": "embedding", "embedding": encoded(shorten(v, dimensions), encoding), "index": i}
         for i, v in enumerate(vectors)

@@ -205,14 +205,19 @@ class Engine(ModelLibrary):
         )
         return self._start(request, cancel)
 
-    def embed(self, reference: str, texts: Sequence[str], *, truncate: bool = True) -> list[list[float]]:
-        """One unit-length embedding per text (a model that cannot embed is InvalidInput)."""
+    def embed(
+        self, reference: str, texts: Sequence[str], *, truncate: bool = True, cancel: CancelToken = NEVER
+    ) -> list[list[float]]:
+        """One unit-length embedding per text (a model that cannot embed is InvalidInput).
+
+        ``cancel`` stops it between batches (and while the model loads) with ``Cancelled``.
+        """
         if isinstance(texts, str) or not all(isinstance(t, str) for t in texts):
             raise InvalidInput("embed takes a list of texts")
         manifest = self._resolve(parse_ref(reference))
         load, _ = self._options(manifest, None)
-        with self._use(manifest, load, None, NEVER) as (resident, _fresh):
-            return resident.payload.embed(list(texts), truncate=truncate)
+        with self._use(manifest, load, None, cancel) as (resident, _fresh):
+            return resident.payload.embed(list(texts), truncate=truncate, cancel=cancel)
 
     def load(
         self,

@@ -142,3 +142,76 @@ def test_cancel_callbacks_run_once_and_can_be_removed() -> None:
     token.cancel()
     token.on_cancel(lambda: calls.append("late"))  # already cancelled: called at once
     assert calls == ["a", "late"]
+
+
+class Watched(CancelToken):
+    """A token that tells when it was checked twice: its holder waited (the registry checks once per wake)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.checks = 0
+        self.waiting = threading.Event()
+
+    def check(self) -> None:
+        self.checks += 1
+        if self.checks >= 2:
+            self.waiting.set()
+        super().check()
+
+
+def gated(name: str, closed: list[str], gate: threading.Event, started: threading.Event, fail: bool = False):
+    """A load that says it started, then waits for ``gate`` (and fails when asked)."""
+
+    def load(cancel: CancelToken):
+        started.set()
+        assert gate.wait(30)
+        if fail:
+            raise RuntimeError(f"{name} did not load")
+        return Payload(name, closed), 10
+
+    return load
+
+
+@pytest.mark.parametrize("first_fails", [False, True])
+def test_a_load_in_flight_holds_its_memory_until_it_ends(first_fails: bool) -> None:
+    """Issue 18, finding 7: two loads that fit only alone never start together; a failed one gives back."""
+    closed: list[str] = []
+    registry = Registry(
+        budget=lambda: 15 - sum(r.memory for r in registry.residents())
+    )  # one of 10 fits, not two
+    gate, a_started, b_started = threading.Event(), threading.Event(), threading.Event()
+    errors: list[BaseException] = []
+
+    def use_a() -> None:
+        try:
+            with registry.use(
+                ("a", 1), "a", gated("a", closed, gate, a_started, first_fails), need=10, keep_alive=-1
+            ):
+                pass
+        except RuntimeError as error:
+            errors.append(error)
+
+    first = threading.Thread(target=use_a)
+    first.start()
+    assert a_started.wait(30)
+    assert registry.reservations() == {("a", 1): 10}
+    token = Watched()
+    second = threading.Thread(target=lambda: _use_once(registry, ("b", 1), "b", closed, b_started, token))
+    second.start()
+    assert token.waiting.wait(30)  # b is waiting for a's load, not loading beside it
+    assert not b_started.is_set() and registry.reservations() == {("a", 1): 10}
+    gate.set()
+    first.join()
+    second.join()
+    assert b_started.is_set() and registry.reservations() == {}
+    assert [r.name for r in registry.residents()] == ["b"]  # an idle a made room for b
+    assert closed == ([] if first_fails else ["a"]) and len(errors) == int(first_fails)
+
+
+def _use_once(
+    registry: Registry, key, name: str, closed: list[str], started: threading.Event, token: CancelToken
+) -> None:
+    gate = threading.Event()
+    gate.set()
+    with registry.use(key, name, gated(name, closed, gate, started), need=10, keep_alive=-1, cancel=token):
+        pass

@@ -61,12 +61,20 @@ class Runtime:
     _embedder: Embedder | None = None
     _embed_lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def embed(self, texts: list[str], *, truncate: bool = True) -> list[list[float]]:
-        """Embeddings from a second context (made on first use); one caller at a time."""
+    def embed(
+        self, texts: list[str], *, truncate: bool = True, cancel: CancelToken = NEVER
+    ) -> list[list[float]]:
+        """Embeddings from a second context (made on first use).
+
+        The lock guards only the embedder's making and freeing: callers share
+        it and take turns per batch on the compute thread, so a long request
+        does not hold every other embed of the model back until it ends.
+        """
         with self._embed_lock:
             if self._embedder is None:
                 self._embedder = Embedder(self.model, n_threads=self.settings.n_threads)
-            return self._embedder.embed(texts, truncate=truncate)
+            embedder = self._embedder
+        return embedder.embed(texts, truncate=truncate, cancel=cancel)
 
     def close(self) -> None:
         self.scheduler.close()

@@ -59,7 +59,7 @@ class Registry(Generic[P]):
         self.default_keep_alive = default_keep_alive
         self._lock = threading.Condition()
         self._residents: dict[tuple[str, Any], Resident[P]] = {}
-        self._loading: set[tuple[str, Any]] = set()
+        self._loading: dict[tuple[str, Any], int] = {}  # loads in flight and the bytes each reserved
         self._closed = False
         self._reaper: threading.Thread | None = None
 
@@ -98,69 +98,107 @@ class Registry(Generic[P]):
         cancel: CancelToken,
     ) -> tuple[Resident[P], bool]:
         with self._lock:
-            self._check_open()
-            while key in self._loading:  # another thread is loading the same model: share its load
-                cancel.check()
-                self._lock.wait(0.2)
-                self._check_open()
-            if (resident := self._residents.get(key)) is not None:
+            victims = self._admit(key, need, cancel)
+            if victims is None:  # loaded already (or by the load this call waited for)
+                resident = self._residents[key]
                 resident.users += 1
                 resident.expires_at = None
                 resident.last_used = time.monotonic()
                 return resident, False
-            # may raise Busy: before the key is marked as loading
-            victims = self._make_room(need() if callable(need) else need)
-            self._loading.add(key)
         try:
             for victim in victims:
                 victim.payload.close()
             payload, memory = load(cancel)
         except BaseException:
-            with self._lock:
-                self._loading.discard(key)
+            with self._lock:  # a failed or cancelled load gives its reservation back
+                del self._loading[key]
                 self._lock.notify_all()
             raise
         with self._lock:
-            self._loading.discard(key)
-            self._lock.notify_all()
             closed = self._closed
+            if (
+                not closed
+            ):  # the reservation becomes the resident in one step: never counted twice or not at all
+                resident = Resident(key, name, memory, payload, users=1)
+                self._residents[key] = resident
+                self._start_reaper()
+            del self._loading[key]
+            self._lock.notify_all()
         if closed:  # the engine shut down while this model loaded: it must not stay behind
             payload.close()
             self._check_open()
-        with self._lock:
-            resident = Resident(key, name, memory, payload, users=1)
-            self._residents[key] = resident
-            self._lock.notify_all()
-            self._start_reaper()
         return resident, True
+
+    def _admit(
+        self, key: tuple[str, Any], need: int | Callable[[], int], cancel: CancelToken
+    ) -> list[Resident[P]] | None:
+        """Wait until ``key`` is loaded (None) or may load (reserved now; the idle models to unload).
+
+        Call with the lock. Loads in flight hold their reservation until they
+        end, so a load decided now counts them as spent: two loads that would
+        each fit alone never start together. The same weights with other load
+        options are one copy at a time, as Ollama's scheduler has it: an idle
+        copy is replaced, a copy in use or loading is waited for.
+        """
+        needed: int | None = None
+        while True:
+            self._check_open()
+            cancel.check()
+            if key in self._residents:
+                return None
+            rivals = [r for r in self._residents.values() if r.key[0] == key[0]]
+            if (
+                key in self._loading
+                or any(k[0] == key[0] for k in self._loading)
+                or any(r.users for r in rivals)
+            ):
+                self._lock.wait(0.2)  # woken when a load ends or a model is released
+                continue
+            if needed is None:
+                needed = need() if callable(need) else need
+            # may raise Busy: before anything is reserved
+            victims = self._make_room(needed, rivals)
+            if victims is None:  # only loads in flight stand in the way: wait for them to end
+                self._lock.wait(0.2)
+                continue
+            for victim in victims:
+                del self._residents[victim.key]
+            self._loading[key] = needed
+            return victims
 
     def _check_open(self) -> None:
         if self._closed:
             raise ShutDown("the engine was closed: no more models are loaded by it")
 
-    def _make_room(self, need: int) -> list[Resident[P]]:
-        """Idle residents to unload, least recently used first, until ``need`` fits; call with the lock.
+    def _make_room(self, need: int, rivals: list[Resident[P]]) -> list[Resident[P]] | None:
+        """Idle residents to unload (``rivals``, then least recently used) until ``need`` fits.
 
-        When it still does not fit because other models are generating, the
-        load is refused (Busy) rather than risk running out of memory under
-        them; with nothing else loaded it is tried anyway (mmap and swap may
-        carry it, and the quant pick already warned).
+        Call with the lock. What loads in flight reserved is not free. When it still does not fit
+        because other models are generating, the load is refused (Busy) rather
+        than risk running out of memory under them; when loads in flight are
+        what stands in the way, None: wait for them. With nothing else loaded
+        or loading it is tried anyway (mmap and swap may carry it, and the
+        quant pick already warned).
         """
-        free = self._budget()
-        idle = sorted((r for r in self._residents.values() if not r.users), key=lambda r: r.last_used)
-        victims = []
+        free = self._budget() - sum(self._loading.values())
+        victims = list(rivals)
+        free += sum(r.memory for r in victims)
+        idle = sorted(
+            (r for r in self._residents.values() if not r.users and r not in victims),
+            key=lambda r: r.last_used,
+        )
         while need > free and idle:
             victim = idle.pop(0)
             victims.append(victim)
             free += victim.memory
+        if need > free and self._loading:
+            return None
         busy = [r.name for r in self._residents.values() if r.users]
         if need > free and busy:
             raise Busy(
                 f"not enough memory for another model while {', '.join(busy)} is generating; "
                 "try again when it is done"
             )
-        for victim in victims:
-            del self._residents[victim.key]
         return victims
 
     def _release(self, resident: Resident[P], keep_alive: float) -> None:
@@ -169,6 +207,7 @@ class Registry(Generic[P]):
             resident.users -= 1
             resident.last_used = time.monotonic()
             if resident.users == 0:
+                self._lock.notify_all()  # a load waiting for these weights to be idle may go on
                 if keep_alive == 0:
                     unload = self._residents.pop(resident.key, None) is resident
                 elif keep_alive > 0:
@@ -179,6 +218,11 @@ class Registry(Generic[P]):
             resident.payload.close()
 
     # managing --------------------------------------------------------------
+
+    def reservations(self) -> dict[tuple[str, Any], int]:
+        """The loads in flight and the bytes each reserved: spent, for the budget, until the load ends."""
+        with self._lock:
+            return dict(self._loading)
 
     def residents(self) -> list[Resident[P]]:
         with self._lock:

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 
 import llama_cpp
 
+from engine.cancel import NEVER, CancelToken
 from engine.errors import InvalidInput, PromptTooLong
 from engine.runtime.llama.compute import COMPUTE
 from engine.runtime.llama.context import Batch, Context
@@ -32,13 +33,15 @@ def normalize(vector: Sequence[float]) -> list[float]:
 # size the sequences do not divide aborts the process (GGML_ASSERT(ggml_can_mul_mat(a, b)),
 # seen with context lengths 100, 255, 257 and 300, and 256 over 3 or 6 sequences).
 _CTX_PAD = 256
+_CHECK_EVERY = 256  # texts tokenized between two looks at the cancel token
 
 
 class Embedder:
     """Sentence embeddings from a second context with embeddings on and the GGUF's pooling.
 
     Its compute runs on ``COMPUTE`` (one batch of texts per call, so running
-    streams keep flowing between batches); ``embed`` blocks the caller.
+    streams and other callers' embeds take turns between batches); ``embed``
+    blocks the caller and checks its ``CancelToken`` between batches.
 
     A model without a pooling type in its GGUF (a text-generation model) or
     a reranker cannot embed: that is an InvalidInput naming the model.
@@ -83,11 +86,16 @@ class Embedder:
         self.n_ctx: int = min(n_ctx, self.ctx.n_ctx, self.ctx.n_batch, n_ubatch)
         self.dimensions: int = llama_cpp.llama_model_n_embd_out(model.ptr) or model.n_embd
         self._batch = Batch(self.n_ctx, 1)
+        self.batches = 0  # batches decoded so far, all callers together
 
-    def embed(self, texts: Sequence[str], *, truncate: bool = True) -> list[list[float]]:
-        """One unit-length vector per text, in order."""
+    def embed(
+        self, texts: Sequence[str], *, truncate: bool = True, cancel: CancelToken = NEVER
+    ) -> list[list[float]]:
+        """One unit-length vector per text, in order; ``Cancelled`` between batches once ``cancel`` is."""
         encoded: list[list[int]] = []
-        for text in texts:
+        for index, text in enumerate(texts):
+            if index % _CHECK_EVERY == 0:
+                cancel.check()
             tokens = self.model.tokenize(text, add_special=True, parse_special=False)
             if len(tokens) > self.n_ctx:
                 if not truncate:
@@ -108,7 +116,8 @@ class Embedder:
             ):
                 used += len(encoded[start + len(group)])
                 group.append(encoded[start + len(group)])
-            # one batch at a time: the schedulers on the compute thread step in between
+            # one batch at a time: the schedulers and other embeds on the compute thread step in between
+            cancel.check()
             out.extend(COMPUTE.call(functools.partial(self._run, group)))
             start += len(group)
         return out
@@ -128,6 +137,7 @@ class Embedder:
                 raise InvalidInput(f"{self.model.label} returned no embedding")
             vectors.append(normalize(pointer[: self.dimensions]))
         self.ctx.clear()
+        self.batches += 1
         return vectors
 
     def free(self) -> None:
