@@ -211,7 +211,7 @@ def released(engine: Engine) -> float | None:
         ("", 400),
         ("1e3", 400),
         ("9999999999999h", 400),
-        (1e300, 400),
+        (1e18, 400),  # past any duration (1e300 is refused earlier, as any number out of range)
     ],
 )
 def test_keep_alive_in_a_request_follows_the_engines_rule(server: str, value: object, status: int) -> None:
