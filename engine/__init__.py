@@ -68,6 +68,7 @@ from engine.store.cleanup import PruneReport
 from engine.store.manifest import Manifest, ModelConfig, ModelFile
 from engine.store.removal import Removal
 from engine.templates.message import Message
+from engine.text import one_line, quoted, visible
 from engine.units import format_gib, format_size
 
 __all__ = [
@@ -129,10 +130,13 @@ __all__ = [
     "as_template_call",
     "format_gib",
     "format_size",
+    "one_line",
     "parameter_pairs",
     "parse_keep_alive",
     "parse_options",
     "parse_tool_calls",
+    "quoted",
     "tool_call_pieces",
     "tool_names",
+    "visible",
 ]

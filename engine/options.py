@@ -39,6 +39,7 @@ from dataclasses import dataclass, fields
 from typing import Literal, NamedTuple, cast
 
 from engine.errors import InvalidOption
+from engine.text import quoted
 
 __all__ = [
     "KV_CACHE_TYPES",
@@ -417,7 +418,7 @@ _AUTOMATIC: Mapping[str, int] = {"num_gpu": -1, "num_thread": 0, "num_parallel":
 
 
 def _show(value: object, limit: int = 40) -> str:
-    """A value as a user typed it, as one printable line (it may come from a downloaded file)."""
+    """A value as a user typed it, on one printable line (it may come from a file); text is ``quoted``."""
     if isinstance(value, bool) or value is None:
         return {True: "true", False: "false", None: "null"}[value]
     if isinstance(value, int | float):
@@ -429,8 +430,7 @@ def _show(value: object, limit: int = 40) -> str:
         return "an object"
     if not isinstance(value, str):
         return f"a {type(value).__name__}"
-    text = "".join(c if c.isprintable() and c != "\\" else c.encode("unicode_escape").decode() for c in value)
-    return "'" + (text[:limit] + "..." if len(text) > limit else text) + "'"
+    return quoted(value, limit)
 
 
 def _unknown(name: str, source: str) -> InvalidOption:

@@ -59,8 +59,10 @@ def visible(text: str, keep: str = "") -> str:
 def _pieces(text: str, *, ascii_only: bool, quote: str = "") -> list[str]:
     """Each character of ``text`` as a message shows it: itself, or its escape."""
     return [
-        _escaped(c)
-        if c == "\\" or c == quote or not c.isprintable() or (ascii_only and not c.isascii())
+        "\\" + c
+        if c == quote
+        else _escaped(c)
+        if c == "\\" or not c.isprintable() or (ascii_only and not c.isascii())
         else c
         for c in text
     ]
@@ -79,13 +81,13 @@ def _cut(pieces: list[str], room: int) -> tuple[str, bool]:
     return "".join(taken), False
 
 
-def one_line(text: str, limit: int | None = None, *, ascii_only: bool = False) -> str:
+def one_line(text: str, limit: int | None = 200, *, ascii_only: bool = False) -> str:
     """``text`` as one printable line, unquoted: for a reason or a path inside a message.
 
     Every character that does not print as itself (controls, line breaks,
     bidi overrides, zero-width and other invisible characters, lone
-    surrogates) is escaped, and so is ``\\``. Past ``limit`` characters the
-    line is cut, never inside an escape, and ends in "..." (``limit`` counts it).
+    surrogates) is escaped, and so is ``\\``. Past ``limit`` characters (None:
+    no limit) the line is cut, never inside an escape, and ends in "..." (``limit`` counts it).
     ``ascii_only`` escapes every non-ASCII letter too, where a look-alike
     letter would deceive (a Cyrillic "а" in a name).
 

@@ -39,11 +39,12 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from engine.errors import InvalidOption, InvalidReference
-from engine.ingest.local import SPLIT_NAME, shown
+from engine.ingest.local import SPLIT_NAME
 from engine.machine.quant import quant_from_filename
 from engine.options import parse_one
 from engine.store.manifest import ModelConfig
 from engine.store.refs import LocalRef
+from engine.text import one_line
 
 OLLAMA = "ollama"
 HUGGINGFACE = "huggingface"
@@ -313,10 +314,10 @@ def _scan_ollama(root: Path) -> Iterator[FoundModel]:
 def _ollama_name(host: str, namespace: str, model: str, tag: str) -> str:
     """Ollama's shortest display name (``DisplayShortest``): ``llama3.2:3b``, ``hf.co/org/repo:Q4_K_M``."""
     if host.lower() != _OLLAMA_HOST:
-        return shown(f"{host}/{namespace}/{model}:{tag}")
+        return one_line(f"{host}/{namespace}/{model}:{tag}", None)
     if namespace.lower() != _OLLAMA_NAMESPACE:
-        return shown(f"{namespace}/{model}:{tag}")
-    return shown(f"{model}:{tag}")
+        return one_line(f"{namespace}/{model}:{tag}", None)
+    return one_line(f"{model}:{tag}", None)
 
 
 def _ollama_model(root: Path, path: Path, host: str, namespace: str, model: str, tag: str) -> FoundModel:
@@ -329,7 +330,7 @@ def _ollama_model(root: Path, path: Path, host: str, namespace: str, model: str,
     try:
         data = json.loads(_read_small(path, _MAX_MANIFEST))
     except (OSError, ValueError, RecursionError) as error:
-        return refused(f"the manifest cannot be read ({shown(str(error))[:120]})")
+        return refused(f"the manifest cannot be read ({one_line(str(error), 120)})")
     layers = data.get("layers") if isinstance(data, dict) else None
     if not isinstance(layers, list) or not all(isinstance(layer, dict) for layer in layers):
         return refused("the manifest has no list of layers")
@@ -355,7 +356,7 @@ def _ollama_model(root: Path, path: Path, host: str, namespace: str, model: str,
             try:
                 texts.setdefault(kind, []).append(_read_small(blob, _MAX_TEXT_LAYER).decode())
             except (OSError, ValueError) as error:
-                notes.append(f"{kind} layer skipped ({shown(str(error))[:80]})")
+                notes.append(f"{kind} layer skipped ({one_line(str(error), 80)})")
         elif kind == "params":
             params, dropped = _ollama_params(blob, name)
             notes.extend(dropped)
@@ -369,7 +370,7 @@ def _ollama_model(root: Path, path: Path, host: str, namespace: str, model: str,
         elif kind == "draft":
             notes.append("Ollama draft model not carried")
         else:
-            notes.append(f"Ollama {shown(kind)[:40]} layer not carried")
+            notes.append(f"Ollama {one_line(kind, 40)} layer not carried")
     if not models:
         kinds = {str(layer.get("mediaType"))[:60] for layer in layers}
         what = "tensor layers (Ollama's own format)" if f"{_MEDIA}tensor" in kinds else "no model layer"
@@ -396,7 +397,7 @@ def _ollama_model(root: Path, path: Path, host: str, namespace: str, model: str,
 def _ollama_blob(root: Path, digest: object) -> Path | str:
     """The blob a layer's digest names, checked as Ollama's ``BlobsPath`` does; else a note."""
     if not isinstance(digest, str) or not _DIGEST.fullmatch(digest):
-        return f"digest {shown(str(digest))[:80]} is not a sha256 digest"
+        return f"digest {one_line(str(digest), 80)} is not a sha256 digest"
     path = root / "blobs" / f"sha256-{_DIGEST.fullmatch(digest)[1]}"  # type: ignore[index]
     found = _inside(path, root)
     return f"blob {found}" if isinstance(found, str) else found
@@ -407,7 +408,7 @@ def _ollama_params(blob: Path, name: str) -> tuple[dict[str, object], list[str]]
     try:
         raw = json.loads(_read_small(blob, _MAX_MANIFEST))
     except (OSError, ValueError, RecursionError) as error:
-        return {}, [f"params layer skipped ({shown(str(error))[:80]})"]
+        return {}, [f"params layer skipped ({one_line(str(error), 80)})"]
     if not isinstance(raw, dict):
         return {}, ["params layer skipped: not a JSON object"]
     kept: dict[str, object] = {}
@@ -418,7 +419,7 @@ def _ollama_params(blob: Path, name: str) -> tuple[dict[str, object], list[str]]
         try:
             kept[key] = parse_one(key, value, source=f"Ollama's parameters of {name}")
         except InvalidOption:
-            dropped.append(shown(str(key))[:40])
+            dropped.append(one_line(str(key), 40))
     notes = (
         [f"parameter{'s' if len(dropped) > 1 else ''} dropped: {', '.join(dropped[:8])}"] if dropped else []
     )
@@ -429,7 +430,7 @@ def _ollama_messages(blob: Path) -> tuple[list[tuple[str, str]], list[str]]:
     try:
         raw = json.loads(_read_small(blob, _MAX_TEXT_LAYER))
     except (OSError, ValueError, RecursionError) as error:
-        return [], [f"messages layer skipped ({shown(str(error))[:80]})"]
+        return [], [f"messages layer skipped ({one_line(str(error), 80)})"]
     if not isinstance(raw, list):
         return [], ["messages layer skipped: not a list"]
     messages = []
@@ -456,7 +457,7 @@ def _group(tool: str, prefix: str, files: list[_File], suggest_name: str) -> Ite
     splits: dict[tuple[str, int], dict[int, _File]] = {}
     for file in files:
         base = file.relative.rsplit("/", 1)[-1]
-        name = shown(f"{prefix}/{file.relative}")
+        name = one_line(f"{prefix}/{file.relative}", None)
         quant = quant_from_filename(file.relative)
         suggested = suggest(suggest_name, quant)
         if "mmproj" in base.lower():
@@ -470,7 +471,7 @@ def _group(tool: str, prefix: str, files: list[_File], suggest_name: str) -> Ite
         yield _found(tool, name, suggested, [file], None)
     for (_stem, count), parts in splits.items():
         first = parts.get(1) or parts[min(parts)]
-        name = shown(f"{prefix}/{first.relative}")
+        name = one_line(f"{prefix}/{first.relative}", None)
         suggested = suggest(suggest_name, quant_from_filename(first.relative))
         missing = [str(n) for n in range(1, count + 1) if n not in parts]
         ordered = [parts[n] for n in sorted(parts)]

@@ -61,6 +61,7 @@ from engine.store.refs import LocalRef
 from engine.store.transfer import CHUNK, HashingFile, ProgressMeter
 from engine.templates.known import template_and_source
 from engine.templates.render import SOURCE_MODELFILE
+from engine.text import one_line
 from engine.units import format_size
 
 SPLIT_NAME = re.compile(r"^(?P<stem>.+)-(?P<part>\d{5})-of-(?P<count>\d{5})\.gguf$", re.IGNORECASE)
@@ -71,12 +72,6 @@ _EXPECTED = (
     "a .gguf file, the first part of a split model (…-00001-of-0000N.gguf) "
     "or a folder holding one model's GGUF file(s)"
 )
-
-
-def shown(path: Path | str) -> str:
-    """A path as one printable line: control characters, undecodable bytes and the like escaped."""
-    text = str(path)
-    return "".join(c if c.isprintable() and not "\ud800" <= c <= "\udfff" else ascii(c)[1:-1] for c in text)
 
 
 @dataclass
@@ -97,7 +92,7 @@ class _Part:
 
     @property
     def label(self) -> str:
-        return shown(self.path)
+        return one_line(str(self.path), None)
 
     def unchanged(self) -> bool:
         now = os.fstat(self.fd)
@@ -131,7 +126,7 @@ def import_gguf(
     Cancelled; in every case nothing is left half-written in the store.
     """
     if not isinstance(ref, LocalRef):
-        raise InvalidInput(f"an import is stored under a local name (NAME:TAG), not {shown(str(ref))}")
+        raise InvalidInput(f"an import is stored under a local name (NAME:TAG), not {one_line(str(ref))}")
     merged = _config(config)
     store.ensure()
     parts: list[_Part] = []
@@ -156,7 +151,8 @@ def import_gguf(
                 for part in parts:
                     if _store_blob(store, part, link=link, sink=on_event, cancel=cancel):
                         created.append(store.blob_path(part.sha256))
-                manifest = _manifest(parts, files, ref, merged, origin or shown(_given(source)), license)
+                origin = origin or one_line(str(_given(source)), None)
+                manifest = _manifest(parts, files, ref, merged, origin, license)
                 with store.store_lock():
                     store.save(manifest)
             except BaseException:
@@ -191,7 +187,7 @@ def import_file(
     kind = _kind_of(path)
     if kind != "file":
         raise InvalidInput(
-            f"cannot import {shown(path)}: it is {'a directory' if kind == 'directory' else kind}"
+            f"cannot import {one_line(str(path))}: it is {'a directory' if kind == 'directory' else kind}"
         )
     part = _open_part(path, 0, model=False)
     try:
@@ -229,16 +225,18 @@ def model_files(source: Path | Sequence[Path]) -> list[Path]:
     if kind == "directory":
         return _from_folder(path)
     if kind == "missing":
-        raise InvalidInput(f"cannot import {shown(path)}: it does not exist")
+        raise InvalidInput(f"cannot import {one_line(str(path))}: it does not exist")
     if kind != "file":
-        raise InvalidInput(f"cannot import {shown(path)}: it is {kind}; give {_EXPECTED}")
+        raise InvalidInput(f"cannot import {one_line(str(path))}: it is {kind}; give {_EXPECTED}")
     split = SPLIT_NAME.match(path.name)
     if split is None:
         return [path]
     part, count = int(split["part"]), int(split["count"])
     if part != 1:
         first = f"{split['stem']}-00001-of-{split['count']}.gguf"
-        raise InvalidInput(f"{shown(path)} is part {part} of {count}: give the first part ({shown(first)})")
+        raise InvalidInput(
+            f"{one_line(str(path))} is part {part} of {count}: give the first part ({one_line(first)})"
+        )
     return _split_siblings(path.parent, split["stem"], count, path.name)
 
 
@@ -270,8 +268,8 @@ def _split_siblings(folder: Path, stem: str, count: int, first: str) -> list[Pat
     if missing:
         which = f"part{'s' if len(missing) > 1 else ''} {', '.join(missing[:10])}"
         raise InvalidInput(
-            f"split part missing: {which} of {count} of {shown(stem)} "
-            f"not found beside {shown(folder / first)}"
+            f"split part missing: {which} of {count} of {one_line(str(stem))} "
+            f"not found beside {one_line(str(folder / first))}"
         )
     return paths
 
@@ -281,7 +279,7 @@ def _from_folder(folder: Path) -> list[Path]:
     try:
         names = sorted(e.name for e in os.scandir(folder) if e.name.lower().endswith(".gguf"))
     except OSError as error:
-        raise InvalidInput(f"cannot list {shown(folder)}: {error.strerror}") from None
+        raise InvalidInput(f"cannot list {one_line(str(folder))}: {error.strerror}") from None
     ggufs = [n for n in names if not n.startswith(".") and _kind_of(folder / n) == "file"]
     models = [n for n in ggufs if "mmproj" not in n.lower()]
     if len(models) == 1 and not SPLIT_NAME.match(models[0]):
@@ -291,16 +289,19 @@ def _from_folder(folder: Path) -> list[Path]:
         stem, count = splits.pop()
         first = next((n for n in models if int(SPLIT_NAME.match(n)["part"]) == 1), None)  # type: ignore[index]
         if first is None:
-            raise InvalidInput(f"split part missing: part 1 of {count} of {shown(stem)} in {shown(folder)}")
+            raise InvalidInput(
+                f"split part missing: part 1 of {count} of {one_line(str(stem))} in {one_line(str(folder))}"
+            )
         return _split_siblings(folder, stem, count, first)
-    listed = ", ".join(shown(n) for n in models[:4]) + (", …" if len(models) > 4 else "")
+    listed = ", ".join(one_line(str(n)) for n in models[:4]) + (", …" if len(models) > 4 else "")
     found = f"{len(models)} model files ({listed})" if models else "no GGUF file"
-    raise InvalidInput(f"cannot import the folder {shown(folder)}: it holds {found}; give {_EXPECTED}")
+    shown = one_line(str(folder))
+    raise InvalidInput(f"cannot import the folder {shown}: it holds {found}; give {_EXPECTED}")
 
 
 def _open_part(path: Path, index: int, *, model: bool = True) -> _Part:
     """Open one file without blocking (a FIFO never hangs) and read its GGUF header from that descriptor."""
-    label = shown(path)
+    label = one_line(str(path), None)
     try:
         fd = os.open(path, _OPEN_FLAGS)
     except FileNotFoundError:
@@ -580,4 +581,4 @@ def _manifest(
     )
 
 
-__all__ = ["SPLIT_NAME", "import_file", "import_gguf", "model_files", "shown"]
+__all__ = ["SPLIT_NAME", "import_file", "import_gguf", "model_files"]

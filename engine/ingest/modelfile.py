@@ -58,6 +58,7 @@ from typing import NamedTuple, cast
 
 from engine.errors import InvalidInput, InvalidOption
 from engine.options import MAX_STOPS, collect_parameters, parameter_pairs, parse_one
+from engine.text import quoted
 
 __all__ = [
     "MAX_MESSAGES",
@@ -175,12 +176,6 @@ def _is_dropped(char: str) -> bool:
     return not char.isprintable() and _dropped().fullmatch(char) is not None
 
 
-def _show(text: str, limit: int = 40) -> str:
-    """User text inside a one-line message: escaped, shortened, quoted."""
-    shown = "".join(c if c.isprintable() and c != "\\" else c.encode("unicode_escape").decode() for c in text)
-    return "'" + (shown[:limit] + "..." if len(shown) > limit else shown) + "'"
-
-
 class _Lines:
     """Line numbers for positions met in order; ``\\r\\n``, ``\\r`` and ``\\n`` each end one line."""
 
@@ -276,11 +271,11 @@ def _commands(text: str) -> Iterator[_Command]:
             )
         if keyword not in _SUPPORTED:
             token = cast(re.Match[str], _TOKEN.match(text, start)).group()
-            raise ModelfileError(f"unknown instruction {_show(token)}: {_EXPECTED}", line)
+            raise ModelfileError(f"unknown instruction {quoted(token)}: {_EXPECTED}", line)
         if after in ("", "\r", "\n"):
             raise ModelfileError(_needs(keyword), line)
         if after not in (" ", "\t"):
-            raise ModelfileError(f"expected a space after {word.upper()}, not {_show(after)}", line)
+            raise ModelfileError(f"expected a space after {word.upper()}, not {quoted(after)}", line)
         pos += 1
         name: str | None = None
         if keyword in ("parameter", "message"):
@@ -317,11 +312,11 @@ def _name(text: str, pos: int, keyword: str, line: int) -> tuple[str, int]:
         token = cast(re.Match[str], _TOKEN.match(text, pos)).group()
         if keyword == "parameter":
             raise ModelfileError(
-                f"PARAMETER name {_show(token)} may hold only letters, digits and _ (then a space)", line
+                f"PARAMETER name {quoted(token)} may hold only letters, digits and _ (then a space)", line
             )
-        raise ModelfileError(f"MESSAGE role must be system, user or assistant, not {_show(token)}", line)
+        raise ModelfileError(f"MESSAGE role must be system, user or assistant, not {quoted(token)}", line)
     if keyword == "message" and name not in ROLES:
-        raise ModelfileError(f"MESSAGE role must be system, user or assistant, not {_show(name)}", line)
+        raise ModelfileError(f"MESSAGE role must be system, user or assistant, not {quoted(name)}", line)
     if after in ("", "\r", "\n"):
         raise ModelfileError(f"MESSAGE {name} needs a message", line)
     return name, end + 1
@@ -533,9 +528,9 @@ def _json(value: str) -> str:
 
 
 def _line(keyword: str, value: str, name: str | None = None) -> str:
-    quoted, as_json = _quote(value)
+    written, as_json = _quote(value)
     head = keyword + (":json" if as_json else "")
-    return " ".join(part for part in (head, name, quoted) if part is not None) + "\n"
+    return " ".join(part for part in (head, name, written) if part is not None) + "\n"
 
 
 def format_modelfile(modelfile: Modelfile) -> str:
@@ -561,7 +556,7 @@ def format_modelfile(modelfile: Modelfile) -> str:
         raise ModelfileError("ADAPTER needs a path")
     for role, _ in m.messages:
         if role not in ROLES:
-            raise ModelfileError(f"MESSAGE role must be system, user or assistant, not {_show(role)}")
+            raise ModelfileError(f"MESSAGE role must be system, user or assistant, not {quoted(role)}")
     try:
         pairs = parameter_pairs(m.parameters)
     except InvalidOption as error:

@@ -46,6 +46,7 @@ from engine.errors import IntegrityError
 from engine.shape import ModelShape
 from engine.store.gguf_values import check_values
 from engine.store.tensor_bytes import ByLayer, TensorBytes
+from engine.text import one_line
 
 _T = TypeVar("_T")
 _MAGIC = b"GGUF"
@@ -64,6 +65,7 @@ _TYPE_OFFSET = struct.Struct("<IQ")  # a tensor's ggml type and data offset
 _MAX_DIMS = 4  # GGML_MAX_DIMS
 _MAX_NAME = 64  # GGML_MAX_NAME counts the terminating NUL: names are shorter
 _MAX_KEY = 1 << 16  # a key is a short dotted name; a longer one is refused before it is copied
+_SHOWN_MAX = 80  # characters of a key or tensor name quoted in a message
 _MAX_LAYER_ARRAY = 1 << 20  # a per-layer array longer than this is not a model
 _MAX_HEADER = 1 << 30  # when the file size is unknown; real headers are under 20 MB
 _MIN_KV = 8 + 4 + 1  # key length, type, the smallest value
@@ -156,11 +158,6 @@ class RawHeader:
     strings: dict[str, str]
     numbers: dict[str, Any]
     tensors: tuple[tuple[str, tuple[int, ...]], ...]
-
-
-def _shown(text: str) -> str:
-    """A key or tensor name as a message may quote it: on one line, and not too long."""
-    return text if text.isprintable() and len(text) <= 80 else ascii(text[:80])
 
 
 @cache
@@ -359,7 +356,7 @@ def _scan_kvs(scan: _Scanner, off: int, kv_count: int, tensor_count: int, most: 
             key = raw.decode("utf-8")
         except UnicodeDecodeError:
             raise scan.fail(f"key {index} is not UTF-8 ({raw[:64]!r})") from None
-        shown = _shown(key)
+        shown = one_line(key, _SHOWN_MAX)
         if raw in seen:
             raise scan.fail(f"duplicate key {shown}")
         seen.add(raw)
@@ -406,7 +403,7 @@ def _scan_tensors(scan: _Scanner, off: int, count: int, alignment: int, keep_tab
         if length >= _MAX_NAME:  # before it is copied
             raise scan.fail(f"tensor {index} has a name of {length} bytes (at most {_MAX_NAME - 1})")
         raw, off = scan.string(off, f"the name of tensor {index}")
-        name = _shown(raw.decode("utf-8", errors="replace"))
+        name = one_line(raw.decode("utf-8", errors="replace"), _SHOWN_MAX)
         if raw in names:
             raise scan.fail(f"duplicate tensor {name}")
         names.add(raw)

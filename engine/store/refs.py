@@ -17,6 +17,7 @@ import re
 from dataclasses import dataclass
 
 from engine.errors import InvalidReference
+from engine.text import quoted
 
 HUB_HOST = "hf.co"
 _HUB_HOSTS = frozenset({"hf.co", "huggingface.co"})
@@ -39,20 +40,16 @@ _FORMS = "use NAME[:TAG], ORG/REPO[:QUANT] or hf.co/ORG/REPO[:QUANT]"
 _LOCAL_FORMS = "a local model name is NAME[:TAG], e.g. my-model:latest"
 
 
-def _quote(text: str) -> str:
-    """Show user text safely on one line: escapes control and non-ASCII characters.
+def _invalid(text: str, why: str, forms: str = _FORMS) -> InvalidReference:
+    """One-line error naming the text, the problem and the accepted forms.
 
-    ``ascii()`` rather than ``repr()`` so a Cyrillic "а" posing as a Latin "a"
+    The text is quoted in ASCII, so a Cyrillic "а" posing as a Latin "a"
     shows up as ``\\u0430`` instead of looking right.
     """
-    if len(text) <= _QUOTE_MAX:
-        return ascii(text)
-    return f"{ascii(text[:_QUOTE_MAX])}... ({len(text)} characters)"
-
-
-def _invalid(text: str, why: str, forms: str = _FORMS) -> InvalidReference:
-    """One-line error naming the text, the problem and the accepted forms."""
-    return InvalidReference(f"invalid model reference {_quote(text)}: {why}; {forms}")
+    shown = quoted(text, _QUOTE_MAX, ascii_only=True)
+    if shown.endswith("..."):  # cut: whole, it ends in its closing quote
+        shown += f" ({len(text)} characters)"
+    return InvalidReference(f"invalid model reference {shown}: {why}; {forms}")
 
 
 def _text_problem(text: str) -> str | None:

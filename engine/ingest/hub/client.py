@@ -29,6 +29,7 @@ from urllib.parse import urlsplit
 
 from engine.errors import HubUnreachable, InvalidInput, LlamadeckError
 from engine.ingest.hub.quoting import clean, error_reason, keep_secret
+from engine.text import quoted
 
 _TIMEOUT_VARIABLES = ("HF_HUB_DOWNLOAD_TIMEOUT", "HF_HUB_ETAG_TIMEOUT")
 _VERBOSITIES = ("debug", "info", "warning", "error", "critical")  # huggingface_hub.utils.logging.log_levels
@@ -60,12 +61,6 @@ def shown_endpoint() -> str:
 
 
 # -- the environment huggingface_hub reads at import ---------------------------------
-
-
-def _quote_env(value: str) -> str:
-    """An environment value quoted for a message: escaped (``ascii``), cut."""
-    shown = ascii(value)
-    return shown if len(shown) <= 80 else shown[:79] + "…"
 
 
 def _endpoint_problem(value: str) -> str | None:
@@ -105,7 +100,7 @@ def check_environment(environ: Mapping[str, str] = os.environ) -> None:
     """
     raw = environ.get("HF_ENDPOINT")
     if raw is not None and (why := _endpoint_problem(raw)):
-        raise InvalidInput(f"HF_ENDPOINT is not a usable URL: {_quote_env(raw)} ({why})")
+        raise InvalidInput(f"HF_ENDPOINT is not a usable URL: {quoted(raw, ascii_only=True)} ({why})")
     for name in _TIMEOUT_VARIABLES:
         value = environ.get(name)
         if value is None:
@@ -115,16 +110,20 @@ def check_environment(environ: Mapping[str, str] = os.environ) -> None:
         except ValueError:
             seconds = 0
         if seconds <= 0:
-            raise InvalidInput(f"{name} must be a whole number of seconds above 0, not {_quote_env(value)}")
+            raise InvalidInput(
+                f"{name} must be a whole number of seconds above 0, not {quoted(value, ascii_only=True)}"
+            )
     verbosity = environ.get("HF_HUB_VERBOSITY")
     if verbosity and verbosity not in _VERBOSITIES:
         raise InvalidInput(
-            f"HF_HUB_VERBOSITY must be one of {', '.join(_VERBOSITIES)}, not {_quote_env(verbosity)}"
+            f"HF_HUB_VERBOSITY must be one of {', '.join(_VERBOSITIES)}, "
+            f"not {quoted(verbosity, ascii_only=True)}"
         )
     origin = environ.get("HF_HUB_USER_AGENT_ORIGIN")
     if origin is not None and not (origin.isascii() and origin.isprintable()):
         raise InvalidInput(
-            f"HF_HUB_USER_AGENT_ORIGIN holds characters an HTTP header cannot carry: {_quote_env(origin)}"
+            "HF_HUB_USER_AGENT_ORIGIN holds characters an HTTP header cannot carry: "
+            f"{quoted(origin, ascii_only=True)}"
         )
 
 

@@ -1,13 +1,16 @@
 """Network text (file names, the server's reasons, paths) fit to quote in a one-line message.
 
-Text is escaped, cut, and scrubbed of every token this process sends: a
-token seen once (``keep_secret``) is hidden from every message and from
-``HUB_LOG`` from then on.
+Text is escaped and cut by the engine's one policy (``engine.text``) after
+it is scrubbed of every token this process sends: a token seen once
+(``keep_secret``) is hidden from every message and from ``HUB_LOG`` from
+then on.
 """
 
 from __future__ import annotations
 
 import threading
+
+from engine.text import one_line
 
 _QUOTE_LIMIT = 160  # characters of network text quoted in a message
 _SECRET_MIN = 8  # shorter "tokens" are not scrubbed from messages: they would eat ordinary words
@@ -26,11 +29,10 @@ def keep_secret(secret: str) -> None:
 
 
 def clean(text: str, *, limit: int = _QUOTE_LIMIT) -> str:
-    """``text`` fit to quote in a one-line message: tokens hidden, non-printables escaped, cut."""
+    """``text`` fit to quote in a one-line message: tokens hidden, then escaped and cut by ``one_line``."""
     for secret in _secrets:
         text = text.replace(secret, "***")
-    escaped = "".join(c if c.isprintable() else ascii(c)[1:-1] for c in text)
-    return escaped if len(escaped) <= limit else escaped[: limit - 1] + "…"
+    return one_line(text, limit)
 
 
 def error_reason(error: BaseException) -> str:

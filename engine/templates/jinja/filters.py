@@ -28,13 +28,13 @@ from engine.templates.jinja.budget import (
     replace_size,
     sized_join,
 )
-from engine.templates.jinja.quote import quote
+from engine.text import one_line
 
 _T = TypeVar("_T")
 
 
 def raise_exception(message: object) -> NoReturn:
-    raise TemplateError(f"the chat template refused the conversation: {quote(str(message))}")
+    raise TemplateError(f"the chat template refused the conversation: {one_line(str(message))}")
 
 
 def strftime_now(fmt: str) -> str:

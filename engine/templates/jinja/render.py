@@ -14,8 +14,8 @@ import jinja2
 
 from engine.errors import InvalidInput, TemplateError
 from engine.templates.jinja.budget import Budget, current_budget
-from engine.templates.jinja.quote import quote
 from engine.templates.jinja.sandbox import compile_template
+from engine.text import one_line
 
 __all__ = ["render_chat"]
 
@@ -52,7 +52,7 @@ def render_chat(
         "add_generation_prompt": add_generation_prompt,
     }
     if clash := sorted(variables.keys() & core.keys()):
-        raise InvalidInput(f"extra template variables may not replace {', '.join(map(quote, clash))}")
+        raise InvalidInput(f"extra template variables may not replace {', '.join(map(one_line, clash))}")
     variables.update(core)
     try:
         budget = Budget.for_inputs(variables)
@@ -87,9 +87,9 @@ def _run(compiled: jinja2.Template, variables: dict[str, Any], budget: Budget) -
     except MemoryError:
         raise TemplateError("the chat template ran out of memory") from None
     except jinja2.TemplateError as error:  # undefined names, unsafe attributes, bad arguments
-        raise TemplateError(f"the model's chat template failed: {quote(error.message or '')}") from error
+        raise TemplateError(f"the model's chat template failed: {one_line(error.message or '')}") from error
     except Exception as error:  # template code can raise anything: 1 + 'a', 1 / 0, int('x')
         raise TemplateError(
-            f"the model's chat template failed: {type(error).__name__}: {quote(str(error))}"
+            f"the model's chat template failed: {type(error).__name__}: {one_line(str(error))}"
         ) from error
     return "".join(parts)

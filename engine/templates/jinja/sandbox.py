@@ -43,7 +43,7 @@ from engine.templates.jinja.filters import (
     raise_exception,
     strftime_now,
 )
-from engine.templates.jinja.quote import quote
+from engine.text import one_line
 
 MAX_TEMPLATE_CHARS = 256 << 10  # real templates are under 20 KiB; compiling cannot be interrupted
 
@@ -215,12 +215,12 @@ def compile_template(source: str) -> jinja2.Template | str:
         tree.set_environment(env)
         return env.from_string(tree)
     except jinja2.TemplateSyntaxError as error:
-        return f"{broken}: line {error.lineno}: {quote(error.message or '')}"
+        return f"{broken}: line {error.lineno}: {one_line(error.message or '')}"
     except TemplateError as error:  # a constant jinja folds while compiling went over the budget
         return str(error)
     except RecursionError:
         return f"{broken}: it nests too deeply"
     except Exception as error:
-        return f"{broken}: {type(error).__name__}: {quote(str(error))}"
+        return f"{broken}: {type(error).__name__}: {one_line(str(error))}"
     finally:
         current_budget.reset(token)
