@@ -124,9 +124,9 @@ def test_a_reader_that_goes_away_ends_quietly(hub: FakeHub) -> None:
 
 
 def test_escape_shows_controls_and_keeps_text() -> None:
-    from tui.terminal import escape
+    from engine import visible
 
-    assert escape("a\x1b[2Jb\x07\x9b1m\u202eevil\ud800") == "a\\x1b[2Jb\\x07\\x9b1m\\u202eevil\\ud800"
+    assert visible("a\x1b[2Jb\x07\x9b1m\u202eevil\ud800") == "a\\x1b[2Jb\\x07\\x9b1m\\u202eevil\\ud800"
     kept = "naïve 模型 👩‍💻 tab\there"
-    assert escape(kept, keep="\t") == kept
-    assert escape("two\nlines") == "two\\nlines" and escape("two\nlines", keep="\n") == "two\nlines"
+    assert visible(kept, keep="\t") == kept
+    assert visible("two\nlines") == "two\\nlines" and visible("two\nlines", keep="\n") == "two\nlines"

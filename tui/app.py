@@ -22,8 +22,8 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import Footer, TabbedContent, TabPane
 
+from engine import visible
 from tui.config import DEFAULT_THEME, Config, config_dir, user_themes_dir
-from tui.terminal import escape
 from tui.themes import SHIPPED, load_themes
 from tui.widgets.chat_pane import ChatPane
 from tui.widgets.logs_pane import LogsPane, PaneHandler
@@ -182,7 +182,7 @@ class LlamadeckApp(App[int]):
         self.chat_store = store
         if warning:
             log.warning("%s", warning)
-            self.notify(escape(warning), severity="warning", markup=False, timeout=12)
+            self.notify(visible(warning), severity="warning", markup=False, timeout=12)
         self.query_one(ChatPane).attach(store)
 
     def open_chat(self, model: str) -> None:
@@ -216,17 +216,18 @@ class LlamadeckApp(App[int]):
 
         if isinstance(error, LlamadeckError | ChatStoreError):  # both speak to the user already
             log.info("error: %s", error)
-            self.notify(escape(str(error)), severity="error", markup=False, timeout=8)
+            self.notify(visible(str(error)), severity="error", markup=False, timeout=8)
             return
         if isinstance(error, OSError):
             where = f": {error.filename}" if error.filename else ""
             message = f"{error.strerror or error}{where}"
             log.warning("%s", message)
-            self.notify(escape(message), severity="error", markup=False, timeout=8)
+            self.notify(visible(message), severity="error", markup=False, timeout=8)
             return
         log.error("internal error", exc_info=error)
         line = f"internal error: {type(error).__name__}: {error} (details in the Logs tab)"
-        self.notify(escape(line.splitlines()[0] if line else line), severity="error", markup=False, timeout=8)
+        first = line.splitlines()[0] if line else line
+        self.notify(visible(first), severity="error", markup=False, timeout=8)
 
     # themes ----------------------------------------------------------------
 

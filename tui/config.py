@@ -60,10 +60,10 @@ def keep_alive_seconds(text: str) -> float:
     >>> keep_alive_seconds("1m30s")
     90.0
     """
-    from engine import InvalidInput, parse_keep_alive
+    from engine import InvalidInput, one_line, parse_keep_alive
 
     if not isinstance(text, str):
-        raise SettingError(f"keep-alive must be text such as 5m, not {_show(text)}")
+        raise SettingError(f"keep-alive must be text such as 5m, not {one_line(repr(text), 40)}")
     try:
         seconds = parse_keep_alive(text, name="keep-alive")
     except InvalidInput as error:
@@ -146,7 +146,9 @@ def check_store(value: object) -> str:
     """A store location: empty (the default) or a path that is not a file."""
     text = check_text(value, "the store location")
     if text and Path(text).expanduser().exists() and not Path(text).expanduser().is_dir():
-        raise SettingError(f"the store location {_show(text, 200)} is a file, not a folder")
+        from engine import quoted
+
+        raise SettingError(f"the store location {quoted(text, 200)} is a file, not a folder")
     return text
 
 
@@ -154,11 +156,6 @@ def check_keep_alive(value: object) -> str:
     text = check_text(value, "keep-alive")
     keep_alive_seconds(text)
     return text
-
-
-def _show(value: object, limit: int = 40) -> str:
-    shown = ascii(value) if isinstance(value, str) else repr(value)
-    return shown if len(shown) <= limit else shown[: limit - 1] + "…"
 
 
 # -- the settings --------------------------------------------------------------------

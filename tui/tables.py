@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from tui.terminal import cell_width, escape
+from engine import visible
+from tui.terminal import cell_width
 
 
 def printable(text: str) -> str:
@@ -12,7 +13,7 @@ def printable(text: str) -> str:
 
     Control characters (terminal escapes) are shown escaped; line breaks and tabs stay.
     """
-    return escape(text, keep="\n\t")
+    return visible(text, keep="\n\t")
 
 
 def render_table(headers: list[str], rows: list[list[str]]) -> str:
@@ -21,7 +22,7 @@ def render_table(headers: list[str], rows: list[list[str]]) -> str:
     Every cell is escaped here, newlines included, so no caller can forget:
     names and quants come from downloaded files and Hub listings.
     """
-    cells = [[escape(str(cell)) for cell in row] for row in [headers, *rows]]
+    cells = [[visible(str(cell)) for cell in row] for row in [headers, *rows]]
     widths = [max(cell_width(cell) for cell in column) for column in zip(*cells, strict=True)]
     lines = [
         "   ".join(cell + " " * (w - cell_width(cell)) for cell, w in zip(row, widths, strict=True)).rstrip()

@@ -3,8 +3,10 @@
 Three hazards this module exists for:
 
 * Text from outside (GGUF headers, Hub file names, error messages quoting
-  them, generated tokens) may hold terminal escapes: ``escape`` shows control
-  characters as ``\\x1b`` instead of sending them.
+  them, generated tokens) may hold terminal escapes: callers pass it through
+  the engine's one policy, ``engine.visible``, which shows control characters
+  as ``\\x1b`` instead of sending them. What stays here is what only a
+  terminal has: cell widths and the three standard streams.
 * Any of the three standard streams may be closed (``<&-``, ``>&-``,
   ``2>&-``): Python then sets ``sys.stdin``/``sys.stdout``/``sys.stderr`` to
   None, and ``print(file=None)`` silently writes to *stdout*. Diagnostics go
@@ -20,24 +22,7 @@ import sys
 import unicodedata
 from contextlib import suppress
 
-# Formatting characters that reorder or hide text (Trojan Source): shown escaped like control characters.
-_BIDI = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
-
-
-def escape(text: str, keep: str = "") -> str:
-    """``text`` with control characters, lone surrogates and bidi overrides written as escapes.
-
-    ``keep`` names the few controls the caller wants through as they are
-    (``"\\n"`` for multi-line text such as a licence). Everything else that is
-    printable stays, emoji and other scripts included:
-
-    >>> escape("a\\x1b]0;pwned\\x07b")
-    'a\\\\x1b]0;pwned\\\\x07b'
-    """
-    return "".join(
-        c if c in keep or (unicodedata.category(c) not in ("Cc", "Cs") and c not in _BIDI) else ascii(c)[1:-1]
-        for c in text
-    )
+from engine import visible
 
 
 def cell_width(text: str) -> int:
@@ -90,7 +75,7 @@ def warn(message: str) -> None:
 
 def error(message: str) -> None:
     """``Error: ...`` on one line, escaped: messages may quote names and text from outside."""
-    warn("Error: " + escape(" ".join(message.split("\n"))))
+    warn("Error: " + visible(" ".join(message.split("\n"))))
 
 
 def out(text: str = "", end: str = "\n") -> None:

@@ -18,12 +18,12 @@ from collections.abc import Sequence
 from contextlib import suppress
 from typing import NoReturn
 
+from engine import visible
 from tui.cli.common import CliError, interactive
 from tui.cli.parser import build_parser
 from tui.cli.running import open_app
 from tui.terminal import (
     error,
-    escape,
     flush_all,
     guard_standard_fds,
     harden_streams,
@@ -103,11 +103,11 @@ def _main(argv: Sequence[str] | None) -> int:
         return 1
     except (LlamadeckError, OSError, CliError) as failure:
         if args.debug:
-            warn(escape(traceback.format_exc().rstrip(), keep="\n"))
+            warn(visible(traceback.format_exc().rstrip(), keep="\n"))
         error(_one_line(failure))
         return 1
     except Exception as failure:  # a bug: still one line, unless asked for more
         if args.debug:
-            warn(escape(traceback.format_exc().rstrip(), keep="\n"))
+            warn(visible(traceback.format_exc().rstrip(), keep="\n"))
         error(f"internal error: {type(failure).__name__}: {failure} (rerun with --debug)")
         return 2

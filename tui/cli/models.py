@@ -7,9 +7,10 @@ import os
 import sys
 from typing import TYPE_CHECKING
 
+from engine import visible
 from tui.cli.common import CliError, open_engine, progress_view
 from tui.tables import ago, format_count, printable, render_table
-from tui.terminal import error, escape, flush_all, out, warn
+from tui.terminal import error, flush_all, out, warn
 
 if TYPE_CHECKING:
     from engine import CancelToken, EventSink, FoundModel, Manifest
@@ -31,7 +32,7 @@ def cmd_pull(args: argparse.Namespace) -> int:
         )
     finally:
         view.close()
-    out(f"pulled {escape(manifest.reference)} ({escape(manifest.id)})")
+    out(f"pulled {visible(manifest.reference)} ({visible(manifest.id)})")
     return 0
 
 
@@ -70,7 +71,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     rows += [[p.reference, "newer llamadeck" if p.newer else "damaged", "-", "-", "-"] for p in problems]
     out(render_table(["NAME", "ID", "SIZE", "QUANT", "MODIFIED"], rows))
     for problem in problems:
-        warn(f"{escape(problem.reference)}: {escape(problem.problem)}")
+        warn(f"{visible(problem.reference)}: {visible(problem.problem)}")
     return 0
 
 
@@ -103,7 +104,7 @@ def cmd_show(args: argparse.Namespace) -> int:
         from engine import parameter_pairs
 
         lines = parameter_pairs(m.config.parameters)
-        out("\n".join(escape(f"{name:<20}{value}") for name, value in lines) if lines else "(none)")
+        out("\n".join(visible(f"{name:<20}{value}") for name, value in lines) if lines else "(none)")
         return 0
     model = [
         ("architecture", m.architecture),
@@ -126,7 +127,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     for title, pairs in sections:
         out(f"  {title}")
         for key, value in pairs:  # values come from GGUF headers: strings a stranger wrote
-            out(escape(f"    {key:<20}{value}" if key else f"    {value}"))
+            out(visible(f"    {key:<20}{value}" if key else f"    {value}"))
         out()
     return 0
 
@@ -142,16 +143,16 @@ def read_modelfile(name: str) -> tuple[bytes, str]:
         return sys.stdin.buffer.read(MAX_MODELFILE_BYTES + 1), os.getcwd()
     try:
         if os.path.exists(name) and not os.path.isdir(name) and not os.path.isfile(name):
-            raise CliError(f"{escape(name)} is not a regular file: give a Modelfile with -f (- reads stdin)")
+            raise CliError(f"{visible(name)} is not a regular file: give a Modelfile with -f (- reads stdin)")
         with open(name, "rb") as file:  # checked first: opening a FIFO would wait for a writer
             return file.read(MAX_MODELFILE_BYTES + 1), os.path.dirname(os.path.abspath(name))
     except FileNotFoundError:
         hint = " (no Modelfile in this folder: give one with -f)" if name == "Modelfile" else ""
-        raise CliError(f"cannot read {escape(name)}: no such file{hint}") from None
+        raise CliError(f"cannot read {visible(name)}: no such file{hint}") from None
     except IsADirectoryError:
-        raise CliError(f"{escape(name)} is a folder: give a Modelfile with -f") from None
+        raise CliError(f"{visible(name)} is a folder: give a Modelfile with -f") from None
     except OSError as failure:
-        raise CliError(f"cannot read {escape(name)}: {failure.strerror or failure}") from None
+        raise CliError(f"cannot read {visible(name)}: {failure.strerror or failure}") from None
 
 
 def cmd_create(args: argparse.Namespace) -> int:
@@ -175,7 +176,7 @@ def cmd_create(args: argparse.Namespace) -> int:
         )
     finally:
         view.close()
-    out(f"created {escape(manifest.reference)} ({escape(manifest.id)})")
+    out(f"created {visible(manifest.reference)} ({visible(manifest.id)})")
     return 0
 
 
@@ -206,13 +207,13 @@ def cmd_import(args: argparse.Namespace) -> int:
     for wanted in args.models:
         matches = [f for f in found if wanted in (f.name, f.suggested, f.origin)]
         if not matches:
-            raise CliError(f"no model {escape(wanted)} found: llamadeck import lists what there is")
+            raise CliError(f"no model {visible(wanted)} found: llamadeck import lists what there is")
         chosen.extend(m for m in matches if m not in chosen)
     status = 0
     for model in chosen:
         if args.dry_run:
             out(
-                escape(
+                visible(
                     f"would import {model.origin} as {model.suggested} ({format_size(model.size)}, hard link)"
                 )
             )
@@ -225,12 +226,12 @@ def cmd_import(args: argparse.Namespace) -> int:
         try:
             made = run_cancellable(register, view)
         except LlamadeckError as failure:
-            error(escape(f"{model.origin}: {failure}"))
+            error(visible(f"{model.origin}: {failure}"))
             status = 1
             continue
         finally:
             view.close()
-        out(escape(f"imported {model.origin} as {made.reference}"))
+        out(visible(f"imported {model.origin} as {made.reference}"))
     return status
 
 
@@ -252,9 +253,9 @@ def cmd_rm(args: argparse.Namespace) -> int:
             status = 1
             continue
         freed = f" (freed {format_size(removal.freed)})" if removal.freed else ""
-        out(f"deleted {escape(removal.reference)}{freed}")
+        out(f"deleted {visible(removal.reference)}{freed}")
         if removal.kept_because:
-            warn(escape(f"{removal.reference}: {removal.kept_because}"))
+            warn(visible(f"{removal.reference}: {removal.kept_because}"))
     return status
 
 
@@ -290,7 +291,7 @@ def prune_kept(count: int, size: int) -> str:
 
 def cmd_cp(args: argparse.Namespace) -> int:
     copied = open_engine().copy(args.source, args.destination)
-    out(f"copied {escape(args.source)} to {escape(copied.reference)}")
+    out(f"copied {visible(args.source)} to {visible(copied.reference)}")
     return 0
 
 
@@ -309,14 +310,14 @@ def cmd_verify(args: argparse.Namespace) -> int:
         return 0
     for report in reports:
         if report.ok:
-            out(f"ok      {escape(report.reference)}")
+            out(f"ok      {visible(report.reference)}")
         for problem in report.problems:
-            out(f"FAILED  {escape(report.reference)}: {escape(problem)}")
+            out(f"FAILED  {visible(report.reference)}: {visible(problem)}")
     failed = [r for r in reports if not r.ok]
     if not failed:
         return 0
     flush_all()  # the report first, then what to do about it
     advice = [f"{r.reference}: {r.repair}" for r in failed if r.repair]
     for line in dict.fromkeys(advice):
-        warn(escape(line))
+        warn(visible(line))
     return 1

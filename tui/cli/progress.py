@@ -19,8 +19,8 @@ from collections.abc import Mapping
 from contextlib import suppress
 from typing import TextIO
 
-from engine import Done, Progress, Status, Token, Waiting, format_size
-from tui.terminal import cell_width, escape, out, warn
+from engine import Done, Progress, Status, Token, Waiting, format_size, visible
+from tui.terminal import cell_width, out, warn
 
 MIN_BAR = 10  # narrower than this, the bar says nothing the percentage does not
 MAX_BAR = 60
@@ -76,13 +76,13 @@ def progress_line(event: Progress, width: int, *, ascii_only: bool = False) -> s
     in the middle, then the speed and sizes; the percentage always stays.
     """
     room = max(width - 1, 1)
-    action, name = escape(event.action), escape(event.file)
+    action, name = visible(event.action), visible(event.file)
     percent = f"{min(event.fraction, 1.0):4.0%}"
     if event.unit == "bytes":
         sizes = f"{format_size(event.completed)}/{format_size(event.total)}"
         full = f"{percent}  {sizes}  {format_size(int(event.rate))}/s  {_duration(event.eta)}"
     else:  # counted things (tensors): no rate in bytes
-        sizes = f"{event.completed}/{event.total} {escape(event.unit)}"
+        sizes = f"{event.completed}/{event.total} {visible(event.unit)}"
         full = f"{percent}  {sizes}  {_duration(event.eta)}"
     head = f"{action} {name}"
     bar_room = min(room - cell_width(head) - cell_width(full) - 2, MAX_BAR)
@@ -151,7 +151,7 @@ class ProgressView:
                 self._progress(event)
             elif isinstance(event, Status | Waiting):
                 self._clear()
-                self._write(escape(event.message) + "\n")
+                self._write(visible(event.message) + "\n")
         except (OSError, ValueError):
             self.stream = None
 
@@ -160,7 +160,7 @@ class ProgressView:
         if not self.live:
             if done and not self.transient:
                 amount = format_size(event.total) if event.unit == "bytes" else f"{event.total} {event.unit}"
-                self._write(f"{escape(event.action)} {escape(event.file)}: {escape(amount)} done\n")
+                self._write(f"{visible(event.action)} {visible(event.file)}: {visible(amount)} done\n")
             return
         now = time.monotonic()
         if not done and self._drawn and now - self._last_draw < REDRAW_SECONDS:
@@ -240,7 +240,7 @@ class ReplyView:
 
     def __call__(self, event: object) -> None:
         if isinstance(event, Token) and event.text:
-            text = escape(event.text, keep=self.keep)
+            text = visible(event.text, keep=self.keep)
             out(text, end="")
             sys.stdout.flush()
             self.open_line = not text.endswith("\n")

@@ -18,7 +18,7 @@ from textual.containers import Grid, Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Select, Static, TextArea
 
-from tui.terminal import escape
+from engine import visible
 
 # name, label, type, hint
 FIELDS: tuple[tuple[str, str, type, str], ...] = (
@@ -87,7 +87,7 @@ class ChatSettingsScreen(ModalScreen[ChatSettings | None]):
             with VerticalScroll(id="form"):
                 yield Label("Model")
                 yield Select(
-                    [(Text(escape(m)), m) for m in self.models],
+                    [(Text(visible(m)), m) for m in self.models],
                     value=self.current.model if self.current.model else Select.BLANK,
                     prompt="no local model: pull one in the Models tab",
                     id="model",

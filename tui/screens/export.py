@@ -16,7 +16,7 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Input, Label, Static
 
-from tui.terminal import escape
+from engine import visible
 
 _UNSAFE = re.compile(r"[^\w.\- ]+")
 
@@ -79,7 +79,7 @@ class ExportScreen(ModalScreen[Path | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog"):
-            yield Static(Text.assemble("Export ", (escape(self.chat_title), "bold"), " as Markdown to"))
+            yield Static(Text.assemble("Export ", (visible(self.chat_title), "bold"), " as Markdown to"))
             yield Input(value=str(self.default), placeholder="a file path, e.g. ~/chat.md", id="path")
             yield Static("", id="error")
             yield Label("Enter exports · Esc cancels", classes="hint")

@@ -14,7 +14,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Label, OptionList, Static
 from textual.widgets.option_list import Option
 
-from tui.terminal import escape
+from engine import visible
 
 if TYPE_CHECKING:
     from engine import Engine
@@ -53,8 +53,8 @@ class ModelPickerScreen(ModalScreen[str | None]):
             yield Static("Model for this chat", id="title")
             options = []
             for choice in self.choices:
-                prompt = Text(escape(choice.reference), style="bold")
-                prompt.append(f"  {escape(choice.detail)}", style="dim")
+                prompt = Text(visible(choice.reference), style="bold")
+                prompt.append(f"  {visible(choice.detail)}", style="dim")
                 if choice.loaded:
                     prompt.append("  loaded", style="green")
                 options.append(Option(prompt, id=choice.reference))

@@ -11,7 +11,7 @@ from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.widgets import ProgressBar, Static
 
-from tui.terminal import escape
+from engine import visible
 
 if TYPE_CHECKING:
     from engine import Event
@@ -49,10 +49,10 @@ class EventProgress(Vertical):
                 f"{format_size(event.completed)} / {format_size(event.total)}"
                 f" · {format_size(int(event.rate))}/s · ETA {duration(event.eta)}"
             )
-            self.query_one("#status", Static).update(Text(escape(f"{event.action} {event.file}")))
+            self.query_one("#status", Static).update(Text(visible(f"{event.action} {event.file}")))
             self.query_one("#figures", Static).update(Text(figures))
         else:
-            self.query_one("#status", Static).update(Text(escape(event.message)))
+            self.query_one("#status", Static).update(Text(visible(event.message)))
 
 
 class Throttle:

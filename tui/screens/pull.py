@@ -21,8 +21,8 @@ from textual.message import Message
 from textual.screen import ModalScreen
 from textual.widgets import DataTable, Input, Label, Static
 
+from engine import visible
 from tui.screens.progress import EventProgress, Throttle
-from tui.terminal import escape
 
 log = logging.getLogger("llamadeck.tui")
 READY = "Enter: next (words: search the Hub) · ctrl+s: search · Esc: cancel"
@@ -164,7 +164,7 @@ class PullScreen(ModalScreen[str | None]):
         self.stage = "searching"
         self._error(None)
         self.query_one("#results").display = False
-        self._hint(f"searching Hugging Face for {escape(query)}… · Esc: stop")
+        self._hint(f"searching Hugging Face for {visible(query)}… · Esc: stop")
         self.search(query, self.search_token)
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="pull-search")
@@ -194,10 +194,10 @@ class PullScreen(ModalScreen[str | None]):
         table.clear()
         for repo in self.results:
             table.add_row(
-                Text(escape(repo.repo)),
+                Text(visible(repo.repo)),
                 Text(count_text(repo.downloads), justify="right"),
                 Text(count_text(repo.likes), justify="right"),
-                Text(escape((repo.updated or "")[:10])),
+                Text(visible((repo.updated or "")[:10])),
                 Text("gated", style="yellow") if repo.gated else "",
                 key=repo.repo,
             )
@@ -269,7 +269,7 @@ class PullScreen(ModalScreen[str | None]):
             fits = fit.fits_in.value or "does not fit"
             style = "" if fit.fits_in.value else "red"
             table.add_row(
-                Text(escape(fit.quant)),
+                Text(visible(fit.quant)),
                 format_size(fit.size),
                 format_gib(fit.need),
                 Text(fits, style=style),
@@ -363,5 +363,5 @@ class PullScreen(ModalScreen[str | None]):
     def _error(self, text: str | None) -> None:
         """A one-line problem shown in the dialog (as text, never markup); None hides it."""
         error = self.query_one("#error", Static)
-        error.update(Text(escape(text or "")))
+        error.update(Text(visible(text or "")))
         error.display = text is not None

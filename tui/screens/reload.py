@@ -17,8 +17,8 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Static
 
+from engine import visible
 from tui.config import SettingError, check_parameters
-from tui.terminal import escape
 
 if TYPE_CHECKING:
     from engine import LoadedModel
@@ -46,7 +46,7 @@ class ReloadScreen(ModalScreen[dict[str, object] | None]):
     def compose(self) -> ComposeResult:
         current = current_options(self.row)
         with Vertical(id="dialog"):
-            yield Static(Text(f"Reload {escape(self.row.reference)}"), id="title")
+            yield Static(Text(f"Reload {visible(self.row.reference)}"), id="title")
             for name, label, help_ in FIELDS:
                 with Horizontal(classes="field"):
                     yield Label(label, classes="label")
@@ -82,7 +82,7 @@ class ReloadScreen(ModalScreen[dict[str, object] | None]):
             options = self.options()
         except SettingError as error:
             shown = self.query_one("#error", Static)
-            shown.update(Text(escape(str(error))))
+            shown.update(Text(visible(str(error))))
             shown.display = True
             return
         self.dismiss(options)

@@ -10,7 +10,7 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Input, Label, Static
 
-from tui.terminal import escape
+from engine import visible
 
 
 class RenameScreen(ModalScreen[str | None]):
@@ -23,7 +23,7 @@ class RenameScreen(ModalScreen[str | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog"):
-            yield Static(Text.assemble("Rename ", (escape(self.old_title), "bold")))
+            yield Static(Text.assemble("Rename ", (visible(self.old_title), "bold")))
             yield Input(value=self.old_title, placeholder="a title for this chat", id="title")
             yield Label("Enter renames · Esc cancels", classes="hint")
 

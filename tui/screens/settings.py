@@ -21,6 +21,7 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Select, Static, TextArea
 
+from engine import visible
 from tui.config import (
     Config,
     SettingError,
@@ -29,7 +30,6 @@ from tui.config import (
     format_parameter_lines,
     parse_parameter_lines,
 )
-from tui.terminal import escape
 
 if TYPE_CHECKING:
     from engine import Engine
@@ -62,7 +62,7 @@ class SettingsScreen(ModalScreen[bool]):
             with VerticalScroll(id="fields"):
                 yield Label("Theme (previewed as you choose)", classes="label")
                 yield Select(
-                    [(Text(escape(name)), name) for name in themes],
+                    [(Text(visible(name)), name) for name in themes],
                     value=self.app.theme if self.app.theme in themes else Select.NULL,
                     allow_blank=False,
                     id="theme",
@@ -110,10 +110,10 @@ class SettingsScreen(ModalScreen[bool]):
 
     def show_models(self, references: list[str]) -> None:
         select: Select[str] = self.query_one("#default_model", Select)
-        options = [(Text(escape(r)), r) for r in references]
+        options = [(Text(visible(r)), r) for r in references]
         wanted = self.config.default_model
         if wanted and wanted not in references:  # kept, and said: it may have been removed
-            options.insert(0, (Text(f"{escape(wanted)} (not in the store)"), wanted))
+            options.insert(0, (Text(f"{visible(wanted)} (not in the store)"), wanted))
         select.set_options(options)
         if wanted:
             select.value = wanted
@@ -173,5 +173,5 @@ class SettingsScreen(ModalScreen[bool]):
 
     def _error(self, text: str) -> None:
         error = self.query_one("#error", Static)
-        error.update(Text(escape(text)))
+        error.update(Text(visible(text)))
         error.display = True

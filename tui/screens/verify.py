@@ -14,8 +14,8 @@ from textual.message import Message
 from textual.screen import ModalScreen
 from textual.widgets import Label, Static
 
+from engine import visible
 from tui.screens.progress import EventProgress, Throttle
-from tui.terminal import escape
 
 if TYPE_CHECKING:
     from engine import Engine, Event, VerifyReport
@@ -41,15 +41,15 @@ def report_text(reports: list[VerifyReport]) -> Text:
     for report in reports:
         if report.ok:
             text.append("✓ ", style="green bold")
-            text.append(escape(report.reference))
+            text.append(visible(report.reference))
             text.append(": ok\n")
             continue
         text.append("✗ ", style="red bold")
-        text.append(escape(report.reference) + "\n")
+        text.append(visible(report.reference) + "\n")
         for problem in report.problems:
-            text.append(f"    {escape(problem)}\n")
+            text.append(f"    {visible(problem)}\n")
         if report.repair:
-            text.append(f"    {escape(report.repair)}\n", style="italic")
+            text.append(f"    {visible(report.repair)}\n", style="italic")
     text.rstrip()
     return text
 
@@ -72,7 +72,7 @@ class VerifyScreen(ModalScreen[list | None]):
     def compose(self) -> ComposeResult:
         what = ", ".join(self.references) if self.references else "every model"
         with Vertical(id="dialog"):
-            yield Static(Text("Verify " + escape(what), style="bold"), id="title")
+            yield Static(Text("Verify " + visible(what), style="bold"), id="title")
             yield EventProgress(id="progress")
             yield Static("", id="result")
             yield Label("verifying… · Esc: cancel", id="hint")

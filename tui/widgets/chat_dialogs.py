@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING
 from rich.text import Text
 from textual.widgets import OptionList
 
+from engine import visible
 from tui.chatstore import ChatStoreError, Conversation
-from tui.terminal import escape
 
 if TYPE_CHECKING:
     from tui.widgets.chat_pane import ChatPane
@@ -63,7 +63,7 @@ async def delete_chat(pane: ChatPane) -> None:
     if pane.generation is not None and pane.generation.chat_id == chat.id:
         pane.app.notify("a reply is streaming in that chat: esc stops it", severity="warning")
         return
-    question = Text.assemble("Delete the chat ", (escape(chat.title), "bold"), "?")
+    question = Text.assemble("Delete the chat ", (visible(chat.title), "bold"), "?")
     question.append("\nIts messages are deleted too; this cannot be undone.")
     if not await pane.app.push_screen_wait(ConfirmScreen(question)):
         return
@@ -72,7 +72,7 @@ async def delete_chat(pane: ChatPane) -> None:
     except ChatStoreError as error:
         pane.report(error)
         return
-    pane.app.notify(f"deleted {escape(chat.title)}", markup=False, timeout=3)
+    pane.app.notify(f"deleted {visible(chat.title)}", markup=False, timeout=3)
     if pane.chat is not None and pane.chat.id == chat.id:
         pane.new_chat(chat.model)
     pane.refresh_list()
@@ -91,7 +91,7 @@ async def export_chat(pane: ChatPane) -> None:
     if path is None:
         return
     if path.exists():
-        question = Text.assemble((escape(str(path)), "bold"), " exists. Replace it?")
+        question = Text.assemble((visible(str(path)), "bold"), " exists. Replace it?")
         if not await pane.app.push_screen_wait(ConfirmScreen(question, yes="Replace")):
             return
     try:
@@ -100,7 +100,7 @@ async def export_chat(pane: ChatPane) -> None:
     except (ChatStoreError, OSError) as error:
         pane.report(error)
         return
-    pane.app.notify(f"exported to {escape(str(path))}", markup=False)
+    pane.app.notify(f"exported to {visible(str(path))}", markup=False)
 
 
 async def pick_model(pane: ChatPane) -> None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from tui.terminal import escape
+from engine import visible
 
 
 def shown(text: str) -> str:
@@ -15,7 +15,7 @@ def shown(text: str) -> str:
 
     Newlines and tabs stay. The store keeps the text verbatim; only what is drawn changes.
     """
-    return escape(text, keep="\n\t")
+    return visible(text, keep="\n\t")
 
 
 SHOWN_LIMIT = 32_000  # characters of one stored message drawn; a 1 MB paste took seconds per scroll

@@ -14,7 +14,7 @@ from rich.text import Text
 from textual import work
 from textual.widgets import Static
 
-from tui.terminal import escape
+from engine import visible
 
 if TYPE_CHECKING:
     from engine import Engine
@@ -36,7 +36,7 @@ class ChatHeader(Static):
         self._shown = (model, system, parameters, title, editing)
         header = Text(no_wrap=True, overflow="ellipsis")
         if model:
-            header.append(escape(model), style="bold")
+            header.append(visible(model), style="bold")
             loaded = self._references.get(model, model) in self._loaded  # "tiny" is "tiny:latest"
             header.append("  loaded" if loaded else "  not loaded: loads on the first message", style="dim")
         else:
@@ -45,7 +45,7 @@ class ChatHeader(Static):
             header.append("  · system prompt", style="italic")
         if parameters:
             header.append(f"  · {parameters} parameter(s)", style="dim")
-        header.append(f"  · {escape(title)}", style="dim")
+        header.append(f"  · {visible(title)}", style="dim")
         if editing:
             header.append("  · editing: enter resends, esc cancels", style="reverse")
         self.update(header)

@@ -29,10 +29,10 @@ from textual.reactive import reactive
 from textual.widgets import Input, OptionList
 from textual.widgets.option_list import Option
 
+from engine import visible
 from tui.chatstore import DEFAULT_TITLE, ChatStore, ChatStoreError, Conversation, StoredMessage, title_from
 from tui.clipboard import copy_text
 from tui.tables import ago
-from tui.terminal import escape
 from tui.widgets import chat_dialogs
 from tui.widgets.chat_format import error_text, shown, shown_message, stats_line
 from tui.widgets.chat_header import ChatHeader
@@ -156,9 +156,9 @@ class ChatPane(Horizontal):
         highlighted = listing.highlighted_option.id if listing.highlighted_option else None
         listing.clear_options()
         for chat in chats:
-            prompt = Text(escape(chat.title), no_wrap=True, overflow="ellipsis")
+            prompt = Text(visible(chat.title), no_wrap=True, overflow="ellipsis")
             model = chat.model.rsplit("/", 1)[-1]
-            prompt.append(f"\n{ago(chat.updated)} · {escape(model)}", style="dim")
+            prompt.append(f"\n{ago(chat.updated)} · {visible(model)}", style="dim")
             listing.add_option(Option(prompt, id=str(chat.id)))
         ids = [str(c.id) for c in chats]
         current = str(self.chat.id) if self.chat else highlighted

@@ -15,7 +15,7 @@ from textual.containers import Vertical
 from textual.message import Message
 from textual.widgets import Log
 
-from tui.terminal import escape
+from engine import visible
 
 if TYPE_CHECKING:
     from engine import Engine
@@ -71,7 +71,7 @@ class LogsPane(Vertical):
     def on_mount(self) -> None:
         log = self.query_one(Log)
         for line in self.handler.pending:
-            log.write_lines([escape(part) for part in line.splitlines() or [""]])
+            log.write_lines([visible(part) for part in line.splitlines() or [""]])
         self.handler.pending.clear()
         self.handler.pane = self
         if callable(getattr(self.engine, "logs", None)):  # Engine.logs() -> list[str], asked of the facade
@@ -88,7 +88,7 @@ class LogsPane(Vertical):
     @on(LogLine)
     def write(self, message: LogLine) -> None:
         # a record with a traceback is several lines: each escaped on its own, so they read as lines
-        self.query_one(Log).write_lines([escape(part) for part in message.line.splitlines() or [""]])
+        self.query_one(Log).write_lines([visible(part) for part in message.line.splitlines() or [""]])
 
     def poll_engine(self) -> None:
         try:
@@ -100,7 +100,7 @@ class LogsPane(Vertical):
         self.engine_lines = lines
         log = self.query_one(Log)
         for line in fresh:
-            log.write_line(escape(line.rstrip("\n")))
+            log.write_line(visible(line.rstrip("\n")))
 
     def action_end(self) -> None:
         self.query_one(Log).scroll_end(animate=False)

@@ -15,8 +15,8 @@ from textual.message import Message
 from textual.reactive import reactive
 from textual.widgets import DataTable, Input, Static
 
+from engine import visible
 from tui.tables import ago, format_count
-from tui.terminal import escape
 
 if TYPE_CHECKING:
     from engine import Engine
@@ -118,7 +118,7 @@ class ModelsPane(Vertical):
         table.clear()
         for row in shown:
             style = "red" if row.problem == "damaged" else ("yellow" if row.problem else "")
-            table.add_row(*(Text(escape(c), style=style) for c in row.cells), key=row.key)
+            table.add_row(*(Text(visible(c), style=style) for c in row.cells), key=row.key)
         arrow = " ▼" if self.sort_reverse else " ▲"
         for i, column in enumerate(table.columns.values()):
             column.label = Text(COLUMNS[i] + (arrow if i == self.sort_column else ""))
@@ -207,7 +207,7 @@ class ModelsPane(Vertical):
 
         reference = await self.app.push_screen_wait(PullScreen(self.engine))
         if reference:
-            self.app.notify(f"pulled {escape(reference)}", markup=False)
+            self.app.notify(f"pulled {visible(reference)}", markup=False)
             self.reload()
 
     @work(exclusive=True, group="models-action")
@@ -217,7 +217,7 @@ class ModelsPane(Vertical):
         row = self._need_model()
         if row is None:
             return
-        question = Text.assemble("Delete ", (escape(row.key), "bold"), "?")
+        question = Text.assemble("Delete ", (visible(row.key), "bold"), "?")
         question.append("\nIts files are deleted unless another name uses them.")
         if not await self.app.push_screen_wait(ConfirmScreen(question)):
             return
@@ -234,11 +234,11 @@ class ModelsPane(Vertical):
             return
         freed = f" (freed {format_size(removal.freed)})" if removal.freed else ""
         self.app.call_from_thread(
-            self.app.notify, f"deleted {escape(removal.reference)}{freed}", markup=False
+            self.app.notify, f"deleted {visible(removal.reference)}{freed}", markup=False
         )
         if removal.kept_because:
             self.app.call_from_thread(
-                self.app.notify, escape(removal.kept_because), severity="warning", markup=False
+                self.app.notify, visible(removal.kept_because), severity="warning", markup=False
             )
         self.reload()
 
@@ -261,13 +261,13 @@ class ModelsPane(Vertical):
             self.app.call_from_thread(self.app.report, error)  # type: ignore[attr-defined]
             return
         self.app.call_from_thread(
-            self.app.notify, f"copied {escape(source)} to {escape(copied.reference)}", markup=False
+            self.app.notify, f"copied {visible(source)} to {visible(copied.reference)}", markup=False
         )
         self.reload()
 
     def _problem(self, row: Row) -> bool:
         if row.problem:
-            self.app.notify(f"{escape(row.key)}: {escape(row.detail)}", severity="warning", markup=False)
+            self.app.notify(f"{visible(row.key)}: {visible(row.detail)}", severity="warning", markup=False)
         return bool(row.problem)
 
     def action_details(self) -> None:

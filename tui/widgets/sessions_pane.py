@@ -15,7 +15,7 @@ from textual.containers import Vertical
 from textual.message import Message
 from textual.widgets import DataTable, Static
 
-from tui.terminal import escape
+from engine import visible
 
 if TYPE_CHECKING:
     from engine import Engine, LoadedModel
@@ -92,7 +92,7 @@ class SessionsPane(Vertical):
         selected = self.selected()
         table.clear()
         for row in self.rows:
-            table.add_row(*(Text(escape(c)) for c in session_cells(row)), key=row.reference)
+            table.add_row(*(Text(visible(c)) for c in session_cells(row)), key=row.reference)
         keys = [r.reference for r in self.rows]
         if selected in keys:
             table.move_cursor(row=keys.index(selected))
@@ -142,7 +142,7 @@ class SessionsPane(Vertical):
                 keep_alive = keep_alive_seconds(config.keep_alive)
             except SettingError:
                 keep_alive = None  # the engine's default
-        self.app.call_from_thread(self.app.notify, f"reloading {escape(reference)}…", markup=False)
+        self.app.call_from_thread(self.app.notify, f"reloading {visible(reference)}…", markup=False)
         try:
             self.engine.unload(reference)
             self.fetch()
@@ -152,7 +152,7 @@ class SessionsPane(Vertical):
         else:
             shown = ", ".join(f"{k} {v}" for k, v in options.items())
             self.app.call_from_thread(
-                self.app.notify, f"reloaded {escape(reference)} ({shown}) in {seconds:.1f}s", markup=False
+                self.app.notify, f"reloaded {visible(reference)} ({shown}) in {seconds:.1f}s", markup=False
             )
         self.fetch()
 
@@ -165,6 +165,6 @@ class SessionsPane(Vertical):
             return
         if unloaded:
             self.app.call_from_thread(
-                self.app.notify, f"unloaded {escape(', '.join(unloaded))}", markup=False
+                self.app.notify, f"unloaded {visible(', '.join(unloaded))}", markup=False
             )
         self.fetch()
