@@ -64,7 +64,7 @@ from engine.runtime.toolcalls import (
     tool_names,
 )
 from engine.shape import ModelShape
-from engine.store.cleanup import PruneReport
+from engine.store.cleanup import UNUSED_BLOB_GRACE, PruneReport
 from engine.store.manifest import Manifest, ModelConfig, ModelFile
 from engine.store.removal import Removal
 from engine.templates.message import Message
@@ -73,6 +73,7 @@ from engine.units import format_gib, format_size
 
 __all__ = [
     "DEFAULT_MODEL",
+    "UNUSED_BLOB_GRACE",
     "AccessDenied",
     "Busy",
     "CancelToken",

@@ -1,10 +1,15 @@
-"""Loaded models: llama.cpp contexts, the scheduler that decodes conversations together, options, templates.
+"""Loaded models: llama.cpp contexts, the scheduler that decodes conversations together, one request's run.
 
-- ``llama.py``: the only module in the engine that imports ``llama_cpp``.
-- ``scheduler.py``: every conversation of a loaded model decoded together, one token each per step;
-  all schedulers are stepped by one compute thread (``llama.COMPUTE``: OpenMP wants one calling thread).
-- ``loader.py``: plan, load and size a model; ``registry.py``: keep-alive, unload, eviction.
-- ``options.py``: Ollama's option names; ``templates.py``: chat templates; ``history.py``: fitting a history.
+- ``llama/``: the only package in the engine that imports ``llama_cpp`` (model, context, sampler,
+  embedder, log routing; ``llama.compute.COMPUTE``: one compute thread steps every scheduler, as
+  OpenMP wants one calling thread).
+- ``scheduler.py`` with ``request.py`` (Request, Handle), ``slots.py`` (placement, prefix reuse, saved
+  KV state) and ``text_stream.py``: every conversation of a loaded model decoded together.
+- ``session.py``: one request: template, system prompt, history fit, tokenize, submit; its ``Reply``.
+- ``loader.py``: plan, load and size a model; ``residency.py``: which loaded model serves a request;
+  ``registry.py``: keep-alive, memory reservations, unload, eviction.
+- ``toolcalls.py``: tool calls out of a reply's text; ``history.py``: fitting a history;
+  ``adapters.py``: LoRA headers; ``quantizer.py``: llama.cpp's quantizer in a child process.
 
 Import the submodules directly: importing this package loads nothing heavy.
 """

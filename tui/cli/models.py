@@ -279,8 +279,7 @@ def cmd_prune(args: argparse.Namespace) -> int:
 
 def prune_kept(count: int, size: int) -> str:
     """The line on the unused blobs a prune spared for being young (``prune`` and the server's start)."""
-    from engine import format_size
-    from engine.store.cleanup import UNUSED_BLOB_GRACE
+    from engine import UNUSED_BLOB_GRACE, format_size
 
     hours = UNUSED_BLOB_GRACE // 3600
     return (
