@@ -25,7 +25,7 @@ from tests.support.chat_app import (
     views,
 )
 from tui.chatstore import ChatStore
-from tui.widgets.chat_format import shown
+from tui.tables import printable
 
 
 @pytest.fixture
@@ -57,7 +57,7 @@ async def test_send_streams_a_reply_saved_complete_with_stats(
         )
         seen = views(app)
         assert [v.role for v in seen] == ["user", "assistant"]
-        assert seen[1].content == shown(reply.content) and "tok/s" in (seen[1].stats or "")
+        assert seen[1].content == printable(reply.content) and "tok/s" in (seen[1].stats or "")
         assert "first token" in (seen[1].stats or "") and "tokens" in (seen[1].stats or "")
         [call] = engine.calls
         chat = pane(app).chat
@@ -104,7 +104,7 @@ async def test_escape_stops_the_reply_and_keeps_the_part_that_came(
         await until(pilot, lambda: last_status(app) == "stopped")
         user, reply = stored(app)
         assert reply.status == "stopped" and reply.content
-        assert views(app)[-1].content == shown(reply.content)  # the tiny model emits control characters
+        assert views(app)[-1].content == printable(reply.content)  # the tiny model emits control characters
 
 
 @sync

@@ -7,16 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from engine import visible
-
-
-def shown(text: str) -> str:
-    """Text for the screen: terminal controls (ESC, BEL, ...) from a model or a file as visible escapes.
-
-    Newlines and tabs stay. The store keeps the text verbatim; only what is drawn changes.
-    """
-    return visible(text, keep="\n\t")
-
+from tui.tables import printable
 
 SHOWN_LIMIT = 32_000  # characters of one stored message drawn; a 1 MB paste took seconds per scroll
 
@@ -24,9 +15,11 @@ SHOWN_LIMIT = 32_000  # characters of one stored message drawn; a 1 MB paste too
 def shown_message(text: str) -> str:
     """A stored message for the screen: escaped, cut with a note past ``SHOWN_LIMIT`` (stored whole)."""
     if len(text) <= SHOWN_LIMIT:
-        return shown(text)
+        return printable(text)
     rest = len(text) - SHOWN_LIMIT
-    return shown(text[:SHOWN_LIMIT]) + f"\n\n… {rest:,} more characters (export the chat to read them all)"
+    return (
+        printable(text[:SHOWN_LIMIT]) + f"\n\n… {rest:,} more characters (export the chat to read them all)"
+    )
 
 
 def stats_line(stats: Mapping[str, float] | None) -> str | None:

@@ -32,9 +32,9 @@ from textual.widgets.option_list import Option
 from engine import visible
 from tui.chatstore import DEFAULT_TITLE, ChatStore, ChatStoreError, Conversation, StoredMessage, title_from
 from tui.clipboard import copy_text
-from tui.tables import ago
+from tui.tables import ago, printable
 from tui.widgets import chat_dialogs
-from tui.widgets.chat_format import error_text, shown, shown_message, stats_line
+from tui.widgets.chat_format import error_text, shown_message, stats_line
 from tui.widgets.chat_header import ChatHeader
 from tui.widgets.chat_input import ChatInput
 from tui.widgets.chat_log import ChatLog
@@ -211,7 +211,7 @@ class ChatPane(Horizontal):
             log.add_message(m.role, shown_message(m.content), status=m.status, stats=stats_line(m.stats))
         if gen is not None and self.chat is not None and gen.chat_id == self.chat.id:
             gen.stream = log.start_reply()
-            gen.stream.append(shown("".join(gen.text)))
+            gen.stream.append(printable("".join(gen.text)))
 
     def new_chat(self, model: str | None = None) -> None:
         """A draft: created in the store by its first message (no empty chats pile up)."""
@@ -393,7 +393,7 @@ class ChatPane(Horizontal):
     def reply_delta(self, message: ReplyDelta) -> None:
         gen = self.generation
         if gen is not None and gen.chat_id == message.chat_id and gen.stream is not None:
-            gen.stream.append(shown(message.text))
+            gen.stream.append(printable(message.text))
             if not gen.started:  # the model is loaded now: say so in the header
                 gen.started = True
                 self.render_header()
@@ -407,7 +407,7 @@ class ChatPane(Horizontal):
         if gen.stream is not None:
             gen.stream.finish(status=message.status, stats=stats_line(message.stats))
             if message.error is not None:
-                self.query_one(ChatLog).add_message("error", shown(error_text(message.error)))
+                self.query_one(ChatLog).add_message("error", printable(error_text(message.error)))
         if message.error is not None:
             self.report(message.error)
         self.render_header()
