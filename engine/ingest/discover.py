@@ -42,7 +42,7 @@ from engine.errors import InvalidOption, InvalidReference
 from engine.ingest.local import SPLIT_NAME
 from engine.machine.quant import quant_from_filename
 from engine.options import parse_one
-from engine.store.manifest import ModelConfig
+from engine.store.manifest import MAX_TEXT, ModelConfig
 from engine.store.refs import LocalRef
 from engine.text import one_line
 
@@ -52,7 +52,6 @@ LMSTUDIO = "lmstudio"
 
 _MEDIA = "application/vnd.ollama.image."
 _MAX_MANIFEST = 1 << 20  # an Ollama manifest is about 1 KiB
-_MAX_TEXT_LAYER = 1 << 20  # templates, system prompts and licences: what the store keeps
 _MAX_ENTRIES = 10_000  # per directory listed: a folder with more is not one of these tools'
 _MAX_DEPTH = 8  # folders below a Hugging Face snapshot
 _DIGEST = re.compile(r"sha256[:-]([0-9a-fA-F]{64})")
@@ -354,7 +353,7 @@ def _ollama_model(root: Path, path: Path, host: str, namespace: str, model: str,
             models.append(blob)
         elif kind in ("template", "prompt", "system", "license"):
             try:
-                texts.setdefault(kind, []).append(_read_small(blob, _MAX_TEXT_LAYER).decode())
+                texts.setdefault(kind, []).append(_read_small(blob, MAX_TEXT).decode())
             except (OSError, ValueError) as error:
                 notes.append(f"{kind} layer skipped ({one_line(str(error), 80)})")
         elif kind == "params":
@@ -428,7 +427,7 @@ def _ollama_params(blob: Path, name: str) -> tuple[dict[str, object], list[str]]
 
 def _ollama_messages(blob: Path) -> tuple[list[tuple[str, str]], list[str]]:
     try:
-        raw = json.loads(_read_small(blob, _MAX_TEXT_LAYER))
+        raw = json.loads(_read_small(blob, MAX_TEXT))
     except (OSError, ValueError, RecursionError) as error:
         return [], [f"messages layer skipped ({one_line(str(error), 80)})"]
     if not isinstance(raw, list):
