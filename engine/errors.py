@@ -22,7 +22,7 @@ Cancelled          499     the caller cancelled; the store is as it was
 NetworkError       502     Hugging Face could not be reached or answered badly
 DiskFull           507     no space left; partial downloads are kept
 ShutDown           503     the engine was closed
-LoadError          500     llama.cpp refused a model
+LoadError          500     llama.cpp refused a model, or its worker process crashed
 =================  ======  =====================================================
 """
 
@@ -167,6 +167,12 @@ class LoadError(LlamadeckError):
 
     status = 500
     kind = "load"
+
+
+class ModelCrashed(LoadError):
+    """A model's llama.cpp worker process died (an abort, a segfault, the OOM killer); nothing else did."""
+
+    kind = "crashed"
 
 
 def check_unicode(text: str, what: str) -> None:

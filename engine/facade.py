@@ -32,6 +32,7 @@ from engine.machine.memory import Machine
 from engine.options import LoadOptions, SamplingOptions
 from engine.runtime.registry import Registry, Resident
 from engine.runtime.session import GenerationRequest, Reply
+from engine.runtime.worker.crashes import CrashLedger
 from engine.store.manifest import Manifest
 from engine.store.model_store import Store
 from engine.store.refs import parse_ref
@@ -60,6 +61,7 @@ class LoadedModel:
     tokens_per_second: float  # the running streams together
     expires_in: float | None  # seconds until keep-alive unloads it; None while in use or kept for ever
     manifest: Manifest | None = None  # what was loaded (the name may hold another model by now)
+    pid: int | None = None  # its llama.cpp worker process
 
 
 def _default_machine() -> Machine:
@@ -84,6 +86,7 @@ class Engine(ModelLibrary):
         self.token = clean_token(token or os.environ.get("HF_TOKEN"))
         self._machine = machine
         self._registry: Registry[Runtime] = Registry(budget=self._free_memory)
+        self._crashes = CrashLedger()
 
     def _free_memory(self) -> int:
         machine = self._machine()
@@ -243,7 +246,9 @@ class Engine(ModelLibrary):
         rows = []
         for resident in self._registry.residents():
             runtime = resident.payload
-            stats = runtime.scheduler.stats()
+            stats = runtime.stats()
+            if stats is None:  # its worker crashed just now: it is being dropped
+                continue
             busy = [s for s in stats.slots if s.status != "idle"]
             rows.append(
                 LoadedModel(
@@ -263,6 +268,7 @@ class Engine(ModelLibrary):
                     tokens_per_second=stats.tokens_per_second,
                     expires_in=None if resident.expires_at is None else max(resident.expires_at - now, 0.0),
                     manifest=runtime.manifest,
+                    pid=runtime.worker.pid,
                 )
             )
         return rows
@@ -276,11 +282,12 @@ class Engine(ModelLibrary):
         return self._registry.unload(lambda r: r.key[0] == manifest.load_id or r.name == manifest.reference)
 
     def logs(self) -> list[str]:
-        """llama.cpp's latest log lines, oldest first (the full log is in the state directory's llama.log)."""
+        """llama.cpp's latest log lines from every model's worker, oldest first (the full log is in the state
+        directory's llama.log)."""
         import sys
 
-        llama = sys.modules.get("engine.runtime.llama.log")  # nothing to show before llama.cpp was loaded
-        return list(llama.LLAMA_LOG) if llama is not None else []
+        client = sys.modules.get("engine.runtime.worker.client")  # nothing to show before a model was loaded
+        return list(client.WORKER_LOG) if client is not None else []
 
     def close(self) -> None:
         """Unload every model (before the process ends)."""
@@ -364,7 +371,14 @@ class Engine(ModelLibrary):
         from engine.runtime.residency import use_model
 
         return use_model(
-            self._registry, self._store, self._machine, manifest, load, keep_alive=keep_alive, cancel=cancel
+            self._registry,
+            self._store,
+            self._machine,
+            manifest,
+            load,
+            keep_alive=keep_alive,
+            cancel=cancel,
+            crashes=self._crashes,
         )
 
     def _start(self, request: GenerationRequest, cancel: CancelToken) -> Reply:

@@ -39,6 +39,7 @@ from engine.store.removal import Removal, prune_store, remove_model
 if TYPE_CHECKING:
     from engine.runtime.loader import Runtime
     from engine.runtime.registry import Registry
+    from engine.runtime.worker.crashes import CrashLedger
     from engine.store.blobs import BlobUpload
 
 
@@ -80,6 +81,7 @@ class ModelLibrary:
 
     _store: Store
     _registry: Registry[Runtime]
+    _crashes: CrashLedger  # a re-created or re-pulled model is tried again
     _machine: Callable[[], Machine]
     token: str | None
 
@@ -111,6 +113,11 @@ class ModelLibrary:
         return self._pull(ref, on_event, cancel)
 
     def _pull(self, ref: ModelRef, on_event: EventSink, cancel: CancelToken) -> Manifest:
+        manifest = self._fetch(ref, on_event, cancel)
+        self._crashes.forget(manifest.load_id)
+        return manifest
+
+    def _fetch(self, ref: ModelRef, on_event: EventSink, cancel: CancelToken) -> Manifest:
         from engine.ingest import pull
 
         if isinstance(ref, HubRef):
@@ -266,6 +273,7 @@ class ModelLibrary:
             self._store, target, spec, base_model=base_model, on_event=on_event, cancel=cancel
         )
         self._registry.unload(lambda r: r.name == made.reference and not r.users)  # a name's old model
+        self._crashes.forget(made.load_id)
         return made
 
     def modelfile(self, reference: str) -> str:
@@ -345,6 +353,7 @@ class ModelLibrary:
             cancel=cancel,
         )
         self._registry.unload(lambda r: r.name == made.reference and not r.users)
+        self._crashes.forget(made.load_id)
         return made
 
     def has_blob(self, digest: str) -> bool:

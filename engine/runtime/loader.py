@@ -1,29 +1,32 @@
-"""From a stored model and load options to a running scheduler: plan, load, size the context.
+"""From a stored model and load options to a model running in its worker process: plan, load, size.
 
-What the registry keeps for a loaded model is a ``Runtime``: the llama.cpp
-model, the scheduler that owns its context, the offload plan it was loaded
-with and the settings it was resolved to. Embeddings get a second context,
-made the first time someone asks for one.
+What the registry keeps for a loaded model is a ``Runtime``: the worker
+process that holds the llama.cpp model and its scheduler
+(``worker/client.py``), the offload plan it was loaded with and the
+settings it was resolved to. Nothing here imports llama.cpp: the engine's
+own process never runs it, so an abort in llama.cpp takes down one model's
+worker, not the engine.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
-import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from engine.cancel import NEVER, CancelToken
+from engine.errors import ModelCrashed
 from engine.machine.memory import Machine
 from engine.machine.offload import OffloadPlan, default_context_length, default_num_parallel, plan_offload
 from engine.machine.physical import physical_cores
 from engine.options import LoadOptions, SamplingOptions
-from engine.runtime.llama.backend import supports_gpu_offload
-from engine.runtime.llama.embedder import Embedder
-from engine.runtime.llama.model import AdapterSpec, Model
-from engine.runtime.scheduler import Scheduler
+from engine.runtime.request import Handle, Request
+from engine.runtime.stats import SchedulerStats
+from engine.runtime.worker.client import CrashHook, Worker
+from engine.runtime.worker.crashes import CrashLedger, embed_key, request_key
+from engine.runtime.worker.spec import LoadSettings, LoadSpec
 from engine.shape import ModelShape
 from engine.store.gguf_io import GGUFInfo, verify_structure
 from engine.store.manifest import Manifest
@@ -34,55 +37,58 @@ log = logging.getLogger("llamadeck.engine")
 
 MIN_CONTEXT = 256  # a GGUF claiming a 16-token training context still gets room for a prompt and a reply
 
-
-@dataclass(frozen=True)
-class LoadSettings:
-    """Load options with every automatic value decided: what the model is really loaded with."""
-
-    n_ctx: int  # per conversation
-    num_parallel: int
-    n_gpu_layers: int
-    n_threads: int
-    n_batch: int
-    kv_type: str
-    flash_attn: str
+__all__ = ["LoadSettings", "Runtime", "load_runtime", "max_tokens", "read_headers", "resolve", "tensor_bytes"]
 
 
 @dataclass
 class Runtime:
-    """A loaded model: what the registry keeps and closes."""
+    """A loaded model: its worker process, and how it was planned; what the registry keeps and closes."""
 
     manifest: Manifest
-    model: Model
-    scheduler: Scheduler
+    worker: Worker
     plan: OffloadPlan
     settings: LoadSettings
     load_seconds: float
-    _embedder: Embedder | None = None
-    _embed_lock: threading.Lock = field(default_factory=threading.Lock)
+    crashes: CrashLedger | None = None  # what crashed a model before: such a request is refused
 
-    def embed(
-        self, texts: list[str], *, truncate: bool = True, cancel: CancelToken = NEVER
-    ) -> list[list[float]]:
-        """Embeddings from a second context (made on first use).
+    @property
+    def broken(self) -> str | None:
+        """Why the worker stopped serving (it crashed), None while it serves."""
+        return self.worker.broken
 
-        The lock guards only the embedder's making and freeing: callers share
-        it and take turns per batch on the compute thread, so a long request
-        does not hold every other embed of the model back until it ends.
-        """
-        with self._embed_lock:
-            if self._embedder is None:
-                self._embedder = Embedder(self.model, n_threads=self.settings.n_threads)
-            embedder = self._embedder
-        return embedder.embed(texts, truncate=truncate, cancel=cancel)
+    @property
+    def bos_text(self) -> str:
+        return self.worker.facts.bos_text if self.worker.facts is not None else ""
+
+    @property
+    def eos_text(self) -> str:
+        return self.worker.facts.eos_text if self.worker.facts is not None else ""
+
+    def tokenize(self, text: str, *, add_special: bool = True, parse_special: bool = True) -> list[int]:
+        return self.worker.tokenize(text, add_special=add_special, parse_special=parse_special)
+
+    def submit(self, request: Request) -> Handle:
+        """Queue a generation in the worker (refused at once if this very request crashed it before)."""
+        if self.crashes is not None:
+            self.crashes.check_request(self.manifest.load_id, request_key(request), self.manifest.reference)
+        return self.worker.submit(request)
+
+    def stats(self) -> SchedulerStats | None:
+        """The scheduler's snapshot; None once the worker has crashed."""
+        return self.worker.stats()
+
+    def forget(self, conversation: str) -> None:
+        self.worker.forget(conversation)
+
+    def embed(self, texts: list[str], *, truncate: bool = True, cancel: CancelToken = NEVER) -> Any:
+        """Embeddings, made in the worker (a second context there, made on first use)."""
+        if self.crashes is not None:
+            key = embed_key(texts, truncate)
+            self.crashes.check_request(self.manifest.load_id, key, self.manifest.reference)
+        return self.worker.embed(texts, truncate=truncate, cancel=cancel)
 
     def close(self) -> None:
-        self.scheduler.close()
-        with self._embed_lock:
-            if self._embedder is not None:
-                self._embedder.free()
-                self._embedder = None
-        self.model.free()
+        self.worker.close()
 
 
 def model_path(store: Store, manifest: Manifest) -> Path:
@@ -96,11 +102,6 @@ def model_path(store: Store, manifest: Manifest) -> Path:
     if len(manifest.files) == 1:
         return store.blob_path(manifest.files[0].sha256)
     return store.split_view(manifest.files)
-
-
-def adapter_specs(store: Store, manifest: Manifest) -> list[AdapterSpec]:
-    """The manifest's LoRA adapters (Modelfile ``ADAPTER``), as blobs, at Ollama's scale of 1."""
-    return [AdapterSpec(store.blob_path(f.sha256), 1.0, f.path) for f in manifest.config.adapters]
 
 
 def read_headers(store: Store, manifest: Manifest) -> tuple[GGUFInfo, ...]:
@@ -187,35 +188,33 @@ def load_runtime(
     cancel: CancelToken = NEVER,
     *,
     headers: Sequence[GGUFInfo] = (),
+    crashes: CrashLedger | None = None,
+    on_crash: CrashHook | None = None,
 ) -> Runtime:
-    """Load the weights and start the scheduler; raises IntegrityError, LoadError or Cancelled.
+    """Start a worker and load the weights in it; raises IntegrityError, LoadError, ModelCrashed or Cancelled.
 
     ``headers``: the parts' headers from ``read_headers`` (the plan's), so they are not parsed again.
+    ``crashes`` refuses a model that crashed while loading before, records
+    one that crashes now, and is handed to the Runtime for its requests;
+    ``on_crash`` hears of a worker that dies after the load (see ``Worker.start``).
     """
-    started = time.perf_counter()
-    model = Model.load(
-        model_path(store, manifest),
-        n_gpu_layers=settings.n_gpu_layers if supports_gpu_offload() else 0,
-        cancel=cancel,
+    if crashes is not None:
+        crashes.check_model(manifest.load_id, manifest.reference)
+    spec = LoadSpec(
+        path=model_path(store, manifest),
         label=manifest.reference,
-        adapters=adapter_specs(store, manifest),
-        headers=headers,
+        settings=settings,
+        adapters=tuple((store.blob_path(f.sha256), 1.0, f.path) for f in manifest.config.adapters),
+        headers=tuple(headers),
     )
     try:
-        scheduler = Scheduler(
-            model,
-            n_ctx_per_seq=settings.n_ctx,
-            n_parallel=settings.num_parallel,
-            n_threads=settings.n_threads,
-            n_batch=settings.n_batch,
-            flash_attn=settings.flash_attn,
-            type_k=settings.kv_type,
-            type_v=settings.kv_type,
-        )
-    except BaseException:
-        model.free()
+        worker = Worker.start(spec, cancel, on_crash=on_crash)
+    except ModelCrashed as crash:
+        if crashes is not None:
+            crashes.crashed_loading(manifest.load_id, str(crash))
         raise
-    return Runtime(manifest, model, scheduler, plan, settings, time.perf_counter() - started)
+    assert worker.facts is not None
+    return Runtime(manifest, worker, plan, settings, worker.facts.load_seconds, crashes)
 
 
 def max_tokens(options: SamplingOptions) -> int | None:

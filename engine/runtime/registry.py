@@ -241,6 +241,21 @@ class Registry(Generic[P]):
             r.payload.close()
         return [r.name for r in chosen]
 
+    def discard(self, match: Callable[[Resident[P]], bool]) -> list[str]:
+        """Forget the residents ``match`` picks, in use or not, and close them: their worker crashed.
+
+        Whoever still uses one holds an ended model: its requests have failed
+        already, and its release finds it gone. The next request loads afresh.
+        """
+        with self._lock:
+            chosen = [r for r in self._residents.values() if match(r)]
+            for r in chosen:
+                del self._residents[r.key]
+            self._lock.notify_all()
+        for r in chosen:
+            r.payload.close()
+        return [r.name for r in chosen]
+
     def reap(self, now: float | None = None) -> list[str]:
         """Unload every idle resident whose keep-alive has run out."""
         now = time.monotonic() if now is None else now

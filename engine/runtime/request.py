@@ -62,16 +62,32 @@ class Handle:
         self._waiter: Callable[[], None] | None = None
         self._cancel = False
         self._done: Done | None = None
+        self._sink: Callable[[Token | Done], None] | None = None
 
     # called by the scheduler thread
     def _push(self, event: Token | Done) -> None:
         with self._lock:
-            self._events.append(event)
             if isinstance(event, Done):
                 self._done = event
+            if self._sink is not None:  # forwarded: in order, under the lock (see ``forward``)
+                self._sink(event)
+                return
+            self._events.append(event)
             waiter, self._waiter = self._waiter, None
         if waiter is not None:
             waiter()
+
+    def forward(self, sink: Callable[[Token | Done], None]) -> None:
+        """Hand every event to ``sink`` instead of buffering it: those so far now, the rest as they come.
+
+        A worker process sends its requests' events to the engine this way,
+        on the thread that makes them. ``sink`` runs under the handle's lock,
+        so the events arrive in order; it must be quick and never raise.
+        """
+        with self._lock:
+            for event in self._take():
+                sink(event)
+            self._sink = sink
 
     def cancel(self) -> None:
         """Stop the request within one step: the text so far was streamed, a Done "cancelled" follows."""

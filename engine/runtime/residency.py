@@ -24,6 +24,9 @@ from engine.options import LoadOptions
 from engine.runtime import loader
 from engine.runtime.loader import Runtime
 from engine.runtime.registry import Registry, Resident
+from engine.runtime.request import Request
+from engine.runtime.worker.client import Worker
+from engine.runtime.worker.crashes import CrashLedger, embed_key, request_key
 from engine.store.gguf_io import GGUFInfo
 from engine.store.manifest import Manifest
 from engine.store.model_store import Store
@@ -38,12 +41,15 @@ def use_model(
     *,
     keep_alive: float | None,
     cancel: CancelToken,
+    crashes: CrashLedger | None = None,
 ) -> AbstractContextManager[tuple[Resident[Runtime], bool]]:
     """The loaded model for ``manifest`` with ``load`` options, loading it (and making room) first.
 
     Use it in a ``with`` block, which yields (resident, loaded_now); the
     keep-alive clock starts when the block ends. The same weights loaded with
     other options, or what the name held before, are unloaded first when idle.
+    A model whose worker crashes is dropped from the registry at once, and
+    ``crashes`` remembers what it was serving (see ``worker/crashes.py``).
     """
     # the weights and their adapters: two names may share one but not the other
     key = (manifest.load_id, load)
@@ -71,10 +77,19 @@ def use_model(
         kv = estimate_memory(0, manifest.shape, settings.n_ctx, num_parallel=settings.num_parallel)
         return max(plan.vram + plan.ram, kv)
 
+    def crashed(
+        worker: Worker, reason: str, requests: list[Request], embeds: list[tuple[list[str], bool]]
+    ) -> None:
+        if crashes is not None:
+            keys = [request_key(r) for r in requests] + [embed_key(t, truncate) for t, truncate in embeds]
+            crashes.crashed_serving(manifest.load_id, reason, keys)
+        registry.discard(lambda r: r.payload.worker is worker)
+
     def load_it(token: CancelToken) -> tuple[Runtime, int]:
         settings, plan, headers = decide()
-        return loader.load_runtime(
-            store, manifest, settings, plan, token, headers=headers
-        ), plan.vram + plan.ram
+        runtime = loader.load_runtime(
+            store, manifest, settings, plan, token, headers=headers, crashes=crashes, on_crash=crashed
+        )
+        return runtime, plan.vram + plan.ram
 
     return registry.use(key, manifest.reference, load_it, need=need, keep_alive=keep_alive, cancel=cancel)

@@ -32,7 +32,6 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 from engine.errors import InvalidInput, LlamadeckError, PromptTooLong
 from engine.events import Done, Token
@@ -43,6 +42,7 @@ from engine.runtime.llama.model import Model
 from engine.runtime.llama.sampler import Sampler
 from engine.runtime.request import Handle, Request
 from engine.runtime.slots import Slot, Slots
+from engine.runtime.stats import SchedulerStats, SlotStats
 from engine.runtime.text_stream import TextStream
 
 # A step with a prompt chunk may cost this many decode-only steps. The prompt then takes R / (R - 1) times
@@ -53,29 +53,6 @@ PREFILL_STEP_RATIO = 1.8
 MIN_CHUNK = 2
 FIRST_CHUNK = 16  # before any step has been timed
 _EMA = 0.25
-
-
-@dataclass(frozen=True)
-class SlotStats:
-    index: int
-    conversation: str | None
-    tokens: int  # tokens whose KV the slot holds
-    status: str  # "idle", "prefilling" or "generating"
-    tokens_per_second: float  # of the stream running in it, 0 when idle
-
-
-@dataclass(frozen=True)
-class SchedulerStats:
-    """A snapshot (it may be a step old): what each slot holds and does, and what waits."""
-
-    slots: tuple[SlotStats, ...]
-    queued: int  # requests waiting for a slot
-    saved_states: int  # conversations evicted to host memory
-    saved_bytes: int
-    saved_conversations: tuple[str, ...]
-    tokens_per_second: float  # all running streams together
-    n_ctx_per_seq: int
-    n_parallel: int
 
 
 # -- the scheduler ---------------------------------------------------------------------------------

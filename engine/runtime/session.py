@@ -41,7 +41,7 @@ from engine.templates.render import template_for, with_system_prompt
 
 if TYPE_CHECKING:
     from engine.runtime.loader import Runtime
-    from engine.runtime.scheduler import Handle
+    from engine.runtime.request import Handle
 
 MAX_BYTES_PER_TOKEN = 64  # no tokenizer packs more into one token: longer text cannot fit the context
 
@@ -66,12 +66,12 @@ def prompt_tokens(runtime: Runtime, request: GenerationRequest) -> tuple[list[in
     Raises TemplateError (a template llamadeck cannot render) and
     PromptTooLong (the system prompt and the last message alone do not fit).
     """
-    manifest, model = request.manifest, runtime.model
+    manifest = request.manifest
     template = template_for(
         manifest.config.template,
         manifest.config.template_source,
-        bos_token=model.bos_text,
-        eos_token=model.eos_text,
+        bos_token=runtime.bos_text,
+        eos_token=runtime.eos_text,
         raw=request.raw,
     )
     messages = request.messages
@@ -87,7 +87,7 @@ def prompt_tokens(runtime: Runtime, request: GenerationRequest) -> tuple[list[in
             text = template.render(part, tools=request.tools)
         if len(text.encode()) > n_ctx * MAX_BYTES_PER_TOKEN:
             return None  # cannot fit whatever the tokenizer says: never tokenize megabytes (quadratic)
-        return model.tokenize(text, add_special=True, parse_special=template is not None)
+        return runtime.tokenize(text, add_special=True, parse_special=template is not None)
 
     limit = n_ctx - min(256, n_ctx // 8)  # room for a reply
     return fit_history(messages if template is not None else messages[-1:], render, limit, context=n_ctx)
@@ -115,7 +115,7 @@ def start_reply(
     try:
         tokens, dropped = prompt_tokens(runtime, request)
         sampling = request.sampling
-        handle = runtime.scheduler.submit(
+        handle = runtime.submit(
             Request(
                 tokens=tokens,
                 sampling=sampling,

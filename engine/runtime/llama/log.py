@@ -54,6 +54,7 @@ class _LogSink:
         self.errors: collections.deque[str] = collections.deque(maxlen=20)  # the latest error lines
         self.n_errors = 0  # error lines ever seen: a mark taken before a call finds that call's lines
         self.failed = False  # the file could not be written: the ring buffer still works
+        self.echo: Callable[[str], None] | None = None  # a worker process also hands each line to the engine
 
     def take(self, level: int, text: str) -> None:
         if level != _CONT:
@@ -76,6 +77,8 @@ class _LogSink:
         if not line:
             return
         LLAMA_LOG.append(line)
+        if self.echo is not None:
+            self.echo(line)
         if self.failed:
             return
         try:
@@ -147,6 +150,13 @@ def route_llama_log() -> None:
 
         _log_callback = collect
         llama_cpp.llama_log_set(_log_callback, ctypes.c_void_p(0))
+
+
+def echo_llama_log(write: Callable[[str], None]) -> None:
+    """Also hand every kept line to ``write`` (a worker process sends them to the engine on stderr)."""
+    route_llama_log()
+    with _log_lock:
+        _sink.echo = write
 
 
 def error_mark() -> int:

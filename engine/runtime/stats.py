@@ -1,0 +1,28 @@
+"""What a scheduler reports of itself (``ps``, the Sessions tab): plain data, sent by a worker too."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class SlotStats:
+    index: int
+    conversation: str | None
+    tokens: int  # tokens whose KV the slot holds
+    status: str  # "idle", "prefilling" or "generating"
+    tokens_per_second: float  # of the stream running in it, 0 when idle
+
+
+@dataclass(frozen=True)
+class SchedulerStats:
+    """A snapshot (it may be a step old): what each slot holds and does, and what waits."""
+
+    slots: tuple[SlotStats, ...]
+    queued: int  # requests waiting for a slot
+    saved_states: int  # conversations evicted to host memory
+    saved_bytes: int
+    saved_conversations: tuple[str, ...]
+    tokens_per_second: float  # all running streams together
+    n_ctx_per_seq: int
+    n_parallel: int

@@ -1,0 +1,96 @@
+"""A model loaded in this process: the llama.cpp weights, the scheduler on their context, an embedder.
+
+This is what a worker process holds (``child.py``); nothing in the engine's
+own process makes one. Importing it loads llama.cpp.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+from engine.cancel import NEVER, CancelToken
+from engine.runtime.llama.backend import supports_gpu_offload
+from engine.runtime.llama.embedder import Embedder
+from engine.runtime.llama.model import AdapterSpec, Model
+from engine.runtime.scheduler import Scheduler
+from engine.runtime.worker.spec import LoadSpec, ModelFacts
+
+
+class LoadedModel:
+    """Weights, their scheduler and (made on first use) an embedder; ``close`` frees them all."""
+
+    def __init__(self, model: Model, scheduler: Scheduler, n_threads: int, load_seconds: float) -> None:
+        self.model = model
+        self.scheduler = scheduler
+        self.load_seconds = load_seconds
+        self._n_threads = n_threads
+        self._embedder: Embedder | None = None
+        self._embed_lock = threading.Lock()
+
+    @classmethod
+    def load(cls, spec: LoadSpec, cancel: CancelToken = NEVER) -> LoadedModel:
+        """Load the weights and start the scheduler; raises IntegrityError, LoadError or Cancelled."""
+        started = time.perf_counter()
+        settings = spec.settings
+        model = Model.load(
+            spec.path,
+            n_gpu_layers=settings.n_gpu_layers if supports_gpu_offload() else 0,
+            cancel=cancel,
+            label=spec.label,
+            adapters=[AdapterSpec(Path(path), scale, label) for path, scale, label in spec.adapters],
+            headers=spec.headers,
+        )
+        try:
+            scheduler = Scheduler(
+                model,
+                n_ctx_per_seq=settings.n_ctx,
+                n_parallel=settings.num_parallel,
+                n_threads=settings.n_threads,
+                n_batch=settings.n_batch,
+                flash_attn=settings.flash_attn,
+                type_k=settings.kv_type,
+                type_v=settings.kv_type,
+            )
+        except BaseException:
+            model.free()
+            raise
+        return cls(model, scheduler, settings.n_threads, time.perf_counter() - started)
+
+    def facts(self) -> ModelFacts:
+        model = self.model
+        return ModelFacts(
+            bos_text=model.bos_text,
+            eos_text=model.eos_text,
+            n_vocab=model.n_vocab,
+            load_seconds=self.load_seconds,
+        )
+
+    @property
+    def embed_batches(self) -> int:
+        """Embedding batches decoded so far, all callers together (0 before the first embed)."""
+        return self._embedder.batches if self._embedder is not None else 0
+
+    def embed(
+        self, texts: list[str], *, truncate: bool = True, cancel: CancelToken = NEVER
+    ) -> list[list[float]]:
+        """Embeddings from a second context (made on first use).
+
+        The lock guards only the embedder's making and freeing: callers share
+        it and take turns per batch on the compute thread, so a long request
+        does not hold every other embed of the model back until it ends.
+        """
+        with self._embed_lock:
+            if self._embedder is None:
+                self._embedder = Embedder(self.model, n_threads=self._n_threads)
+            embedder = self._embedder
+        return embedder.embed(texts, truncate=truncate, cancel=cancel)
+
+    def close(self) -> None:
+        self.scheduler.close()
+        with self._embed_lock:
+            if self._embedder is not None:
+                self._embedder.free()
+                self._embedder = None
+        self.model.free()
