@@ -174,6 +174,10 @@ class ModelCrashed(LoadError):
 
     kind = "crashed"
 
+    def __init__(self, message: str, cause: str = "") -> None:
+        super().__init__(message)
+        self.cause = cause or message  # how it died, without the model's name: "killed by SIGABRT: ..."
+
 
 def check_unicode(text: str, what: str) -> None:
     """Text llama.cpp and files get as UTF-8: a lone surrogate (JSON can carry one) cannot be."""

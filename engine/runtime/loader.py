@@ -211,7 +211,7 @@ def load_runtime(
         worker = Worker.start(spec, cancel, on_crash=on_crash)
     except ModelCrashed as crash:
         if crashes is not None:
-            crashes.crashed_loading(manifest.load_id, str(crash))
+            crashes.crashed_loading(manifest.load_id, crash.cause)
         raise
     assert worker.facts is not None
     return Runtime(manifest, worker, plan, settings, worker.facts.load_seconds, crashes)

@@ -78,11 +78,11 @@ def use_model(
         return max(plan.vram + plan.ram, kv)
 
     def crashed(
-        worker: Worker, reason: str, requests: list[Request], embeds: list[tuple[list[str], bool]]
+        worker: Worker, cause: str, requests: list[Request], embeds: list[tuple[list[str], bool]]
     ) -> None:
         if crashes is not None:
             keys = [request_key(r) for r in requests] + [embed_key(t, truncate) for t, truncate in embeds]
-            crashes.crashed_serving(manifest.load_id, reason, keys)
+            crashes.crashed_serving(manifest.load_id, cause, keys)
         registry.discard(lambda r: r.payload.worker is worker)
 
     def load_it(token: CancelToken) -> tuple[Runtime, int]:

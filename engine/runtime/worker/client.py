@@ -53,7 +53,7 @@ class _Call:
         self.value: Any = None
 
 
-# (the worker, why it died, the requests it was serving, the embeddings: (texts, truncate))
+# (the worker, how it died, the requests it was serving, the embeddings: (texts, truncate))
 CrashHook = Callable[["Worker", str, list[Request], list[tuple[list[str], bool]]], None]
 
 
@@ -77,6 +77,7 @@ class Worker:
         self._closing = False
         self._closed = threading.Event()  # the reader thread has ended
         self.broken: str | None = None  # why it stopped serving, once it has
+        self.cause = ""  # how it died, without the model's name (for the crash ledger)
         self._log_thread = threading.Thread(target=self._read_log, name=f"worker log {label}", daemon=True)
         self._reader = threading.Thread(target=self._read, name=f"worker {label}", daemon=True)
 
@@ -139,7 +140,7 @@ class Worker:
             if broken is None:
                 self._handles[rid] = handle
         if broken is not None:
-            _fail(handle, ModelCrashed(broken))
+            _fail(handle, ModelCrashed(broken, self.cause))
             return handle
         self._post(("submit", rid, request))
         return handle
@@ -173,7 +174,7 @@ class Worker:
         call = _Call(name, args)
         with self._lock:
             if self.broken is not None:
-                raise ModelCrashed(self.broken)
+                raise ModelCrashed(self.broken, self.cause)
             self._calls[cid] = call
         self._post(("call", cid, name, args))
         forget = cancel.on_cancel(lambda: self._post(("abort", cid)))
@@ -262,15 +263,20 @@ class Worker:
         if code is None:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 code = self._process.wait(2.0)  # its last words arrive on the log pipe meanwhile
-        reason = self._why(code, closing)
+        cause = self._cause(code)
         with self._lock:
             closing = self._closing
-            self.broken = reason
+            reason = (
+                f"{self.label} was unloaded"
+                if closing
+                else f"{self.label}'s llama.cpp worker crashed ({cause})"
+            )
+            self.broken, self.cause = reason, cause
             handles = list(self._handles.values())
             calls = list(self._calls.values())
             self._handles.clear()
             self._calls.clear()
-        crashed = ModelCrashed(reason)
+        crashed = ModelCrashed(reason, cause)
         for handle in handles:
             _fail(handle, crashed if not closing else None)
         for call in calls:
@@ -282,18 +288,17 @@ class Worker:
         self._closed.set()
         if not closing and not loading and self.on_crash is not None:
             embeds = [(list(call.args[0]), bool(call.args[1])) for call in calls if call.name == "embed"]
-            self.on_crash(self, reason, [handle.request for handle in handles], embeds)
+            self.on_crash(self, cause, [handle.request for handle in handles], embeds)
 
-    def _why(self, code: int | None, closing: bool) -> str:
-        if closing:
-            return f"{self.label} was unloaded"
+    def _cause(self, code: int | None) -> str:
+        """How the worker died, with llama.cpp's last words when it had any: one line."""
         self._log_thread.join(1.0)
         said = _last_words(list(self._tail))
         if code is not None and code < 0:
             how = f"killed by {signal.Signals(-code).name}" if -code in signal.valid_signals() else "killed"
         else:
             how = f"exited with code {code}" if code is not None else "stopped answering"
-        return f"{self.label}'s llama.cpp worker crashed ({how}{': ' + said if said else ''})"
+        return f"{how}: {said}" if said else how
 
     def _read_log(self) -> None:
         stream = self._process.stdout
@@ -336,7 +341,7 @@ def _last_words(lines: list[str]) -> str:
         for line in reversed(lines):
             if marker in line:
                 return one_line(line, 300)
-    return one_line(lines[-1], 300) if lines else ""
+    return ""
 
 
 def _child_environment() -> dict[str, str]:

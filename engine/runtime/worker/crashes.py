@@ -59,7 +59,9 @@ class CrashLedger:
         with self._lock:
             reason = self._broken.get(load_id)
         if reason is not None:
-            raise LoadError(f"{label} is marked broken: {reason}; re-create or re-pull it to try again")
+            raise LoadError(
+                f"{label} is marked broken: its llama.cpp worker {reason}; re-create or re-pull it"
+            )
 
     def check_request(self, load_id: str, key: str, label: str) -> None:
         """InvalidInput when this very request crashed the model before."""
@@ -68,20 +70,20 @@ class CrashLedger:
         if reason is not None:
             raise InvalidInput(f"this request crashed {label} before ({reason}): it is refused")
 
-    def crashed_loading(self, load_id: str, reason: str) -> None:
+    def crashed_loading(self, load_id: str, cause: str) -> None:
         with self._lock:
-            self._broken[load_id] = reason
+            self._broken[load_id] = f"crashed while loading ({cause})"
 
-    def crashed_serving(self, load_id: str, reason: str, keys: list[str]) -> None:
+    def crashed_serving(self, load_id: str, cause: str, keys: list[str]) -> None:
         with self._lock:
             for key in keys:
-                self._requests[(load_id, key)] = reason
+                self._requests[(load_id, key)] = cause
                 self._requests.move_to_end((load_id, key))
             while len(self._requests) > _REMEMBERED:
                 self._requests.popitem(last=False)
             self._serving_crashes[load_id] += 1
             if self._serving_crashes[load_id] >= BREAK_AFTER:
-                self._broken[load_id] = f"it crashed {BREAK_AFTER} times while serving, last: {reason}"
+                self._broken[load_id] = f"crashed {BREAK_AFTER} times while serving (last: {cause})"
 
     def forget(self, load_id: str) -> None:
         """The model was re-created or re-pulled: try it again."""
