@@ -6,7 +6,9 @@
 - ``scheduler.py`` with ``request.py`` (Request, Handle), ``slots.py`` (placement, prefix reuse, saved
   KV state) and ``text_stream.py``: every conversation of a loaded model decoded together.
 - ``session.py``: one request: template, system prompt, history fit, tokenize, submit; its ``Reply``.
-- ``loader.py``: plan, load and size a model; ``residency.py``: which loaded model serves a request;
+- ``worker/``: each loaded model in a process of its own (``child.py`` holds llama.cpp, the scheduler and
+  the embedder; ``client.py`` is the engine's side; ``crashes.py`` remembers what crashed one).
+- ``loader.py``: plan a model and start its worker; ``residency.py``: which loaded model serves a request;
   ``registry.py``: keep-alive, memory reservations, unload, eviction.
 - ``toolcalls.py``: tool calls out of a reply's text; ``history.py``: fitting a history;
   ``adapters.py``: LoRA headers; ``quantizer.py``: llama.cpp's quantizer in a child process.

@@ -1,5 +1,6 @@
 """Continuous batching over one llama.cpp context: many conversations decoded together.
 
+A scheduler runs inside a model's worker process (``worker/child.py``).
 One thread owns the context and nothing else touches it: the process's
 llama.cpp compute thread (``llama.compute.COMPUTE``, which steps every scheduler in
 turn; why one for all is in its docstring). Each step builds one batch: the

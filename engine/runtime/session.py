@@ -11,7 +11,7 @@ messages); a Done "error" is raised as the error instead.
 
 A reply is read once, with ``for`` (blocking: the CLI and the TUI, on a
 thread of their own) or with ``async for`` (asyncio: the HTTP API, woken by
-the scheduler's thread itself, so each token crosses one thread handoff).
+the worker's reader thread itself, so each token crosses one thread handoff here).
 It holds its model in use until its Done was read or it is closed; then
 the keep-alive clock starts.
 
