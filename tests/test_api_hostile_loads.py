@@ -20,7 +20,7 @@ from fastapi import FastAPI
 
 from api.app import create_app
 from engine import Cancelled, CancelToken, Engine, Machine
-from engine.runtime.llama.embedder import Embedder
+from engine.runtime.worker.client import Worker
 from tests.support import api_server
 from tests.support.api_server import running_api
 from tests.support.chain_gguf import token_id, write_chain_gguf
@@ -29,7 +29,7 @@ from tests.support.tiny_gguf import write_tiny_gguf
 
 MODEL = "hf.co/acme/Tiny-GGUF:Q8_0"
 EMBEDDER = "hf.co/acme/Embed-GGUF:F32"
-MANY = ["h"] * 200  # 25 batches of 8 texts
+HUGE = ["h"] * 80_000  # 10,000 batches: far more than a test waits for
 CONTEXTS = (256, 384, 512, 640, 768, 896, 1024, 1152)
 
 
@@ -95,58 +95,59 @@ def test_concurrent_loads_of_one_model_never_exceed_the_budget(budgeted: tuple[E
     assert len(engine.loaded()) == 1 and engine._registry.reservations() == {}  # noqa: SLF001
 
 
-class AtBatch(CancelToken):
-    """A token that runs ``then`` once, when checked after ``batches`` batches of ``embedder``."""
-
-    def __init__(self, embedder: Embedder, batches: int, then) -> None:
-        super().__init__()
-        self.embedder, self.at, self.then = embedder, embedder.batches + batches, then
-        self.fired = False
-
-    def check(self) -> None:
-        if not self.fired and self.embedder.batches >= self.at:
-            self.fired = True
-            self.then(self)
-        super().check()
-
-
-def embedder_of(engine: Engine) -> Embedder:
-    """The embedder of the loaded embedding model (made by a first embed)."""
+def worker_of(engine: Engine) -> Worker:
+    """The worker of the loaded embedding model, its embedder made by a first embed."""
     engine.embed(EMBEDDER, ["w"])
     (resident,) = [r for r in engine._registry.residents() if r.name == EMBEDDER]  # noqa: SLF001
-    embedder = resident.payload._embedder  # noqa: SLF001 - its batch count is what is observed
-    assert embedder is not None
-    return embedder
+    return resident.payload.worker
+
+
+def running_embed(engine: Engine, texts: list[str], cancel: CancelToken) -> tuple[threading.Thread, list]:
+    """An embed on a thread of its own; its outcome (vectors or the error) lands in the list."""
+    outcome: list = []
+
+    def embed() -> None:
+        try:
+            outcome.append(engine.embed(EMBEDDER, texts, cancel=cancel))
+        except Exception as error:  # noqa: BLE001 (the test reads it)
+            outcome.append(error)
+
+    thread = threading.Thread(target=embed)
+    thread.start()
+    return thread, outcome
+
+
+def wait_for_batches(worker: Worker, at_least: int) -> None:
+    while worker.embed_batches() < at_least:
+        threading.Event().wait(0.01)
 
 
 def test_a_cancelled_embed_stops_between_batches(budgeted: tuple[Engine, Budget]) -> None:
-    """Finding 8: the cancel lands at the next batch, not after all of them."""
+    """Finding 8: the cancel reaches the embed in its worker and lands at the next batch, not after all."""
     engine, _ = budgeted
-    embedder = embedder_of(engine)
-    start = embedder.batches
-    token = AtBatch(embedder, 2, lambda t: t.cancel("the client disconnected"))
-    with pytest.raises(Cancelled):
-        engine.embed(EMBEDDER, MANY, cancel=token)
-    assert embedder.batches - start == 2  # of 25
+    worker = worker_of(engine)
+    start = worker.embed_batches()
+    token = CancelToken()
+    thread, outcome = running_embed(engine, HUGE, token)
+    wait_for_batches(worker, start + 2)
+    token.cancel("the client disconnected")
+    thread.join()
+    assert len(outcome) == 1 and isinstance(outcome[0], Cancelled), outcome
+    assert worker.embed_batches() - start < len(HUGE) // 8  # it stopped long before its last batch
 
 
 def test_a_second_embed_is_served_while_a_long_one_runs(budgeted: tuple[Engine, Budget]) -> None:
     """Finding 8: embeds of one model take turns per batch; a long request holds no lock over the others."""
     engine, _ = budgeted
-    embedder = embedder_of(engine)
-    start = embedder.batches
-    served: list[list[list[float]]] = []
-    midway: list[int] = []
-
-    def second(_token: CancelToken) -> None:  # runs inside the long embed, after its first batch
-        other = threading.Thread(target=lambda: served.append(engine.embed(EMBEDDER, ["w"])))
-        other.start()
-        other.join(60)  # a safety net: with the old lock it never ends while the long embed waits here
-        midway.append(embedder.batches - start)
-
-    vectors = engine.embed(EMBEDDER, MANY, cancel=AtBatch(embedder, 1, second))
-    assert len(served) == 1 and len(served[0]) == 1  # served while the long one was between batches
-    assert midway == [2] and len(vectors) == len(MANY)  # its one batch beside the long one's first
+    worker = worker_of(engine)
+    token = CancelToken()
+    thread, outcome = running_embed(engine, HUGE, token)
+    wait_for_batches(worker, worker.embed_batches() + 1)  # the long one runs
+    served = engine.embed(EMBEDDER, ["w"])
+    still_running = not outcome  # with one lock over the embedder it would have ended first
+    token.cancel()
+    thread.join()
+    assert len(served) == 1 and still_running
 
 
 def test_a_huge_keep_alive_is_refused_and_ps_survives_any_stored_one(

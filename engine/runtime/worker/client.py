@@ -28,7 +28,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import engine
 from engine.cancel import NEVER, CancelToken
 from engine.errors import Cancelled, LlamadeckError, ModelCrashed
 from engine.events import Done, Token
@@ -348,7 +347,7 @@ def _child_environment() -> dict[str, str]:
     """The engine's environment, with this copy of ``engine`` first on the path and no ggml backtraces
     (ggml would run gdb on an abort: seconds, and pages of output)."""
     env = dict(os.environ)
-    root = str(Path(engine.__file__).resolve().parent.parent)
+    root = str(Path(__file__).resolve().parents[3])  # the directory that holds engine/
     env["PYTHONPATH"] = os.pathsep.join([root, *filter(None, [env.get("PYTHONPATH", "")])])
     env["GGML_NO_BACKTRACE"] = "1"
     env.pop("PYTHONSTARTUP", None)
