@@ -9,6 +9,7 @@ length (``usage.input_tokens`` against ``usage.prompt_tokens``).
 
 from __future__ import annotations
 
+import gzip
 import json
 from collections.abc import Iterator
 from typing import Any
@@ -16,6 +17,7 @@ from typing import Any
 import httpx
 import openai
 import pytest
+import zstandard
 
 from api.limits import MAX_MESSAGES, MAX_TOOLS
 from api.responses_input import chat_of
@@ -349,3 +351,34 @@ def test_deep_or_huge_bodies_are_4xx(server: str) -> None:
     ):
         response = httpx.post(f"{server}/v1/responses", content=body, timeout=30)
         assert response.status_code == status and response.json()["error"]["message"]
+
+
+# compressed bodies -----------------------------------------------------------------
+
+
+def zstd(body: bytes) -> bytes:
+    return zstandard.ZstdCompressor(level=3).compress(body)
+
+
+def test_a_zstd_body_as_codex_sends_it_is_served(server: str) -> None:
+    body = json.dumps({"model": MODEL, "input": ASK, "temperature": 0}).encode()
+    headers = {"content-type": "application/json", "content-encoding": "zstd"}
+    response = httpx.post(f"{server}/v1/responses", content=zstd(body), headers=headers, timeout=30)
+    assert response.status_code == 200 and response.json()["output"][0]["content"][0]["text"] == "".join(SAID)
+
+
+@pytest.mark.parametrize(
+    ("content", "encoding", "status", "words"),
+    [
+        (zstd(b'{"model": "m", "input": "' + b"x" * (40 << 20) + b'"}'), "zstd", 413, "larger than 16 MiB"),
+        (b"not zstd at all", "zstd", 400, "does not decompress"),
+        (zstd(b'{"model": "m", "input": "x"}')[:-4], "zstd", 400, "invalid JSON"),  # cut short
+        (gzip.compress(b'{"model": "m", "input": "x"}'), "gzip", 415, "zstd"),
+    ],
+)
+def test_a_body_that_inflates_too_far_or_not_at_all_is_a_4xx(
+    server: str, content: bytes, encoding: str, status: int, words: str
+) -> None:
+    headers = {"content-type": "application/json", "content-encoding": encoding}
+    response = httpx.post(f"{server}/v1/responses", content=content, headers=headers, timeout=30)
+    assert response.status_code == status and words in response.json()["error"]["message"]
