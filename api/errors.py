@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import aclosing, contextmanager
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -21,6 +21,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from api.encoding import decoded
 from api.limits import MAX_JSON_BYTES, JsonShape, Refused, check_request
 from engine import LlamadeckError, ModelNotFound
 
@@ -94,9 +95,10 @@ async def read_json(request: Request, *, limit: int = MAX_JSON_BYTES) -> dict[st
     """The request's JSON object, read and parsed under the limits of ``api.limits``.
 
     The body is counted as it arrives, whatever Content-Length claims, and
-    refused before it is parsed when parsing would build too much. Raises
-    APIError 400 (missing, malformed, not an object, a field past its limit)
-    or 413 (too many bytes or values).
+    refused before it is parsed when parsing would build too much; a zstd body
+    is counted as it decompresses (``api.encoding``). Raises APIError 400
+    (missing, malformed, not an object, a field past its limit), 413 (too many
+    bytes or values) or 415 (a Content-Encoding other than zstd).
     """
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
@@ -104,9 +106,10 @@ async def read_json(request: Request, *, limit: int = MAX_JSON_BYTES) -> dict[st
     shape = JsonShape(limit)
     body = bytearray()
     try:
-        async for chunk in request.stream():
-            shape.feed(chunk)
-            body += chunk
+        async with aclosing(decoded(request, limit)) as chunks:  # zstd bodies decompressed, slice by slice
+            async for chunk in chunks:
+                shape.feed(chunk)
+                body += chunk
         if not body or body.isspace():
             raise APIError(400, "missing request body")
         data = shape.parse(body)

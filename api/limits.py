@@ -11,7 +11,8 @@ before the structure it guards is built, or as soon as it is:
   which must fit in 64 bits (``1e300``, a 10,000-digit integer, ``NaN``: a
   400 here, never a 500 further in);
 - on the parsed object, before any route reads it (``check_request``):
-  messages, tools, options, images, the length of each text, embedding inputs.
+  messages (and ``/v1/responses`` input items), tools, options, images, the length of each
+  text, embedding inputs.
 
 Each refusal is a ``Refused`` naming its limit: 413 for a body too large, 400
 for a field. ``api.errors.read_json`` applies them all, for every route.
@@ -168,6 +169,8 @@ def check_request(path: str, data: dict[str, Any], size: int) -> None:
     if isinstance(messages, list):
         _check_count("messages", len(messages), MAX_MESSAGES, "messages")
         images += sum(_count(m.get("images")) for m in messages if isinstance(m, dict))
+    if path == "/v1/responses" and isinstance(items := data.get("input"), list):  # messages, calls, results
+        _check_count("input", len(items), MAX_MESSAGES, "input items")
     if images > MAX_IMAGES:
         raise Refused(
             400, f"the request holds {images:,} images: at most {MAX_IMAGES:,} images in one request"

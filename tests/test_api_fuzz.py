@@ -40,7 +40,7 @@ CPU_BOX = Machine(free_ram=16 << 30, gpu_free_vram=None)
 MODEL = "hf.co/acme/Tiny-GGUF:Q8_0"
 EMBEDDER = "hf.co/acme/Embed-GGUF:F32"
 REPLY_TOKENS = 4  # the most tokens a fuzzed request may ask for: replies stay cheap
-GENERATING = ("/api/generate", "/api/chat", "/v1/chat/completions", "/v1/completions")
+GENERATING = ("/api/generate", "/api/chat", "/v1/chat/completions", "/v1/completions", "/v1/responses")
 SERVING = [*GENERATING, "/api/embed", "/api/embeddings", "/v1/embeddings", "/api/show", "/api/create"]
 CONTEXT = 512  # the largest num_ctx a fuzzed request may load with (see tame)
 SERVED_EXAMPLES = 60  # per generating route, of bodies that fit the schema
@@ -129,11 +129,14 @@ def tame(path: str, body: object) -> None:
     if path not in GENERATING:
         return
     if path.startswith("/v1/"):
-        for field in ("max_tokens", "max_completion_tokens"):
+        fields = (
+            ("max_output_tokens",) if path == "/v1/responses" else ("max_tokens", "max_completion_tokens")
+        )
+        for field in fields:
             if field in body:
                 body[field] = capped(body[field])
-        if body.get("max_tokens") is None and body.get("max_completion_tokens") is None:
-            body["max_tokens"] = REPLY_TOKENS
+        if all(body.get(field) is None for field in fields):
+            body[fields[0]] = REPLY_TOKENS
         return
     options = body.setdefault("options", {})
     if isinstance(options, dict):
@@ -159,6 +162,7 @@ def assert_answered(path: str, status: int, content_type: str, body: bytes) -> N
 def assert_stream(content_type: str, body: bytes) -> None:
     """A 200 stream is whole lines of JSON (NDJSON) or ``data:`` events of JSON (SSE), errors included.
 
+    An event may be named first (``event: response.created``, the Responses API's).
     Schemathesis stops reading an event stream after a number of events, so ``[DONE]`` may be unread.
     """
     if content_type.startswith("application/x-ndjson"):
@@ -166,6 +170,8 @@ def assert_stream(content_type: str, body: bytes) -> None:
             json.loads(line)
     elif content_type.startswith("text/event-stream"):
         for event in body.split(b"\n\n")[:-1]:  # the last one may be cut short
+            if event.startswith(b"event: "):
+                event = event.split(b"\n", 1)[1]
             assert event.startswith(b"data: "), event
             if event != b"data: [DONE]":
                 json.loads(event[len(b"data: ") :])
@@ -237,6 +243,9 @@ HOSTILE = [
     ("POST", "/v1/embeddings", js(model=EMBEDDER, input="x", dimensions=INF), 400),
     ("POST", "/api/chat", js(model="nobody/nothing", messages=SAY), 404),
     ("POST", "/v1/chat/completions", js(model="nothing", messages=SAY), 404),
+    ("POST", "/v1/responses", DEEP, 400),
+    ("POST", "/v1/responses", js(model=MODEL, input=[{"role": "user", "content": "\udfff"}]), 400),
+    ("POST", "/v1/responses", js(model="nothing", input="x"), 404),
     ("GET", "/v1/models/..%2F..%2Fetc%2Fpasswd", b"", 400),
     ("GET", "/v1/nothing", b"", 404),  # OpenAI's shape for every /v1 path, not only the known ones
     ("GET", "/v1/chat/completions", b"", 405),

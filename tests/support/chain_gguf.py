@@ -37,6 +37,7 @@ def write_chain_gguf(
     default: int = 2,
     pooling: int | None = None,
     vocab: Vocab | None = None,
+    chat_template: str | None = None,
 ) -> Path:
     """A tiny llama GGUF that answers by rote: greedy after token ``t`` picks ``chain[t]``, else ``default``.
 
@@ -44,6 +45,7 @@ def write_chain_gguf(
     the last token's embedding: a one-hot vector (one dimension per chain
     key, a shared one for every other token), which the output matrix maps to
     the chosen next token. ``default`` 2 is ``</s>``: the reply ends.
+    ``chat_template``: a Jinja template to write (none by default).
     """
     if len(chain) >= N_EMBD:
         raise ValueError("one embedding dimension per chain key")
@@ -81,6 +83,8 @@ def write_chain_gguf(
     writer.add_eos_token_id(2)
     writer.add_unk_token_id(0)
     writer.add_add_bos_token(True)
+    if chat_template is not None:
+        writer.add_chat_template(chat_template)
     if pooling is not None:
         writer.add_pooling_type(gguf.PoolingType(pooling))
     for name, shape in tiny_gguf._tensor_shapes().items():
