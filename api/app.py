@@ -5,8 +5,8 @@
 Route families live in their own modules, each an ``APIRouter`` included
 here: model management (``api.models``), generation (``api.generate``),
 the OpenAI-compatible routes (``api.openai``), OpenAI's Responses API
-(``api.responses``) and model making
-(``api.create``). Routes reach the engine through ``api.deps.engine_of``,
+(``api.responses``), Anthropic's Messages API (``api.anthropic``) and model
+making (``api.create``). Routes reach the engine through ``api.deps.engine_of``,
 never through this module, so the app imports its routers and none imports
 the app back.
 """
@@ -19,7 +19,7 @@ from collections.abc import Iterable
 from fastapi import APIRouter, FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api import create, errors, generate, limits, models, openai, responses
+from api import anthropic, create, errors, generate, limits, models, openai, responses
 from api.security import Guard, check_api_key
 from engine import Engine
 
@@ -28,6 +28,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     generate.router,
     openai.router,
     responses.router,
+    anthropic.router,
     create.router,
 )
 _UNLIMITED_PREFIXES = ("/api/blobs/",)  # uploads of model files: LLAMADECK_MAX_BLOB_BYTES, in api.create

@@ -1,8 +1,9 @@
 """Errors as each API's clients expect them, with the status each engine error family owns.
 
 Ollama's routes answer ``{"error": "..."}``; OpenAI's (``/v1``) answer
-``{"error": {"message", "type", "param", "code"}}``, also for an unknown
-``/v1`` path, a wrong method or an oversized body (``error_for``).
+``{"error": {"message", "type", "param", "code"}}`` and Anthropic's
+(``/v1/messages``) ``{"type": "error", "error": {"type", "message"}}``, also
+for an unknown path, a wrong method or an oversized body (``error_for``).
 
 Engine errors carry their HTTP status (``LlamadeckError.status``); anything else
 a client can provoke is answered 400/404/413 by the helpers here, and whatever
@@ -22,6 +23,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api.encoding import decoded
+from api.error_shapes import anthropic_body, error_body, openai_body
 from api.limits import MAX_JSON_BYTES, JsonShape, Refused, check_request
 from engine import LlamadeckError, ModelNotFound
 
@@ -37,19 +39,6 @@ class APIError(Exception):
         self.message = message
 
 
-_OPENAI_TYPES = {
-    400: "invalid_request_error",
-    401: "authentication_error",
-    403: "permission_error",
-    404: "not_found_error",
-}
-
-
-def error_response(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
-    """Ollama's error: ``{"error": "..."}``."""
-    return JSONResponse({"error": message}, status_code=status, headers=headers)
-
-
 def openai_error(
     status: int,
     message: str,
@@ -59,21 +48,19 @@ def openai_error(
     headers: dict[str, str] | None = None,
 ) -> JSONResponse:
     """OpenAI's error: ``{"error": {"message", "type", "param", "code"}}``."""
-    kind = _OPENAI_TYPES.get(status, "invalid_request_error" if 400 <= status < 500 else "api_error")
-    body = {"error": {"message": message, "type": kind, "param": param, "code": code}}
-    return JSONResponse(body, status_code=status, headers=headers)
+    return JSONResponse(
+        openai_body(status, message, param=param, code=code), status_code=status, headers=headers
+    )
 
 
-def is_openai(path: str) -> bool:
-    """Whether ``path`` is one of OpenAI's routes (``/v1/...``), whose clients expect OpenAI's errors."""
-    return path == "/v1" or path.startswith("/v1/")
+def anthropic_error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    """Anthropic's error: ``{"type": "error", "error": {"type", "message"}}``, the type from the status."""
+    return JSONResponse(anthropic_body(status, message), status_code=status, headers=headers)
 
 
 def error_for(path: str, status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
-    """The error in the shape the clients of ``path``'s API expect: OpenAI's under ``/v1``, else Ollama's."""
-    if is_openai(path):
-        return openai_error(status, message, headers=headers)
-    return error_response(status, message, headers)
+    """The error in the shape the clients of ``path``'s API expect (``api.error_shapes``)."""
+    return JSONResponse(error_body(path, status, message), status_code=status, headers=headers)
 
 
 def status_of(error: LlamadeckError) -> int:

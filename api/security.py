@@ -12,10 +12,14 @@ So every request is checked before any route runs:
 * The store proof (``api.proof``) is answered here, after the Host and Origin
   checks and before the key: ``run`` asks it before it sends its key, and a
   request refused above never carries a proof.
-* With an API key, every request needs ``Authorization: Bearer <key>``
-  (compared in constant time), else 401. CORS preflights are answered without
-  it, as browsers never send credentials on them. A key of only spaces is no
-  key (``check_api_key``): it could never be sent in a header.
+* With an API key, every request needs ``Authorization: Bearer <key>`` or,
+  as Anthropic's clients send it, ``x-api-key: <key>`` (compared in constant
+  time), else 401. CORS preflights are answered without it, as browsers never
+  send credentials on them. A key of only spaces is no key
+  (``check_api_key``): it could never be sent in a header.
+
+Refusals take the shape of the path's API (``api.error_shapes``), so an
+OpenAI or Anthropic client shows their message.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from urllib.parse import urlsplit
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api import proof
+from api.error_shapes import error_body
 
 _LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "0.0.0.0", "::1"})
 _APP_SCHEMES = frozenset({"app", "file", "tauri", "vscode-webview", "vscode-file"})
@@ -108,6 +113,14 @@ def bearer_matches(header: str | None, key: str) -> bool:
     return hmac.compare_digest(given.strip().encode(), key.encode())
 
 
+def key_matches(headers: dict[str, str], key: str) -> bool:
+    """Whether ``Authorization: Bearer <key>`` or ``x-api-key: <key>`` (Anthropic's) carries the key."""
+    given = headers.get("x-api-key")
+    if given is not None and hmac.compare_digest(given.strip().encode(), key.encode()):
+        return True
+    return bearer_matches(headers.get("authorization"), key)
+
+
 class Guard:
     """Pure ASGI middleware: Host, Origin, CORS for allowed origins, the store proof, then the API key.
 
@@ -147,12 +160,13 @@ class Guard:
             await self.app(scope, receive, send)
             return
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+        path = scope["path"]
         if not self.host_allowed(headers.get("host")):
-            await _refuse(send, 403, "this host name is not allowed (DNS rebinding protection)")
+            await _refuse(send, path, 403, "this host name is not allowed (DNS rebinding protection)")
             return
         origin = headers.get("origin")
         if origin is not None and not self.origin_allowed(origin):
-            await _refuse(send, 403, "requests from this origin are not allowed: set LLAMADECK_ORIGINS")
+            await _refuse(send, path, 403, "requests from this origin are not allowed: set LLAMADECK_ORIGINS")
             return
         cors = _cors_headers(origin) if origin is not None else []
         if scope["method"] == "OPTIONS" and origin is not None and "access-control-request-method" in headers:
@@ -162,8 +176,14 @@ class Guard:
             status, body, extra = proof.answer(headers.get(proof.CHALLENGE), scope.get("server"), self.prove)
             await _respond(send, status, body, cors + extra)
             return
-        if self.api_key is not None and not bearer_matches(headers.get("authorization"), self.api_key):
-            await _refuse(send, 401, "unauthorized: send Authorization: Bearer <API key>", cors)
+        if self.api_key is not None and not key_matches(headers, self.api_key):
+            await _refuse(
+                send,
+                path,
+                401,
+                "unauthorized: send Authorization: Bearer <API key> (or x-api-key: <API key>)",
+                cors,
+            )
             return
         if not cors:
             await self.app(scope, receive, send)
@@ -179,7 +199,10 @@ class Guard:
 
 _PREFLIGHT = [
     (b"access-control-allow-methods", b"GET, POST, PUT, PATCH, DELETE, HEAD, OPTIONS"),
-    (b"access-control-allow-headers", b"Authorization, Content-Type, User-Agent, Accept, X-Requested-With"),
+    (
+        b"access-control-allow-headers",
+        b"Authorization, Content-Type, User-Agent, Accept, X-Requested-With, X-Api-Key, Anthropic-Version",
+    ),
     (b"access-control-max-age", b"600"),
 ]
 
@@ -189,12 +212,12 @@ def _cors_headers(origin: str) -> list[tuple[bytes, bytes]]:
 
 
 async def _refuse(
-    send: Send, status: int, message: str, extra: list[tuple[bytes, bytes]] | None = None
+    send: Send, path: str, status: int, message: str, extra: list[tuple[bytes, bytes]] | None = None
 ) -> None:
     headers = [(b"content-type", b"application/json")] + (extra or [])
     if status == 401:
         headers.append((b"www-authenticate", b"Bearer"))
-    await _respond(send, status, json.dumps({"error": message}).encode(), headers)
+    await _respond(send, status, json.dumps(error_body(path, status, message)).encode(), headers)
 
 
 async def _respond(send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]]) -> None:

@@ -43,6 +43,11 @@ class EngineStream:
         self.cancel = cancel
         self.finished = isinstance(first, Done)  # the Done was handed out
 
+    @property
+    def prompt_tokens(self) -> int:
+        """The prompt's length in tokens, known before the Done (which also says how many were cached)."""
+        return self._reply.prompt_tokens
+
     def close(self) -> None:
         """Stop the generation unless it already ended (the client went away), and let go of the model."""
         if not self.finished:

@@ -77,6 +77,7 @@ class Done:
     total_seconds: float = 0.0  # from the request to this event
     error: str | None = None  # the message when reason is "error"
     dropped_messages: int = 0  # oldest turns left out so the history fits the context
+    stop_sequence: str | None = None  # the request's stop string that ended the reply (reason "stop")
 
     @property
     def tokens_per_second(self) -> float:

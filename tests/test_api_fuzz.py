@@ -9,7 +9,8 @@ requests reach llama.cpp: their model names are swapped for the stored ones
 (deterministically, for two cases in three) and their reply lengths capped.
 
 Ollama's routes answer a 4xx as ``{"error": "..."}``; OpenAI's (``/v1``) as
-``{"error": {"message": "...", ...}}``. Runs derandomized: CI sees the same cases.
+``{"error": {"message": "...", ...}}``; Anthropic's (``/v1/messages``) as
+``{"type": "error", "error": {"type", "message"}}``. Runs derandomized: CI sees the same cases.
 """
 
 from __future__ import annotations
@@ -40,7 +41,14 @@ CPU_BOX = Machine(free_ram=16 << 30, gpu_free_vram=None)
 MODEL = "hf.co/acme/Tiny-GGUF:Q8_0"
 EMBEDDER = "hf.co/acme/Embed-GGUF:F32"
 REPLY_TOKENS = 4  # the most tokens a fuzzed request may ask for: replies stay cheap
-GENERATING = ("/api/generate", "/api/chat", "/v1/chat/completions", "/v1/completions", "/v1/responses")
+GENERATING = (
+    "/api/generate",
+    "/api/chat",
+    "/v1/chat/completions",
+    "/v1/completions",
+    "/v1/responses",
+    "/v1/messages",
+)
 SERVING = [*GENERATING, "/api/embed", "/api/embeddings", "/v1/embeddings", "/api/show", "/api/create"]
 CONTEXT = 512  # the largest num_ctx a fuzzed request may load with (see tame)
 SERVED_EXAMPLES = 60  # per generating route, of bodies that fit the schema
@@ -153,6 +161,8 @@ def assert_answered(path: str, status: int, content_type: str, body: bytes) -> N
         return
     assert content_type.startswith("application/json"), content_type
     error = json.loads(body)["error"]
+    if path.startswith("/v1/messages"):
+        assert json.loads(body)["type"] == "error" and isinstance(error["type"], str), body
     if path.startswith("/v1/"):
         assert isinstance(error, dict) and isinstance(error["message"], str) and error["message"], body
     else:
@@ -162,7 +172,8 @@ def assert_answered(path: str, status: int, content_type: str, body: bytes) -> N
 def assert_stream(content_type: str, body: bytes) -> None:
     """A 200 stream is whole lines of JSON (NDJSON) or ``data:`` events of JSON (SSE), errors included.
 
-    An event may be named first (``event: response.created``, the Responses API's).
+    Events may be named first (``event: <type>`` before their ``data:``: the Responses and Anthropic APIs).
+
     Schemathesis stops reading an event stream after a number of events, so ``[DONE]`` may be unread.
     """
     if content_type.startswith("application/x-ndjson"):
@@ -171,7 +182,8 @@ def assert_stream(content_type: str, body: bytes) -> None:
     elif content_type.startswith("text/event-stream"):
         for event in body.split(b"\n\n")[:-1]:  # the last one may be cut short
             if event.startswith(b"event: "):
-                event = event.split(b"\n", 1)[1]
+                name, _, event = event.partition(b"\n")
+                assert json.loads(event[len(b"data: ") :])["type"] == name[len(b"event: ") :].decode()
             assert event.startswith(b"data: "), event
             if event != b"data: [DONE]":
                 json.loads(event[len(b"data: ") :])
@@ -250,6 +262,16 @@ HOSTILE = [
     ("GET", "/v1/nothing", b"", 404),  # OpenAI's shape for every /v1 path, not only the known ones
     ("GET", "/v1/chat/completions", b"", 405),
     ("PUT", "/v1/embeddings", b"{}", 405),
+    ("POST", "/v1/messages", DEEP, 400),
+    (
+        "POST",
+        "/v1/messages",
+        js(model=MODEL, max_tokens=2, messages=[{"role": "user", "content": "\ud800"}]),
+        400,
+    ),
+    ("POST", "/v1/messages", js(model=MODEL, max_tokens=INF, messages=SAY), 400),
+    ("POST", "/v1/messages", js(model="nothing", max_tokens=2, messages=SAY), 404),
+    ("GET", "/v1/messages/nothing", b"", 404),
 ]
 
 

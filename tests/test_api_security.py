@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from unittest import mock
 
+import anthropic
 import httpx
 import ollama
 import pytest
@@ -150,6 +151,26 @@ def test_the_right_key_is_served_by_the_real_client(keyed_url: str) -> None:
     with pytest.raises(ollama.ResponseError) as caught:
         ollama.Client(host=keyed_url).list()
     assert caught.value.status_code == 401
+
+
+def test_anthropic_clients_send_the_key_as_x_api_key(keyed_url: str) -> None:
+    anthropic_headers = {"x-api-key": KEY, "anthropic-version": "2023-06-01", "anthropic-beta": "x"}
+    assert httpx.get(f"{keyed_url}/api/tags", headers=anthropic_headers).status_code == 200
+    for headers in ({"x-api-key": "wrong"}, {"x-api-key": ""}, {"x-api-key": f"Bearer {KEY}"}, {}):
+        refused = httpx.post(f"{keyed_url}/v1/messages", headers=headers, json={})
+        assert refused.status_code == 401, headers
+        assert refused.json()["type"] == "error"  # in the shape of the path's API: Anthropic's here
+        assert refused.json()["error"]["type"] == "authentication_error"
+        assert "x-api-key" in refused.json()["error"]["message"]
+    ask: object = [{"role": "user", "content": "hi"}]
+    by_header = anthropic.Anthropic(base_url=keyed_url, default_headers={"x-api-key": KEY}, max_retries=0)
+    by_bearer = anthropic.Anthropic(base_url=keyed_url, api_key=KEY, max_retries=0)
+    for client in (by_header, by_bearer):
+        with pytest.raises(anthropic.NotFoundError):  # past the guard: the store holds no such model
+            client.messages.create(model="nothing", max_tokens=1, messages=ask)  # type: ignore[arg-type]
+    with pytest.raises(anthropic.AuthenticationError):
+        wrong = anthropic.Anthropic(base_url=keyed_url, default_headers={"x-api-key": "guess"}, max_retries=0)
+        wrong.messages.create(model="nothing", max_tokens=1, messages=ask)  # type: ignore[arg-type]
 
 
 def test_the_key_is_compared_in_constant_time(keyed_url: str) -> None:

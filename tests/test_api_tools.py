@@ -1,11 +1,9 @@
 """Tool calls end to end, through a model that calls a tool by rote (the parser itself: test_toolcalls.py).
 
-The model is the chain GGUF of ``tests/support/chain_gguf.py`` (greedy
-after token t picks a fixed next token) with a vocabulary whose last entries
-are the pieces of a Qwen-style call, so llama.cpp really generates
-``Checking.<tool_call>{"name":"get_weather",...}</tool_call>`` token by token
-and the real ``ollama`` and ``openai`` clients read the answer from a real
-uvicorn.
+The model is the chain GGUF of ``tests/support/caller_gguf.py``: llama.cpp
+really generates ``Checking.<tool_call>{"name":"get_weather",...}</tool_call>``
+token by token and the real ``ollama`` and ``openai`` clients read the answer
+from a real uvicorn.
 """
 
 from __future__ import annotations
@@ -23,55 +21,24 @@ import pytest
 from api.openai import chat_messages
 from engine import Engine, Machine
 from tests.support.api_server import running_api
-from tests.support.chain_gguf import write_chain_gguf
+from tests.support.caller_gguf import SAID, WEATHER, write_caller_gguf
 from tests.support.fake_hub import FakeHub
-from tests.support.tiny_gguf import tiny_vocab
 
 # end to end: a model that calls get_weather by rote -----------------------------------
 
 CALLER = "hf.co/acme/Caller-GGUF:F32"
-SAID = [
-    "Checking.",
-    "<tool_call>",
-    '{"name":"',
-    "get_weather",
-    '","arguments":',
-    '{"city":"Paris"}}',
-    "</tool_call>",
-]
 TOOLS: Any = [  # Any: the openai client's TypedDicts are not what a test needs to spell
     {
         "type": "function",
-        "function": {
-            "name": "get_weather",
-            "description": "The weather in a city",
-            "parameters": {
-                "type": "object",
-                "properties": {"city": {"type": "string"}},
-                "required": ["city"],
-            },
-        },
+        "function": {"name": "get_weather", "description": "The weather in a city", "parameters": WEATHER},
     }
 ]
 ASK: Any = [{"role": "user", "content": "What is the weather in Paris?"}]
 
 
-def caller_vocab() -> tuple[list[str], list[float], list[int]]:
-    """The tiny vocabulary with its last filler tokens replaced by the pieces the model says."""
-    tokens, scores, types = tiny_vocab()
-    for k, piece in enumerate(SAID):
-        tokens[len(tokens) - 1 - k] = piece
-    return tokens, scores, types
-
-
 @pytest.fixture(scope="module")
 def caller_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    tokens = caller_vocab()[0]
-    ids = [tokens.index(piece) for piece in SAID]
-    chain = dict(zip(ids, ids[1:], strict=False)) | {ids[-1]: 2}  # then </s>
-    path = tmp_path_factory.mktemp("api") / "Caller-F32.gguf"
-    # every other token (the prompt's last) leads to the first piece
-    return write_chain_gguf(path, chain, default=ids[0], vocab=caller_vocab())
+    return write_caller_gguf(tmp_path_factory.mktemp("api") / "Caller-F32.gguf")
 
 
 @pytest.fixture

@@ -159,14 +159,16 @@ def test_stop_string_split_across_tokens_is_cut_and_never_shown(chain: Model) ->
         events = list(scheduler.submit(Request([BOS, A], GREEDY, None, stop=("o w",))))
         assert [e.text for e in events if isinstance(e, Token)] == ["€", " hell"]
         assert isinstance(events[-1], Done) and events[-1].reason == "stop"
+        assert events[-1].stop_sequence == "o w"  # which one ended it
         text, done = run(scheduler, [BOS, A], None, stop=("ld!?", "€ h"))
-        assert (text, done.reason) == ("", "stop")
+        assert (text, done.reason, done.stop_sequence) == ("", "stop", "€ h")
         text, done = run(scheduler, [BOS, A], None, stop=("!?",))  # held back, then given back
-        assert (text, done.reason) == ("€ hello world!", "stop")
+        assert (text, done.reason, done.stop_sequence) == ("€ hello world!", "stop", None)  # end of text
 
 
 def test_text_stream_holds_back_possible_stops() -> None:
     stream = TextStream(("</s>", "STOP"))
+    assert stream.stopped_by is None
     assert stream.feed(b"ab<") == ("ab", False)
     assert stream.feed(b"/") == ("", False)
     assert stream.feed(b"x") == ("</x", False)
@@ -174,6 +176,7 @@ def test_text_stream_holds_back_possible_stops() -> None:
     assert stream.feed("\u00e9 S".encode()[1:]) == ("\u00e9 ", False)
     assert stream.feed(b"TO") == ("", False)
     assert stream.feed(b"Px") == ("", True)
+    assert stream.stopped_by == "STOP"  # the Done names it: Anthropic's stop_sequence
     assert TextStream().feed(b"\xe2\x82") == ("", False)
     half = TextStream()
     half.feed(b"\xe2")

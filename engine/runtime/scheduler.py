@@ -501,6 +501,7 @@ class Scheduler:
                 cached_tokens=job.cached,
                 total_seconds=now - job.submitted,
                 error=None if error is None else str(error),
+                stop_sequence=job.text.stopped_by if reason == "stop" else None,
             )
         )
 

@@ -129,7 +129,13 @@ def start_reply(
         raise
     load_seconds = runtime.load_seconds if fresh else 0.0
     return Reply(
-        handle, started=started, load_seconds=load_seconds, dropped=dropped, cancel=cancel, release=release
+        handle,
+        started=started,
+        load_seconds=load_seconds,
+        dropped=dropped,
+        prompt_tokens=len(tokens),
+        cancel=cancel,
+        release=release,
     )
 
 
@@ -151,9 +157,11 @@ class Reply:
         started: float,
         load_seconds: float = 0.0,
         dropped: int = 0,
+        prompt_tokens: int = 0,
         cancel: CancelToken = NEVER,
         release: Callable[[], None] = lambda: None,
     ) -> None:
+        self.prompt_tokens = prompt_tokens  # the prompt as submitted, known before its first token
         self._handle = handle
         self._started = started
         self._load_seconds = load_seconds

@@ -17,16 +17,18 @@ class TextStream:
 
     ``feed`` returns the text that is safe to show now and whether a stop
     string was met (then everything from it on is dropped). Text that could
-    be the start of a stop string is held back until it is not.
+    be the start of a stop string is held back until it is not. ``stopped_by``
+    is the stop string that was met (None until one is).
     """
 
-    __slots__ = ("_decode", "_stops", "_hold_max", "_pending")
+    __slots__ = ("_decode", "_stops", "_hold_max", "_pending", "stopped_by")
 
     def __init__(self, stop: Sequence[str] = ()) -> None:
         self._decode = codecs.getincrementaldecoder("utf-8")("replace").decode
         self._stops = tuple(s for s in stop if s)
         self._hold_max = max((len(s) for s in self._stops), default=1) - 1
         self._pending = ""
+        self.stopped_by: str | None = None
 
     def feed(self, piece: bytes) -> tuple[str, bool]:
         text = self._decode(piece)
@@ -37,7 +39,7 @@ class TextStream:
         for stop in self._stops:
             at = text.find(stop)
             if at >= 0 and (cut < 0 or at < cut):
-                cut = at
+                cut, self.stopped_by = at, stop
         if cut >= 0:
             self._pending = ""
             return text[:cut], True

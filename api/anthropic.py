@@ -1,0 +1,261 @@
+"""Anthropic's Messages API: ``POST /v1/messages``, so Claude-Code-style clients drive llamadeck.
+
+The shapes are Anthropic's, as Ollama's compatibility layer (``anthropic/``,
+``middleware/anthropic.go``) serves them, on the same ``Engine.start_chat``
+as every chat route. The request is read by ``api.anthropic_request``. The
+answer is a message: ``content`` blocks (``text``, then ``tool_use`` for each
+call the model made, parsed by the engine's tool-call parser), a
+``stop_reason`` (``end_turn``, ``max_tokens``, ``tool_use``, or
+``stop_sequence`` with the ``stop_sequence`` met, which Ollama never tells)
+and ``usage``, whose ``cache_read_input_tokens`` are the prompt tokens the
+engine reused from its KV cache (``input_tokens`` the rest, as Anthropic
+counts them). Streamed, it is Anthropic's server-sent events:
+
+    message_start, ping, content_block_start, content_block_delta..., content_block_stop,
+    ... (one block per text run or tool call), message_delta (stop_reason, usage), message_stop
+
+A failure before the first token is a status code; one after it is an
+``error`` event (Ollama has none). Errors are ``{"type": "error", "error":
+{"type", "message"}}`` with the status of the engine's error family.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import secrets
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, Response
+
+from api.anthropic_request import read_messages_request
+from api.deps import engine_of
+from api.error_shapes import anthropic_body
+from api.errors import APIError, anthropic_error, read_json, status_of
+from api.schema import BOOLEAN, COUNT, NAME, STRING, json_body
+from api.streaming import EngineStream, EventStreamResponse, collect, open_stream
+from engine import (
+    Done,
+    Generation,
+    LlamadeckError,
+    ReplyPiece,
+    ToolCall,
+    parse_tool_calls,
+    tool_call_pieces,
+    tool_names,
+)
+
+router = APIRouter(tags=["anthropic"])
+
+
+# errors ---------------------------------------------------------------------------
+
+
+def as_anthropic(error: APIError | LlamadeckError) -> JSONResponse:
+    if isinstance(error, APIError):
+        return anthropic_error(error.status, error.message)
+    return anthropic_error(status_of(error), str(error) or type(error).__name__)
+
+
+def anthropic_errors(
+    route: Callable[[Request], Awaitable[Response]],
+) -> Callable[[Request], Awaitable[Response]]:
+    """Answer the route's APIError and engine errors in Anthropic's shape."""
+
+    @functools.wraps(route)
+    async def answered(request: Request) -> Response:
+        try:
+            return await route(request)
+        except (APIError, LlamadeckError) as error:
+            return as_anthropic(error)
+
+    return answered
+
+
+# the message --------------------------------------------------------------------------
+
+
+def usage(done: Done) -> dict[str, int]:
+    """Anthropic's usage: ``input_tokens`` are the prompt tokens evaluated, cache reads counted apart."""
+    cached = min(done.cached_tokens, done.prompt_tokens)
+    return {
+        "input_tokens": done.prompt_tokens - cached,
+        "output_tokens": done.completion_tokens,
+        "cache_creation_input_tokens": 0,
+        "cache_read_input_tokens": cached,
+    }
+
+
+def stop_reason(done: Done, *, called: bool) -> tuple[str, str | None]:
+    """``stop_reason`` and ``stop_sequence``: a reply cut short is ``max_tokens`` even after a call."""
+    if done.reason == "length":
+        return "max_tokens", None
+    if called:
+        return "tool_use", None
+    if done.stop_sequence is not None:
+        return "stop_sequence", done.stop_sequence
+    return "end_turn", None
+
+
+def tool_use(call: ToolCall) -> dict[str, Any]:
+    return {"type": "tool_use", "id": call.id, "name": call.name, "input": call.arguments}
+
+
+def message(head: dict[str, Any], text: str, calls: list[ToolCall], done: Done) -> dict[str, Any]:
+    content = ([{"type": "text", "text": text}] if text else []) + [tool_use(c) for c in calls]
+    reason, sequence = stop_reason(done, called=bool(calls))
+    return head | {"content": content, "stop_reason": reason, "stop_sequence": sequence, "usage": usage(done)}
+
+
+# streaming ----------------------------------------------------------------------------
+
+
+def sse(kind: str, payload: dict[str, Any]) -> str:
+    """One server-sent event as Anthropic sends them: its type twice, as the event name and in the data."""
+    data = json.dumps({"type": kind, **payload}, ensure_ascii=False, separators=(",", ":"))
+    return f"event: {kind}\ndata: {data}\n\n"
+
+
+class Blocks:
+    """The content blocks of a streamed message: one open text block at a time, each call a block of its own.
+
+    Where the engine's thinking plugs in: a ``thinking`` method like ``text``
+    that opens a ``{"type": "thinking", "thinking": ""}`` block and sends
+    ``thinking_delta``s; a text piece or a call closes it.
+    """
+
+    def __init__(self) -> None:
+        self.index = 0  # of the open block, or of the next one
+        self.open: str | None = None  # the open block's type
+        self.called = False
+
+    def text(self, text: str) -> list[str]:
+        if not text:
+            return []
+        events = [] if self.open == "text" else self._start({"type": "text", "text": ""})
+        delta = {"type": "text_delta", "text": text}
+        return [*events, sse("content_block_delta", {"index": self.index, "delta": delta})]
+
+    def tool_use(self, call: ToolCall) -> list[str]:
+        self.called = True
+        events = self._start({"type": "tool_use", "id": call.id, "name": call.name, "input": {}})
+        arguments = json.dumps(call.arguments, ensure_ascii=False)
+        delta = {"type": "input_json_delta", "partial_json": arguments}
+        return [*events, sse("content_block_delta", {"index": self.index, "delta": delta}), *self.close()]
+
+    def close(self) -> list[str]:
+        """Close the open block, if any."""
+        if self.open is None:
+            return []
+        self.open = None
+        self.index += 1
+        return [sse("content_block_stop", {"index": self.index - 1})]
+
+    def _start(self, block: dict[str, Any]) -> list[str]:
+        events = self.close()
+        self.open = block["type"]
+        return [*events, sse("content_block_start", {"index": self.index, "content_block": block})]
+
+
+async def events(
+    head: dict[str, Any], prompt_tokens: int, pieces: AsyncIterable[Generation | ReplyPiece]
+) -> AsyncIterator[str]:
+    """The message as Anthropic streams it; an engine error after the first token is an ``error`` event."""
+    start = head | {"content": [], "stop_reason": None, "stop_sequence": None}
+    start["usage"] = {"input_tokens": prompt_tokens, "output_tokens": 0}  # the final split comes at the end
+    yield sse("message_start", {"message": start})
+    yield sse("ping", {})
+    blocks = Blocks()
+    try:
+        async for piece in pieces:
+            if isinstance(piece, Done):
+                for event in blocks.close():
+                    yield event
+                reason, sequence = stop_reason(piece, called=blocks.called)
+                delta = {"stop_reason": reason, "stop_sequence": sequence}
+                yield sse("message_delta", {"delta": delta, "usage": usage(piece)})
+                yield sse("message_stop", {})
+            elif isinstance(piece, ToolCall):
+                for event in blocks.tool_use(piece):
+                    yield event
+            else:
+                for event in blocks.text(piece if isinstance(piece, str) else piece.text):
+                    yield event
+    except LlamadeckError as error:
+        body = anthropic_body(status_of(error), str(error) or type(error).__name__)
+        yield sse("error", {"error": body["error"]})
+
+
+# the route ----------------------------------------------------------------------------
+
+TEXT_BLOCK: dict[str, Any] = {
+    "type": "object",
+    "required": ["type", "text"],
+    "properties": {"type": {"enum": ["text"]}, "text": STRING},
+}
+CONTENT: dict[str, Any] = {"anyOf": [STRING, {"type": "array", "items": TEXT_BLOCK}]}
+MESSAGES: dict[str, Any] = {
+    "type": "array",
+    "minItems": 1,
+    "items": {
+        "type": "object",
+        "required": ["role", "content"],
+        "properties": {"role": {"enum": ["user", "assistant"]}, "content": CONTENT},
+    },
+}
+TOOL: dict[str, Any] = {
+    "type": "object",
+    "required": ["name", "input_schema"],
+    "properties": {"name": NAME, "description": STRING, "input_schema": {"type": "object"}},
+}
+
+
+@router.post(
+    "/v1/messages",
+    openapi_extra=json_body(
+        ["model", "max_tokens", "messages"],
+        model=NAME,
+        max_tokens=COUNT,
+        messages=MESSAGES,
+        system=CONTENT,
+        stream=BOOLEAN,
+        temperature={"type": "number", "minimum": 0, "maximum": 1},
+        top_p={"type": "number", "minimum": 0, "maximum": 1},
+        top_k={"type": "integer", "minimum": 0},
+        stop_sequences={"type": "array", "maxItems": 8, "items": {"type": "string", "minLength": 1}},
+        tools={"type": "array", "maxItems": 8, "items": TOOL},
+        tool_choice={  # "tool" too, with the name of one of the tools
+            "type": "object",
+            "required": ["type"],
+            "properties": {"type": {"enum": ["auto", "any", "none"]}},
+        },
+        thinking={
+            "type": "object",
+            "required": ["type"],
+            "properties": {"type": {"enum": ["disabled"]}},
+            "description": "enabled: not yet (a 400)",
+        },
+        metadata={"type": "object"},
+    ),
+)
+@anthropic_errors
+async def messages(request: Request) -> Response:
+    chat = read_messages_request(await read_json(request))
+    engine = engine_of(request)
+    stream: EngineStream = await open_stream(
+        lambda cancel: engine.start_chat(
+            chat.model, chat.messages, options=chat.options, tools=chat.tools, cancel=cancel
+        )
+    )
+    head = {"id": f"msg_{secrets.token_hex(12)}", "type": "message", "role": "assistant", "model": chat.model}
+    names = tool_names(chat.tools)
+    if not chat.stream:
+        text, done = await collect(request, stream)
+        content, calls = parse_tool_calls(names, text) if names else (text, [])
+        return JSONResponse(message(head, content, calls, done))
+    pieces = tool_call_pieces(stream, names) if names else stream
+    return EventStreamResponse(
+        events(head, stream.prompt_tokens, pieces), on_close=stream.close, media_type="text/event-stream"
+    )

@@ -1,0 +1,295 @@
+"""An Anthropic Messages request (``POST /v1/messages``) read into what ``Engine.start_chat`` takes.
+
+As Ollama's ``anthropic.FromMessagesRequest`` converts it: ``system`` (a
+string or a list of text blocks) becomes the first message; each message's
+content (a string or a list of blocks) becomes one chat message, its
+``tool_use`` blocks the assistant's ``tool_calls``, and its ``tool_result``
+blocks ``"tool"`` messages, placed before the user's text as Ollama places
+them; ``tools`` (``name``, ``description``, ``input_schema``) become the
+function tools chat templates render; ``max_tokens`` (required, as Anthropic
+has it), ``temperature``, ``top_p``, ``top_k`` and ``stop_sequences`` become
+the engine's options. ``metadata`` is ignored, as Ollama ignores it; so are
+``tool_choice`` but ``"none"`` (which offers no tools) and ``output_config``'s
+``effort``.
+
+Stricter than Ollama where it would guess: a field of the wrong type, a
+block type llamadeck does not read (images and documents until vision lands;
+server tools such as web search) or enabled ``thinking`` (until the engine
+thinks) is a 400 that names it, never silently dropped. Text blocks of one
+message are joined with a newline (Ollama glues them together).
+
+    chat = read_messages_request(data)   # APIError 400 for what cannot be served
+    engine.start_chat(chat.model, chat.messages, options=chat.options, tools=chat.tools)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from api.errors import APIError
+
+ROLES = ("user", "assistant")
+TOOL_CHOICES = ("auto", "any", "tool", "none")
+_DROPPED = ("thinking", "redacted_thinking")  # an earlier turn's thinking: templates get no thinking yet
+_IMAGES = ("image", "document")  # content llamadeck cannot read yet (vision is a separate issue)
+
+
+@dataclass(frozen=True)
+class MessagesRequest:
+    """What one ``/v1/messages`` request asks, in the engine's terms."""
+
+    model: str
+    messages: list[dict[str, Any]]  # Ollama's message shape: role, content, tool_calls, tool_name
+    options: dict[str, Any]  # Ollama's option names, validated by the engine
+    tools: list[dict[str, Any]] | None  # function tools, None when none are offered
+    stream: bool
+
+
+def refuse(what: str) -> APIError:
+    return APIError(400, f"{what} is not supported yet by llamadeck")
+
+
+def read_messages_request(data: dict[str, Any]) -> MessagesRequest:
+    """The request ``data`` (parsed JSON) in the engine's terms; APIError 400 for anything it cannot serve."""
+    model = data.get("model")
+    if not isinstance(model, str) or not model.strip():
+        raise APIError(400, "model is required: a model's name")
+    check_thinking(data.get("thinking"))
+    check_output_config(data.get("output_config"))
+    stream = data.get("stream")
+    if stream is not None and not isinstance(stream, bool):
+        raise APIError(400, "stream must be true or false")
+    messages = system_messages(data.get("system"))
+    messages += chat_messages(data.get("messages"))
+    return MessagesRequest(model, messages, options(data), chat_tools(data), bool(stream))
+
+
+def check_thinking(thinking: object) -> None:
+    """``thinking``: absent or ``{"type": "disabled"}`` for now.
+
+    Where the engine's thinking plugs in: ``{"type": "enabled", "budget_tokens": n}``
+    (and ``"adaptive"``) becomes ``think=True`` for ``start_chat``, and the
+    reply's thinking becomes a ``thinking`` block (``api.anthropic``).
+    """
+    if thinking is None:
+        return
+    if not isinstance(thinking, dict) or not isinstance(thinking.get("type"), str):
+        raise APIError(400, 'thinking must be an object such as {"type": "disabled"}')
+    kind = thinking["type"]
+    if kind in ("enabled", "adaptive"):
+        raise refuse('thinking (extended thinking): send {"type": "disabled"} or leave thinking out')
+    if kind != "disabled":
+        raise APIError(400, f'thinking.type must be "enabled", "adaptive" or "disabled", not {kind!r:.40}')
+
+
+def check_output_config(config: object) -> None:
+    """``output_config``: its ``effort`` is accepted and ignored (as ``thinking`` is, for now); a ``format``
+    (structured outputs) is a 400 until the engine constrains replies, never a reply that ignores it."""
+    if config is None:
+        return
+    if not isinstance(config, dict):
+        raise APIError(400, "output_config must be an object")
+    if config.get("format") is not None:
+        raise refuse("output_config.format (structured outputs)")
+
+
+# messages ---------------------------------------------------------------------------
+
+
+def system_messages(system: object) -> list[dict[str, Any]]:
+    """``system`` as the first message: a string, or a list of text blocks (joined by newlines)."""
+    if system is None or system == "" or system == []:
+        return []
+    if isinstance(system, str):
+        return [{"role": "system", "content": system}]
+    if not isinstance(system, list):
+        raise APIError(400, "system must be a string or a list of text blocks")
+    texts = []
+    for i, block in enumerate(system):
+        where = f"system[{i}]"
+        if block_type(block, where) != "text":
+            raise APIError(400, f"{where} must be a text block, not {block['type']!r:.40}")
+        texts.append(text_field(block, where))
+    return [{"role": "system", "content": "\n".join(texts)}] if texts else []
+
+
+def chat_messages(raw: object) -> list[dict[str, Any]]:
+    """Anthropic's messages in Ollama's shape; tool results name their tool from the call that asked."""
+    if not isinstance(raw, list) or not raw:
+        raise APIError(400, "messages must be a non-empty list of {role, content}")
+    converted: list[dict[str, Any]] = []
+    called: dict[str, str] = {}  # tool_use id -> the tool's name
+    for i, message in enumerate(raw):
+        where = f"messages[{i}]"
+        if not isinstance(message, dict):
+            raise APIError(400, f"{where} must be an object with a role and a content")
+        role = message.get("role")
+        if role not in ROLES:
+            if role == "system":
+                raise APIError(400, f"{where}.role: a system prompt goes in the top-level system field")
+            raise APIError(400, f'{where}.role must be "user" or "assistant", not {role!r:.40}')
+        content = message.get("content")
+        if isinstance(content, str):
+            converted.append({"role": role, "content": content})
+        elif isinstance(content, list):
+            converted += message_blocks(role, content, where, called)
+        else:
+            raise APIError(400, f"{where}.content must be a string or a list of content blocks")
+    if not converted:
+        raise APIError(400, "messages hold no text, tool call or tool result")
+    return converted
+
+
+def message_blocks(role: str, blocks: list[Any], where: str, called: dict[str, str]) -> list[dict[str, Any]]:
+    """A message's blocks: its tool results as ``"tool"`` messages first (as Ollama), then text and calls."""
+    texts: list[str] = []
+    calls: list[dict[str, Any]] = []
+    results: list[dict[str, Any]] = []
+    for j, block in enumerate(blocks):
+        here = f"{where}.content[{j}]"
+        kind = block_type(block, here)
+        if kind == "text":
+            texts.append(text_field(block, here))
+        elif kind == "tool_use":
+            if role != "assistant":
+                raise APIError(400, f"{here}: tool_use blocks belong to assistant messages")
+            call = tool_use(block, here)
+            called[call["id"]] = call["function"]["name"]
+            calls.append(call)
+        elif kind == "tool_result":
+            if role != "user":
+                raise APIError(400, f"{here}: tool_result blocks belong to user messages")
+            results.append(tool_result(block, here, called))
+        elif kind in _IMAGES:
+            raise refuse(f"{here}: {kind} content (vision is not built yet)")
+        elif kind not in _DROPPED:
+            raise refuse(f"{here}: content blocks of type {kind!r:.40}")
+    messages = results
+    if texts or calls:
+        message: dict[str, Any] = {"role": role, "content": "\n".join(texts)}
+        if calls:
+            message["tool_calls"] = calls
+        messages.append(message)
+    return messages
+
+
+def block_type(block: object, where: str) -> str:
+    if not isinstance(block, dict) or not isinstance(block.get("type"), str):
+        raise APIError(400, f"{where} must be a content block: an object with a type")
+    kind: str = block["type"]
+    return kind
+
+
+def text_field(block: dict[str, Any], where: str) -> str:
+    text = block.get("text")
+    if not isinstance(text, str):
+        raise APIError(400, f"{where}.text must be a string")
+    return text
+
+
+def tool_use(block: dict[str, Any], where: str) -> dict[str, Any]:
+    """A ``tool_use`` block of the history as the call chat templates render."""
+    ident, name, arguments = block.get("id"), block.get("name"), block.get("input", {})
+    if not isinstance(ident, str) or not ident:
+        raise APIError(400, f"{where}: a tool_use block needs its id")
+    if not isinstance(name, str) or not name:
+        raise APIError(400, f"{where}: a tool_use block needs the tool's name")
+    if not isinstance(arguments, dict):
+        raise APIError(400, f"{where}.input must be an object")
+    return {"id": ident, "function": {"name": name, "arguments": arguments}}
+
+
+def tool_result(block: dict[str, Any], where: str, called: dict[str, str]) -> dict[str, Any]:
+    """A ``tool_result`` block as a ``"tool"`` message: its text, and the name of the tool that gave it."""
+    ident = block.get("tool_use_id")
+    if not isinstance(ident, str) or not ident:
+        raise APIError(400, f"{where}: a tool_result block needs the tool_use_id it answers")
+    content = block.get("content")
+    if content is None or isinstance(content, str):
+        text = content or ""
+    elif isinstance(content, list):
+        parts = []
+        for k, part in enumerate(content):
+            here = f"{where}.content[{k}]"
+            kind = block_type(part, here)
+            if kind in _IMAGES:
+                raise refuse(f"{here}: {kind} content (vision is not built yet)")
+            if kind != "text":
+                raise refuse(f"{here}: tool results of type {kind!r:.40}")
+            parts.append(text_field(part, here))
+        text = "\n".join(parts)
+    else:
+        raise APIError(400, f"{where}.content must be a string or a list of text blocks")
+    if not isinstance(block.get("is_error", False), bool):
+        raise APIError(400, f"{where}.is_error must be true or false")
+    message: dict[str, Any] = {"role": "tool", "content": text}
+    if ident in called:
+        message["tool_name"] = called[ident]
+    return message
+
+
+# tools and options ------------------------------------------------------------------
+
+
+def chat_tools(data: dict[str, Any]) -> list[dict[str, Any]] | None:
+    """``tools`` as function tools; ``tool_choice`` checked, and ``"none"`` offers none.
+
+    ``"any"`` and ``{"type": "tool", "name": ...}`` are accepted and not
+    enforced, as Ollama does: the model may still answer in text.
+    """
+    raw = data.get("tools")
+    if raw is None:
+        raw = []
+    if not isinstance(raw, list):
+        raise APIError(400, "tools must be a list of {name, description, input_schema}")
+    tools = [function_tool(tool, f"tools[{i}]") for i, tool in enumerate(raw)]
+    names = {t["function"]["name"] for t in tools}
+    choice = data.get("tool_choice")
+    if choice is not None:
+        if not isinstance(choice, dict) or choice.get("type") not in TOOL_CHOICES:
+            raise APIError(
+                400, 'tool_choice must be {"type": "auto"}, "any", "tool" (with its name) or "none"'
+            )
+        if choice["type"] == "tool" and choice.get("name") not in names:
+            raise APIError(400, f"tool_choice names no tool of this request: {choice.get('name')!r:.60}")
+        if choice["type"] == "none":
+            return None
+    return tools or None
+
+
+def function_tool(tool: object, where: str) -> dict[str, Any]:
+    """An Anthropic tool as the function tool chat templates render (``input_schema`` as ``parameters``)."""
+    if not isinstance(tool, dict):
+        raise APIError(400, f"{where} must be an object with a name and an input_schema")
+    kind = tool.get("type")
+    if kind not in (None, "custom"):
+        raise refuse(f"{where}: server tools ({kind!s:.40})")
+    name, description = tool.get("name"), tool.get("description")
+    schema = tool.get("input_schema", {"type": "object", "properties": {}})
+    if not isinstance(name, str) or not name:
+        raise APIError(400, f"{where}.name must be a non-empty string")
+    if description is not None and not isinstance(description, str):
+        raise APIError(400, f"{where}.description must be a string")
+    if not isinstance(schema, dict):
+        raise APIError(400, f"{where}.input_schema must be a JSON schema object")
+    function = {"name": name, "description": description or "", "parameters": schema}
+    return {"type": "function", "function": function}
+
+
+def options(data: dict[str, Any]) -> dict[str, Any]:
+    """``max_tokens`` (required) and the sampling fields as the engine's options, which it validates."""
+    limit = data.get("max_tokens")
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+        raise APIError(400, "max_tokens is required: a whole number ≥ 1")
+    chosen: dict[str, Any] = {"num_predict": limit}
+    for name in ("temperature", "top_p", "top_k"):
+        if data.get(name) is not None:
+            chosen[name] = data[name]
+    stops = data.get("stop_sequences")
+    if stops is not None:
+        if not isinstance(stops, list) or not all(isinstance(s, str) and s for s in stops):
+            raise APIError(400, "stop_sequences must be a list of non-empty strings")
+        if stops:
+            chosen["stop"] = stops
+    return chosen
