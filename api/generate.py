@@ -44,6 +44,7 @@ from engine import (
     as_template_call,
     parse_keep_alive,
     parse_tool_calls,
+    request_options,
     tool_call_pieces,
     tool_names,
 )
@@ -58,12 +59,13 @@ NDJSON = "application/x-ndjson"
 
 
 def options_field(data: dict[str, Any]) -> dict[str, Any] | None:
+    """The request's ``options`` as Ollama takes them: nulls skipped, unknown names logged and ignored."""
     options = data.get("options")
     if options is None:
         return None
     if not isinstance(options, dict):
         raise APIError(400, "options must be an object of name: value")
-    return options
+    return request_options(options)
 
 
 def refuse_unsupported(data: dict[str, Any], *names: str) -> None:

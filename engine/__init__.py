@@ -53,6 +53,7 @@ from engine.library import ModelDetails, StoreProblem, VerifyReport
 from engine.machine.memory import Fit, Machine
 from engine.machine.quant import VariantFit
 from engine.options import parameter_pairs, parse_options
+from engine.request_options import request_options
 from engine.runtime.session import Reply
 from engine.runtime.toolcalls import (
     ReplyPiece,
@@ -137,6 +138,7 @@ __all__ = [
     "parse_options",
     "parse_tool_calls",
     "quoted",
+    "request_options",
     "tool_call_pieces",
     "tool_names",
     "visible",
