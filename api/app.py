@@ -4,8 +4,8 @@
 
 Route families live in their own modules, each an ``APIRouter`` included
 here: model management (``api.models``), generation (``api.generate``),
-the OpenAI-compatible routes (``api.openai``) and model making
-(``api.create``). Routes reach the engine through ``api.deps.engine_of``,
+embeddings (``api.embeddings``), the OpenAI-compatible routes (``api.openai``)
+and model making (``api.create``). Routes reach the engine through ``api.deps.engine_of``,
 never through this module, so the app imports its routers and none imports
 the app back.
 """
@@ -18,11 +18,17 @@ from collections.abc import Iterable
 from fastapi import APIRouter, FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api import create, errors, generate, limits, models, openai
+from api import create, embeddings, errors, generate, limits, models, openai
 from api.security import Guard, check_api_key
 from engine import Engine
 
-ROUTERS: tuple[APIRouter, ...] = (models.router, generate.router, openai.router, create.router)
+ROUTERS: tuple[APIRouter, ...] = (
+    models.router,
+    generate.router,
+    embeddings.router,
+    openai.router,
+    create.router,
+)
 _UNLIMITED_PREFIXES = ("/api/blobs/",)  # uploads of model files: LLAMADECK_MAX_BLOB_BYTES, in api.create
 _SENT_AFTER_DISCONNECT = "socket.send() raised exception."  # asyncio's words, logged as a warning
 

@@ -43,7 +43,7 @@ from engine.errors import (
     TemplateError,
     UnknownQuant,
 )
-from engine.events import Done, Event, EventSink, Generation, Progress, Status, Token, Waiting
+from engine.events import Done, Embeddings, Event, EventSink, Generation, Progress, Status, Token, Waiting
 from engine.facade import Engine, LoadedModel
 from engine.ingest.create import CreateSpec
 from engine.ingest.discover import FoundModel
@@ -83,6 +83,7 @@ __all__ = [
     "DemoPackageMissing",
     "DiskFull",
     "Done",
+    "Embeddings",
     "Engine",
     "Event",
     "EventSink",

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from engine.cancel import NEVER, CancelToken
+from engine.events import Embeddings
 from engine.machine.memory import Machine
 from engine.machine.offload import OffloadPlan, default_context_length, default_num_parallel, plan_offload
 from engine.machine.physical import physical_cores
@@ -61,10 +62,8 @@ class Runtime:
     _embedder: Embedder | None = None
     _embed_lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def embed(
-        self, texts: list[str], *, truncate: bool = True, cancel: CancelToken = NEVER
-    ) -> list[list[float]]:
-        """Embeddings from a second context (made on first use).
+    def embed(self, texts: list[str], *, truncate: bool = True, cancel: CancelToken = NEVER) -> Embeddings:
+        """Embeddings from a second context (made on first use), with the tokens they took.
 
         The lock guards only the embedder's making and freeing: callers share
         it and take turns per batch on the compute thread, so a long request
