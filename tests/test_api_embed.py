@@ -21,7 +21,7 @@ from langchain_ollama import OllamaEmbeddings
 from engine import Engine, Machine
 from tests.support.api_server import running_api
 from tests.support.chain_gguf import token_id, write_chain_gguf
-from tests.support.fake_hub import FakeHub
+from tests.support.fake_hub import FakeHub, isolated_hf_env
 from tests.support.tiny_gguf import N_EMBD, write_tiny_gguf
 
 CPU_BOX = Machine(free_ram=16 << 30, gpu_free_vram=None)
@@ -35,10 +35,11 @@ def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
     chain = {token_id("h"): 2, token_id("w"): 2}  # "hello" and "world" pool to different vectors
     embedder: Path = write_chain_gguf(root / "Embed-F32.gguf", chain, pooling=1)
     model = write_tiny_gguf(root / "Tiny-Q8_0.gguf")[0]
-    with FakeHub() as hub, hub.patch_endpoint():
+    # module-scoped: its own store and Hugging Face home (the per-test isolation comes later)
+    with isolated_hf_env(root / "hf-home"), FakeHub() as hub, hub.patch_endpoint():
         hub.add_repo("acme/Embed-GGUF", {"Embed-F32.gguf": embedder})
         hub.add_repo("acme/Tiny-GGUF", {"Tiny-Q8_0.gguf": model})
-        engine = Engine(machine=lambda: CPU_BOX)
+        engine = Engine(root / "store", machine=lambda: CPU_BOX)
         engine.pull(EMBEDDER)
         engine.pull(MODEL)
     yield engine
