@@ -4,9 +4,9 @@
 
 Route families live in their own modules, each an ``APIRouter`` included
 here: model management (``api.models``), generation (``api.generate``),
-the OpenAI-compatible routes (``api.openai``), OpenAI's Responses API
-(``api.responses``), Anthropic's Messages API (``api.anthropic``) and model
-making (``api.create``). Routes reach the engine through ``api.deps.engine_of``,
+embeddings (``api.embeddings``), the OpenAI-compatible routes (``api.openai``),
+OpenAI's Responses API (``api.responses``), Anthropic's Messages API
+(``api.anthropic``) and model making (``api.create``). Routes reach the engine through ``api.deps.engine_of``,
 never through this module, so the app imports its routers and none imports
 the app back.
 """
@@ -19,13 +19,14 @@ from collections.abc import Iterable
 from fastapi import APIRouter, FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api import anthropic, create, errors, generate, limits, models, openai, responses
+from api import anthropic, create, embeddings, errors, generate, limits, models, openai, responses
 from api.security import Guard, check_api_key
 from engine import Engine
 
 ROUTERS: tuple[APIRouter, ...] = (
     models.router,
     generate.router,
+    embeddings.router,
     openai.router,
     responses.router,
     anthropic.router,

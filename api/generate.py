@@ -1,4 +1,4 @@
-"""Ollama's generation routes: ``/api/generate``, ``/api/chat``, ``/api/embed``, legacy ``/api/embeddings``.
+"""Ollama's generation routes: ``/api/generate`` and ``/api/chat`` (embeddings are in ``api.embeddings``).
 
 The JSON shapes are Ollama's (``api/types.go``): NDJSON chunks
 ``{"model", "created_at", "response" | "message", "done": false}`` and a final
@@ -19,8 +19,6 @@ What llamadeck cannot do yet is refused with a 400 that says so (``format``,
 from __future__ import annotations
 
 import json
-import math
-import time
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -30,9 +28,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
 from api.deps import engine_of
-from api.errors import APIError, bool_field, model_errors, read_json, status_of, string_field
-from api.jobs import until_disconnected
-from api.schema import BOOLEAN, KEEP_ALIVE, MESSAGES, NAME, OPTIONS, STRING, TEXTS, json_body
+from api.errors import APIError, bool_field, model_errors, read_json, string_field
+from api.schema import BOOLEAN, KEEP_ALIVE, MESSAGES, NAME, OPTIONS, STRING, json_body
 from api.streaming import EngineStream, EventStreamResponse, collect, open_stream
 from engine import (
     CancelToken,
@@ -44,6 +41,7 @@ from engine import (
     as_template_call,
     parse_keep_alive,
     parse_tool_calls,
+    request_options,
     tool_call_pieces,
     tool_names,
 )
@@ -58,12 +56,13 @@ NDJSON = "application/x-ndjson"
 
 
 def options_field(data: dict[str, Any]) -> dict[str, Any] | None:
+    """The request's ``options`` as Ollama takes them: nulls skipped, unknown names logged and ignored."""
     options = data.get("options")
     if options is None:
         return None
     if not isinstance(options, dict):
         raise APIError(400, "options must be an object of name: value")
-    return options
+    return request_options(options)
 
 
 def refuse_unsupported(data: dict[str, Any], *names: str) -> None:
@@ -314,86 +313,3 @@ def with_template_calls(message: object) -> object:
     if isinstance(message, dict) and isinstance(message.get("tool_calls"), list):
         return message | {"tool_calls": [as_template_call(c) for c in message["tool_calls"]]}
     return message
-
-
-def embed_texts(data: dict[str, Any], field: str) -> list[str]:
-    value = data.get(field)
-    if value is None or value == "":
-        return []
-    if isinstance(value, str):
-        return [value]
-    if isinstance(value, list) and all(isinstance(t, str) for t in value):
-        return value
-    raise APIError(400, f"{field} must be a string or a list of strings")
-
-
-def shorten(vector: list[float], dimensions: int | None) -> list[float]:
-    """Ollama's ``dimensions``: the first n values, made unit-length again."""
-    if dimensions is None or dimensions >= len(vector):
-        return vector
-    head = vector[:dimensions]
-    norm = math.sqrt(sum(v * v for v in head))
-    return [v / norm for v in head] if norm > 0 else head
-
-
-async def embeddings_of(
-    request: Request, data: dict[str, Any], texts: list[str]
-) -> tuple[list[list[float]], float]:
-    """The engine's embeddings for ``texts`` (off the event loop) and the seconds they took."""
-    model = string_field(data, "model")
-    refuse_unsupported(data, "options")  # the engine's embed takes no options yet
-    keep_alive = parse_keep_alive(data.get("keep_alive"))
-    truncate = bool_field(data, "truncate", True)
-    engine = engine_of(request)
-    started = time.perf_counter()
-    with model_errors(model):
-        vectors = await until_disconnected(
-            request, lambda cancel: engine.embed(model, texts, truncate=truncate, cancel=cancel)
-        )
-        if keep_alive == 0:
-            try:
-                await anyio.to_thread.run_sync(engine.unload, model)
-            except LlamadeckError as error:  # generating for another request: it stays
-                if status_of(error) != 409:
-                    raise
-    return vectors, time.perf_counter() - started
-
-
-@router.post(
-    "/api/embed",
-    openapi_extra=json_body(
-        ["model"],
-        model=NAME,
-        input=TEXTS,
-        truncate=BOOLEAN,
-        keep_alive=KEEP_ALIVE,
-        dimensions={"type": "integer", "minimum": 1},
-    ),
-)
-async def embed(request: Request) -> Response:
-    data = await read_json(request)
-    texts = embed_texts(data, "input")
-    dimensions = data.get("dimensions")
-    if dimensions is not None and (
-        isinstance(dimensions, bool) or not isinstance(dimensions, int) or dimensions < 1
-    ):
-        raise APIError(400, "dimensions must be a whole number ≥ 1")
-    vectors, seconds = await embeddings_of(request, data, texts)
-    return JSONResponse(
-        {
-            "model": data["model"],
-            "embeddings": [shorten(v, dimensions) for v in vectors],
-            "total_duration": ns(seconds),
-        }
-    )
-
-
-@router.post(
-    "/api/embeddings", openapi_extra=json_body(["model"], model=NAME, prompt=STRING, keep_alive=KEEP_ALIVE)
-)
-async def embeddings(request: Request) -> Response:
-    """The legacy route: one ``prompt``, one ``embedding``."""
-    data = await read_json(request)
-    texts = embed_texts(data, "prompt")
-    vectors, _ = await embeddings_of(request, data, texts)
-    return JSONResponse({"embedding": vectors[0] if vectors else []})

@@ -136,27 +136,12 @@ def _parameters_text(parameters: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _model_info(manifest: Manifest) -> dict[str, Any]:
-    arch = manifest.architecture
-    info: dict[str, Any] = {
-        "general.architecture": arch,
-        "general.parameter_count": manifest.parameters,
-        "general.file_type": manifest.quant or "",
-        f"{arch}.context_length": manifest.context_length,
-    }
-    shape = manifest.shape
-    if shape is not None:
-        for name, value in vars(shape).items():
-            if isinstance(value, (int, float, str)) and not isinstance(value, bool):
-                info[f"{arch}.{name}"] = value
-    return info
-
-
-def _show(request: Request, name: str) -> dict[str, Any]:
+def _show(request: Request, name: str, verbose: bool) -> dict[str, Any]:
     with model_errors(name):
         engine = engine_of(request)
-        manifest = engine.show(name).manifest
+        shown = engine.show(name, verbose=verbose)
         modelfile = engine.modelfile(name)
+    manifest = shown.manifest
     return {
         "license": manifest.license or "",
         "modelfile": modelfile,
@@ -164,8 +149,8 @@ def _show(request: Request, name: str) -> dict[str, Any]:
         "template": manifest.config.template or "",
         "system": manifest.config.system or "",
         "details": details(manifest),
-        "model_info": _model_info(manifest),
-        "capabilities": ["completion"],
+        "model_info": shown.model_info,
+        "capabilities": list(shown.capabilities),
         "modified_at": manifest.created,
     }
 
@@ -174,7 +159,8 @@ def _show(request: Request, name: str) -> dict[str, Any]:
 async def show(request: Request) -> dict[str, Any]:
     data = await read_json(request)
     name = string_field(data, "model", "name")
-    return await run_in_threadpool(_show, request, name)
+    verbose = bool_field(data, "verbose", False)  # arrays (vocabulary, merges, scores) too, as Ollama's
+    return await run_in_threadpool(_show, request, name, verbose)
 
 
 def _delete(request: Request, name: str) -> None:

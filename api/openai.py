@@ -31,8 +31,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
 from api.deps import engine_of
+from api.embeddings import shorten
 from api.errors import APIError, bool_field, openai_error, read_json, status_of
-from api.generate import shorten
 from api.jobs import until_disconnected
 from api.schema import BOOLEAN, COUNT, MESSAGES, NAME, NUMBER, STRING, TEXTS, json_body, path_parameter
 from api.streaming import EngineStream, EventStreamResponse, collect, open_stream
@@ -494,9 +494,10 @@ async def embeddings(request: Request) -> Response:
     ):
         raise APIError(400, "dimensions must be a whole number ≥ 1")
     engine = engine_of(request)
-    vectors = await until_disconnected(request, lambda cancel: engine.embed(model, texts, cancel=cancel))
+    result = await until_disconnected(request, lambda cancel: engine.embed_texts(model, texts, cancel=cancel))
     rows = [
         {"object": "embedding", "embedding": encoded(shorten(v, dimensions), encoding), "index": i}
-        for i, v in enumerate(vectors)
+        for i, v in enumerate(result.vectors)
     ]
-    return JSONResponse({"object": "list", "data": rows, "model": model})
+    tokens = {"prompt_tokens": result.prompt_tokens, "total_tokens": result.prompt_tokens}
+    return JSONResponse({"object": "list", "data": rows, "model": model, "usage": tokens})

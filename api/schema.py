@@ -35,20 +35,27 @@ BOOLEAN: dict[str, Any] = {"type": "boolean"}
 NUMBER: dict[str, Any] = {"type": "number"}
 COUNT: dict[str, Any] = {"type": "integer", "minimum": 1}
 TEXTS: dict[str, Any] = {"anyOf": [STRING, {"type": "array", "items": STRING}]}
-OPTIONS: dict[str, Any] = {  # the engine refuses a name it does not know, and a value out of range (400)
+OPTIONS: dict[str, Any] = {  # a known name out of range or of the wrong type is a 400; others are ignored
     "type": "object",
-    "additionalProperties": False,
-    "description": "Ollama's option names (``llamadeck options`` lists them all)",
+    "additionalProperties": True,
+    "description": (
+        "Ollama's option names (``llamadeck options`` lists them all); null values are skipped, "
+        "unknown and retired names ignored with a warning in the server's log, as Ollama does"
+    ),
     "properties": {
-        "temperature": {"type": "number", "minimum": 0},
-        "top_k": {"type": "integer", "minimum": 0},
-        "top_p": {"type": "number", "minimum": 0, "maximum": 1},
-        "min_p": {"type": "number", "minimum": 0, "maximum": 1},
-        "repeat_penalty": {"type": "number", "exclusiveMinimum": 0},
-        "seed": {"type": "integer", "minimum": -1, "maximum": 2**32 - 2},
-        "num_predict": {"type": "integer", "minimum": -2, "description": "-1: until the context is full"},
-        "num_ctx": {"type": "integer", "minimum": 1},
-        "stop": {"type": "array", "maxItems": 64, "items": {"type": "string", "minLength": 1}},
+        "temperature": {"type": ["number", "null"], "minimum": 0},
+        "top_k": {"type": ["integer", "null"], "minimum": 0},
+        "top_p": {"type": ["number", "null"], "minimum": 0, "maximum": 1},
+        "min_p": {"type": ["number", "null"], "minimum": 0, "maximum": 1},
+        "repeat_penalty": {"type": ["number", "null"], "exclusiveMinimum": 0},
+        "seed": {"type": ["integer", "null"], "minimum": -1, "maximum": 2**32 - 2},
+        "num_predict": {
+            "type": ["integer", "null"],
+            "minimum": -2,
+            "description": "-1: until the context is full",
+        },
+        "num_ctx": {"type": ["integer", "null"], "minimum": 1},
+        "stop": {"type": ["array", "null"], "maxItems": 64, "items": {"type": "string", "minLength": 1}},
     },
 }
 KEEP_ALIVE: dict[str, Any] = {

@@ -44,7 +44,7 @@ from engine.errors import (
     TemplateError,
     UnknownQuant,
 )
-from engine.events import Done, Event, EventSink, Generation, Progress, Status, Token, Waiting
+from engine.events import Done, Embeddings, Event, EventSink, Generation, Progress, Status, Token, Waiting
 from engine.facade import Engine, LoadedModel
 from engine.ingest.create import CreateSpec
 from engine.ingest.discover import FoundModel
@@ -54,6 +54,7 @@ from engine.library import ModelDetails, StoreProblem, VerifyReport
 from engine.machine.memory import Fit, Machine
 from engine.machine.quant import VariantFit
 from engine.options import parameter_pairs, parse_options
+from engine.request_options import request_options
 from engine.runtime.session import Reply
 from engine.runtime.toolcalls import (
     ReplyPiece,
@@ -83,6 +84,7 @@ __all__ = [
     "DemoPackageMissing",
     "DiskFull",
     "Done",
+    "Embeddings",
     "Engine",
     "Event",
     "EventSink",
@@ -139,6 +141,7 @@ __all__ = [
     "parse_options",
     "parse_tool_calls",
     "quoted",
+    "request_options",
     "tool_call_pieces",
     "tool_names",
     "visible",

@@ -85,3 +85,16 @@ class Done:
 
 
 Generation = Token | Done
+
+
+@dataclass(frozen=True)
+class Embeddings:
+    """What an embed request gives back: the vectors, and the figures Ollama's and OpenAI's usage report.
+
+    Plain data (it crosses from a model's worker process to the front end).
+    """
+
+    vectors: list[list[float]]  # one unit-length vector per text, in order
+    prompt_tokens: int  # tokens embedded, all texts together, after truncation
+    load_seconds: float = 0.0  # 0 when the model was already loaded
+    total_seconds: float = 0.0  # from the request to the answer, loading included

@@ -19,14 +19,14 @@ import os
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, ExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from engine.cancel import NEVER, CancelToken
 from engine.durations import parse_keep_alive
 from engine.errors import Cancelled, InvalidInput, check_unicode
-from engine.events import Generation
+from engine.events import Embeddings, Generation
 from engine.library import ModelLibrary
 from engine.machine.memory import Machine
 from engine.options import LoadOptions, SamplingOptions
@@ -214,13 +214,41 @@ class Engine(ModelLibrary):
         """One unit-length embedding per text (a model that cannot embed is InvalidInput).
 
         ``cancel`` stops it between batches (and while the model loads) with ``Cancelled``.
+        ``embed_texts`` gives the token count and timings too.
         """
+        return self.embed_texts(reference, texts, truncate=truncate, cancel=cancel).vectors
+
+    def embed_texts(
+        self,
+        reference: str,
+        texts: Sequence[str],
+        *,
+        options: Mapping[str, object] | None = None,
+        keep_alive: float | str | None = None,
+        truncate: bool = True,
+        cancel: CancelToken = NEVER,
+    ) -> Embeddings:
+        """``embed`` with the figures usage reports: tokens embedded, load and total seconds.
+
+        ``options`` are layered over the model's parameters as for a chat; only
+        the load options matter (``num_ctx``, ``num_gpu``, ``num_thread``, ...:
+        other values load the model again, as in Ollama). ``keep_alive`` as
+        in ``chat``. Texts longer than the model embeds are cut to it
+        (``truncate``) or refused with PromptTooLong::
+
+            result = engine.embed_texts("nomic-embed-text", ["a", "b"])
+            result.vectors, result.prompt_tokens, result.load_seconds
+        """
+        started = time.perf_counter()
         if isinstance(texts, str) or not all(isinstance(t, str) for t in texts):
             raise InvalidInput("embed takes a list of texts")
+        seconds = parse_keep_alive(keep_alive)
         manifest = self._resolve(parse_ref(reference))
-        load, _ = self._options(manifest, None)
-        with self._use(manifest, load, None, cancel) as (resident, _fresh):
-            return resident.payload.embed(list(texts), truncate=truncate, cancel=cancel)
+        load, _ = self._options(manifest, options)
+        with self._use(manifest, load, seconds, cancel) as (resident, fresh):
+            loaded = resident.payload.load_seconds if fresh else 0.0
+            result = resident.payload.embed(list(texts), truncate=truncate, cancel=cancel)
+        return replace(result, load_seconds=loaded, total_seconds=time.perf_counter() - started)
 
     def load(
         self,

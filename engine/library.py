@@ -9,10 +9,11 @@ is done by the store (``engine.store``) and by the ways models come in
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from engine.cancel import NEVER, CancelToken
 from engine.errors import (
@@ -36,6 +37,10 @@ from engine.store.model_store import Store
 from engine.store.refs import HubRef, LocalRef, ModelRef, parse_local_name, parse_ref
 from engine.store.removal import Removal, prune_store, remove_model
 
+_log = logging.getLogger("llamadeck.engine")
+# what Ollama's show handler deletes from model_info: the name, and the template (shown on its own)
+_NOT_IN_MODEL_INFO = frozenset({"general.name", "tokenizer.chat_template"})
+
 if TYPE_CHECKING:
     from engine.runtime.loader import Runtime
     from engine.runtime.registry import Registry
@@ -45,10 +50,19 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class ModelDetails:
-    """``show``: the manifest and where its files are."""
+    """``show``: the manifest, where its files are, what it can do and its GGUF header.
+
+    ``capabilities`` in Ollama's words (``completion``, ``embedding``,
+    ``tools``, ``thinking``, ``insert``, ``vision``; see
+    ``engine.capabilities``); ``model_info`` the header's own key/values as
+    Ollama's ``/api/show`` gives them: arrays None unless ``show(verbose=True)``,
+    ``general.parameter_count`` added, the name and chat template left out.
+    """
 
     manifest: Manifest
     paths: tuple[Path, ...]
+    capabilities: tuple[str, ...] = ()
+    model_info: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -194,7 +208,29 @@ class ModelLibrary:
         """Manifests that cannot be used (damaged, misnamed, unreadable, newer), each removable with rm."""
         return [_problem(e) for e in self._store.problems()]
 
-    def show(self, reference: str) -> ModelDetails:
+    def show(self, reference: str, *, verbose: bool = False) -> ModelDetails:
+        """The model's manifest, files, capabilities and header key/values (arrays too when ``verbose``).
+
+        The header is read again each time (tens of milliseconds; with
+        ``verbose`` a large vocabulary takes a few tenths of a second).
+        A header that cannot be read leaves ``model_info`` empty and the
+        capabilities to the template: ``verify`` says what is wrong.
+        """
+        details = self._details(reference)
+        manifest = details.manifest
+        from engine.capabilities import capabilities
+        from engine.store.gguf_metadata import read_metadata
+
+        try:
+            metadata = read_metadata(details.paths[0], label=manifest.reference, verbose=verbose)
+        except (IntegrityError, OSError) as error:
+            _log.warning("cannot read the header of %s: %s", manifest.reference, error)
+            metadata = {"general.architecture": manifest.architecture}
+        info = {k: v for k, v in metadata.items() if k not in _NOT_IN_MODEL_INFO}
+        info["general.parameter_count"] = manifest.parameters  # all parts of a split model, as Ollama counts
+        return replace(details, capabilities=capabilities(metadata, manifest.template), model_info=info)
+
+    def _details(self, reference: str) -> ModelDetails:
         manifest = self.resolve(reference)
         paths = tuple(self._store.blob_path(f.sha256) for f in manifest.files)
         if not paths[0].is_file():
@@ -280,7 +316,7 @@ class ModelLibrary:
         """The Modelfile that makes this model again (``show --modelfile``): FROM its weights' path."""
         from engine.ingest.modelfile import Modelfile, format_modelfile
 
-        details = self.show(reference)
+        details = self._details(reference)
         manifest = details.manifest
         weights = details.paths[0] if len(details.paths) == 1 else self._store.split_view(manifest.files)
         config = manifest.config

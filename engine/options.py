@@ -395,9 +395,10 @@ OPTIONS: Mapping[str, _Spec] = {s.name: s for s in _SPECS}
 LOAD_OPTIONS = frozenset(s.name for s in _SPECS if s.load)
 SAMPLING_OPTIONS = frozenset(s.name for s in _SPECS if not s.load)
 
-# Names Ollama knows that llamadeck refuses, each with why. The first are Ollama's own deprecated
-# PARAMETERs (parser.deprecatedParameters, which it skips with a warning); the rest are Ollama
-# options without a meaning here. A Modelfile importer may drop these with a notice instead.
+# Names Ollama knows or knew that llamadeck does not use, each with why: a Modelfile PARAMETER or
+# the CLI refuses them with this reason, an HTTP request's options ignore them with a warning
+# (engine.request_options), as Ollama's server does. The first are options Ollama retired (its
+# parser.deprecatedParameters and older ones); the rest are Ollama options without a meaning here.
 UNSUPPORTED: Mapping[str, str] = {
     "penalize_newline": "was removed from Ollama",
     "low_vram": "was removed from Ollama",
@@ -405,6 +406,12 @@ UNSUPPORTED: Mapping[str, str] = {
     "logits_all": "was removed from Ollama",
     "vocab_only": "was removed from Ollama",
     "use_mlock": "was removed from Ollama",
+    "tfs_z": "was removed from Ollama and llama.cpp",
+    "numa": "was removed from Ollama",
+    "num_gqa": "was removed from Ollama",
+    "embedding_only": "was removed from Ollama",
+    "rope_frequency_base": "was removed from Ollama",
+    "rope_frequency_scale": "was removed from Ollama",
     "use_mmap": "is an Ollama option llamadeck does not support",
     "main_gpu": "is an Ollama option llamadeck does not support",
     "draft_num_predict": "is an Ollama option llamadeck does not support (no speculative decoding)",

@@ -103,9 +103,34 @@ def test_a_bad_option_is_400(client: ollama.Client) -> None:
     with pytest.raises(ollama.ResponseError) as caught:
         client.generate(MODEL, "hi", options={"temperature": "hot"}, stream=True).__next__()
     assert caught.value.status_code == 400 and "temperature" in caught.value.error
-    with pytest.raises(ollama.ResponseError) as caught:
-        client.chat(MODEL, [{"role": "user", "content": "hi"}], options={"no_such": 1}, stream=False)
-    assert caught.value.status_code == 400
+    with pytest.raises(ollama.ResponseError) as caught:  # as Ollama: a string where a number goes
+        client.chat(MODEL, [{"role": "user", "content": "hi"}], options={"top_k": "40"}, stream=False)
+    assert caught.value.status_code == 400 and caught.value.error == (
+        "top_k must be a number, not the string '40' (from request)"
+    )
+
+
+def test_unknown_retired_and_null_options_are_ignored_with_one_warning(
+    client: ollama.Client, caplog: pytest.LogCaptureFixture
+) -> None:
+    options = {
+        "num_predict": 4,
+        "temperature": 0,
+        "top_p": None,
+        "tfs_z": 1.0,
+        "penalize_newline": True,
+        "numa": False,
+    }
+    with caplog.at_level("WARNING", logger="llamadeck.engine.options"):
+        reply = client.chat(MODEL, [{"role": "user", "content": "hi"}], options=options, stream=False)
+        assert reply.done and reply.eval_count == 4  # num_predict was honoured, the rest ignored
+        client.generate(MODEL, "hi", options={"no_such": 1, "num_predict": 1}, stream=False)
+    warnings = [r.getMessage() for r in caplog.records if r.name == "llamadeck.engine.options"]
+    assert warnings == [
+        "ignoring options llamadeck does not use (from request): 'tfs_z' (was removed from Ollama and "
+        "llama.cpp), 'penalize_newline' (was removed from Ollama), 'numa' (was removed from Ollama)",
+        "ignoring options llamadeck does not use (from request): 'no_such'",
+    ]
 
 
 def test_an_unknown_model_is_404_before_any_stream(client: ollama.Client, server: str) -> None:

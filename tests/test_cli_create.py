@@ -77,3 +77,15 @@ def test_create_errors_are_one_line(weights: dict[str, Path], tmp_path: Path) ->
     assert_one_line_error(create(tmp_path, "../escape", f"FROM {weights['q8']}\n"))
     assert_one_line_error(llamadeck("create", "x", "-f", str(tmp_path), cwd=tmp_path), "folder")
     assert "x:latest" not in llamadeck("list").stdout
+
+
+def test_show_lists_what_the_template_and_the_weights_can_do(
+    weights: dict[str, Path], tmp_path: Path
+) -> None:
+    plain = create(tmp_path, "plain", f"FROM {weights['q8']}\n")
+    assert plain.returncode == 0, plain.stderr
+    assert "    capabilities        completion\n" in llamadeck("show", "plain").stdout
+    template = '"""{{ if .Tools }}{{ .Tools }}{{ end }}{{ .Prompt }}{{ .Suffix }}"""'
+    coder = create(tmp_path, "coder", f"FROM {weights['q8']}\nTEMPLATE {template}\n")
+    assert coder.returncode == 0, coder.stderr
+    assert "    capabilities        completion, tools, insert\n" in llamadeck("show", "coder").stdout

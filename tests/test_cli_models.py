@@ -58,6 +58,7 @@ def test_pull_list_show_cp_rm_round_trip(hub: FakeHub) -> None:
         "architecture        llama",
         "context length      2048",
         "quantization        Q4_0",
+        "capabilities        completion",
         "mit",
     ):
         assert fragment in shown

@@ -319,8 +319,13 @@ def test_embeddings_are_unit_vectors_one_per_text(tmp_path: Path) -> None:
     model = Model.load(path, n_gpu_layers=0)
     embedder = Embedder(model, n_ctx=256, n_threads=2)
     try:
-        vectors = embedder.embed(["hello", "world", "hello", "x " * 300])
+        texts = ["hello", "world", "hello", "x " * 300]
+        embedded = embedder.embed(texts)
+        vectors = embedded.vectors
         assert embedder.pooling == "mean" and len(vectors) == 4
+        counts = [len(model.tokenize(t, add_special=True, parse_special=False)) for t in texts]
+        assert counts[-1] > embedder.n_ctx  # the long text is cut to the context, and counted so
+        assert embedded.prompt_tokens == sum(min(n, embedder.n_ctx) for n in counts)
         assert all(len(v) == N_EMBD for v in vectors)
         assert all(sum(x * x for x in v) == pytest.approx(1.0, abs=1e-5) for v in vectors)
         assert vectors[0] == pytest.approx(vectors[2]) and vectors[0] != pytest.approx(vectors[1])

@@ -18,6 +18,9 @@ from tests.support.tiny_gguf import write_tiny_gguf
 
 CPU_BOX = Machine(free_ram=16 << 30, gpu_free_vram=None)
 HOSTILE = "[bold]x[/bold]\x1b]0;pwned\x07"
+TOOLS_TEMPLATE = (
+    "{% if tools %}{{ tools | tojson }}{% endif %}{% for m in messages %}{{ m.content }}{% endfor %}"
+)
 
 
 @pytest.fixture(scope="module")
@@ -28,6 +31,7 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         "Q4_0": write_tiny_gguf(d / "Tiny-Q4_0.gguf", quant="Q4_0")[0],
         "hostile": write_tiny_gguf(d / "Evil-Q8_0.gguf", quant="Q8_0", license=HOSTILE, seed=3)[0],
         "big": write_tiny_gguf(d / "Big-Q8_0.gguf", quant="Q8_0", pad_bytes=40 * 1000 * 1000, seed=4)[0],
+        "tools": write_tiny_gguf(d / "Tools-Q8_0.gguf", chat_template=TOOLS_TEMPLATE, seed=5)[0],
     }
 
 
@@ -37,6 +41,7 @@ def hub(files: dict[str, Path]):
         fake.add_repo("acme/Tiny-GGUF", {"Tiny-Q8_0.gguf": files["Q8_0"], "Tiny-Q4_0.gguf": files["Q4_0"]})
         fake.add_repo("acme/Evil-GGUF", {"Evil-Q8_0.gguf": files["hostile"]})
         fake.add_repo("acme/Big-GGUF", {"Big-Q8_0.gguf": files["big"]})
+        fake.add_repo("acme/Tools-GGUF", {"Tools-Q8_0.gguf": files["tools"]})
         yield fake
 
 
@@ -204,6 +209,21 @@ async def test_details_show_hostile_strings_as_text(engine: Engine) -> None:
         await pilot.press("escape")
         await pilot.pause()
         assert not isinstance(app.screen, DetailsScreen)
+
+
+@sync
+async def test_details_list_the_capabilities_the_api_and_the_cli_show(engine: Engine) -> None:
+    engine.pull("acme/Tools-GGUF")
+    app = make_app(engine)
+    async with app.run_test(size=(100, 40)) as pilot:
+        await settle(app, pilot)
+        await pilot.press("i")
+        await settle(app, pilot)
+        from textual.widgets import Static
+
+        shown = str(app.screen.query_one("#details", Static).render())
+        assert engine.show("hf.co/acme/Tools-GGUF:Q8_0").capabilities == ("completion", "tools")
+        assert "capabilities    completion, tools\n" in shown
 
 
 @sync

@@ -14,10 +14,10 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from engine.cancel import NEVER, CancelToken
 from engine.errors import ModelCrashed
+from engine.events import Embeddings
 from engine.machine.memory import Machine
 from engine.machine.offload import OffloadPlan, default_context_length, default_num_parallel, plan_offload
 from engine.machine.physical import physical_cores
@@ -80,12 +80,13 @@ class Runtime:
     def forget(self, conversation: str) -> None:
         self.worker.forget(conversation)
 
-    def embed(self, texts: list[str], *, truncate: bool = True, cancel: CancelToken = NEVER) -> Any:
-        """Embeddings, made in the worker (a second context there, made on first use)."""
+    def embed(self, texts: list[str], *, truncate: bool = True, cancel: CancelToken = NEVER) -> Embeddings:
+        """Embeddings and the tokens they took, made in the worker (its second context, made on first use)."""
         if self.crashes is not None:
             key = embed_key(texts, truncate)
             self.crashes.check_request(self.manifest.load_id, key, self.manifest.reference)
-        return self.worker.embed(texts, truncate=truncate, cancel=cancel)
+        embeddings: Embeddings = self.worker.embed(texts, truncate=truncate, cancel=cancel)
+        return embeddings
 
     def close(self) -> None:
         self.worker.close()

@@ -90,7 +90,8 @@ def cmd_show(args: argparse.Namespace) -> int:
     if args.modelfile:
         out(printable(engine.modelfile(args.model)))
         return 0
-    m = engine.show(args.model).manifest
+    shown = engine.show(args.model)
+    m = shown.manifest
     if args.template:
         out(printable(m.template or "(none: plain completion)"))
         return 0
@@ -114,6 +115,7 @@ def cmd_show(args: argparse.Namespace) -> int:
         ("quantization", m.quant or "-"),
         ("size", format_size(m.size)),
         ("id", m.id),
+        ("capabilities", ", ".join(shown.capabilities) or "-"),
     ]
     source = [("from", m.source)] + ([("revision", m.revision)] if m.revision else [])
     source += [("files", ", ".join(f.path for f in m.files))]

@@ -34,6 +34,7 @@ def details_text(details: ModelDetails) -> Text:
                 ("size", format_size(m.size)),
                 ("id", m.id),
                 ("created", m.created),
+                ("capabilities", ", ".join(details.capabilities) or "-"),
             ],
         ),
         (

@@ -10,6 +10,7 @@ import llama_cpp
 
 from engine.cancel import NEVER, CancelToken
 from engine.errors import InvalidInput, PromptTooLong
+from engine.events import Embeddings
 from engine.runtime.llama.compute import COMPUTE
 from engine.runtime.llama.context import Batch, Context
 from engine.runtime.llama.model import Model
@@ -90,8 +91,12 @@ class Embedder:
 
     def embed(
         self, texts: Sequence[str], *, truncate: bool = True, cancel: CancelToken = NEVER
-    ) -> list[list[float]]:
-        """One unit-length vector per text, in order; ``Cancelled`` between batches once ``cancel`` is."""
+    ) -> Embeddings:
+        """One unit-length vector per text, in order, and the tokens they took (after truncation).
+
+        ``Cancelled`` between batches once ``cancel`` is. The timings are the
+        caller's to fill in (it knows when the request began).
+        """
         encoded: list[list[int]] = []
         for index, text in enumerate(texts):
             if index % _CHECK_EVERY == 0:
@@ -120,7 +125,7 @@ class Embedder:
             cancel.check()
             out.extend(COMPUTE.call(functools.partial(self._run, group)))
             start += len(group)
-        return out
+        return Embeddings(out, sum(len(tokens) for tokens in encoded))
 
     def _run(self, group: list[list[int]]) -> list[list[float]]:
         batch = self._batch

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 from engine.cancel import NEVER, CancelToken
+from engine.events import Embeddings
 from engine.runtime.llama.backend import supports_gpu_offload
 from engine.runtime.llama.embedder import Embedder
 from engine.runtime.llama.model import AdapterSpec, Model
@@ -72,10 +73,8 @@ class LoadedModel:
         """Embedding batches decoded so far, all callers together (0 before the first embed)."""
         return self._embedder.batches if self._embedder is not None else 0
 
-    def embed(
-        self, texts: list[str], *, truncate: bool = True, cancel: CancelToken = NEVER
-    ) -> list[list[float]]:
-        """Embeddings from a second context (made on first use).
+    def embed(self, texts: list[str], *, truncate: bool = True, cancel: CancelToken = NEVER) -> Embeddings:
+        """Embeddings from a second context (made on first use), with the tokens they took.
 
         The lock guards only the embedder's making and freeing: callers share
         it and take turns per batch on the compute thread, so a long request
