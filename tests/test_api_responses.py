@@ -23,9 +23,10 @@ from api.limits import MAX_MESSAGES, MAX_TOOLS
 from api.responses_input import chat_of
 from engine import Engine, Machine
 from tests.support.api_server import running_api
+from tests.support.caller_gguf import SAID, caller_vocab
 from tests.support.chain_gguf import write_chain_gguf
 from tests.support.fake_hub import FakeHub
-from tests.test_api_tools import SAID, TOOLS, caller_vocab
+from tests.test_api_tools import TOOLS
 
 MODEL = "hf.co/acme/Caller-GGUF:F32"
 ASK = "What is the weather in Paris?"
