@@ -69,10 +69,52 @@ def _env(**extra: str) -> dict[str, str]:
     return unnamed | extra
 
 
+def unnamed(default_port: int, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """``llamadeck ARGS`` with its default port moved to ``default_port`` and no LLAMADECK_HOST."""
+    command = [sys.executable, "-c", _RUN_UNNAMED, str(default_port), *args]
+    return subprocess.run(command, env=_env(**env), capture_output=True, text=True, timeout=120)
+
+
 def run_unnamed(default_port: int, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
     """``llamadeck run ARGS`` with its default port moved to ``default_port`` and no LLAMADECK_HOST."""
-    command = [sys.executable, "-c", _RUN_UNNAMED, str(default_port), "run", *args]
-    return subprocess.run(command, env=_env(**env), capture_output=True, text=True, timeout=120)
+    return unnamed(default_port, "run", *args, **env)
+
+
+@contextmanager
+def impostor() -> Iterator[tuple[int, list[str]]]:
+    """A stranger on a port that answers like llamadeck but cannot prove the store; yields (port, heard).
+
+    ``heard`` gets every request's headers and body as text: what the stranger learnt.
+    """
+    heard: list[str] = []
+
+    class Impostor(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - the stdlib's name
+            heard.append(str(self.headers))
+            self.send_response(200)
+            self.send_header("x-llamadeck-version", "9.9.9")
+            self.send_header("x-llamadeck-proof", "0" * 64)
+            self.end_headers()
+            self.wfile.write(b'{"version": "9.9.9", "models": [{"name": "SPOOFED"}]}')
+
+        def do_POST(self) -> None:  # noqa: N802
+            body = self.rfile.read(int(self.headers["Content-Length"])).decode()
+            heard.append(f"{self.headers}{body}")
+            self.send_response(200)
+            self.send_header("x-llamadeck-version", "9.9.9")
+            self.end_headers()
+            self.wfile.write(b'{"response": "SPOOFED", "done": true}\n')
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Impostor)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield server.server_address[1], heard
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 @contextmanager
@@ -130,36 +172,52 @@ def test_a_stranger_claiming_to_be_llamadeck_never_gets_the_key_or_the_prompt(
     store: None,
 ) -> None:
     """A process on the port that answers like llamadeck but cannot prove the store is never used."""
-    heard: list[str] = []
-
-    class Impostor(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 - the stdlib's name
-            heard.append(str(self.headers))
-            self.send_response(200)
-            self.send_header("x-llamadeck-version", "9.9.9")
-            self.send_header("x-llamadeck-proof", "0" * 64)
-            self.end_headers()
-            self.wfile.write(b'{"version": "9.9.9"}')
-
-        def do_POST(self) -> None:  # noqa: N802
-            heard.append(self.rfile.read(int(self.headers["Content-Length"])).decode())
-            self.send_response(200)
-            self.end_headers()
-            self.wfile.write(b'{"response": "SPOOFED", "done": true}\n')
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Impostor)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        ran = run_unnamed(server.server_address[1], MODEL, PROMPT, "-n", "2", LLAMADECK_API_KEY=KEY)
-    finally:
-        server.shutdown()
-        server.server_close()
+    with impostor() as (port, heard):
+        ran = run_unnamed(port, MODEL, PROMPT, "-n", "2", LLAMADECK_API_KEY=KEY)
     assert ran.returncode == 0, ran.stderr
     assert "SPOOFED" not in ran.stdout  # it ran in-process
     assert heard and not any(KEY in text or "merger" in text for text in heard)
+
+
+@pytest.mark.parametrize("command", [("ps",), ("stop", MODEL)])
+def test_ps_and_stop_never_send_the_key_to_a_stranger_on_the_port(command: tuple[str, ...]) -> None:
+    """Finding 4's tail: ps and stop send a key only on a connection that proved the store."""
+    with impostor() as (port, heard):
+        ran = unnamed(port, *command, LLAMADECK_API_KEY=KEY)
+    assert_one_line_error(ran, f"127.0.0.1:{port}", "did not prove", "LLAMADECK_HOST")
+    assert "SPOOFED" not in ran.stdout
+    assert heard and not any(KEY in text for text in heard)
+    assert not any(text.startswith("POST") or "keep_alive" in text for text in heard)  # stop sent nothing
+
+
+def test_ps_and_stop_without_a_key_ask_the_default_address_as_before() -> None:
+    """No key, nothing of value: ps asks whatever llamadeck answers there, without a proof."""
+    with impostor() as (port, heard):
+        ran = unnamed(port, "ps")
+    assert ran.returncode == 0, ran.stderr
+    assert "SPOOFED" in ran.stdout and not any("authorization" in text.lower() for text in heard)
+
+
+def test_ps_and_stop_send_the_key_to_a_server_that_proves_the_store(store: None) -> None:
+    """A real serve on this store with a key: run loads the model, ps lists it, stop unloads it; a relay
+    in front of the same server learns no key."""
+    with serving(LLAMADECK_API_KEY=KEY) as port:
+        ran = run_unnamed(port, MODEL, "hello", "-n", "2", LLAMADECK_API_KEY=KEY)
+        assert ran.returncode == 0, ran.stderr
+        listed = unnamed(port, "ps", LLAMADECK_API_KEY=KEY)
+        with Relay(port) as relay:
+            relayed = unnamed(relay.port, "stop", MODEL, LLAMADECK_API_KEY=KEY)
+            seen = relay.received
+        still = loaded(port, KEY)
+        stopped = unnamed(port, "stop", MODEL, LLAMADECK_API_KEY=KEY)
+        after = unnamed(port, "ps", LLAMADECK_API_KEY=KEY)
+        held = loaded(port, KEY)
+    assert listed.returncode == 0 and MODEL in listed.stdout, listed.stderr
+    assert_one_line_error(relayed, "did not prove", "LLAMADECK_HOST")
+    assert b"x-llamadeck-challenge" in seen.lower() and KEY.encode() not in seen and still == [MODEL]
+    assert stopped.returncode == 0, stopped.stderr
+    assert after.returncode == 0 and MODEL not in after.stdout, after.stderr
+    assert held == []
 
 
 def test_a_server_named_by_llamadeck_host_is_trusted_without_a_store_proof(

@@ -58,6 +58,7 @@ from typing import NamedTuple, cast
 
 from engine.errors import InvalidInput, InvalidOption
 from engine.options import MAX_STOPS, collect_parameters, parameter_pairs, parse_one
+from engine.store.manifest import MAX_TURNS
 from engine.text import quoted
 
 __all__ = [
@@ -75,7 +76,7 @@ MAX_MODELFILE_BYTES = 16 * 1024 * 1024  # templates and licences are kilobytes; 
 MAX_NUMBER_CHARS = 100  # a PARAMETER number this long is junk (and the option table's regex is not linear)
 # MESSAGE turns are few-shot examples or a saved chat, and each is sent ahead of every chat with the model:
 # 1,000 turns of even 30 tokens fill 30,000 tokens of context, more than most models are run with.
-MAX_MESSAGES = 1_000
+MAX_MESSAGES = MAX_TURNS  # the store's bound: a manifest keeps no more (an older one's last MAX_TURNS)
 # About 40 option names and MAX_STOPS stop lines mean something; a later line only replaces an earlier one.
 MAX_PARAMETER_LINES = 1_000
 ROLES = ("system", "user", "assistant")  # Ollama's isValidMessageRole: case-sensitive

@@ -5,12 +5,23 @@ edit, so reading validates every field (type, range, format) and turns any
 fault into ``ManifestError`` with a one-line reason: one bad file never breaks
 ``list`` for the whole store. Versions and migrations live in
 ``engine.store.migrations``.
+
+A manifest an older llamadeck saved may hold more MESSAGE turns than ``create``
+now accepts (``MAX_TURNS``; one had 500,000, and every chat with it failed).
+It is read keeping the last ``MAX_TURNS`` (a chat drops the oldest first, as
+Ollama's does to fit the context), parsed once per process (``_Trimmed``: the
+parse alone takes a second), and logged once with how to store it in bounds.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import logging
 import re
+import threading
+from collections import OrderedDict
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
@@ -24,7 +35,12 @@ SHA256 = re.compile(r"[0-9a-f]{64}")
 MAX_TEXT = 1 << 20  # a chat template or licence longer than 1 MiB is not one
 MAX_COUNT = (1 << 63) - 1  # sizes and counts beyond int64 are not real (and overflow float formatting)
 MAX_MANIFEST_BYTES = 32 << 20  # refused before reading: a manifest is a few KiB, 1 MiB texts included
+MAX_TURNS = 1_000  # a model's MESSAGE turns (create's bound); an older manifest's last MAX_TURNS are kept
+MAX_OPTIONS = 1_000  # config.parameters holds ~40 option names at most; thousands were never a Modelfile's
 _MAX_PARAMETER_DEPTH = 16  # option values are scalars or short lists; deeper nesting is hostile
+_LARGE = 1 << 20  # a manifest past this parses one at a time: its parse may hold hundreds of MB for a while
+
+log = logging.getLogger("llamadeck.engine")
 
 
 class ManifestError(Exception):
@@ -121,19 +137,31 @@ class Manifest:
         """Parse, upgrade and validate; raises ManifestError with the reason.
 
         Hostile JSON (nested a hundred thousand levels deep, or too large to
-        hold) is a damaged manifest like any other, never a crash.
+        hold) is a damaged manifest like any other, never a crash. One with
+        more than ``MAX_TURNS`` MESSAGE turns keeps its last ``MAX_TURNS``.
         """
         if len(raw) > MAX_MANIFEST_BYTES:
             raise ManifestError(f"larger than {MAX_MANIFEST_BYTES >> 20} MiB: not a manifest")
-        try:
-            return cls._parse(raw)
-        except RecursionError as error:
-            raise ManifestError("nested too deeply to be a manifest") from error
-        except MemoryError as error:
-            raise ManifestError("too large to read") from error
+        key = hashlib.sha256(raw).digest()
+        if (known := _TRIMMED.get(key)) is not None:
+            return known
+        with _ONE_LARGE_PARSE if len(raw) > _LARGE else nullcontext():
+            if (known := _TRIMMED.get(key)) is not None:  # parsed while this one waited
+                return known
+            try:
+                manifest, turns = cls._parse(raw)
+            except RecursionError as error:
+                raise ManifestError("nested too deeply to be a manifest") from error
+            except MemoryError as error:
+                raise ManifestError("too large to read") from error
+            if turns > MAX_TURNS:
+                _TRIMMED.put(key, manifest)
+                _warn_trimmed(manifest.reference, turns)
+        return manifest
 
     @classmethod
-    def _parse(cls, raw: bytes) -> Manifest:
+    def _parse(cls, raw: bytes) -> tuple[Manifest, int]:
+        """The manifest, and how many MESSAGE turns its file holds (it keeps ``MAX_TURNS`` at most)."""
         try:
             data = json.loads(raw)
         except (ValueError, UnicodeDecodeError) as error:
@@ -150,7 +178,51 @@ class Manifest:
             ) from newer
         except BadSchema as error:
             raise ManifestError(str(error)) from error
-        return _build(data)
+        config = data.get("config")
+        messages = config.get("messages") if isinstance(config, dict) else None
+        return _build(data), len(messages) if isinstance(messages, list) else 0
+
+
+def _warn_trimmed(reference: str, turns: int) -> None:
+    fix = f"llamadeck show --modelfile {reference} | llamadeck create {reference} -f -"
+    log.warning(
+        "%s has %s MESSAGE turns, more than the %s a model may have: only the last %s are used; "
+        "re-create it to store only those: %s",
+        reference,
+        f"{turns:,}",
+        f"{MAX_TURNS:,}",
+        f"{MAX_TURNS:,}",
+        fix,
+    )
+
+
+class _Trimmed:
+    """The manifests read with turns dropped, by the sha256 of their bytes: each is parsed once per process.
+
+    Keyed by content, never by path or time, so a file saved again is read
+    again. A few at most: each holds up to ``MAX_TURNS`` turns.
+    """
+
+    def __init__(self, size: int = 8) -> None:
+        self._size = size
+        self._lock = threading.Lock()
+        self._manifests: OrderedDict[bytes, Manifest] = OrderedDict()
+
+    def get(self, key: bytes) -> Manifest | None:
+        with self._lock:
+            if (manifest := self._manifests.get(key)) is not None:
+                self._manifests.move_to_end(key)
+            return manifest
+
+    def put(self, key: bytes, manifest: Manifest) -> None:
+        with self._lock:
+            self._manifests[key] = manifest
+            while len(self._manifests) > self._size:
+                self._manifests.popitem(last=False)
+
+
+_TRIMMED = _Trimmed()
+_ONE_LARGE_PARSE = threading.Lock()  # concurrent first reads of a 32 MiB manifest would each hold its parse
 
 
 def ref_of(name: str, tag: str) -> ModelRef:
@@ -227,6 +299,11 @@ def _config(raw: Any) -> ModelConfig:
     parameters = raw.get("parameters", {})
     if not isinstance(parameters, dict) or not all(isinstance(k, str) for k in parameters):
         raise ManifestError("config.parameters must be an object")
+    if len(parameters) > MAX_OPTIONS:
+        raise ManifestError(
+            f"config.parameters has {len(parameters):,} options, more than the {MAX_OPTIONS:,} "
+            "a model may have: re-create the model from a Modelfile"
+        )
     if _depth(parameters) > _MAX_PARAMETER_DEPTH:
         raise ManifestError(f"config.parameters is nested more than {_MAX_PARAMETER_DEPTH} levels deep")
     return ModelConfig(
@@ -244,10 +321,11 @@ _ROLES = frozenset({"system", "user", "assistant"})
 
 
 def _messages(raw: Any) -> tuple[tuple[str, str], ...]:
+    """The last ``MAX_TURNS`` turns, each checked (the ones dropped are not looked at)."""
     if not isinstance(raw, list):
         raise ManifestError("config.messages must be a list")
     turns = []
-    for entry in raw:
+    for entry in raw[-MAX_TURNS:]:
         if (
             not isinstance(entry, list | tuple)
             or len(entry) != 2

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 from engine.errors import IntegrityError, InvalidInput, LlamadeckError, NewerStore
 from engine.store.files import atomic_write, file_kind, os_error, read_regular
-from engine.store.manifest import MAX_MANIFEST_BYTES, Manifest, ManifestError
+from engine.store.manifest import MAX_MANIFEST_BYTES, MAX_TURNS, Manifest, ManifestError
 from engine.store.refs import HUB_HOST, HubRef, LocalRef, ModelRef
 
 if TYPE_CHECKING:
@@ -138,6 +138,10 @@ def save(store: Store, manifest: Manifest) -> None:
     DiskFull or LlamadeckError naming the path when the write fails.
     """
     path = manifest_path(store, manifest.ref)
+    if (turns := len(manifest.config.messages)) > MAX_TURNS:  # reading it back would drop turns, not refuse
+        raise IntegrityError(
+            f"cannot record {manifest.reference}: it has {turns:,} MESSAGE turns, more than {MAX_TURNS:,}"
+        )
     try:
         data = manifest.to_json()
         Manifest.from_json(data)

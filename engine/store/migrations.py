@@ -9,6 +9,10 @@ it is reported as such, never as damaged, and never removed or collected.
 To change the format: bump ``SCHEMA``, add ``_vN_to_vN+1`` below and register
 it in ``STEPS``, and add its test to ``tests/test_migrations.py`` (after
 oterm's ``store/upgrades``: one function and one test per version).
+
+A bound added later is not a step: a manifest saved before it is read within
+it (``engine.store.manifest``: more than ``MAX_TURNS`` MESSAGE turns keep the
+last ones), and stored so the next time the model is saved.
 """
 
 from __future__ import annotations

@@ -140,7 +140,7 @@ def cmd_ps(args: argparse.Namespace) -> int:
     from tui.client import ServerError, call
 
     try:
-        models = (call("GET", "/api/ps") or {}).get("models", [])
+        models = (call("GET", "/api/ps", prove=_store_proof) or {}).get("models", [])
     except ServerError as error:
         raise CliError(str(error)) from None
     rows = []
@@ -168,10 +168,19 @@ def cmd_stop(args: argparse.Namespace) -> int:
     from tui.client import ServerError, call
 
     try:
-        call("POST", "/api/generate", {"model": args.model, "keep_alive": 0})
+        call("POST", "/api/generate", {"model": args.model, "keep_alive": 0}, prove=_store_proof)
     except ServerError as error:
         raise CliError(str(error)) from None
     return 0
+
+
+def _store_proof(text: str) -> str:
+    """``Engine.store_proof`` on this store, opened only when a server must prove itself (ps stays fast)."""
+    engine = open_engine()
+    try:
+        return engine.store_proof(text)
+    finally:
+        engine.close()
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
