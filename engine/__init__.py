@@ -53,6 +53,7 @@ from engine.library import ModelDetails, StoreProblem, VerifyReport
 from engine.machine.memory import Fit, Machine
 from engine.machine.quant import VariantFit
 from engine.options import parameter_pairs, parse_options
+from engine.runtime.infill import has_fim_tokens, inserts
 from engine.runtime.session import Reply
 from engine.runtime.toolcalls import (
     ReplyPiece,
@@ -68,6 +69,7 @@ from engine.store.cleanup import UNUSED_BLOB_GRACE, PruneReport
 from engine.store.manifest import Manifest, ModelConfig, ModelFile
 from engine.store.removal import Removal
 from engine.templates.message import Message
+from engine.templates.thinking import thinks
 from engine.text import one_line, quoted, visible
 from engine.units import format_gib, format_size
 
@@ -131,6 +133,8 @@ __all__ = [
     "as_template_call",
     "format_gib",
     "format_size",
+    "has_fim_tokens",
+    "inserts",
     "one_line",
     "parameter_pairs",
     "parse_keep_alive",
@@ -138,6 +142,7 @@ __all__ = [
     "parse_tool_calls",
     "quoted",
     "tool_call_pieces",
+    "thinks",
     "tool_names",
     "visible",
 ]
