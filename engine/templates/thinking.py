@@ -8,8 +8,8 @@ capability:
 * a Jinja template (a GGUF's own) that writes ``<think>`` and ``</think>``, or
   strips earlier reasoning with ``content.split('</think>')``: Qwen3, QwQ,
   DeepSeek-R1 and its distills, Cogito, OLMo 3 Think;
-* gpt-oss (architecture ``gpt-oss`` and a template with ``<|start|>`` and
-  ``<|end|>``): harmony channels.
+* gpt-oss (architecture ``gpt-oss``, or a template that writes ``<|channel|>``,
+  and one with ``<|start|>`` and ``<|end|>``): harmony channels.
 
 ``think`` is Ollama's ``ThinkValue``: true/false or "low"/"medium"/"high"/"max".
 On a model that thinks, leaving it out means true (Ollama's default); asking a
@@ -201,7 +201,8 @@ def thinking_format(template: str | None, architecture: str) -> ThinkFormat | No
     """How a model with this template and architecture marks its reasoning; None if it does not think."""
     if not template:
         return None
-    if architecture in HARMONY_ARCHITECTURES and "<|start|>" in template and "<|end|>" in template:
+    harmony = architecture in HARMONY_ARCHITECTURES or "<|channel|>" in template  # renamed fine-tunes too
+    if harmony and "<|start|>" in template and "<|end|>" in template:
         return HARMONY
     from engine.templates.render import is_go_template
 

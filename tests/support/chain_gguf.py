@@ -37,8 +37,13 @@ def write_chain_gguf(
     default: int = 2,
     pooling: int | None = None,
     vocab: Vocab | None = None,
+    chat_template: str | None = None,
+    token_keys: dict[str, int] | None = None,
 ) -> Path:
     """A tiny llama GGUF that answers by rote: greedy after token ``t`` picks ``chain[t]``, else ``default``.
+
+    ``chat_template`` is written as ``tokenizer.chat_template``; ``token_keys``
+    adds u32 keys (``{"tokenizer.ggml.fim_pre_token_id": 5}``).
 
     Attention and feed-forward outputs are zero, so the last hidden state is
     the last token's embedding: a one-hot vector (one dimension per chain
@@ -83,6 +88,10 @@ def write_chain_gguf(
     writer.add_add_bos_token(True)
     if pooling is not None:
         writer.add_pooling_type(gguf.PoolingType(pooling))
+    if chat_template is not None:
+        writer.add_chat_template(chat_template)
+    for key, value in (token_keys or {}).items():
+        writer.add_uint32(key, value)
     for name, shape in tiny_gguf._tensor_shapes().items():
         if name == "token_embd.weight":
             data = embd
