@@ -367,6 +367,7 @@ class Engine(ModelLibrary):
         for i, message in enumerate(chat_messages):
             check_unicode(message.role, f"message {i + 1}'s role")
             check_unicode(message.content, f"message {i + 1}")
+            check_unicode(message.thinking, f"message {i + 1}'s thinking")
         if conversation is not None and not isinstance(conversation, str):
             raise InvalidInput("conversation is a key: a string such as a chat's id")
         if tools is not None and (

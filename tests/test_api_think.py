@@ -26,6 +26,7 @@ from tests.support.said_gguf import (
     ANSWER,
     GO_THINK_TEMPLATE,
     HARMONY,
+    HARMONY_CALL,
     HARMONY_TEMPLATE,
     MIDDLE,
     R1,
@@ -50,6 +51,7 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         "control": write_said_gguf(folder / "control.gguf", THINKER_CONTROL, template=THINK_TEMPLATE),
         "r1": write_said_gguf(folder / "r1.gguf", R1, template=R1_TEMPLATE),
         "harmony": write_said_gguf(folder / "harmony.gguf", HARMONY, template=HARMONY_TEMPLATE),
+        "caller": write_said_gguf(folder / "caller.gguf", HARMONY_CALL, template=HARMONY_TEMPLATE),
         "plain": write_said_gguf(folder / "plain.gguf", MIDDLE, template=None),
     }
 
@@ -139,6 +141,38 @@ def test_earlier_reasoning_in_the_history_is_accepted(server: str) -> None:
     history = [*ASK, {"role": "assistant", "content": ANSWER, "thinking": THINKING}, *ASK]
     reply = ollama.Client(host=server).chat("gothink", messages=history, options=GREEDY)
     assert (reply.message.thinking, reply.message.content) == (THINKING, ANSWER)
+
+
+def test_reasoning_passes_by_the_tool_call_parser(server: str) -> None:
+    tools: Any = [{"type": "function", "function": {"name": "get_time", "parameters": {}}}]
+    client = ollama.Client(host=server)
+    reply = client.chat("control", messages=ASK, tools=tools, options=GREEDY)
+    assert (reply.message.thinking, reply.message.content, reply.message.tool_calls) == (
+        THINKING,
+        ANSWER,
+        None,
+    )
+    chunks = list(client.chat("control", messages=ASK, tools=tools, stream=True, options=GREEDY))
+    assert "".join(c.message.thinking or "" for c in chunks) == THINKING
+    assert "".join(c.message.content for c in chunks) == ANSWER
+    completion = openai.OpenAI(base_url=f"{server}/v1", api_key="unused").chat.completions.create(
+        model="control", messages=ASK, tools=tools, temperature=0
+    )
+    assert (completion.choices[0].message.model_extra or {}).get("reasoning") == THINKING
+
+
+def test_a_harmony_tool_call_comes_back_as_a_tool_call(server: str) -> None:
+    tools: Any = [{"type": "function", "function": {"name": "get_weather", "parameters": {}}}]
+    reply = ollama.Client(host=server).chat("caller", messages=ASK, tools=tools, options=GREEDY)
+    assert reply.message.thinking == THINKING and not reply.message.content
+    (call,) = reply.message.tool_calls or []
+    assert call.function.name == "get_weather" and dict(call.function.arguments) == {"city": "Paris"}
+    client = openai.OpenAI(base_url=f"{server}/v1", api_key="unused")
+    choice = client.chat.completions.create(model="caller", messages=ASK, tools=tools, temperature=0).choices[
+        0
+    ]
+    assert choice.finish_reason == "tool_calls" and choice.message.tool_calls
+    assert choice.message.tool_calls[0].function.arguments == '{"city": "Paris"}'
 
 
 # /api/generate -------------------------------------------------------------------------------

@@ -9,6 +9,10 @@ scheduler. What comes back is a ``Reply``: Token events, then exactly one
 Done with the request's own figures (load time, total time, dropped
 messages); a Done "error" is raised as the error instead.
 
+A thinking model's reply comes split, reasoning apart from the answer, and a
+request that asks for it gets the conversation's tokens on its Done
+(``shaping.py``); a ``suffix`` fills in the middle (``infill.py``).
+
 A reply is read once, with ``for`` (blocking: the CLI and the TUI, on a
 thread of their own) or with ``async for`` (asyncio: the HTTP API, woken by
 the scheduler's thread itself, so each token crosses one thread handoff).

@@ -57,6 +57,16 @@ HARMONY = Said(
     ("<|return|>", "<|call|>"),  # with these llama.cpp stops at <|return|>, not <|end|> (its gpt-oss rule)
 )
 """gpt-oss's harmony channels."""
+HARMONY_CALL = Said(
+    (
+        *HARMONY.pieces[:6],
+        "assistant<|channel|>commentary to=functions.get_weather <|constrain|>json<|message|>",
+        '{"city":"Paris"}',
+    ),
+    HARMONY.control,
+    HARMONY.extra,
+)
+"""gpt-oss calling a tool after its reasoning."""
 MIDDLE = Said(
     (
         "    return a",
