@@ -213,12 +213,11 @@ async def generate(request: Request) -> Response:
         return await load(engine, model, "generate", options, keep_alive)
 
     def run(cancel: CancelToken) -> Reply:
+        # raw mode skips the template, and with it the system prompt (as Ollama)
         return engine.start_generate(
             model,
             prompt,
-            raw=True
-            if raw
-            else None,  # raw mode skips the template, and with it the system prompt (as Ollama)
+            raw=True if raw else None,
             options=options,
             keep_alive=keep_alive,
             cancel=cancel,
