@@ -7,13 +7,17 @@ false`` answers with one object. Every error a client can cause is a status
 code before the first byte of a stream (see ``api.streaming``); a failure
 during generation ends the stream with an ``{"error": ...}`` line, as Ollama does.
 
+A thinking model's reasoning comes apart from its answer, in ``thinking``
+(generate) or ``message.thinking`` (chat), as ``think`` asks (``api.ollama_fields``);
+``suffix`` fills in the middle; ``context`` is returned and accepted as Ollama still does.
+
 A chat with ``tools`` answers the model's tool calls as ``message.tool_calls``
 (``engine.runtime.toolcalls`` parses them out of the text; streamed, each call comes in
 a chunk of its own with empty content); history may carry calls in Ollama's
 shape or OpenAI's (arguments a JSON string).
 
 What llamadeck cannot do yet is refused with a 400 that says so (``format``,
-``images``, ``template``, ``suffix``, ``context``, ``think``), never ignored.
+``images``, ``template``), never ignored.
 """
 
 from __future__ import annotations
@@ -29,14 +33,16 @@ from fastapi.responses import JSONResponse, Response
 
 from api.deps import engine_of
 from api.errors import APIError, bool_field, model_errors, read_json, string_field
-from api.schema import BOOLEAN, KEEP_ALIVE, MESSAGES, NAME, OPTIONS, STRING, json_body
-from api.streaming import EngineStream, EventStreamResponse, collect, open_stream
+from api.ollama_fields import generate_fields, message, think_field, with_thinking
+from api.schema import BOOLEAN, KEEP_ALIVE, MESSAGES, NAME, OPTIONS, STRING, THINK, json_body
+from api.streaming import EngineStream, EventStreamResponse, collect_thinking, open_stream
 from engine import (
     CancelToken,
     Done,
     Engine,
     LlamadeckError,
     Reply,
+    Token,
     ToolCall,
     as_template_call,
     parse_keep_alive,
@@ -75,9 +81,6 @@ def refuse_unsupported(data: dict[str, Any], *names: str) -> None:
             "format": "format (JSON mode and structured outputs)",
             "images": "images",
             "template": "a template override",
-            "suffix": "suffix (fill in the middle)",
-            "context": "context (the deprecated token context): send the conversation to /api/chat",
-            "think": "think (thinking models)",
         }.get(name, name)
         raise APIError(400, f"{what} is not supported yet by llamadeck")
 
@@ -119,7 +122,7 @@ def line(payload: dict[str, Any]) -> str:
 
 
 async def ndjson(
-    stream: EngineStream, chunk: Callable[[str], dict[str, Any]], final: Callable[[Done], dict[str, Any]]
+    stream: EngineStream, chunk: Callable[[Token], dict[str, Any]], final: Callable[[Done], dict[str, Any]]
 ) -> AsyncIterator[str]:
     """Ollama's stream: one line per token, the final figures, or an error line if generation fails."""
     try:
@@ -127,7 +130,7 @@ async def ndjson(
             if isinstance(event, Done):
                 yield line(final(event))
             else:
-                yield line(chunk(event.text))
+                yield line(chunk(event))
     except LlamadeckError as error:
         yield line({"error": str(error) or type(error).__name__})
 
@@ -136,14 +139,14 @@ async def answer(
     request: Request,
     stream: EngineStream,
     streaming: bool,
-    chunk: Callable[[str], dict[str, Any]],
+    chunk: Callable[[Token], dict[str, Any]],
     final: Callable[[Done], dict[str, Any]],
-    whole: Callable[[str, Done], dict[str, Any]],
+    whole: Callable[[Token, Done], dict[str, Any]],
 ) -> Response:
     if streaming:
         return EventStreamResponse(ndjson(stream, chunk, final), on_close=stream.close, media_type=NDJSON)
-    text, done = await collect(request, stream)
-    return JSONResponse(whole(text, done))
+    text, thinking, done = await collect_thinking(request, stream)
+    return JSONResponse(whole(Token(text, thinking), done))
 
 
 async def unload(engine: Engine, model: str, kind: str) -> JSONResponse:
@@ -180,6 +183,9 @@ async def load(engine: Engine, model: str, kind: str, options: Any, keep_alive: 
         model=NAME,
         prompt=STRING,
         system=STRING,
+        suffix=STRING,
+        think=THINK,
+        context={"type": "array", "items": {"type": "integer", "minimum": 0}},
         raw=BOOLEAN,
         stream=BOOLEAN,
         options=OPTIONS,
@@ -193,7 +199,8 @@ async def generate(request: Request) -> Response:
     system = data.get("system") or ""
     if not isinstance(prompt, str) or not isinstance(system, str):
         raise APIError(400, "prompt and system must be strings")
-    refuse_unsupported(data, "format", "images", "template", "suffix", "context", "think")
+    refuse_unsupported(data, "format", "images", "template")
+    think, suffix, context = generate_fields(data)
     raw = bool_field(data, "raw", False)
     streaming = bool_field(data, "stream", True)
     options = options_field(data)
@@ -205,23 +212,33 @@ async def generate(request: Request) -> Response:
         return await load(engine, model, "generate", options, keep_alive)
 
     def run(cancel: CancelToken) -> Reply:
-        if system and not raw:  # raw mode skips the template, and with it the system prompt (as Ollama)
-            messages = [{"role": "system", "content": system}, {"role": "user", "content": prompt}]
-            return engine.start_chat(model, messages, options=options, keep_alive=keep_alive, cancel=cancel)
+        # raw mode skips the template, and with it the system prompt (as Ollama)
         return engine.start_generate(
-            model, prompt, raw=True if raw else None, options=options, keep_alive=keep_alive, cancel=cancel
+            model,
+            prompt,
+            raw=True if raw else None,
+            options=options,
+            keep_alive=keep_alive,
+            cancel=cancel,
+            system=None if raw else system,
+            think=think,
+            suffix=suffix,
+            context=context,
+            keep_context=not raw,  # Ollama returns the conversation's tokens unless raw
         )
 
     stream = await start(model, run)
 
-    def chunk(text: str) -> dict[str, Any]:
-        return {"model": model, "created_at": created_at(), "response": text, "done": False}
+    def chunk(token: Token) -> dict[str, Any]:
+        reply = {"model": model, "created_at": created_at(), "response": token.text}
+        return with_thinking(reply, token.thinking) | {"done": False}
 
     def final(done: Done) -> dict[str, Any]:
-        return {"model": model, "created_at": created_at(), "response": ""} | final_fields(done)
+        reply = {"model": model, "created_at": created_at(), "response": ""} | final_fields(done)
+        return reply | ({"context": list(done.context)} if done.context is not None else {})
 
-    def whole(text: str, done: Done) -> dict[str, Any]:
-        return {"model": model, "created_at": created_at(), "response": text} | final_fields(done)
+    def whole(token: Token, done: Done) -> dict[str, Any]:
+        return final(done) | with_thinking({"response": token.text}, token.thinking)
 
     return await answer(request, stream, streaming, chunk, final, whole)
 
@@ -233,6 +250,7 @@ async def generate(request: Request) -> Response:
         model=NAME,
         messages=MESSAGES,
         tools={"type": "array", "items": {"type": "object"}},
+        think=THINK,
         stream=BOOLEAN,
         options=OPTIONS,
         keep_alive=KEEP_ALIVE,
@@ -251,7 +269,8 @@ async def chat(request: Request) -> Response:
     if tools is not None and not (isinstance(tools, list) and all(isinstance(t, dict) for t in tools)):
         raise APIError(400, "tools must be a list of objects")
     messages = [with_template_calls(each) for each in messages]
-    refuse_unsupported(data, "format", "think")
+    refuse_unsupported(data, "format")
+    think = think_field(data)
     streaming = bool_field(data, "stream", True)
     options = options_field(data)
     keep_alive = parse_keep_alive(data.get("keep_alive"))
@@ -263,17 +282,14 @@ async def chat(request: Request) -> Response:
 
     def run(cancel: CancelToken) -> Reply:
         return engine.start_chat(
-            model, messages, options=options, tools=tools, keep_alive=keep_alive, cancel=cancel
+            model, messages, options=options, tools=tools, think=think, keep_alive=keep_alive, cancel=cancel
         )
 
     stream = await start(model, run)
 
-    def message(text: str, calls: list[ToolCall] | None = None) -> dict[str, Any]:
-        reply: dict[str, Any] = {"role": "assistant", "content": text}
-        return reply | {"tool_calls": [c.ollama() for c in calls]} if calls else reply
-
-    def chunk(text: str) -> dict[str, Any]:
-        return {"model": model, "created_at": created_at(), "message": message(text), "done": False}
+    def chunk(token: Token) -> dict[str, Any]:
+        reply = message(token.text, token.thinking)
+        return {"model": model, "created_at": created_at(), "message": reply, "done": False}
 
     def final(done: Done) -> dict[str, Any]:
         return {"model": model, "created_at": created_at(), "message": message("")} | final_fields(done)
@@ -281,15 +297,15 @@ async def chat(request: Request) -> Response:
     names = tool_names(tools)
     if not names:
 
-        def whole(text: str, done: Done) -> dict[str, Any]:
-            return {"model": model, "created_at": created_at(), "message": message(text)} | final_fields(done)
+        def whole(token: Token, done: Done) -> dict[str, Any]:
+            return final(done) | {"message": message(token.text, token.thinking)}
 
         return await answer(request, stream, streaming, chunk, final, whole)
 
     if not streaming:
-        text, done = await collect(request, stream)
+        text, thinking, done = await collect_thinking(request, stream)
         content, calls = parse_tool_calls(names, text)
-        reply = {"model": model, "created_at": created_at(), "message": message(content, calls)}
+        reply = {"model": model, "created_at": created_at(), "message": message(content, thinking, calls)}
         return JSONResponse(reply | final_fields(done))
 
     async def lines() -> AsyncIterator[str]:
@@ -299,9 +315,9 @@ async def chat(request: Request) -> Response:
                 if isinstance(piece, Done):
                     yield line(final(piece))
                 elif isinstance(piece, ToolCall):
-                    yield line(chunk("") | {"message": message("", [piece])})
+                    yield line(chunk(Token("")) | {"message": message("", calls=[piece])})
                 else:
-                    yield line(chunk(piece))
+                    yield line(chunk(piece if isinstance(piece, Token) else Token(piece)))
         except LlamadeckError as error:
             yield line({"error": str(error) or type(error).__name__})
 

@@ -9,8 +9,11 @@ options (``max_tokens`` -> ``num_predict``), which the engine validates.
 A chat with ``tools`` answers the model's calls as ``tool_calls`` (ids
 ``call_…``, arguments a JSON string; streamed, one delta per call with its
 ``index``) and ``finish_reason: "tool_calls"`` (``engine.runtime.toolcalls``).
+A thinking model's reasoning is ``reasoning`` on the message and in deltas, as
+Ollama's layer sends it; ``reasoning_effort`` (or ``reasoning.effort``) sets
+``think`` (``api.openai_reasoning``). ``/v1/completions`` takes a ``suffix``.
 What the engine cannot do yet (``n`` > 1, JSON mode, logprobs, images,
-a forced tool choice, token-array inputs) is refused with a 400 that says so.
+a forced tool choice, token-array inputs, ``echo``) is refused with a 400 that says so.
 """
 
 from __future__ import annotations
@@ -34,8 +37,9 @@ from api.deps import engine_of
 from api.embeddings import shorten
 from api.errors import APIError, bool_field, openai_error, read_json, status_of
 from api.jobs import until_disconnected
+from api.openai_reasoning import REASONING_EFFORT, reasoning_of, think_of
 from api.schema import BOOLEAN, COUNT, MESSAGES, NAME, NUMBER, STRING, TEXTS, json_body, path_parameter
-from api.streaming import EngineStream, EventStreamResponse, collect, open_stream
+from api.streaming import EngineStream, EventStreamResponse, collect, collect_thinking, open_stream
 from engine import (
     CancelToken,
     Done,
@@ -45,6 +49,7 @@ from engine import (
     ModelNotFound,
     Reply,
     ReplyPiece,
+    Token,
     ToolCall,
     parse_tool_calls,
     tool_call_pieces,
@@ -184,6 +189,8 @@ def chat_messages(data: dict[str, Any]) -> list[dict[str, Any]]:
                 name = call["function"].get("name")
                 if isinstance(call.get("id"), str) and isinstance(name, str):
                     called[call["id"]] = name
+        if reasoning := reasoning_of(message, where):
+            converted["thinking"] = reasoning
         if role == "tool" and isinstance(message.get("name"), str):
             converted["tool_name"] = message["name"]
         elif role == "tool" and message.get("tool_call_id") in called:
@@ -243,11 +250,13 @@ async def events(
     last: Callable[[Done], dict[str, Any]],
     usage_chunk: Callable[[Done], dict[str, Any]] | None,
     call_chunk: Callable[[ToolCall], dict[str, Any]] | None = None,
+    reasoning_chunk: Callable[[str], dict[str, Any]] | None = None,
 ) -> AsyncIterator[str]:
     """OpenAI's SSE stream: a chunk per token, the finish_reason, the usage if asked, ``[DONE]``.
 
     ``stream`` is the engine's, or its text and tool calls (``tool_call_pieces``),
-    each call a chunk of its own.
+    each call a chunk of its own. A thinking model's reasoning goes in chunks
+    of its own (``reasoning_chunk``), or nowhere where there are none.
     """
     try:
         async for event in stream:
@@ -258,6 +267,11 @@ async def events(
             elif isinstance(event, ToolCall):
                 if call_chunk is not None:
                     yield sse(call_chunk(event))
+            elif isinstance(event, Token) and event.thinking:
+                if reasoning_chunk is not None:
+                    yield sse(reasoning_chunk(event.thinking))
+                if event.text:
+                    yield sse(chunk(event.text))
             else:
                 yield sse(chunk(event if isinstance(event, str) else event.text))
     except LlamadeckError as error:
@@ -324,6 +338,7 @@ async def retrieve_model(request: Request) -> Response:
         messages=MESSAGES,
         max_completion_tokens=COUNT,
         tools={"type": "array", "items": {"type": "object"}},
+        reasoning_effort=REASONING_EFFORT,
         **SAMPLING,
     ),
 )
@@ -334,18 +349,23 @@ async def chat_completions(request: Request) -> Response:
     messages = chat_messages(data)
     tools = chat_tools(data)
     options = sampling_options(data)
+    think = think_of(data)
     streaming = bool_field(data, "stream", False)
     engine = engine_of(request)
     stream = await start(
-        lambda cancel: engine.start_chat(model, messages, options=options, tools=tools, cancel=cancel)
+        lambda cancel: engine.start_chat(
+            model, messages, options=options, tools=tools, think=think, cancel=cancel
+        )
     )
     ident, created = f"chatcmpl-{secrets.token_hex(12)}", int(time.time())
     head = {"id": ident, "created": created, "model": model, "system_fingerprint": "fp_llamadeck"}
     names = tool_names(tools)
     if not streaming:
-        text, done = await collect(request, stream)
+        text, thinking, done = await collect_thinking(request, stream)
         content, calls = parse_tool_calls(names, text) if names else (text, [])
         message: dict[str, Any] = {"role": "assistant", "content": content or (None if calls else "")}
+        if thinking:
+            message["reasoning"] = thinking
         if calls:
             message["tool_calls"] = [c.openai() for c in calls]
         choice = {
@@ -383,6 +403,9 @@ async def chat_completions(request: Request) -> Response:
         called = True
         return delta_chunk({"role": "assistant", "content": None, "tool_calls": [call.openai(streamed=True)]})
 
+    def reasoning_chunk(thinking: str) -> dict[str, Any]:
+        return delta_chunk({"role": "assistant", "content": "", "reasoning": thinking})
+
     return EventStreamResponse(
         events(
             tool_call_pieces(stream, names) if names else stream,
@@ -390,6 +413,7 @@ async def chat_completions(request: Request) -> Response:
             last,
             usage_chunk if with_usage else None,
             call_chunk,
+            reasoning_chunk,
         ),
         on_close=stream.close,
         media_type=SSE,
@@ -408,19 +432,25 @@ def completion_prompt(data: dict[str, Any]) -> str:
 
 
 @router.post(
-    "/v1/completions", openapi_extra=json_body(["model", "prompt"], model=NAME, prompt=STRING, **SAMPLING)
+    "/v1/completions",
+    openapi_extra=json_body(["model", "prompt"], model=NAME, prompt=STRING, suffix=STRING, **SAMPLING),
 )
 @openai_errors
 async def completions(request: Request) -> Response:
     data = await read_json(request)
     model = model_field(data)
     prompt = completion_prompt(data)
-    if data.get("echo") or data.get("suffix"):
-        raise refuse("echo and suffix")
+    if data.get("echo"):
+        raise refuse("echo")
+    suffix = data.get("suffix")
+    if suffix is not None and not isinstance(suffix, str):
+        raise APIError(400, "suffix must be a string")
     options = sampling_options(data)
     streaming = bool_field(data, "stream", False)
     engine = engine_of(request)
-    stream = await start(lambda cancel: engine.start_generate(model, prompt, options=options, cancel=cancel))
+    stream = await start(
+        lambda cancel: engine.start_generate(model, prompt, options=options, suffix=suffix, cancel=cancel)
+    )
     head = {
         "id": f"cmpl-{secrets.token_hex(12)}",
         "object": "text_completion",

@@ -70,3 +70,7 @@ MESSAGES: dict[str, Any] = {
         "properties": {"role": {"enum": ["system", "user", "assistant", "tool"]}, "content": STRING},
     },
 }
+THINK: dict[str, Any] = {
+    "anyOf": [BOOLEAN, {"enum": ["low", "medium", "high", "max"]}],
+    "description": "thinking models: think or not, or how hard (a model that cannot think refuses true)",
+}

@@ -110,13 +110,21 @@ async def until_disconnected(request: Request, cancel: CancelToken) -> None:
 
 async def collect(request: Request, stream: EngineStream) -> tuple[str, Done]:
     """The whole reply of a stream that is answered in one piece, cancelled if the client leaves."""
+    text, _, done = await collect_thinking(request, stream)
+    return text, done
+
+
+async def collect_thinking(request: Request, stream: EngineStream) -> tuple[str, str, Done]:
+    """``collect`` with a thinking model's reasoning apart: the answer, the reasoning, the end."""
     watcher = asyncio.create_task(until_disconnected(request, stream.cancel))
     try:
         parts: list[str] = []
+        thoughts: list[str] = []
         async for event in stream:
             if isinstance(event, Done):
-                return "".join(parts), event
+                return "".join(parts), "".join(thoughts), event
             parts.append(event.text)
+            thoughts.append(event.thinking)
         raise RuntimeError("the engine ended a generation without a Done")
     finally:
         watcher.cancel()

@@ -55,6 +55,7 @@ from engine.machine.memory import Fit, Machine
 from engine.machine.quant import VariantFit
 from engine.options import parameter_pairs, parse_options
 from engine.request_options import request_options
+from engine.runtime.infill import has_fim_tokens, inserts
 from engine.runtime.session import Reply
 from engine.runtime.toolcalls import (
     ReplyPiece,
@@ -70,6 +71,7 @@ from engine.store.cleanup import UNUSED_BLOB_GRACE, PruneReport
 from engine.store.manifest import Manifest, ModelConfig, ModelFile
 from engine.store.removal import Removal
 from engine.templates.message import Message
+from engine.templates.thinking import thinks
 from engine.text import one_line, quoted, visible
 from engine.units import format_gib, format_size
 
@@ -135,6 +137,8 @@ __all__ = [
     "as_template_call",
     "format_gib",
     "format_size",
+    "has_fim_tokens",
+    "inserts",
     "one_line",
     "parameter_pairs",
     "parse_keep_alive",
@@ -143,6 +147,7 @@ __all__ = [
     "quoted",
     "request_options",
     "tool_call_pieces",
+    "thinks",
     "tool_names",
     "visible",
 ]

@@ -52,9 +52,15 @@ def ignore(_event: Event) -> None:
 
 @dataclass(frozen=True)
 class Token:
-    """A piece of generated text, as soon as llama.cpp produces it."""
+    """A piece of generated text, as soon as llama.cpp produces it.
+
+    A thinking model's reply comes split (``engine.runtime.thinking``):
+    ``thinking`` holds reasoning, ``text`` the answer; a piece may carry
+    either or both. A front end that shows only ``text`` shows the answer.
+    """
 
     text: str
+    thinking: str = ""
 
 
 @dataclass(frozen=True)
@@ -78,6 +84,7 @@ class Done:
     error: str | None = None  # the message when reason is "error"
     dropped_messages: int = 0  # oldest turns left out so the history fits the context
     stop_sequence: str | None = None  # the request's stop string that ended the reply (reason "stop")
+    context: tuple[int, ...] | None = None  # the conversation's tokens, prompt and reply, when asked for
 
     @property
     def tokens_per_second(self) -> float:

@@ -37,6 +37,7 @@ from engine.store.manifest import Manifest
 from engine.store.model_store import Store
 from engine.store.refs import parse_ref
 from engine.templates.message import Message
+from engine.templates.thinking import ThinkSetting, format_of, parse_think, think_setting
 
 if TYPE_CHECKING:
     from engine.runtime.loader import Runtime
@@ -62,6 +63,38 @@ class LoadedModel:
     expires_in: float | None  # seconds until keep-alive unloads it; None while in use or kept for ever
     manifest: Manifest | None = None  # what was loaded (the name may hold another model by now)
     pid: int | None = None  # its llama.cpp worker process
+
+
+@dataclass(frozen=True)
+class _Extras:
+    """``generate``'s Ollama fields, before they are checked."""
+
+    system: str | None
+    think: bool | str | None
+    suffix: str | None
+    context: Sequence[int] | None
+    keep_context: bool
+
+    def checked(self) -> tuple[str | None, str | None, tuple[int, ...]]:
+        """The system prompt, the suffix and the context, each of its type (else InvalidInput)."""
+        for name, text in (("the system prompt", self.system), ("the suffix", self.suffix)):
+            if text is not None and not isinstance(text, str):
+                raise InvalidInput(f"{name} must be text")
+            if text:
+                check_unicode(text, name)
+        context = self.context or ()
+        if isinstance(context, str | bytes) or not all(
+            isinstance(t, int) and not isinstance(t, bool) and t >= 0 for t in context
+        ):
+            raise InvalidInput(
+                "context must be a list of token ids (whole numbers ≥ 0) from an earlier reply"
+            )
+        return self.system or None, self.suffix or None, tuple(context)
+
+
+def _think(manifest: Manifest, think: object, reference: str) -> ThinkSetting:
+    """``think`` resolved for this model; ``"NAME" does not support thinking`` is InvalidInput."""
+    return think_setting(parse_think(think), format_of(manifest), reference)
 
 
 def _default_machine() -> Machine:
@@ -120,6 +153,7 @@ class Engine(ModelLibrary):
         options: Mapping[str, object] | None = None,
         conversation: str | None = None,
         tools: Sequence[Mapping[str, Any]] | None = None,
+        think: bool | str | None = None,
         keep_alive: float | str | None = None,
         cancel: CancelToken = NEVER,
     ) -> Iterator[Generation]:
@@ -137,9 +171,12 @@ class Engine(ModelLibrary):
         are layered over the model's own parameters; ``keep_alive`` is
         seconds after the reply or an Ollama duration such as "5m" (None: five
         minutes, 0: unload at once, negative: forever; see ``parse_keep_alive``).
-        Cancelling ends the stream with ``Done(reason="cancelled")``.
+        ``think`` is Ollama's: True/False or "low"/"medium"/"high"/"max"; a
+        model that thinks (``thinks``) does unless told False, and its Tokens
+        carry the reasoning in ``thinking``; True for one that cannot is
+        InvalidInput. Cancelling ends the stream with ``Done(reason="cancelled")``.
         """
-        request = self._chat_request(reference, messages, options, conversation, tools, keep_alive)
+        request = self._chat_request(reference, messages, options, conversation, tools, keep_alive, think)
         return self._stream(request, cancel)
 
     def start_chat(
@@ -150,6 +187,7 @@ class Engine(ModelLibrary):
         options: Mapping[str, object] | None = None,
         conversation: str | None = None,
         tools: Sequence[Mapping[str, Any]] | None = None,
+        think: bool | str | None = None,
         keep_alive: float | str | None = None,
         cancel: CancelToken = NEVER,
     ) -> Reply:
@@ -160,7 +198,7 @@ class Engine(ModelLibrary):
         straight to the loop). It raises what ``chat`` and its first
         ``next()`` raise; a Reply not read to its end must be closed.
         """
-        request = self._chat_request(reference, messages, options, conversation, tools, keep_alive)
+        request = self._chat_request(reference, messages, options, conversation, tools, keep_alive, think)
         return self._start(request, cancel)
 
     def generate(
@@ -175,6 +213,11 @@ class Engine(ModelLibrary):
         options: Mapping[str, object] | None = None,
         keep_alive: float | str | None = None,
         cancel: CancelToken = NEVER,
+        system: str | None = None,
+        think: bool | str | None = None,
+        suffix: str | None = None,
+        context: Sequence[int] | None = None,
+        keep_context: bool = False,
     ) -> Iterator[Generation]:
         """Stream a reply to one prompt: Token events, then exactly one Done (see ``chat``).
 
@@ -182,10 +225,20 @@ class Engine(ModelLibrary):
         (instruct models) and continues the text plainly otherwise (base
         models such as the embedded Gemma 3 270M); True or False force it.
         ``max_tokens``, ``temperature`` and ``seed`` are shorthands for the
-        options ``num_predict``, ``temperature`` and ``seed``.
+        options ``num_predict``, ``temperature`` and ``seed``. As Ollama's
+        ``/api/generate`` has them:
+
+        - ``system``: a system prompt (templated as a chat turn; a base model then uses its known format);
+        - ``think``: as ``chat``;
+        - ``suffix``: fill in the middle, for a template that reads ``.Suffix``
+          or a GGUF with FIM tokens (``runtime.infill``), else InvalidInput
+          (``NAME does not support insert``);
+        - ``context``: token ids an earlier reply's Done carried: the prompt continues that conversation;
+        - ``keep_context``: this reply's Done carries ``context``.
         """
+        extras = _Extras(system, think, suffix, context, keep_context)
         request = self._generate_request(
-            reference, prompt, raw, max_tokens, temperature, seed, options, keep_alive
+            reference, prompt, raw, max_tokens, temperature, seed, options, keep_alive, extras
         )
         return self._stream(request, cancel)
 
@@ -201,10 +254,16 @@ class Engine(ModelLibrary):
         options: Mapping[str, object] | None = None,
         keep_alive: float | str | None = None,
         cancel: CancelToken = NEVER,
+        system: str | None = None,
+        think: bool | str | None = None,
+        suffix: str | None = None,
+        context: Sequence[int] | None = None,
+        keep_context: bool = False,
     ) -> Reply:
         """``generate``, loaded and submitted when it returns (see ``start_chat``)."""
+        extras = _Extras(system, think, suffix, context, keep_context)
         request = self._generate_request(
-            reference, prompt, raw, max_tokens, temperature, seed, options, keep_alive
+            reference, prompt, raw, max_tokens, temperature, seed, options, keep_alive, extras
         )
         return self._start(request, cancel)
 
@@ -331,6 +390,7 @@ class Engine(ModelLibrary):
         conversation: str | None,
         tools: Sequence[Mapping[str, Any]] | None,
         keep_alive: float | str | None,
+        think: bool | str | None,
     ) -> GenerationRequest:
         manifest = self._resolve(parse_ref(reference))
         chat_messages = [
@@ -342,6 +402,7 @@ class Engine(ModelLibrary):
         for i, message in enumerate(chat_messages):
             check_unicode(message.role, f"message {i + 1}'s role")
             check_unicode(message.content, f"message {i + 1}")
+            check_unicode(message.thinking, f"message {i + 1}'s thinking")
         if conversation is not None and not isinstance(conversation, str):
             raise InvalidInput("conversation is a key: a string such as a chat's id")
         if tools is not None and (
@@ -360,6 +421,7 @@ class Engine(ModelLibrary):
             tools=tools,
             raw=False,
             conversation=conversation,
+            think=_think(manifest, think, reference),
         )
 
     def _generate_request(
@@ -372,10 +434,12 @@ class Engine(ModelLibrary):
         seed: int | None,
         options: Mapping[str, object] | None,
         keep_alive: float | str | None,
+        extras: _Extras,
     ) -> GenerationRequest:
         if not isinstance(prompt, str):
             raise InvalidInput("the prompt must be text")
         check_unicode(prompt, "the prompt")
+        system, suffix, context = extras.checked()
         seconds = parse_keep_alive(keep_alive)
         merged = dict(options or {})
         for name, value in (("num_predict", max_tokens), ("temperature", temperature), ("seed", seed)):
@@ -383,7 +447,24 @@ class Engine(ModelLibrary):
                 merged[name] = value
         manifest = self._resolve(parse_ref(reference))
         load, sampling = self._options(manifest, merged)
-        return GenerationRequest(manifest, [Message("user", prompt)], sampling, load, seconds, raw=raw)
+        messages = [Message("user", prompt)]
+        if (
+            system and not suffix and raw is not True
+        ):  # a system turn needs turns: a base model's known format
+            messages.insert(0, Message("system", system))
+            raw = False if raw is None else raw
+        return GenerationRequest(
+            manifest,
+            messages,
+            sampling,
+            load,
+            seconds,
+            raw=raw,
+            think=_think(manifest, extras.think, reference),
+            suffix=suffix,
+            context=context,
+            keep_context=bool(extras.keep_context),
+        )
 
     def _options(
         self, manifest: Manifest, request: Mapping[str, object] | None

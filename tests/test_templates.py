@@ -308,12 +308,25 @@ def test_a_message_from_json_is_read_as_ollama_reads_it() -> None:
             "role": "User",
             "content": None,
             "images": [base64.b64encode(image).decode()],
-            "thinking": "ignored",
+            "tool_call_id": "ignored",
             "tool_name": "",
         }
     )
     assert message == Message("user", "", images=(image,))
     assert message.for_template() == {"role": "user", "content": ""}
+
+
+def test_a_turns_reasoning_reaches_templates_under_both_names() -> None:
+    message = Message.of({"role": "assistant", "content": "Paris.", "thinking": "The capital."})
+    assert message.thinking == "The capital."
+    assert message.for_template() == {
+        "role": "assistant",
+        "content": "Paris.",
+        "thinking": "The capital.",  # gpt-oss's template
+        "reasoning_content": "The capital.",  # Qwen3's
+    }
+    with pytest.raises(InvalidInput, match=r"message\.thinking must be a string"):
+        Message.of({"role": "assistant", "thinking": 3})
 
 
 @pytest.mark.parametrize(

@@ -57,15 +57,9 @@ class Runtime:
         return self.worker.broken
 
     @property
-    def bos_text(self) -> str:
-        return self.worker.facts.bos_text if self.worker.facts is not None else ""
-
-    @property
-    def eos_text(self) -> str:
-        return self.worker.facts.eos_text if self.worker.facts is not None else ""
-
-    def tokenize(self, text: str, *, add_special: bool = True, parse_special: bool = True) -> list[int]:
-        return self.worker.tokenize(text, add_special=add_special, parse_special=parse_special)
+    def model(self) -> Worker:
+        """The model's vocabulary as the engine uses it (BOS, FIM tokens, ``tokenize``), from its worker."""
+        return self.worker
 
     def submit(self, request: Request) -> Handle:
         """Queue a generation in the worker (refused at once if this very request crashed it before)."""

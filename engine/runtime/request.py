@@ -30,6 +30,9 @@ class Request:
     ``conversation`` is a key the caller keeps (a TUI chat id) so the
     conversation keeps its slot and KV cells between turns; None is a
     stateless request (HTTP) that still reuses any matching prefix.
+    ``preserve`` are control tokens streamed as their text (``<|channel|>``,
+    a ``<think>`` marked as control) where a reply's parser needs to see them;
+    others stream as nothing.
     """
 
     tokens: list[int]
@@ -37,6 +40,7 @@ class Request:
     max_tokens: int | None = None
     stop: tuple[str, ...] = ()
     conversation: str | None = None
+    preserve: frozenset[int] = frozenset()
 
 
 def _resolve(future: asyncio.Future[None]) -> None:

@@ -456,7 +456,10 @@ class Scheduler:
                 self._finish(job, "stop")
                 return
             job.generated += 1
-            text, stopped = job.text.feed(self.model.piece(token))
+            preserve = job.request.preserve
+            text, stopped = job.text.feed(
+                self.model.piece(token, special=bool(preserve) and token in preserve)
+            )
             if text:
                 job.handle._push(Token(text))
             if stopped:

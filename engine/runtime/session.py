@@ -9,6 +9,10 @@ scheduler. What comes back is a ``Reply``: Token events, then exactly one
 Done with the request's own figures (load time, total time, dropped
 messages); a Done "error" is raised as the error instead.
 
+A thinking model's reply comes split, reasoning apart from the answer, and a
+request that asks for it gets the conversation's tokens on its Done
+(``shaping.py``); a ``suffix`` fills in the middle (``infill.py``).
+
 A reply is read once, with ``for`` (blocking: the CLI and the TUI, on a
 thread of their own) or with ``async for`` (asyncio: the HTTP API, woken by
 the worker's reader thread itself, so each token crosses one thread handoff here).
@@ -31,17 +35,19 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from engine.cancel import NEVER, CancelToken
-from engine.errors import LlamadeckError
-from engine.events import Done, Generation
+from engine.errors import InvalidInput, LlamadeckError, PromptTooLong
+from engine.events import Done, Generation, Token
 from engine.options import LoadOptions, SamplingOptions
 from engine.runtime.history import fit_history
 from engine.store.manifest import Manifest
 from engine.templates.message import Message
-from engine.templates.render import template_for, with_system_prompt
+from engine.templates.render import ChatTemplate, template_for, with_system_prompt
+from engine.templates.thinking import ThinkSetting
 
 if TYPE_CHECKING:
     from engine.runtime.loader import Runtime
     from engine.runtime.request import Handle
+    from engine.runtime.shaping import ReplyShape
 
 MAX_BYTES_PER_TOKEN = 64  # no tokenizer packs more into one token: longer text cannot fit the context
 
@@ -58,39 +64,92 @@ class GenerationRequest:
     tools: Sequence[Mapping[str, Any]] | None = None
     raw: bool | None = None  # None: the model's own template if it has one (see ``template_for``)
     conversation: str | None = None  # a key the caller keeps: its KV state stays resident
+    think: ThinkSetting = ThinkSetting()  # resolved by the facade (``templates.thinking.think_setting``)
+    suffix: str | None = None  # fill in the middle after the (one) prompt: ``runtime.infill``
+    context: tuple[int, ...] = ()  # an earlier reply's conversation as tokens: the prompt goes after it
+    keep_context: bool = False  # the Done carries this conversation's tokens
 
 
-def prompt_tokens(runtime: Runtime, request: GenerationRequest) -> tuple[list[int], int]:
+@dataclass(frozen=True)
+class Prompt:
+    """A request's prompt as the model gets it."""
+
+    tokens: list[int]
+    dropped: int  # oldest messages left out to fit
+    tail: str  # the end of the rendered text: whether it opens the reply's reasoning
+
+
+def prompt_tokens(runtime: Runtime, request: GenerationRequest) -> Prompt:
     """The prompt as tokens, fitted into the model's context, and how many messages were dropped for it.
 
-    Raises TemplateError (a template llamadeck cannot render) and
-    PromptTooLong (the system prompt and the last message alone do not fit).
+    Raises TemplateError (a template llamadeck cannot render), PromptTooLong
+    (the system prompt and the last message alone do not fit) and InvalidInput
+    (a suffix for a model that cannot fill in the middle, a context token
+    outside the vocabulary).
     """
-    manifest = request.manifest
+    manifest, model = request.manifest, runtime.model
     template = template_for(
         manifest.config.template,
         manifest.config.template_source,
-        bos_token=runtime.bos_text,
-        eos_token=runtime.eos_text,
+        bos_token=model.bos_text,
+        eos_token=model.eos_text,
         raw=request.raw,
     )
+    if request.context and max(request.context) >= model.n_vocab:
+        raise InvalidInput(f"context holds a token outside {manifest.reference}'s vocabulary")
+    if request.suffix:
+        return _insert_prompt(runtime, request, template)
     messages = request.messages
     if template is not None:
-        preset = [Message(role, content) for role, content in manifest.config.messages]
+        preset = [] if request.context else [Message(r, c) for r, c in manifest.config.messages]
         messages = with_system_prompt(messages, manifest.config.system, preset=preset)
     n_ctx = runtime.settings.n_ctx
+    tail = ""
 
     def render(part: Sequence[Message]) -> list[int] | None:
+        nonlocal tail
         if template is None:  # plain completion: the prompt as it is
             text = "\n\n".join(m.content for m in part)
         else:
-            text = template.render(part, tools=request.tools)
+            text = template.render(part, tools=request.tools, think=request.think)
         if len(text.encode()) > n_ctx * MAX_BYTES_PER_TOKEN:
             return None  # cannot fit whatever the tokenizer says: never tokenize megabytes (quadratic)
-        return runtime.tokenize(text, add_special=True, parse_special=template is not None)
+        tail = text[-_TAIL:]
+        tokens = model.tokenize(text, add_special=not request.context, parse_special=template is not None)
+        return [*request.context, *tokens]
 
     limit = n_ctx - min(256, n_ctx // 8)  # room for a reply
-    return fit_history(messages if template is not None else messages[-1:], render, limit, context=n_ctx)
+    part = messages if template is not None else messages[-1:]
+    tokens, dropped = fit_history(part, render, limit, context=n_ctx)
+    return Prompt(tokens, dropped, tail)
+
+
+_TAIL = 64  # characters of a rendered prompt kept to see how it ends
+
+
+def _insert_prompt(runtime: Runtime, request: GenerationRequest, template: ChatTemplate | None) -> Prompt:
+    """Fill in the middle: the template's way if it reads ``.Suffix``, else the vocabulary's FIM tokens."""
+    from engine.runtime.infill import insert_tokens, refuse_insert
+
+    model, prompt, suffix = runtime.model, request.messages[-1].content, request.suffix or ""
+    render_insert = getattr(template, "render_insert", None)
+    if render_insert is not None and getattr(template, "reads_suffix", False):
+        text = render_insert(prompt, suffix, think=request.think)
+        if len(text.encode()) > runtime.settings.n_ctx * MAX_BYTES_PER_TOKEN:
+            raise PromptTooLong(
+                f"the prompt and suffix cannot fit the {runtime.settings.n_ctx}-token context"
+            )
+        tokens = model.tokenize(text, add_special=not request.context, parse_special=True)
+        return Prompt([*request.context, *tokens], 0, text[-_TAIL:])
+    if len((prompt + suffix).encode()) > runtime.settings.n_ctx * MAX_BYTES_PER_TOKEN:
+        raise PromptTooLong(f"the prompt and suffix cannot fit the {runtime.settings.n_ctx}-token context")
+    inserted = insert_tokens(model, prompt, suffix)
+    if inserted is None:
+        raise refuse_insert(request.manifest.reference)
+    tokens = inserted
+    if request.context and tokens[:1] == [model.bos] and model.add_bos:
+        tokens = tokens[1:]
+    return Prompt([*request.context, *tokens], 0, "")
 
 
 def start_reply(
@@ -111,17 +170,28 @@ def start_reply(
     """
     from engine.runtime import loader
     from engine.runtime.request import Request
+    from engine.runtime.shaping import reply_shape
+    from engine.templates.thinking import format_of
 
     try:
-        tokens, dropped = prompt_tokens(runtime, request)
+        prompt = prompt_tokens(runtime, request)
+        shape, preserve = reply_shape(
+            runtime.model,
+            format_of(request.manifest),
+            request.think,
+            raw=request.raw is True,
+            tail=prompt.tail,
+            prompt=prompt.tokens if request.keep_context else None,
+        )
         sampling = request.sampling
         handle = runtime.submit(
             Request(
-                tokens=tokens,
+                tokens=prompt.tokens,
                 sampling=sampling,
                 max_tokens=loader.max_tokens(sampling),
                 stop=sampling.stop,
                 conversation=request.conversation,
+                preserve=preserve,
             )
         )
     except BaseException:
@@ -132,10 +202,11 @@ def start_reply(
         handle,
         started=started,
         load_seconds=load_seconds,
-        dropped=dropped,
-        prompt_tokens=len(tokens),
+        dropped=prompt.dropped,
+        prompt_tokens=len(prompt.tokens),
         cancel=cancel,
         release=release,
+        shape=None if shape.idle else shape,
     )
 
 
@@ -160,9 +231,11 @@ class Reply:
         prompt_tokens: int = 0,
         cancel: CancelToken = NEVER,
         release: Callable[[], None] = lambda: None,
+        shape: ReplyShape | None = None,
     ) -> None:
         self.prompt_tokens = prompt_tokens  # the prompt as submitted, known before its first token
         self._handle = handle
+        self._shape = shape
         self._started = started
         self._load_seconds = load_seconds
         self._dropped = dropped
@@ -204,6 +277,13 @@ class Reply:
             dropped_messages=self._dropped,
         )
 
+    def _end(self, done: Done) -> tuple[Token | None, Done]:
+        """The last piece the shape held and this request's Done (before the model is let go)."""
+        done = self._last(done)
+        if self._shape is None:
+            return None, done
+        return self._shape.end(done)
+
     def _cancelled_early(self) -> Done:
         self._finished = True
         waited = time.perf_counter() - self._started
@@ -218,8 +298,15 @@ class Reply:
                 return
             for event in self._handle:  # ends after the Done
                 if isinstance(event, Done):
-                    event = self._last(event)
+                    last, event = self._end(event)
                     self.close()  # the model is free before the reader sees the end
+                    if last is not None:
+                        yield last
+                elif self._shape is not None:
+                    shaped = self._shape.token(event)
+                    if shaped is None:
+                        continue
+                    event = shaped
                 yield event
         finally:
             self.close()
@@ -233,8 +320,15 @@ class Reply:
                 return
             async for event in self._handle.aiter():  # ends after the Done
                 if isinstance(event, Done):
-                    event = self._last(event)
+                    last, event = self._end(event)
                     self.close_soon()  # a reader that stops at the Done need not close the reply
+                    if last is not None:
+                        yield last
+                elif self._shape is not None:
+                    shaped = self._shape.token(event)
+                    if shaped is None:
+                        continue
+                    event = shaped
                 yield event
         finally:
             self.close_soon()

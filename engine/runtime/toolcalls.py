@@ -46,7 +46,7 @@ from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from engine.events import Done, Generation
+from engine.events import Done, Generation, Token
 
 # opening tag -> closing tag ("" when the call simply ends)
 MISTRAL, ARGS = "[TOOL_CALLS]", "[ARGS]"
@@ -383,8 +383,12 @@ def parse_tool_calls(names: Iterable[str], text: str) -> tuple[str, list[ToolCal
 
 async def tool_call_pieces(
     stream: AsyncIterable[Generation], names: Iterable[str]
-) -> AsyncIterator[ReplyPiece | Done]:
-    """A generation's stream as text and tool calls, in order, then its Done."""
+) -> AsyncIterator[ReplyPiece | Token | Done]:
+    """A generation's stream as text and tool calls, in order, then its Done.
+
+    A thinking model's reasoning passes through as Tokens with empty ``text``:
+    calls are looked for in the answer only.
+    """
     parser = ToolCallParser(names)
     async for event in stream:
         if isinstance(event, Done):
@@ -392,5 +396,7 @@ async def tool_call_pieces(
                 yield piece
             yield event
         else:
+            if event.thinking:
+                yield Token("", event.thinking)
             for piece in parser.feed(event.text):
                 yield piece

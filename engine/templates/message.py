@@ -26,7 +26,8 @@ class Message:
     ``images`` are raw bytes (the API decodes base64); ``tool_calls`` are
     ``{"function": {"name": ..., "arguments": {...}}}`` mappings as the model
     produced them; ``tool_name`` names the tool whose result a ``"tool"``
-    message carries.
+    message carries; ``thinking`` is an assistant turn's reasoning (templates
+    of thinking models may print it again).
     """
 
     role: str
@@ -34,13 +35,14 @@ class Message:
     images: tuple[bytes, ...] = ()
     tool_calls: tuple[Mapping[str, Any], ...] = ()
     tool_name: str | None = None
+    thinking: str = ""
 
     @classmethod
     def of(cls, raw: object, *, where: str = "message") -> Message:
         """A message from its JSON shape, checked; ``where`` ("messages[2]") starts each error.
 
         As Ollama does, the role is lower-cased, a null content is empty and
-        fields a template cannot use (``thinking``, ``tool_call_id``) are ignored.
+        fields a template cannot use (``tool_call_id``) are ignored.
         Raises :class:`InvalidInput`::
 
             Message.of({"role": "User", "content": "Hi"})   # Message(role="user", content="Hi")
@@ -60,6 +62,10 @@ class Message:
         tool_calls = raw.get("tool_calls") or []
         if not isinstance(tool_calls, list | tuple) or not all(isinstance(c, Mapping) for c in tool_calls):
             raise InvalidInput(f"{where}.tool_calls must be a list of objects")
+        thinking = raw.get("thinking")
+        thinking = "" if thinking is None else thinking
+        if not isinstance(thinking, str):
+            raise InvalidInput(f"{where}.thinking must be a string")
         images = raw.get("images") or []
         if not isinstance(images, list | tuple):
             raise InvalidInput(f"{where}.images must be a list of base64 strings")
@@ -69,16 +75,20 @@ class Message:
             tuple(_image(image, f"{where}.images[{i}]") for i, image in enumerate(images)),
             tuple(tool_calls),
             tool_name,
+            thinking,
         )
 
     def for_template(self) -> dict[str, Any]:
         """The dict chat templates read: ``role`` and ``content`` always, the rest only when set.
 
-        A tool result also carries its tool's name as ``name``, where Hugging
+        Reasoning goes as ``thinking`` and ``reasoning_content``. A tool
+        result also carries its tool's name as ``name``, where Hugging
         Face templates look for it. Images stay out: a template places them by
         its own markers, not by their bytes.
         """
         message: dict[str, Any] = {"role": self.role, "content": self.content}
+        if self.thinking:  # gpt-oss's template reads ``thinking``, Qwen3's ``reasoning_content``
+            message["thinking"] = message["reasoning_content"] = self.thinking
         if self.tool_calls:
             message["tool_calls"] = [dict(call) for call in self.tool_calls]
         if self.tool_name is not None:

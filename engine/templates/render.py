@@ -28,9 +28,12 @@ import functools
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from engine.templates.message import Message
+
+if TYPE_CHECKING:
+    from engine.templates.thinking import ThinkSetting
 
 __all__ = [
     "SOURCE_GGUF",
@@ -70,11 +73,13 @@ class ChatTemplate(Protocol):
         *,
         tools: Sequence[Mapping[str, Any]] | None = None,
         add_generation_prompt: bool = True,
+        think: ThinkSetting | None = None,
     ) -> str:
         """The prompt for ``messages`` (without a leading BOS: the tokenizer adds it).
 
         ``tools`` are OpenAI-style function schemas; ``add_generation_prompt``
-        ends the text with the header of the assistant's next turn.
+        ends the text with the header of the assistant's next turn; ``think``
+        is what the template is told of thinking (``engine.templates.thinking``).
         """
         ...
 
@@ -99,6 +104,7 @@ class JinjaTemplate:
         *,
         tools: Sequence[Mapping[str, Any]] | None = None,
         add_generation_prompt: bool = True,
+        think: ThinkSetting | None = None,
     ) -> str:
         from engine.templates.jinja.render import (
             render_chat,
@@ -111,6 +117,7 @@ class JinjaTemplate:
             eos_token=self.eos_token,
             add_generation_prompt=add_generation_prompt,
             tools=None if tools is None else [dict(t) for t in tools],
+            extra=None if think is None else think.jinja_values(),
         )
 
 

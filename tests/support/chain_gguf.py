@@ -38,8 +38,12 @@ def write_chain_gguf(
     pooling: int | None = None,
     vocab: Vocab | None = None,
     chat_template: str | None = None,
+    token_keys: dict[str, int] | None = None,
 ) -> Path:
     """A tiny llama GGUF that answers by rote: greedy after token ``t`` picks ``chain[t]``, else ``default``.
+
+    ``chat_template`` is written as ``tokenizer.chat_template``; ``token_keys``
+    adds u32 keys (``{"tokenizer.ggml.fim_pre_token_id": 5}``).
 
     Attention and feed-forward outputs are zero, so the last hidden state is
     the last token's embedding: a one-hot vector (one dimension per chain
@@ -83,10 +87,12 @@ def write_chain_gguf(
     writer.add_eos_token_id(2)
     writer.add_unk_token_id(0)
     writer.add_add_bos_token(True)
-    if chat_template is not None:
-        writer.add_chat_template(chat_template)
     if pooling is not None:
         writer.add_pooling_type(gguf.PoolingType(pooling))
+    if chat_template is not None:
+        writer.add_chat_template(chat_template)
+    for key, value in (token_keys or {}).items():
+        writer.add_uint32(key, value)
     for name, shape in tiny_gguf._tensor_shapes().items():
         if name == "token_embd.weight":
             data = embd

@@ -121,6 +121,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="the same seed and prompt give the same text (default: random)",
     )
     run.add_argument("--verbose", "-v", action="store_true", help="print load time and tokens per second")
+    run.add_argument(
+        "--think",
+        nargs="?",
+        const="true",
+        metavar="LEVEL",
+        help="thinking models: --think (on: their default), --think=false, or =low, =medium, =high, =max",
+    )
+    run.add_argument(
+        "--hidethinking",
+        action="store_true",
+        help="do not show a thinking model's reasoning, only its answer",
+    )
     add("list", cmd_list, "list the models in the store", aliases=["ls"])
     show = add("show", cmd_show, "show a model's details")
     show.add_argument("model")

@@ -2,9 +2,10 @@
 
 On a terminal the line redraws in place. Piped into a file or CI log, or on a
 terminal that cannot move the cursor (``TERM=dumb``), it writes plain lines
-instead: one per file when its transfer ends. No colour is ever used, so
-``NO_COLOR`` is honoured as it stands; the only escape sequence written is the
-erase-line after a carriage return, and none at all on a dumb terminal.
+instead: one per file when its transfer ends. No colour is used but the faint
+text of a model's reasoning (``ReplyView``), and that only on a terminal, not
+with ``NO_COLOR`` or ``TERM=dumb``; the only other escape sequence written is
+the erase-line after a carriage return, and none at all on a dumb terminal.
 
 Everything shown comes from outside (file names from the Hub, messages that
 quote them) and goes through ``escape``.
@@ -225,26 +226,67 @@ def stats_block(done: Done) -> list[tuple[str, str]]:
     ]
 
 
+THINKING_OPENS = "Thinking...\n"  # Ollama's words around the reasoning, as `ollama run` prints them
+THINKING_CLOSES = "...done thinking.\n\n"
+FAINT, PLAIN = "\x1b[2m", "\x1b[0m"
+
+
 class ReplyView:
     """A reply: tokens to stdout as they come; with ``verbose`` the figures to stderr at the end.
 
-    Unlike ``ProgressView`` a broken stdout is not swallowed: the reply is the
-    result, and the command must stop when nobody reads it.
+    A thinking model's reasoning comes first, between ``Thinking...`` and
+    ``...done thinking.`` as ``ollama run`` shows it, faint on a terminal
+    (plain text in a pipe, with ``NO_COLOR`` or on ``TERM=dumb``); with
+    ``hide_thinking`` it is not shown. Unlike ``ProgressView`` a broken stdout
+    is not swallowed: the reply is the result, and the command must stop when
+    nobody reads it.
     """
 
-    def __init__(self, *, verbose: bool = False) -> None:
+    def __init__(
+        self,
+        *,
+        verbose: bool = False,
+        hide_thinking: bool = False,
+        environ: Mapping[str, str] | None = None,
+    ) -> None:
         self.verbose = verbose
+        self.hide_thinking = hide_thinking
         self.open_line = False
+        self.thinking = False  # the reasoning is being shown
+        terminal = sys.stdout is not None and _is_terminal(sys.stdout)
+        environ = os.environ if environ is None else environ
+        self.faint = terminal and environ.get("TERM") != "dumb" and not environ.get("NO_COLOR")
         # a reply is text from a model: escaped like everything else, though a file keeps its \r
-        self.keep = "\n\t" if sys.stdout is not None and sys.stdout.isatty() else "\n\t\r"
+        self.keep = "\n\t" if terminal else "\n\t\r"
+
+    def _show(self, text: str) -> None:
+        out(text, end="")
+        sys.stdout.flush()
+        self.open_line = not text.endswith("\n")
+
+    def _open_thinking(self) -> None:
+        self.thinking = True
+        self._show(FAINT + THINKING_OPENS if self.faint else THINKING_OPENS)
+
+    def _close_thinking(self) -> None:
+        self.thinking = False
+        if self.open_line:
+            out()
+        self._show(THINKING_CLOSES + PLAIN if self.faint else THINKING_CLOSES)
 
     def __call__(self, event: object) -> None:
-        if isinstance(event, Token) and event.text:
-            text = visible(event.text, keep=self.keep)
-            out(text, end="")
-            sys.stdout.flush()
-            self.open_line = not text.endswith("\n")
+        if isinstance(event, Token):
+            if event.thinking and not self.hide_thinking:
+                if not self.thinking:
+                    self._open_thinking()
+                self._show(visible(event.thinking, keep=self.keep))
+            if event.text:
+                if self.thinking:
+                    self._close_thinking()
+                self._show(visible(event.text, keep=self.keep))
         elif isinstance(event, Done):
+            if self.thinking:  # reasoning and no answer (cut off by the token limit)
+                self._close_thinking()
             out()
             self.open_line = False
             if event.dropped_messages:
@@ -255,8 +297,9 @@ class ReplyView:
 
     def close(self) -> None:
         """End a reply cut short on its own line, so ``interrupted`` does not trail it."""
-        if self.open_line:
+        if self.open_line or self.thinking:
             self.open_line = False
             with suppress(OSError, ValueError):
-                out()
+                out(PLAIN if self.thinking and self.faint else "")
                 sys.stdout.flush()
+            self.thinking = False

@@ -41,9 +41,38 @@ def read_prompt(given: str | None) -> str:
     return prompt
 
 
+THINK_VALUES: dict[str, bool | str] = {
+    "true": True,
+    "false": False,
+    "low": "low",
+    "medium": "medium",
+    "high": "high",
+    "max": "max",
+}
+
+
+def think_flag(args: argparse.Namespace) -> bool | str | None:
+    """``--think``'s value as the engine takes it, as ``ollama run`` reads the flag.
+
+    ``run MODEL --think "PROMPT"`` is ``--think`` and a prompt: argparse hands
+    the prompt to the flag, so a value that is none of the flag's is given back.
+    """
+    value = getattr(args, "think", None)
+    if value is None:
+        return None
+    if value not in THINK_VALUES and args.prompt is None:
+        args.prompt, value = value, "true"
+    if value not in THINK_VALUES:
+        raise CliError(
+            f"invalid value for --think: {value!r} (must be true, false, high, medium, low, or max)"
+        )
+    return THINK_VALUES[value]
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from tui.cli.interrupt import run_cancellable
 
+    think = think_flag(args)
     chat = args.prompt is None and interactive()
     prompt = "" if chat else read_prompt(args.prompt)
     engine, view = open_engine(), progress_view()
@@ -61,7 +90,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     def generate(cancel: Any, emit: Callable[[object], None]) -> None:
         server = server_for_store(engine.store_proof)  # a serve on this store may have the model loaded
         if server is not None:  # checked just now, on the connection the prompt goes on
-            _generate_on_server(server, args, prompt, cancel, emit)
+            _generate_on_server(server, args, prompt, think, cancel, emit)
             return
         events = engine.generate(
             args.model,
@@ -71,13 +100,14 @@ def cmd_run(args: argparse.Namespace) -> int:
             temperature=args.temperature,
             seed=args.seed,
             cancel=cancel,
+            think=think,
         )
         for event in events:
             emit(event)
 
     from tui.cli.progress import ReplyView
 
-    reply = ReplyView(verbose=args.verbose)
+    reply = ReplyView(verbose=args.verbose, hide_thinking=args.hidethinking)
     try:
         run_cancellable(generate, reply)
     finally:
@@ -89,7 +119,12 @@ _NS = 1e-9
 
 
 def _generate_on_server(
-    server: Server, args: argparse.Namespace, prompt: str, cancel: Any, emit: Callable[[object], None]
+    server: Server,
+    args: argparse.Namespace,
+    prompt: str,
+    think: bool | str | None,
+    cancel: Any,
+    emit: Callable[[object], None],
 ) -> None:
     """``run`` through a running ``llamadeck serve`` (Ollama's /api/generate), events as the engine's."""
     from engine import Cancelled, Done, LlamadeckError, Token
@@ -101,13 +136,15 @@ def _generate_on_server(
     body = {"model": args.model, "prompt": prompt, "options": options, "stream": True}
     if args.raw:
         body["raw"] = True
+    if think is not None:
+        body["think"] = think
     remove = cancel.on_cancel(server.interrupt)
     try:
         for line in stream(server, "/api/generate", body):
             if "error" in line:
                 raise LlamadeckError(str(line["error"]))
-            if line.get("response"):
-                emit(Token(str(line["response"])))
+            if line.get("response") or line.get("thinking"):
+                emit(Token(str(line.get("response") or ""), str(line.get("thinking") or "")))
             if line.get("done"):
                 emit(
                     Done(

@@ -393,6 +393,7 @@ class ChatPane(Horizontal):
     def reply_delta(self, message: ReplyDelta) -> None:
         gen = self.generation
         if gen is not None and gen.chat_id == message.chat_id and gen.stream is not None:
+            gen.stream.think(printable(message.thinking))
             gen.stream.append(printable(message.text))
             if not gen.started:  # the model is loaded now: say so in the header
                 gen.started = True

@@ -23,6 +23,7 @@ SAVE_EVERY_S = 1.0
 class ReplyDelta(Message):
     chat_id: int
     text: str
+    thinking: str = ""  # a thinking model's reasoning, shown apart (not kept in the store)
 
 
 @dataclass
@@ -114,7 +115,7 @@ def stream_reply(
                 break
             if isinstance(event, Token):
                 gen.text.append(event.text)
-                post(ReplyDelta(gen.chat_id, event.text))
+                post(ReplyDelta(gen.chat_id, event.text, event.thinking))
                 if time.monotonic() - saved >= SAVE_EVERY_S and store is not None:
                     saved = time.monotonic()
                     store.update_reply(gen.reply_id, "".join(gen.text))

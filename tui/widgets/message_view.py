@@ -3,6 +3,8 @@
 ``ReplyStream.append`` only buffers; a timer per streaming message renders once
 a frame (``FRAME_S``), never per token: new finished blocks are rendered once and
 mounted into ``BlockView`` chunks, and only the small open tail is rendered again.
+A thinking model's reasoning (``ReplyStream.think``) goes into a ``ThinkingView``
+above the answer, folded once the answer starts.
 While any reply streams, full garbage collections wait (``_GcPause``).
 """
 
@@ -22,6 +24,7 @@ from textual.widget import Widget
 from textual.widgets import Static
 
 from tui.widgets.block_view import BlockView
+from tui.widgets.chat_thinking import ThinkingView
 from tui.widgets.markdown_blocks import BlockSplitter
 from tui.widgets.markdown_render import Look, RenderedBlock, app_look
 
@@ -77,12 +80,18 @@ class ReplyStream:
         self.view = view
         self._new: list[str] = []  # appended since the last frame
         self._old: list[str] = []  # taken by earlier frames
+        self._thoughts: list[str] = []  # reasoning since the last frame
         self._finish: tuple[str, str | None] | None = None
         self._rendered = asyncio.Event()
 
     def append(self, text: str) -> None:
         if text and self._finish is None:
             self._new.append(text)
+
+    def think(self, text: str) -> None:
+        """Reasoning, shown apart above the answer."""
+        if text and self._finish is None:
+            self._thoughts.append(text)
 
     @property
     def text(self) -> str:
@@ -101,6 +110,11 @@ class ReplyStream:
     async def wait_rendered(self) -> None:
         """Until the final render after ``finish`` is on screen (for tests and the bench)."""
         await self._rendered.wait()
+
+    def _take_thoughts(self) -> str:
+        thoughts = "".join(self._thoughts)
+        self._thoughts.clear()
+        return thoughts
 
     def _take(self) -> str:
         if not self._new:
@@ -136,6 +150,7 @@ class MessageView(Widget):
         self._timer: Timer | None = None
         self._lock = asyncio.Lock()
         self._gc_paused = False
+        self.thinking: ThinkingView | None = None
 
     @property
     def content(self) -> str:
@@ -217,8 +232,11 @@ class MessageView(Widget):
                 return
             if self._gc_paused:
                 _GcPause.frame()
+            await self._think(stream._take_thoughts())
             delta = stream._take()
             final = stream._finish
+            if self.thinking is not None and delta.strip():
+                self.thinking.fold()  # the answer started
             blocks = self._splitter.feed(delta) if delta else []
             if final is not None:
                 blocks += self._splitter.close()
@@ -244,6 +262,16 @@ class MessageView(Widget):
                 continues = self._splitter.continuing
                 self._tail.show([RenderedBlock(tail, look, continues=continues)] if tail.strip() else [])
                 self._tail_text = tail
+
+    async def _think(self, thoughts: str) -> None:
+        """Reasoning of this frame: into the ThinkingView, mounted above the answer when the first comes."""
+        if thoughts:
+            if self.thinking is None:
+                self.thinking = ThinkingView()
+                await self.mount(self.thinking, after=self.query_one(".header"))
+            self.thinking.add(thoughts)
+        if self.thinking is not None:
+            self.thinking.show()
 
     async def _add_blocks(self, blocks: list[RenderedBlock]) -> None:
         """Put finished blocks into the last chunk while it has room, else into new chunks."""

@@ -103,6 +103,12 @@ class Model:
         self.add_bos: bool = bool(llama_cpp.llama_vocab_get_add_bos(self._vocab))
         self.bos: int = llama_cpp.llama_vocab_bos(self._vocab)
         self.eos: int = llama_cpp.llama_vocab_eos(self._vocab)
+        fim = (
+            llama_cpp.llama_vocab_fim_pre(self._vocab),
+            llama_cpp.llama_vocab_fim_suf(self._vocab),
+            llama_cpp.llama_vocab_fim_mid(self._vocab),
+        )  # from the GGUF's keys, or found by their text (<|fim_prefix|>, <PRE>, ...) by llama.cpp
+        self.fim: tuple[int, int, int] | None = fim if min(fim) >= 0 else None
         self._pieces: dict[int, bytes] = {}
         self._eog: dict[int, bool] = {}
 

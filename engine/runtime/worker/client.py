@@ -189,6 +189,38 @@ class Worker:
         with contextlib.suppress(OSError):  # a dead worker: the reader thread ends what was waiting
             self._writer.send(message)
 
+    # the vocabulary, known since the load -----------------------------------------------------------
+
+    @property
+    def _facts(self) -> ModelFacts:
+        if self.facts is None:
+            raise ModelCrashed(self.broken or f"{self.label} is not loaded", self.cause)
+        return self.facts
+
+    @property
+    def bos_text(self) -> str:
+        return self._facts.bos_text
+
+    @property
+    def eos_text(self) -> str:
+        return self._facts.eos_text
+
+    @property
+    def bos(self) -> int:
+        return self._facts.bos
+
+    @property
+    def add_bos(self) -> bool:
+        return self._facts.add_bos
+
+    @property
+    def fim(self) -> tuple[int, int, int] | None:
+        return self._facts.fim
+
+    @property
+    def n_vocab(self) -> int:
+        return self._facts.n_vocab
+
     # closing -------------------------------------------------------------------------------------
 
     @property

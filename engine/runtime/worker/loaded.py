@@ -66,6 +66,9 @@ class LoadedModel:
             eos_text=model.eos_text,
             n_vocab=model.n_vocab,
             load_seconds=self.load_seconds,
+            bos=model.bos,
+            add_bos=model.add_bos,
+            fim=model.fim,
         )
 
     @property

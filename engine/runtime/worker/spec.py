@@ -46,3 +46,6 @@ class ModelFacts:
     eos_text: str
     n_vocab: int
     load_seconds: float
+    bos: int = -1  # the BOS token, -1 when the vocabulary has none
+    add_bos: bool = False  # whether tokenizing adds it
+    fim: tuple[int, int, int] | None = None  # fill-in-the-middle tokens (prefix, suffix, middle)

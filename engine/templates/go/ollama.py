@@ -228,7 +228,7 @@ def template_message(m: Message, where: str) -> GoStruct:
         {
             "Role": m.role,
             "Content": m.content,
-            "Thinking": "",
+            "Thinking": m.thinking,
             "Images": GoSlice(m.images, type_name="[]api.ImageData", nil=True),
             "ToolCalls": GoSlice(
                 [_tool_call(c, f"{where}.tool_calls[{i}]") for i, c in enumerate(m.tool_calls)],

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engine.errors import TemplateError
 from engine.templates.go.budget import Budget
@@ -42,7 +42,12 @@ from engine.templates.go.parse import parse
 from engine.templates.go.values import GoSlice
 from engine.templates.message import Message
 
+if TYPE_CHECKING:
+    from engine.templates.thinking import ThinkSetting
+
 __all__ = ["GoTemplate"]
+
+_NO_THINK: dict[str, Any] = {"Think": False, "ThinkLevel": "", "IsThinkSet": False}
 
 # ---------------------------------------------------------------------------------------------
 # Ollama's view of the tree: Vars (which names a template reads) and the cut after .Response
@@ -153,12 +158,24 @@ class GoTemplate:
         """Plain ``text/template`` Execute of the template on ``data``; ``$`` and ``.`` are ``data``."""
         return execute(self.tree, data, ollama_funcs=True, missing_zero=True)
 
+    @property
+    def reads_suffix(self) -> bool:
+        """Whether the template fills in the middle (it reads ``.Suffix``): Ollama's ``insert`` capability."""
+        return "suffix" in self.vars
+
+    def render_insert(self, prompt: str, suffix: str, *, think: ThinkSetting | None = None) -> str:
+        """The fill-in-the-middle prompt: Ollama runs the template on ``.Prompt`` and ``.Suffix`` alone."""
+        thinking = _NO_THINK if think is None else think.go_values()
+        data = {"Prompt": prompt, "Suffix": suffix, "Response": "", **thinking}
+        return execute(self.tree, data, ollama_funcs=True, missing_zero=True)
+
     def render(
         self,
         messages: Sequence[Message],
         *,
         tools: Sequence[Mapping[str, Any]] | None = None,
         add_generation_prompt: bool = True,
+        think: ThinkSetting | None = None,
     ) -> str:
         """The prompt Ollama's ``Template.Execute`` builds for ``messages`` and ``tools``.
 
@@ -167,6 +184,7 @@ class GoTemplate:
         is continued (``.Response`` cut) in a legacy template and printed whole
         in a ``.Messages`` one, as Ollama does.
         """
+        thinking = _NO_THINK if think is None else think.go_values()
         system, collated = collate(messages)
         tree = self.tree
         if not self.reads_messages and "response" not in self.vars:
@@ -181,20 +199,18 @@ class GoTemplate:
                 ),
                 "Tools": template_tools(tools),
                 "Response": "",
-                "Think": False,
-                "ThinkLevel": "",
-                "IsThinkSet": False,
+                **thinking,
             }
             return execute(tree, data, ollama_funcs=True, missing_zero=True)
-        return self._legacy(tree, collated)
+        return self._legacy(tree, collated, thinking)
 
-    def _legacy(self, tree: ListNode, messages: Sequence[Message]) -> str:
+    def _legacy(self, tree: ListNode, messages: Sequence[Message], thinking: Mapping[str, Any]) -> str:
         out: list[str] = []
         turn = {"System": "", "Prompt": "", "Response": ""}
         budget = Budget()  # one for every turn: each turn within the limits is not enough
 
         def data() -> dict[str, Any]:
-            return {**turn, "Think": False, "ThinkLevel": "", "IsThinkSet": False}
+            return {**turn, **thinking}
 
         def flush() -> None:  # one turn is complete: render it
             out.append(execute(tree, data(), ollama_funcs=True, missing_zero=True, budget=budget))
