@@ -245,6 +245,7 @@ async def messages(request: Request) -> Response:
     chat = read_messages_request(await read_json(request))
     engine = engine_of(request)
     stream: EngineStream = await open_stream(
+        request,
         lambda cancel: engine.start_chat(
             chat.model, chat.messages, options=chat.options, tools=chat.tools, cancel=cancel
         )

@@ -111,10 +111,10 @@ def final_fields(done: Done) -> dict[str, Any]:
 # answering -------------------------------------------------------------------------
 
 
-async def start(model: str, run: Callable[[CancelToken], Reply]) -> EngineStream:
+async def start(request: Request, model: str, run: Callable[[CancelToken], Reply]) -> EngineStream:
     """The generation started and its first event here, or the APIError/engine error to answer with."""
     with model_errors(model):
-        return await open_stream(run)
+        return await open_stream(request, run)
 
 
 def line(payload: dict[str, Any]) -> str:
@@ -227,7 +227,7 @@ async def generate(request: Request) -> Response:
             keep_context=not raw,  # Ollama returns the conversation's tokens unless raw
         )
 
-    stream = await start(model, run)
+    stream = await start(request, model, run)
 
     def chunk(token: Token) -> dict[str, Any]:
         reply = {"model": model, "created_at": created_at(), "response": token.text}
@@ -285,7 +285,7 @@ async def chat(request: Request) -> Response:
             model, messages, options=options, tools=tools, think=think, keep_alive=keep_alive, cancel=cancel
         )
 
-    stream = await start(model, run)
+    stream = await start(request, model, run)
 
     def chunk(token: Token) -> dict[str, Any]:
         reply = message(token.text, token.thinking)

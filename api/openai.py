@@ -279,8 +279,8 @@ async def events(
     yield sse("[DONE]")
 
 
-async def start(run: Callable[[CancelToken], Reply]) -> EngineStream:
-    return await open_stream(run)
+async def start(request: Request, run: Callable[[CancelToken], Reply]) -> EngineStream:
+    return await open_stream(request, run)
 
 
 # routes ----------------------------------------------------------------------------
@@ -353,6 +353,7 @@ async def chat_completions(request: Request) -> Response:
     streaming = bool_field(data, "stream", False)
     engine = engine_of(request)
     stream = await start(
+        request,
         lambda cancel: engine.start_chat(
             model, messages, options=options, tools=tools, think=think, cancel=cancel
         )
@@ -449,6 +450,7 @@ async def completions(request: Request) -> Response:
     streaming = bool_field(data, "stream", False)
     engine = engine_of(request)
     stream = await start(
+        request,
         lambda cancel: engine.start_generate(model, prompt, options=options, suffix=suffix, cancel=cancel)
     )
     head = {

@@ -283,6 +283,7 @@ async def create_response(request: Request) -> Response:
     chat = chat_of(data)
     engine = engine_of(request)
     stream = await open_stream(
+        request,
         lambda cancel: engine.start_chat(
             model, chat.messages, options=chat.options, tools=chat.tools, cancel=cancel
         )

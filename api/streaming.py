@@ -14,7 +14,7 @@ model that does not load) becomes a proper status code instead of an error
 half-way through a 200. A client that goes away cancels its ``CancelToken``:
 the scheduler frees the slot at its next step.
 
-    stream = await open_stream(lambda cancel: engine.start_chat(model, messages, cancel=cancel))
+    stream = await open_stream(request, lambda cancel: engine.start_chat(model, messages, cancel=cancel))
     async for event in stream: ...          # Token..., then one Done
 """
 
@@ -67,13 +67,23 @@ class EngineStream:
             self.close()
 
 
-async def open_stream(start: Callable[[CancelToken], Reply]) -> EngineStream:
+async def open_stream(request: Request, start: Callable[[CancelToken], Reply]) -> EngineStream:
     """Run ``start(cancel)`` on a worker thread; return once the reply's first event is here.
 
     Raises what the call or the first event raised (the engine's errors), so
-    the caller can answer with a status code before streaming anything.
+    the caller can answer with a status code before streaming anything. A
+    client that disconnects meanwhile (its request queued for a slot, its
+    model loading) cancels it: it is never admitted after it left.
     """
     cancel = CancelToken()
+    watcher = asyncio.create_task(until_disconnected(request, cancel))
+    try:
+        return await _first_event(start, cancel)
+    finally:
+        watcher.cancel()
+
+
+async def _first_event(start: Callable[[CancelToken], Reply], cancel: CancelToken) -> EngineStream:
     starting = asyncio.ensure_future(anyio.to_thread.run_sync(start, cancel))
     try:
         reply = await asyncio.shield(starting)  # a load is not abandoned half-way: it finishes, then closes

@@ -39,6 +39,7 @@ def write_chain_gguf(
     vocab: Vocab | None = None,
     chat_template: str | None = None,
     token_keys: dict[str, int] | None = None,
+    context_length: int = tiny_gguf.N_CTX_TRAIN,
 ) -> Path:
     """A tiny llama GGUF that answers by rote: greedy after token ``t`` picks ``chain[t]``, else ``default``.
 
@@ -66,7 +67,7 @@ def write_chain_gguf(
     writer = gguf.GGUFWriter(path, "llama")
     writer.add_name("Chain")
     writer.add_file_type(int(gguf.LlamaFileType.ALL_F32))
-    writer.add_context_length(tiny_gguf.N_CTX_TRAIN)
+    writer.add_context_length(context_length)
     writer.add_embedding_length(N_EMBD)
     writer.add_block_count(tiny_gguf.N_LAYERS)
     writer.add_feed_forward_length(tiny_gguf.N_FF)
