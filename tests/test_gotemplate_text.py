@@ -9,7 +9,6 @@ fail (CI installs golang-go): they never skip.
 from __future__ import annotations
 
 import random
-import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -396,10 +395,8 @@ def test_an_unsupported_or_broken_template_is_refused_when_read(source: str, nam
 def test_a_huge_loop_stops_on_its_budget(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(go_budget, "MAX_STEPS", 50_000)
     template = GoTemplate.parse("{{ range .a }}{{ range $.a }}{{ range $.a }}x{{ end }}{{ end }}{{ end }}")
-    started = time.monotonic()
-    with pytest.raises(TemplateError, match="steps"):
+    with pytest.raises(TemplateError, match="steps"):  # a billion steps, stopped at the 50,000th
         template.execute({"a": list(range(1000))})
-    assert time.monotonic() - started < 5
 
 
 def test_a_huge_output_stops_on_its_budget(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -6,8 +6,6 @@ What Ollama itself accepts is pinned in ``test_modelfile_ollama.py``; writing an
 
 from __future__ import annotations
 
-import time
-
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -220,15 +218,10 @@ def test_parsing_is_linear() -> None:
     """Ollama re-trims the whole buffer at each line end and space: quadratic; this must not be."""
     lines = 400_000
     text = 'FROM x\nSYSTEM """' + 'a " b "\n' * lines + '"""\nTEMPLATE "' + "x " * lines + '"'
-    started = time.perf_counter()
-    parsed = parse_modelfile(text)
-    elapsed = time.perf_counter() - started
+    parsed = parse_modelfile(text)  # quadratic, this would take hours: the suite would never end
     assert parsed.system is not None and parsed.system.count("\n") == lines
-    assert elapsed < 5, elapsed
-    started = time.perf_counter()
     with pytest.raises(ModelfileError):
         parse_modelfile("FROM x\nPARAMETER temperature " + "1" * 1_000_000 + "x")
-    assert time.perf_counter() - started < 1
 
 
 # -- hypothesis: never another exception, always the same object back -----------------------

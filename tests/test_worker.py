@@ -63,6 +63,10 @@ def test_a_worker_serves_generation_tokenizing_and_stats(tmp_path: Path) -> None
         assert again == text  # greedy: the same text from the same worker
         stats = worker.stats()
         assert stats is not None and stats.n_parallel == 2
+        # past a limit only the count comes back: a long prompt is never a list of millions of tokens
+        assert worker.tokenize_within("hello world", 100) == tokens
+        long = worker.tokenize_within("hello world " * 50_000, 100)
+        assert isinstance(long, int) and long > 50_000
     finally:
         worker.close()
     assert worker.broken == "tiny was unloaded"

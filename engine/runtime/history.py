@@ -19,7 +19,7 @@ from engine.templates.message import Message
 
 def fit_history(
     messages: Sequence[Message],
-    render: Callable[[Sequence[Message]], list[int] | None],
+    render: Callable[[Sequence[Message]], list[int] | int | None],
     limit: int,
     *,
     context: int,
@@ -27,7 +27,8 @@ def fit_history(
     """Prompt tokens of the longest recent part of ``messages`` that fits ``limit``; how many were dropped.
 
     ``render`` turns messages into prompt tokens (template and tokenizer),
-    or None when the text is certainly too long to be worth tokenizing.
+    their count alone when they are past the context (the list is never
+    made), or None when the text is certainly too long to be worth tokenizing.
     ``limit`` leaves room for a reply and is met by dropping turns; the
     system prompt and the last message alone only need to fit ``context``
     (then the reply gets what is left). Raises PromptTooLong when they do not.
@@ -39,7 +40,7 @@ def fit_history(
 
     def attempt(cut: int) -> list[int] | None:
         tokens = render(head + turns[cut:])
-        return tokens if tokens is not None and len(tokens) <= limit else None
+        return tokens if isinstance(tokens, list) and len(tokens) <= limit else None
 
     if (whole := attempt(0)) is not None:
         return whole, 0
@@ -57,9 +58,10 @@ def fit_history(
             low = middle + 1
     if best is not None:
         return best[0], best[1]
-    tokens = render(head + turns[last:])
-    if tokens is not None and len(tokens) < context:
-        return tokens, last  # the reply's room is kept by dropping turns, never by refusing the last one
+    rendered = render(head + turns[last:])
+    if isinstance(rendered, list) and len(rendered) < context:
+        return rendered, last  # the reply's room is kept by dropping turns, never by refusing the last one
     what = "the last message and the system prompt need" if head else "the prompt needs"
-    count = f"{len(tokens)} tokens, more" if tokens is not None else "far more tokens"
+    n = len(rendered) if isinstance(rendered, list) else rendered
+    count = f"{n} tokens, more" if n is not None else "far more tokens"
     raise PromptTooLong(f"{what} {count} than the {context}-token context holds: shorten it or raise num_ctx")

@@ -106,7 +106,7 @@ def prompt_tokens(runtime: Runtime, request: GenerationRequest) -> Prompt:
     n_ctx = runtime.settings.n_ctx
     tail = ""
 
-    def render(part: Sequence[Message]) -> list[int] | None:
+    def render(part: Sequence[Message]) -> list[int] | int | None:
         nonlocal tail
         if template is None:  # plain completion: the prompt as it is
             text = "\n\n".join(m.content for m in part)
@@ -115,8 +115,11 @@ def prompt_tokens(runtime: Runtime, request: GenerationRequest) -> Prompt:
         if len(text.encode()) > n_ctx * MAX_BYTES_PER_TOKEN:
             return None  # cannot fit whatever the tokenizer says: never tokenize megabytes (quadratic)
         tail = text[-_TAIL:]
-        tokens = model.tokenize(text, add_special=not request.context, parse_special=template is not None)
-        return [*request.context, *tokens]
+        room = n_ctx - len(request.context)  # more tokens than this cannot fit: not even counted out
+        tokens = model.tokenize_within(
+            text, room, add_special=not request.context, parse_special=template is not None
+        )
+        return len(request.context) + tokens if isinstance(tokens, int) else [*request.context, *tokens]
 
     limit = n_ctx - min(256, n_ctx // 8)  # room for a reply
     part = messages if template is not None else messages[-1:]

@@ -273,6 +273,23 @@ class Model:
             n = llama_cpp.llama_tokenize(self._vocab, raw, len(raw), buffer, size, add_special, parse_special)
         return buffer[:n]
 
+    def tokenize_within(
+        self, text: str, limit: int, *, add_special: bool = True, parse_special: bool = True
+    ) -> list[int] | int:
+        """``tokenize``, or only how many tokens ``text`` takes when that is more than ``limit``: a prompt
+        far past the context never becomes a list of millions of tokens (nor is it sent anywhere)."""
+        raw = text.encode("utf-8")
+        size = max(min(len(raw) + 8, limit + 1), 1)
+        buffer = (llama_cpp.llama_token * size)()
+        n = llama_cpp.llama_tokenize(self._vocab, raw, len(raw), buffer, size, add_special, parse_special)
+        if n < 0:  # did not fit the buffer: llama.cpp says how many it would take
+            return (
+                self.tokenize(text, add_special=add_special, parse_special=parse_special)
+                if -n <= limit
+                else -n
+            )
+        return buffer[:n] if n <= limit else n
+
     def piece(self, token: int, *, special: bool = False) -> bytes:
         """The bytes of one token: part of a UTF-8 character for a byte token.
 

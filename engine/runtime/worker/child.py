@@ -115,6 +115,15 @@ class _Server:
             self._answer(
                 cid, lambda: model.tokenize(text, add_special=add_special, parse_special=parse_special)
             )
+        elif name == "tokenize_within":
+            text, limit, add_special, parse_special = args
+            model = self.loaded.model
+            self._answer(
+                cid,
+                lambda: model.tokenize_within(
+                    text, limit, add_special=add_special, parse_special=parse_special
+                ),
+            )
         elif name == "stats":
             self._answer(cid, self.loaded.scheduler.stats)
         elif name == "embed_batches":

@@ -151,6 +151,13 @@ class Worker:
         tokens: list[int] = self._call("tokenize", (text, add_special, parse_special))
         return tokens
 
+    def tokenize_within(
+        self, text: str, limit: int, *, add_special: bool = True, parse_special: bool = True
+    ) -> list[int] | int:
+        """``tokenize``, or only the count past ``limit`` tokens (the list is never made, nor sent)."""
+        tokens: list[int] | int = self._call("tokenize_within", (text, limit, add_special, parse_special))
+        return tokens
+
     def stats(self) -> SchedulerStats | None:
         """The scheduler's snapshot; None once the worker has stopped."""
         try:
