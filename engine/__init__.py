@@ -56,7 +56,8 @@ from engine.machine.quant import VariantFit
 from engine.options import parameter_pairs, parse_options
 from engine.request_options import request_options
 from engine.runtime.infill import has_fim_tokens, inserts
-from engine.runtime.session import Reply
+from engine.runtime.loading import LoadingModel
+from engine.runtime.session import ContextUse, Reply
 from engine.runtime.toolcalls import (
     ReplyPiece,
     ToolCall,
@@ -104,6 +105,8 @@ __all__ = [
     "LoadError",
     "ModelCrashed",
     "LoadedModel",
+    "LoadingModel",
+    "ContextUse",
     "Message",
     "Machine",
     "Manifest",

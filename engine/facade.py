@@ -30,8 +30,9 @@ from engine.events import Embeddings, Generation
 from engine.library import ModelLibrary
 from engine.machine.memory import Machine
 from engine.options import LoadOptions, SamplingOptions
+from engine.runtime.loading import LoadBoard, LoadingModel
 from engine.runtime.registry import Registry, Resident
-from engine.runtime.session import GenerationRequest, Reply
+from engine.runtime.session import ContextUse, GenerationRequest, Reply
 from engine.runtime.worker.crashes import CrashLedger
 from engine.store.manifest import Manifest
 from engine.store.model_store import Store
@@ -120,6 +121,7 @@ class Engine(ModelLibrary):
         self._machine = machine
         self._registry: Registry[Runtime] = Registry(budget=self._free_memory)
         self._crashes = CrashLedger()
+        self._loads = LoadBoard()
 
     def _free_memory(self) -> int:
         machine = self._machine()
@@ -194,12 +196,32 @@ class Engine(ModelLibrary):
         """``chat`` with the model loaded and the prompt submitted when it returns: it blocks (use a thread).
 
         The Reply is read with ``for`` or, on an event loop, ``async for``
-        (the HTTP API's way: the tokens come from the scheduler's thread
+        (the HTTP API's way: the tokens come from the worker's reader thread
         straight to the loop). It raises what ``chat`` and its first
         ``next()`` raise; a Reply not read to its end must be closed.
         """
         request = self._chat_request(reference, messages, options, conversation, tools, keep_alive, think)
         return self._start(request, cancel)
+
+    def measure_chat(
+        self,
+        reference: str,
+        messages: Sequence[Mapping[str, Any] | Message],
+        *,
+        options: Mapping[str, object] | None = None,
+        tools: Sequence[Mapping[str, Any]] | None = None,
+        think: bool | str | None = None,
+        keep_alive: float | str | None = None,
+        cancel: CancelToken = NEVER,
+    ) -> ContextUse:
+        """How much of the model's context this chat takes, counted before it is sent (the model is
+        loaded to count it, as sending would). Raises PromptTooLong, with the count, when even the last
+        message cannot fit: an app can offer to raise the context or trim the message instead of failing."""
+        from engine.runtime.session import measure
+
+        request = self._chat_request(reference, messages, options, None, tools, keep_alive, think)
+        with self._use(request.manifest, request.load, request.keep_alive, cancel) as (resident, _fresh):
+            return measure(resident.payload, request)
 
     def generate(
         self,
@@ -326,6 +348,10 @@ class Engine(ModelLibrary):
         load, _ = self._options(manifest, options)
         with self._use(manifest, load, seconds, cancel) as (resident, fresh):
             return resident.payload.load_seconds if fresh else 0.0
+
+    def loading(self) -> list[LoadingModel]:
+        """The loads in flight and how far llama.cpp has got with each (an app's loading gauge)."""
+        return self._loads.snapshot()
 
     def loaded(self) -> list[LoadedModel]:
         """The models in memory now, as ``ps`` and the Sessions tab show them."""
@@ -488,6 +514,7 @@ class Engine(ModelLibrary):
             keep_alive=keep_alive,
             cancel=cancel,
             crashes=self._crashes,
+            loads=self._loads,
         )
 
     def _start(self, request: GenerationRequest, cancel: CancelToken) -> Reply:

@@ -52,8 +52,11 @@ def first_token(handle_iter) -> Token:
 
 def test_a_worker_serves_generation_tokenizing_and_stats(tmp_path: Path) -> None:
     path = write_tiny_gguf(tmp_path / "tiny.gguf")[0]
-    worker = Worker.start(spec_for(path))
+    progress: list[float] = []
+    worker = Worker.start(spec_for(path), on_progress=progress.append)
     try:
+        assert progress and progress == sorted(progress) and progress[-1] == 1.0  # llama.cpp's, as it read
+
         assert worker.pid != os.getpid()
         tokens = worker.tokenize("hello world")
         assert tokens and all(isinstance(t, int) for t in tokens)

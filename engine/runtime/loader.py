@@ -11,7 +11,7 @@ worker, not the engine.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -185,6 +185,7 @@ def load_runtime(
     headers: Sequence[GGUFInfo] = (),
     crashes: CrashLedger | None = None,
     on_crash: CrashHook | None = None,
+    on_progress: Callable[[float], None] | None = None,
 ) -> Runtime:
     """Start a worker and load the weights in it; raises IntegrityError, LoadError, ModelCrashed or Cancelled.
 
@@ -203,7 +204,7 @@ def load_runtime(
         headers=tuple(headers),
     )
     try:
-        worker = Worker.start(spec, cancel, on_crash=on_crash)
+        worker = Worker.start(spec, cancel, on_crash=on_crash, on_progress=on_progress)
     except ModelCrashed as crash:
         if crashes is not None:
             crashes.crashed_loading(manifest.load_id, crash.cause)

@@ -23,6 +23,7 @@ from engine.machine.offload import OffloadPlan
 from engine.options import LoadOptions
 from engine.runtime import loader
 from engine.runtime.loader import Runtime
+from engine.runtime.loading import LoadBoard
 from engine.runtime.registry import Registry, Resident
 from engine.runtime.request import Request
 from engine.runtime.worker.client import Worker
@@ -42,6 +43,7 @@ def use_model(
     keep_alive: float | None,
     cancel: CancelToken,
     crashes: CrashLedger | None = None,
+    loads: LoadBoard | None = None,
 ) -> AbstractContextManager[tuple[Resident[Runtime], bool]]:
     """The loaded model for ``manifest`` with ``load`` options, loading it (and making room) first.
 
@@ -87,9 +89,22 @@ def use_model(
 
     def load_it(token: CancelToken) -> tuple[Runtime, int]:
         settings, plan, headers = decide()
-        runtime = loader.load_runtime(
-            store, manifest, settings, plan, token, headers=headers, crashes=crashes, on_crash=crashed
-        )
+        board = loads or LoadBoard()  # ``loads`` shows the load while it runs (``Engine.loading``)
+        load = board.begin(manifest.reference)
+        try:
+            runtime = loader.load_runtime(
+                store,
+                manifest,
+                settings,
+                plan,
+                token,
+                headers=headers,
+                crashes=crashes,
+                on_crash=crashed,
+                on_progress=lambda fraction: board.advance(load, fraction),
+            )
+        finally:
+            board.end(load)
         return runtime, plan.vram + plan.ram
 
     return registry.use(key, manifest.reference, load_it, need=need, keep_alive=keep_alive, cancel=cancel)

@@ -155,6 +155,28 @@ def _insert_prompt(runtime: Runtime, request: GenerationRequest, template: ChatT
     return Prompt([*request.context, *tokens], 0, "")
 
 
+@dataclass(frozen=True)
+class ContextUse:
+    """How much of a loaded model's context a chat takes, counted before it is sent."""
+
+    prompt_tokens: int  # the prompt as it would be submitted (old turns dropped to fit)
+    context: int  # tokens a conversation may hold (num_ctx as loaded)
+    dropped_messages: int  # oldest turns that would be left out so the rest fits
+
+    @property
+    def fraction(self) -> float:
+        return self.prompt_tokens / self.context if self.context else 1.0
+
+
+def measure(runtime: Runtime, request: GenerationRequest) -> ContextUse:
+    """Count ``request``'s prompt as ``start_reply`` would submit it, without submitting it.
+
+    Raises PromptTooLong, with the count, when even the last message cannot fit.
+    """
+    prompt = prompt_tokens(runtime, request)
+    return ContextUse(len(prompt.tokens), runtime.settings.n_ctx, prompt.dropped)
+
+
 def start_reply(
     runtime: Runtime,
     request: GenerationRequest,

@@ -177,8 +177,15 @@ def main(argv: list[str]) -> int:
     log.echo_llama_log(_echo)
     from engine.runtime.worker.loaded import LoadedModel  # llama.cpp is loaded here, in the worker only
 
+    reported = [0.0]
+
+    def progress(fraction: float) -> None:  # llama.cpp calls this often: send a change of 1% or more
+        if fraction - reported[0] >= 0.01 or (fraction >= 1.0 > reported[0]):
+            reported[0] = fraction
+            writer.send(("progress", fraction))
+
     try:
-        loaded = LoadedModel.load(spec)
+        loaded = LoadedModel.load(spec, progress=progress)
     except BaseException as error:  # noqa: BLE001 (the engine words it)
         writer.send(("failed", portable(error)))
         return 1

@@ -63,6 +63,7 @@ class Worker:
         self.label = label
         self.facts: ModelFacts | None = None
         self.on_crash: CrashHook | None = None
+        self.on_progress: Callable[[float], None] | None = None
         self._process = process
         self._sock = sock
         self._writer = Writer(sock)
@@ -84,7 +85,12 @@ class Worker:
 
     @classmethod
     def start(
-        cls, spec: LoadSpec, cancel: CancelToken = NEVER, *, on_crash: CrashHook | None = None
+        cls,
+        spec: LoadSpec,
+        cancel: CancelToken = NEVER,
+        *,
+        on_crash: CrashHook | None = None,
+        on_progress: Callable[[float], None] | None = None,
     ) -> Worker:
         """Start a worker and load ``spec`` in it; returns once it is ready.
 
@@ -93,7 +99,8 @@ class Worker:
         Cancelled (the worker is killed at once: no waiting for llama.cpp).
         ``on_crash(worker, reason, requests, embeds)`` is called (on the
         reader thread) if the worker dies after it was ready, with the
-        requests and embedding inputs it was serving.
+        requests and embedding inputs it was serving. ``on_progress(fraction)``
+        hears llama.cpp's load progress (on the reader thread).
         """
         ours, theirs = socket.socketpair()
         try:
@@ -113,6 +120,7 @@ class Worker:
             theirs.close()
         worker = cls(spec.label, process, ours)
         worker.on_crash = on_crash
+        worker.on_progress = on_progress
         worker._log_thread.start()
         worker._reader.start()
         forget = cancel.on_cancel(worker.kill)
@@ -269,6 +277,9 @@ class Worker:
                     if call is not None:
                         call.ok, call.value = message[2], message[3]
                         call.done.set()
+                elif kind == "progress":
+                    if self.on_progress is not None:
+                        self.on_progress(message[1])
                 elif kind == "ready":
                     self.facts = message[1]
                     self._loaded.set()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from engine.cancel import NEVER, CancelToken
@@ -31,14 +32,19 @@ class LoadedModel:
         self._embed_lock = threading.Lock()
 
     @classmethod
-    def load(cls, spec: LoadSpec, cancel: CancelToken = NEVER) -> LoadedModel:
-        """Load the weights and start the scheduler; raises IntegrityError, LoadError or Cancelled."""
+    def load(
+        cls, spec: LoadSpec, cancel: CancelToken = NEVER, progress: Callable[[float], None] | None = None
+    ) -> LoadedModel:
+        """Load the weights and start the scheduler; raises IntegrityError, LoadError or Cancelled.
+
+        ``progress`` gets llama.cpp's load progress, 0.0 to 1.0."""
         started = time.perf_counter()
         settings = spec.settings
         model = Model.load(
             spec.path,
             n_gpu_layers=settings.n_gpu_layers if supports_gpu_offload() else 0,
             cancel=cancel,
+            progress=progress,
             label=spec.label,
             adapters=[AdapterSpec(Path(path), scale, label) for path, scale, label in spec.adapters],
             headers=spec.headers,
