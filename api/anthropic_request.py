@@ -8,18 +8,28 @@ blocks ``"tool"`` messages, placed before the user's text as Ollama places
 them; ``tools`` (``name``, ``description``, ``input_schema``) become the
 function tools chat templates render; ``max_tokens`` (required, as Anthropic
 has it), ``temperature``, ``top_p``, ``top_k`` and ``stop_sequences`` become
-the engine's options. ``metadata`` is ignored, as Ollama ignores it; so are
-``tool_choice`` but ``"none"`` (which offers no tools) and ``output_config``'s
-``effort``.
+the engine's options. ``metadata`` is ignored, as Ollama ignores it; so is
+``tool_choice`` but ``"none"`` (which offers no tools).
+
+Thinking as Ollama reads it (``think_of``): ``thinking`` ``{"type":
+"disabled"}`` is ``think=False``, ``"enabled"`` is ``think=True``, and
+``"adaptive"`` (or none) leaves it to the model, which thinks if it can;
+``output_config.effort`` (``xhigh`` is ``high``, as Ollama has it) is the
+level, also with ``"enabled"`` (where Ollama drops it). ``budget_tokens`` is
+checked and not enforced, as in Ollama. An assistant message's ``thinking``
+blocks are its ``thinking`` (several joined by newlines; Ollama keeps the
+last); ``redacted_thinking`` holds nothing a template could show and is
+dropped. Whether the model can think at all is the route's to settle
+(``api.anthropic``: it relaxes, as Ollama does).
 
 Stricter than Ollama where it would guess: a field of the wrong type, a
 block type llamadeck does not read (images and documents until vision lands;
-server tools such as web search) or enabled ``thinking`` (until the engine
-thinks) is a 400 that names it, never silently dropped. Text blocks of one
-message are joined with a newline (Ollama glues them together).
+server tools such as web search) or an unknown ``thinking.type`` or effort
+is a 400 that names it, never silently dropped. Text blocks of one message
+are joined with a newline (Ollama glues them together).
 
     chat = read_messages_request(data)   # APIError 400 for what cannot be served
-    engine.start_chat(chat.model, chat.messages, options=chat.options, tools=chat.tools)
+    engine.start_chat(chat.model, chat.messages, options=chat.options, tools=chat.tools, think=chat.think)
 """
 
 from __future__ import annotations
@@ -31,7 +41,9 @@ from api.errors import APIError
 
 ROLES = ("user", "assistant")
 TOOL_CHOICES = ("auto", "any", "tool", "none")
-_DROPPED = ("thinking", "redacted_thinking")  # an earlier turn's thinking: templates get no thinking yet
+EFFORTS = {"low": "low", "medium": "medium", "high": "high", "xhigh": "high", "max": "max"}  # Ollama's map
+THINKING_TYPES = ("enabled", "adaptive", "disabled", "between_tools")
+DISPLAYS = ("summarized", "omitted")
 _IMAGES = ("image", "document")  # content llamadeck cannot read yet (vision is a separate issue)
 
 
@@ -44,6 +56,8 @@ class MessagesRequest:
     options: dict[str, Any]  # Ollama's option names, validated by the engine
     tools: list[dict[str, Any]] | None  # function tools, None when none are offered
     stream: bool
+    think: bool | str | None = None  # Ollama's think: None leaves it to the model
+    omit_thinking: bool = False  # thinking.display "omitted": thinking blocks come back empty
 
 
 def refuse(what: str) -> APIError:
@@ -55,43 +69,68 @@ def read_messages_request(data: dict[str, Any]) -> MessagesRequest:
     model = data.get("model")
     if not isinstance(model, str) or not model.strip():
         raise APIError(400, "model is required: a model's name")
-    check_thinking(data.get("thinking"))
-    check_output_config(data.get("output_config"))
+    kind, omit = thinking_config(data.get("thinking"))
+    think = think_of(kind, effort_of(data.get("output_config")))
     stream = data.get("stream")
     if stream is not None and not isinstance(stream, bool):
         raise APIError(400, "stream must be true or false")
     messages = system_messages(data.get("system"))
     messages += chat_messages(data.get("messages"))
-    return MessagesRequest(model, messages, options(data), chat_tools(data), bool(stream))
+    return MessagesRequest(model, messages, options(data), chat_tools(data), bool(stream), think, omit)
 
 
-def check_thinking(thinking: object) -> None:
-    """``thinking``: absent or ``{"type": "disabled"}`` for now.
-
-    Where the engine's thinking plugs in: ``{"type": "enabled", "budget_tokens": n}``
-    (and ``"adaptive"``) becomes ``think=True`` for ``start_chat``, and the
-    reply's thinking becomes a ``thinking`` block (``api.anthropic``).
-    """
+def thinking_config(thinking: object) -> tuple[str | None, bool]:
+    """``thinking``'s type (None when absent) and whether its ``display`` is ``"omitted"``."""
     if thinking is None:
-        return
+        return None, False
     if not isinstance(thinking, dict) or not isinstance(thinking.get("type"), str):
-        raise APIError(400, 'thinking must be an object such as {"type": "disabled"}')
+        raise APIError(400, 'thinking must be an object such as {"type": "enabled", "budget_tokens": 2048}')
     kind = thinking["type"]
-    if kind in ("enabled", "adaptive"):
-        raise refuse('thinking (extended thinking): send {"type": "disabled"} or leave thinking out')
-    if kind != "disabled":
-        raise APIError(400, f'thinking.type must be "enabled", "adaptive" or "disabled", not {kind!r:.40}')
+    if kind not in THINKING_TYPES:
+        raise APIError(400, f"thinking.type must be one of {', '.join(THINKING_TYPES)}, not {kind!r:.40}")
+    budget = thinking.get("budget_tokens")
+    if budget is not None and (isinstance(budget, bool) or not isinstance(budget, int) or budget < 0):
+        raise APIError(400, "thinking.budget_tokens must be a whole number of tokens")
+    display = thinking.get("display")
+    if display is not None and display not in DISPLAYS:
+        raise APIError(400, f"thinking.display must be {' or '.join(DISPLAYS)}")
+    return kind, display == "omitted"
 
 
-def check_output_config(config: object) -> None:
-    """``output_config``: its ``effort`` is accepted and ignored (as ``thinking`` is, for now); a ``format``
-    (structured outputs) is a 400 until the engine constrains replies, never a reply that ignores it."""
+def effort_of(config: object) -> str | None:
+    """``output_config.effort`` as Ollama's think level (None when absent); a ``format`` (structured
+    outputs) is a 400 until the engine constrains replies, never a reply that ignores it."""
     if config is None:
-        return
+        return None
     if not isinstance(config, dict):
         raise APIError(400, "output_config must be an object")
     if config.get("format") is not None:
         raise refuse("output_config.format (structured outputs)")
+    effort = config.get("effort")
+    if effort is None:
+        return None
+    if not isinstance(effort, str):
+        raise APIError(400, "output_config.effort must be a string")
+    normal = effort.strip().lower()
+    if not normal:
+        return None
+    if normal not in EFFORTS:
+        raise APIError(400, f"output_config.effort must be one of {', '.join(EFFORTS)}, not {effort!r:.40}")
+    return EFFORTS[normal]
+
+
+def think_of(kind: str | None, effort: str | None) -> bool | str | None:
+    """Ollama's ``think`` from ``thinking.type`` and the effort; None leaves it to the model.
+
+    ``disabled`` (and ``between_tools``, thinking off between tool calls) is
+    False whatever the effort; ``enabled`` is the effort, or True; ``adaptive``
+    or no ``thinking`` is the effort, or None.
+    """
+    if kind in ("disabled", "between_tools"):
+        return False
+    if kind == "enabled":
+        return effort or True
+    return effort
 
 
 # messages ---------------------------------------------------------------------------
@@ -144,6 +183,7 @@ def chat_messages(raw: object) -> list[dict[str, Any]]:
 def message_blocks(role: str, blocks: list[Any], where: str, called: dict[str, str]) -> list[dict[str, Any]]:
     """A message's blocks: its tool results as ``"tool"`` messages first (as Ollama), then text and calls."""
     texts: list[str] = []
+    thoughts: list[str] = []
     calls: list[dict[str, Any]] = []
     results: list[dict[str, Any]] = []
     for j, block in enumerate(blocks):
@@ -161,13 +201,23 @@ def message_blocks(role: str, blocks: list[Any], where: str, called: dict[str, s
             if role != "user":
                 raise APIError(400, f"{here}: tool_result blocks belong to user messages")
             results.append(tool_result(block, here, called))
+        elif kind == "thinking":
+            if role != "assistant":
+                raise APIError(400, f"{here}: thinking blocks belong to assistant messages")
+            thinking = block.get("thinking", "")
+            if not isinstance(thinking, str):
+                raise APIError(400, f"{here}.thinking must be a string")
+            if thinking:
+                thoughts.append(thinking)
         elif kind in _IMAGES:
             raise refuse(f"{here}: {kind} content (vision is not built yet)")
-        elif kind not in _DROPPED:
+        elif kind != "redacted_thinking":  # encrypted by Anthropic: nothing a template could show
             raise refuse(f"{here}: content blocks of type {kind!r:.40}")
     messages = results
-    if texts or calls:
+    if texts or calls or thoughts:
         message: dict[str, Any] = {"role": role, "content": "\n".join(texts)}
+        if thoughts:
+            message["thinking"] = "\n".join(thoughts)
         if calls:
             message["tool_calls"] = calls
         messages.append(message)

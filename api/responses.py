@@ -3,9 +3,16 @@
 As Ollama serves it (``openai/responses.go``, ``middleware/openai.go``): the
 request becomes a chat (``api.responses_input``), and the answer a
 ``response`` object whose ``output`` holds the reply's items in order: a
+``reasoning`` item for a thinking model's reasoning (its text as the one
+``summary_text`` and, as Ollama sends it, in plain text as
+``encrypted_content``, which an input ``reasoning`` item brings back), a
 ``message`` (one ``output_text`` part) for text, a ``function_call`` per tool
-call (``call_id``, ``arguments`` a JSON string). ``usage`` counts
-``input_tokens``, ``output_tokens`` (and the cached ones). A reply cut by
+call (``call_id``, ``arguments`` a JSON string). ``reasoning.effort`` is the
+chat's ``think``: on a model that cannot think, an effort other than
+``"none"`` is the 400 Ollama gives. ``usage`` counts ``input_tokens``,
+``output_tokens`` (and the cached ones) and ``reasoning_tokens`` (where Ollama
+says 0: the pieces of reasoning streamed, one per token except where
+llama.cpp's bytes or a tag split across tokens merge into one). A reply cut by
 ``max_output_tokens`` (or a full context) is ``status: "incomplete"`` with
 ``incomplete_details.reason: "max_output_tokens"``, as OpenAI answers it
 (Ollama says ``completed``); text after a call is a message of its own (Ollama
@@ -13,7 +20,11 @@ drops it).
 
 Streamed (``stream: true``), the same items are told as OpenAI's events,
 ``event: <type>`` / ``data: {...}`` each with its ``sequence_number``:
-``response.created``, ``response.in_progress``; per message
+``response.created``, ``response.in_progress``; per reasoning item
+``response.output_item.added``, ``response.reasoning_summary_part.added``,
+``response.reasoning_summary_text.delta``…, ``.done``,
+``response.reasoning_summary_part.done``, ``response.output_item.done`` (Ollama
+sends no summary part events; OpenAI does); per message
 ``response.output_item.added``, ``response.content_part.added``,
 ``response.output_text.delta``…, ``response.output_text.done``,
 ``response.content_part.done``, ``response.output_item.done``; per call
@@ -40,14 +51,14 @@ from api.errors import read_json
 from api.openai import SSE, model_field, openai_errors
 from api.responses_input import chat_of, text_format
 from api.schema import BOOLEAN, COUNT, NAME, NUMBER, STRING, json_body
-from api.streaming import EventStreamResponse, collect, open_stream
+from api.streaming import EventStreamResponse, open_stream, watched
 from engine import (
     Done,
     Generation,
     LlamadeckError,
     ReplyPiece,
+    Token,
     ToolCall,
-    ToolCallParser,
     tool_call_pieces,
     tool_names,
 )
@@ -97,18 +108,22 @@ def shell(data: dict[str, Any], model: str) -> dict[str, Any]:
     }
 
 
-def usage(done: Done) -> dict[str, Any]:
+def usage(done: Done, reasoning_tokens: int = 0) -> dict[str, Any]:
     return {
         "input_tokens": done.prompt_tokens,
         "input_tokens_details": {"cached_tokens": done.cached_tokens},
         "output_tokens": done.completion_tokens,
-        "output_tokens_details": {"reasoning_tokens": 0},
+        "output_tokens_details": {"reasoning_tokens": min(reasoning_tokens, done.completion_tokens)},
         "total_tokens": done.prompt_tokens + done.completion_tokens,
     }
 
 
 def text_part(text: str) -> dict[str, Any]:
     return {"type": "output_text", "text": text, "annotations": [], "logprobs": []}
+
+
+def summary(text: str) -> dict[str, Any]:
+    return {"type": "summary_text", "text": text}
 
 
 class Output:
@@ -124,6 +139,9 @@ class Output:
         self._sequence = 0
         self._message: dict[str, Any] | None = None  # the message being written
         self._text: list[str] = []
+        self._reasoning: str | None = None  # the open reasoning item's id
+        self._thinking: list[str] = []
+        self.reasoning_tokens = 0  # pieces of reasoning streamed: one per token, but where tokens merge
 
     def event(self, kind: str, **fields: Any) -> str:
         payload = {"type": kind, "sequence_number": self._sequence, **fields}
@@ -139,10 +157,57 @@ class Output:
     def snapshot(self) -> dict[str, Any]:
         return {**self.response, "output": list(self.items)}
 
+    def feed(self, piece: Token | ReplyPiece) -> list[str]:
+        """A piece of the reply: a Token (its reasoning first), a run of answer text, or a call."""
+        if isinstance(piece, ToolCall):
+            return self.call(piece)
+        if isinstance(piece, str):
+            return self.text(piece)
+        return self.reasoning(piece.thinking) + self.text(piece.text)
+
+    def reasoning(self, piece: str) -> list[str]:
+        """Reasoning, as Ollama's ``processThinking`` tells it: one ``reasoning`` item whose summary grows."""
+        if not piece:
+            return []
+        self.reasoning_tokens += 1
+        events = []
+        if self._reasoning is None:
+            events = self._close_message("completed")
+            self._reasoning = f"rs_{secrets.token_hex(12)}"
+            where = {"item_id": self._reasoning, "output_index": len(self.items), "summary_index": 0}
+            item = {"id": self._reasoning, "type": "reasoning", "summary": []}
+            events += [
+                self.event("response.output_item.added", output_index=len(self.items), item=item),
+                self.event("response.reasoning_summary_part.added", **where, part=summary("")),
+            ]
+        self._thinking.append(piece)
+        where = {"item_id": self._reasoning, "output_index": len(self.items), "summary_index": 0}
+        return [*events, self.event("response.reasoning_summary_text.delta", **where, delta=piece)]
+
+    def _close_reasoning(self) -> list[str]:
+        if self._reasoning is None:
+            return []
+        thinking = "".join(self._thinking)
+        item = {
+            "id": self._reasoning,
+            "type": "reasoning",
+            "summary": [summary(thinking)],
+            "encrypted_content": thinking,  # plain text, as Ollama sends it: input items bring it back
+        }
+        where = {"item_id": item["id"], "output_index": len(self.items), "summary_index": 0}
+        events = [
+            self.event("response.reasoning_summary_text.done", **where, text=thinking),
+            self.event("response.reasoning_summary_part.done", **where, part=summary(thinking)),
+            self.event("response.output_item.done", output_index=len(self.items), item=item),
+        ]
+        self.items.append(item)
+        self._reasoning, self._thinking = None, []
+        return events
+
     def text(self, piece: str) -> list[str]:
         if not piece:
             return []
-        events = [] if self._message is not None else self._open_message()
+        events = [] if self._message is not None else [*self._close_reasoning(), *self._open_message()]
         assert self._message is not None
         self._text.append(piece)
         where = {"item_id": self._message["id"], "output_index": len(self.items), "content_index": 0}
@@ -184,7 +249,7 @@ class Output:
         return events
 
     def call(self, call: ToolCall) -> list[str]:
-        events = self._close_message("completed")
+        events = [*self._close_reasoning(), *self._close_message("completed")]
         arguments = call.openai()["function"]["arguments"]
         item = {
             "id": f"fc_{secrets.token_hex(12)}",
@@ -212,14 +277,15 @@ class Output:
     def finish(self, done: Done) -> list[str]:
         """The end: the open message closed (an empty one if nothing was said), then the outcome."""
         cut = done.reason == "length"
-        events = [] if self.items or self._message else self._open_message()
+        events = self._close_reasoning()
+        events += [] if self.items or self._message else self._open_message()
         events += self._close_message("incomplete" if cut else "completed")
         self.response |= {
             "status": "incomplete" if cut else "completed",
             "incomplete_details": {"reason": "max_output_tokens"} if cut else None,
             "completed_at": None if cut else int(time.time()),
             "output": list(self.items),
-            "usage": usage(done),
+            "usage": usage(done, self.reasoning_tokens),
         }
         kind = "response.incomplete" if cut else "response.completed"
         return [*events, self.event(kind, response=self.response)]
@@ -233,26 +299,12 @@ class Output:
         return [self.event("response.failed", response=self.response)]
 
 
-def pieces(text: str, names: frozenset[str]) -> list[ReplyPiece]:
-    """A whole reply's text and tool calls, in the order the model said them."""
-    if not names:
-        return [text]
-    parser = ToolCallParser(names)
-    return parser.feed(text) + parser.finish()
-
-
 async def events(output: Output, stream: AsyncIterable[Generation | ReplyPiece]) -> AsyncIterator[str]:
     for event in output.start():
         yield event
     try:
         async for piece in stream:
-            if isinstance(piece, Done):
-                told = output.finish(piece)
-            elif isinstance(piece, ToolCall):
-                told = output.call(piece)
-            else:
-                told = output.text(piece if isinstance(piece, str) else piece.text)
-            for event in told:
+            for event in output.finish(piece) if isinstance(piece, Done) else output.feed(piece):
                 yield event
     except LlamadeckError as error:
         yield output.failed(error)[0]
@@ -285,22 +337,17 @@ async def create_response(request: Request) -> Response:
     stream = await open_stream(
         request,
         lambda cancel: engine.start_chat(
-            model, chat.messages, options=chat.options, tools=chat.tools, cancel=cancel
-        )
+            model, chat.messages, options=chat.options, tools=chat.tools, think=chat.think, cancel=cancel
+        ),
     )
     output = Output(shell(data, model))
     names = tool_names(chat.tools)
+    pieces = tool_call_pieces(stream, names) if names else stream
     if data.get("stream") is not True:
-        text, done = await collect(request, stream)
-        for piece in pieces(text, names):
-            if isinstance(piece, ToolCall):
-                output.call(piece)
-            else:
-                output.text(piece)
-        output.finish(done)
-        return JSONResponse(output.response)
-    return EventStreamResponse(
-        events(output, tool_call_pieces(stream, names) if names else stream),
-        on_close=stream.close,
-        media_type=SSE,
-    )
+        async for piece in watched(request, stream, pieces):
+            if isinstance(piece, Done):
+                output.finish(piece)
+                return JSONResponse(output.response)
+            output.feed(piece)
+        raise RuntimeError("the engine ended a generation without a Done")
+    return EventStreamResponse(events(output, pieces), on_close=stream.close, media_type=SSE)

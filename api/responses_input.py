@@ -28,6 +28,7 @@ from typing import Any
 from api.errors import APIError
 from api.limits import MAX_TOOLS
 from api.openai import chat_tools, refuse
+from api.openai_reasoning import EFFORTS  # reasoning.effort -> think, as Ollama maps it
 from engine import as_template_call
 
 ROLES = {"user": "user", "assistant": "assistant", "system": "system", "developer": "system"}
@@ -36,16 +37,6 @@ TEXT_PARTS = {
     "output_text": "text",
     "refusal": "refusal",
 }  # part type -> its text's key
-EFFORTS: dict[str, bool | str] = {  # reasoning.effort -> Ollama's think value (its thinkFromReasoningEffort)
-    "none": False,
-    "minimal": "low",
-    "low": "low",
-    "medium": "medium",
-    "high": "high",
-    "max": "max",
-    "xhigh": "max",
-    "ultra": "max",
-}
 
 
 @dataclass(frozen=True)
@@ -55,7 +46,7 @@ class Chat:
     messages: list[dict[str, Any]]
     tools: list[dict[str, Any]] | None  # in the chat shape, None when no tool may be called
     options: dict[str, Any]
-    think: bool | str | None  # reasoning.effort as Ollama's think (not yet passed to the engine)
+    think: bool | str | None  # reasoning.effort as Ollama's think, None for the model's default
 
 
 def chat_of(data: dict[str, Any]) -> Chat:

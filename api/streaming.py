@@ -21,7 +21,8 @@ the scheduler frees the slot at its next step.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterable, AsyncIterator, Callable
+from typing import TypeVar
 
 import anyio
 from starlette.requests import Request
@@ -29,6 +30,8 @@ from starlette.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
 from engine import CancelToken, Done, Generation, Reply
+
+T = TypeVar("T")
 
 
 class EngineStream:
@@ -136,6 +139,17 @@ async def collect_thinking(request: Request, stream: EngineStream) -> tuple[str,
             parts.append(event.text)
             thoughts.append(event.thinking)
         raise RuntimeError("the engine ended a generation without a Done")
+    finally:
+        watcher.cancel()
+
+
+async def watched(request: Request, stream: EngineStream, pieces: AsyncIterable[T]) -> AsyncIterator[T]:
+    """``pieces`` (the stream's events, maybe reshaped) read for an answer sent whole: a client that leaves
+    meanwhile cancels the stream, as ``collect`` does."""
+    watcher = asyncio.create_task(until_disconnected(request, stream.cancel))
+    try:
+        async for piece in pieces:
+            yield piece
     finally:
         watcher.cancel()
 

@@ -228,6 +228,7 @@ def test_tool_use_and_tool_result_blocks_become_calls_and_tool_messages() -> Non
         {
             "role": "assistant",
             "content": "Checking.",
+            "thinking": "The user wants weather.",
             "tool_calls": [{"id": "toolu_1", "function": {"name": "get_weather", "arguments": CALL}}],
         },
         {"role": "tool", "content": "sunny", "tool_name": "get_weather"},
@@ -332,7 +333,6 @@ def test_what_is_not_built_yet_is_a_clear_400(client: anthropic.Anthropic) -> No
         "source": {"type": "base64", "media_type": "image/png", "data": "iVBORw0KGgo="},
     }
     refused: list[tuple[dict[str, Any], str]] = [
-        ({"thinking": {"type": "enabled", "budget_tokens": 1024}}, "thinking"),
         ({"messages": [{"role": "user", "content": [image]}]}, "image content"),
         ({"tools": [{"type": "web_search_20250305", "name": "web_search"}]}, "server tools"),
         ({"output_config": {"format": {"type": "json_schema", "schema": WEATHER}}}, "structured outputs"),
@@ -347,7 +347,7 @@ def test_what_is_not_built_yet_is_a_clear_400(client: anthropic.Anthropic) -> No
         max_tokens=1,
         messages=ASK,
         thinking={"type": "disabled"},
-        extra_body={"output_config": {"effort": "low"}},  # the effort is ignored (thinking is not built yet)
+        extra_body={"output_config": {"effort": "low"}},  # disabled wins over the effort, as in Ollama
     )
     assert ok.stop_reason == "max_tokens"
 
@@ -424,7 +424,13 @@ BAD_FIELDS: list[dict[str, Any]] = [
     {"top_k": 1.5},
     {"thinking": "on"},
     {"thinking": {"type": "sometimes"}},
-    {"thinking": {"type": "adaptive"}},
+    {"thinking": {"type": "enabled", "budget_tokens": "lots"}},
+    {"thinking": {"type": "enabled", "budget_tokens": -1}},
+    {"thinking": {"type": "adaptive", "display": "hidden"}},
+    {"output_config": {"effort": "extreme"}},
+    {"output_config": {"effort": 3}},
+    {"messages": [{"role": "user", "content": [{"type": "thinking", "thinking": "x", "signature": ""}]}]},
+    {"messages": [{"role": "assistant", "content": [{"type": "thinking", "thinking": 5}]}]},
     {"stream": "yes"},
     {"output_config": "high"},
 ]

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import gguf
 
+from engine import Engine
 from tests.support.chain_gguf import Vocab, write_chain_gguf
 from tests.support.tiny_gguf import tiny_vocab
 
@@ -130,3 +131,19 @@ def write_said_gguf(path: Path, said: Said, *, template: str | None, fim: bool =
         names = ("fim_pre", "fim_suf", "fim_mid")
         keys = {f"tokenizer.ggml.{n}_token_id": vocab[0].index(t) for n, t in zip(names, FIM, strict=True)}
     return write_chain_gguf(path, chain, default=ids[0], vocab=vocab, chat_template=template, token_keys=keys)
+
+
+def add_said_models(engine: Engine, folder: Path) -> None:
+    """The thinking models by name in ``engine``: thinker, control, harmony, caller, gothink, and plain
+    (one that cannot think), their GGUFs written in ``folder``."""
+    thinker = write_said_gguf(folder / "thinker.gguf", THINKER, template=THINK_TEMPLATE)
+    files = {
+        "thinker": thinker,
+        "control": write_said_gguf(folder / "control.gguf", THINKER_CONTROL, template=THINK_TEMPLATE),
+        "harmony": write_said_gguf(folder / "harmony.gguf", HARMONY, template=HARMONY_TEMPLATE),
+        "caller": write_said_gguf(folder / "caller.gguf", HARMONY_CALL, template=HARMONY_TEMPLATE),
+        "plain": write_said_gguf(folder / "plain.gguf", MIDDLE, template=None),
+    }
+    for name, path in files.items():
+        engine.create(name, f"FROM {path}\n")
+    engine.create("gothink", f'FROM {thinker}\nTEMPLATE """{GO_THINK_TEMPLATE}"""\n')
