@@ -8,7 +8,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -31,7 +30,17 @@ from engine.ingest.hub.listing import fetch_listing
 from engine.ingest.hub.remote import RemoteFile
 from engine.ingest.hub.tokens import clean_token
 from tests.support.fake_hub import FakeHub
-from tests.support.hub_checks import MIB, REPO, RootRecords, closed_port_url, meter, one_line, remote, served
+from tests.support.hub_checks import (
+    MIB,
+    REPO,
+    RETRY_LINES,
+    RootRecords,
+    closed_port_url,
+    meter,
+    one_line,
+    remote,
+    served,
+)
 from tests.support.tiny_gguf import write_tiny_gguf
 
 
@@ -63,11 +72,14 @@ def test_an_unreachable_hub_fails_fast_in_one_line_and_prints_nothing(
         "download": lambda: download(REPO, "a" * 40, file, partial, meter()),
     }
     for what, call in calls.items():
-        began = time.monotonic()
+        HUB_LOG.clear()
         with at_root, pytest.raises(HubUnreachable) as caught:
             call()
-        took = time.monotonic() - began
-        assert took < 3, f"{what}: {took:.1f} s"
+        logged = list(HUB_LOG)
+        # one attempt: huggingface_hub logs every retry it makes (24 s of them on a dead Hub)
+        assert not [line for line in logged if any(r in line for r in RETRY_LINES)], (what, logged)
+        if what == "download":
+            assert sum("Max retries exceeded" in line for line in logged) == 1, logged  # it went somewhere
         message = str(caught.value)
         assert message.startswith(f"cannot reach Hugging Face at {url} (") and one_line(message), message
     assert "nothing was downloaded" in message
@@ -75,20 +87,26 @@ def test_an_unreachable_hub_fails_fast_in_one_line_and_prints_nothing(
     out, err = capfd.readouterr()
     assert out == "" and err == ""
     assert [r for r in at_root.records if r.name.startswith("huggingface_hub")] == []
-    assert any("Max retries exceeded" in line for line in list(HUB_LOG)[logged:])  # it went somewhere
 
 
-def test_a_refused_header_read_fails_at_once(
+def test_a_hub_that_hangs_up_is_asked_once(
     fake: FakeHub, tmp_path: Path, capfd: pytest.CaptureFixture[str]
 ) -> None:
-    """The listing worked, then the Hub closes connections: one error now, not 24 s of retries."""
+    """The Hub closes every connection unanswered: one request and one error, not 24 s of retries."""
     path = write_tiny_gguf(tmp_path / "Tiny-Q8_0.gguf")[0]
     commit = fake.add_repo(REPO, {path.name: path})
-    fake.fault(path.name, "refuse")
-    began = time.monotonic()
-    with pytest.raises(HubUnreachable, match=f"cannot reach Hugging Face at {fake.url} .*; nothing changed"):
-        read_remote_info(REPO, commit, remote(path.name, path.read_bytes()))
-    assert time.monotonic() - began < 3
+    file = remote(path.name, path.read_bytes())
+    fake.fault("*", "refuse")
+    calls = {
+        "listing": (lambda: fetch_listing(REPO), "nothing changed"),
+        "header": (lambda: read_remote_info(REPO, commit, file), "nothing changed"),
+        "download": (lambda: download(REPO, commit, file, tmp_path / "x.partial", meter()), "nothing was"),
+    }
+    for what, (call, after) in calls.items():
+        fake.reset_counts()
+        with pytest.raises(HubUnreachable, match=f"cannot reach Hugging Face at {fake.url} .*; {after}"):
+            call()
+        assert len(fake.requests) == 1, (what, fake.requests)  # the server logs a request before hanging up
     assert capfd.readouterr() == ("", "")
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 import tracemalloc
 
 import pytest
@@ -34,26 +33,21 @@ def test_good_template_is_compiled_once() -> None:
 # -- time, size and memory limits ------------------------------------------------------------------
 
 
-def _refused_in_time(
-    template: str, match: str | None = None, limit: float = budget.TIME_LIMIT_S
-) -> TemplateError:
-    start = time.monotonic()
+def _refused(template: str, match: str | None = None) -> TemplateError:
+    """Refused in one line. No clock: where a limit failed, these would hang the suite, not pass."""
     with pytest.raises(TemplateError, match=match) as caught:
         render(template)
-    assert time.monotonic() - start < limit + 1
     assert "\n" not in str(caught.value)
     return caught.value
 
 
 def test_nested_range_loops_stop_within_the_limit() -> None:
-    _refused_in_time(
-        "{% for i in range(100000) %}{% for j in range(100000) %}{{ i }}{% endfor %}{% endfor %}"
-    )
+    _refused("{% for i in range(100000) %}{% for j in range(100000) %}{{ i }}{% endfor %}{% endfor %}")
 
 
 def test_loops_without_any_call_stop_within_the_limit() -> None:
     """No call or lookup inside: only the loop itself can be checked."""
-    _refused_in_time("{% set s = 'x' * 100000 %}{% for a in s %}{% for b in s %}{% endfor %}{% endfor %}")
+    _refused("{% set s = 'x' * 100000 %}{% for a in s %}{% for b in s %}{% endfor %}{% endfor %}")
 
 
 def test_slow_loop_hits_the_time_limit(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -62,16 +56,14 @@ def test_slow_loop_hits_the_time_limit(monkeypatch: pytest.MonkeyPatch) -> None:
         "{% for i in range(100000) %}{% for j in range(100000) %}{% if loop.last %}{% endif %}"
         "{% endfor %}{% endfor %}"
     )
-    start = time.monotonic()
-    with pytest.raises(TemplateError, match=r"ran longer than 0\.5 s"):
+    with pytest.raises(TemplateError, match=r"ran longer than 0\.5 s"):  # the clock, not another limit
         render(slow)
-    assert time.monotonic() - start < 1.5
 
 
 def test_recursive_macro_is_stopped() -> None:
-    _refused_in_time("{% macro f() %}{{ f() }}{% endmacro %}{{ f() }}", "recursed too deeply")
-    _refused_in_time("{% macro f(n) %}{{ f(n + 1) }}{{ f(n + 1) }}{% endmacro %}{{ f(0) }}")
-    _refused_in_time("{% for x in [1] recursive %}{{ loop([1, 2]) }}{% endfor %}")
+    _refused("{% macro f() %}{{ f() }}{% endmacro %}{{ f() }}", "recursed too deeply")
+    _refused("{% macro f(n) %}{{ f(n + 1) }}{{ f(n + 1) }}{% endmacro %}{{ f(0) }}")
+    _refused("{% for x in [1] recursive %}{{ loop([1, 2]) }}{% endfor %}")
 
 
 def test_huge_repetition_is_refused_without_allocating_it() -> None:
@@ -88,7 +80,7 @@ def test_huge_repetition_is_refused_without_allocating_it() -> None:
             "{{ ('a\\n' * 1000)|indent(4000000) }}",
             "{{ range(100000)|join('x' * 100) }}",
         ):
-            _refused_in_time(template)
+            _refused(template)
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
@@ -96,11 +88,11 @@ def test_huge_repetition_is_refused_without_allocating_it() -> None:
 
 
 def test_doubling_and_shared_nesting_are_refused() -> None:
-    _refused_in_time(
+    _refused(
         "{% set ns = namespace(s='a') %}{% for i in range(64) %}{% set ns.s = ns.s ~ ns.s %}{% endfor %}",
         "tried to build a value",
     )
-    _refused_in_time(  # each level is small; printing it would be 2**40 items
+    _refused(  # each level is small; printing it would be 2**40 items
         "{% set ns = namespace(l=['x' * 100]) %}{% for i in range(40) %}{% set ns.l = [ns.l, ns.l] %}"
         "{% endfor %}{{ ns.l }}",
         "tried to build a value",
@@ -108,7 +100,7 @@ def test_doubling_and_shared_nesting_are_refused() -> None:
 
 
 def test_output_size_is_limited() -> None:
-    _refused_in_time("{% for i in range(100000) %}{{ 'x' * 1000 }}{% endfor %}", "output passed")
+    _refused("{% for i in range(100000) %}{{ 'x' * 1000 }}{% endfor %}", "output passed")
 
 
 def test_size_limit_grows_with_the_conversation() -> None:
@@ -120,7 +112,7 @@ def test_size_limit_grows_with_the_conversation() -> None:
 
 def test_buffered_output_is_limited_too() -> None:
     """A macro or ``{% set %}`` block collects its text out of sight of the output count."""
-    _refused_in_time(
+    _refused(
         "{% set x %}{% for i in range(100000) %}{% for j in range(100) %}{{ 'x' * 10000 }}"
         "{% endfor %}{% endfor %}{% endset %}",
         "in all",
@@ -131,7 +123,7 @@ def test_buffered_output_is_limited_too() -> None:
 
 
 def test_control_characters_in_raise_exception_are_escaped() -> None:
-    error = _refused_in_time("{{ raise_exception('bad\\x1b[2J\\nrole\\u202e\\r' ~ 'z' * 500) }}")
+    error = _refused("{{ raise_exception('bad\\x1b[2J\\nrole\\u202e\\r' ~ 'z' * 500) }}")
     message = str(error)
     assert message.isprintable() and "\x1b" not in message
     assert "bad\\x1b[2J\\nrole\\u202e\\r" in message

@@ -169,15 +169,11 @@ def test_cancel_kills_the_child_and_leaves_nothing(tmp_path: Path, out: Path) ->
             seen.append(event)
             token.cancel()  # after the first tensor: the child still has most of its work ahead
 
-    started = time.monotonic()
     with pytest.raises(Cancelled):
         quantize(source, out / "wide-Q4_K_M.gguf", "Q4_K_M", on_event=on_event, cancel=token, threads=1)
-    cancelled_after = time.monotonic() - started
+    # one tensor of several: a child left running would have reported the rest before the pipe closed
     assert len(seen) == 1 and seen[0].completed < seen[0].total
     assert list(out.iterdir()) == []  # no target, no partial
-    started = time.monotonic()
-    quantize(source, out / "wide-Q4_K_M.gguf", "Q4_K_M", threads=1)
-    assert cancelled_after < time.monotonic() - started  # it stopped early, not after all the work
 
 
 def test_a_killed_parent_takes_the_child_and_its_partial_with_it(tmp_path: Path, out: Path) -> None:

@@ -428,11 +428,29 @@ def test_common_prefix() -> None:
     assert common_prefix(a, a[:700] + [-1] + a[701:]) == 700 and common_prefix([], a) == 0
 
 
+class _CountingHandle(Handle):
+    """A Handle that counts how often its consumer looks for events."""
+
+    looks = 0
+
+    def _take(self) -> list[Token | Done]:
+        self.looks += 1
+        return super()._take()
+
+
 def test_handle_is_not_a_busy_loop() -> None:
-    handle = Handle(Request([1]), lambda: None)
-    threading.Timer(0.05, handle._push, args=(Done("stop", 1, 0, 0.0, 0.0, 0.0),)).start()
-    started = time.process_time()
-    assert handle.collect()[1].reason == "stop" and time.process_time() - started < 0.03
+    """The consumer looks twice, however long the wait: once to find nothing, once for the Done."""
+    handle = _CountingHandle(Request([1]), lambda: None)
+
+    def push_while_it_waits() -> None:
+        while handle._waiter is None and handle.looks < 3:  # blocked, or spinning
+            time.sleep(0.01)
+        time.sleep(0.05)  # time a polling consumer would spend looking again
+        handle._push(Done("stop", 1, 0, 0.0, 0.0, 0.0))
+
+    threading.Thread(target=push_while_it_waits, daemon=True).start()
+    assert handle.collect()[1].reason == "stop"
+    assert handle.looks == 2
 
 
 # -- the demo model ------------------------------------------------------------------------------

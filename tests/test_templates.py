@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import base64
 import re
-import time
 
 import pytest
 
@@ -349,6 +348,5 @@ def test_a_malformed_message_is_refused_saying_where(raw: object, error: str) ->
 
 
 def test_detection_reads_a_hostile_template_in_linear_time() -> None:
-    started = time.perf_counter()
+    # no clock: a pattern that rescans from every "{{" took 50 s on a tenth of this, so it would hang the suite
     assert not is_go_template("{{" * 200_000 + "{{ " * 200_000)
-    assert time.perf_counter() - started < 1.0

@@ -14,6 +14,8 @@ from tests.support.fake_hub import FakeHub
 
 REPO = "acme/Hub-GGUF"
 MIB = 1024 * 1024
+# what huggingface_hub logs before each retry (http_backoff's, then http_get's): none means one attempt
+RETRY_LINES = ("Retrying in", "Trying to resume download")
 
 
 def remote(path: str, data: bytes) -> RemoteFile:
