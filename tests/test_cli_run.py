@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import select
 import signal
 import subprocess
@@ -150,6 +151,36 @@ def test_ctrl_c_stops_run_at_once_during_load_or_generation(gemma: str, moment: 
     assert proc.returncode == 130, err
     # 130, not 0: stopped before its 3,000 tokens (communicate's 60 s bound catches one that never stops)
     assert "interrupted" in err.splitlines()[-1] and "Traceback" not in err
+    _wait_for_no_workers()  # the model's worker process went with it, whenever the Ctrl+C came
+
+
+def _wait_for_no_workers() -> None:
+    """No llama.cpp worker of this test's store is left (a worker looks at its parent twice a second)."""
+    mark = b"LLAMADECK_HOME=" + os.environ["LLAMADECK_HOME"].encode() + b"\0"
+    for _ in range(600):
+        left = [pid for pid in _workers() if mark in _environ(pid)]
+        if not left:
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"worker processes left behind: {left}")
+
+
+def _workers() -> list[str]:
+    pids = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and b"engine.runtime.worker.child" in (entry / "cmdline").read_bytes():
+                pids.append(entry.name)
+        except OSError:
+            continue
+    return pids
+
+
+def _environ(pid: str) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/environ").read_bytes() + b"\0"
+    except OSError:
+        return b""
 
 
 def test_ctrl_c_leaves_at_once_even_when_the_engine_cannot_be_cancelled(tmp_path: Path) -> None:

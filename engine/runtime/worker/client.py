@@ -127,6 +127,9 @@ class Worker:
         try:
             worker._post(("load", spec))
             worker._loaded.wait()
+        except BaseException:  # Ctrl+C (KeyboardInterrupt) while it loads: no worker is left behind
+            worker.kill()
+            raise
         finally:
             forget()
         if worker._load_error is not None:
