@@ -67,6 +67,10 @@ def env_for(hub: FakeHub | None, **extra: str) -> dict[str, str]:
 
 
 def llamadeck(*args: str, hub: FakeHub | None = None, **kw) -> subprocess.CompletedProcess[str]:
+    if (
+        "input" not in kw
+    ):  # run reads a stdin that is not a terminal, as ollama run does: give it an empty one
+        kw.setdefault("stdin", subprocess.DEVNULL)
     return subprocess.run(
         [LLAMADECK, *args], env=env_for(hub), capture_output=True, text=True, timeout=120, **kw
     )

@@ -101,7 +101,10 @@ def build_parser() -> argparse.ArgumentParser:
     run = add("run", cmd_run, "generate text with a model (pulls it first when it is not here yet)")
     run.add_argument("model", help="a pulled model, or gemma3:270m")
     run.add_argument(
-        "prompt", nargs="?", help="the prompt (omitted: chat in the app on a terminal, else read from stdin)"
+        "prompt",
+        nargs="?",
+        help="the prompt; text piped in comes before it, as in ollama run (omitted on a terminal: "
+        "chat in the app)",
     )
     run.add_argument("--raw", action="store_true", help="continue the text as is, without the chat template")
     run.add_argument(
