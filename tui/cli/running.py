@@ -36,7 +36,7 @@ def think_flag(args: argparse.Namespace) -> bool | str | None:
     value = getattr(args, "think", None)
     if value is None:
         return None
-    if value not in THINK_VALUES and args.prompt is None:
+    if value not in THINK_VALUES and getattr(args, "prompt", "") is None:  # chat has no prompt to take
         args.prompt, value = value, "true"
     if value not in THINK_VALUES:
         raise CliError(
