@@ -10,7 +10,6 @@ joined by a space give as one argument.
 from __future__ import annotations
 
 import fcntl
-import os
 import signal
 import struct
 import subprocess
@@ -23,7 +22,13 @@ import pytest
 
 from engine import Engine, Machine
 from tests.support.api_server import running_api
-from tests.support.cli import LLAMADECK, assert_one_line_error, env_for, llamadeck
+from tests.support.cli import (
+    LLAMADECK,
+    assert_one_line_error,
+    env_for,
+    llamadeck,
+    run_into_a_closed_pipe,
+)
 from tests.support.tiny_gguf import write_tiny_gguf
 
 SEEDED = ("--raw", "--seed", "7", "-t", "1.5", "-n", "12", "-v")
@@ -133,22 +138,10 @@ def test_piped_text_goes_to_a_running_server_too(store: Engine) -> None:
     assert there[0] == here[0]  # the same words from the same prompt and seed
 
 
-def test_a_reader_that_goes_away_ends_a_piped_run_quietly(store: Engine) -> None:
+@pytest.mark.usefixtures("store")
+def test_a_reader_that_goes_away_ends_a_piped_run_quietly() -> None:
     """``git diff | llamadeck run MODEL "review" | head -c0``: stdout breaks, nothing but an exit status."""
-    read_end, write_end = os.pipe()
-    os.close(read_end)
-    try:
-        result = subprocess.run(
-            [LLAMADECK, "run", "tiny", "review this", "--raw", "-n", "200"],
-            env=env_for(None),
-            input=DIFF,
-            stdout=write_end,
-            stderr=subprocess.PIPE,
-            text=True,
-            timeout=120,
-        )
-    finally:
-        os.close(write_end)
+    result = run_into_a_closed_pipe("run", "tiny", "review this", "--raw", "-n", "200", input=DIFF)
     assert result.returncode == 1 and result.stderr == "", result.stderr
 
 

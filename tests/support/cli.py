@@ -84,3 +84,24 @@ def assert_one_line_error(result: subprocess.CompletedProcess[str], *fragments: 
     assert len(lines) == 1, result.stderr
     for fragment in fragments:
         assert fragment in lines[0], lines[0]
+
+
+def run_into_a_closed_pipe(
+    *args: str, hub: FakeHub | None = None, input: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    """As ``llamadeck ARGS | true`` when ``true`` has already gone: every write meets a broken pipe."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    stdin = {"input": input} if input is not None else {"stdin": subprocess.DEVNULL}
+    try:
+        return subprocess.run(
+            [LLAMADECK, *args],
+            env=env_for(hub),
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=120,
+            **stdin,
+        )
+    finally:
+        os.close(write_end)
