@@ -37,6 +37,7 @@ from tui.chatstore import ChatStore, default_chat_db
 MARKDOWN = Said(
     ("# Paris\n\n", "The capital is **Paris**.\n\n", "- one\n- two\n\n", "```python\nprint('hi')\n```")
 )
+LOOP_CONTEXT = 65536  # "hello world" until this is full: minutes at a tiny model's few hundred tokens/s
 SHOWN = f"Thinking...\n{THINKING}\n...done thinking.\n\n{ANSWER}\n"  # as run shows it in a pipe
 
 
@@ -48,7 +49,11 @@ def ggufs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         "md": write_said_gguf(d / "md.gguf", MARKDOWN, template=CHAT_TEMPLATE),
         "thinker": write_said_gguf(d / "thinker.gguf", THINKER, template=THINK_TEMPLATE),
         "loop": write_chain_gguf(
-            d / "loop.gguf", {hello: world, world: hello}, default=hello, chat_template=CHAT_TEMPLATE
+            d / "loop.gguf",
+            {hello: world, world: hello},
+            default=hello,
+            chat_template=CHAT_TEMPLATE,
+            context_length=LOOP_CONTEXT,
         ),
     }
 
@@ -59,7 +64,7 @@ def models(ggufs: dict[str, Path]) -> Iterator[None]:
     engine = Engine(machine=lambda: Machine(free_ram=16 << 30, gpu_free_vram=None))
     engine.create("md", f"FROM {ggufs['md']}\n")
     engine.create("thinker", f"FROM {ggufs['thinker']}\n")
-    engine.create("loop", f"FROM {ggufs['loop']}\nPARAMETER num_ctx 65536\n")
+    engine.create("loop", f"FROM {ggufs['loop']}\nPARAMETER num_ctx {LOOP_CONTEXT}\n")
     engine.close()
     yield
 
@@ -295,6 +300,7 @@ def test_a_chat_in_the_terminal_renders_markdown_and_keeps_both_turns(terminal) 
     term.prompt_back()
     term.say("/bye")
     assert term.exit_status() == "0"
+    assert "Saved in the chat history as “What is the capital?”" in term.screen()
     [(title, model, messages)] = history()
     assert (title, model) == ("What is the capital?", "md:latest")
     assert [(m[0], m[1]) for m in messages] == [("user", "complete"), ("assistant", "complete")] * 2

@@ -63,6 +63,7 @@ class Conversation:
     chat_id: int | None = None
     turns: list[dict[str, str]] = field(default_factory=list)
     saving: bool = True
+    saved_title: str = ""  # the last chat saved, as the Chat tab lists it
 
     def restart(self) -> None:
         """A new conversation (``/clear``): the next message starts another chat in the history."""
@@ -91,6 +92,7 @@ class Conversation:
             title, params = title_from(text), self.chat_options
             chat = self.save(lambda s: s.create(self.model, title=title, parameters=params))
             self.chat_id = chat.id if chat is not None else None
+            self.saved_title = chat.title if chat is not None else self.saved_title
         reply_id: int | None = None
         if (chat_id := self.chat_id) is not None:
             self.save(lambda s: s.add_message(chat_id, "user", text))

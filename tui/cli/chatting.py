@@ -22,6 +22,7 @@ import uuid
 from contextlib import suppress
 from typing import TYPE_CHECKING
 
+from engine import visible
 from tui.cli.common import CliError, open_engine, progress_view
 from tui.cli.stdin import MAX_STDIN_BYTES
 from tui.terminal import out, warn
@@ -94,6 +95,25 @@ def cmd_chat(args: argparse.Namespace) -> int:
 def converse(chat: Conversation) -> None:
     """Read messages and answer them until ``/bye`` or the end of input."""
     reader = LineReader()
+    if reader.terminal:
+        _note(f"Chatting with {visible(chat.model)}: /? for help, /bye or Ctrl+D to leave.")
+    try:
+        _answer(chat, reader)
+    finally:
+        if reader.terminal and chat.saved_title:
+            _note(f"Saved in the chat history as “{visible(chat.saved_title)}” (llamadeck, Chat tab).")
+
+
+def _note(text: str) -> None:
+    """A line about the chat, not of it: faint where colour is wanted."""
+    from tui.cli.inline_render import renders_markdown
+    from tui.cli.progress import FAINT, PLAIN
+
+    out(f"{FAINT}{text}{PLAIN}" if renders_markdown() else text)
+    sys.stdout.flush()
+
+
+def _answer(chat: Conversation, reader: LineReader) -> None:
     while (text := reader.message()) is not None:
         command = text.strip()
         if not command:
