@@ -15,6 +15,7 @@ from tests.support.cli import (
     env_for,
     llamadeck,
     repo_files,
+    run_into_a_closed_pipe,
     serve_repos,
 )
 from tests.support.fake_hub import FakeHub
@@ -99,27 +100,10 @@ def test_closed_stderr_keeps_errors_off_stdout(hub: FakeHub) -> None:
     assert _shell("llamadeck show ghost 2>&-").returncode == 1
 
 
-def _run_into_a_closed_pipe(*args: str, hub: FakeHub | None = None) -> subprocess.CompletedProcess[str]:
-    """As ``llamadeck ARGS | true`` when ``true`` has already gone: every write meets a broken pipe."""
-    read_end, write_end = os.pipe()
-    os.close(read_end)
-    try:
-        return subprocess.run(
-            [LLAMADECK, *args],
-            env=env_for(hub),
-            stdout=write_end,
-            stderr=subprocess.PIPE,
-            text=True,
-            timeout=120,
-        )
-    finally:
-        os.close(write_end)
-
-
 def test_a_reader_that_goes_away_ends_quietly(hub: FakeHub) -> None:
     assert llamadeck("pull", "acme/Tiny-GGUF:Q8_0", hub=hub).returncode == 0
     for args in (("ls",), ("show", "acme/Tiny-GGUF"), ("run", "acme/Tiny-GGUF:Q8_0", "hi", "-n", "500")):
-        result = _run_into_a_closed_pipe(*args)
+        result = run_into_a_closed_pipe(*args)
         assert result.returncode == 1 and result.stderr == "", (args, result.stderr)
 
 

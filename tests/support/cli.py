@@ -67,6 +67,10 @@ def env_for(hub: FakeHub | None, **extra: str) -> dict[str, str]:
 
 
 def llamadeck(*args: str, hub: FakeHub | None = None, **kw) -> subprocess.CompletedProcess[str]:
+    if (
+        "input" not in kw
+    ):  # run reads a stdin that is not a terminal, as ollama run does: give it an empty one
+        kw.setdefault("stdin", subprocess.DEVNULL)
     return subprocess.run(
         [LLAMADECK, *args], env=env_for(hub), capture_output=True, text=True, timeout=120, **kw
     )
@@ -80,3 +84,24 @@ def assert_one_line_error(result: subprocess.CompletedProcess[str], *fragments: 
     assert len(lines) == 1, result.stderr
     for fragment in fragments:
         assert fragment in lines[0], lines[0]
+
+
+def run_into_a_closed_pipe(
+    *args: str, hub: FakeHub | None = None, input: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    """As ``llamadeck ARGS | true`` when ``true`` has already gone: every write meets a broken pipe."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    stdin = {"input": input} if input is not None else {"stdin": subprocess.DEVNULL}
+    try:
+        return subprocess.run(
+            [LLAMADECK, *args],
+            env=env_for(hub),
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=120,
+            **stdin,
+        )
+    finally:
+        os.close(write_end)

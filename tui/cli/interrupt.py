@@ -54,6 +54,15 @@ def worker_running() -> bool:
     return any(worker.is_alive() for worker in _workers)
 
 
+def start_worker(target: Callable[[], None]) -> threading.Thread:
+    """A daemon thread for engine work, started; ``worker_running`` knows it while it runs."""
+    worker = threading.Thread(target=target, name="llamadeck-engine", daemon=True)
+    _workers[:] = [w for w in _workers if w.is_alive()]
+    _workers.append(worker)
+    worker.start()
+    return worker
+
+
 def run_cancellable(work: Callable[[CancelToken, Emit], T], on_item: Emit, *, note: str = "") -> T:
     """Run ``work(cancel, emit)`` on a worker thread; call ``on_item`` here for everything it emits.
 
@@ -75,9 +84,7 @@ def run_cancellable(work: Callable[[CancelToken, Emit], T], on_item: Emit, *, no
         except BaseException as error:  # handed to the main thread, which decides
             inbox.put((_ERROR, error))
 
-    worker = threading.Thread(target=target, name="llamadeck-engine", daemon=True)
-    _workers.append(worker)
-    worker.start()
+    worker = start_worker(target)
     try:
         while True:
             try:

@@ -7,6 +7,7 @@ import math
 from collections.abc import Callable
 from typing import Any, NoReturn
 
+from tui.cli.chatting import cmd_chat
 from tui.cli.models import (
     cmd_cp,
     cmd_create,
@@ -101,7 +102,10 @@ def build_parser() -> argparse.ArgumentParser:
     run = add("run", cmd_run, "generate text with a model (pulls it first when it is not here yet)")
     run.add_argument("model", help="a pulled model, or gemma3:270m")
     run.add_argument(
-        "prompt", nargs="?", help="the prompt (omitted: chat in the app on a terminal, else read from stdin)"
+        "prompt",
+        nargs="?",
+        help="the prompt; text piped in comes before it, as in ollama run (omitted on a terminal: "
+        "chat in the app)",
     )
     run.add_argument("--raw", action="store_true", help="continue the text as is, without the chat template")
     run.add_argument(
@@ -121,18 +125,34 @@ def build_parser() -> argparse.ArgumentParser:
         help="the same seed and prompt give the same text (default: random)",
     )
     run.add_argument("--verbose", "-v", action="store_true", help="print load time and tokens per second")
-    run.add_argument(
+    run_think = run.add_argument(
         "--think",
         nargs="?",
         const="true",
         metavar="LEVEL",
         help="thinking models: --think (on: their default), --think=false, or =low, =medium, =high, =max",
     )
-    run.add_argument(
+    run_hide = run.add_argument(
         "--hidethinking",
         action="store_true",
         help="do not show a thinking model's reasoning, only its answer",
     )
+    chat = add(
+        "chat",
+        cmd_chat,
+        "chat with a model under the shell prompt, not full screen (saved in the app's chat history)",
+    )
+    chat.add_argument("model", help="a pulled model, or gemma3:270m")
+    chat.add_argument(
+        "--temperature", "-t", type=temperature, help="0 for the likeliest text (default: the model's)"
+    )
+    chat.add_argument("--seed", type=seed, help="the same seed and messages give the same replies")
+    chat.add_argument(
+        "--max-tokens", "-n", type=positive_count, help="stop each reply after this many tokens"
+    )
+    chat.add_argument("--verbose", "-v", action="store_true", help="print tokens per second after each reply")
+    chat.add_argument("--think", nargs="?", const="true", metavar="LEVEL", help=run_think.help)
+    chat.add_argument("--hidethinking", action="store_true", help=run_hide.help)
     add("list", cmd_list, "list the models in the store", aliases=["ls"])
     show = add("show", cmd_show, "show a model's details")
     show.add_argument("model")

@@ -273,6 +273,12 @@ class ReplyView:
         if self.open_line:
             out()
         self._show(THINKING_CLOSES + PLAIN if self.faint else THINKING_CLOSES)
+        self.open_line = False  # the words end with a new line; the colour reset after it takes no room
+
+    def end_thinking(self) -> None:
+        """Close the reasoning shown, if any: the answer starts (or there is none)."""
+        if self.thinking:
+            self._close_thinking()
 
     def __call__(self, event: object) -> None:
         if isinstance(event, Token):
@@ -281,12 +287,10 @@ class ReplyView:
                     self._open_thinking()
                 self._show(visible(event.thinking, keep=self.keep))
             if event.text:
-                if self.thinking:
-                    self._close_thinking()
+                self.end_thinking()
                 self._show(visible(event.text, keep=self.keep))
         elif isinstance(event, Done):
-            if self.thinking:  # reasoning and no answer (cut off by the token limit)
-                self._close_thinking()
+            self.end_thinking()  # reasoning and no answer (cut off by the token limit)
             out()
             self.open_line = False
             if event.dropped_messages:

@@ -4,41 +4,17 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from tui.cli.common import CliError, interactive, open_engine, progress_view
+from tui.cli.stdin import run_prompt
 from tui.tables import ago_until, render_table
 from tui.terminal import flush_all, out, warn
 
 if TYPE_CHECKING:
     from engine import Engine
     from tui.client import Server
-
-
-def read_prompt(given: str | None) -> str:
-    """The prompt from the command line, else all of stdin (which must be UTF-8 text)."""
-    if given is not None:
-        prompt = given
-        if any("\udc80" <= c <= "\udcff" for c in prompt):  # argv bytes the locale could not decode
-            try:  # under LANG=C a UTF-8 argument arrives as escaped bytes: it is still UTF-8 text
-                prompt = os.fsencode(prompt).decode("utf-8")
-            except UnicodeDecodeError:
-                raise CliError("the prompt is not valid UTF-8 text") from None
-    elif sys.stdin is None:
-        raise CliError('give a prompt: llamadeck run MODEL "PROMPT" (stdin is closed)')
-    elif sys.stdin.isatty():
-        raise CliError('give a prompt: llamadeck run MODEL "PROMPT" (or pipe one in)')
-    else:
-        data = sys.stdin.buffer.read()
-        try:
-            prompt = data.decode("utf-8-sig")
-        except UnicodeDecodeError as bad:
-            raise CliError(f"stdin is not valid UTF-8 text (a bad byte at offset {bad.start})") from None
-    if not prompt.strip():
-        raise CliError('give a prompt: llamadeck run MODEL "PROMPT" (or pipe one in)')
-    return prompt
 
 
 THINK_VALUES: dict[str, bool | str] = {
@@ -60,7 +36,7 @@ def think_flag(args: argparse.Namespace) -> bool | str | None:
     value = getattr(args, "think", None)
     if value is None:
         return None
-    if value not in THINK_VALUES and args.prompt is None:
+    if value not in THINK_VALUES and getattr(args, "prompt", "") is None:  # chat has no prompt to take
         args.prompt, value = value, "true"
     if value not in THINK_VALUES:
         raise CliError(
@@ -74,7 +50,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     think = think_flag(args)
     chat = args.prompt is None and interactive()
-    prompt = "" if chat else read_prompt(args.prompt)
+    prompt = "" if chat else run_prompt(args.prompt)  # with what is piped in, as ollama run
     engine, view = open_engine(), progress_view()
     try:  # generation never pulls: a missing model is fetched here first, with its progress shown
         run_cancellable(lambda cancel, emit: engine.ensure(args.model, on_event=emit, cancel=cancel), view)
