@@ -245,8 +245,6 @@ def from_environment(
         values["context_length"] = None  # Ollama's 0: the default
     if values.get("num_parallel") == 0:
         values["num_parallel"] = None
-    if values.get("keep_alive") is None:
-        values.pop("keep_alive", None)
     return ServerSettings(**values, origins=origins)  # type: ignore[arg-type]
 
 
