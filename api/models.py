@@ -110,6 +110,10 @@ def _running(loaded: LoadedModel, manifest: Manifest | None, now: datetime) -> d
         "expires_at": expires.isoformat(),
         "size_vram": loaded.vram,
         "context_length": loaded.context,
+        # llamadeck's own, beside Ollama's fields: the slots (OLLAMA_NUM_PARALLEL) and the requests
+        # waiting for one (refused past OLLAMA_MAX_QUEUE)
+        "num_parallel": loaded.slots,
+        "queued": loaded.queued,
     }
 
 

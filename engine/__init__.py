@@ -30,6 +30,7 @@ from engine.errors import (
     InvalidInput,
     InvalidOption,
     InvalidReference,
+    InvalidSetting,
     LlamadeckError,
     LoadError,
     ModelCrashed,
@@ -39,6 +40,7 @@ from engine.errors import (
     NoGGUFInRepo,
     NotFound,
     PromptTooLong,
+    QueueFull,
     RepoNotFound,
     ShutDown,
     TemplateError,
@@ -67,6 +69,7 @@ from engine.runtime.toolcalls import (
     tool_call_pieces,
     tool_names,
 )
+from engine.server_settings import ServerSettings, SettingInfo, describe_settings, from_environment
 from engine.shape import ModelShape
 from engine.store.cleanup import UNUSED_BLOB_GRACE, PruneReport
 from engine.store.manifest import Manifest, ModelConfig, ModelFile
@@ -101,6 +104,7 @@ __all__ = [
     "InvalidInput",
     "InvalidOption",
     "InvalidReference",
+    "InvalidSetting",
     "LlamadeckError",
     "LoadError",
     "ModelCrashed",
@@ -122,7 +126,10 @@ __all__ = [
     "Progress",
     "PromptTooLong",
     "PruneReport",
+    "QueueFull",
     "Reply",
+    "ServerSettings",
+    "SettingInfo",
     "ReplyPiece",
     "Removal",
     "RepoNotFound",
@@ -138,8 +145,10 @@ __all__ = [
     "VerifyReport",
     "Waiting",
     "as_template_call",
+    "describe_settings",
     "format_gib",
     "format_size",
+    "from_environment",
     "has_fim_tokens",
     "inserts",
     "one_line",

@@ -22,6 +22,7 @@ Cancelled          499     the caller cancelled; the store is as it was
 NetworkError       502     Hugging Face could not be reached or answered badly
 DiskFull           507     no space left; partial downloads are kept
 ShutDown           503     the engine was closed
+QueueFull          503     too many requests wait for one model (OLLAMA_MAX_QUEUE)
 LoadError          500     llama.cpp refused a model, or its worker process crashed
 =================  ======  =====================================================
 """
@@ -29,6 +30,9 @@ LoadError          500     llama.cpp refused a model, or its worker process cras
 from __future__ import annotations
 
 from typing import ClassVar
+
+# Ollama's ErrMaxQueue (server/sched.go), word for word (two spaces included): clients may match on it
+QUEUE_FULL_MESSAGE = "server busy, please try again.  maximum pending requests exceeded"
 
 
 class LlamadeckError(Exception):
@@ -62,6 +66,10 @@ class PromptTooLong(InvalidInput):
 
 class TemplateError(InvalidInput):
     """The model's chat template does not compile, refused the conversation or ran past its limits."""
+
+
+class InvalidSetting(InvalidInput):
+    """A server setting (``OLLAMA_NUM_PARALLEL``, ``keep_alive`` in config.toml, ...) that cannot be used."""
 
 
 # -- not found (404) -----------------------------------------------------------
@@ -160,6 +168,16 @@ class ShutDown(LlamadeckError):
 
     status = 503
     kind = "shut_down"
+
+
+class QueueFull(LlamadeckError):
+    """As many requests wait for a slot of this model as ``max_queue`` allows; Ollama's words, and its 503."""
+
+    status = 503
+    kind = "queue_full"
+
+    def __init__(self, message: str = QUEUE_FULL_MESSAGE) -> None:
+        super().__init__(message)
 
 
 class LoadError(LlamadeckError):

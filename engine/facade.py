@@ -34,6 +34,7 @@ from engine.runtime.loading import LoadBoard, LoadingModel
 from engine.runtime.registry import Registry, Resident
 from engine.runtime.session import ContextUse, GenerationRequest, Reply
 from engine.runtime.worker.crashes import CrashLedger
+from engine.server_settings import ServerSettings
 from engine.store.manifest import Manifest
 from engine.store.model_store import Store
 from engine.store.refs import parse_ref
@@ -113,15 +114,38 @@ class Engine(ModelLibrary):
         *,
         token: str | None = None,
         machine: Callable[[], Machine] = _default_machine,
+        settings: ServerSettings | None = None,
     ) -> None:
+        """``settings``: the server settings (``OLLAMA_NUM_PARALLEL``, ... read by
+        ``server_settings.from_environment``); None: the built-in ones."""
         self._store = Store(home)
         from engine.ingest.hub.tokens import clean_token
 
         self.token = clean_token(token or os.environ.get("HF_TOKEN"))
         self._machine = machine
-        self._registry: Registry[Runtime] = Registry(budget=self._free_memory)
+        self._settings = settings or ServerSettings()
+        self._registry: Registry[Runtime] = Registry(
+            budget=self._free_memory,
+            default_keep_alive=self._settings.keep_alive,
+            max_loaded=self._settings.max_loaded_models,
+        )
         self._crashes = CrashLedger()
         self._loads = LoadBoard()
+
+    @property
+    def settings(self) -> ServerSettings:
+        """The server settings in effect: the defaults under every request's and model's own options."""
+        return self._settings
+
+    def configure(self, settings: ServerSettings) -> None:
+        """Use other server settings from now on (the app saved its settings).
+
+        Loaded models stay as they are; one whose load options change with
+        these is loaded again by its next request, as any change of options does.
+        """
+        self._settings = settings
+        self._registry.default_keep_alive = settings.keep_alive
+        self._registry.max_loaded = settings.max_loaded_models
 
     def _free_memory(self) -> int:
         machine = self._machine()
@@ -171,8 +195,9 @@ class Engine(ModelLibrary):
         context loses its oldest turns (the system prompt stays); Done's
         ``dropped_messages`` says how many. Options use Ollama's names and
         are layered over the model's own parameters; ``keep_alive`` is
-        seconds after the reply or an Ollama duration such as "5m" (None: five
-        minutes, 0: unload at once, negative: forever; see ``parse_keep_alive``).
+        seconds after the reply or an Ollama duration such as "5m" (None: the
+        server settings' ``keep_alive``, five minutes unless set; 0: unload at
+        once, negative: forever; see ``parse_keep_alive``).
         ``think`` is Ollama's: True/False or "low"/"medium"/"high"/"max"; a
         model that thinks (``thinks``) does unless told False, and its Tokens
         carry the reasoning in ``thinking``; True for one that cannot is
@@ -498,7 +523,8 @@ class Engine(ModelLibrary):
         from engine.options import merge, parse_options
 
         model = parse_options(manifest.config.parameters, source=f"{manifest.reference}'s parameters")
-        return merge(model, parse_options(request or {}, source="request"))
+        # request > Modelfile > the server settings (LLAMADECK_*, OLLAMA_*, config.toml) > built in
+        return merge(self._settings.load_layer(), model, parse_options(request or {}, source="request"))
 
     def _use(
         self, manifest: Manifest, load: LoadOptions, keep_alive: float | None, cancel: CancelToken
@@ -530,7 +556,13 @@ class Engine(ModelLibrary):
         except Cancelled:  # cancelled while the model loaded: the stream ends as any cancelled one does
             return Reply.cancelled_while_loading(started)
         return start_reply(
-            resident.payload, request, fresh=fresh, started=started, cancel=cancel, release=lease.close
+            resident.payload,
+            request,
+            fresh=fresh,
+            started=started,
+            cancel=cancel,
+            release=lease.close,
+            max_queue=self._settings.max_queue,
         )
 
     def _stream(self, request: GenerationRequest, cancel: CancelToken) -> Iterator[Generation]:

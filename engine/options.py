@@ -14,7 +14,9 @@ mean the same thing. They fall in two groups, as in Ollama:
 The defaults live in one place, the two dataclasses' field defaults; ``None``
 there means "decided at load time" (``num_ctx``: 4096 capped at the trained
 context; ``num_gpu``: the offload planner; ``num_thread``: the physical cores;
-``num_parallel``: chosen from memory). Values come in as JSON and Modelfiles
+``num_parallel``: chosen from memory); the server settings (``OLLAMA_NUM_PARALLEL``,
+``OLLAMA_CONTEXT_LENGTH``, ..., ``engine.server_settings``) are the layer
+just above them. Values come in as JSON and Modelfiles
 give them (``0.7``, ``"0.7"``, ``["a", "b"]``), are checked by
 :func:`parse_options` with one one-line :class:`InvalidOption` per problem,
 and are layered by :func:`merge`::

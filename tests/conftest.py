@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from engine import describe_settings
 from tests.support.fake_hub import isolated_hf_env
 from tests.support.tiny_gguf import write_tiny_gguf
 
@@ -37,6 +38,9 @@ def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pa
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))  # llama.cpp's log file
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))  # the app's chat history
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))  # the app's settings
+    for info in describe_settings():  # OLLAMA_NUM_PARALLEL and the like of whoever runs the suite
+        for variable in info.variables:
+            monkeypatch.delenv(variable, raising=False)
     with isolated_hf_env(tmp_path / "hf-home"):
         yield home
 

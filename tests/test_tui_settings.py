@@ -188,6 +188,7 @@ async def test_settings_dialog_saves_to_config_toml(engine: Engine, config_home:
         3600,
     )
     assert app.config == again  # the app's own copy: a later theme switch keeps these
+    assert engine.settings.keep_alive == 3600  # every load's default from now on, the API's too (--serve)
 
 
 @sync

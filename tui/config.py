@@ -6,6 +6,9 @@
     default_model = "hf.co/acme/Tiny-GGUF:Q8_0"   # what a new chat uses; "" = ask
     keep_alive = "5m"                              # Ollama's syntax: 5m, 1h30m, 300, 0, -1
     store = ""                                     # the model store; "" = LLAMADECK_HOME or the default
+    num_parallel = 4                               # server settings: OLLAMA_*/LLAMADECK_* win over them
+    max_loaded_models = 2                          # (also max_queue, context_length, flash_attention,
+                                                   #  kv_cache_type; see engine.server_settings)
     [parameters]                                   # Ollama option names, checked as the engine checks them
     temperature = 0.7
     num_ctx = 8192
@@ -16,6 +19,12 @@ naming it. Keys this version does not know are kept in ``Config.extra`` and
 written back on save, so a newer llamadeck's settings, or a typo the user
 will want to fix, are never lost silently. Each save is atomic (a temp file
 beside it, then ``os.replace``).
+
+The server settings (``keep_alive`` and those in ``Config.server``) are the
+engine's, under Ollama's names: ``server_settings`` layers the environment
+(``LLAMADECK_*``, ``OLLAMA_*``) over them and checks them, so a bad one is
+one clear error where a model would run (``serve``, ``run``, the app), not a
+value dropped in silence.
 """
 
 from __future__ import annotations
@@ -26,7 +35,10 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from engine import ServerSettings
 
 DEFAULT_THEME = "llamadeck-dark"
 DEFAULT_KEEP_ALIVE = "5m"
@@ -158,6 +170,13 @@ def check_keep_alive(value: object) -> str:
     return text
 
 
+def _server_keys() -> frozenset[str]:
+    """The server settings kept as written (``keep_alive`` is a setting of its own here)."""
+    from engine import describe_settings
+
+    return frozenset(s.name for s in describe_settings()) - {"keep_alive"}
+
+
 # -- the settings --------------------------------------------------------------------
 
 _CHECKS = {
@@ -176,6 +195,8 @@ class Config:
     parameters: dict[str, object] = field(default_factory=dict)  # Ollama options for new chats
     keep_alive: str = DEFAULT_KEEP_ALIVE  # Ollama syntax; keep_alive_seconds() for the engine
     store: str = ""  # the store's folder; "" = LLAMADECK_HOME or the default; read at start
+    # the other server settings as written (num_parallel, max_queue, ...): the engine checks them
+    server: dict[str, Any] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict, repr=False)  # keys this version does not know
 
     @classmethod
@@ -194,6 +215,9 @@ class Config:
             return cls()
         config = cls()
         for name, value in data.items():
+            if name in _server_keys():
+                config.server[name] = value
+                continue
             check = _CHECKS.get(name)
             if check is None:
                 config.extra[name] = value
@@ -214,10 +238,21 @@ class Config:
 
     def to_toml(self) -> dict[str, Any]:
         data: dict[str, Any] = dict(self.extra)
+        data.update(self.server)
         for item in fields(self):
-            if item.name != "extra":
+            if item.name not in ("extra", "server"):
                 data[item.name] = getattr(self, item.name)
         return data
+
+    def server_settings(self, environ: Mapping[str, str] | None = None) -> ServerSettings:
+        """The engine's server settings: ``LLAMADECK_*``, then ``OLLAMA_*``, then these, then built in.
+
+        Raises ``engine.InvalidSetting`` naming the variable or the key of the first bad value.
+        """
+        from engine import from_environment
+
+        values = {**self.server, "keep_alive": self.keep_alive}
+        return from_environment(os.environ if environ is None else environ, values)
 
     def store_home(self) -> Path | None:
         """The store folder to open: None when ``LLAMADECK_HOME`` is set (it wins) or none is chosen."""

@@ -61,11 +61,16 @@ class Runtime:
         """The model's vocabulary as the engine uses it (BOS, FIM tokens, ``tokenize``), from its worker."""
         return self.worker
 
-    def submit(self, request: Request) -> Handle:
-        """Queue a generation in the worker (refused at once if this very request crashed it before)."""
+    def submit(self, request: Request, *, max_queue: int | None = None) -> Handle:
+        """Queue a generation in the worker (refused at once if this very request crashed it before).
+
+        ``max_queue``: how many requests may wait for a slot; with that many
+        waiting already this one is refused (QueueFull), as Ollama's OLLAMA_MAX_QUEUE.
+        """
         if self.crashes is not None:
             self.crashes.check_request(self.manifest.load_id, request_key(request), self.manifest.reference)
-        return self.worker.submit(request)
+        limit = None if max_queue is None else self.settings.num_parallel + max_queue
+        return self.worker.submit(request, limit=limit)
 
     def stats(self) -> SchedulerStats | None:
         """The scheduler's snapshot; None once the worker has crashed."""

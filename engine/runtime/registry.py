@@ -6,8 +6,9 @@ using each, and decides when one goes. ``keep_alive`` as Ollama has it
 (``engine.durations``): seconds after the last request ends (default five
 minutes), ``0`` unloads right after the reply, a negative value keeps the
 model until it is unloaded by hand. When one more model would not fit the
-memory budget, idle models go first, least recently used first; a model in
-use is never unloaded under a running request.
+memory budget, or past ``max_loaded`` models (``OLLAMA_MAX_LOADED_MODELS``),
+idle models go first, least recently used first; a model in use is never
+unloaded under a running request.
 """
 
 from __future__ import annotations
@@ -54,9 +55,16 @@ class Resident(Generic[P]):
 class Registry(Generic[P]):
     """The loaded models of one engine, with a reaper thread for keep-alive expiry."""
 
-    def __init__(self, *, budget: Callable[[], int], default_keep_alive: float = DEFAULT_KEEP_ALIVE) -> None:
+    def __init__(
+        self,
+        *,
+        budget: Callable[[], int],
+        default_keep_alive: float = DEFAULT_KEEP_ALIVE,
+        max_loaded: int = 0,
+    ) -> None:
         self._budget = budget  # bytes free for models right now, measured when a load is due
-        self.default_keep_alive = default_keep_alive
+        self.default_keep_alive = default_keep_alive  # seconds, when a use gives none
+        self.max_loaded = max_loaded  # models loaded at once (OLLAMA_MAX_LOADED_MODELS); 0: memory decides
         self._lock = threading.Condition()
         self._residents: dict[tuple[str, Any], Resident[P]] = {}
         self._loading: dict[tuple[str, Any], int] = {}  # loads in flight and the bytes each reserved
@@ -178,7 +186,9 @@ class Registry(Generic[P]):
         than risk running out of memory under them; when loads in flight are
         what stands in the way, None: wait for them. With nothing else loaded
         or loading it is tried anyway (mmap and swap may carry it, and the
-        quant pick already warned).
+        quant pick already warned). With ``max_loaded`` models loaded, idle
+        ones go (least recently used first) to make it one fewer; when all of
+        them are in use, None: the load waits until one is idle, as Ollama's does.
         """
         free = self._budget() - sum(self._loading.values())
         victims = list(rivals)
@@ -199,6 +209,13 @@ class Registry(Generic[P]):
                 f"not enough memory for another model while {', '.join(busy)} is generating; "
                 "try again when it is done"
             )
+        if self.max_loaded > 0:  # a count limit too: the least recently used idle models go first
+            loaded = len(self._residents) - len(victims) + len(self._loading)
+            while loaded >= self.max_loaded and idle:
+                victims.append(idle.pop(0))
+                loaded -= 1
+            if loaded >= self.max_loaded:  # the others are in use or loading: wait, as Ollama's scheduler
+                return None
         return victims
 
     def _release(self, resident: Resident[P], keep_alive: float) -> None:

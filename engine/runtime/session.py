@@ -185,6 +185,7 @@ def start_reply(
     started: float,
     cancel: CancelToken = NEVER,
     release: Callable[[], None] = lambda: None,
+    max_queue: int | None = None,
 ) -> Reply:
     """Fit, tokenize and submit ``request`` to the loaded ``runtime``; the Reply streams its events.
 
@@ -192,6 +193,7 @@ def start_reply(
     load time); ``started``: ``time.perf_counter()`` when the request came;
     ``release`` lets go of the model, called once when the reply ends (also
     when this raises). Cancelling ``cancel`` stops the generation.
+    ``max_queue``: requests that may wait for a slot before this one is refused (QueueFull).
     """
     from engine.runtime import loader
     from engine.runtime.request import Request
@@ -217,7 +219,8 @@ def start_reply(
                 stop=sampling.stop,
                 conversation=request.conversation,
                 preserve=preserve,
-            )
+            ),
+            max_queue=max_queue,
         )
     except BaseException:
         release()

@@ -56,7 +56,7 @@ def cmd_chat(args: argparse.Namespace) -> int:
     chat_options = {name: value for name, value in given.items() if value is not None}
     options.update(chat_options)
     keep_alive = keep_alive_seconds(config.keep_alive) if config.keep_alive else None
-    engine = open_engine()
+    engine = open_engine(serving=True)
     view = progress_view()
     try:  # as run: a missing model is pulled first, then loaded before the first prompt (errors now)
         manifest = run_cancellable(

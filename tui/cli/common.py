@@ -19,11 +19,19 @@ class CliError(Exception):
     """A mistake on the command line or its streams, found before the engine is asked anything."""
 
 
-def open_engine() -> Engine:  # lazy import keeps --help fast
+def open_engine(*, serving: bool = False) -> Engine:  # lazy import keeps --help fast
+    """The engine on the store chosen in the app's settings (if any).
+
+    ``serving``: it will run models, so it takes the server settings
+    (``LLAMADECK_*``, ``OLLAMA_*``, ``config.toml``): a bad one raises
+    ``InvalidSetting`` here, before anything starts. Store commands leave them be.
+    """
     from engine import Engine
     from tui.config import Config
 
-    return Engine(home=Config.load().store_home())  # the store chosen in the app's settings, if any
+    config = Config.load()
+    settings = config.server_settings() if serving else None
+    return Engine(home=config.store_home(), settings=settings)
 
 
 def progress_view(transient: bool = False) -> ProgressView:

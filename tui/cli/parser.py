@@ -69,6 +69,21 @@ def seed(text: str) -> int:
     return value
 
 
+def settings_help() -> str:
+    """``serve --help``'s list of the server settings, from the engine's own table."""
+    from engine import describe_settings
+
+    lines = ["server settings, as Ollama's (default in brackets):"]
+    for info in describe_settings():
+        lines.append(f"  {info.variables[1]:<25} {info.help} [{info.default}]")
+    lines += [
+        "each also as LLAMADECK_NUM_PARALLEL, ... (which wins over OLLAMA_*) and in config.toml",
+        'as num_parallel = 4, keep_alive = "10m", ... (which the variables win over); a request\'s',
+        "options and a Modelfile's PARAMETER lines win over all of them",
+    ]
+    return "\n".join(lines)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(
         prog="llamadeck",
@@ -196,7 +211,13 @@ def build_parser() -> argparse.ArgumentParser:
     cp.add_argument("destination")
     verify = add("verify", cmd_verify, "re-hash models and check their GGUF structure (exit 1 on a problem)")
     verify.add_argument("models", nargs="*", metavar="MODEL")
-    serve = add("serve", cmd_serve, "serve the Ollama-compatible HTTP API (127.0.0.1:11434 by default)")
+    serve = add(
+        "serve",
+        cmd_serve,
+        "serve the Ollama-compatible HTTP API (127.0.0.1:11434 by default)",
+        epilog=settings_help(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     serve.add_argument(
         "--host", help="address to listen on, host[:port] (default: LLAMADECK_HOST or 127.0.0.1)"
     )

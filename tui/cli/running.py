@@ -51,7 +51,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     think = think_flag(args)
     chat = args.prompt is None and interactive()
     prompt = "" if chat else run_prompt(args.prompt)  # with what is piped in, as ollama run
-    engine, view = open_engine(), progress_view()
+    engine, view = open_engine(serving=True), progress_view()
     try:  # generation never pulls: a missing model is fetched here first, with its progress shown
         run_cancellable(lambda cancel, emit: engine.ensure(args.model, on_event=emit, cancel=cancel), view)
     finally:
@@ -200,15 +200,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from api.server import ServeError, address, bind, serve  # FastAPI only when serving: --help stays fast
 
     api_key = args.api_key or os.environ.get("LLAMADECK_API_KEY") or None
+    engine = open_engine(serving=True)  # a bad OLLAMA_*/LLAMADECK_* setting stops it here, in one line
     try:
         listener = bind(*address(args.host, args.port), api_key=api_key)
     except ServeError as failure:
+        engine.close()
         raise CliError(str(failure)) from None
-    try:
-        engine = open_engine()
-    except BaseException:
-        listener.close()
-        raise
     prune_store_at_start(engine)
     out(f"llamadeck API on {listener.url}")
     flush_all()
@@ -232,17 +229,18 @@ def open_app(*, serve: bool) -> int:
     if not serve:
         from tui.app import run_app  # textual is imported only here
 
-        return run_app(open_engine())
+        return run_app(open_engine(serving=True))
     from api.server import BackgroundServer, ServeError, address, bind
 
     api_key = os.environ.get("LLAMADECK_API_KEY") or None
+    engine = open_engine(serving=True)  # the app's keep-alive and settings hold for API loads too
     try:
         listener = bind(*address(None, None), api_key=api_key)
     except ServeError as failure:
+        engine.close()
         raise CliError(f"--serve: {failure}") from None
     from tui.app import LlamadeckApp
 
-    engine = open_engine()
     prune_store_at_start(engine)
     server = BackgroundServer(engine, listener, api_key=api_key)
     try:

@@ -161,9 +161,19 @@ class SettingsScreen(ModalScreen[bool]):
             self._error(f"settings not saved: {error.strerror or error}{where}")
             return
         log.info("settings saved to %s", self.path)
+        self.apply_server_settings()
         note = " (the store location takes effect at the next start)" if self.config.store != before else ""
         self.app.notify(f"settings saved{note}", markup=False)
         self.dismiss(True)
+
+    def apply_server_settings(self) -> None:
+        """The engine takes the saved keep-alive (unless LLAMADECK_KEEP_ALIVE/OLLAMA_KEEP_ALIVE set one)."""
+        from engine import LlamadeckError
+
+        try:
+            self.engine.configure(self.config.server_settings())
+        except LlamadeckError as error:  # a variable changed under the app: the engine keeps what it had
+            log.warning("server settings not applied: %s", error)
 
     @on(Button.Pressed, "#cancel")
     def action_cancel(self) -> None:

@@ -355,18 +355,9 @@ class ChatPane(Horizontal):
         gen = Generation(chat.id, reply_id, CancelToken(), self.query_one(ChatLog).start_reply())
         self.generation = gen
         options = {**dict(getattr(self.app_config, "parameters", {}) or {}), **chat.parameters}
-        self.generate(gen, chat.model, turns, options, self.keep_alive())
-
-    def keep_alive(self) -> float | None:
-        text = getattr(self.app_config, "keep_alive", None)
-        if not text:
-            return None
-        try:
-            from tui.config import keep_alive_seconds
-
-            return keep_alive_seconds(str(text))
-        except Exception:  # noqa: BLE001 - a bad setting was logged when the config loaded
-            return None
+        # keep-alive None: the engine's server settings, which hold config.toml's keep_alive (below
+        # LLAMADECK_KEEP_ALIVE/OLLAMA_KEEP_ALIVE) for every load, the API's under --serve included
+        self.generate(gen, chat.model, turns, options, None)
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="chat-generate")
     def generate(

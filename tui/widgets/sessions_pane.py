@@ -132,21 +132,12 @@ class SessionsPane(Vertical):
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="sessions-unload")
     def reload(self, reference: str, options: dict[str, object]) -> None:
-        """Unload, then load again with ``options``; the configured keep-alive starts again."""
-        from tui.config import SettingError, keep_alive_seconds
-
-        keep_alive = None
-        config = getattr(self.app, "config", None)
-        if config is not None:
-            try:
-                keep_alive = keep_alive_seconds(config.keep_alive)
-            except SettingError:
-                keep_alive = None  # the engine's default
+        """Unload, then load again with ``options``; the configured keep-alive (the engine's) starts again."""
         self.app.call_from_thread(self.app.notify, f"reloading {visible(reference)}…", markup=False)
         try:
             self.engine.unload(reference)
             self.fetch()
-            seconds = self.engine.load(reference, options=options, keep_alive=keep_alive)
+            seconds = self.engine.load(reference, options=options)
         except Exception as error:  # noqa: BLE001 - Busy, LoadError and others: reported by the app
             self.app.call_from_thread(self.app.report, error)  # type: ignore[attr-defined]
         else:

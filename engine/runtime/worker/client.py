@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.cancel import NEVER, CancelToken
-from engine.errors import Cancelled, LlamadeckError, ModelCrashed
+from engine.errors import Cancelled, LlamadeckError, ModelCrashed, QueueFull
 from engine.events import Done, Token
 from engine.runtime.request import Handle, Request
 from engine.runtime.stats import SchedulerStats
@@ -141,19 +141,31 @@ class Worker:
 
     # serving -------------------------------------------------------------------------------------
 
-    def submit(self, request: Request) -> Handle:
-        """Send a request; its events come back on the handle (an error as its final Done)."""
+    def submit(self, request: Request, *, limit: int | None = None) -> Handle:
+        """Send a request; its events come back on the handle (an error as its final Done).
+
+        ``limit``: the most requests this worker may hold, running and
+        waiting together; one more is refused with QueueFull (nothing is sent).
+        """
         rid = next(self._ids)
         handle = Handle(request, lambda: self._post(("cancel", rid)))
         with self._lock:
             broken = self.broken
             if broken is None:
+                if limit is not None and len(self._handles) >= limit:
+                    raise QueueFull()
                 self._handles[rid] = handle
         if broken is not None:
             _fail(handle, ModelCrashed(broken, self.cause))
             return handle
         self._post(("submit", rid, request))
         return handle
+
+    @property
+    def in_flight(self) -> int:
+        """Requests submitted and not yet done: those in a slot and those waiting for one."""
+        with self._lock:
+            return len(self._handles)
 
     def forget(self, conversation: str) -> None:
         self._post(("forget", conversation))
