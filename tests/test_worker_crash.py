@@ -25,7 +25,6 @@ from engine.store.model_store import Store
 from engine.store.refs import parse_ref
 from tests.support.api_server import running_api
 from tests.support.chain_gguf import token_id, write_chain_gguf
-from tests.support.tiny_lora import write_tiny_lora
 
 CPU_BOX = Machine(free_ram=16 << 30, gpu_free_vram=None)
 FOREVER = {"num_predict": 100_000, "temperature": 0}
@@ -131,39 +130,44 @@ def test_a_model_that_keeps_crashing_is_marked_broken_until_it_is_made_again(eng
 
 
 def test_a_worker_killed_while_loading_marks_the_model_broken_until_it_is_made_again(
-    engine: Engine, tmp_path: Path
+    engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The load blocks reading its adapter from a FIFO: the worker is killed there, for certain mid-load."""
-    store = Store()
-    weights = store.load(parse_ref("endless")).files[0]
-    lora = write_tiny_lora(tmp_path / "lora.gguf", zero=True)
-    adapter = add_blob(store, lora)
-    save(store, "tuned", weights, (adapter,))
-    blob = store.blob_path(adapter.sha256)
-    blob.unlink()
-    os.mkfifo(blob)
+    """The worker is held mid-load for certain: its first llama.cpp log line blocks opening the log
+    file, a FIFO nobody reads (see ``held_log``); it is killed there."""
+    fifo = held_log(tmp_path, monkeypatch)
     errors: list[BaseException] = []
 
     def load() -> None:
         try:
-            engine.load("tuned")
+            engine.load("endless")
         except BaseException as error:  # noqa: BLE001 (the test reads it)
             errors.append(error)
 
     loading = threading.Thread(target=load)
     loading.start()
-    pid = wait_for_worker()
-    os.kill(pid, signal.SIGKILL)
+    os.kill(wait_for_worker(), signal.SIGKILL)
     loading.join()
     assert len(errors) == 1 and isinstance(errors[0], ModelCrashed), errors
-    assert "tuned" in str(errors[0]) and "SIGKILL" in str(errors[0])
-    with pytest.raises(LoadError, match="tuned:latest is marked broken"):
-        engine.load("tuned")
-    # made again (here: its blob restored and the name saved again), it is tried again
-    blob.unlink()
-    shutil.copyfile(lora, blob)
-    engine._crashes.forget(store.load(parse_ref("tuned")).load_id)  # noqa: SLF001 - what create and pull call
-    assert engine.load("tuned") >= 0.0
+    assert "endless" in str(errors[0]) and "SIGKILL" in str(errors[0])
+    broken = "endless:latest is marked broken: its llama.cpp worker crashed while loading"
+    with pytest.raises(LoadError, match=broken):
+        engine.load("endless")
+    assert engine.loaded() == []
+    # made again (pull and create forget the crash), it is tried again
+    fifo.unlink()
+    engine._crashes.forget(Store().load(parse_ref("endless")).load_id)  # noqa: SLF001 - what create and pull call
+    assert engine.load("endless") >= 0.0
+
+
+def held_log(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Make llama.cpp's log file (``$XDG_STATE_HOME/llamadeck/llama.log``) a FIFO: a worker that starts
+    loading blocks at its first log line until the test lets it go (unlinks the FIFO) or kills it."""
+    state = tmp_path / "state"
+    (state / "llamadeck").mkdir(parents=True)
+    fifo = state / "llamadeck" / "llama.log"
+    os.mkfifo(fifo)
+    monkeypatch.setenv("XDG_STATE_HOME", str(state))
+    return fifo
 
 
 def wait_for_worker() -> int:
