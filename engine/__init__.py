@@ -42,6 +42,7 @@ from engine.errors import (
     ShutDown,
     TemplateError,
     UnknownQuant,
+    UnsupportedSchema,
 )
 from engine.events import Done, Event, EventSink, Generation, Progress, Status, Token, Waiting
 from engine.facade import Engine, LoadedModel
@@ -125,6 +126,7 @@ __all__ = [
     "ToolCallParser",
     "Token",
     "UnknownQuant",
+    "UnsupportedSchema",
     "VariantFit",
     "VerifyReport",
     "Waiting",

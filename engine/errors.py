@@ -64,6 +64,13 @@ class TemplateError(InvalidInput):
     """The model's chat template does not compile, refused the conversation or ran past its limits."""
 
 
+class UnsupportedSchema(InvalidInput):
+    """A JSON schema (``format``, ``response_format``, a forced tool's parameters) llamadeck cannot enforce.
+
+    The message names the construct and where it is; a reply that ignored it is never given instead.
+    """
+
+
 # -- not found (404) -----------------------------------------------------------
 
 

@@ -62,6 +62,27 @@ class LoadedModel:
     manifest: Manifest | None = None  # what was loaded (the name may hold another model by now)
 
 
+def _grammar(
+    manifest: Manifest,
+    format: str | Mapping[str, Any] | None,
+    tools: Sequence[Mapping[str, Any]] | None,
+    tool_choice: str | Mapping[str, Any] | None,
+) -> tuple[str | None, Sequence[Mapping[str, Any]] | None]:
+    """The grammar a request's ``format`` or forced ``tool_choice`` asks for, and the tools the model sees."""
+    from engine.structured import forced_names, format_grammar, tool_call_grammar
+
+    grammar = format_grammar(format)
+    if tool_choice == "none":
+        return grammar, None
+    names = forced_names(tools, tool_choice)
+    if names is None:
+        return grammar, tools
+    if grammar is not None:
+        raise InvalidInput("a forced tool_choice and a format together: the reply cannot be both")
+    assert tools is not None
+    return tool_call_grammar(tools, names, manifest.config.template), tools
+
+
 def _default_machine() -> Machine:
     from engine.machine.gpu import probe_machine
 
@@ -117,6 +138,8 @@ class Engine(ModelLibrary):
         options: Mapping[str, object] | None = None,
         conversation: str | None = None,
         tools: Sequence[Mapping[str, Any]] | None = None,
+        format: str | Mapping[str, Any] | None = None,
+        tool_choice: str | Mapping[str, Any] | None = None,
         keep_alive: float | str | None = None,
         cancel: CancelToken = NEVER,
     ) -> Iterator[Generation]:
@@ -135,8 +158,20 @@ class Engine(ModelLibrary):
         seconds after the reply or an Ollama duration such as "5m" (None: five
         minutes, 0: unload at once, negative: forever; see ``parse_keep_alive``).
         Cancelling ends the stream with ``Done(reason="cancelled")``.
+
+        ``format`` constrains the reply: ``"json"`` (a JSON object) or a JSON
+        schema it must validate against (a schema holding what llamadeck
+        cannot enforce is an UnsupportedSchema, a 400, naming it).
+        ``tool_choice`` (with ``tools``): "auto" (the model decides), "none"
+        (no tools shown to it), "required" or a named tool
+        (``{"type": "function", "function": {"name": ...}}``): the reply is
+        then one call of a tool, with arguments valid against its parameters,
+        in the model's own call format. A reply cut short by ``num_predict``
+        ends with Done "length" and may not parse.
         """
-        request = self._chat_request(reference, messages, options, conversation, tools, keep_alive)
+        request = self._chat_request(
+            reference, messages, options, conversation, tools, keep_alive, format, tool_choice
+        )
         return self._stream(request, cancel)
 
     def start_chat(
@@ -147,6 +182,8 @@ class Engine(ModelLibrary):
         options: Mapping[str, object] | None = None,
         conversation: str | None = None,
         tools: Sequence[Mapping[str, Any]] | None = None,
+        format: str | Mapping[str, Any] | None = None,
+        tool_choice: str | Mapping[str, Any] | None = None,
         keep_alive: float | str | None = None,
         cancel: CancelToken = NEVER,
     ) -> Reply:
@@ -157,7 +194,9 @@ class Engine(ModelLibrary):
         straight to the loop). It raises what ``chat`` and its first
         ``next()`` raise; a Reply not read to its end must be closed.
         """
-        request = self._chat_request(reference, messages, options, conversation, tools, keep_alive)
+        request = self._chat_request(
+            reference, messages, options, conversation, tools, keep_alive, format, tool_choice
+        )
         return self._start(request, cancel)
 
     def generate(
@@ -170,6 +209,7 @@ class Engine(ModelLibrary):
         temperature: float | None = None,
         seed: int | None = None,
         options: Mapping[str, object] | None = None,
+        format: str | Mapping[str, Any] | None = None,
         keep_alive: float | str | None = None,
         cancel: CancelToken = NEVER,
     ) -> Iterator[Generation]:
@@ -179,10 +219,10 @@ class Engine(ModelLibrary):
         (instruct models) and continues the text plainly otherwise (base
         models such as the embedded Gemma 3 270M); True or False force it.
         ``max_tokens``, ``temperature`` and ``seed`` are shorthands for the
-        options ``num_predict``, ``temperature`` and ``seed``.
+        options ``num_predict``, ``temperature`` and ``seed``. ``format`` as in ``chat``.
         """
         request = self._generate_request(
-            reference, prompt, raw, max_tokens, temperature, seed, options, keep_alive
+            reference, prompt, raw, max_tokens, temperature, seed, options, keep_alive, format
         )
         return self._stream(request, cancel)
 
@@ -196,12 +236,13 @@ class Engine(ModelLibrary):
         temperature: float | None = None,
         seed: int | None = None,
         options: Mapping[str, object] | None = None,
+        format: str | Mapping[str, Any] | None = None,
         keep_alive: float | str | None = None,
         cancel: CancelToken = NEVER,
     ) -> Reply:
         """``generate``, loaded and submitted when it returns (see ``start_chat``)."""
         request = self._generate_request(
-            reference, prompt, raw, max_tokens, temperature, seed, options, keep_alive
+            reference, prompt, raw, max_tokens, temperature, seed, options, keep_alive, format
         )
         return self._start(request, cancel)
 
@@ -296,6 +337,8 @@ class Engine(ModelLibrary):
         conversation: str | None,
         tools: Sequence[Mapping[str, Any]] | None,
         keep_alive: float | str | None,
+        format: str | Mapping[str, Any] | None = None,
+        tool_choice: str | Mapping[str, Any] | None = None,
     ) -> GenerationRequest:
         manifest = self._resolve(parse_ref(reference))
         chat_messages = [
@@ -315,6 +358,7 @@ class Engine(ModelLibrary):
             raise InvalidInput("tools is a list of tool definitions (JSON objects)")
         seconds = parse_keep_alive(keep_alive)
         load, sampling = self._options(manifest, options)
+        grammar, tools = _grammar(manifest, format, tools, tool_choice)
         # raw=False: a conversation needs turns, so a base model chats in the format known for it
         return GenerationRequest(
             manifest,
@@ -325,6 +369,7 @@ class Engine(ModelLibrary):
             tools=tools,
             raw=False,
             conversation=conversation,
+            grammar=grammar,
         )
 
     def _generate_request(
@@ -337,6 +382,7 @@ class Engine(ModelLibrary):
         seed: int | None,
         options: Mapping[str, object] | None,
         keep_alive: float | str | None,
+        format: str | Mapping[str, Any] | None = None,
     ) -> GenerationRequest:
         if not isinstance(prompt, str):
             raise InvalidInput("the prompt must be text")
@@ -348,7 +394,10 @@ class Engine(ModelLibrary):
                 merged[name] = value
         manifest = self._resolve(parse_ref(reference))
         load, sampling = self._options(manifest, merged)
-        return GenerationRequest(manifest, [Message("user", prompt)], sampling, load, seconds, raw=raw)
+        grammar, _ = _grammar(manifest, format, None, None)
+        return GenerationRequest(
+            manifest, [Message("user", prompt)], sampling, load, seconds, raw=raw, grammar=grammar
+        )
 
     def _options(
         self, manifest: Manifest, request: Mapping[str, object] | None

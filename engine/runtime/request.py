@@ -30,6 +30,9 @@ class Request:
     ``conversation`` is a key the caller keeps (a TUI chat id) so the
     conversation keeps its slot and KV cells between turns; None is a
     stateless request (HTTP) that still reuses any matching prefix.
+    ``grammar`` is GBNF text (root rule ``root``, see ``engine.structured``)
+    that every generated token must follow; it is compiled per sequence by
+    the scheduler, so constrained and free requests decode in one batch.
     """
 
     tokens: list[int]
@@ -37,6 +40,7 @@ class Request:
     max_tokens: int | None = None
     stop: tuple[str, ...] = ()
     conversation: str | None = None
+    grammar: str | None = None
 
 
 def _resolve(future: asyncio.Future[None]) -> None:

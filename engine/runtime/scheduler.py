@@ -247,7 +247,9 @@ class Scheduler:
                 if request.max_tokens is None or request.max_tokens < 0
                 else min(request.max_tokens, room)
             )
-            sampler = Sampler.from_options(self.model, request.sampling, context_size=self.n_ctx_per_seq)
+            sampler = Sampler.from_options(
+                self.model, request.sampling, context_size=self.n_ctx_per_seq, grammar=request.grammar
+            )
         except LlamadeckError as error:
             self._refuse(handle, error, submitted)
             return handle

@@ -58,6 +58,7 @@ class GenerationRequest:
     tools: Sequence[Mapping[str, Any]] | None = None
     raw: bool | None = None  # None: the model's own template if it has one (see ``template_for``)
     conversation: str | None = None  # a key the caller keeps: its KV state stays resident
+    grammar: str | None = None  # GBNF every token must follow (``engine.structured``: format, forced tools)
 
 
 def prompt_tokens(runtime: Runtime, request: GenerationRequest) -> tuple[list[int], int]:
@@ -122,6 +123,7 @@ def start_reply(
                 max_tokens=loader.max_tokens(sampling),
                 stop=sampling.stop,
                 conversation=request.conversation,
+                grammar=request.grammar,
             )
         )
     except BaseException:

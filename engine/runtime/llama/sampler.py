@@ -1,4 +1,4 @@
-"""llama.cpp's own sampler chain for one request, built from Ollama's sampling options."""
+"""llama.cpp's own sampler chain for one request, built from Ollama's sampling options, and its grammar."""
 
 from __future__ import annotations
 
@@ -10,7 +10,9 @@ import llama_cpp
 
 from engine.errors import InvalidOption
 from engine.runtime.llama.context import Context
+from engine.runtime.llama.grammar import Candidates, Grammar, GrammarDeadEnd
 from engine.runtime.llama.model import Model, finite
+from engine.runtime.llama.utf8 import CLEAN, advance, table_for
 
 _RANDOM = random.SystemRandom()
 
@@ -25,6 +27,12 @@ class Sampler:
     mirostat sampler, as ``common_sampler`` does. Defaults are Ollama's.
     ``seed`` None or negative draws a random seed (kept in ``self.seed``).
     ``context_size`` is what ``repeat_last_n = -1`` means.
+
+    ``grammar`` (GBNF text, root rule ``root``) constrains every token; the
+    chain samples first and the grammar checks that one token, and only a
+    refused token costs the full pass over the vocabulary (then the chain
+    samples again among what the grammar allows), as llama-server does.
+    ``rejections`` counts those full passes.
     """
 
     def __init__(
@@ -45,6 +53,7 @@ class Sampler:
         mirostat_eta: float = 0.1,
         seed: int | None = None,
         context_size: int = 4096,
+        grammar: str | None = None,
     ) -> None:
         if mirostat not in (0, 1, 2):
             raise InvalidOption(f"mirostat must be 0, 1 or 2, not {mirostat}")
@@ -95,6 +104,19 @@ class Sampler:
             else:
                 add(chain, llama_cpp.llama_sampler_init_mirostat_v2(self.seed, tau, eta))
         self._sample = llama_cpp.llama_sampler_sample
+        self._model = model
+        self.rejections = 0
+        self._grammar: Grammar | None = None
+        self._candidates: Candidates | None = None
+        if grammar is not None:
+            try:
+                self._grammar = Grammar(model, grammar)
+            except BaseException:
+                self.free()
+                raise
+            self._candidates = Candidates(model.n_vocab)
+            self._utf8 = table_for(model)
+            self._utf8_state = CLEAN
 
     # Ollama's option names, for building from a dataclass of them with ``from_options``
     OPTIONS: ClassVar[tuple[str, ...]] = (
@@ -114,14 +136,43 @@ class Sampler:
     )
 
     @classmethod
-    def from_options(cls, model: Model, options: Any, *, context_size: int = 4096) -> Sampler:
+    def from_options(
+        cls, model: Model, options: Any, *, context_size: int = 4096, grammar: str | None = None
+    ) -> Sampler:
         """A sampler from any object with Ollama's sampling option names as attributes."""
         values = {name: getattr(options, name) for name in cls.OPTIONS if hasattr(options, name)}
-        return cls(model, context_size=context_size, **values)
+        return cls(model, context_size=context_size, grammar=grammar, **values)
 
     def sample(self, ctx: Context, index: int) -> int:
-        """Sample (and accept) a token from the logits of batch entry ``index`` of the last decode."""
-        return int(self._sample(self._chain, ctx.ptr, index))
+        """Sample (and accept) a token from the logits of batch entry ``index`` of the last decode.
+
+        With a grammar, raises GrammarDeadEnd when it allows no token at all.
+        """
+        if self._grammar is None:
+            return int(self._sample(self._chain, ctx.ptr, index))
+        grammar, candidates, model = self._grammar, self._candidates, self._model
+        assert candidates is not None
+        candidates.fill(ctx.ptr, index)
+        llama_cpp.llama_sampler_apply(self._chain, candidates.ref)
+        token = candidates.selected()
+        state = advance(self._utf8_state, model.piece(token))
+        if state is None or not grammar.allows(token):
+            # the full pass: the grammar (and whole UTF-8 characters) first, then the chain among what is left
+            self.rejections += 1
+            candidates.fill(ctx.ptr, index)
+            grammar.apply(candidates)
+            candidates.rule_out(~self._utf8.mask(self._utf8_state))
+            if not candidates.any_left():
+                raise GrammarDeadEnd("the grammar allows no token of the vocabulary here")
+            llama_cpp.llama_sampler_apply(self._chain, candidates.ref)
+            token = candidates.selected()
+            state = advance(self._utf8_state, model.piece(token))
+            assert state is not None
+        self._utf8_state = state
+        if not model.is_eog(token):  # (the grammar allowed an end only where it is complete)
+            grammar.accept(token)
+        llama_cpp.llama_sampler_accept(self._chain, token)
+        return token
 
     def accept(self, tokens: Sequence[int]) -> None:
         """Feed tokens the sampler did not pick (a prompt) into its history, for the penalties."""
@@ -135,3 +186,7 @@ class Sampler:
         if self._chain:
             llama_cpp.llama_sampler_free(self._chain)
             self._chain = None
+        if self._grammar is not None:
+            self._grammar.free()
+            self._grammar = None
+        self._candidates = None
