@@ -121,6 +121,8 @@ def repeat(expression: str, low: int, high: int | None, *, what: str) -> str:
 class Rules:
     """The rules of one grammar: unique names, identical bodies shared, bounded in size."""
 
+    _too_big = f"the schema's grammar is past llamadeck's limit of {MAX_GRAMMAR_BYTES // 1024} KiB"
+
     def __init__(self, *, taken: Iterable[str] = ()) -> None:
         self._taken = {"root", *taken}  # names written by hand (``define``), never handed out
         self._bodies: dict[str, str] = {}
@@ -146,9 +148,7 @@ class Rules:
         self._by_body.setdefault(body, name)
         self._size += len(name) + len(body) + 6
         if self._size > MAX_GRAMMAR_BYTES:
-            raise UnsupportedSchema(
-                f"the schema's grammar is past llamadeck's limit of {MAX_GRAMMAR_BYTES // 1024} KiB"
-            )
+            raise UnsupportedSchema(self._too_big)
 
     def __contains__(self, name: object) -> bool:
         return name in self._bodies
@@ -168,4 +168,7 @@ class Rules:
         missing = [name for name, body in self._bodies.items() if not body]
         assert not missing, f"rules reserved but never defined: {missing}"
         lines += [f"{name} ::= {body}" for name, body in self._bodies.items()]
-        return "\n".join(lines) + "\n"
+        text = "\n".join(lines) + "\n"
+        if len(text.encode()) > MAX_GRAMMAR_BYTES:
+            raise UnsupportedSchema(self._too_big)
+        return text

@@ -35,7 +35,7 @@ from urllib.parse import unquote
 
 from engine.errors import UnsupportedSchema
 from engine.structured.formats import FORMATS, GENERIC_RULES
-from engine.structured.gbnf import Rules, alt, group, literal, repeat, seq
+from engine.structured.gbnf import MAX_REPEAT, Rules, alt, group, literal, repeat, seq
 from engine.structured.numbers import (
     UNBOUNDED_INTEGER,
     UNBOUNDED_NUMBER,
@@ -536,6 +536,11 @@ class SchemaGrammar:
             raise UnsupportedSchema(f"minItems {least} and maxItems {most} at {where} leave no length")
         if schema.get("uniqueItems") is True and (most is None or most > 1):
             raise UnsupportedSchema(f"uniqueItems at {where} cannot be enforced by llamadeck")
+        for count, key in ((least, "minItems"), (most, "maxItems")):
+            if count is not None and count > MAX_REPEAT:
+                raise UnsupportedSchema(
+                    f"{key} at {where} of {count} is past llamadeck's limit of {MAX_REPEAT}"
+                )
         if most == 0:
             return seq('"["', ws, '"]"')
         hint = (where.rsplit("/", 1)[-1] or "array") + "-item"
