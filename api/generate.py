@@ -12,8 +12,9 @@ A chat with ``tools`` answers the model's tool calls as ``message.tool_calls``
 a chunk of its own with empty content); history may carry calls in Ollama's
 shape or OpenAI's (arguments a JSON string).
 
-What llamadeck cannot do yet is refused with a 400 that says so (``format``,
-``images``, ``template``, ``suffix``, ``context``, ``think``), never ignored.
+``format`` (``"json"`` or a JSON schema) constrains the reply with a grammar
+(``api.structured``). What llamadeck cannot do yet is refused with a 400 that
+says so (``images``, ``template``, ``suffix``, ``context``, ``think``), never ignored.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from api.errors import APIError, bool_field, model_errors, read_json, status_of,
 from api.jobs import until_disconnected
 from api.schema import BOOLEAN, KEEP_ALIVE, MESSAGES, NAME, OPTIONS, STRING, TEXTS, json_body
 from api.streaming import EngineStream, EventStreamResponse, collect, open_stream
+from api.structured import FORMAT, ollama_format
 from engine import (
     CancelToken,
     Done,
@@ -73,7 +75,6 @@ def refuse_unsupported(data: dict[str, Any], *names: str) -> None:
         if value is None or value is False or value in ("", [], {}):
             continue
         what = {
-            "format": "format (JSON mode and structured outputs)",
             "images": "images",
             "template": "a template override",
             "suffix": "suffix (fill in the middle)",
@@ -182,6 +183,7 @@ async def load(engine: Engine, model: str, kind: str, options: Any, keep_alive: 
         prompt=STRING,
         system=STRING,
         raw=BOOLEAN,
+        format=FORMAT,
         stream=BOOLEAN,
         options=OPTIONS,
         keep_alive=KEEP_ALIVE,
@@ -194,7 +196,8 @@ async def generate(request: Request) -> Response:
     system = data.get("system") or ""
     if not isinstance(prompt, str) or not isinstance(system, str):
         raise APIError(400, "prompt and system must be strings")
-    refuse_unsupported(data, "format", "images", "template", "suffix", "context", "think")
+    refuse_unsupported(data, "images", "template", "suffix", "context", "think")
+    format = ollama_format(data)
     raw = bool_field(data, "raw", False)
     streaming = bool_field(data, "stream", True)
     options = options_field(data)
@@ -208,9 +211,17 @@ async def generate(request: Request) -> Response:
     def run(cancel: CancelToken) -> Reply:
         if system and not raw:  # raw mode skips the template, and with it the system prompt (as Ollama)
             messages = [{"role": "system", "content": system}, {"role": "user", "content": prompt}]
-            return engine.start_chat(model, messages, options=options, keep_alive=keep_alive, cancel=cancel)
+            return engine.start_chat(
+                model, messages, options=options, format=format, keep_alive=keep_alive, cancel=cancel
+            )
         return engine.start_generate(
-            model, prompt, raw=True if raw else None, options=options, keep_alive=keep_alive, cancel=cancel
+            model,
+            prompt,
+            raw=True if raw else None,
+            options=options,
+            format=format,
+            keep_alive=keep_alive,
+            cancel=cancel,
         )
 
     stream = await start(model, run)
@@ -234,6 +245,7 @@ async def generate(request: Request) -> Response:
         model=NAME,
         messages=MESSAGES,
         tools={"type": "array", "items": {"type": "object"}},
+        format=FORMAT,
         stream=BOOLEAN,
         options=OPTIONS,
         keep_alive=KEEP_ALIVE,
@@ -252,7 +264,8 @@ async def chat(request: Request) -> Response:
     if tools is not None and not (isinstance(tools, list) and all(isinstance(t, dict) for t in tools)):
         raise APIError(400, "tools must be a list of objects")
     messages = [with_template_calls(each) for each in messages]
-    refuse_unsupported(data, "format", "think")
+    refuse_unsupported(data, "think")
+    format = ollama_format(data)
     streaming = bool_field(data, "stream", True)
     options = options_field(data)
     keep_alive = parse_keep_alive(data.get("keep_alive"))
@@ -264,7 +277,7 @@ async def chat(request: Request) -> Response:
 
     def run(cancel: CancelToken) -> Reply:
         return engine.start_chat(
-            model, messages, options=options, tools=tools, keep_alive=keep_alive, cancel=cancel
+            model, messages, options=options, tools=tools, format=format, keep_alive=keep_alive, cancel=cancel
         )
 
     stream = await start(model, run)

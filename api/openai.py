@@ -9,8 +9,10 @@ options (``max_tokens`` -> ``num_predict``), which the engine validates.
 A chat with ``tools`` answers the model's calls as ``tool_calls`` (ids
 ``call_…``, arguments a JSON string; streamed, one delta per call with its
 ``index``) and ``finish_reason: "tool_calls"`` (``engine.runtime.toolcalls``).
-What the engine cannot do yet (``n`` > 1, JSON mode, logprobs, images,
-a forced tool choice, token-array inputs) is refused with a 400 that says so.
+``response_format`` (JSON mode, a JSON schema) and a forced ``tool_choice``
+constrain the reply with a grammar (``api.structured``). What the engine
+cannot do yet (``n`` > 1, logprobs, images, token-array inputs) is refused
+with a 400 that says so.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from api.generate import shorten
 from api.jobs import until_disconnected
 from api.schema import BOOLEAN, COUNT, MESSAGES, NAME, NUMBER, STRING, TEXTS, json_body, path_parameter
 from api.streaming import EngineStream, EventStreamResponse, collect, open_stream
+from api.structured import RESPONSE_FORMAT, TOOL_CHOICE, openai_format, tool_choice
 from engine import (
     CancelToken,
     Done,
@@ -118,11 +121,6 @@ def sampling_options(data: dict[str, Any]) -> dict[str, Any]:
         raise refuse("n other than 1 (several choices)")
     if data.get("logprobs") or data.get("top_logprobs") or data.get("best_of") not in (None, 1):
         raise refuse("logprobs and best_of")
-    response_format = data.get("response_format")
-    if response_format is not None and not (
-        isinstance(response_format, dict) and response_format.get("type") in (None, "text")
-    ):
-        raise refuse("response_format (JSON mode and structured outputs)")
     return options
 
 
@@ -194,9 +192,7 @@ def chat_messages(data: dict[str, Any]) -> list[dict[str, Any]]:
 
 def chat_tools(data: dict[str, Any]) -> list[dict[str, Any]] | None:
     tools = data.get("tools") or None
-    choice = data.get("tool_choice")
-    if choice not in (None, "auto", "none"):
-        raise refuse("a forced tool_choice")
+    choice = tool_choice(data)
     if tools is None or choice == "none":
         return None
     if not isinstance(tools, list) or not all(isinstance(t, dict) for t in tools):
@@ -324,6 +320,8 @@ async def retrieve_model(request: Request) -> Response:
         messages=MESSAGES,
         max_completion_tokens=COUNT,
         tools={"type": "array", "items": {"type": "object"}},
+        tool_choice=TOOL_CHOICE,
+        response_format=RESPONSE_FORMAT,
         **SAMPLING,
     ),
 )
@@ -333,11 +331,15 @@ async def chat_completions(request: Request) -> Response:
     model = model_field(data)
     messages = chat_messages(data)
     tools = chat_tools(data)
+    choice = tool_choice(data)
     options = sampling_options(data)
+    format = openai_format(data)
     streaming = bool_field(data, "stream", False)
     engine = engine_of(request)
     stream = await start(
-        lambda cancel: engine.start_chat(model, messages, options=options, tools=tools, cancel=cancel)
+        lambda cancel: engine.start_chat(
+            model, messages, options=options, tools=tools, format=format, tool_choice=choice, cancel=cancel
+        )
     )
     ident, created = f"chatcmpl-{secrets.token_hex(12)}", int(time.time())
     head = {"id": ident, "created": created, "model": model, "system_fingerprint": "fp_llamadeck"}
@@ -408,7 +410,10 @@ def completion_prompt(data: dict[str, Any]) -> str:
 
 
 @router.post(
-    "/v1/completions", openapi_extra=json_body(["model", "prompt"], model=NAME, prompt=STRING, **SAMPLING)
+    "/v1/completions",
+    openapi_extra=json_body(
+        ["model", "prompt"], model=NAME, prompt=STRING, response_format=RESPONSE_FORMAT, **SAMPLING
+    ),
 )
 @openai_errors
 async def completions(request: Request) -> Response:
@@ -418,9 +423,12 @@ async def completions(request: Request) -> Response:
     if data.get("echo") or data.get("suffix"):
         raise refuse("echo and suffix")
     options = sampling_options(data)
+    format = openai_format(data)
     streaming = bool_field(data, "stream", False)
     engine = engine_of(request)
-    stream = await start(lambda cancel: engine.start_generate(model, prompt, options=options, cancel=cancel))
+    stream = await start(
+        lambda cancel: engine.start_generate(model, prompt, options=options, format=format, cancel=cancel)
+    )
     head = {
         "id": f"cmpl-{secrets.token_hex(12)}",
         "object": "text_completion",
