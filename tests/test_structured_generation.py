@@ -12,11 +12,17 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import jsonschema
+import numpy as np
 import pytest
 
 from engine.events import Done
 from engine.options import SamplingOptions
+from engine.runtime.llama.constrained import Constrained
+from engine.runtime.llama.context import Batch, Context
+from engine.runtime.llama.grammar import Candidates, Grammar
 from engine.runtime.llama.model import Model
+from engine.runtime.llama.sampler import Sampler
+from engine.runtime.llama.utf8 import CLEAN, advance, table_for
 from engine.runtime.request import GREEDY, Request
 from engine.runtime.scheduler import Scheduler
 from engine.structured import json_grammar, schema_grammar
@@ -150,3 +156,63 @@ def test_a_request_with_a_grammar_pickles(tiny: Model) -> None:
 
     request = Request(tiny.tokenize("hi"), GREEDY, 10, grammar=json_grammar())
     assert pickle.loads(pickle.dumps(request)) == request
+
+
+@pytest.mark.parametrize("sampling", [GREEDY, SamplingOptions(temperature=1.0, top_k=40, seed=11)])
+def test_checking_only_the_best_scored_tokens_samples_what_checking_them_all_would(
+    tiny: Model, sampling: SamplingOptions, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    schema = {"type": "array", "items": {"type": "string", "maxLength": 6}, "minItems": 3, "maxItems": 3}
+    request = Request(tiny.tokenize("Three words:"), sampling, 300, grammar=schema_grammar(schema))
+
+    def reply() -> str:
+        with Scheduler(tiny, n_ctx_per_seq=512, n_parallel=1) as scheduler:
+            text, done = scheduler.submit(request).collect()
+        assert done.reason == "stop"
+        return text
+
+    quick = reply()
+    monkeypatch.setattr(Constrained, "first_try", 0)  # every refusal checks the whole vocabulary
+    assert reply() == quick
+    assert len(json.loads(quick)) == 3
+
+
+@pytest.mark.parametrize("first_try", [64, 0])
+def test_greedy_under_a_grammar_picks_the_best_scored_token_the_grammar_allows(
+    tiny: Model, first_try: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Against llama.cpp's grammar applied to the whole vocabulary, step by step (0: every refusal takes
+    the full pass, which skips the tokens whose first byte the grammar refuses)."""
+    monkeypatch.setattr(Constrained, "first_try", first_try)
+    grammar = schema_grammar(
+        {"type": "object", "properties": {"n": {"type": "integer"}, "s": {"type": "string", "maxLength": 5}}}
+    )
+    sampler = Sampler.from_options(tiny, GREEDY, grammar=grammar)
+    oracle, candidates, table = Grammar(tiny, grammar), Candidates(tiny.n_vocab), table_for(tiny)
+    ctx, batch = Context(tiny, n_ctx=512, n_seq_max=1, n_threads=1), Batch(512)
+    try:
+        prompt = tiny.tokenize("Here:")
+        batch.add_run(prompt, 0, 0, logits_last=True)
+        ctx.decode(batch)
+        state, position, index = CLEAN, len(prompt), batch.n - 1
+        for _ in range(60):
+            candidates.fill(ctx.ptr, index)
+            oracle.apply(candidates.ref)
+            logits = candidates.data["logit"].copy()
+            logits[~table.mask(state)] = -np.inf
+            token = sampler.sample(ctx, index)
+            assert token == int(np.argmax(logits))
+            if tiny.is_eog(token):
+                break
+            oracle.accept(token)
+            state = advance(state, tiny.piece(token)) or CLEAN
+            batch.clear()
+            batch.add(token, position, 0, True)
+            position, index = position + 1, 0
+            ctx.decode(batch)
+        assert sampler.rejections > 0
+    finally:
+        sampler.free()
+        oracle.free()
+        batch.free()
+        ctx.free()

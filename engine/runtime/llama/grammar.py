@@ -5,12 +5,11 @@ the thread that submits the request, never on the compute thread. Checking
 one token against it is cheap; checking the whole vocabulary (262,144
 tokens for Gemma 3) is not, so ``Sampler`` samples first and asks
 ``allows`` about that one token, and only when it is refused runs the full
-pass (``apply`` on ``Candidates``), as llama-server does.
+pass (``apply`` on ``Candidates``), as llama-server does (``constrained.py``).
 
 ``accept`` must only be given tokens the grammar allows: llama.cpp aborts
-the process otherwise. ``Candidates.any_left`` tells a dead end (the
-grammar refuses every token) from a choice, so a grammar that cannot go on
-fails its request instead.
+the process otherwise, so a grammar that refuses every token (a dead end)
+fails its request instead (``GrammarDeadEnd``).
 """
 
 from __future__ import annotations
@@ -27,8 +26,8 @@ from engine.runtime.llama.log import error_mark, last_error_line
 from engine.runtime.llama.model import Model
 from engine.structured.gbnf import MAX_GRAMMAR_BYTES
 
-_TOKEN_DATA = np.dtype([("id", "<i4"), ("logit", "<f4"), ("p", "<f4")])  # llama_token_data, 12 bytes
-assert _TOKEN_DATA.itemsize == ctypes.sizeof(llama_cpp.llama_token_data)
+TOKEN_DATA = np.dtype([("id", "<i4"), ("logit", "<f4"), ("p", "<f4")])  # llama_token_data, 12 bytes
+assert TOKEN_DATA.itemsize == ctypes.sizeof(llama_cpp.llama_token_data)
 
 
 class GrammarDeadEnd(LlamadeckError):
@@ -43,8 +42,9 @@ class Candidates:
 
     def __init__(self, n_vocab: int) -> None:
         self.n_vocab = n_vocab
-        self.data = np.zeros(n_vocab, dtype=_TOKEN_DATA)
-        self._ids = np.arange(n_vocab, dtype=np.int32)
+        self.data = np.zeros(n_vocab, dtype=TOKEN_DATA)
+        self._blank = np.zeros(n_vocab, dtype=TOKEN_DATA)  # ids in order, p 0: copied in whole, then logits
+        self._blank["id"] = np.arange(n_vocab, dtype=np.int32)
         self._pointer = self.data.ctypes.data_as(llama_cpp.llama_token_data_p)
         self.array = llama_cpp.llama_token_data_array(self._pointer, n_vocab, -1, False)
         self.ref = ctypes.byref(self.array)
@@ -55,9 +55,8 @@ class Candidates:
         if not logits:
             raise LlamadeckError(f"llama.cpp has no logits for batch entry {index}")
         data = self.data
-        data["id"] = self._ids
+        ctypes.memmove(data.ctypes.data, self._blank.ctypes.data, data.nbytes)
         data["logit"] = np.ctypeslib.as_array(logits, shape=(self.n_vocab,))
-        data["p"] = 0.0
         array = self.array
         array.data = self._pointer  # type: ignore[assignment]  # (ctypes' stubs want an Array)
         array.size = self.n_vocab
@@ -70,14 +69,6 @@ class Candidates:
         if not 0 <= array.selected < array.size:
             raise LlamadeckError("the sampler picked no token")
         return int(array.data[array.selected].id)
-
-    def rule_out(self, mask: np.ndarray) -> None:
-        """Rule out the tokens ``mask`` marks (indexed by token id: only before a sampler reorders them)."""
-        self.data["logit"][mask] = -np.inf
-
-    def any_left(self) -> bool:
-        """Whether some token was not ruled out (logit -inf) by the grammar."""
-        return bool(np.any(self.data["logit"][: self.array.size] != -np.inf))
 
 
 class Grammar:
@@ -107,9 +98,10 @@ class Grammar:
         llama_cpp.llama_sampler_apply(self._ptr, self._single_ref)
         return not math.isinf(single.logit)
 
-    def apply(self, candidates: Candidates) -> None:
-        """Rule out (logit -inf) every candidate the grammar refuses."""
-        llama_cpp.llama_sampler_apply(self._ptr, candidates.ref)
+    def apply(self, array: Any) -> None:
+        """Rule out (logit -inf) every candidate the grammar refuses: ``array`` is a reference to a
+        ``llama_token_data_array`` (``Candidates.ref``)."""
+        llama_cpp.llama_sampler_apply(self._ptr, array)
 
     def accept(self, token: int) -> None:
         """Move past ``token``, which ``allows`` said yes to (anything else aborts llama.cpp)."""

@@ -9,10 +9,9 @@ from typing import Any, ClassVar
 import llama_cpp
 
 from engine.errors import InvalidOption
+from engine.runtime.llama.constrained import Constrained
 from engine.runtime.llama.context import Context
-from engine.runtime.llama.grammar import Candidates, Grammar, GrammarDeadEnd
 from engine.runtime.llama.model import Model, finite
-from engine.runtime.llama.utf8 import CLEAN, advance, table_for
 
 _RANDOM = random.SystemRandom()
 
@@ -29,10 +28,10 @@ class Sampler:
     ``context_size`` is what ``repeat_last_n = -1`` means.
 
     ``grammar`` (GBNF text, root rule ``root``) constrains every token; the
-    chain samples first and the grammar checks that one token, and only a
-    refused token costs the full pass over the vocabulary (then the chain
-    samples again among what the grammar allows), as llama-server does.
-    ``rejections`` counts those full passes.
+    chain samples first and the grammar checks that one token, as
+    llama-server does; a refused token costs a check of the best-scored
+    tokens, rarely of the whole vocabulary (``constrained.py``).
+    ``rejections`` counts the refused tokens.
     """
 
     def __init__(
@@ -74,16 +73,20 @@ class Sampler:
         params.no_perf = True
         chain = llama_cpp.llama_sampler_chain_init(params)
         self._chain = chain
+        self._penalties: Any = None  # with a grammar: a chain of its own (see constrained.py)
+        self._constrained: Constrained | None = None
         add = llama_cpp.llama_sampler_chain_add
 
         if mirostat == 0:
             if self.penalized:
-                add(
-                    chain,
-                    llama_cpp.llama_sampler_init_penalties(
-                        model.n_vocab, last_n, repeat_penalty, frequency_penalty, presence_penalty
-                    ),
+                penalties = llama_cpp.llama_sampler_init_penalties(
+                    model.n_vocab, last_n, repeat_penalty, frequency_penalty, presence_penalty
                 )
+                if grammar is None:
+                    add(chain, penalties)
+                else:
+                    self._penalties = llama_cpp.llama_sampler_chain_init(params)
+                    add(self._penalties, penalties)
             if temperature <= 0:
                 add(chain, llama_cpp.llama_sampler_init_greedy())
             else:
@@ -104,19 +107,14 @@ class Sampler:
             else:
                 add(chain, llama_cpp.llama_sampler_init_mirostat_v2(self.seed, tau, eta))
         self._sample = llama_cpp.llama_sampler_sample
-        self._model = model
-        self.rejections = 0
-        self._grammar: Grammar | None = None
-        self._candidates: Candidates | None = None
         if grammar is not None:
+            # how many allowed tokens the chain looks at: 1 (greedy), top_k, or all of them
+            need = None if mirostat else 1 if temperature <= 0 else top_k if top_k > 0 else None
             try:
-                self._grammar = Grammar(model, grammar)
+                self._constrained = Constrained(model, grammar, self._penalties, chain, need)
             except BaseException:
                 self.free()
                 raise
-            self._candidates = Candidates(model.n_vocab)
-            self._utf8 = table_for(model)
-            self._utf8_state = CLEAN
 
     # Ollama's option names, for building from a dataclass of them with ``from_options``
     OPTIONS: ClassVar[tuple[str, ...]] = (
@@ -148,45 +146,31 @@ class Sampler:
 
         With a grammar, raises GrammarDeadEnd when it allows no token at all.
         """
-        if self._grammar is None:
+        if self._constrained is None:
             return int(self._sample(self._chain, ctx.ptr, index))
-        grammar, candidates, model = self._grammar, self._candidates, self._model
-        assert candidates is not None
-        candidates.fill(ctx.ptr, index)
-        llama_cpp.llama_sampler_apply(self._chain, candidates.ref)
-        token = candidates.selected()
-        state = advance(self._utf8_state, model.piece(token))
-        if state is None or not grammar.allows(token):
-            # the full pass: the grammar (and whole UTF-8 characters) first, then the chain among what is left
-            self.rejections += 1
-            candidates.fill(ctx.ptr, index)
-            grammar.apply(candidates)
-            candidates.rule_out(~self._utf8.mask(self._utf8_state))
-            if not candidates.any_left():
-                raise GrammarDeadEnd("the grammar allows no token of the vocabulary here")
-            llama_cpp.llama_sampler_apply(self._chain, candidates.ref)
-            token = candidates.selected()
-            state = advance(self._utf8_state, model.piece(token))
-            assert state is not None
-        self._utf8_state = state
-        if not model.is_eog(token):  # (the grammar allowed an end only where it is complete)
-            grammar.accept(token)
-        llama_cpp.llama_sampler_accept(self._chain, token)
-        return token
+        return self._constrained.sample(ctx.ptr, index)
+
+    @property
+    def rejections(self) -> int:
+        """Sampled tokens the grammar refused (0 without one)."""
+        return self._constrained.rejections if self._constrained is not None else 0
 
     def accept(self, tokens: Sequence[int]) -> None:
         """Feed tokens the sampler did not pick (a prompt) into its history, for the penalties."""
+        chain = self._penalties if self._penalties is not None else self._chain
         for token in tokens:
-            llama_cpp.llama_sampler_accept(self._chain, token)
+            llama_cpp.llama_sampler_accept(chain, token)
 
     def reset(self) -> None:
         llama_cpp.llama_sampler_reset(self._chain)
+        if self._penalties is not None:
+            llama_cpp.llama_sampler_reset(self._penalties)
 
     def free(self) -> None:
-        if self._chain:
-            llama_cpp.llama_sampler_free(self._chain)
-            self._chain = None
-        if self._grammar is not None:
-            self._grammar.free()
-            self._grammar = None
-        self._candidates = None
+        if self._constrained is not None:
+            self._constrained.free()
+            self._constrained = None
+        for chain in (self._chain, self._penalties):
+            if chain:
+                llama_cpp.llama_sampler_free(chain)
+        self._chain = self._penalties = None

@@ -11,7 +11,9 @@ character (``State``), and a token that would break it counts as refused.
 
 ``Utf8Table`` is made once per model, from every token's bytes (a second or
 so for a 262,144-token vocabulary; only for models that get a grammar), and
-gives the tokens allowed from a state as a mask, for the full pass.
+gives the tokens allowed from a state as a mask, for the full pass. It also
+keeps each token's first byte and a token for each single byte, so the full
+pass can skip the tokens whose first byte the grammar refuses.
 """
 
 from __future__ import annotations
@@ -65,11 +67,14 @@ class Utf8Table:
         self.first = np.zeros(n, dtype=np.int32)
         self.leading = np.zeros(n, dtype=np.int32)  # continuation bytes it starts with (at most 3 counted)
         self.valid_after = np.zeros((4, n), dtype=bool)  # its bytes from k on are valid from a clean state
+        self.single = np.full(256, -1, dtype=np.int32)  # a token whose piece is that one byte, -1: none
         for token in range(n):
             piece = model.piece(token)
             self.length[token] = len(piece)
             if piece:
                 self.first[token] = piece[0]
+                if len(piece) == 1 and self.single[piece[0]] < 0:
+                    self.single[piece[0]] = token
             k = 0
             while k < min(3, len(piece)) and 0x80 <= piece[k] <= 0xBF:
                 k += 1
