@@ -30,6 +30,7 @@ import anyio
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
+from api import logprobs
 from api.deps import engine_of
 from api.errors import APIError, bool_field, model_errors, read_json, status_of, string_field
 from api.jobs import until_disconnected
@@ -123,11 +124,14 @@ def line(payload: dict[str, Any]) -> str:
 async def ndjson(
     stream: EngineStream, chunk: Callable[[str], dict[str, Any]], final: Callable[[Done], dict[str, Any]]
 ) -> AsyncIterator[str]:
-    """Ollama's stream: one line per token, the final figures, or an error line if generation fails."""
+    """Ollama's stream: one line per token (with its ``logprobs`` when asked), the final figures, or an
+    error line if generation fails."""
     try:
         async for event in stream:
             if isinstance(event, Done):
                 yield line(final(event))
+            elif event.logprobs:
+                yield line(chunk(event.text) | {"logprobs": [logprobs.entry(e) for e in event.logprobs]})
             else:
                 yield line(chunk(event.text))
     except LlamadeckError as error:
@@ -144,8 +148,11 @@ async def answer(
 ) -> Response:
     if streaming:
         return EventStreamResponse(ndjson(stream, chunk, final), on_close=stream.close, media_type=NDJSON)
-    text, done = await collect(request, stream)
-    return JSONResponse(whole(text, done))
+    text, entries, done = await logprobs.collect(request, stream)
+    answered = whole(text, done)
+    return JSONResponse(
+        answered | {"logprobs": [logprobs.entry(e) for e in entries]} if entries else answered
+    )
 
 
 async def unload(engine: Engine, model: str, kind: str) -> JSONResponse:
@@ -184,6 +191,8 @@ async def load(engine: Engine, model: str, kind: str, options: Any, keep_alive: 
         system=STRING,
         raw=BOOLEAN,
         format=FORMAT,
+        logprobs=BOOLEAN,
+        top_logprobs={"type": "integer", "minimum": 0, "maximum": 20},
         stream=BOOLEAN,
         options=OPTIONS,
         keep_alive=KEEP_ALIVE,
@@ -198,6 +207,7 @@ async def generate(request: Request) -> Response:
         raise APIError(400, "prompt and system must be strings")
     refuse_unsupported(data, "images", "template", "suffix", "context", "think")
     format = ollama_format(data)
+    top = logprobs.chat_request(data)
     raw = bool_field(data, "raw", False)
     streaming = bool_field(data, "stream", True)
     options = options_field(data)
@@ -212,7 +222,13 @@ async def generate(request: Request) -> Response:
         if system and not raw:  # raw mode skips the template, and with it the system prompt (as Ollama)
             messages = [{"role": "system", "content": system}, {"role": "user", "content": prompt}]
             return engine.start_chat(
-                model, messages, options=options, format=format, keep_alive=keep_alive, cancel=cancel
+                model,
+                messages,
+                options=options,
+                format=format,
+                logprobs=top,
+                keep_alive=keep_alive,
+                cancel=cancel,
             )
         return engine.start_generate(
             model,
@@ -220,6 +236,7 @@ async def generate(request: Request) -> Response:
             raw=True if raw else None,
             options=options,
             format=format,
+            logprobs=top,
             keep_alive=keep_alive,
             cancel=cancel,
         )
@@ -246,6 +263,8 @@ async def generate(request: Request) -> Response:
         messages=MESSAGES,
         tools={"type": "array", "items": {"type": "object"}},
         format=FORMAT,
+        logprobs=BOOLEAN,
+        top_logprobs={"type": "integer", "minimum": 0, "maximum": 20},
         stream=BOOLEAN,
         options=OPTIONS,
         keep_alive=KEEP_ALIVE,
@@ -266,6 +285,7 @@ async def chat(request: Request) -> Response:
     messages = [with_template_calls(each) for each in messages]
     refuse_unsupported(data, "think")
     format = ollama_format(data)
+    top = logprobs.chat_request(data)
     streaming = bool_field(data, "stream", True)
     options = options_field(data)
     keep_alive = parse_keep_alive(data.get("keep_alive"))
@@ -277,7 +297,14 @@ async def chat(request: Request) -> Response:
 
     def run(cancel: CancelToken) -> Reply:
         return engine.start_chat(
-            model, messages, options=options, tools=tools, format=format, keep_alive=keep_alive, cancel=cancel
+            model,
+            messages,
+            options=options,
+            tools=tools,
+            format=format,
+            logprobs=top,
+            keep_alive=keep_alive,
+            cancel=cancel,
         )
 
     stream = await start(model, run)

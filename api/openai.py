@@ -11,8 +11,9 @@ A chat with ``tools`` answers the model's calls as ``tool_calls`` (ids
 ``index``) and ``finish_reason: "tool_calls"`` (``engine.runtime.toolcalls``).
 ``response_format`` (JSON mode, a JSON schema) and a forced ``tool_choice``
 constrain the reply with a grammar (``api.structured``). What the engine
-cannot do yet (``n`` > 1, logprobs, images, token-array inputs) is refused
-with a 400 that says so.
+cannot do yet (``n`` > 1, ``best_of``, images, token-array inputs) is
+refused with a 400 that says so. ``logprobs`` come from the engine's step
+logits (``api.logprobs``).
 """
 
 from __future__ import annotations
@@ -32,12 +33,13 @@ import anyio
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
+from api import logprobs
 from api.deps import engine_of
 from api.errors import APIError, bool_field, openai_error, read_json, status_of
 from api.generate import shorten
 from api.jobs import until_disconnected
 from api.schema import BOOLEAN, COUNT, MESSAGES, NAME, NUMBER, STRING, TEXTS, json_body, path_parameter
-from api.streaming import EngineStream, EventStreamResponse, collect, open_stream
+from api.streaming import EngineStream, EventStreamResponse, open_stream
 from api.structured import RESPONSE_FORMAT, TOOL_CHOICE, openai_format, tool_choice
 from engine import (
     CancelToken,
@@ -48,6 +50,7 @@ from engine import (
     ModelNotFound,
     Reply,
     ReplyPiece,
+    TokenLogprob,
     ToolCall,
     parse_tool_calls,
     tool_call_pieces,
@@ -119,8 +122,8 @@ def sampling_options(data: dict[str, Any]) -> dict[str, Any]:
     n = data.get("n")
     if n is not None and n != 1:
         raise refuse("n other than 1 (several choices)")
-    if data.get("logprobs") or data.get("top_logprobs") or data.get("best_of") not in (None, 1):
-        raise refuse("logprobs and best_of")
+    if data.get("best_of") not in (None, 1):
+        raise refuse("best_of")
     return options
 
 
@@ -239,11 +242,12 @@ async def events(
     last: Callable[[Done], dict[str, Any]],
     usage_chunk: Callable[[Done], dict[str, Any]] | None,
     call_chunk: Callable[[ToolCall], dict[str, Any]] | None = None,
+    logprobs: Callable[[tuple[TokenLogprob, ...]], dict[str, Any]] | None = None,
 ) -> AsyncIterator[str]:
     """OpenAI's SSE stream: a chunk per token, the finish_reason, the usage if asked, ``[DONE]``.
 
     ``stream`` is the engine's, or its text and tool calls (``tool_call_pieces``),
-    each call a chunk of its own.
+    each call a chunk of its own. ``logprobs`` renders a Token's log probabilities into its chunk.
     """
     try:
         async for event in stream:
@@ -254,8 +258,13 @@ async def events(
             elif isinstance(event, ToolCall):
                 if call_chunk is not None:
                     yield sse(call_chunk(event))
+            elif isinstance(event, str):
+                yield sse(chunk(event))
             else:
-                yield sse(chunk(event if isinstance(event, str) else event.text))
+                payload = chunk(event.text)
+                if logprobs is not None and event.logprobs:
+                    payload["choices"][0]["logprobs"] = logprobs(event.logprobs)
+                yield sse(payload)
     except LlamadeckError as error:
         yield sse(error_body(error))
     yield sse("[DONE]")
@@ -322,6 +331,8 @@ async def retrieve_model(request: Request) -> Response:
         tools={"type": "array", "items": {"type": "object"}},
         tool_choice=TOOL_CHOICE,
         response_format=RESPONSE_FORMAT,
+        logprobs=BOOLEAN,
+        top_logprobs={"type": "integer", "minimum": 0, "maximum": 20},
         **SAMPLING,
     ),
 )
@@ -334,18 +345,26 @@ async def chat_completions(request: Request) -> Response:
     choice = tool_choice(data)
     options = sampling_options(data)
     format = openai_format(data)
+    top = logprobs.chat_request(data)
     streaming = bool_field(data, "stream", False)
     engine = engine_of(request)
     stream = await start(
         lambda cancel: engine.start_chat(
-            model, messages, options=options, tools=tools, format=format, tool_choice=choice, cancel=cancel
+            model,
+            messages,
+            options=options,
+            tools=tools,
+            format=format,
+            tool_choice=choice,
+            logprobs=top,
+            cancel=cancel,
         )
     )
     ident, created = f"chatcmpl-{secrets.token_hex(12)}", int(time.time())
     head = {"id": ident, "created": created, "model": model, "system_fingerprint": "fp_llamadeck"}
     names = tool_names(tools)
     if not streaming:
-        text, done = await collect(request, stream)
+        text, entries, done = await logprobs.collect(request, stream)
         content, calls = parse_tool_calls(names, text) if names else (text, [])
         message: dict[str, Any] = {"role": "assistant", "content": content or (None if calls else "")}
         if calls:
@@ -353,7 +372,7 @@ async def chat_completions(request: Request) -> Response:
         choice = {
             "index": 0,
             "message": message,
-            "logprobs": None,
+            "logprobs": None if top is None else logprobs.chat(entries),
             "finish_reason": finish_reason(done, called=bool(calls)),
         }
         return JSONResponse({**head, "object": "chat.completion", "choices": [choice], "usage": usage(done)})
@@ -392,6 +411,7 @@ async def chat_completions(request: Request) -> Response:
             last,
             usage_chunk if with_usage else None,
             call_chunk,
+            logprobs.chat,
         ),
         on_close=stream.close,
         media_type=SSE,
@@ -412,7 +432,12 @@ def completion_prompt(data: dict[str, Any]) -> str:
 @router.post(
     "/v1/completions",
     openapi_extra=json_body(
-        ["model", "prompt"], model=NAME, prompt=STRING, response_format=RESPONSE_FORMAT, **SAMPLING
+        ["model", "prompt"],
+        model=NAME,
+        prompt=STRING,
+        response_format=RESPONSE_FORMAT,
+        logprobs={"type": "integer", "minimum": 0, "maximum": 20},
+        **SAMPLING,
     ),
 )
 @openai_errors
@@ -424,10 +449,13 @@ async def completions(request: Request) -> Response:
         raise refuse("echo and suffix")
     options = sampling_options(data)
     format = openai_format(data)
+    top = logprobs.completion_request(data)
     streaming = bool_field(data, "stream", False)
     engine = engine_of(request)
     stream = await start(
-        lambda cancel: engine.start_generate(model, prompt, options=options, format=format, cancel=cancel)
+        lambda cancel: engine.start_generate(
+            model, prompt, options=options, format=format, logprobs=top, cancel=cancel
+        )
     )
     head = {
         "id": f"cmpl-{secrets.token_hex(12)}",
@@ -437,8 +465,9 @@ async def completions(request: Request) -> Response:
         "system_fingerprint": "fp_llamadeck",
     }
     if not streaming:
-        text, done = await collect(request, stream)
-        choice = {"text": text, "index": 0, "logprobs": None, "finish_reason": finish_reason(done)}
+        text, entries, done = await logprobs.collect(request, stream)
+        shape = None if top is None else logprobs.completion(entries)
+        choice = {"text": text, "index": 0, "logprobs": shape, "finish_reason": finish_reason(done)}
         return JSONResponse(head | {"choices": [choice], "usage": usage(done)})
 
     with_usage = include_usage(data)
@@ -455,7 +484,7 @@ async def completions(request: Request) -> Response:
         return head | {"choices": [], "usage": usage(done)}
 
     return EventStreamResponse(
-        events(stream, chunk, last, usage_chunk if with_usage else None),
+        events(stream, chunk, last, usage_chunk if with_usage else None, logprobs=logprobs.Offsets()),
         on_close=stream.close,
         media_type=SSE,
     )

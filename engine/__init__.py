@@ -44,7 +44,7 @@ from engine.errors import (
     UnknownQuant,
     UnsupportedSchema,
 )
-from engine.events import Done, Event, EventSink, Generation, Progress, Status, Token, Waiting
+from engine.events import Done, Event, EventSink, Generation, Progress, Status, Token, TokenLogprob, Waiting
 from engine.facade import Engine, LoadedModel
 from engine.ingest.create import CreateSpec
 from engine.ingest.discover import FoundModel
@@ -125,6 +125,7 @@ __all__ = [
     "ToolCall",
     "ToolCallParser",
     "Token",
+    "TokenLogprob",
     "UnknownQuant",
     "UnsupportedSchema",
     "VariantFit",

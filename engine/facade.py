@@ -31,6 +31,7 @@ from engine.library import ModelLibrary
 from engine.machine.memory import Machine
 from engine.options import LoadOptions, SamplingOptions
 from engine.runtime.registry import Registry, Resident
+from engine.runtime.request import check_logprobs
 from engine.runtime.session import GenerationRequest, Reply
 from engine.store.manifest import Manifest
 from engine.store.model_store import Store
@@ -140,6 +141,7 @@ class Engine(ModelLibrary):
         tools: Sequence[Mapping[str, Any]] | None = None,
         format: str | Mapping[str, Any] | None = None,
         tool_choice: str | Mapping[str, Any] | None = None,
+        logprobs: int | None = None,
         keep_alive: float | str | None = None,
         cancel: CancelToken = NEVER,
     ) -> Iterator[Generation]:
@@ -167,10 +169,12 @@ class Engine(ModelLibrary):
         (``{"type": "function", "function": {"name": ...}}``): the reply is
         then one call of a tool, with arguments valid against its parameters,
         in the model's own call format. A reply cut short by ``num_predict``
-        ends with Done "length" and may not parse.
+        ends with Done "length" and may not parse. ``logprobs`` (0 to 20) puts
+        each token's log probability and that many likeliest alternatives on
+        the Token events (``Token.logprobs``); None computes none.
         """
         request = self._chat_request(
-            reference, messages, options, conversation, tools, keep_alive, format, tool_choice
+            reference, messages, options, conversation, tools, keep_alive, format, tool_choice, logprobs
         )
         return self._stream(request, cancel)
 
@@ -184,6 +188,7 @@ class Engine(ModelLibrary):
         tools: Sequence[Mapping[str, Any]] | None = None,
         format: str | Mapping[str, Any] | None = None,
         tool_choice: str | Mapping[str, Any] | None = None,
+        logprobs: int | None = None,
         keep_alive: float | str | None = None,
         cancel: CancelToken = NEVER,
     ) -> Reply:
@@ -195,7 +200,7 @@ class Engine(ModelLibrary):
         ``next()`` raise; a Reply not read to its end must be closed.
         """
         request = self._chat_request(
-            reference, messages, options, conversation, tools, keep_alive, format, tool_choice
+            reference, messages, options, conversation, tools, keep_alive, format, tool_choice, logprobs
         )
         return self._start(request, cancel)
 
@@ -210,6 +215,7 @@ class Engine(ModelLibrary):
         seed: int | None = None,
         options: Mapping[str, object] | None = None,
         format: str | Mapping[str, Any] | None = None,
+        logprobs: int | None = None,
         keep_alive: float | str | None = None,
         cancel: CancelToken = NEVER,
     ) -> Iterator[Generation]:
@@ -219,10 +225,10 @@ class Engine(ModelLibrary):
         (instruct models) and continues the text plainly otherwise (base
         models such as the embedded Gemma 3 270M); True or False force it.
         ``max_tokens``, ``temperature`` and ``seed`` are shorthands for the
-        options ``num_predict``, ``temperature`` and ``seed``. ``format`` as in ``chat``.
+        options ``num_predict``, ``temperature`` and ``seed``. ``format`` and ``logprobs`` as in ``chat``.
         """
         request = self._generate_request(
-            reference, prompt, raw, max_tokens, temperature, seed, options, keep_alive, format
+            reference, prompt, raw, max_tokens, temperature, seed, options, keep_alive, format, logprobs
         )
         return self._stream(request, cancel)
 
@@ -237,12 +243,13 @@ class Engine(ModelLibrary):
         seed: int | None = None,
         options: Mapping[str, object] | None = None,
         format: str | Mapping[str, Any] | None = None,
+        logprobs: int | None = None,
         keep_alive: float | str | None = None,
         cancel: CancelToken = NEVER,
     ) -> Reply:
         """``generate``, loaded and submitted when it returns (see ``start_chat``)."""
         request = self._generate_request(
-            reference, prompt, raw, max_tokens, temperature, seed, options, keep_alive, format
+            reference, prompt, raw, max_tokens, temperature, seed, options, keep_alive, format, logprobs
         )
         return self._start(request, cancel)
 
@@ -339,6 +346,7 @@ class Engine(ModelLibrary):
         keep_alive: float | str | None,
         format: str | Mapping[str, Any] | None = None,
         tool_choice: str | Mapping[str, Any] | None = None,
+        logprobs: int | None = None,
     ) -> GenerationRequest:
         manifest = self._resolve(parse_ref(reference))
         chat_messages = [
@@ -370,6 +378,7 @@ class Engine(ModelLibrary):
             raw=False,
             conversation=conversation,
             grammar=grammar,
+            logprobs=check_logprobs(logprobs),
         )
 
     def _generate_request(
@@ -383,6 +392,7 @@ class Engine(ModelLibrary):
         options: Mapping[str, object] | None,
         keep_alive: float | str | None,
         format: str | Mapping[str, Any] | None = None,
+        logprobs: int | None = None,
     ) -> GenerationRequest:
         if not isinstance(prompt, str):
             raise InvalidInput("the prompt must be text")
@@ -396,7 +406,14 @@ class Engine(ModelLibrary):
         load, sampling = self._options(manifest, merged)
         grammar, _ = _grammar(manifest, format, None, None)
         return GenerationRequest(
-            manifest, [Message("user", prompt)], sampling, load, seconds, raw=raw, grammar=grammar
+            manifest,
+            [Message("user", prompt)],
+            sampling,
+            load,
+            seconds,
+            raw=raw,
+            grammar=grammar,
+            logprobs=check_logprobs(logprobs),
         )
 
     def _options(

@@ -59,6 +59,7 @@ class GenerationRequest:
     raw: bool | None = None  # None: the model's own template if it has one (see ``template_for``)
     conversation: str | None = None  # a key the caller keeps: its KV state stays resident
     grammar: str | None = None  # GBNF every token must follow (``engine.structured``: format, forced tools)
+    logprobs: int | None = None  # None: none; n: each token's log probability and n alternatives
 
 
 def prompt_tokens(runtime: Runtime, request: GenerationRequest) -> tuple[list[int], int]:
@@ -124,6 +125,7 @@ def start_reply(
                 stop=sampling.stop,
                 conversation=request.conversation,
                 grammar=request.grammar,
+                logprobs=request.logprobs,
             )
         )
     except BaseException:
