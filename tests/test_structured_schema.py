@@ -311,3 +311,12 @@ def test_tool_choice_names_a_tool_of_the_request() -> None:
             },
         }
         tool_call_grammar([bad], ["get_weather"], None)
+
+
+def test_enum_values_that_share_beginnings_are_one_prefix_tree(oracle: Oracle) -> None:
+    values = ["a", "ab", "abc", "b", 'q"x', "long " * 100]
+    schema = {"enum": values}
+    texts = [json.dumps(v) for v in values] + ['"ac"', '"abcd"', '""', '"q"']
+    assert allowed(oracle, schema, texts) == texts[: len(values)]
+    grammar = schema_grammar({"enum": [f"word number {i}" for i in range(3000)]})
+    assert grammar.count('"\\"word number ') == 1  # the shared beginning written once, not 3,000 times

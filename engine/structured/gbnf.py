@@ -118,6 +118,46 @@ def repeat(expression: str, low: int, high: int | None, *, what: str) -> str:
     return f"{item}{{{low},{high}}}"
 
 
+_END = ""  # in a prefix tree: a text ends here
+_Tree = dict[str, "_Tree"]
+
+
+def choice(texts: Iterable[str], rules: Rules, hint: str) -> str:
+    """Exactly one of ``texts``, written as a prefix tree (shared beginnings written once).
+
+    A plain alternation of 3,000 enum values keeps 3,000 grammar stacks alive
+    while their texts agree, and llama.cpp checks each token against every
+    stack: 120 ms a step on Gemma. In a tree the grammar follows one path.
+    """
+    texts = list(dict.fromkeys(texts))
+    if len(texts) < 2 or max(len(t) for t in texts) > 400:  # (the tree's depth is a text's length)
+        return alt(*(literal(t) for t in texts))
+    tree: _Tree = {}
+    for text in texts:
+        node = tree
+        for char in text:
+            node = node.setdefault(char, {})
+        node[_END] = {}
+
+    def write(node: _Tree) -> str:
+        options = []
+        for char, child in node.items():
+            if char == _END:
+                continue
+            run = char
+            while len(child) == 1 and _END not in child:
+                ((char, child),) = child.items()
+                run += char
+            rest = write(child) if len(child) > (1 if _END in child else 0) else ""
+            if rest and _END in child:
+                rest = f"{group(rest)}?"
+            options.append(seq(literal(run), rest))
+        expression = alt(*options)
+        return rules.add(hint, expression) if len(options) > 1 else expression
+
+    return write(tree)
+
+
 class Rules:
     """The rules of one grammar: unique names, identical bodies shared, bounded in size."""
 

@@ -35,7 +35,7 @@ from urllib.parse import unquote
 
 from engine.errors import UnsupportedSchema
 from engine.structured.formats import FORMATS, GENERIC_RULES
-from engine.structured.gbnf import MAX_REPEAT, Rules, alt, group, literal, repeat, seq
+from engine.structured.gbnf import MAX_REPEAT, Rules, alt, choice, group, literal, repeat, seq
 from engine.structured.numbers import (
     UNBOUNDED_INTEGER,
     UNBOUNDED_NUMBER,
@@ -381,9 +381,10 @@ class SchemaGrammar:
         if not values:
             raise UnsupportedSchema(f"enum or const at {where} leaves no value that is valid")
         try:
-            return alt(*(literal(json_text(v)) for v in values))
+            texts = [json_text(v) for v in values]
         except ValueError as error:
             raise UnsupportedSchema(f"enum or const at {where}: {error}") from None
+        return choice(texts, self.rules, (where.rsplit("/", 1)[-1].strip("#") or "value") + "-enum")
 
     def string(self, schema: Mapping[str, Any], where: str) -> str:
         shortest = _count(schema, "minLength", where) or 0

@@ -15,6 +15,7 @@ fails its request instead (``GrammarDeadEnd``).
 from __future__ import annotations
 
 import ctypes
+import functools
 import math
 from typing import Any
 
@@ -37,14 +38,22 @@ class GrammarDeadEnd(LlamadeckError):
     kind = "grammar"
 
 
+@functools.lru_cache(maxsize=8)
+def _blank(n_vocab: int) -> np.ndarray:
+    """Every token id in order with p 0, shared and read-only: copied in whole, then the logits."""
+    blank = np.zeros(n_vocab, dtype=TOKEN_DATA)
+    blank["id"] = np.arange(n_vocab, dtype=np.int32)
+    blank.flags.writeable = False
+    return blank
+
+
 class Candidates:
     """Every token of the vocabulary with its logit, as a ``llama_token_data_array`` samplers work on."""
 
     def __init__(self, n_vocab: int) -> None:
         self.n_vocab = n_vocab
         self.data = np.zeros(n_vocab, dtype=TOKEN_DATA)
-        self._blank = np.zeros(n_vocab, dtype=TOKEN_DATA)  # ids in order, p 0: copied in whole, then logits
-        self._blank["id"] = np.arange(n_vocab, dtype=np.int32)
+        self._blank = _blank(n_vocab)
         self._pointer = self.data.ctypes.data_as(llama_cpp.llama_token_data_p)
         self.array = llama_cpp.llama_token_data_array(self._pointer, n_vocab, -1, False)
         self.ref = ctypes.byref(self.array)
