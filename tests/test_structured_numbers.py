@@ -1,4 +1,5 @@
-"""Bounded numbers in grammars, judged by llama.cpp's grammar engine (``tests/support/grammar_oracle.py``).
+"""Bounded numbers in grammars, judged by llama.cpp's grammar engine (``tests/support/grammar_oracle.py``),
+and the top_p shortcut of constrained sampling, against a simulation of llama.cpp's top_p.
 
 Sound: whatever the grammar lets a model write is within the bounds.
 Complete for plain numbers: any integer, or decimal without an exponent and
@@ -10,11 +11,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 from decimal import Decimal
 
+import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from engine.errors import UnsupportedSchema
+from engine.runtime.llama.constrained import cut_decided
 from engine.structured.numbers import Bound, integer, number
 from tests.support.grammar_oracle import Oracle
 
@@ -160,3 +163,32 @@ def test_decimals_are_allowed_exactly_within_their_bounds(
             assert within(value, low, high), (low, high, text)
         elif not (text.startswith("-") and value == 0):  # "-0.0" is only written where negatives are allowed
             assert not within(value, low, high), (low, high, text)
+
+
+def kept_by_top_p(logits: list[float], top_p: float) -> list[int]:
+    """llama.cpp's top_p on tokens given best first: the shortest head whose probabilities reach top_p."""
+    weights = np.exp(np.array(logits, dtype=np.float64) - max(logits))
+    cumulative = np.cumsum(weights / weights.sum())
+    return list(range(int(np.searchsorted(cumulative, top_p)) + 1))
+
+
+@SETTINGS
+@given(
+    logits=st.lists(st.floats(-20, 20), min_size=8, max_size=60),
+    allowed=st.lists(st.booleans(), min_size=60, max_size=60),
+    tried=st.integers(1, 59),
+    top_p=st.floats(0.05, 0.99),
+)
+def test_a_top_p_cut_called_decided_is_the_cut_every_allowed_token_would_give(
+    logits: list[float], allowed: list[bool], tried: int, top_p: float
+) -> None:
+    """Checked: the ``tried`` best-scored tokens. Whenever ``cut_decided`` says the allowed ones among them
+    decide top_p's cut, the cut over all allowed tokens (checked or not) keeps exactly those tokens."""
+    values = np.array(sorted(logits, reverse=True), dtype=np.float32)
+    tried = min(tried, len(values))
+    mask = np.array(allowed[: len(values)])
+    checked_allowed = values[:tried][mask[:tried]]
+    if not cut_decided(checked_allowed, values, values[:tried], top_p):
+        return
+    every_allowed = values[mask]
+    assert kept_by_top_p(list(every_allowed), top_p) == kept_by_top_p(list(checked_allowed), top_p)

@@ -10,10 +10,14 @@ samples among those. That is exactly what checking the whole vocabulary
 first would give (the chain's ``top_k`` keeps the k best allowed tokens, and
 no allowed token outside the ones checked scores higher), for a fraction of
 the cost. Where fewer tokens are allowed than that (a digit, a ``,`` or a
-``}`` in JSON), or with mirostat, every allowed token is needed: the full
-pass, but first the grammar is asked about one token per first byte (256
-of them), and only the tokens whose first byte it allows are checked one by
-one, a few thousand of Gemma's 262,144 where it wants a digit.
+``}`` in JSON), the ones found still decide the draw when the chain has a
+``top_p`` (Ollama's default 0.9) and the tokens not checked, allowed or
+not, weigh too little to move its cut: ``top_p`` keeps the same best
+allowed tokens whether they count or not, and drops them anyway. Otherwise
+(and with mirostat or ``typical_p``) every allowed token is needed: the
+full pass, but first the grammar is asked about one token per first byte
+(256 of them), and only the tokens whose first byte it allows are checked
+one by one, a few thousand of Gemma's 262,144 where it wants a digit.
 
 The penalties (repeat, presence, frequency) are a chain of their own here,
 applied to the logits before either pass, so that a refused token is never
@@ -37,18 +41,42 @@ FIRST_TRY = 64  # best-scored tokens the grammar checks first after a refusal, t
 LAST_TRY = 4096
 
 
+def cut_decided(allowed: np.ndarray, logits: np.ndarray, checked: np.ndarray, top_p: float) -> bool:
+    """Whether ``top_p`` keeps the same tokens among ``allowed`` however much the allowed tokens not checked
+    weigh (at most all of the tokens not checked), and none of those.
+
+    ``allowed``: the allowed tokens' logits among the ``checked`` ones (the best-scored of ``logits``),
+    best first. The cut is where llama.cpp's ``top_p`` puts it: the first place where the running sum of
+    probabilities (softmax of the logits, before temperature) reaches ``top_p``.
+    """
+    if not len(allowed):
+        return False
+    peak = float(allowed[0])
+    cumulative = np.cumsum(np.exp(allowed.astype(np.float64) - peak))
+    total = float(np.exp(logits.astype(np.float64) - peak).sum())
+    unchecked = max(total - float(np.exp(checked.astype(np.float64) - peak).sum()), 0.0)
+    found = float(cumulative[-1])
+    alone = int(np.searchsorted(cumulative, top_p * found))
+    at_most = int(np.searchsorted(cumulative, top_p * (found + unchecked)))
+    return at_most < len(allowed) and alone == at_most
+
+
 class Constrained:
     """The grammar, the candidates and the UTF-8 state of one sequence; ``sample`` as ``Sampler.sample``.
 
     ``penalties`` and ``chain`` are llama.cpp sampler chains owned by the
     caller; ``need`` is how many allowed tokens the chain looks at (1 for
-    greedy; None: all of them).
+    greedy; None: all of them); ``top_p`` the chain's, where it is the only
+    cut after ``top_k`` (no ``typical_p``, no mirostat), else None.
     """
 
     first_try = FIRST_TRY
 
-    def __init__(self, model: Model, grammar: str, penalties: Any, chain: Any, need: int | None) -> None:
+    def __init__(
+        self, model: Model, grammar: str, penalties: Any, chain: Any, need: int | None, top_p: float | None
+    ) -> None:
         self._model = model
+        self._top_p = top_p
         self._grammar = Grammar(model, grammar)
         self._penalties = penalties
         self._chain = chain
@@ -102,16 +130,16 @@ class Constrained:
 
     def _among_the_best(self) -> int | None:
         """The chain's pick among the best-scored allowed tokens; None when the full pass is needed."""
-        if self._need is None:
+        if self._need is None and self._top_p is None:
             return None
         logits = self._candidates.data["logit"]  # by token id (filled, not yet reordered)
         usable = self._utf8.mask(self._state)
         n = len(logits)
         tried = self.first_try
         while 0 < tried < n and tried <= LAST_TRY:
-            top = np.argpartition(logits, n - tried)[n - tried :]
-            top = top[np.argsort(logits[top], kind="stable")[::-1]]
-            top = top[usable[top]]
+            checked = np.argpartition(logits, n - tried)[n - tried :]
+            checked = checked[np.argsort(logits[checked], kind="stable")[::-1]]
+            top = checked[usable[checked]]
             k = len(top)
             best, array = self._best, self._best_array
             best["id"][:k] = top
@@ -120,7 +148,11 @@ class Constrained:
             array.size, array.selected, array.sorted = k, -1, False
             self._grammar.apply(ctypes.byref(array))
             allowed = np.flatnonzero(best["logit"][:k] != -np.inf)
-            if len(allowed) >= self._need:
+            enough = self._need is not None and len(allowed) >= self._need
+            if enough or (
+                self._top_p is not None
+                and cut_decided(best["logit"][allowed], logits, logits[checked], self._top_p)
+            ):
                 best[: len(allowed)] = best[allowed]
                 array.size, array.selected, array.sorted = len(allowed), -1, False
                 llama_cpp.llama_sampler_apply(self._chain, ctypes.byref(array))

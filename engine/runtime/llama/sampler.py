@@ -110,8 +110,11 @@ class Sampler:
         if grammar is not None:
             # how many allowed tokens the chain looks at: 1 (greedy), top_k, or all of them
             need = None if mirostat else 1 if temperature <= 0 else top_k if top_k > 0 else None
+            only_top_p = not mirostat and temperature > 0 and 0 < top_p < 1 and not 0 < typical_p < 1
             try:
-                self._constrained = Constrained(model, grammar, self._penalties, chain, need)
+                self._constrained = Constrained(
+                    model, grammar, self._penalties, chain, need, top_p if only_top_p else None
+                )
             except BaseException:
                 self.free()
                 raise
