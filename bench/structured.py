@@ -67,8 +67,13 @@ def run_once(
     sampling: SamplingOptions,
     grammar: str | None,
     n: int,
+    *,
+    through_ends: bool = False,
 ) -> tuple[int, float, int, int]:
-    """Decode one reply: tokens, seconds from the first sampled token to the last, refusals, full passes."""
+    """Decode one reply: tokens, seconds from the first sampled token to the last, refusals, full passes.
+
+    ``through_ends``: go on past an end-of-text token, so a free reply is exactly ``n`` tokens long.
+    """
     ctx.clear()
     sampler = Sampler.from_options(model, sampling, context_size=ctx.n_ctx, grammar=grammar)
     try:
@@ -79,7 +84,7 @@ def run_once(
         token = sampler.sample(ctx, batch.n - 1)
         started = time.perf_counter()
         count = 1
-        while count < n and not model.is_eog(token):
+        while count < n and (through_ends or not model.is_eog(token)):
             batch.clear()
             batch.add(token, position, 0, True)
             position += 1
@@ -111,12 +116,11 @@ def measure(model: Model, rounds: int, n_tokens: int, threads: int) -> int:
                     count, elapsed, rejected, passes = run_once(
                         model, ctx, batch, prompt, sampling, grammar, n_tokens
                     )
-                    free_count, free_elapsed, _, _ = run_once(
-                        model, ctx, batch, prompt, sampling, None, count
+                    _, free_elapsed, _, _ = run_once(
+                        model, ctx, batch, prompt, sampling, None, count, through_ends=True
                     )
-                    scale = (count - 1) / max(free_count - 1, 1)  # (a free reply that ended early)
                     tokens, seconds = tokens + count - 1, seconds + elapsed
-                    free_seconds += free_elapsed * scale
+                    free_seconds += free_elapsed
                     refused, full = refused + rejected, full + passes
                 best, best_free = max(best, tokens / seconds), max(best_free, tokens / free_seconds)
             print(
