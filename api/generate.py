@@ -16,8 +16,10 @@ A chat with ``tools`` answers the model's tool calls as ``message.tool_calls``
 a chunk of its own with empty content); history may carry calls in Ollama's
 shape or OpenAI's (arguments a JSON string).
 
-What llamadeck cannot do yet is refused with a 400 that says so (``format``,
-``images``, ``template``), never ignored.
+``format`` (``"json"`` or a JSON schema) constrains the reply with a grammar
+(``api.structured``); ``logprobs``/``top_logprobs`` come from the engine's step
+logits (``api.logprobs``). What llamadeck cannot do yet is refused with a 400
+that says so (``images``, ``template``), never ignored.
 """
 
 from __future__ import annotations
@@ -31,11 +33,13 @@ import anyio
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
+from api import logprobs
 from api.deps import engine_of
 from api.errors import APIError, bool_field, model_errors, read_json, string_field
 from api.ollama_fields import generate_fields, message, think_field, with_thinking
 from api.schema import BOOLEAN, KEEP_ALIVE, MESSAGES, NAME, OPTIONS, STRING, THINK, json_body
-from api.streaming import EngineStream, EventStreamResponse, collect_thinking, open_stream
+from api.streaming import EngineStream, EventStreamResponse, open_stream
+from api.structured import FORMAT, ollama_format
 from engine import (
     CancelToken,
     Done,
@@ -129,6 +133,8 @@ async def ndjson(
         async for event in stream:
             if isinstance(event, Done):
                 yield line(final(event))
+            elif event.logprobs:
+                yield line(chunk(event) | {"logprobs": [logprobs.entry(e) for e in event.logprobs]})
             else:
                 yield line(chunk(event))
     except LlamadeckError as error:
@@ -145,8 +151,11 @@ async def answer(
 ) -> Response:
     if streaming:
         return EventStreamResponse(ndjson(stream, chunk, final), on_close=stream.close, media_type=NDJSON)
-    text, thinking, done = await collect_thinking(request, stream)
-    return JSONResponse(whole(Token(text, thinking), done))
+    reply, done = await logprobs.collect(request, stream)
+    answered = whole(reply, done)
+    if reply.logprobs:
+        answered |= {"logprobs": [logprobs.entry(e) for e in reply.logprobs]}
+    return JSONResponse(answered)
 
 
 async def unload(engine: Engine, model: str, kind: str) -> JSONResponse:
@@ -185,6 +194,9 @@ async def load(engine: Engine, model: str, kind: str, options: Any, keep_alive: 
         system=STRING,
         suffix=STRING,
         think=THINK,
+        format=FORMAT,
+        logprobs=BOOLEAN,
+        top_logprobs={"type": "integer", "minimum": 0, "maximum": 20},
         context={"type": "array", "items": {"type": "integer", "minimum": 0}},
         raw=BOOLEAN,
         stream=BOOLEAN,
@@ -199,8 +211,10 @@ async def generate(request: Request) -> Response:
     system = data.get("system") or ""
     if not isinstance(prompt, str) or not isinstance(system, str):
         raise APIError(400, "prompt and system must be strings")
-    refuse_unsupported(data, "format", "images", "template")
+    refuse_unsupported(data, "images", "template")
     think, suffix, context = generate_fields(data)
+    format = ollama_format(data)
+    top = logprobs.chat_request(data)
     raw = bool_field(data, "raw", False)
     streaming = bool_field(data, "stream", True)
     options = options_field(data)
@@ -225,6 +239,8 @@ async def generate(request: Request) -> Response:
             suffix=suffix,
             context=context,
             keep_context=not raw,  # Ollama returns the conversation's tokens unless raw
+            format=format,
+            logprobs=top,
         )
 
     stream = await start(request, model, run)
@@ -251,6 +267,9 @@ async def generate(request: Request) -> Response:
         messages=MESSAGES,
         tools={"type": "array", "items": {"type": "object"}},
         think=THINK,
+        format=FORMAT,
+        logprobs=BOOLEAN,
+        top_logprobs={"type": "integer", "minimum": 0, "maximum": 20},
         stream=BOOLEAN,
         options=OPTIONS,
         keep_alive=KEEP_ALIVE,
@@ -269,8 +288,9 @@ async def chat(request: Request) -> Response:
     if tools is not None and not (isinstance(tools, list) and all(isinstance(t, dict) for t in tools)):
         raise APIError(400, "tools must be a list of objects")
     messages = [with_template_calls(each) for each in messages]
-    refuse_unsupported(data, "format")
     think = think_field(data)
+    format = ollama_format(data)
+    top = logprobs.chat_request(data)
     streaming = bool_field(data, "stream", True)
     options = options_field(data)
     keep_alive = parse_keep_alive(data.get("keep_alive"))
@@ -282,7 +302,15 @@ async def chat(request: Request) -> Response:
 
     def run(cancel: CancelToken) -> Reply:
         return engine.start_chat(
-            model, messages, options=options, tools=tools, think=think, keep_alive=keep_alive, cancel=cancel
+            model,
+            messages,
+            options=options,
+            tools=tools,
+            think=think,
+            format=format,
+            logprobs=top,
+            keep_alive=keep_alive,
+            cancel=cancel,
         )
 
     stream = await start(request, model, run)
@@ -303,9 +331,10 @@ async def chat(request: Request) -> Response:
         return await answer(request, stream, streaming, chunk, final, whole)
 
     if not streaming:
-        text, thinking, done = await collect_thinking(request, stream)
-        content, calls = parse_tool_calls(names, text)
-        reply = {"model": model, "created_at": created_at(), "message": message(content, thinking, calls)}
+        whole_reply, done = await logprobs.collect(request, stream)
+        content, calls = parse_tool_calls(names, whole_reply.text)
+        said = message(content, whole_reply.thinking, calls)
+        reply = {"model": model, "created_at": created_at(), "message": said}
         return JSONResponse(reply | final_fields(done))
 
     async def lines() -> AsyncIterator[str]:

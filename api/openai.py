@@ -12,8 +12,11 @@ A chat with ``tools`` answers the model's calls as ``tool_calls`` (ids
 A thinking model's reasoning is ``reasoning`` on the message and in deltas, as
 Ollama's layer sends it; ``reasoning_effort`` (or ``reasoning.effort``) sets
 ``think`` (``api.openai_reasoning``). ``/v1/completions`` takes a ``suffix``.
-What the engine cannot do yet (``n`` > 1, JSON mode, logprobs, images,
-a forced tool choice, token-array inputs, ``echo``) is refused with a 400 that says so.
+``response_format`` (JSON mode, a JSON schema) and a forced ``tool_choice``
+constrain the reply with a grammar (``api.structured``); ``logprobs`` come
+from the engine's step logits (``api.logprobs``). What the engine cannot do
+yet (``n`` > 1, ``best_of``, images, token-array inputs, ``echo``) is refused
+with a 400 that says so.
 """
 
 from __future__ import annotations
@@ -33,13 +36,15 @@ import anyio
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
+from api import logprobs
 from api.deps import engine_of
 from api.embeddings import shorten
 from api.errors import APIError, bool_field, openai_error, read_json, status_of
 from api.jobs import until_disconnected
 from api.openai_reasoning import REASONING_EFFORT, reasoning_of, think_of
 from api.schema import BOOLEAN, COUNT, MESSAGES, NAME, NUMBER, STRING, TEXTS, json_body, path_parameter
-from api.streaming import EngineStream, EventStreamResponse, collect, collect_thinking, open_stream
+from api.streaming import EngineStream, EventStreamResponse, open_stream
+from api.structured import RESPONSE_FORMAT, openai_format, tool_choice
 from engine import (
     CancelToken,
     Done,
@@ -49,7 +54,7 @@ from engine import (
     ModelNotFound,
     Reply,
     ReplyPiece,
-    Token,
+    TokenLogprob,
     ToolCall,
     parse_tool_calls,
     tool_call_pieces,
@@ -121,13 +126,8 @@ def sampling_options(data: dict[str, Any]) -> dict[str, Any]:
     n = data.get("n")
     if n is not None and n != 1:
         raise refuse("n other than 1 (several choices)")
-    if data.get("logprobs") or data.get("top_logprobs") or data.get("best_of") not in (None, 1):
-        raise refuse("logprobs and best_of")
-    response_format = data.get("response_format")
-    if response_format is not None and not (
-        isinstance(response_format, dict) and response_format.get("type") in (None, "text")
-    ):
-        raise refuse("response_format (JSON mode and structured outputs)")
+    if data.get("best_of") not in (None, 1):
+        raise refuse("best_of")
     return options
 
 
@@ -201,9 +201,7 @@ def chat_messages(data: dict[str, Any]) -> list[dict[str, Any]]:
 
 def chat_tools(data: dict[str, Any]) -> list[dict[str, Any]] | None:
     tools = data.get("tools") or None
-    choice = data.get("tool_choice")
-    if choice not in (None, "auto", "none"):
-        raise refuse("a forced tool_choice")
+    choice = tool_choice(data)
     if tools is None or choice == "none":
         return None
     if not isinstance(tools, list) or not all(isinstance(t, dict) for t in tools):
@@ -251,12 +249,14 @@ async def events(
     usage_chunk: Callable[[Done], dict[str, Any]] | None,
     call_chunk: Callable[[ToolCall], dict[str, Any]] | None = None,
     reasoning_chunk: Callable[[str], dict[str, Any]] | None = None,
+    logprobs: Callable[[tuple[TokenLogprob, ...]], dict[str, Any]] | None = None,
 ) -> AsyncIterator[str]:
     """OpenAI's SSE stream: a chunk per token, the finish_reason, the usage if asked, ``[DONE]``.
 
     ``stream`` is the engine's, or its text and tool calls (``tool_call_pieces``),
     each call a chunk of its own. A thinking model's reasoning goes in chunks
-    of its own (``reasoning_chunk``), or nowhere where there are none.
+    of its own (``reasoning_chunk``), or nowhere where there are none;
+    ``logprobs`` renders a Token's log probabilities into its chunk.
     """
     try:
         async for event in stream:
@@ -267,13 +267,16 @@ async def events(
             elif isinstance(event, ToolCall):
                 if call_chunk is not None:
                     yield sse(call_chunk(event))
-            elif isinstance(event, Token) and event.thinking:
-                if reasoning_chunk is not None:
-                    yield sse(reasoning_chunk(event.thinking))
-                if event.text:
-                    yield sse(chunk(event.text))
+            elif isinstance(event, str):
+                yield sse(chunk(event))
             else:
-                yield sse(chunk(event if isinstance(event, str) else event.text))
+                if event.thinking and reasoning_chunk is not None:
+                    yield sse(reasoning_chunk(event.thinking))
+                if event.text or not event.thinking:
+                    payload = chunk(event.text)
+                    if logprobs is not None and event.logprobs:
+                        payload["choices"][0]["logprobs"] = logprobs(event.logprobs)
+                    yield sse(payload)
     except LlamadeckError as error:
         yield sse(error_body(error))
     yield sse("[DONE]")
@@ -348,34 +351,45 @@ async def chat_completions(request: Request) -> Response:
     model = model_field(data)
     messages = chat_messages(data)
     tools = chat_tools(data)
+    choice = tool_choice(data)
     options = sampling_options(data)
     think = think_of(data)
+    format = openai_format(data)
+    top = logprobs.chat_request(data)
     streaming = bool_field(data, "stream", False)
     engine = engine_of(request)
     stream = await start(
         request,
         lambda cancel: engine.start_chat(
-            model, messages, options=options, tools=tools, think=think, cancel=cancel
-        )
+            model,
+            messages,
+            options=options,
+            tools=tools,
+            think=think,
+            format=format,
+            tool_choice=choice,
+            logprobs=top,
+            cancel=cancel,
+        ),
     )
     ident, created = f"chatcmpl-{secrets.token_hex(12)}", int(time.time())
     head = {"id": ident, "created": created, "model": model, "system_fingerprint": "fp_llamadeck"}
     names = tool_names(tools)
     if not streaming:
-        text, thinking, done = await collect_thinking(request, stream)
-        content, calls = parse_tool_calls(names, text) if names else (text, [])
+        reply, done = await logprobs.collect(request, stream)
+        content, calls = parse_tool_calls(names, reply.text) if names else (reply.text, [])
         message: dict[str, Any] = {"role": "assistant", "content": content or (None if calls else "")}
-        if thinking:
-            message["reasoning"] = thinking
+        if reply.thinking:
+            message["reasoning"] = reply.thinking
         if calls:
             message["tool_calls"] = [c.openai() for c in calls]
-        choice = {
+        answer = {
             "index": 0,
             "message": message,
-            "logprobs": None,
+            "logprobs": None if top is None else logprobs.chat(reply.logprobs),
             "finish_reason": finish_reason(done, called=bool(calls)),
         }
-        return JSONResponse({**head, "object": "chat.completion", "choices": [choice], "usage": usage(done)})
+        return JSONResponse({**head, "object": "chat.completion", "choices": [answer], "usage": usage(done)})
 
     with_usage = include_usage(data)
     base = {**head, "object": "chat.completion.chunk"}
@@ -415,6 +429,7 @@ async def chat_completions(request: Request) -> Response:
             usage_chunk if with_usage else None,
             call_chunk,
             reasoning_chunk,
+            logprobs.chat,
         ),
         on_close=stream.close,
         media_type=SSE,
@@ -434,7 +449,15 @@ def completion_prompt(data: dict[str, Any]) -> str:
 
 @router.post(
     "/v1/completions",
-    openapi_extra=json_body(["model", "prompt"], model=NAME, prompt=STRING, suffix=STRING, **SAMPLING),
+    openapi_extra=json_body(
+        ["model", "prompt"],
+        model=NAME,
+        prompt=STRING,
+        suffix=STRING,
+        response_format=RESPONSE_FORMAT,
+        logprobs={"type": "integer", "minimum": 0, "maximum": 20},
+        **SAMPLING,
+    ),
 )
 @openai_errors
 async def completions(request: Request) -> Response:
@@ -447,11 +470,15 @@ async def completions(request: Request) -> Response:
     if suffix is not None and not isinstance(suffix, str):
         raise APIError(400, "suffix must be a string")
     options = sampling_options(data)
+    format = openai_format(data)
+    top = logprobs.completion_request(data)
     streaming = bool_field(data, "stream", False)
     engine = engine_of(request)
     stream = await start(
         request,
-        lambda cancel: engine.start_generate(model, prompt, options=options, suffix=suffix, cancel=cancel)
+        lambda cancel: engine.start_generate(
+            model, prompt, options=options, suffix=suffix, format=format, logprobs=top, cancel=cancel
+        ),
     )
     head = {
         "id": f"cmpl-{secrets.token_hex(12)}",
@@ -461,8 +488,11 @@ async def completions(request: Request) -> Response:
         "system_fingerprint": "fp_llamadeck",
     }
     if not streaming:
-        text, done = await collect(request, stream)
-        choice = {"text": text, "index": 0, "logprobs": None, "finish_reason": finish_reason(done)}
+        reply, done = await logprobs.collect(
+            request, stream
+        )  # the reasoning is dropped, as Ollama's layer does
+        shape = None if top is None else logprobs.completion(reply.logprobs)
+        choice = {"text": reply.text, "index": 0, "logprobs": shape, "finish_reason": finish_reason(done)}
         return JSONResponse(head | {"choices": [choice], "usage": usage(done)})
 
     with_usage = include_usage(data)
@@ -479,7 +509,7 @@ async def completions(request: Request) -> Response:
         return head | {"choices": [], "usage": usage(done)}
 
     return EventStreamResponse(
-        events(stream, chunk, last, usage_chunk if with_usage else None),
+        events(stream, chunk, last, usage_chunk if with_usage else None, logprobs=logprobs.Offsets()),
         on_close=stream.close,
         media_type=SSE,
     )

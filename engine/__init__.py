@@ -45,8 +45,20 @@ from engine.errors import (
     ShutDown,
     TemplateError,
     UnknownQuant,
+    UnsupportedSchema,
 )
-from engine.events import Done, Embeddings, Event, EventSink, Generation, Progress, Status, Token, Waiting
+from engine.events import (
+    Done,
+    Embeddings,
+    Event,
+    EventSink,
+    Generation,
+    Progress,
+    Status,
+    Token,
+    TokenLogprob,
+    Waiting,
+)
 from engine.facade import Engine, LoadedModel
 from engine.ingest.create import CreateSpec
 from engine.ingest.discover import FoundModel
@@ -140,7 +152,9 @@ __all__ = [
     "ToolCall",
     "ToolCallParser",
     "Token",
+    "TokenLogprob",
     "UnknownQuant",
+    "UnsupportedSchema",
     "VariantFit",
     "VerifyReport",
     "Waiting",

@@ -72,6 +72,13 @@ class InvalidSetting(InvalidInput):
     """A server setting (``OLLAMA_NUM_PARALLEL``, ``keep_alive`` in config.toml, ...) that cannot be used."""
 
 
+class UnsupportedSchema(InvalidInput):
+    """A JSON schema (``format``, ``response_format``, a forced tool's parameters) llamadeck cannot enforce.
+
+    The message names the construct and where it is; a reply that ignored it is never given instead.
+    """
+
+
 # -- not found (404) -----------------------------------------------------------
 
 

@@ -51,16 +51,31 @@ def ignore(_event: Event) -> None:
 
 
 @dataclass(frozen=True)
+class TokenLogprob:
+    """How likely a generated token was: its text, natural-log probability and bytes (OpenAI's and
+    Ollama's ``logprobs``), and in ``top`` the most likely tokens at its place, best first."""
+
+    token: str  # the token's bytes as text (a lone byte of a character split over tokens reads U+FFFD)
+    logprob: float  # from the model's logits before any sampling setting or grammar
+    bytes: bytes
+    top: tuple[TokenLogprob, ...] = ()
+
+
+@dataclass(frozen=True)
 class Token:
     """A piece of generated text, as soon as llama.cpp produces it.
 
     A thinking model's reply comes split (``engine.runtime.thinking``):
     ``thinking`` holds reasoning, ``text`` the answer; a piece may carry
     either or both. A front end that shows only ``text`` shows the answer.
+    ``logprobs``: for a request that asked, the tokens whose text this piece
+    completes (a character split over byte tokens, or text held back for a
+    stop string, arrives with the piece that shows it).
     """
 
     text: str
     thinking: str = ""
+    logprobs: tuple[TokenLogprob, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -23,9 +23,10 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from engine.calls import ChatCall, GenerateCall, chat_request, generate_request
 from engine.cancel import NEVER, CancelToken
 from engine.durations import parse_keep_alive
-from engine.errors import Cancelled, InvalidInput, check_unicode
+from engine.errors import Cancelled, InvalidInput
 from engine.events import Embeddings, Generation
 from engine.library import ModelLibrary
 from engine.machine.memory import Machine
@@ -39,7 +40,6 @@ from engine.store.manifest import Manifest
 from engine.store.model_store import Store
 from engine.store.refs import parse_ref
 from engine.templates.message import Message
-from engine.templates.thinking import ThinkSetting, format_of, parse_think, think_setting
 
 if TYPE_CHECKING:
     from engine.runtime.loader import Runtime
@@ -65,38 +65,6 @@ class LoadedModel:
     expires_in: float | None  # seconds until keep-alive unloads it; None while in use or kept for ever
     manifest: Manifest | None = None  # what was loaded (the name may hold another model by now)
     pid: int | None = None  # its llama.cpp worker process
-
-
-@dataclass(frozen=True)
-class _Extras:
-    """``generate``'s Ollama fields, before they are checked."""
-
-    system: str | None
-    think: bool | str | None
-    suffix: str | None
-    context: Sequence[int] | None
-    keep_context: bool
-
-    def checked(self) -> tuple[str | None, str | None, tuple[int, ...]]:
-        """The system prompt, the suffix and the context, each of its type (else InvalidInput)."""
-        for name, text in (("the system prompt", self.system), ("the suffix", self.suffix)):
-            if text is not None and not isinstance(text, str):
-                raise InvalidInput(f"{name} must be text")
-            if text:
-                check_unicode(text, name)
-        context = self.context or ()
-        if isinstance(context, str | bytes) or not all(
-            isinstance(t, int) and not isinstance(t, bool) and t >= 0 for t in context
-        ):
-            raise InvalidInput(
-                "context must be a list of token ids (whole numbers ≥ 0) from an earlier reply"
-            )
-        return self.system or None, self.suffix or None, tuple(context)
-
-
-def _think(manifest: Manifest, think: object, reference: str) -> ThinkSetting:
-    """``think`` resolved for this model; ``"NAME" does not support thinking`` is InvalidInput."""
-    return think_setting(parse_think(think), format_of(manifest), reference)
 
 
 def _default_machine() -> Machine:
@@ -180,6 +148,9 @@ class Engine(ModelLibrary):
         conversation: str | None = None,
         tools: Sequence[Mapping[str, Any]] | None = None,
         think: bool | str | None = None,
+        format: str | Mapping[str, Any] | None = None,
+        tool_choice: str | Mapping[str, Any] | None = None,
+        logprobs: int | None = None,
         keep_alive: float | str | None = None,
         cancel: CancelToken = NEVER,
     ) -> Iterator[Generation]:
@@ -202,9 +173,32 @@ class Engine(ModelLibrary):
         model that thinks (``thinks``) does unless told False, and its Tokens
         carry the reasoning in ``thinking``; True for one that cannot is
         InvalidInput. Cancelling ends the stream with ``Done(reason="cancelled")``.
+
+        ``format`` constrains the reply: ``"json"`` (a JSON object) or a JSON
+        schema it must validate against (a schema holding what llamadeck
+        cannot enforce is an UnsupportedSchema, a 400, naming it).
+        ``tool_choice`` (with ``tools``): "auto" (the model decides), "none"
+        (no tools shown to it), "required" or a named tool
+        (``{"type": "function", "function": {"name": ...}}``): the reply is
+        then one call of a tool, with arguments valid against its parameters,
+        in the model's own call format. A reply cut short by ``num_predict``
+        ends with Done "length" and may not parse. ``logprobs`` (0 to 20) puts
+        each token's log probability and that many likeliest alternatives on
+        the Token events (``Token.logprobs``); None computes none.
         """
-        request = self._chat_request(reference, messages, options, conversation, tools, keep_alive, think)
-        return self._stream(request, cancel)
+        call = ChatCall(
+            reference,
+            messages,
+            options,
+            conversation,
+            tools,
+            keep_alive,
+            think,
+            format,
+            tool_choice,
+            logprobs,
+        )
+        return self._stream(self._chat_request(call), cancel)
 
     def start_chat(
         self,
@@ -215,6 +209,9 @@ class Engine(ModelLibrary):
         conversation: str | None = None,
         tools: Sequence[Mapping[str, Any]] | None = None,
         think: bool | str | None = None,
+        format: str | Mapping[str, Any] | None = None,
+        tool_choice: str | Mapping[str, Any] | None = None,
+        logprobs: int | None = None,
         keep_alive: float | str | None = None,
         cancel: CancelToken = NEVER,
     ) -> Reply:
@@ -225,8 +222,19 @@ class Engine(ModelLibrary):
         straight to the loop). It raises what ``chat`` and its first
         ``next()`` raise; a Reply not read to its end must be closed.
         """
-        request = self._chat_request(reference, messages, options, conversation, tools, keep_alive, think)
-        return self._start(request, cancel)
+        call = ChatCall(
+            reference,
+            messages,
+            options,
+            conversation,
+            tools,
+            keep_alive,
+            think,
+            format,
+            tool_choice,
+            logprobs,
+        )
+        return self._start(self._chat_request(call), cancel)
 
     def measure_chat(
         self,
@@ -244,7 +252,7 @@ class Engine(ModelLibrary):
         message cannot fit: an app can offer to raise the context or trim the message instead of failing."""
         from engine.runtime.session import measure
 
-        request = self._chat_request(reference, messages, options, None, tools, keep_alive, think)
+        request = self._chat_request(ChatCall(reference, messages, options, None, tools, keep_alive, think))
         with self._use(request.manifest, request.load, request.keep_alive, cancel) as (resident, _fresh):
             return measure(resident.payload, request)
 
@@ -265,6 +273,8 @@ class Engine(ModelLibrary):
         suffix: str | None = None,
         context: Sequence[int] | None = None,
         keep_context: bool = False,
+        format: str | Mapping[str, Any] | None = None,
+        logprobs: int | None = None,
     ) -> Iterator[Generation]:
         """Stream a reply to one prompt: Token events, then exactly one Done (see ``chat``).
 
@@ -281,13 +291,14 @@ class Engine(ModelLibrary):
           or a GGUF with FIM tokens (``runtime.infill``), else InvalidInput
           (``NAME does not support insert``);
         - ``context``: token ids an earlier reply's Done carried: the prompt continues that conversation;
-        - ``keep_context``: this reply's Done carries ``context``.
+        - ``keep_context``: this reply's Done carries ``context``;
+        - ``format`` and ``logprobs``: as in ``chat``.
         """
-        extras = _Extras(system, think, suffix, context, keep_context)
-        request = self._generate_request(
-            reference, prompt, raw, max_tokens, temperature, seed, options, keep_alive, extras
-        )
-        return self._stream(request, cancel)
+        call = GenerateCall(
+            reference, prompt, raw, max_tokens, temperature, seed, options, keep_alive,
+            system, think, suffix, context, keep_context, format, logprobs,
+        )  # fmt: skip
+        return self._stream(self._generate_request(call), cancel)
 
     def start_generate(
         self,
@@ -306,13 +317,15 @@ class Engine(ModelLibrary):
         suffix: str | None = None,
         context: Sequence[int] | None = None,
         keep_context: bool = False,
+        format: str | Mapping[str, Any] | None = None,
+        logprobs: int | None = None,
     ) -> Reply:
         """``generate``, loaded and submitted when it returns (see ``start_chat``)."""
-        extras = _Extras(system, think, suffix, context, keep_context)
-        request = self._generate_request(
-            reference, prompt, raw, max_tokens, temperature, seed, options, keep_alive, extras
-        )
-        return self._start(request, cancel)
+        call = GenerateCall(
+            reference, prompt, raw, max_tokens, temperature, seed, options, keep_alive,
+            system, think, suffix, context, keep_context, format, logprobs,
+        )  # fmt: skip
+        return self._start(self._generate_request(call), cancel)
 
     def embed(
         self, reference: str, texts: Sequence[str], *, truncate: bool = True, cancel: CancelToken = NEVER
@@ -433,89 +446,11 @@ class Engine(ModelLibrary):
 
     # the checks at the call, and the hand-over --------------------------------
 
-    def _chat_request(
-        self,
-        reference: str,
-        messages: Sequence[Mapping[str, Any] | Message],
-        options: Mapping[str, object] | None,
-        conversation: str | None,
-        tools: Sequence[Mapping[str, Any]] | None,
-        keep_alive: float | str | None,
-        think: bool | str | None,
-    ) -> GenerationRequest:
-        manifest = self._resolve(parse_ref(reference))
-        chat_messages = [
-            m if isinstance(m, Message) else Message.of(m, where=f"message {i + 1}")
-            for i, m in enumerate(messages)
-        ]
-        if not chat_messages:
-            raise InvalidInput("a chat needs at least one message")
-        for i, message in enumerate(chat_messages):
-            check_unicode(message.role, f"message {i + 1}'s role")
-            check_unicode(message.content, f"message {i + 1}")
-            check_unicode(message.thinking, f"message {i + 1}'s thinking")
-        if conversation is not None and not isinstance(conversation, str):
-            raise InvalidInput("conversation is a key: a string such as a chat's id")
-        if tools is not None and (
-            isinstance(tools, str | bytes | Mapping) or not all(isinstance(t, Mapping) for t in tools)
-        ):
-            raise InvalidInput("tools is a list of tool definitions (JSON objects)")
-        seconds = parse_keep_alive(keep_alive)
-        load, sampling = self._options(manifest, options)
-        # raw=False: a conversation needs turns, so a base model chats in the format known for it
-        return GenerationRequest(
-            manifest,
-            chat_messages,
-            sampling,
-            load,
-            seconds,
-            tools=tools,
-            raw=False,
-            conversation=conversation,
-            think=_think(manifest, think, reference),
-        )
+    def _chat_request(self, call: ChatCall) -> GenerationRequest:
+        return chat_request(call, self._resolve(parse_ref(call.reference)), self._options)
 
-    def _generate_request(
-        self,
-        reference: str,
-        prompt: str,
-        raw: bool | None,
-        max_tokens: int | None,
-        temperature: float | None,
-        seed: int | None,
-        options: Mapping[str, object] | None,
-        keep_alive: float | str | None,
-        extras: _Extras,
-    ) -> GenerationRequest:
-        if not isinstance(prompt, str):
-            raise InvalidInput("the prompt must be text")
-        check_unicode(prompt, "the prompt")
-        system, suffix, context = extras.checked()
-        seconds = parse_keep_alive(keep_alive)
-        merged = dict(options or {})
-        for name, value in (("num_predict", max_tokens), ("temperature", temperature), ("seed", seed)):
-            if value is not None:
-                merged[name] = value
-        manifest = self._resolve(parse_ref(reference))
-        load, sampling = self._options(manifest, merged)
-        messages = [Message("user", prompt)]
-        if (
-            system and not suffix and raw is not True
-        ):  # a system turn needs turns: a base model's known format
-            messages.insert(0, Message("system", system))
-            raw = False if raw is None else raw
-        return GenerationRequest(
-            manifest,
-            messages,
-            sampling,
-            load,
-            seconds,
-            raw=raw,
-            think=_think(manifest, extras.think, reference),
-            suffix=suffix,
-            context=context,
-            keep_context=bool(extras.keep_context),
-        )
+    def _generate_request(self, call: GenerateCall) -> GenerationRequest:
+        return generate_request(call, self._resolve(parse_ref(call.reference)), self._options)
 
     def _options(
         self, manifest: Manifest, request: Mapping[str, object] | None

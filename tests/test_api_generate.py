@@ -171,14 +171,14 @@ def test_embed_answers_unit_vectors_one_per_input(client: ollama.Client, server:
 @pytest.mark.parametrize(
     ("route", "body", "word"),
     [
-        ("/api/generate", {"prompt": "hi", "format": "json"}, "format"),
+        ("/api/generate", {"prompt": "hi", "format": "yaml"}, "format"),
         ("/api/generate", {"prompt": "hi", "template": "{{ .Prompt }}"}, "template"),
         ("/api/generate", {"prompt": "hi", "images": ["aGk="]}, "images"),
         ("/api/chat", {"messages": [{"role": "user", "content": "hi", "images": ["aGk="]}]}, "images"),
         (
             "/api/chat",
-            {"messages": [{"role": "user", "content": "hi"}], "format": {"type": "object"}},
-            "format",
+            {"messages": [{"role": "user", "content": "hi"}], "format": {"type": "string", "pattern": "^a"}},
+            "pattern",
         ),
         ("/api/generate", {"prompt": "hi", "keep_alive": "soon"}, "keep_alive"),
         ("/api/generate", {"prompt": "hi"}, None),  # the control: the same request without the field works

@@ -137,7 +137,9 @@ def test_an_unknown_model_is_404_in_openais_shape(client: openai.OpenAI, server:
         ({"temperature": "hot"}, "temperature"),
         ({"max_tokens": 0}, "num_predict"),
         ({"n": 2}, "n other than 1"),
-        ({"response_format": {"type": "json_object"}}, "response_format"),
+        ({"response_format": {"type": "xml"}}, "response_format"),
+        ({"response_format": {"type": "json_schema", "json_schema": {"schema": {"not": {}}}}}, "not"),
+        ({"tool_choice": "required"}, "needs tools"),
         ({"messages": []}, "messages"),
         (
             {"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "x"}}]}]},

@@ -15,11 +15,21 @@ import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 
-from engine.errors import LlamadeckError
+from engine.errors import InvalidInput, LlamadeckError
 from engine.events import Done, Token
 from engine.options import SamplingOptions
 
 GREEDY = SamplingOptions(temperature=0.0, repeat_penalty=1.0)  # the same text every time
+MAX_TOP_LOGPROBS = 20  # alternatives per token, as OpenAI and Ollama
+
+
+def check_logprobs(value: object) -> int | None:
+    """``logprobs`` as the engine takes it: None (not asked), or how many alternatives (0 to 20)."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_TOP_LOGPROBS:
+        raise InvalidInput(f"top_logprobs must be a whole number from 0 to {MAX_TOP_LOGPROBS}")
+    return value
 
 
 @dataclass(frozen=True)
@@ -33,6 +43,11 @@ class Request:
     ``preserve`` are control tokens streamed as their text (``<|channel|>``,
     a ``<think>`` marked as control) where a reply's parser needs to see them;
     others stream as nothing.
+    ``grammar`` is GBNF text (root rule ``root``, see ``engine.structured``)
+    that every generated token must follow; it is compiled per sequence by
+    the scheduler, so constrained and free requests decode in one batch.
+    ``logprobs`` None computes none; n >= 0 puts each token's log
+    probability and its n likeliest alternatives on the Token events.
     """
 
     tokens: list[int]
@@ -41,6 +56,8 @@ class Request:
     stop: tuple[str, ...] = ()
     conversation: str | None = None
     preserve: frozenset[int] = frozenset()
+    grammar: str | None = None
+    logprobs: int | None = None
 
 
 def _resolve(future: asyncio.Future[None]) -> None:

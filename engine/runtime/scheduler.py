@@ -35,13 +35,14 @@ import time
 from collections.abc import Sequence
 
 from engine.errors import InvalidInput, LlamadeckError, PromptTooLong
-from engine.events import Done, Token
+from engine.events import Done, Token, TokenLogprob
 from engine.machine.physical import physical_cores
 from engine.runtime.llama.compute import COMPUTE
 from engine.runtime.llama.context import Batch, Context, DecodeError
+from engine.runtime.llama.logprobs import token_logprob
 from engine.runtime.llama.model import Model
 from engine.runtime.llama.sampler import Sampler
-from engine.runtime.request import Handle, Request
+from engine.runtime.request import Handle, Request, check_logprobs
 from engine.runtime.slots import Slot, Slots
 from engine.runtime.stats import SchedulerStats, SlotStats
 from engine.runtime.text_stream import TextStream
@@ -87,6 +88,7 @@ class _Job:
         "next_token",
         "index",
         "chunk",
+        "logprobs",
     )
 
     def __init__(
@@ -108,6 +110,7 @@ class _Job:
         self.next_token = -1  # sampled, to be decoded next step
         self.index = -1  # its logits' index in this step's batch, -1: none
         self.chunk = 0  # prompt tokens in this step's batch
+        self.logprobs: list[TokenLogprob] = []  # of tokens whose text was not streamed yet
 
 
 class Scheduler:
@@ -219,13 +222,16 @@ class Scheduler:
                     f"the prompt is {len(tokens)} tokens but each conversation on {self.model.label} has a "
                     f"{self.n_ctx_per_seq}-token context: drop old turns or raise num_ctx"
                 )
+            check_logprobs(request.logprobs)
             room = self.n_ctx_per_seq - len(tokens)
             limit = (
                 room
                 if request.max_tokens is None or request.max_tokens < 0
                 else min(request.max_tokens, room)
             )
-            sampler = Sampler.from_options(self.model, request.sampling, context_size=self.n_ctx_per_seq)
+            sampler = Sampler.from_options(
+                self.model, request.sampling, context_size=self.n_ctx_per_seq, grammar=request.grammar
+            )
         except LlamadeckError as error:
             self._refuse(handle, error, submitted)
             return handle
@@ -456,12 +462,16 @@ class Scheduler:
                 self._finish(job, "stop")
                 return
             job.generated += 1
+            if job.request.logprobs is not None:
+                job.logprobs.append(
+                    token_logprob(self._ctx, self.model, job.index, token, job.request.logprobs)
+                )
             preserve = job.request.preserve
             text, stopped = job.text.feed(
                 self.model.piece(token, special=bool(preserve) and token in preserve)
             )
             if text:
-                job.handle._push(Token(text))
+                job.handle._push(self._token(job, text))
             if stopped:
                 self._finish(job, "stop", flush=False)
             elif job.generated >= job.limit:
@@ -478,7 +488,7 @@ class Scheduler:
         if job.handle.done is not None:
             return
         if flush and reason != "error" and (tail := job.text.flush()):
-            job.handle._push(Token(tail))
+            job.handle._push(self._token(job, tail))
         now = time.perf_counter()
         first = job.first_at if job.first_at is not None else now
         job.sampler.free()
@@ -507,6 +517,14 @@ class Scheduler:
                 stop_sequence=job.text.stopped_by if reason == "stop" else None,
             )
         )
+
+    @staticmethod
+    def _token(job: _Job, text: str) -> Token:
+        """A Token event, with the log probabilities of the tokens its text completes (if asked)."""
+        if not job.logprobs:
+            return Token(text)
+        logprobs, job.logprobs = tuple(job.logprobs), []
+        return Token(text, logprobs=logprobs)
 
     def _reap_cancelled(self) -> bool:
         if not self._cancels:  # (read without the lock: a cancel that races this is seen next step)

@@ -68,6 +68,8 @@ class GenerationRequest:
     suffix: str | None = None  # fill in the middle after the (one) prompt: ``runtime.infill``
     context: tuple[int, ...] = ()  # an earlier reply's conversation as tokens: the prompt goes after it
     keep_context: bool = False  # the Done carries this conversation's tokens
+    grammar: str | None = None  # GBNF every token must follow (``engine.structured``: format, forced tools)
+    logprobs: int | None = None  # None: none; n: each token's log probability and n alternatives
 
 
 @dataclass(frozen=True)
@@ -219,6 +221,8 @@ def start_reply(
                 stop=sampling.stop,
                 conversation=request.conversation,
                 preserve=preserve,
+                grammar=request.grammar,
+                logprobs=request.logprobs,
             ),
             max_queue=max_queue,
         )

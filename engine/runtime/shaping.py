@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Protocol
 
-from engine.events import Done, Token
+from engine.events import Done, Token, TokenLogprob
 from engine.runtime.thinking import HARMONY_TOKENS, HarmonySplitter, Splitter, TagSplitter
 from engine.templates.thinking import ThinkFormat, ThinkSetting
 
@@ -40,6 +40,7 @@ class ReplyShape:
     prompt: Sequence[int] | None = None  # the prompt's tokens, when the Done is to carry the conversation
     tokenize: Callable[[str], list[int]] | None = None
     _said: list[str] = field(default_factory=list)
+    _held: list[TokenLogprob] = field(default_factory=list)  # log probabilities of text the splitter holds
 
     @property
     def idle(self) -> bool:
@@ -52,14 +53,19 @@ class ReplyShape:
         if self.splitter is None:
             return event
         thinking, text = self.splitter.feed(event.text)
-        return Token(text, thinking) if text or thinking else None
+        self._held.extend(event.logprobs)
+        if not (text or thinking):
+            return None
+        logprobs, self._held = tuple(self._held), []
+        return Token(text, thinking, logprobs)
 
     def end(self, done: Done) -> tuple[Token | None, Done]:
         """What the splitter still held, and the Done with the conversation's tokens if asked."""
         last = None
         if self.splitter is not None:
             thinking, text = self.splitter.finish()
-            last = Token(text, thinking) if text or thinking else None
+            if text or thinking or self._held:
+                last = Token(text, thinking, tuple(self._held))
         if self.prompt is not None and self.tokenize is not None:
             reply = self.tokenize("".join(self._said)) if self._said else []
             done = replace(done, context=(*self.prompt, *reply))

@@ -207,6 +207,11 @@ class Model:
         return self._model
 
     @property
+    def vocab(self) -> Any:
+        """The raw ``llama_vocab *`` (for grammar samplers)."""
+        return self._vocab
+
+    @property
     def offloaded(self) -> bool:
         """Whether layers live on a GPU (a GPU build asked for more than 0 layers)."""
         return self.n_gpu_layers != 0 and supports_gpu_offload()

@@ -1,4 +1,4 @@
-"""llama.cpp's own sampler chain for one request, built from Ollama's sampling options."""
+"""llama.cpp's own sampler chain for one request, built from Ollama's sampling options, and its grammar."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from typing import Any, ClassVar
 import llama_cpp
 
 from engine.errors import InvalidOption
+from engine.runtime.llama.constrained import Constrained
 from engine.runtime.llama.context import Context
 from engine.runtime.llama.model import Model, finite
 
@@ -25,6 +26,12 @@ class Sampler:
     mirostat sampler, as ``common_sampler`` does. Defaults are Ollama's.
     ``seed`` None or negative draws a random seed (kept in ``self.seed``).
     ``context_size`` is what ``repeat_last_n = -1`` means.
+
+    ``grammar`` (GBNF text, root rule ``root``) constrains every token; the
+    chain samples first and the grammar checks that one token, as
+    llama-server does; a refused token costs a check of the best-scored
+    tokens, rarely of the whole vocabulary (``constrained.py``).
+    ``rejections`` counts the refused tokens.
     """
 
     def __init__(
@@ -45,6 +52,7 @@ class Sampler:
         mirostat_eta: float = 0.1,
         seed: int | None = None,
         context_size: int = 4096,
+        grammar: str | None = None,
     ) -> None:
         if mirostat not in (0, 1, 2):
             raise InvalidOption(f"mirostat must be 0, 1 or 2, not {mirostat}")
@@ -65,16 +73,20 @@ class Sampler:
         params.no_perf = True
         chain = llama_cpp.llama_sampler_chain_init(params)
         self._chain = chain
+        self._penalties: Any = None  # with a grammar: a chain of its own (see constrained.py)
+        self._constrained: Constrained | None = None
         add = llama_cpp.llama_sampler_chain_add
 
         if mirostat == 0:
             if self.penalized:
-                add(
-                    chain,
-                    llama_cpp.llama_sampler_init_penalties(
-                        model.n_vocab, last_n, repeat_penalty, frequency_penalty, presence_penalty
-                    ),
+                penalties = llama_cpp.llama_sampler_init_penalties(
+                    model.n_vocab, last_n, repeat_penalty, frequency_penalty, presence_penalty
                 )
+                if grammar is None:
+                    add(chain, penalties)
+                else:
+                    self._penalties = llama_cpp.llama_sampler_chain_init(params)
+                    add(self._penalties, penalties)
             if temperature <= 0:
                 add(chain, llama_cpp.llama_sampler_init_greedy())
             else:
@@ -95,6 +107,17 @@ class Sampler:
             else:
                 add(chain, llama_cpp.llama_sampler_init_mirostat_v2(self.seed, tau, eta))
         self._sample = llama_cpp.llama_sampler_sample
+        if grammar is not None:
+            # how many allowed tokens the chain looks at: 1 (greedy), top_k, or all of them
+            need = None if mirostat else 1 if temperature <= 0 else top_k if top_k > 0 else None
+            only_top_p = not mirostat and temperature > 0 and 0 < top_p < 1 and not 0 < typical_p < 1
+            try:
+                self._constrained = Constrained(
+                    model, grammar, self._penalties, chain, need, top_p if only_top_p else None
+                )
+            except BaseException:
+                self.free()
+                raise
 
     # Ollama's option names, for building from a dataclass of them with ``from_options``
     OPTIONS: ClassVar[tuple[str, ...]] = (
@@ -114,24 +137,43 @@ class Sampler:
     )
 
     @classmethod
-    def from_options(cls, model: Model, options: Any, *, context_size: int = 4096) -> Sampler:
+    def from_options(
+        cls, model: Model, options: Any, *, context_size: int = 4096, grammar: str | None = None
+    ) -> Sampler:
         """A sampler from any object with Ollama's sampling option names as attributes."""
         values = {name: getattr(options, name) for name in cls.OPTIONS if hasattr(options, name)}
-        return cls(model, context_size=context_size, **values)
+        return cls(model, context_size=context_size, grammar=grammar, **values)
 
     def sample(self, ctx: Context, index: int) -> int:
-        """Sample (and accept) a token from the logits of batch entry ``index`` of the last decode."""
-        return int(self._sample(self._chain, ctx.ptr, index))
+        """Sample (and accept) a token from the logits of batch entry ``index`` of the last decode.
+
+        With a grammar, raises GrammarDeadEnd when it allows no token at all.
+        """
+        if self._constrained is None:
+            return int(self._sample(self._chain, ctx.ptr, index))
+        return self._constrained.sample(ctx.ptr, index)
+
+    @property
+    def rejections(self) -> int:
+        """Sampled tokens the grammar refused (0 without one)."""
+        return self._constrained.rejections if self._constrained is not None else 0
 
     def accept(self, tokens: Sequence[int]) -> None:
         """Feed tokens the sampler did not pick (a prompt) into its history, for the penalties."""
+        chain = self._penalties if self._penalties is not None else self._chain
         for token in tokens:
-            llama_cpp.llama_sampler_accept(self._chain, token)
+            llama_cpp.llama_sampler_accept(chain, token)
 
     def reset(self) -> None:
         llama_cpp.llama_sampler_reset(self._chain)
+        if self._penalties is not None:
+            llama_cpp.llama_sampler_reset(self._penalties)
 
     def free(self) -> None:
-        if self._chain:
-            llama_cpp.llama_sampler_free(self._chain)
-            self._chain = None
+        if self._constrained is not None:
+            self._constrained.free()
+            self._constrained = None
+        for chain in (self._chain, self._penalties):
+            if chain:
+                llama_cpp.llama_sampler_free(chain)
+        self._chain = self._penalties = None
