@@ -337,7 +337,14 @@ async def create_response(request: Request) -> Response:
     stream = await open_stream(
         request,
         lambda cancel: engine.start_chat(
-            model, chat.messages, options=chat.options, tools=chat.tools, think=chat.think, cancel=cancel
+            model,
+            chat.messages,
+            options=chat.options,
+            tools=chat.tools,
+            think=chat.think,
+            format=chat.format,
+            tool_choice=chat.tool_choice,
+            cancel=cancel,
         ),
     )
     output = Output(shell(data, model))

@@ -47,12 +47,18 @@ class Chat:
     tools: list[dict[str, Any]] | None  # in the chat shape, None when no tool may be called
     options: dict[str, Any]
     think: bool | str | None  # reasoning.effort as Ollama's think, None for the model's default
+    format: str | dict[str, Any] | None = None  # text.format as the engine's format (a schema or "json")
+    tool_choice: str | dict[str, Any] | None = None  # in the chat shape: "required" or a named function forces a call
 
 
 def chat_of(data: dict[str, Any]) -> Chat:
     """The request ``data`` as a chat; raises APIError 400 for what is wrong or not supported."""
     unsupported(data)
-    return Chat(conversation(data), tools_of(data), options_of(data), think_of(data))
+    choice = tool_choice(data.get("tool_choice"))
+    forced = choice if choice == "required" or isinstance(choice, dict) else None
+    return Chat(
+        conversation(data), tools_of(data), options_of(data), think_of(data), engine_format(data), forced
+    )
 
 
 def unsupported(data: dict[str, Any]) -> None:
@@ -76,12 +82,23 @@ def unsupported(data: dict[str, Any]) -> None:
     text_format(data)
 
 
-def text_format(data: dict[str, Any]) -> dict[str, Any]:
-    """``text.format``: plain text only, until the engine constrains output to a schema.
+def engine_format(data: dict[str, Any]) -> str | dict[str, Any] | None:
+    """``text.format`` as the engine's ``format``: ``json_schema``'s schema, ``"json"``, or None (text)."""
+    form = text_format(data)
+    if form["type"] == "json_object":
+        return "json"
+    if form["type"] == "json_schema":
+        schema = form.get("schema")
+        if schema is None:
+            return "json"  # no schema: any JSON object, as Ollama does
+        if not isinstance(schema, dict):
+            raise APIError(400, "text.format.schema must be a JSON schema object")
+        return schema
+    return None
 
-    That is where structured output plugs in: ``json_schema`` (its ``schema``)
-    and ``json_object`` (``"json"``) become the engine's format.
-    """
+
+def text_format(data: dict[str, Any]) -> dict[str, Any]:
+    """``text.format`` as given (echoed in the response): text, ``json_schema`` or ``json_object``."""
     text = data.get("text")
     if text is None:
         return {"type": "text"}
@@ -93,7 +110,7 @@ def text_format(data: dict[str, Any]) -> dict[str, Any]:
     if not isinstance(form, dict) or not isinstance(form.get("type"), str):
         raise APIError(400, "text.format must be an object with a type")
     if form["type"] in ("json_schema", "json_object"):
-        raise refuse(f"text.format {form['type']} (structured outputs)")
+        return dict(form)
     if form["type"] != "text":
         raise APIError(
             400, f"text.format.type must be text, json_schema or json_object, not {form['type']!r:.40}"

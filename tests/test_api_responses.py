@@ -285,12 +285,52 @@ def test_settings_ollama_ignores_are_accepted_and_echoed(client: openai.OpenAI) 
     assert reply.text is not None and reply.text.format is not None and reply.text.format.type == "text"
 
 
+def test_text_format_json_schema_constrains_the_reply(client: openai.OpenAI) -> None:
+    """Even this model, which says one thing by rote, answers in the schema: a grammar picks its tokens."""
+    schema = {
+        "type": "object",
+        "properties": {"city": {"type": "string", "maxLength": 8}, "rank": {"type": "integer", "minimum": 1}},
+        "required": ["city", "rank"],
+        "additionalProperties": False,
+    }
+    reply = client.responses.create(
+        model=MODEL,
+        input=ASK,
+        text={"format": {"type": "json_schema", "name": "place", "schema": schema, "strict": True}},
+        max_output_tokens=96,
+    )
+    assert reply.status == "completed", reply.incomplete_details
+    data = json.loads(reply.output_text)
+    assert set(data) == {"city", "rank"} and isinstance(data["rank"], int) and data["rank"] >= 1
+    assert (
+        reply.text is not None and reply.text.format is not None and reply.text.format.type == "json_schema"
+    )
+    plain = client.responses.create(model=MODEL, input=ASK, text={"format": {"type": "json_object"}})
+    assert isinstance(json.loads(plain.output_text), dict)
+
+
+def test_a_forced_tool_choice_makes_the_reply_a_call(client: openai.OpenAI) -> None:
+    reply = client.responses.create(
+        model=MODEL,
+        input=ASK,
+        tools=[FUNCTION],
+        tool_choice={"type": "function", "name": FUNCTION["name"]},
+        max_output_tokens=96,
+    )
+    calls = [item for item in reply.output if item.type == "function_call"]
+    assert len(calls) == 1 and calls[0].name == FUNCTION["name"]
+    assert isinstance(json.loads(calls[0].arguments), dict)
+
+
 BAD: list[tuple[dict[str, Any], str]] = [
     ({"previous_response_id": "resp_1"}, "does not store responses"),
     ({"conversation": "conv_1"}, "send the whole conversation"),
     ({"background": True}, "background"),
-    ({"text": {"format": {"type": "json_schema", "name": "x", "schema": {}}}}, "structured outputs"),
-    ({"text": {"format": {"type": "json_object"}}}, "structured outputs"),
+    (
+        {"text": {"format": {"type": "json_schema", "name": "x", "schema": {"type": "object", "not": {}}}}},
+        "not",
+    ),
+    ({"text": {"format": {"type": "json_schema", "name": "x", "schema": "object"}}}, "JSON schema object"),
     ({"text": "json"}, "text must be an object"),
     ({"reasoning": {"effort": "extreme"}}, "reasoning.effort"),
     ({"reasoning": "high"}, "reasoning must be an object"),
@@ -312,7 +352,7 @@ BAD: list[tuple[dict[str, Any], str]] = [
     ({"tools": [{"type": "function"}]}, "name must be a non-empty string"),
     ({"tools": {"type": "function"}}, "tools must be a list"),
     ({"tools": [{"type": "namespace", "name": "n", "tools": [FUNCTION] * (MAX_TOOLS + 1)}]}, "at most"),
-    ({"tools": [FUNCTION], "tool_choice": "required"}, "tool_choice"),
+    ({"tools": [FUNCTION], "tool_choice": {"type": "function", "name": "nowhere"}}, "nowhere"),
     ({"max_output_tokens": 0}, "max_output_tokens"),
     ({"max_output_tokens": "8"}, "max_output_tokens"),
     ({"temperature": "hot"}, "temperature"),
