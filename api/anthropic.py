@@ -318,6 +318,8 @@ async def messages(request: Request) -> Response:
             options=chat.options,
             tools=chat.tools,
             think=can_think(engine, chat.model, chat.think),
+            format=chat.format,
+            tool_choice=chat.tool_choice,
             cancel=cancel,
         ),
     )

@@ -58,6 +58,8 @@ class MessagesRequest:
     stream: bool
     think: bool | str | None = None  # Ollama's think: None leaves it to the model
     omit_thinking: bool = False  # thinking.display "omitted": thinking blocks come back empty
+    format: str | dict[str, Any] | None = None  # output_config.format's schema: the reply follows it
+    tool_choice: str | dict[str, Any] | None = None  # "any" or a named tool as the engine's forced choice
 
 
 def refuse(what: str) -> APIError:
@@ -76,7 +78,43 @@ def read_messages_request(data: dict[str, Any]) -> MessagesRequest:
         raise APIError(400, "stream must be true or false")
     messages = system_messages(data.get("system"))
     messages += chat_messages(data.get("messages"))
-    return MessagesRequest(model, messages, options(data), chat_tools(data), bool(stream), think, omit)
+    tools = chat_tools(data)
+    return MessagesRequest(
+        model,
+        messages,
+        options(data),
+        tools,
+        bool(stream),
+        think,
+        omit,
+        format_of(data.get("output_config")),
+        forced_choice(data.get("tool_choice")) if tools else None,
+    )
+
+
+def format_of(config: object) -> str | dict[str, Any] | None:
+    """``output_config.format`` (``{"type": "json_schema", "schema": ...}``) as the engine's format."""
+    if not isinstance(config, dict) or config.get("format") is None:
+        return None
+    form = config["format"]
+    if not isinstance(form, dict) or form.get("type") != "json_schema":
+        raise APIError(400, 'output_config.format must be {"type": "json_schema", "schema": {...}}')
+    schema = form.get("schema")
+    if schema is None:
+        return "json"
+    if not isinstance(schema, dict):
+        raise APIError(400, "output_config.format.schema must be a JSON schema object")
+    return schema
+
+
+def forced_choice(choice: object) -> str | dict[str, Any] | None:
+    """``tool_choice`` ``any`` or ``{"type": "tool", "name"}`` as the engine's forced choice (checked
+    by ``chat_tools``): the reply is then a call, as Anthropic's API promises; ``auto`` is None."""
+    if isinstance(choice, dict) and choice.get("type") == "any":
+        return "required"
+    if isinstance(choice, dict) and choice.get("type") == "tool":
+        return {"type": "function", "function": {"name": choice.get("name")}}
+    return None
 
 
 def thinking_config(thinking: object) -> tuple[str | None, bool]:
@@ -98,14 +136,11 @@ def thinking_config(thinking: object) -> tuple[str | None, bool]:
 
 
 def effort_of(config: object) -> str | None:
-    """``output_config.effort`` as Ollama's think level (None when absent); a ``format`` (structured
-    outputs) is a 400 until the engine constrains replies, never a reply that ignores it."""
+    """``output_config.effort`` as Ollama's think level (None when absent)."""
     if config is None:
         return None
     if not isinstance(config, dict):
         raise APIError(400, "output_config must be an object")
-    if config.get("format") is not None:
-        raise refuse("output_config.format (structured outputs)")
     effort = config.get("effort")
     if effort is None:
         return None
@@ -285,8 +320,8 @@ def tool_result(block: dict[str, Any], where: str, called: dict[str, str]) -> di
 def chat_tools(data: dict[str, Any]) -> list[dict[str, Any]] | None:
     """``tools`` as function tools; ``tool_choice`` checked, and ``"none"`` offers none.
 
-    ``"any"`` and ``{"type": "tool", "name": ...}`` are accepted and not
-    enforced, as Ollama does: the model may still answer in text.
+    ``"any"`` and ``{"type": "tool", "name": ...}`` force a call (``forced_choice``),
+    where Ollama only accepts them: the model may still answer in text there.
     """
     raw = data.get("tools")
     if raw is None:

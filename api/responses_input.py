@@ -48,7 +48,9 @@ class Chat:
     options: dict[str, Any]
     think: bool | str | None  # reasoning.effort as Ollama's think, None for the model's default
     format: str | dict[str, Any] | None = None  # text.format as the engine's format (a schema or "json")
-    tool_choice: str | dict[str, Any] | None = None  # in the chat shape: "required" or a named function forces a call
+    tool_choice: str | dict[str, Any] | None = (
+        None  # in the chat shape: "required" or a named function forces a call
+    )
 
 
 def chat_of(data: dict[str, Any]) -> Chat:

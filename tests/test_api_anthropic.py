@@ -327,6 +327,44 @@ def test_an_unknown_model_is_not_found_error(client: anthropic.Anthropic, server
     assert body["type"] == "error" and body["error"]["type"] == "not_found_error" and body["error"]["message"]
 
 
+SHORT: Any = {  # bounded, so a reply always ends within max_tokens
+    "type": "object",
+    "properties": {"city": {"type": "string", "maxLength": 8}, "days": {"type": "integer", "maximum": 9}},
+    "required": ["city", "days"],
+    "additionalProperties": False,
+}
+
+
+def test_output_config_format_constrains_the_reply(client: anthropic.Anthropic) -> None:
+    """Even this model, which says one call by rote, answers in the schema: a grammar picks its tokens."""
+    reply = client.messages.create(
+        model=MODEL,
+        max_tokens=96,
+        messages=ASK,
+        extra_body={"output_config": {"format": {"type": "json_schema", "schema": SHORT}}},
+    )
+    (block,) = [b for b in reply.content if b.type == "text"]
+    data = json.loads(block.text)
+    assert set(data) == {"city", "days"} and isinstance(data["days"], int) and data["days"] <= 9
+    with pytest.raises(anthropic.BadRequestError, match="not"):
+        client.messages.create(
+            model=MODEL,
+            max_tokens=8,
+            messages=ASK,
+            extra_body={"output_config": {"format": {"type": "json_schema", "schema": {"not": {}}}}},
+        )
+
+
+def test_tool_choice_any_forces_a_call(client: anthropic.Anthropic) -> None:
+    tool: Any = {"name": "weather", "description": "the weather", "input_schema": SHORT}
+    reply = client.messages.create(
+        model=MODEL, max_tokens=96, messages=ASK, tools=[tool], tool_choice={"type": "any"}
+    )
+    calls = [b for b in reply.content if b.type == "tool_use"]
+    assert len(calls) == 1 and calls[0].name == "weather" and isinstance(calls[0].input, dict)
+    assert reply.stop_reason == "tool_use"
+
+
 def test_what_is_not_built_yet_is_a_clear_400(client: anthropic.Anthropic) -> None:
     image: Any = {
         "type": "image",
@@ -335,7 +373,6 @@ def test_what_is_not_built_yet_is_a_clear_400(client: anthropic.Anthropic) -> No
     refused: list[tuple[dict[str, Any], str]] = [
         ({"messages": [{"role": "user", "content": [image]}]}, "image content"),
         ({"tools": [{"type": "web_search_20250305", "name": "web_search"}]}, "server tools"),
-        ({"output_config": {"format": {"type": "json_schema", "schema": WEATHER}}}, "structured outputs"),
     ]
     for fields, words in refused:
         with pytest.raises(anthropic.BadRequestError) as caught:
