@@ -14,6 +14,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -34,14 +35,20 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def endless(directory: Path) -> Path:
-    """A model that says "▁hello" for ever (greedy): a stream that is running when the test acts."""
+    """A model that says "▁hello" for ever (greedy): a stream that is running when the test acts
+    (with ``LONG``'s context it runs for a minute or more, however fast the machine)."""
     hello = token_id("▁hello")
-    return write_chain_gguf(directory / "endless.gguf", {hello: hello}, default=hello)
+    return write_chain_gguf(directory / "endless.gguf", {hello: hello}, default=hello, context_length=1 << 20)
 
 
-def spec_for(path: Path, header_of: Path | None = None, label: str = "tiny") -> LoadSpec:
+LONG = replace(SETTINGS, n_ctx=1 << 17)
+
+
+def spec_for(
+    path: Path, header_of: Path | None = None, label: str = "tiny", settings: LoadSettings = SETTINGS
+) -> LoadSpec:
     header = verify_structure(header_of or path, label=label)
-    return LoadSpec(path=path, label=label, settings=SETTINGS, headers=(header,))
+    return LoadSpec(path=path, label=label, settings=settings, headers=(header,))
 
 
 def first_token(handle_iter) -> Token:
@@ -122,8 +129,8 @@ def test_a_llama_cpp_abort_ends_the_worker_with_its_reason_and_the_engine_goes_o
 
 def test_killing_a_worker_mid_stream_ends_only_its_streams(tmp_path: Path) -> None:
     model = endless(tmp_path)
-    doomed = Worker.start(spec_for(model, label="doomed"))
-    other = Worker.start(spec_for(model, label="other"))
+    doomed = Worker.start(spec_for(model, label="doomed", settings=LONG))
+    other = Worker.start(spec_for(model, label="other", settings=LONG))
     try:
         prompt = doomed.tokenize("hello")
         running = iter(doomed.submit(Request(prompt, GREEDY, max_tokens=100_000)))
@@ -142,7 +149,7 @@ def test_killing_a_worker_mid_stream_ends_only_its_streams(tmp_path: Path) -> No
 
 
 def test_cancel_reaches_the_worker_and_frees_the_slot(tmp_path: Path) -> None:
-    worker = Worker.start(spec_for(endless(tmp_path)))
+    worker = Worker.start(spec_for(endless(tmp_path), settings=LONG))
     try:
         prompt = worker.tokenize("hello")
         handle = worker.submit(Request(prompt, GREEDY, max_tokens=100_000))

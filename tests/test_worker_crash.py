@@ -14,6 +14,7 @@ import signal
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -36,7 +37,21 @@ def add_blob(store: Store, path: Path) -> ModelFile:
     return ModelFile(path.name, sha, path.stat().st_size)
 
 
-def save(store: Store, name: str, weights: ModelFile, adapters: tuple[ModelFile, ...] = ()) -> Manifest:
+# A stream of the endless models runs for a minute or more, however fast the machine: the test acts
+# long before it could end by itself (a 2,048-token context filled in 1 s on a quiet box).
+LONG = 1 << 20
+LONG_CONTEXT = {"num_ctx": 1 << 17, "num_parallel": 2}
+
+
+def save(
+    store: Store,
+    name: str,
+    weights: ModelFile,
+    adapters: tuple[ModelFile, ...] = (),
+    *,
+    parameters: dict[str, Any] | None = None,
+    context_length: int = 2048,
+) -> Manifest:
     manifest = Manifest(
         name=name,
         tag="latest",
@@ -46,9 +61,9 @@ def save(store: Store, name: str, weights: ModelFile, adapters: tuple[ModelFile,
         quant="F32",
         architecture="llama",
         parameters=1,
-        context_length=2048,
+        context_length=context_length,
         created="2026-01-01T00:00:00+00:00",
-        config=ModelConfig(adapters=adapters),
+        config=ModelConfig(adapters=adapters, parameters=dict(parameters or {})),
     )
     store.save(manifest)
     return manifest
@@ -58,12 +73,14 @@ def save(store: Store, name: str, weights: ModelFile, adapters: tuple[ModelFile,
 def engine(tmp_path: Path) -> Iterator[Engine]:
     """Two models that say "▁hello" for ever (greedy): streams that run while the test acts."""
     hello = token_id("▁hello")
-    path = write_chain_gguf(tmp_path / "endless.gguf", {hello: hello}, default=hello)
-    other = write_chain_gguf(tmp_path / "other.gguf", {hello: hello, 2: hello}, default=hello)
+    path = write_chain_gguf(tmp_path / "endless.gguf", {hello: hello}, default=hello, context_length=LONG)
+    other = write_chain_gguf(
+        tmp_path / "other.gguf", {hello: hello, 2: hello}, default=hello, context_length=LONG
+    )
     store = Store()
     store.ensure()
-    save(store, "endless", add_blob(store, path))
-    save(store, "other", add_blob(store, other))
+    for name, file in (("endless", path), ("other", other)):
+        save(store, name, add_blob(store, file), parameters=LONG_CONTEXT, context_length=LONG)
     engine = Engine(machine=lambda: CPU_BOX)
     yield engine
     engine.close()
