@@ -308,7 +308,7 @@ class LlamadeckApp(App[int]):
 
         general = keys(self.BINDINGS) + [("ctrl+p", "Command palette"), ("ctrl+q", "Quit (asks first too)")]
         general += [
-            ("esc", "Leave: the message box, an edit, a search, a dialog (never stops anything)"),
+            ("esc", "Leave: the message box, an edit, a search, a dialog (never stops a reply)"),
             ("tab, shift+tab", "Move between the filter, the table and the tabs (not out of the box)"),
         ]
         return [
@@ -316,11 +316,12 @@ class LlamadeckApp(App[int]):
             ("Models", keys(ModelsPane.BINDINGS) + [("enter", "Details"), ("esc", "Leave the filter")]),
             ("Sessions", keys(SessionsPane.BINDINGS)),
             (
-                "Chat (outside the message box: letters are commands)",
-                keys(ChatPane.BINDINGS)
-                + [("up, down, k, j (in the messages)", "Select a message (y copies it)")],
+                "Chat: outside the box",
+                [("", "Letters are commands here; the box's border says which mode")]
+                + keys(ChatPane.BINDINGS)
+                + [("up, down, k, j", "Select a message (y copies it)")],
             ),
-            ("Message box (typing: the border says so)", box_keys()),
+            ("Message box: typing", box_keys()),
             ("Logs", keys(LogsPane.BINDINGS)),
             (
                 "Dialogs",

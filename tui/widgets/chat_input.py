@@ -40,6 +40,10 @@ ALT_KEYS = frozenset({"alt+b", "alt+f", "alt+d", "alt+y"})  # a terminal sends a
 class ChatInput(TextArea):
     """The message box (see the module's docstring)."""
 
+    DEFAULT_CSS = """
+    ChatInput.-commands { border-title-color: $text-warning; border-title-style: bold; }
+    ChatInput.-editing { border-title-style: bold; }
+    """
     BINDINGS = [
         Binding("ctrl+a", "line_start", "Start of line", show=False, id="chat_input.line_start"),
         Binding("ctrl+e", "line_end", "End of line", show=False, id="chat_input.line_end"),
@@ -279,6 +283,7 @@ class ChatInput(TextArea):
             self.border_title = TITLE_TYPING if typing else TITLE_COMMANDS
             self.border_subtitle = HINT_TYPING if typing else ""
         self.set_class(not typing, "-commands")
+        self.set_class(self.editing, "-editing")
 
 
 def box_keys() -> list[tuple[str, str]]:
@@ -287,7 +292,7 @@ def box_keys() -> list[tuple[str, str]]:
         ("enter", "Send"),
         ("shift+enter, ctrl+j", "New line"),
         ("tab", "Indent (focus stays in the box: esc leaves it)"),
-        ("up, down (first, last line)", "Messages sent before, as in a shell; past the newest: your draft"),
+        ("up, down", "On the first or last line: messages sent before, as in a shell; then your draft"),
     ]
     for binding in ChatInput.BINDINGS:
         assert isinstance(binding, Binding)
@@ -295,6 +300,6 @@ def box_keys() -> list[tuple[str, str]]:
     keys += [
         ("ctrl+d", "Delete forward"),
         ("ctrl+z", "Undo"),
-        ("ctrl+c (no reply streaming), ctrl+x, ctrl+v", "Copy, cut, paste"),
+        ("ctrl+c, ctrl+x, ctrl+v", "Copy (while no reply streams), cut, paste"),
     ]
     return keys
