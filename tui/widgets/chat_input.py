@@ -34,7 +34,6 @@ TITLE_COMMANDS = "Message · commands: i or enter to type here"
 TITLE_EDITING = "Editing your last message"
 HINT_TYPING = "enter sends · ctrl+j new line · esc leaves"
 HINT_EDITING = "enter resends · esc cancels"
-ALT_KEYS = frozenset({"alt+b", "alt+f", "alt+d", "alt+y"})  # a terminal sends a letter with them
 
 
 class ChatInput(TextArea):
@@ -104,12 +103,14 @@ class ChatInput(TextArea):
             event.stop()
             event.prevent_default()
             return
-        if event.key in ALT_KEYS:  # a terminal sends the letter too: run the binding, type nothing
-            event.stop()
-            event.prevent_default()
-            for binding in self._bindings.key_to_bindings.get(event.key, ()):
-                await self.run_action(binding.action)
-            return
+        # A key bound here runs now, not once the event has bubbled up to the app: the key typed next
+        # (a fast typist, tmux) must find the cursor where this one left it. Alt+letter comes from a
+        # terminal with its letter, which must not be typed.
+        for binding in self._bindings.key_to_bindings.get(event.key, ()):
+            if await self.app.run_action(binding.action, self):
+                event.stop()
+                event.prevent_default()
+                return
         await super()._on_key(event)
 
     def action_line_start(self) -> None:
@@ -240,14 +241,17 @@ class ChatInput(TextArea):
         self.show_mode()
 
     def sent(self, text: str) -> None:
-        """``text`` went: it joins the history; the box holds the draft from before an edit, else nothing."""
+        """``text`` went: it joins the history; the box holds the draft from before an edit, else what
+        was typed after Enter before the message left (nothing, but for a very fast typist)."""
         if not self.sent_history or self.sent_history[-1] != text:
             self.sent_history.append(text)
+        typed_after = self.text[len(text) :] if self.text.startswith(text) else ""
         self._end_walk()
         if self.editing:
             self.stop_editing()
         else:
-            self.load_text("")
+            self.load_text(typed_after)
+            self.move_cursor(self.document.end)
 
     def start_editing(self, text: str) -> None:
         """A sent message back in the box to change; the draft waits and the border says how to resend."""
