@@ -204,7 +204,7 @@ def test_open_or_fresh_keeps_a_newer_file_and_works_in_memory(db_path: Path) -> 
     with ChatStore.open(db_path) as store:
         store.create("m")
     raw = sqlite3.connect(db_path)
-    raw.execute("PRAGMA user_version = 3")
+    raw.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
     raw.close()
     before = digest(db_path)
     store, warning = ChatStore.open_or_fresh(db_path)
@@ -214,7 +214,8 @@ def test_open_or_fresh_keeps_a_newer_file_and_works_in_memory(db_path: Path) -> 
         store.add_message(chat.id, "user", "kept in memory")
         assert [m.content for m in store.messages(chat.id)] == ["kept in memory"]
     assert warning == (
-        f"chat history {db_path} was written by a newer llamadeck (schema 3, this one reads up to 2); "
+        f"chat history {db_path} was written by a newer llamadeck (schema {SCHEMA_VERSION + 1}, "
+        f"this one reads up to {SCHEMA_VERSION}); "
         "update llamadeck to use it: chats in this session will not be saved"
     )
     assert digest(db_path) == before

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.chat_history import db_path_fixture, digest, make_v1, store_fixture  # noqa: F401 (fixtures)
+from tests.support.chat_history import db_path_fixture, digest, make_v1, make_v2, store_fixture  # noqa: F401 (fixtures)
 from tui.chatstore import (
     MIGRATIONS,
     SCHEMA_VERSION,
@@ -70,7 +70,7 @@ def test_a_closed_store_says_so(db_path: Path) -> None:
 
 
 def test_every_schema_version_has_one_step() -> None:
-    assert SCHEMA_VERSION == len(MIGRATIONS) == 2
+    assert SCHEMA_VERSION == len(MIGRATIONS) == 3
 
 
 def test_step_to_v1_creates_the_initial_schema(tmp_path: Path) -> None:
@@ -88,7 +88,7 @@ def test_step_v1_to_v2_adds_stats_and_indexes_and_keeps_the_data(tmp_path: Path)
     path = tmp_path / "chats.db"
     make_v1(path)
     with ChatStore.open(path) as store:
-        assert store.schema_version == 2
+        assert store.schema_version == SCHEMA_VERSION
         (chat,) = store.conversations()
         assert (chat.title, chat.model, chat.system, chat.parameters) == (
             "Old chat",
@@ -109,6 +109,27 @@ def test_step_v1_to_v2_adds_stats_and_indexes_and_keeps_the_data(tmp_path: Path)
             str(r) for r in db.execute("EXPLAIN QUERY PLAN SELECT * FROM messages WHERE conversation_id = 1")
         )
         assert "messages_by_conversation" in plan
+
+
+def test_step_v2_to_v3_adds_drafts_and_keeps_the_data(tmp_path: Path) -> None:
+    path = tmp_path / "chats.db"
+    make_v2(path)
+    raw = sqlite3.connect(path)
+    assert "draft" not in [r[1] for r in raw.execute("PRAGMA table_info(conversations)")]
+    raw.close()
+    with ChatStore.open(path) as store:
+        assert store.schema_version == 3
+        (chat,) = store.conversations()
+        assert (chat.title, chat.updated) == ("Old chat", "2026-11-01T10:05:00.000000+00:00")
+        hi, hel = store.messages(chat.id)
+        assert (hi.content, hel.content, hel.status) == ("Hi", "Hel", "complete")
+        assert hel.stats == {"tokens_per_second": 9.5}
+        assert store.drafts() == {} and store.state("anything") is None
+        store.save_drafts({chat.id: "half a thought", None: "a new chat's"})
+        assert store.drafts() == {chat.id: "half a thought", None: "a new chat's"}
+        assert store.get(chat.id).updated == chat.updated  # a draft does not move the chat up the list
+    with ChatStore.open(path) as again:
+        assert again.drafts() == {1: "half a thought", None: "a new chat's"}
 
 
 def test_two_apps_upgrading_one_file_at_once_agree(tmp_path: Path) -> None:
@@ -132,7 +153,7 @@ def test_a_newer_schema_is_refused_and_left_untouched(db_path: Path) -> None:
     raw.execute("PRAGMA user_version = 9")
     raw.close()
     before = digest(db_path)
-    with pytest.raises(NewerChatStore, match=r"newer llamadeck \(schema 9, this one reads up to 2\)") as info:
+    with pytest.raises(NewerChatStore, match=r"newer llamadeck \(schema 9, this one reads up to 3\)") as info:
         ChatStore.open(db_path)
     assert "\n" not in str(info.value)
     assert digest(db_path) == before

@@ -284,6 +284,33 @@ async def test_cancel_a_pull_with_escape_keeps_the_partial(engine: Engine, hub: 
 
 
 @sync
+async def test_quitting_while_a_model_downloads_asks_first(engine: Engine, hub: FakeHub) -> None:
+    from tui.screens.confirm import ConfirmScreen
+    from tui.screens.pull import PullScreen
+
+    hub.fault("Big-Q8_0.gguf", "slow", rate=1_000_000)
+    app = make_app(engine)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(app, pilot)
+        await pilot.press("p")
+        await pilot.pause()
+        await pilot.press(*"acme/Big-GGUF", "enter")
+        await until(pilot, lambda: app.screen.stage == "variants")
+        await pilot.press("enter")
+        await until(pilot, lambda: (app.screen.query_one("#bar").progress or 0) > 0)
+        await pilot.press("ctrl+q")  # q is a letter in the dialog; ctrl+q reaches the app
+        await pilot.pause()
+        assert isinstance(app.screen, ConfirmScreen) and "downloading" in str(app.screen.question)
+        await pilot.press("n")
+        await pilot.pause()
+        assert isinstance(app.screen, PullScreen) and app.screen.stage == "pulling"  # it goes on
+        await pilot.press("escape")
+        await until(pilot, lambda: not isinstance(app.screen, PullScreen))
+        await pilot.press("q")  # nothing runs now: q quits at once
+    assert app.return_code == 0
+
+
+@sync
 async def test_verify_shows_progress_and_the_result(engine: Engine) -> None:
     from tui.screens.verify import Verified, VerifyScreen
 

@@ -127,7 +127,7 @@ async def test_delete_asks_first(engine: Engine, tmp_path: Path, config: Path) -
     app = make_app(engine, tmp_path, config)
     async with app.run_test(size=(80, 24)) as pilot:
         await ready(app, pilot)
-        await pilot.press("3", "ctrl+d")
+        await pilot.press("3", "escape", "ctrl+d")  # outside the box (in it, ctrl+d deletes a character)
         await pilot.pause()
         assert isinstance(app.screen, ConfirmScreen)
         await pilot.press("n")
@@ -158,7 +158,7 @@ async def test_copy_a_message_and_the_last_code_block(engine: Engine, tmp_path: 
         await pilot.press("up", "up", "y")  # select the user's message
         await pilot.pause()
         assert app.copied[-1] == "show me code"
-        await pilot.press("escape", "i", "ctrl+y")  # unselect; then from the input too
+        await pilot.press("escape", "Y")  # unselect: the newest code block again
         await pilot.pause()
         assert app.copied[-1] == "print('hi')\n" and len(app.copied) == 4
         assert not [n for n in app._notifications if n.severity == "error"]  # no local clipboard: quiet

@@ -44,6 +44,8 @@ def start(tmp_path: Path, *args: str, extra: dict[str, str] | None = None) -> tu
         "XDG_STATE_HOME": str(tmp_path / "state"),
         "XDG_DATA_HOME": str(tmp_path / "data"),
         "TERM": "xterm-256color",
+        # the code under test, also from a worktree whose checkout is not the one installed
+        **({"PYTHONPATH": os.environ["PYTHONPATH"]} if os.environ.get("PYTHONPATH") else {}),
         **(extra or {}),
     }
     exports = " ".join(f"{k}={v}" for k, v in env.items())
@@ -146,6 +148,82 @@ def test_sigterm_leaves_the_terminal_as_it_found_it(tmp_path: Path) -> None:
         wait_for(lambda: status.exists() and status.read_text().strip() != "", session=session)
         assert status.read_text().strip() == "143"  # 128 + SIGTERM, after a clean exit
         assert tmux("display", "-p", "-t", session, "#{alternate_on}").strip() == "0"
+        assert "Traceback" not in screen(session)
+    finally:
+        tmux("kill-session", "-t", session)
+
+
+def test_a_draft_survives_readline_keys_tab_esc_a_chat_switch_and_a_restart(tmp_path: Path) -> None:
+    """The draft journey of issue 21: type, ctrl+a/ctrl+e, Tab, more text, Esc, another chat and back,
+    q, start again: the draft is in the box. Each key waits for what it shows, so none races the next."""
+    from tests.support.chat_app import seeded
+
+    history = tmp_path / "data" / "llamadeck" / "chats.db"
+    history.parent.mkdir(parents=True)
+    seeded(
+        history,
+        ("Apples", [("user", "red fruit"), ("assistant", "An apple.")]),
+        ("Pears", [("user", "green fruit"), ("assistant", "A pear.")]),
+    )
+
+    def keys(session: str, *names: str, literal: bool = False) -> None:
+        tmux("send-keys", "-t", session, *(["-l"] if literal else []), *names)
+
+    session, status = start(tmp_path)
+    try:
+        wait_for(lambda: "Pull" in screen(session), session=session)
+        keys(session, "3")
+        wait_for(lambda: "green fruit" in screen(session) and "typing" in screen(session), session=session)
+        keys(session, "half a thought", literal=True)
+        wait_for(lambda: "half a thought" in screen(session), session=session)
+        keys(session, "C-a")
+        keys(session, "C-e")  # end of line: never the previous message in the box
+        keys(session, " more", literal=True)
+        wait_for(lambda: "half a thought more" in screen(session), session=session)
+        assert "Editing" not in screen(session)  # and the text went on at the end: ctrl+e moved there
+        keys(session, "Tab")  # indents; the sentence after it stays text (its q and t are letters)
+        keys(session, "q t", literal=True)
+        wait_for(lambda: "more q t" in screen(session), session=session)
+        assert not status.exists()
+        keys(session, "Escape")
+        wait_for(lambda: "commands: i or enter" in screen(session), session=session)
+        # another chat: the search (hides the list), Esc (the list again), Down, Enter
+        keys(session, "/")
+        keys(session, "zz", literal=True)
+        wait_for(lambda: "Apples" not in screen(session), session=session)
+        keys(session, "Escape")
+        wait_for(lambda: "Apples" in screen(session), session=session)
+        keys(session, "Down")
+        keys(session, "Enter")
+        wait_for(
+            lambda: "red fruit" in screen(session) and "half a thought" not in screen(session),
+            session=session,
+        )
+        # and back
+        keys(session, "Escape")
+        wait_for(lambda: "commands: i or enter" in screen(session), session=session)
+        keys(session, "/")
+        keys(session, "zz", literal=True)
+        wait_for(lambda: "Pears" not in screen(session), session=session)
+        keys(session, "Escape")
+        wait_for(lambda: "Pears" in screen(session), session=session)
+        keys(session, "Up")
+        keys(session, "Enter")
+        wait_for(lambda: "green fruit" in screen(session) and "more q t" in screen(session), session=session)
+        keys(session, "Escape")
+        wait_for(lambda: "commands: i or enter" in screen(session), session=session)
+        keys(session, "q")
+        wait_for(lambda: status.exists() and status.read_text().strip() != "", session=session)
+        assert status.read_text().strip() == "0"
+    finally:
+        tmux("kill-session", "-t", session)
+    status.unlink()
+    session, status = start(tmp_path)  # the same history and config: a restart
+    try:
+        wait_for(lambda: "Pull" in screen(session), session=session)
+        keys(session, "3")
+        wait_for(lambda: "green fruit" in screen(session), session=session)  # the chat left open
+        wait_for(lambda: "more q t" in screen(session), session=session)  # with its draft
         assert "Traceback" not in screen(session)
     finally:
         tmux("kill-session", "-t", session)

@@ -25,6 +25,7 @@ from textual.widgets import Footer, TabbedContent, TabPane
 from engine import visible
 from tui.config import DEFAULT_THEME, Config, config_dir, user_themes_dir
 from tui.themes import SHIPPED, load_themes
+from tui.widgets.chat_input import box_keys
 from tui.widgets.chat_pane import ChatPane
 from tui.widgets.logs_pane import LogsPane, PaneHandler
 from tui.widgets.models_pane import ModelsPane
@@ -61,7 +62,10 @@ class LlamadeckApp(App[int]):
     TITLE = "llamadeck"
     ENABLE_COMMAND_PALETTE = True
     BINDINGS = [
-        Binding("q", "quit", "Quit", id="app.quit"),
+        Binding("q", "quit", "Quit", id="app.quit"),  # asks first while a reply streams or a pull runs
+        # ctrl+c stops a streaming reply from anywhere (shown then); else it copies as Textual's does
+        Binding("ctrl+c", "stop_reply", "Stop reply", priority=True, id="app.stop"),
+        Binding("ctrl+c", "help_quit", show=False, system=True),
         Binding("f1,question_mark", "help", "Help", id="app.help"),
         Binding("t", "next_theme", "Theme", show=False, id="app.theme"),
         Binding("1", "tab('models')", "Models", show=False, id="app.tab.models"),
@@ -99,6 +103,7 @@ class LlamadeckApp(App[int]):
         self.config = Config.load(self.config_path)
         self.our_themes: list[str] = []
         self._signals: list[int] = []
+        self._asking_to_quit = False
         super().__init__()
 
     # layout ----------------------------------------------------------------
@@ -244,6 +249,48 @@ class LlamadeckApp(App[int]):
         self.theme = names[index % len(names)]
         self.notify(f"theme: {self.theme}", markup=False, timeout=2)
 
+    # quitting and stopping ---------------------------------------------------
+
+    def busy_with(self) -> list[str]:
+        """What quitting now would stop: a streaming reply, a download (a screen's ``busy``)."""
+        work = [] if self._streaming() is None else ["a reply is streaming"]
+        return work + [str(busy) for s in self.screen_stack if (busy := getattr(s, "busy", None))]
+
+    def _streaming(self) -> ChatPane | None:
+        try:
+            pane = self.query_one(ChatPane)
+        except Exception:  # noqa: BLE001 - not composed yet, or closing
+            return None
+        return pane if pane.generation is not None else None
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "stop_reply":  # only while a reply streams: else ctrl+c copies
+            return self._streaming() is not None
+        return True
+
+    def action_stop_reply(self) -> None:
+        pane = self._streaming()
+        if pane is not None:
+            pane.action_stop()
+
+    async def action_quit(self) -> None:
+        """``q`` and ctrl+q: quit, after asking while a reply streams or a model downloads."""
+        from tui.screens.confirm import ConfirmScreen
+
+        work = self.busy_with()
+        if not work:
+            self.exit()
+        elif not self._asking_to_quit:
+            self._asking_to_quit = True
+            question = f"{' and '.join(work).capitalize()}. Quit anyway? What came so far is kept."
+
+            def answered(yes: bool | None) -> None:
+                self._asking_to_quit = False
+                if yes:
+                    self.exit()
+
+            self.push_screen(ConfirmScreen(question, yes="Quit"), callback=answered)
+
     # navigation ------------------------------------------------------------
 
     def action_tab(self, tab: str) -> None:
@@ -259,18 +306,22 @@ class LlamadeckApp(App[int]):
                     rows.append((shown, binding.description))
             return rows
 
-        general = keys(self.BINDINGS) + [("ctrl+p", "Command palette"), ("ctrl+q", "Quit")]
-        general += [("tab, shift+tab", "Move between the filter, the table and the tabs")]
+        general = keys(self.BINDINGS) + [("ctrl+p", "Command palette"), ("ctrl+q", "Quit (asks first too)")]
+        general += [
+            ("esc", "Leave: the message box, an edit, a search, a dialog (never stops a reply)"),
+            ("tab, shift+tab", "Move between the filter, the table and the tabs (not out of the box)"),
+        ]
         return [
             ("Everywhere", general),
             ("Models", keys(ModelsPane.BINDINGS) + [("enter", "Details"), ("esc", "Leave the filter")]),
             ("Sessions", keys(SessionsPane.BINDINGS)),
             (
-                "Chat",
-                [("enter", "Send"), ("shift+enter, ctrl+j", "New line")]
+                "Chat: outside the box",
+                [("", "Letters are commands here; the box's border says which mode")]
                 + keys(ChatPane.BINDINGS)
-                + [("up, down (in the messages)", "Select a message (y copies it)")],
+                + [("up, down, k, j", "Select a message (y copies it)")],
             ),
+            ("Message box: typing", box_keys()),
             ("Logs", keys(LogsPane.BINDINGS)),
             (
                 "Dialogs",

@@ -53,3 +53,16 @@ def make_v1(path: Path) -> None:
     )
     db.execute("COMMIT")
     db.close()
+
+
+def make_v2(path: Path) -> None:
+    """A chat history exactly as schema 2 wrote it: ``make_v1``'s, upgraded by the step to 2, and a reply
+    with stats."""
+    make_v1(path)
+    db = sqlite3.connect(path, isolation_level=None)
+    db.execute("BEGIN")
+    MIGRATIONS[1](db)
+    db.execute("PRAGMA user_version = 2")
+    db.execute("UPDATE messages SET status = 'complete', stats = '{\"tokens_per_second\": 9.5}' WHERE id = 2")
+    db.execute("COMMIT")
+    db.close()

@@ -35,6 +35,11 @@ Example::
     store.update_reply(reply, "Hi")
     store.finish_reply(reply, "Hi there!", status="complete", stats={"tokens_per_second": 41.5})
     store.rename(chat.id, title_from("Hello"))
+    store.save_drafts({chat.id: "half a question", None: "the new chat's"})  # unsent text, kept
+
+Drafts (each chat's unsent text, the new chat's under None), a small
+key-value ``state`` for the app, and ``sent_messages`` (the message box's
+Up/Down history) live here too, so nothing typed is lost to a restart.
 
 The package, one job a module: ``opening`` (where the file is, how it opens:
 checks, migrations at open, setting a damaged file aside), ``history``

@@ -30,6 +30,7 @@ from tui.chatstore.rows import (
     CONVERSATION_COLUMNS,
     DAMAGED,
     MESSAGE_COLUMNS,
+    as_text,
     conversation_from_row,
     message_from_row,
     parameters_from,
@@ -38,6 +39,9 @@ from tui.chatstore.rows import (
     storable_or_none,
     to_json,
 )
+
+NEW_CHAT_DRAFT = "draft.new"  # app_state key: the new chat's draft
+SENT_HISTORY = 500  # how many sent messages the message box's Up and Down walk through
 
 
 def _now() -> str:  # the snapshot tests hold the clock still by replacing it here
@@ -348,6 +352,59 @@ class ChatStore:
             db.execute("DELETE FROM messages WHERE conversation_id = ? AND id >= ?", (row[0], message_id))
             db.execute("UPDATE conversations SET updated = ? WHERE id = ?", (_now(), row[0]))
 
+    # --- drafts and the app's state --------------------------------------------------------------
+
+    def drafts(self) -> dict[int | None, str]:
+        """Every unsent draft: by conversation id, and the new chat's (in no conversation yet) under None."""
+        with self._read() as db:
+            rows = db.execute("SELECT id, draft FROM conversations WHERE draft != ''").fetchall()
+            new = db.execute("SELECT value FROM app_state WHERE key = ?", (NEW_CHAT_DRAFT,)).fetchone()
+        found: dict[int | None, str] = {int(id_): as_text(draft) for id_, draft in rows}
+        if new is not None and as_text(new[0]):
+            found[None] = as_text(new[0])
+        return found
+
+    def save_drafts(self, drafts: Mapping[int | None, str]) -> None:
+        """Keep each chat's unsent text ("" for none), the new chat's under None, in one transaction.
+
+        A draft changes nothing else: the chat keeps its place in the list
+        (``updated`` stays). A conversation deleted meanwhile is skipped.
+        """
+        with self._write() as db:
+            for conversation_id, text in drafts.items():
+                if conversation_id is None:
+                    _put_state(db, NEW_CHAT_DRAFT, storable(text) or None)
+                else:
+                    db.execute(
+                        "UPDATE conversations SET draft = ? WHERE id = ?", (storable(text), conversation_id)
+                    )
+
+    def state(self, key: str) -> str | None:
+        """A value the app keeps between runs (``set_state``), or None."""
+        with self._read() as db:
+            row = db.execute("SELECT value FROM app_state WHERE key = ?", (key,)).fetchone()
+        return None if row is None else as_text(row[0])
+
+    def set_state(self, key: str, value: str | None) -> None:
+        """Keep ``value`` under ``key`` between runs (None forgets it)."""
+        with self._write() as db:
+            _put_state(db, key, None if value is None else storable(value))
+
+    def sent_messages(self, limit: int = SENT_HISTORY) -> list[str]:
+        """The user's last ``limit`` messages over every chat, oldest first, repeats in a row dropped:
+        the message box's history (Up and Down), as a shell keeps one."""
+        with self._read() as db:
+            rows = db.execute(
+                "SELECT content FROM messages WHERE role = 'user' AND content != '' ORDER BY id DESC LIMIT ?",
+                (limit,),
+            ).fetchall()
+        sent: list[str] = []
+        for (content,) in reversed(rows):
+            text = as_text(content)
+            if not sent or sent[-1] != text:
+                sent.append(text)
+        return sent
+
     # --- export ----------------------------------------------------------------------------------
 
     def export_markdown(self, conversation_id: int) -> str:
@@ -359,6 +416,16 @@ class ChatStore:
             chat = self.get(conversation_id)
             messages = self.messages(conversation_id)
         return render_markdown(chat, messages)
+
+
+def _put_state(db: sqlite3.Connection, key: str, value: str | None) -> None:
+    if value is None:
+        db.execute("DELETE FROM app_state WHERE key = ?", (key,))
+    else:
+        db.execute(
+            "INSERT INTO app_state (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = ?",
+            (key, value, value),
+        )
 
 
 def _gone(conversation_id: int) -> ChatStoreError:

@@ -45,6 +45,13 @@ def _v2(db: sqlite3.Connection) -> None:
     db.execute("CREATE INDEX messages_streaming ON messages(status) WHERE status = 'streaming'")
 
 
+def _v3(db: sqlite3.Connection) -> None:
+    """Drafts: each chat's unsent text beside it, and a small key-value table for the app's own state
+    (the new chat's draft, which is in no conversation yet, and the chat open when the app closed)."""
+    db.execute("ALTER TABLE conversations ADD COLUMN draft TEXT NOT NULL DEFAULT ''")
+    db.execute("CREATE TABLE app_state (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+
+
 # MIGRATIONS[n] takes a database from schema n to n + 1 (0 is an empty file).
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1, _v2]
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1, _v2, _v3]
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -99,6 +99,11 @@ class PullScreen(ModalScreen[str | None]):
         self.search_token: CancelToken = CancelToken()
         self.results: list[HubRepo] = []
 
+    @property
+    def busy(self) -> str | None:
+        """What quitting now would stop (the app asks first), or None."""
+        return "a model is downloading" if self.stage == "pulling" else None
+
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog"):
             yield Static("Pull a model", id="title")

@@ -61,7 +61,7 @@ async def delete_chat(pane: ChatPane) -> None:
         pane.app.notify("no chat to delete", severity="warning")
         return
     if pane.generation is not None and pane.generation.chat_id == chat.id:
-        pane.app.notify("a reply is streaming in that chat: esc stops it", severity="warning")
+        pane.app.notify("a reply is streaming in that chat: ctrl+c stops it", severity="warning")
         return
     question = Text.assemble("Delete the chat ", (visible(chat.title), "bold"), "?")
     question.append("\nIts messages are deleted too; this cannot be undone.")
@@ -74,7 +74,7 @@ async def delete_chat(pane: ChatPane) -> None:
         return
     pane.app.notify(f"deleted {visible(chat.title)}", markup=False, timeout=3)
     if pane.chat is not None and pane.chat.id == chat.id:
-        pane.new_chat(chat.model)
+        pane.new_chat(chat.model, keep_text=True)  # what was typed for it stays in the box
     pane.refresh_list()
 
 

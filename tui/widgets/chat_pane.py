@@ -11,6 +11,8 @@ reply row exists from its first token (``begin_reply``), is saved about once a
 second while it streams and finished with how it ended (complete, stopped,
 error). Engine calls run in one thread worker that posts ``ReplyDelta`` and
 ``ReplyDone``; store calls are quick and thread-safe (the store has its lock).
+Nor is typed text lost: each chat keeps its draft (``drafts_pane``, the layer below this one).
+Keys: ``chat_input`` (the box), ``action_escape`` (Esc only leaves), the app's ctrl+c (stops).
 """
 
 from __future__ import annotations
@@ -24,13 +26,13 @@ from rich.text import Text
 from textual import events, on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical
+from textual.containers import Vertical
 from textual.reactive import reactive
 from textual.widgets import Input, OptionList
 from textual.widgets.option_list import Option
 
 from engine import visible
-from tui.chatstore import DEFAULT_TITLE, ChatStore, ChatStoreError, Conversation, StoredMessage, title_from
+from tui.chatstore import DEFAULT_TITLE, ChatStoreError, Conversation, StoredMessage, title_from
 from tui.clipboard import copy_text
 from tui.tables import ago, printable
 from tui.widgets import chat_dialogs
@@ -39,6 +41,7 @@ from tui.widgets.chat_header import ChatHeader
 from tui.widgets.chat_input import ChatInput
 from tui.widgets.chat_log import ChatLog
 from tui.widgets.chat_reply import Generation, ReplyDelta, ReplyDone, history, stream_reply
+from tui.widgets.drafts_pane import DraftsPane
 
 if TYPE_CHECKING:
     from engine import Engine
@@ -56,30 +59,31 @@ class Draft:
     parameters: dict[str, object] = field(default_factory=dict)
 
 
-class ChatPane(Horizontal):
+class ChatPane(DraftsPane):
     DEFAULT_CSS = Path(__file__).with_suffix(".tcss").read_text(encoding="utf-8")
     BINDINGS = [
         Binding("ctrl+n", "new_chat", "New", id="chat.new"),
         Binding(
             "escape",
             "escape",
-            "Stop the reply (else leave the input)",
+            "Leave (the box, an edit, the chat list, a search)",
             show=False,
             priority=True,
-            id="chat.stop",
+            id="chat.leave",
         ),
+        Binding("s", "stop", "Stop the reply", show=False, id="chat.stop"),
         Binding("ctrl+r", "regenerate", "Regen", id="chat.regenerate"),
-        Binding("ctrl+e", "edit_last", "Edit", priority=True, id="chat.edit"),
+        Binding("e", "edit_last", "Edit", id="chat.edit"),
         Binding("ctrl+s", "settings", "Settings", id="chat.settings"),
         Binding("m", "pick_model", "Model", show=False, id="chat.model"),
         Binding("y", "copy_message", "Copy message", show=False, id="chat.copy"),
-        Binding("Y,ctrl+y", "copy_code", "Copy code", priority=True, show=False, id="chat.copy_code"),
+        Binding("Y", "copy_code", "Copy code", show=False, id="chat.copy_code"),
         Binding("f2", "rename", "Rename", show=False, id="chat.rename"),
-        Binding("ctrl+d", "delete", "Delete chat", priority=True, show=False, id="chat.delete"),
+        Binding("ctrl+d", "delete", "Delete chat", show=False, id="chat.delete"),
         Binding("ctrl+o", "export", "Export", show=False, id="chat.export"),
         Binding("slash", "search", "Search chats", show=False, id="chat.search"),
         Binding("ctrl+b", "toggle_list", "Chats", id="chat.list"),
-        Binding("i", "focus_input", "Write", show=False, id="chat.input"),
+        Binding("i,enter", "focus_input", "Write", show=False, id="chat.input"),
     ]
 
     list_shown: reactive[bool] = reactive(True)
@@ -87,12 +91,9 @@ class ChatPane(Horizontal):
     def __init__(self, engine: Engine, *, model: str | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.engine = engine
-        self.store: ChatStore | None = None
-        self.chat: Conversation | None = None
         self.draft = Draft(model or "")
         self.start_model = model
         self.generation: Generation | None = None
-        self.editing: int | None = None  # the user message an edit replaces (it and all after it)
         self._wide: bool | None = None
 
     def compose(self) -> ComposeResult:
@@ -105,22 +106,10 @@ class ChatPane(Horizontal):
             yield ChatInput(id="chat-input", soft_wrap=True, placeholder="Write a message")
 
     def on_mount(self) -> None:
-        box = self.query_one(ChatInput)
-        box.border_title = "Message"
-        box.border_subtitle = "enter sends · ctrl+j new line"
+        self.box = self.query_one(ChatInput)  # kept: the draft is read from it after it unmounts
         self.render_header()
 
     # store ---------------------------------------------------------------------------------------
-
-    def attach(self, store: ChatStore) -> None:
-        """Called by the app once the history is open: show the latest chat (or a new one on ``model``)."""
-        self.store = store
-        chats = self._conversations()
-        if self.start_model or not chats:
-            self.new_chat(self.start_model)
-        else:
-            self.open_chat(chats[0].id)
-        self.refresh_list()
 
     def _conversations(self) -> list[Conversation]:
         if self.store is None:
@@ -132,14 +121,12 @@ class ChatPane(Horizontal):
             self.app.report(error)  # type: ignore[attr-defined]
             return []
 
-    def report(self, error: BaseException) -> None:
-        self.app.report(error)  # type: ignore[attr-defined]
-
     def on_unmount(self) -> None:
         self.shutdown()
 
     def shutdown(self) -> None:
-        """The app is closing: stop a streaming reply and keep it, marked interrupted."""
+        """The app is closing: keep the drafts; stop a streaming reply and keep it, marked interrupted."""
+        self.keep_drafts()
         gen, self.generation = self.generation, None
         if gen is None:
             return
@@ -193,8 +180,9 @@ class ChatPane(Horizontal):
             self.report(error)
             self.refresh_list()
             return
-        self._leave_edit()
+        self._leave_chat()
         self.chat = chat
+        self._enter_chat()
         self.show_messages(messages)
         self.render_header()
         self.refresh_list()
@@ -213,11 +201,12 @@ class ChatPane(Horizontal):
             gen.stream = log.start_reply()
             gen.stream.append(printable("".join(gen.text)))
 
-    def new_chat(self, model: str | None = None) -> None:
-        """A draft: created in the store by its first message (no empty chats pile up)."""
-        self._leave_edit()
+    def new_chat(self, model: str | None = None, *, keep_text: bool = False) -> None:
+        """A draft: created in the store by its first message (no empty chats pile up).
+
+        ``keep_text``: what the box holds goes with it (the chat it was typed for was deleted)."""
         current = self.chat.model if self.chat else self.draft.model
-        self.chat = None
+        self._to_new_chat(keep_text=keep_text)
         self.draft = Draft(model or current or str(getattr(self.app_config, "default_model", "") or ""))
         self.draft.parameters = dict(getattr(self.app_config, "parameters", {}) or {})
         gen = self.generation
@@ -278,7 +267,7 @@ class ChatPane(Horizontal):
 
     def send(self, text: str) -> None:
         if self.generation is not None:
-            self.app.notify("a reply is streaming: esc stops it", severity="warning")
+            self.app.notify("a reply is streaming: ctrl+c stops it", severity="warning")
             return
         if self.store is None:
             self.app.notify("the chat history is still opening", severity="warning")
@@ -287,6 +276,7 @@ class ChatPane(Horizontal):
             self.app.notify("pick a model first (m)", severity="warning")
             self.action_pick_model()
             return
+        sent_from = self.chat_key
         try:
             if self.chat is None:
                 draft = self.draft
@@ -305,7 +295,9 @@ class ChatPane(Horizontal):
                 return
             self.report(error)
             return
-        self.query_one(ChatInput).clear()
+        self.box.sent(text)  # empty again, or the draft from before an edit
+        if sent_from is None:
+            self._new_chat_created()
         if self.editing is not None:
             self.editing = None
             self.show_messages(self.store.messages(self.chat.id))
@@ -328,7 +320,7 @@ class ChatPane(Horizontal):
         """This chat was deleted elsewhere: its settings become a new draft; the typed text stays."""
         assert self.chat is not None
         old = self.chat
-        self.chat = None
+        self._to_new_chat(keep_text=True)
         self.draft = Draft(old.model)
         self.draft.system, self.draft.parameters = old.system, dict(old.parameters)
         self.query_one(ChatLog).clear_messages()
@@ -354,6 +346,7 @@ class ChatPane(Horizontal):
             return
         gen = Generation(chat.id, reply_id, CancelToken(), self.query_one(ChatLog).start_reply())
         self.generation = gen
+        self.refresh_bindings()  # the footer shows the stop key while it streams
         options = {**dict(getattr(self.app_config, "parameters", {}) or {}), **chat.parameters}
         # keep-alive None: the engine's server settings, which hold config.toml's keep_alive (below
         # LLAMADECK_KEEP_ALIVE/OLLAMA_KEEP_ALIVE) for every load, the API's under --serve included
@@ -396,6 +389,7 @@ class ChatPane(Horizontal):
         if gen is None or gen.reply_id != message.reply_id:
             return
         self.generation = None
+        self.refresh_bindings()
         if gen.stream is not None:
             gen.stream.finish(status=message.status, stats=stats_line(message.stats))
             if message.error is not None:
@@ -412,22 +406,31 @@ class ChatPane(Horizontal):
         self.query_one(ChatInput).focus()
 
     def action_escape(self) -> None:
-        if self.generation is not None:
-            self.action_stop()
-            return
+        """Leave, never stop: an edit (the draft comes back), the box (to the messages: commands),
+        a search (cleared, to the list), the list (to the messages), a selected message."""
         focused = self.app.focused
         log = self.query_one(ChatLog)
-        if self.editing is not None:
+        search = self.query_one("#chat-search", Input)
+        if focused is self.box and self.editing is not None:
             self._leave_edit()
-            self.query_one(ChatInput).clear()
-        elif focused is log and log.selected_index is not None:
-            log.action_select_none()
-        elif focused is self.query_one("#chat-search"):
+        elif focused is self.box:
+            log.focus()
+        elif focused is search:
+            search.value = ""
             self.query_one("#chat-list").focus()
         elif focused is self.query_one("#chat-list"):
-            self.query_one(ChatInput).focus()
-        elif focused is self.query_one(ChatInput):
+            if not self._wide:
+                self.list_shown = False
             log.focus()
+        elif focused is log and log.selected_index is not None:
+            log.action_select_none()
+        elif self.editing is not None:
+            self._leave_edit()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "stop":  # s stops only while a reply streams; else the key is free
+            return self.generation is not None
+        return True
 
     def action_stop(self) -> None:
         gen = self.generation
@@ -438,7 +441,7 @@ class ChatPane(Horizontal):
 
     def _busy(self) -> bool:
         if self.generation is not None:
-            self.app.notify("a reply is streaming: esc stops it", severity="warning")
+            self.app.notify("a reply is streaming: ctrl+c stops it", severity="warning")
             return True
         if self.store is None or self.chat is None:
             self.app.notify("no chat yet: write a message first", severity="warning")
@@ -483,10 +486,10 @@ class ChatPane(Horizontal):
         self.render_header()
 
     def _leave_edit(self) -> None:
-        """Cancelled, or left for another chat: the old message's text must not be sent elsewhere."""
+        """Cancelled: the old message's text leaves the box, the draft from before comes back."""
         if self.editing is not None:
             self.editing = None
-            self.query_one(ChatInput).stop_editing()
+            self.box.stop_editing()
             self.render_header()
 
     def _copy(self, text: str, what: str) -> None:
