@@ -33,6 +33,14 @@ TOOLS: Any = [{"name": "get_weather", "description": "The weather in a city", "i
 CALL = {"city": "Paris"}
 
 
+SHORT: Any = {  # bounded, so a reply always ends within max_tokens
+    "type": "object",
+    "properties": {"city": {"type": "string", "maxLength": 8}, "days": {"type": "integer", "maximum": 9}},
+    "required": ["city", "days"],
+    "additionalProperties": False,
+}
+
+
 @pytest.fixture(scope="module")
 def model_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_caller_gguf(tmp_path_factory.mktemp("api") / "Caller-F32.gguf")
@@ -260,14 +268,20 @@ def test_the_models_call_is_a_tool_use_block(client: anthropic.Anthropic) -> Non
         model=MODEL, max_tokens=64, messages=ASK, tools=TOOLS, tool_choice={"type": "none"}
     )
     assert [b.type for b in none.content] == ["text"] and none.stop_reason == "end_turn"
+    # forced (Ollama only accepts it): a call of that tool, whatever the model would say; a tool with
+    # bounded arguments, so the call always ends within max_tokens
+    bounded: Any = [{"name": "get_weather", "description": "The weather", "input_schema": SHORT}]
     forced = client.messages.create(
         model=MODEL,
-        max_tokens=64,
+        max_tokens=2000,
         messages=ASK,
-        tools=TOOLS,
+        tools=bounded,
+        extra_body={"temperature": 0},
         tool_choice={"type": "tool", "name": "get_weather"},
     )
-    assert forced.stop_reason == "tool_use"  # accepted, as Ollama does (not enforced)
+    assert forced.stop_reason == "tool_use"
+    (call,) = [b for b in forced.content if b.type == "tool_use"]
+    assert call.name == "get_weather" and set(call.input) == {"city", "days"}
 
 
 def test_a_streamed_call_is_an_input_json_delta_and_the_sdk_rebuilds_it(
@@ -327,21 +341,13 @@ def test_an_unknown_model_is_not_found_error(client: anthropic.Anthropic, server
     assert body["type"] == "error" and body["error"]["type"] == "not_found_error" and body["error"]["message"]
 
 
-SHORT: Any = {  # bounded, so a reply always ends within max_tokens
-    "type": "object",
-    "properties": {"city": {"type": "string", "maxLength": 8}, "days": {"type": "integer", "maximum": 9}},
-    "required": ["city", "days"],
-    "additionalProperties": False,
-}
-
-
 def test_output_config_format_constrains_the_reply(client: anthropic.Anthropic) -> None:
     """Even this model, which says one call by rote, answers in the schema: a grammar picks its tokens."""
     reply = client.messages.create(
         model=MODEL,
-        max_tokens=96,
+        max_tokens=2000,  # a bounded schema: it always ends, with all the blanks a grammar allows
         messages=ASK,
-        extra_body={"output_config": {"format": {"type": "json_schema", "schema": SHORT}}},
+        extra_body={"output_config": {"format": {"type": "json_schema", "schema": SHORT}}, "temperature": 0},
     )
     (block,) = [b for b in reply.content if b.type == "text"]
     data = json.loads(block.text)
@@ -358,10 +364,16 @@ def test_output_config_format_constrains_the_reply(client: anthropic.Anthropic) 
 def test_tool_choice_any_forces_a_call(client: anthropic.Anthropic) -> None:
     tool: Any = {"name": "weather", "description": "the weather", "input_schema": SHORT}
     reply = client.messages.create(
-        model=MODEL, max_tokens=96, messages=ASK, tools=[tool], tool_choice={"type": "any"}
+        model=MODEL,
+        max_tokens=2000,  # greedy, this model takes all the blanks a grammar allows between JSON tokens
+        messages=ASK,
+        tools=[tool],
+        tool_choice={"type": "any"},
+        extra_body={"temperature": 0},
     )
     calls = [b for b in reply.content if b.type == "tool_use"]
-    assert len(calls) == 1 and calls[0].name == "weather" and isinstance(calls[0].input, dict)
+    assert len(calls) == 1, reply.content
+    assert calls[0].name == "weather" and isinstance(calls[0].input, dict)
     assert reply.stop_reason == "tool_use"
 
 

@@ -14,7 +14,7 @@ from engine import Cancelled, CancelToken, ContextUse, Engine, Machine, PromptTo
 from engine.store.manifest import ModelConfig
 from engine.store.model_store import Store
 from tests.support.tiny_gguf import CHAT_TEMPLATE, write_tiny_gguf
-from tests.test_worker_crash import add_blob, held_log, save, wait_for_worker
+from tests.test_worker_crash import add_blob, held_log, let_go, save, wait_for_worker
 
 CPU_BOX = Machine(free_ram=16 << 30, gpu_free_vram=None)
 
@@ -34,17 +34,20 @@ def test_a_load_in_flight_is_listed_until_it_ends(
     engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The worker is held mid-load (its log file is a FIFO nobody reads), so the test looks at leisure."""
-    held_log(tmp_path, monkeypatch)
+    fifo = held_log(tmp_path, monkeypatch)
     assert engine.loading() == []
     stop = CancelToken()
     outcome: list[object] = []
     thread = threading.Thread(target=_load, args=(engine, "tiny", stop, outcome))
     thread.start()
-    wait_for_worker()
-    (loading,) = engine.loading()
-    assert loading.reference == "tiny:latest" and 0.0 <= loading.fraction < 1.0 and loading.seconds >= 0.0
-    stop.cancel()  # kills the held worker
-    thread.join()
+    try:
+        wait_for_worker()
+        (loading,) = engine.loading()
+        assert loading.reference == "tiny:latest" and 0.0 <= loading.fraction < 1.0
+        assert loading.seconds >= 0.0
+    finally:
+        stop.cancel()  # kills the held worker
+        let_go(thread, fifo)
     assert len(outcome) == 1 and isinstance(outcome[0], Cancelled)
     assert engine.loading() == [] and engine.loaded() == []
 

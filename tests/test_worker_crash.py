@@ -162,8 +162,10 @@ def test_a_worker_killed_while_loading_marks_the_model_broken_until_it_is_made_a
 
     loading = threading.Thread(target=load)
     loading.start()
-    os.kill(wait_for_worker(), signal.SIGKILL)
-    loading.join()
+    try:
+        os.kill(wait_for_worker(), signal.SIGKILL)
+    finally:
+        let_go(loading, fifo)
     assert len(errors) == 1 and isinstance(errors[0], ModelCrashed), errors
     assert "endless" in str(errors[0]) and "SIGKILL" in str(errors[0])
     broken = "endless:latest is marked broken: its llama.cpp worker crashed while loading"
@@ -174,6 +176,17 @@ def test_a_worker_killed_while_loading_marks_the_model_broken_until_it_is_made_a
     fifo.unlink()
     engine._crashes.forget(Store().load(parse_ref("endless")).load_id)  # noqa: SLF001 - what create and pull call
     assert engine.load("endless") >= 0.0
+
+
+def let_go(thread: threading.Thread, fifo: Path) -> None:
+    """Join the loading thread; if a held worker is still blocked (a bug), open the FIFO so it goes on
+    rather than hang the suite, then fail."""
+    thread.join(120)
+    if thread.is_alive():
+        reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
+        thread.join()
+        os.close(reader)
+        raise AssertionError("the held load was never ended by the test")
 
 
 def held_log(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
@@ -188,20 +201,27 @@ def held_log(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def wait_for_worker() -> int:
-    """The pid of this process's worker once one exists (it blocks in its load until killed)."""
+    """The pid of this test's worker once it exists (it blocks in its load until killed).
+
+    This test's: a child of this process, started with this test's ``LLAMADECK_HOME`` — an earlier
+    test's engine that was never closed may still have a worker of its own beside it.
+    """
     import time
 
     me = str(os.getpid())
+    home = b"LLAMADECK_HOME=" + os.environ["LLAMADECK_HOME"].encode() + b"\0"
     for _ in range(6000):  # ten minutes at most
         for entry in Path("/proc").iterdir():
             if not entry.name.isdigit():
                 continue
             try:
                 stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-                cmdline = (entry / "cmdline").read_bytes()
+                if stat[1] != me or b"engine.runtime.worker.child" not in (entry / "cmdline").read_bytes():
+                    continue
+                environ = (entry / "environ").read_bytes() + b"\0"
             except OSError:
                 continue
-            if stat[1] == me and b"engine.runtime.worker.child" in cmdline:
+            if home in environ:
                 return int(entry.name)
         time.sleep(0.1)
     raise AssertionError("no worker started")
