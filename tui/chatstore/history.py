@@ -254,7 +254,9 @@ class ChatStore:
                     (to_json(parameters, "parameters"), conversation_id),
                 )
             if not isinstance(format, EllipsisType):
-                db.execute("UPDATE conversations SET format = ? WHERE id = ?", (format_to(format), conversation_id))
+                db.execute(
+                    "UPDATE conversations SET format = ? WHERE id = ?", (format_to(format), conversation_id)
+                )
             self._touch(db, conversation_id)
 
     def delete(self, conversation_id: int) -> None:
