@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.chat_history import db_path_fixture, digest, make_v1, make_v2, store_fixture  # noqa: F401 (fixtures)
+from tests.support.chat_history import db_path_fixture, digest, make_v1, make_v2, make_v3, store_fixture  # noqa: F401 (fixtures)
 from tui.chatstore import (
     MIGRATIONS,
     SCHEMA_VERSION,
@@ -70,7 +70,7 @@ def test_a_closed_store_says_so(db_path: Path) -> None:
 
 
 def test_every_schema_version_has_one_step() -> None:
-    assert SCHEMA_VERSION == len(MIGRATIONS) == 3
+    assert SCHEMA_VERSION == len(MIGRATIONS) == 4
 
 
 def test_step_to_v1_creates_the_initial_schema(tmp_path: Path) -> None:
@@ -118,7 +118,7 @@ def test_step_v2_to_v3_adds_drafts_and_keeps_the_data(tmp_path: Path) -> None:
     assert "draft" not in [r[1] for r in raw.execute("PRAGMA table_info(conversations)")]
     raw.close()
     with ChatStore.open(path) as store:
-        assert store.schema_version == 3
+        assert store.schema_version >= 3
         (chat,) = store.conversations()
         assert (chat.title, chat.updated) == ("Old chat", "2026-11-01T10:05:00.000000+00:00")
         hi, hel = store.messages(chat.id)
@@ -130,6 +130,24 @@ def test_step_v2_to_v3_adds_drafts_and_keeps_the_data(tmp_path: Path) -> None:
         assert store.get(chat.id).updated == chat.updated  # a draft does not move the chat up the list
     with ChatStore.open(path) as again:
         assert again.drafts() == {1: "half a thought", None: "a new chat's"}
+
+
+def test_step_v3_to_v4_adds_the_reply_format_and_keeps_the_data(tmp_path: Path) -> None:
+    path = tmp_path / "chats.db"
+    make_v3(path)
+    with ChatStore.open(path) as store:
+        assert store.schema_version == 4
+        (chat,) = store.conversations()
+        assert (chat.title, chat.parameters, chat.format) == ("Old chat", {"temperature": 0.2}, None)
+        assert store.drafts() == {chat.id: "half a thought"}
+        schema = {"type": "object", "properties": {"n": {"type": "integer"}}, "required": ["n"]}
+        store.update_settings(chat.id, format=schema)
+        assert store.get(chat.id).format == schema
+        assert store.create("m", format="json").format == "json"
+    with ChatStore.open(path) as again:
+        assert again.get(chat.id).format == schema
+        again.update_settings(chat.id, format=None)
+        assert again.get(chat.id).format is None
 
 
 def test_two_apps_upgrading_one_file_at_once_agree(tmp_path: Path) -> None:
@@ -153,7 +171,7 @@ def test_a_newer_schema_is_refused_and_left_untouched(db_path: Path) -> None:
     raw.execute("PRAGMA user_version = 9")
     raw.close()
     before = digest(db_path)
-    with pytest.raises(NewerChatStore, match=r"newer llamadeck \(schema 9, this one reads up to 3\)") as info:
+    with pytest.raises(NewerChatStore, match=r"newer llamadeck \(schema 9, this one reads up to 4\)") as info:
         ChatStore.open(db_path)
     assert "\n" not in str(info.value)
     assert digest(db_path) == before

@@ -66,3 +66,15 @@ def make_v2(path: Path) -> None:
     db.execute("UPDATE messages SET status = 'complete', stats = '{\"tokens_per_second\": 9.5}' WHERE id = 2")
     db.execute("COMMIT")
     db.close()
+
+
+def make_v3(path: Path) -> None:
+    """A chat history exactly as schema 3 wrote it: ``make_v2``'s, upgraded by the step to 3, with a draft."""
+    make_v2(path)
+    db = sqlite3.connect(path, isolation_level=None)
+    db.execute("BEGIN")
+    MIGRATIONS[2](db)
+    db.execute("PRAGMA user_version = 3")
+    db.execute("UPDATE conversations SET draft = 'half a thought' WHERE id = 1")
+    db.execute("COMMIT")
+    db.close()

@@ -32,6 +32,8 @@ from tui.chatstore.rows import (
     MESSAGE_COLUMNS,
     as_text,
     conversation_from_row,
+    format_from,
+    format_to,
     message_from_row,
     parameters_from,
     stats_from,
@@ -194,15 +196,17 @@ class ChatStore:
         title: str = DEFAULT_TITLE,
         system: str | None = None,
         parameters: Mapping[str, object] | None = None,
+        format: str | Mapping[str, object] | None = None,
     ) -> Conversation:
         """A new, empty conversation with ``model`` (settings are the conversation's own)."""
         now = _now()
         params = to_json(parameters or {}, "parameters")
+        stored_format = format_to(format)
         with self._write() as db:
             cursor = db.execute(
-                "INSERT INTO conversations (title, model, system, parameters, created, updated)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
-                (storable(title), storable(model), storable_or_none(system), params, now, now),
+                "INSERT INTO conversations (title, model, system, parameters, created, updated, format)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (storable(title), storable(model), storable_or_none(system), params, now, now, stored_format),
             )
             new_id = cursor.lastrowid
         assert new_id is not None
@@ -214,6 +218,7 @@ class ChatStore:
             parameters=parameters_from(params),
             created=now,
             updated=now,
+            format=format_from(stored_format),
         )
 
     def rename(self, conversation_id: int, title: str) -> None:
@@ -228,9 +233,11 @@ class ChatStore:
         model: str | None = None,
         system: str | None | EllipsisType = ...,
         parameters: Mapping[str, object] | None = None,
+        format: str | Mapping[str, object] | None | EllipsisType = ...,
     ) -> None:
-        """Change what is given: ``model`` and ``parameters`` when not None, ``system`` when not ``...``
-        (``system=None`` removes the system prompt; ``parameters`` replaces the whole mapping)."""
+        """Change what is given: ``model`` and ``parameters`` when not None, ``system`` and ``format``
+        when not ``...`` (None removes the system prompt / the reply format; ``parameters`` replaces
+        the whole mapping)."""
         with self._write() as db:
             if model is not None:
                 db.execute(
@@ -245,6 +252,10 @@ class ChatStore:
                 db.execute(
                     "UPDATE conversations SET parameters = ? WHERE id = ?",
                     (to_json(parameters, "parameters"), conversation_id),
+                )
+            if not isinstance(format, EllipsisType):
+                db.execute(
+                    "UPDATE conversations SET format = ? WHERE id = ?", (format_to(format), conversation_id)
                 )
             self._touch(db, conversation_id)
 

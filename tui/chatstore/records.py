@@ -33,6 +33,7 @@ class Conversation:
     parameters: dict[str, object]
     created: str  # ISO 8601, UTC
     updated: str
+    format: str | dict[str, object] | None = None  # the reply's: None free text, "json", or a JSON schema
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from tui.chatstore.records import Conversation, StoredMessage
 # sqlite3 error names (Python 3.11+ sets ``sqlite_errorname``) that mean the file itself is bad.
 DAMAGED = frozenset({"SQLITE_NOTADB", "SQLITE_CORRUPT"})
 
-CONVERSATION_COLUMNS = "id, title, model, system, parameters, created, updated"
+CONVERSATION_COLUMNS = "id, title, model, system, parameters, created, updated, format"
 MESSAGE_COLUMNS = "id, conversation_id, role, content, status, stats, created"
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
@@ -58,6 +58,24 @@ def parameters_from(raw: object) -> dict[str, object]:
     return value if isinstance(value, dict) else {}
 
 
+def format_to(value: str | Mapping[str, object] | None) -> str | None:
+    """A reply format as stored: None for free text, else its JSON."""
+    if value is None:
+        return None
+    return storable(json.dumps(value if isinstance(value, str) else dict(value), ensure_ascii=False))
+
+
+def format_from(raw: object) -> str | dict[str, object] | None:
+    """A stored reply format; what is not ``"json"`` or an object (a damaged row) is free text."""
+    if raw is None:
+        return None
+    try:
+        value = json.loads(as_text(raw))
+    except (ValueError, RecursionError):
+        return None
+    return value if value == "json" or isinstance(value, dict) else None
+
+
 def stats_from(raw: object) -> dict[str, float] | None:
     if raw is None:
         return None
@@ -80,7 +98,7 @@ def contains(haystack: object, needle: object) -> bool:
 
 
 def conversation_from_row(row: tuple[object, ...]) -> Conversation:
-    id_, title, model, system, parameters, created, updated = row
+    id_, title, model, system, parameters, created, updated, format_ = row
     return Conversation(
         id=int(id_),  # type: ignore[call-overload]
         title=as_text(title),
@@ -89,6 +107,7 @@ def conversation_from_row(row: tuple[object, ...]) -> Conversation:
         parameters=parameters_from(parameters),
         created=as_text(created),
         updated=as_text(updated),
+        format=format_from(format_),
     )
 
 

@@ -52,6 +52,11 @@ def _v3(db: sqlite3.Connection) -> None:
     db.execute("CREATE TABLE app_state (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
 
 
+def _v4(db: sqlite3.Connection) -> None:
+    """A chat's reply format (Ollama's ``format``): NULL for free text, else JSON: ``"json"`` or a schema."""
+    db.execute("ALTER TABLE conversations ADD COLUMN format TEXT")
+
+
 # MIGRATIONS[n] takes a database from schema n to n + 1 (0 is an empty file).
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1, _v2, _v3]
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1, _v2, _v3, _v4]
 SCHEMA_VERSION = len(MIGRATIONS)

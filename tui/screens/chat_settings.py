@@ -1,4 +1,4 @@
-"""A chat's own settings: its model, system prompt and sampling/context parameters.
+"""A chat's own settings: its model, system prompt, sampling/context parameters and reply format.
 
 Parameters use Ollama's option names (what ``Engine.chat`` takes); a blank
 field means "the model's own default". Keys this form does not show are kept
@@ -7,7 +7,8 @@ as they were.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import asyncio
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from rich.text import Text
@@ -19,6 +20,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Select, Static, TextArea
 
 from engine import visible
+from tui.widgets.chat_format_setting import Format, format_text, parse_format
 
 # name, label, type, hint
 FIELDS: tuple[tuple[str, str, type, str], ...] = (
@@ -37,6 +39,7 @@ class ChatSettings:
     model: str
     system: str | None
     parameters: dict[str, object] = field(default_factory=dict)
+    format: Format = None  # the reply's: None free text, "json", or a JSON schema
 
 
 def parse_parameters(
@@ -76,9 +79,16 @@ class ChatSettingsScreen(ModalScreen[ChatSettings | None]):
         Binding("ctrl+s", "save", "Save", priority=True),
     ]
 
-    def __init__(self, current: ChatSettings, models: list[str]) -> None:
+    def __init__(
+        self,
+        current: ChatSettings,
+        models: list[str],
+        check_format: Callable[[str, Format], str | None] | None = None,
+    ) -> None:
+        """``check_format(model, format)``: the engine's problem with a reply format (blocking), or None."""
         super().__init__()
         self.current = current
+        self.check_format = check_format
         self.models = list(dict.fromkeys([*models, current.model] if current.model else models))
 
     def compose(self) -> ComposeResult:
@@ -105,6 +115,8 @@ class ChatSettingsScreen(ModalScreen[ChatSettings | None]):
                             id=f"p-{name}",
                             compact=True,
                         )
+                yield Label('Reply format (blank: free text; "json": any JSON object; or a JSON schema)')
+                yield TextArea(format_text(self.current.format), id="format", soft_wrap=True)
             yield Static("", id="error")
             with Horizontal(id="buttons"):
                 yield Button("Save (ctrl+s)", variant="primary", id="save")
@@ -114,7 +126,7 @@ class ChatSettingsScreen(ModalScreen[ChatSettings | None]):
         self.query_one("#system", TextArea).focus()
 
     @on(Button.Pressed, "#save")
-    def action_save(self) -> None:
+    async def action_save(self) -> None:
         texts = {name: self.query_one(f"#p-{name}", Input).value for name, *_ in FIELDS}
         parameters, problems = parse_parameters(texts, self.current.parameters)
         model = self.query_one("#model", Select).value
@@ -122,12 +134,17 @@ class ChatSettingsScreen(ModalScreen[ChatSettings | None]):
             problems += range_problems(parameters)
         if not isinstance(model, str):
             problems.insert(0, "Pick a model (pull one in the Models tab if there is none)")
+        reply_format, format_problem = parse_format(self.query_one("#format", TextArea).text)
+        if format_problem is None and not problems and isinstance(model, str) and self.check_format:
+            format_problem = await asyncio.to_thread(self.check_format, model, reply_format)
+        if format_problem:
+            problems.append(format_problem)
         if problems:
             self.query_one("#error", Static).update(Text("\n".join(problems)))
             return
         assert isinstance(model, str)
         system = self.query_one("#system", TextArea).text.strip() or None
-        self.dismiss(ChatSettings(model, system, parameters))
+        self.dismiss(ChatSettings(model, system, parameters, reply_format))
 
     @on(Button.Pressed, "#cancel")
     def action_cancel(self) -> None:

@@ -8,6 +8,7 @@ dialog decides goes back through the pane (``set_model``, ``apply_settings``,
 from __future__ import annotations
 
 import asyncio
+import functools
 from typing import TYPE_CHECKING
 
 from rich.text import Text
@@ -118,16 +119,18 @@ async def pick_model(pane: ChatPane) -> None:
 
 
 async def edit_settings(pane: ChatPane) -> None:
-    """The chat's model, system prompt and parameters in one dialog."""
+    """The chat's model, system prompt, parameters and reply format in one dialog."""
     from tui.screens.chat_settings import ChatSettings, ChatSettingsScreen
+    from tui.widgets.chat_format_setting import engine_problem
 
     try:
         models = await asyncio.to_thread(lambda: [m.reference for m in pane.engine.list_models()])
     except Exception as error:  # noqa: BLE001 - reported by the app
         pane.report(error)
         return
-    current = ChatSettings(pane.model, pane.system, pane.parameters)
-    chosen = await pane.app.push_screen_wait(ChatSettingsScreen(current, models))
+    current = ChatSettings(pane.model, pane.system, pane.parameters, pane.reply_format)
+    check = functools.partial(engine_problem, pane.engine)
+    chosen = await pane.app.push_screen_wait(ChatSettingsScreen(current, models, check))
     if chosen is None:
         return
     pane.apply_settings(chosen)

@@ -26,14 +26,16 @@ class ChatHeader(Static):
     def __init__(self, engine: Engine, **kwargs: Any) -> None:
         super().__init__("", **kwargs)
         self.engine = engine
-        self._shown: tuple[str, bool, int, str, bool] = ("", False, 0, "new chat", False)
+        self._shown: tuple[str, bool, int, str, bool, str] = ("", False, 0, "new chat", False, "")
         self._loaded: set[str] = set()
         self._references: dict[str, str] = {}  # a chat's model name -> the reference it stands for
         self._checking = False
 
-    def show(self, model: str, *, system: bool, parameters: int, title: str, editing: bool) -> None:
-        """Draw the line for this chat, then check whether its model is loaded."""
-        self._shown = (model, system, parameters, title, editing)
+    def show(
+        self, model: str, *, system: bool, parameters: int, title: str, editing: bool, reply_format: str = ""
+    ) -> None:
+        """Draw the line for this chat, then check whether its model is loaded (``reply_format``: named)."""
+        self._shown = (model, system, parameters, title, editing, reply_format)
         header = Text(no_wrap=True, overflow="ellipsis")
         if model:
             header.append(visible(model), style="bold")
@@ -45,6 +47,8 @@ class ChatHeader(Static):
             header.append("  · system prompt", style="italic")
         if parameters:
             header.append(f"  · {parameters} parameter(s)", style="dim")
+        if reply_format:
+            header.append(f"  · {visible(reply_format)}", style="italic")
         header.append(f"  · {visible(title)}", style="dim")
         if editing:
             header.append("  · editing: enter resends, esc cancels", style="reverse")
@@ -54,8 +58,15 @@ class ChatHeader(Static):
             self.check_loaded()
 
     def _show_again(self) -> None:
-        model, system, parameters, title, editing = self._shown
-        self.show(model, system=system, parameters=parameters, title=title, editing=editing)
+        model, system, parameters, title, editing, reply_format = self._shown
+        self.show(
+            model,
+            system=system,
+            parameters=parameters,
+            title=title,
+            editing=editing,
+            reply_format=reply_format,
+        )
 
     @work(thread=True, exit_on_error=False, group="chat-loaded")
     def check_loaded(self) -> None:

@@ -37,6 +37,7 @@ from tui.clipboard import copy_text
 from tui.tables import ago, printable
 from tui.widgets import chat_dialogs
 from tui.widgets.chat_format import error_text, shown_message, stats_line
+from tui.widgets.chat_format_setting import Format, header_label
 from tui.widgets.chat_header import ChatHeader
 from tui.widgets.chat_input import ChatInput
 from tui.widgets.chat_log import ChatLog
@@ -57,6 +58,7 @@ class Draft:
     model: str = ""
     system: str | None = None
     parameters: dict[str, object] = field(default_factory=dict)
+    format: Format = None  # the reply's (chat_format_setting)
 
 
 class ChatPane(DraftsPane):
@@ -250,11 +252,16 @@ class ChatPane(DraftsPane):
     def parameters(self) -> dict[str, object]:
         return dict(self.chat.parameters if self.chat else self.draft.parameters)
 
+    @property
+    def reply_format(self) -> Format:
+        return self.chat.format if self.chat else self.draft.format
+
     def render_header(self) -> None:
         self.query_one(ChatHeader).show(
             self.model,
             system=bool(self.system),
             parameters=len(self.parameters),
+            reply_format=header_label(self.reply_format),
             title=self.chat.title if self.chat else "new chat",
             editing=self.editing is not None,
         )
@@ -279,10 +286,8 @@ class ChatPane(DraftsPane):
         sent_from = self.chat_key
         try:
             if self.chat is None:
-                draft = self.draft
-                self.chat = self.store.create(
-                    draft.model, title=title_from(text), system=draft.system, parameters=draft.parameters
-                )
+                # a Draft's fields are the store's settings: model, system, parameters, format
+                self.chat = self.store.create(title=title_from(text), **vars(self.draft))
             elif self.chat.title == DEFAULT_TITLE and not self.store.messages(self.chat.id):
                 self.store.rename(self.chat.id, title_from(text))
                 self.chat = self.store.get(self.chat.id)
@@ -321,8 +326,7 @@ class ChatPane(DraftsPane):
         assert self.chat is not None
         old = self.chat
         self._to_new_chat(keep_text=True)
-        self.draft = Draft(old.model)
-        self.draft.system, self.draft.parameters = old.system, dict(old.parameters)
+        self.draft = Draft(old.model, old.system, dict(old.parameters), old.format)
         self.query_one(ChatLog).clear_messages()
         self.render_header()
         self.refresh_list()
@@ -350,7 +354,7 @@ class ChatPane(DraftsPane):
         options = {**dict(getattr(self.app_config, "parameters", {}) or {}), **chat.parameters}
         # keep-alive None: the engine's server settings, which hold config.toml's keep_alive (below
         # LLAMADECK_KEEP_ALIVE/OLLAMA_KEEP_ALIVE) for every load, the API's under --serve included
-        self.generate(gen, chat.model, turns, options, None)
+        self.generate(gen, chat.model, turns, options, None, chat.format)
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="chat-generate")
     def generate(
@@ -360,6 +364,7 @@ class ChatPane(DraftsPane):
         turns: list[dict[str, str]],
         options: dict[str, object],
         keep_alive: float | None,
+        reply_format: Format = None,
     ) -> None:
         stream_reply(
             self.engine,
@@ -371,6 +376,7 @@ class ChatPane(DraftsPane):
             keep_alive,
             post=self.post_message,
             current=lambda: self.generation is gen,
+            format=reply_format,
         )
 
     @on(ReplyDelta)
@@ -569,12 +575,10 @@ class ChatPane(DraftsPane):
     def apply_settings(self, chosen: ChatSettings) -> None:
         """The chat's settings as the settings dialog left them (a draft's until its first message)."""
         if self.chat is None:
-            self.draft = Draft(chosen.model, chosen.system, dict(chosen.parameters))
+            self.draft = Draft(chosen.model, chosen.system, dict(chosen.parameters), chosen.format)
         elif self.store is not None:
             try:
-                self.store.update_settings(
-                    self.chat.id, model=chosen.model, system=chosen.system, parameters=chosen.parameters
-                )
+                self.store.update_settings(self.chat.id, **vars(chosen))  # the same four fields
                 self.chat = self.store.get(self.chat.id)
             except ChatStoreError as error:
                 self.report(error)

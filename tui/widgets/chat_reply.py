@@ -85,6 +85,7 @@ def stream_reply(
     *,
     post: Callable[[Message], object],
     current: Callable[[], bool],
+    format: str | dict[str, object] | None = None,
 ) -> None:
     """On a worker thread: ask the engine, post each token, keep the reply in the store as it grows.
 
@@ -105,6 +106,7 @@ def stream_reply(
             conversation=str(gen.chat_id),
             keep_alive=keep_alive,
             cancel=gen.cancel,
+            format=format,
         )
         for event in events:
             if gen.cancel.cancelled:  # what was shown is what is kept, whatever the engine had queued
