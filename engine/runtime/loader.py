@@ -52,11 +52,6 @@ class Runtime:
     crashes: CrashLedger | None = None  # what crashed a model before: such a request is refused
 
     @property
-    def broken(self) -> str | None:
-        """Why the worker stopped serving (it crashed), None while it serves."""
-        return self.worker.broken
-
-    @property
     def model(self) -> Worker:
         """The model's vocabulary as the engine uses it (BOS, FIM tokens, ``tokenize``), from its worker."""
         return self.worker
