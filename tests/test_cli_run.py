@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import os
 import select
 import signal
 import subprocess
@@ -23,6 +22,7 @@ from tests.support.cli import (
     serve_repos,
 )
 from tests.support.fake_hub import FakeHub
+from tests.support.workers import workers_of_this_test
 
 
 @pytest.fixture
@@ -156,31 +156,11 @@ def test_ctrl_c_stops_run_at_once_during_load_or_generation(gemma: str, moment: 
 
 def _wait_for_no_workers() -> None:
     """No llama.cpp worker of this test's store is left (a worker looks at its parent twice a second)."""
-    mark = b"LLAMADECK_HOME=" + os.environ["LLAMADECK_HOME"].encode() + b"\0"
     for _ in range(600):
-        left = [pid for pid in _workers() if mark in _environ(pid)]
-        if not left:
+        if not (left := workers_of_this_test()):
             return
         time.sleep(0.1)
     raise AssertionError(f"worker processes left behind: {left}")
-
-
-def _workers() -> list[str]:
-    pids = []
-    for entry in Path("/proc").iterdir():
-        try:
-            if entry.name.isdigit() and b"engine.runtime.worker.child" in (entry / "cmdline").read_bytes():
-                pids.append(entry.name)
-        except OSError:
-            continue
-    return pids
-
-
-def _environ(pid: str) -> bytes:
-    try:
-        return Path(f"/proc/{pid}/environ").read_bytes() + b"\0"
-    except OSError:
-        return b""
 
 
 def test_ctrl_c_leaves_at_once_even_when_the_engine_cannot_be_cancelled(tmp_path: Path) -> None:

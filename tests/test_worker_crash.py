@@ -12,6 +12,7 @@ import os
 import shutil
 import signal
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ from engine.store.model_store import Store
 from engine.store.refs import parse_ref
 from tests.support.api_server import running_api
 from tests.support.chain_gguf import token_id, write_chain_gguf
+from tests.support.workers import workers_of_this_test
 
 CPU_BOX = Machine(free_ram=16 << 30, gpu_free_vram=None)
 FOREVER = {"num_predict": 100_000, "temperature": 0}
@@ -201,28 +203,11 @@ def held_log(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def wait_for_worker() -> int:
-    """The pid of this test's worker once it exists (it blocks in its load until killed).
-
-    This test's: a child of this process, started with this test's ``LLAMADECK_HOME`` — an earlier
-    test's engine that was never closed may still have a worker of its own beside it.
-    """
-    import time
-
-    me = str(os.getpid())
-    home = b"LLAMADECK_HOME=" + os.environ["LLAMADECK_HOME"].encode() + b"\0"
+    """The pid of this test's worker once it exists (it blocks in its load until killed): a child of
+    this process with this test's ``LLAMADECK_HOME`` (``tests.support.workers``)."""
     for _ in range(6000):  # ten minutes at most
-        for entry in Path("/proc").iterdir():
-            if not entry.name.isdigit():
-                continue
-            try:
-                stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-                if stat[1] != me or b"engine.runtime.worker.child" not in (entry / "cmdline").read_bytes():
-                    continue
-                environ = (entry / "environ").read_bytes() + b"\0"
-            except OSError:
-                continue
-            if home in environ:
-                return int(entry.name)
+        if found := workers_of_this_test(parent=os.getpid()):
+            return found[0]
         time.sleep(0.1)
     raise AssertionError("no worker started")
 
