@@ -127,7 +127,13 @@ from engine.units import GIB, MIB, format_gib
 N_UBATCH = 512  # llama.cpp's default physical batch: the worst-case graph it reserves buffers for
 KV_PAD = 256  # llama.cpp pads each sequence's cells to a multiple of this
 VRAM_RESERVE = 457 * MIB  # Ollama's per-GPU minimum: CUDA context and workspaces llama.cpp never logs
-DEFAULT_PARALLEL = 4  # slots when the model fits whole with them (Ollama's old defaultParallel)
+DEFAULT_PARALLEL = (
+    4  # full contexts in the pool when the model fits whole with them (Ollama's old defaultParallel)
+)
+SHORT_CHAT = (
+    512  # cells of a short chat: a pool of n cells decodes n / SHORT_CHAT sequences together by default
+)
+MAX_SEQUENCES = 64
 # Ollama's default context by VRAM (server/routes.go); the steps down are its nextLowerAutoNumCtx
 CONTEXT_TIERS: tuple[tuple[int, int], ...] = ((47 * GIB, 262_144), (23 * GIB, 32_768), (0, 4096))
 _F32 = 4
@@ -297,6 +303,13 @@ def default_num_parallel(
     )
     whole = plan.full if machine.has_gpu else plan.ram <= machine.free_ram
     return DEFAULT_PARALLEL if whole else 1
+
+
+def default_sequences(kv_cells: int) -> int:
+    """Sequences decoded together by default: as many short chats (``SHORT_CHAT`` cells) as the pool
+    holds, 4 to ``MAX_SEQUENCES``. They share the pool's cells (``runtime/slots.py``), so more of them
+    cost only their logits (n_vocab floats each); a pool that runs short parks one and resumes it."""
+    return max(4, min(MAX_SEQUENCES, kv_cells // SHORT_CHAT))
 
 
 def default_context_length(

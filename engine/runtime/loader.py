@@ -19,7 +19,13 @@ from engine.cancel import NEVER, CancelToken
 from engine.errors import ModelCrashed
 from engine.events import Embeddings
 from engine.machine.memory import Machine
-from engine.machine.offload import OffloadPlan, default_context_length, default_num_parallel, plan_offload
+from engine.machine.offload import (
+    OffloadPlan,
+    default_context_length,
+    default_num_parallel,
+    default_sequences,
+    plan_offload,
+)
 from engine.machine.physical import physical_cores
 from engine.options import LoadOptions, SamplingOptions
 from engine.runtime.request import Handle, Request
@@ -150,7 +156,9 @@ def resolve(
             manifest.context_length,
         )
         n_ctx = manifest.context_length
-    parallel = load.num_parallel or default_num_parallel(
+    # the pool holds this many full contexts: num_parallel's when given (each of them may fill its
+    # context, as in Ollama), else 4 where they fit whole (1 where not); short chats share it, many at once
+    contexts = load.num_parallel or default_num_parallel(
         tensors, shape, machine, n_ctx=n_ctx, kv_type=load.kv_cache_type, flash_attention=flash
     )
     plan = plan_offload(
@@ -158,14 +166,17 @@ def resolve(
         shape,
         machine,
         n_ctx=n_ctx,
-        num_parallel=parallel,
+        num_parallel=contexts,
         kv_type=load.kv_cache_type,
         flash_attention=flash,
+        kv_unified=True,
         num_gpu=load.num_gpu,
     )
+    n_ctx = max(n_ctx, 2)  # num_ctx 1 holds no prompt and no reply: 2 gets a clear "prompt too long"
     settings = LoadSettings(
-        n_ctx=max(n_ctx, 2),  # num_ctx 1 holds no prompt and no reply: 2 gets a clear "prompt too long"
-        num_parallel=parallel,
+        n_ctx=n_ctx,
+        num_parallel=load.num_parallel or default_sequences(n_ctx * contexts),
+        kv_cells=n_ctx * contexts,
         n_gpu_layers=plan.n_gpu_layers,
         n_threads=load.num_thread or physical_cores(),
         n_batch=load.num_batch,

@@ -16,9 +16,13 @@ UTF-8 and stop strings: ``text_stream.py``):
 
 - **Chunked prefill.** While other sequences generate, a prompt is evaluated
   in chunks sized from measured step times so that a step with a chunk costs
-  about ``PREFILL_STEP_RATIO`` x a decode-only step: the other streams keep
+  about ``PREFILL_STEP_RATIO`` x a decode-only step (``step_clock.py``): the other streams keep
   flowing at a bounded slowdown instead of stalling for seconds. With nothing
   generating, prompts go in full ``n_batch`` chunks.
+- **One pool of cells.** Sequences take KV cells from one unified cache
+  (``slots.py``): admission waits for free cells, idle conversations are
+  evicted for them, and when running sequences alone fill the pool the
+  newest is parked and resumed later, so no request fails for lack of cells.
 - **Counts.** Token counts count llama.cpp tokens, not pieces of text.
 
     scheduler = Scheduler(model, n_ctx_per_seq=4096, n_parallel=4, n_threads=physical_cores())
@@ -35,90 +39,27 @@ import time
 from collections.abc import Sequence
 
 from engine.errors import InvalidInput, LlamadeckError, PromptTooLong
-from engine.events import Done, Token, TokenLogprob
+from engine.events import Done, Token
 from engine.machine.physical import physical_cores
+from engine.runtime.job import GENERATING, PAUSED, PREFILLING, Job
 from engine.runtime.llama.compute import COMPUTE
 from engine.runtime.llama.context import Batch, Context, DecodeError
 from engine.runtime.llama.logprobs import token_logprob
 from engine.runtime.llama.model import Model
 from engine.runtime.llama.sampler import Sampler
 from engine.runtime.request import Handle, Request, check_logprobs
-from engine.runtime.slots import Slot, Slots
+from engine.runtime.slots import Slots
 from engine.runtime.stats import SchedulerStats, SlotStats
-from engine.runtime.text_stream import TextStream
-
-# A step with a prompt chunk may cost this many decode-only steps. The prompt then takes R / (R - 1) times
-# as long as alone (2.25x at R = 1.8), while the running streams slow down by about R (their p95 gap stays
-# under 3x the median with the noise of a shared machine).
-PREFILL_STEP_RATIO = 1.8
-# tokens, so a prompt always advances (on CPU one Gemma 3 prompt token costs 1/5 of a decode step)
-MIN_CHUNK = 2
-FIRST_CHUNK = 16  # before any step has been timed
-_EMA = 0.25
-
-
-# -- the scheduler ---------------------------------------------------------------------------------
-
-_QUEUED, _PREFILLING, _GENERATING = "queued", "prefilling", "generating"
-
-
-def _smooth(average: float | None, sample: float) -> float:
-    """A moving average that a stall (another process took a core for 0.5 s) barely moves."""
-    if average is None:
-        return sample
-    weight = _EMA if sample < 3 * average else _EMA / 10
-    return average + weight * (sample - average)
-
-
-class _Job:
-    __slots__ = (
-        "request",
-        "handle",
-        "tokens",
-        "sampler",
-        "text",
-        "submitted",
-        "first_at",
-        "slot",
-        "status",
-        "done_prompt",
-        "cached",
-        "generated",
-        "limit",
-        "next_token",
-        "index",
-        "chunk",
-        "logprobs",
-    )
-
-    def __init__(
-        self, request: Request, handle: Handle, sampler: Sampler, limit: int, submitted: float
-    ) -> None:
-        self.request = request
-        self.handle = handle
-        self.tokens = list(request.tokens)
-        self.sampler = sampler
-        self.text = TextStream(request.stop)
-        self.submitted = submitted
-        self.first_at: float | None = None
-        self.slot: Slot[_Job] | None = None
-        self.status = _QUEUED
-        self.done_prompt = 0  # prompt tokens in the KV cache
-        self.cached = 0
-        self.generated = 0
-        self.limit = limit
-        self.next_token = -1  # sampled, to be decoded next step
-        self.index = -1  # its logits' index in this step's batch, -1: none
-        self.chunk = 0  # prompt tokens in this step's batch
-        self.logprobs: list[TokenLogprob] = []  # of tokens whose text was not streamed yet
+from engine.runtime.step_clock import MIN_CHUNK, StepClock
 
 
 class Scheduler:
     """Thread-safe front of one loaded model: ``submit`` requests, iterate their handles.
 
     ``n_ctx_per_seq`` is each conversation's context (Ollama's ``num_ctx``),
-    ``n_parallel`` the sequences decoded together (``OLLAMA_NUM_PARALLEL``):
-    the KV cache holds ``n_ctx_per_seq * n_parallel`` cells. ``n_threads``
+    ``n_parallel`` the sequences decoded together (``OLLAMA_NUM_PARALLEL``),
+    ``kv_cells`` the pool of KV cells they share (default
+    ``n_ctx_per_seq * n_parallel``; at least ``n_ctx_per_seq``). ``n_threads``
     defaults to the physical cores. ``save_states`` (default: not on a GPU)
     keeps evicted conversations' KV cells in host memory. Raises LoadError
     when llama.cpp cannot create the context (not enough memory).
@@ -130,6 +71,7 @@ class Scheduler:
         *,
         n_ctx_per_seq: int,
         n_parallel: int,
+        kv_cells: int | None = None,
         n_threads: int | None = None,
         n_batch: int = 512,
         flash_attn: str = "auto",
@@ -140,40 +82,45 @@ class Scheduler:
     ) -> None:
         if n_ctx_per_seq < 2 or n_parallel < 1:
             raise InvalidInput("a scheduler needs n_ctx_per_seq >= 2 and n_parallel >= 1")
+        cells = kv_cells or n_ctx_per_seq * n_parallel
+        if cells < n_ctx_per_seq:
+            raise InvalidInput(f"a pool of {cells} KV cells cannot hold one {n_ctx_per_seq}-token context")
         if model.has_encoder:
             raise InvalidInput(f"{model.label} is an encoder model: it cannot generate text here")
         self.model = model
         self.n_ctx_per_seq = n_ctx_per_seq
         self.n_parallel = n_parallel
+        self.kv_cells = cells
         self._ctx = COMPUTE.call(
             lambda: Context(
                 model,
-                n_ctx=n_ctx_per_seq * n_parallel,
+                n_ctx=cells,
                 n_seq_max=n_parallel,
                 n_batch=max(n_batch, n_parallel),
                 n_threads=n_threads or physical_cores(),
                 flash_attn=flash_attn,
                 type_k=type_k,
                 type_v=type_v,
-                kv_unified=False,
+                kv_unified=True,
                 n_outputs_max=n_parallel,  # one set of logits per sequence and step: 500 MiB less for Gemma 3
             )
         )
         self._batch = Batch(self._ctx.n_batch)
-        self._slots: Slots[_Job] = Slots(
+        self._slots: Slots[Job] = Slots(
             self._ctx,
             n_parallel,
+            cells=cells,
             save_states=(not model.offloaded) if save_states is None else save_states,
             state_budget_bytes=state_budget_bytes,
         )
-        self._active: list[_Job] = []  # in admission order: prompts are evaluated first come, first served
-        self._waiting: list[_Job] = []
-        self._t_decode: float | None = None  # seconds of a decode-only step (EMA)
-        self._t_token: float | None = None  # seconds per prompt token in a step (EMA)
+        self._active: list[Job] = []  # in admission order: prompts are evaluated first come, first served
+        self._waiting: list[Job] = []
+        self._clock = StepClock()
         self._forget: list[str] = []
+        self._parks = 0
         # shared with other threads, under _cond (the compute thread's)
         self._cond = COMPUTE.cond
-        self._inbox: list[_Job] = []
+        self._inbox: list[Job] = []
         self._closing = False
         self._cancels = False  # some handle was cancelled since the last look
         self._broken: str | None = None
@@ -193,7 +140,7 @@ class Scheduler:
         with self._cond:
             refused = self._broken or ("the model was unloaded" if self._closing else None)
             if refused is None:
-                self._inbox.extend(job for job in jobs if isinstance(job, _Job))
+                self._inbox.extend(job for job in jobs if isinstance(job, Job))
                 self._cond.notify()
         handles = []
         for job in jobs:
@@ -206,7 +153,7 @@ class Scheduler:
             handles.append(job.handle)
         return handles
 
-    def _job(self, request: Request, submitted: float) -> _Job | Handle:
+    def _job(self, request: Request, submitted: float) -> Job | Handle:
         """The job for a valid request, else its handle with the error already in it."""
         handle = Handle(request, self._cancelled)
         try:
@@ -235,7 +182,7 @@ class Scheduler:
         except LlamadeckError as error:
             self._refuse(handle, error, submitted)
             return handle
-        return _Job(request, handle, sampler, limit, submitted)
+        return Job(request, handle, sampler, limit, submitted)
 
     def forget(self, conversation: str) -> None:
         """Free what a conversation holds (its claim on a slot, any saved state): a chat was deleted."""
@@ -260,9 +207,14 @@ class Scheduler:
         with self._cond:
             queued = len(self._inbox)
         queued += len(self._waiting)
+        paused = sum(1 for job in self._waiting if job.parked is not None)
         return SchedulerStats(
             slots=tuple(slots),
-            queued=queued,
+            queued=queued - paused,
+            paused=paused,
+            kv_cells=self.kv_cells,
+            kv_used=self._slots.used,
+            parks=self._parks,
             saved_states=len(self._slots.saved),
             saved_bytes=self._slots.saved_bytes,
             saved_conversations=tuple(list(self._slots.saved)),
@@ -373,19 +325,21 @@ class Scheduler:
         """One decode for everything that runs; False when there was nothing to do."""
         changed = self._reap_cancelled()
         changed = self._admit() or changed
+        changed = self._make_room() or changed
         batch = self._batch
         batch.clear()
-        generating: list[_Job] = []
-        prefilling: list[_Job] = []
+        generating: list[Job] = []
+        prefilling: list[Job] = []
         for job in self._active:
             slot = job.slot
             assert slot is not None
-            if job.status == _GENERATING:
+            if job.status == GENERATING:
                 job.index = batch.add(job.next_token, len(slot.tokens), slot.seq, True)
                 generating.append(job)
-        budget = self._chunk_budget(len(generating))
+        room = self._batch.capacity - len(generating)
+        budget = min(self._clock.prompt_budget(len(generating), room), self._slots.free - len(generating))
         for job in self._active:
-            if job.status != _PREFILLING or budget <= 0:
+            if job.status != PREFILLING or budget <= 0:
                 continue
             slot = job.slot
             assert slot is not None
@@ -407,7 +361,7 @@ class Scheduler:
         except DecodeError as error:
             self._decode_failed(error, generating + prefilling)
             return True
-        self._learn(time.perf_counter() - started, len(generating), batch.n - len(generating))
+        self._clock.learn(time.perf_counter() - started, len(generating), batch.n - len(generating))
         for job in generating:
             slot = job.slot
             assert slot is not None
@@ -421,38 +375,16 @@ class Scheduler:
             job.done_prompt = start + job.chunk
             job.chunk = 0
             if job.done_prompt == len(job.tokens):
-                job.status = _GENERATING
-                if job.limit <= 0:
+                job.status = GENERATING
+                if job.parked is not None:  # resumed: its next token was sampled before it was parked
+                    job.parked = None
+                elif job.limit <= 0:
                     self._finish(job, "length")
                 else:
                     self._next(job)
         return True
 
-    def _chunk_budget(self, n_generating: int) -> int:
-        """Prompt tokens this step may take: all the batch holds when nothing generates, else a chunk."""
-        room = self._batch.capacity - n_generating
-        if n_generating == 0:
-            return room
-        if self._t_decode is None or self._t_token is None:
-            return min(FIRST_CHUNK, room)
-        chunk = int((PREFILL_STEP_RATIO - 1.0) * self._t_decode / self._t_token)
-        return max(MIN_CHUNK, min(chunk, room))
-
-    def _learn(self, seconds: float, n_generating: int, n_prompt: int) -> None:
-        """Keep the step-time model (decode-only step, cost per prompt token) that sizes the chunks."""
-        if n_prompt == 0:
-            if n_generating:
-                self._t_decode = _smooth(self._t_decode, seconds)
-            return
-        if n_generating and self._t_decode is not None:
-            per = max(seconds - self._t_decode, 0.0) / n_prompt
-        elif n_generating:
-            return
-        else:
-            per = seconds / n_prompt
-        self._t_token = _smooth(self._t_token, max(per, 1e-7))
-
-    def _next(self, job: _Job) -> None:
+    def _next(self, job: Job) -> None:
         """Sample the job's next token and stream its text; finish it on end of text, a stop or its limit."""
         try:
             token = job.sampler.sample(self._ctx, job.index)
@@ -482,7 +414,7 @@ class Scheduler:
             self._finish(job, "error", LlamadeckError(f"{type(error).__name__}: {error}"))
 
     def _finish(
-        self, job: _Job, reason: str, error: LlamadeckError | None = None, *, flush: bool = True
+        self, job: Job, reason: str, error: LlamadeckError | None = None, *, flush: bool = True
     ) -> None:
         """Send the one final event, free the job's sampler and its slot (the slot keeps its KV cells)."""
         if job.handle.done is not None:
@@ -506,7 +438,7 @@ class Scheduler:
         job.handle._push(
             Done(
                 reason=reason,
-                prompt_tokens=len(job.tokens),
+                prompt_tokens=job.n_prompt,
                 completion_tokens=job.generated,
                 load_seconds=0.0,
                 prompt_seconds=first - job.submitted,
@@ -519,7 +451,7 @@ class Scheduler:
         )
 
     @staticmethod
-    def _token(job: _Job, text: str) -> Token:
+    def _token(job: Job, text: str) -> Token:
         """A Token event, with the log probabilities of the tokens its text completes (if asked)."""
         if not job.logprobs:
             return Token(text)
@@ -536,8 +468,14 @@ class Scheduler:
             self._finish(job, "cancelled")
         return bool(cancelled)
 
-    def _decode_failed(self, error: DecodeError, jobs: list[_Job]) -> None:
-        """Fail the requests in the batch. A fatal error may leave half a batch in the cache: start afresh."""
+    def _decode_failed(self, error: DecodeError, jobs: list[Job]) -> None:
+        """Fail the requests in the batch. A fatal error may leave half a batch in the cache: start afresh.
+
+        No room in the cache (code 1: the count of cells disagrees with llama.cpp's, which should not
+        happen) fails nothing while a request can be parked: the step is tried again without it."""
+        if error.code == 1 and len(self._active) > 1:
+            self._park(self._active[-1])
+            return
         for job in jobs:
             self._finish(job, "error", error)
         if error.fatal:
@@ -548,20 +486,74 @@ class Scheduler:
     # -- admission ---------------------------------------------------------------------------------
 
     def _admit(self) -> bool:
+        """Start waiting requests, first come first served, while a sequence and the cells they need are
+        free (a parked request is first in line); idle conversations are evicted for the cells."""
         admitted = False
         for job in list(self._waiting):
-            placed = self._slots.place(job.tokens, job.request.conversation)
+            conversation = job.request.conversation
+            need = self._slots.cells_needed(job.tokens, conversation) + 1  # and its first generated token
+            reserved = self._reserved()
+            if (
+                self._slots.free - reserved < need
+                and self._slots.reclaim(need + reserved, keep=conversation) - reserved < need
+            ):
+                break  # the next to go waits for cells; those behind it wait too, so it is not starved
+            placed = self._slots.place(job.tokens, conversation, parked=job.parked)
             if placed is None:
                 continue
             slot, kept = placed
-            job.cached = job.done_prompt = kept
+            resumed = job.parked is not None
+            job.done_prompt = kept
             self._waiting.remove(job)
             slot.job = job
             job.slot = slot
-            job.status = _PREFILLING
+            job.status = PREFILLING
             self._slots.touch(slot)
-            if job.sampler.penalized:  # penalties look back over the prompt too, as llama.cpp's server does
-                job.sampler.accept(job.tokens[-job.sampler.penalty_last_n :])
+            if resumed:
+                if job.first_at is None:  # parked while its prompt was evaluated: it goes on as new
+                    job.parked = None
+            else:
+                job.cached = kept
+                if (
+                    job.sampler.penalized
+                ):  # penalties look back over the prompt too, as llama.cpp's server does
+                    job.sampler.accept(job.tokens[-job.sampler.penalty_last_n :])
             self._active.append(job)
             admitted = True
         return admitted
+
+    def _reserved(self) -> int:
+        """Cells promised to prompts being evaluated: what they still have to evaluate."""
+        return sum(len(job.tokens) - job.done_prompt for job in self._active if job.status == PREFILLING)
+
+    def _make_room(self) -> bool:
+        """Free the cells this step needs (one per generating sequence, and a chunk of a prompt): idle
+        conversations are evicted first, then the newest running requests are parked."""
+        need = sum(1 for job in self._active if job.status == GENERATING)
+        prefilling = [job for job in self._active if job.status == PREFILLING]
+        if prefilling:
+            need += min(MIN_CHUNK, len(prefilling[0].tokens) - prefilling[0].done_prompt)
+        if self._slots.free >= need or self._slots.reclaim(need) >= need:
+            return False
+        while len(self._active) > 1 and self._slots.free < need:
+            job = self._active[-1]
+            need -= 1 if job.status == GENERATING else 0
+            self._park(job)
+        return True
+
+    def _park(self, job: Job) -> None:
+        """Take a running request off the pool (its cells saved or dropped) until cells free up; it is
+        first in line to come back, and goes on exactly where it stopped."""
+        slot = job.slot
+        assert slot is not None
+        parked = self._slots.park(slot)
+        self._parks += 1
+        if job.status == GENERATING:  # it comes back by evaluating what its sequence held
+            job.tokens = parked.tokens
+        job.parked = parked
+        slot.job = None
+        self._slots.touch(slot)
+        job.slot = None
+        self._active.remove(job)
+        job.status = PAUSED
+        self._waiting.insert(0, job)

@@ -1,28 +1,37 @@
-"""The sequences of a scheduler's context as slots: who keeps which, what each holds, what was saved.
+"""The sequences of a scheduler's context and the one pool of KV cells they share.
 
 Design choices, and why:
 
-- **Slots.** ``n_parallel`` sequences (``n_seq_max``), ``kv_unified`` off:
-  llama.cpp gives each sequence its own ``n_ctx_per_seq`` cells, which is
-  exactly Ollama's per-conversation ``num_ctx``. A long conversation cannot
-  eat the cells of the others, so no eviction is ever needed for lack of
-  cells, and llama.cpp notes that separate streams decode faster when the
-  sequences share no long prefix (the usual case for chats). The price: a
-  copy between sequences (``seq_cp``) copies a whole stream, so it is used
-  only when it saves a real prefix.
-- **Prefix reuse.** A conversation keeps its slot: a follow-up evaluates only
-  what follows the longest common prefix with what the slot holds
+- **One pool, many sequences.** The context's KV cache is unified
+  (``kv_unified``): every sequence takes cells from the same ``cells``, so a
+  short chat takes little and a long one can use all it may (its own limit
+  is the request's ``num_ctx``, kept by the scheduler). Ollama and llama.cpp's
+  server reserve ``num_ctx`` cells per slot, so a user who never set
+  ``num_parallel`` gets 1 to 4 conversations at once; a pool of the same
+  memory serves 16 or more short ones. Cells are counted here as the tokens
+  each sequence holds (a prefix copied between sequences shares its cells in
+  llama.cpp but is counted twice: the count never says there is room where
+  there is none).
+- **Admission waits for cells; the pool never fails a request.** A request is
+  admitted when the cells it needs are free, after evicting idle
+  conversations (``reclaim``). When the running sequences alone fill the
+  pool, the scheduler parks the newest one (``park``: its cells saved to host
+  memory on CPU, or simply dropped and evaluated again on a GPU) and resumes
+  it when cells free up.
+- **Prefix reuse.** A conversation keeps its sequence: a follow-up evaluates
+  only what follows the longest common prefix with what the sequence holds
   (``seq_rm`` from the divergence), so an edited or regenerated turn reuses
   everything before it. The last prompt token is always evaluated again, for
   its logits. A request with no conversation (HTTP clients send whole
-  message lists) takes the idle slot that shares the longest prefix; when the
-  best prefix sits in a busy or owned slot it is copied to a free one.
-- **Eviction.** More conversations than slots: the least recently used idle
-  slot is taken. On CPU its KV cells are saved to host memory
-  (``llama_state_seq_get_data``: 9 ms for 2,000 Gemma tokens, restore 2 ms,
-  against ~4 s to evaluate them again) within ``state_budget_bytes``, oldest
-  saved state dropped first; on a GPU they are simply dropped, since copying
-  400 MiB out costs as much as evaluating the history again there.
+  message lists) takes the idle sequence that shares the longest prefix; a
+  prefix held by another sequence is shared with ``seq_cp`` (in a unified
+  cache the cells are shared, not copied).
+- **Eviction.** The least recently used idle sequence gives up its cells. On
+  CPU they are saved to host memory (``llama_state_seq_get_data``: 9 ms for
+  2,000 Gemma tokens, restore 2 ms, against ~4 s to evaluate them again)
+  within ``state_budget_bytes``, oldest saved state dropped first; on a GPU
+  they are simply dropped, since copying 400 MiB out costs as much as
+  evaluating the history again there.
 
 Like the context, ``Slots`` is used on the compute thread only (``stats``
 reads it from others, a step old at worst).
@@ -76,14 +85,17 @@ class Slot(Generic[J]):
 
 
 class Slots(Generic[J]):
-    """The ``n`` slots of ``ctx``, the conversations that keep them and the states saved for evicted ones.
+    """The ``n`` sequences of ``ctx`` sharing ``cells`` KV cells, who keeps which, what was saved.
 
     ``save_states`` keeps an evicted conversation's cells in host memory,
     ``state_budget_bytes`` in all (the oldest saved state is dropped first).
     """
 
-    def __init__(self, ctx: Context, n: int, *, save_states: bool, state_budget_bytes: int) -> None:
+    def __init__(
+        self, ctx: Context, n: int, *, cells: int, save_states: bool, state_budget_bytes: int
+    ) -> None:
         self._ctx = ctx
+        self.cells = cells
         self.save_states = save_states
         self.state_budget_bytes = state_budget_bytes
         self._slots: list[Slot[J]] = [Slot(i) for i in range(n)]
@@ -95,15 +107,66 @@ class Slots(Generic[J]):
     def __iter__(self) -> Iterator[Slot[J]]:
         return iter(self._slots)
 
+    @property
+    def used(self) -> int:
+        """Cells the sequences hold (a shared prefix counted once per sequence: never too few)."""
+        return sum(len(slot.tokens) for slot in self._slots)
+
+    @property
+    def free(self) -> int:
+        return self.cells - self.used
+
+    def cells_needed(self, tokens: Sequence[int], conversation: str | None) -> int:
+        """Cells a prompt will add to the pool: what its conversation's sequence does not hold yet."""
+        slot = self._owners.get(conversation) if conversation is not None else None
+        held = len(slot.tokens) if slot is not None else 0
+        return max(1, len(tokens) - held)
+
+    def reclaim(self, need: int, *, keep: str | None = None) -> int:
+        """Evict idle sequences, least recently used first, until ``need`` cells are free; returns the free
+        count (less than ``need`` when every idle sequence is empty). ``keep``: a conversation whose
+        sequence is about to be used, evicted last."""
+        idle = sorted(
+            (slot for slot in self._slots if slot.job is None and slot.tokens),
+            key=lambda slot: (keep is not None and slot.owner == keep, slot.last_used),
+        )
+        free = self.free
+        for slot in idle:
+            if free >= need:
+                break
+            free += len(slot.tokens)
+            self._evict(slot, keep_cells=False)
+        return free
+
+    def park(self, slot: Slot[J]) -> SavedState:
+        """Free a running sequence's cells for others: what it holds (its tokens, and on CPU its cells'
+        data when the budget allows) comes back with ``place(..., parked=...)``."""
+        tokens = list(slot.tokens)
+        data = bytearray()
+        if self.save_states and tokens:
+            data = self._ctx.state_get(slot.seq)
+            if len(data) > self.state_budget_bytes:
+                data = bytearray()
+        owner = slot.owner
+        if owner is not None:
+            del self._owners[owner]
+            slot.owner = None
+        self._ctx.seq_rm(slot.seq, -1, -1)
+        slot.tokens = []
+        return SavedState(tokens, data)
+
     def touch(self, slot: Slot[J]) -> None:
         """The slot was just taken or freed: the last to be evicted among the idle ones."""
         self._clock += 1
         slot.last_used = self._clock
 
-    def place(self, tokens: list[int], conversation: str | None) -> tuple[Slot[J], int] | None:
+    def place(
+        self, tokens: list[int], conversation: str | None, *, parked: SavedState | None = None
+    ) -> tuple[Slot[J], int] | None:
         """Choose the slot for a prompt and set its KV cells up to the reusable prefix; None: wait for one.
 
         Returns the slot and how many of the prompt's tokens its cells already hold.
+        ``parked``: what ``park`` saved of this very request, restored first.
         """
         if conversation is not None and conversation in self._owners:
             slot = self._owners[conversation]
@@ -117,15 +180,18 @@ class Slots(Generic[J]):
         saved = self.saved.pop(conversation, None) if conversation is not None else None
         if saved is not None:
             self.saved_bytes -= len(saved.data)
+        if parked is not None and parked.data:
+            saved = parked
+        if saved is not None:
             self._evict(target, keep_cells=False)  # (saving the evicted one cannot drop this one now)
             restored = self._restore(saved, target)
         if not restored:
             source, shared = self._best_prefix(tokens, exclude=target)
             if source is not None and shared >= common_prefix(target.tokens, tokens) + MIN_COPY:
                 self._evict(target, keep_cells=False)
-                # a whole stream: the only copy llama.cpp makes between non-unified sequences
-                self._ctx.seq_cp(source.seq, target.seq)
-                target.tokens = list(source.tokens)
+                # in a unified cache the prefix's cells are shared by both sequences, not copied
+                self._ctx.seq_cp(source.seq, target.seq, 0, shared)
+                target.tokens = list(source.tokens[:shared])
             else:
                 self._evict(target, keep_cells=True)
         if conversation is not None:
@@ -227,7 +293,7 @@ class Slots(Generic[J]):
             self._ctx.state_set(slot.seq, saved.data)
             and self._ctx.seq_pos_max(slot.seq) == len(saved.tokens) - 1
         ):
-            slot.tokens = saved.tokens
+            slot.tokens = list(saved.tokens)  # a copy: the parked request keeps its own
             return True
         self._ctx.seq_rm(slot.seq, -1, -1)
         return False

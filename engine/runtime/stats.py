@@ -26,3 +26,7 @@ class SchedulerStats:
     tokens_per_second: float  # all running streams together
     n_ctx_per_seq: int
     n_parallel: int
+    kv_cells: int = 0  # the pool's size: the cells every sequence takes from
+    kv_used: int = 0  # cells held by the sequences (a shared prefix counted once per sequence)
+    paused: int = 0  # running requests parked for lack of cells, to resume when cells free up
+    parks: int = 0  # times a running request was parked, since the model was loaded

@@ -54,6 +54,7 @@ class LoadedModel:
                 model,
                 n_ctx_per_seq=settings.n_ctx,
                 n_parallel=settings.num_parallel,
+                kv_cells=settings.kv_cells or None,
                 n_threads=settings.n_threads,
                 n_batch=settings.n_batch,
                 flash_attn=settings.flash_attn,

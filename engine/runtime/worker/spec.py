@@ -18,12 +18,13 @@ class LoadSettings:
     """Load options with every automatic value decided: what the model is really loaded with."""
 
     n_ctx: int  # per conversation
-    num_parallel: int
+    num_parallel: int  # sequences decoded together
     n_gpu_layers: int
     n_threads: int
     n_batch: int
     kv_type: str
     flash_attn: str
+    kv_cells: int = 0  # the KV pool every sequence takes from; 0: n_ctx x num_parallel
 
 
 @dataclass(frozen=True)
