@@ -110,10 +110,15 @@ def _running(loaded: LoadedModel, manifest: Manifest | None, now: datetime) -> d
         "expires_at": expires.isoformat(),
         "size_vram": loaded.vram,
         "context_length": loaded.context,
-        # llamadeck's own, beside Ollama's fields: the slots (OLLAMA_NUM_PARALLEL) and the requests
-        # waiting for one (refused past OLLAMA_MAX_QUEUE)
+        # llamadeck's own, beside Ollama's fields: the sequences decoded together (OLLAMA_NUM_PARALLEL),
+        # those running, the requests waiting (refused past OLLAMA_MAX_QUEUE) or parked for lack of KV
+        # cells, and the KV pool they share
         "num_parallel": loaded.slots,
+        "sequences_busy": loaded.slots_busy,
         "queued": loaded.queued,
+        "paused": loaded.paused,
+        "kv_cells": loaded.kv_cells,
+        "kv_used": loaded.kv_used,
     }
 
 

@@ -65,6 +65,9 @@ class LoadedModel:
     expires_in: float | None  # seconds until keep-alive unloads it; None while in use or kept for ever
     manifest: Manifest | None = None  # what was loaded (the name may hold another model by now)
     pid: int | None = None  # its llama.cpp worker process
+    kv_cells: int = 0  # the KV pool its sequences share
+    kv_used: int = 0  # cells they hold now
+    paused: int = 0  # requests parked for lack of cells (they resume by themselves)
 
 
 def _default_machine() -> Machine:
@@ -420,6 +423,9 @@ class Engine(ModelLibrary):
                     expires_in=None if resident.expires_at is None else max(resident.expires_at - now, 0.0),
                     manifest=runtime.manifest,
                     pid=runtime.worker.pid,
+                    kv_cells=stats.kv_cells,
+                    kv_used=stats.kv_used,
+                    paused=stats.paused,
                 )
             )
         return rows

@@ -169,11 +169,26 @@ def cmd_ps(args: argparse.Namespace) -> int:
                 format_size(size),
                 processor,
                 str(m.get("context_length") or "-"),
+                _sequences(m),
                 ago_until(until),
             ]
         )
-    out(render_table(["NAME", "ID", "SIZE", "PROCESSOR", "CONTEXT", "UNTIL"], rows))
+    out(render_table(["NAME", "ID", "SIZE", "PROCESSOR", "CONTEXT", "SEQUENCES", "UNTIL"], rows))
     return 0
+
+
+def _sequences(row: dict[str, object]) -> str:
+    """Sequences running/at most, KV cells held/the pool, and what waits: "2/32 · kv 310/16384 · 1 queued".
+    "-" from a server that does not say (Ollama)."""
+    if "num_parallel" not in row:
+        return "-"
+    text = f"{row.get('sequences_busy', 0)}/{row['num_parallel']}"
+    if row.get("kv_cells"):
+        text += f" · kv {row.get('kv_used', 0)}/{row['kv_cells']}"
+    for key, label in (("queued", "queued"), ("paused", "parked")):
+        if row.get(key):
+            text += f" · {row[key]} {label}"
+    return text
 
 
 def cmd_stop(args: argparse.Namespace) -> int:

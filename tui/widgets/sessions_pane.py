@@ -20,7 +20,8 @@ from engine import visible
 if TYPE_CHECKING:
     from engine import Engine, LoadedModel
 
-COLUMNS = ("MODEL", "MEM", "GPU", "CTX", "SLOTS", "CHATS", "STATUS", "TOK/S", "UNTIL")  # UNTIL: as ollama ps
+# SEQS: sequences running / decoded together at most; KV: cells held / the pool; UNTIL: as ollama ps
+COLUMNS = ("MODEL", "MEM", "GPU", "CTX", "SEQS", "KV", "CHATS", "STATUS", "TOK/S", "UNTIL")
 
 
 def countdown(seconds: float | None, status: str) -> str:
@@ -28,6 +29,20 @@ def countdown(seconds: float | None, status: str) -> str:
         return "in use" if status != "idle" else "never"
     seconds = int(seconds)
     return f"{seconds // 60}:{seconds % 60:02d}"
+
+
+def format_count(n: int) -> str:
+    """1234 -> 1.2k, 16384 -> 16k: a token count that fits a narrow column."""
+    if n < 1000:
+        return str(n)
+    k = n / 1000
+    return f"{k:.1f}k" if k < 10 else f"{k:.0f}k"
+
+
+def status_text(row: LoadedModel) -> str:
+    """The status, with the requests waiting for a sequence and those parked for KV cells."""
+    queued = f" ({row.queued})" if row.queued else ""
+    return row.status + queued + (f", {row.paused} parked" if row.paused else "")
 
 
 def session_cells(row: LoadedModel) -> tuple[str, ...]:
@@ -39,8 +54,11 @@ def session_cells(row: LoadedModel) -> tuple[str, ...]:
         f"{row.gpu_layers}/{row.layers}",
         str(row.context),
         f"{row.slots_busy}/{row.slots}",
+        f"{format_count(row.kv_used)}/{format_count(row.kv_cells)}" if row.kv_cells else "-",
         str(len(row.conversations)),
-        row.status + (f" ({row.queued})" if row.queued else ""),
+        row.status
+        + (f" ({row.queued})" if row.queued else "")
+        + (f" {row.paused} parked" if row.paused else ""),
         f"{row.tokens_per_second:.1f}" if row.tokens_per_second else "-",
         countdown(row.expires_in, row.status),
     )
