@@ -38,11 +38,7 @@ class Converted:
     size: int
     arch: str
     tensors: int
-
-
-def is_hf_folder(path: Path) -> bool:
-    """True for a folder holding a Hugging Face model (config.json beside weights), not GGUF files."""
-    return path.is_dir() and (path / "config.json").is_file()
+    file_type: int  # gguf.LlamaFileType: 1 F16, 32 BF16
 
 
 def convert_folder(
@@ -78,7 +74,7 @@ def convert_folder(
     except BaseException:
         out.unlink(missing_ok=True)
         raise
-    return Converted(out, digest, out.stat().st_size, arch, len(layout.tensors))
+    return Converted(out, digest, out.stat().st_size, arch, len(layout.tensors), layout.file_type)
 
 
 def _write(
