@@ -180,3 +180,33 @@ def test_safetensors_writer_round_trips(tmp_path: Path) -> None:
     )
     (entry,) = read_st(tmp_path / "t.safetensors")
     assert (entry.name, entry.dtype, entry.shape, entry.nbytes) == ("w", "F32", (2, 3), 24)
+
+
+def test_gemma3_multimodal_checkpoint_converts_its_language_model(tmp_path: Path) -> None:
+    """Gemma 3 4B+ ships as Gemma3ForConditionalGeneration: text settings nested, tensors under
+    ``language_model.``, a vision tower beside them. The text model must come out as the text-only one."""
+    from engine.convert.safetensors import read_header as read_st
+
+    folder = write_tiny_hf(tmp_path / "mm", "gemma3")
+    config = json.loads((folder / "config.json").read_text())
+    nested = {
+        "architectures": ["Gemma3ForConditionalGeneration"],
+        "model_type": "gemma3",
+        "text_config": config,
+    }
+    (folder / "config.json").write_text(json.dumps(nested))
+    for shard in sorted(folder.glob("*.safetensors")):
+        renamed = {}
+        with open(shard, "rb") as f:
+            data = f.read()
+        for entry in read_st(shard):
+            raw = np.frombuffer(data[entry.start : entry.end], dtype=np.float32).reshape(entry.shape)
+            renamed["language_model." + entry.name] = (raw, entry.dtype)
+        if shard.name.startswith("model-00001"):
+            vision = "vision_tower.vision_model.embeddings.patch_embedding.weight"
+            renamed[vision] = (np.ones((4, 4), np.float32), "F32")
+        write_safetensors(shard, renamed)
+    path = convert_folder(folder, tmp_path / "mm.gguf").path
+    got, _ = _logits(path)
+    expected = np.array(REFERENCE["models"]["gemma3"]["logits"], dtype=np.float32)
+    assert float(np.abs(got - expected).max()) <= 0.02 * float(np.abs(expected).max())

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,7 @@ from engine.events import EventSink, Progress, Status, ignore
 from engine.store.transfer import HashingFile, ProgressMeter
 
 ALIGNMENT = 32
+_TENSOR_EVENTS_EVERY = 0.5  # seconds: the bytes meter reports every 0.1 s already
 _SIDE_FILES = ("config.json", "tokenizer_config.json", "generation_config.json", "special_tokens_map.json")
 
 
@@ -99,6 +101,7 @@ def _write(
     meter = ProgressMeter(sink, "converting", out.name, total)
     target = HashingFile(out, meter, cancel=cancel)  # hashes the header already written, then appends
     fds: dict[Path, int] = {}
+    started, reported = time.monotonic(), float("-inf")  # the first tensor is reported at once
     try:
         _pad(target)
         for i, t in enumerate(layout.tensors):
@@ -109,7 +112,12 @@ def _write(
             for piece in _tensor_bytes(t, fd):
                 target.write(piece)
             _pad(target)
-            sink(Progress("converting", out.name, i + 1, len(layout.tensors), 0.0, None, unit="tensors"))
+            now = time.monotonic()
+            if now - reported >= _TENSOR_EVENTS_EVERY or i + 1 == len(layout.tensors):
+                reported = now
+                rate = (i + 1) / max(now - started, 1e-6)
+                left = (len(layout.tensors) - i - 1) / rate
+                sink(Progress("converting", out.name, i + 1, len(layout.tensors), rate, left, unit="tensors"))
         meter.finish()
         return target.finish()
     except BaseException:
