@@ -69,3 +69,8 @@ def test_pickled_weights_are_never_downloaded(hub: FakeHub) -> None:
     with pytest.raises(NoGGUFInRepo, match="pickled PyTorch"):
         engine().pull("hf.co/acme/Pickled")
     assert hub.bytes_served["pytorch_model.bin"] == 0
+
+
+def test_listing_a_safetensors_repo_says_pull_converts_it(hub: FakeHub) -> None:
+    with pytest.raises(NoGGUFInRepo, match="converts its safetensors weights"):
+        engine().variants("hf.co/acme/Tiny-Qwen2")

@@ -142,7 +142,7 @@ def _tensor_bytes(t: OutTensor, fd: int) -> Any:
     source = t.source
     assert source is not None
     if t.transform == "permute":
-        data = _array(bytes(read_bytes(source, fd)), source.dtype)
+        data = _array(read_bytes(source, fd), source.dtype)
         yield _cast(_permute(data.reshape(source.shape), t.heads).reshape(-1), source.dtype, t.out_type)
         return
     row = source.shape[-1] if source.shape else 1
@@ -158,7 +158,7 @@ def _tensor_bytes(t: OutTensor, fd: int) -> Any:
             yield _cast(data, source.dtype, t.out_type)
 
 
-def _array(data: bytes, dtype: str) -> np.ndarray[Any, Any]:
+def _array(data: bytes | bytearray, dtype: str) -> np.ndarray[Any, Any]:
     kind = {"F32": np.float32, "F16": np.float16, "BF16": np.uint16}[dtype]
     assert len(data) % ITEM_SIZES[dtype] == 0
     return np.frombuffer(data, dtype=kind)

@@ -184,7 +184,9 @@ def survey(
         if listing.incomplete:
             raise NoGGUFInRepo(f"{repo} has only incomplete split models ({'; '.join(listing.incomplete)})")
         extra = " (only projector files)" if listing.projectors else ""
-        if listing.pickled:
+        if listing.convertible:
+            extra = f"; pull hf.co/{repo} converts its safetensors weights (to F16/BF16, or :QUANT)"
+        elif listing.pickled:
             extra = (
                 " and its weights are pickled PyTorch files, which llamadeck refuses (loading one runs code)"
             )
