@@ -30,6 +30,7 @@ ARCHITECTURES = {
     "MistralForCausalLM": "llama",
     "Qwen2ForCausalLM": "qwen2",
     "Qwen3ForCausalLM": "qwen3",
+    "Gemma2ForCausalLM": "gemma2",
     "Gemma3ForCausalLM": "gemma3",
     "Gemma3ForConditionalGeneration": "gemma3",
     "Phi3ForCausalLM": "phi3",
@@ -115,10 +116,11 @@ def plan(hf: str, arch: str, hp: dict[str, Any], tensors: Mapping[str, TensorEnt
     for name, entry in tensors.items():
         if any(s in name for s in _SKIPPED):
             continue
-        source = name.removeprefix("language_model.") if arch == "gemma3" else name
+        gemma = arch in ("gemma2", "gemma3")
+        source = name.removeprefix("language_model.") if gemma else name
         if arch == "gemma3" and source.startswith("model.language_model."):
             source = "model." + source.removeprefix("model.language_model.")
-        if arch == "gemma3" and source == "lm_head.weight":
+        if gemma and source == "lm_head.weight":
             continue  # tied to the embeddings: llama.cpp reads token_embd
         new = names.get_name(source, try_suffixes=(".weight", ".bias"))
         if new is None:
@@ -130,7 +132,7 @@ def plan(hf: str, arch: str, hp: dict[str, Any], tensors: Mapping[str, TensorEnt
         transform, heads = None, 0
         if arch == "llama" and new.endswith(("attn_q.weight", "attn_k.weight")):
             transform, heads = "permute", n_head if new.endswith("attn_q.weight") else n_kv
-        if arch == "gemma3" and new.endswith("norm.weight"):
+        if gemma and new.endswith("norm.weight"):
             transform = "plus_one"
         one_d = len(entry.shape) <= 1 or new.endswith("_norm.weight")
         out.append(OutTensor(new, entry.shape, "F32" if one_d else sixteen, entry, transform, heads))
@@ -217,10 +219,10 @@ def _metadata(
     w.add_head_count_kv(n_kv)
     if (eps := _float(hp, "rms_norm_eps")) is not None:
         w.add_layer_norm_rms_eps(eps)
-    default_base = 1_000_000.0 if arch == "gemma3" else None
+    default_base = {"gemma3": 1_000_000.0, "gemma2": 10_000.0}.get(arch)
     if (theta := _float(hp, "rope_theta", default_base)) is not None:
         w.add_rope_freq_base(theta)
-    if "head_dim" in hp or arch == "gemma3":
+    if "head_dim" in hp or arch in ("gemma2", "gemma3"):
         w.add_key_length(head_dim)
         w.add_value_length(head_dim)
     if arch == "llama":
@@ -232,8 +234,11 @@ def _metadata(
         w.add_rope_scaling_orig_ctx_len(
             _int(hp, "original_max_position_embeddings", "max_position_embeddings", default=4096)
         )
-    if arch in ("gemma3", "phi3") and isinstance(hp.get("sliding_window"), int):
+    if arch in ("gemma2", "gemma3", "phi3") and isinstance(hp.get("sliding_window"), int):
         w.add_sliding_window(hp["sliding_window"])
+    if arch == "gemma2":  # llama.cpp caps scores and logits as Gemma 2 was trained
+        w.add_attn_logit_softcapping(_float(hp, "attn_logit_softcapping", 50.0))
+        w.add_final_logit_softcapping(_float(hp, "final_logit_softcapping", 30.0))
     scaling = hp.get("rope_scaling")
     if isinstance(scaling, dict):
         kind = str(scaling.get("rope_type", scaling.get("type", ""))).lower()

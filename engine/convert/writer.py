@@ -69,8 +69,8 @@ def convert_folder(
     layout = plan(hf, arch, hp, tensors)
     vocab_size = hp.get("vocab_size") if isinstance(hp.get("vocab_size"), int) else None
     vocab = load_vocab(folder, vocab_size)
-    if arch == "gemma3":
-        vocab = replace(vocab, add_space_prefix=False)  # as llama.cpp's Gemma3Model.set_vocab
+    if arch in ("gemma2", "gemma3"):
+        vocab = replace(vocab, add_space_prefix=False)  # as llama.cpp's Gemma2Model/Gemma3Model.set_vocab
     try:
         digest = _write(out, folder, layout, vocab, name or folder.name, on_event, cancel)
     except BaseException:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import shutil
 import struct
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -68,6 +69,13 @@ MODELS: dict[str, tuple[dict[str, Any], str, str, int]] = {
          "bos_token_id": 2, "eos_token_id": 1, "pad_token_id": 0, "tie_word_embeddings": True},
         "F32", "spm", 6,
     ),
+    "gemma2": (
+        {"architectures": ["Gemma2ForCausalLM"], "model_type": "gemma2", "rope_theta": 10000.0,
+         "head_dim": HEAD_DIM, "query_pre_attn_scalar": HEAD_DIM, "sliding_window": 512,
+         "hidden_activation": "gelu_pytorch_tanh", "final_logit_softcapping": 30.0, "attn_logit_softcapping": 50.0,
+         "bos_token_id": 2, "eos_token_id": 1, "pad_token_id": 0, "tie_word_embeddings": True},
+        "BF16", "spm", 2,
+    ),
     "phi3": (
         {"architectures": ["Phi3ForCausalLM"], "model_type": "phi3", "rope_theta": 10000.0,
          "original_max_position_embeddings": 512, "partial_rotary_factor": 1.0, "sliding_window": None,
@@ -114,7 +122,7 @@ def _weights(arch: str, layers: int, rng: np.random.Generator) -> dict[str, np.n
         return (rng.standard_normal(shape) * scale).astype(np.float32)
 
     def norm() -> np.ndarray[Any, Any]:
-        base = 0.0 if arch == "gemma3" else 1.0  # Gemma's norms scale by 1 + w
+        base = 0.0 if arch.startswith("gemma") else 1.0  # Gemma's norms scale by 1 + w
         return (base + rng.standard_normal(HIDDEN) * 0.1).astype(np.float32)
 
     q_out, kv_out = HEADS * HEAD_DIM, KV_HEADS * HEAD_DIM
@@ -146,11 +154,11 @@ def _weights(arch: str, layers: int, rng: np.random.Generator) -> dict[str, np.n
             out[p + "self_attn.k_norm.weight"] = (base + rng.standard_normal(HEAD_DIM) * 0.1).astype(
                 np.float32
             )
-        if arch == "gemma3":
+        if arch.startswith("gemma"):
             out[p + "pre_feedforward_layernorm.weight"] = norm()
             out[p + "post_feedforward_layernorm.weight"] = norm()
     out["model.norm.weight"] = norm()
-    if not MODELS[arch][0].get("tie_word_embeddings", arch == "gemma3"):
+    if not MODELS[arch][0].get("tie_word_embeddings", False):
         out["lm_head.weight"] = w(VOCAB, HIDDEN)
     return out
 
@@ -159,7 +167,7 @@ def write_tiny_hf(folder: Path, arch: str, *, seed: int = 0) -> Path:
     """A tiny random ``arch`` model in Hugging Face's layout in ``folder``; returns the folder."""
     extra, dtype, tokenizer, layers = MODELS[arch]
     folder.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng([seed, sorted(MODELS).index(arch)])
+    rng = np.random.default_rng([seed, zlib.crc32(arch.encode())])
     weights = _weights(arch, layers, rng)
     config = {
         "hidden_size": HIDDEN, "intermediate_size": FFN, "num_attention_heads": HEADS,
