@@ -73,7 +73,8 @@ MODELS: dict[str, tuple[dict[str, Any], str, str, int]] = {
         {"architectures": ["Gemma2ForCausalLM"], "model_type": "gemma2", "rope_theta": 10000.0,
          "head_dim": HEAD_DIM, "query_pre_attn_scalar": HEAD_DIM, "sliding_window": 512,
          "hidden_activation": "gelu_pytorch_tanh", "final_logit_softcapping": 30.0,
-         "attn_logit_softcapping": 50.0, "bos_token_id": 2, "eos_token_id": 1, "pad_token_id": 0, "tie_word_embeddings": True},
+         "attn_logit_softcapping": 50.0, "bos_token_id": 2, "eos_token_id": 1, "pad_token_id": 0,
+         "tie_word_embeddings": True},
         "BF16", "spm", 2,
     ),
     "phi3": (
