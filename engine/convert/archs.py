@@ -15,6 +15,7 @@ default ``--outtype``).
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -28,6 +29,7 @@ from engine.text import one_line
 ARCHITECTURES = {
     "LlamaForCausalLM": "llama",
     "MistralForCausalLM": "llama",
+    "MixtralForCausalLM": "llama",
     "Qwen2ForCausalLM": "qwen2",
     "Qwen3ForCausalLM": "qwen3",
     "Gemma2ForCausalLM": "gemma2",
@@ -35,6 +37,7 @@ ARCHITECTURES = {
     "Gemma3ForConditionalGeneration": "gemma3",
     "Phi3ForCausalLM": "phi3",
 }
+_EXPERT = re.compile(r"model\.layers\.(\d+)\.block_sparse_moe\.experts\.(\d+)\.(w[123])\.weight")
 _SKIPPED = ("rotary_emb.inv_freq", "vision_tower.", "multi_modal_projector.", "vision_model.")
 
 
@@ -53,6 +56,7 @@ class OutTensor:
     transform: str | None = None  # "permute" (q/k rows, needs ``heads``), "plus_one"
     heads: int = 0
     data: np.ndarray[Any, Any] | None = None
+    parts: tuple[TensorEntry, ...] = ()  # experts stacked into one tensor, written one after another
 
     @property
     def nbytes(self) -> int:
@@ -112,9 +116,9 @@ def plan(hf: str, arch: str, hp: dict[str, Any], tensors: Mapping[str, TensorEnt
     model_arch = gguf.MODEL_ARCH[arch.upper()]
     names = gguf.get_tensor_name_map(model_arch, n_layers)
     sixteen = _sixteen_bit(tensors)
-    out: list[OutTensor] = []
+    out: list[OutTensor] = _experts(tensors, names, hp, sixteen)
     for name, entry in tensors.items():
-        if any(s in name for s in _SKIPPED):
+        if any(s in name for s in _SKIPPED) or _EXPERT.fullmatch(name):
             continue
         gemma = arch in ("gemma2", "gemma3")
         source = name.removeprefix("language_model.") if gemma else name
@@ -134,7 +138,7 @@ def plan(hf: str, arch: str, hp: dict[str, Any], tensors: Mapping[str, TensorEnt
             transform, heads = "permute", n_head if new.endswith("attn_q.weight") else n_kv
         if gemma and new.endswith("norm.weight"):
             transform = "plus_one"
-        one_d = len(entry.shape) <= 1 or new.endswith("_norm.weight")
+        one_d = len(entry.shape) <= 1 or new.endswith(("_norm.weight", "ffn_gate_inp.weight"))
         out.append(OutTensor(new, entry.shape, "F32" if one_d else sixteen, entry, transform, heads))
     have = {t.name for t in out}
     if arch == "phi3" and "output.weight" not in have and "token_embd.weight" in have:
@@ -150,6 +154,33 @@ def plan(hf: str, arch: str, hp: dict[str, Any], tensors: Mapping[str, TensorEnt
         w.add_file_type(int(file_type))
 
     return Plan(arch, hp, out, int(file_type), metadata)
+
+
+def _experts(
+    tensors: Mapping[str, TensorEntry], names: Any, hp: Mapping[str, Any], sixteen: str
+) -> list[OutTensor]:
+    """Mixtral's per-expert w1/w2/w3 stacked into llama.cpp's ``ffn_{gate,down,up}_exps`` (expert-major)."""
+    groups: dict[tuple[int, str], dict[int, TensorEntry]] = {}
+    for name, entry in tensors.items():
+        if match := _EXPERT.fullmatch(name):
+            groups.setdefault((int(match[1]), match[3]), {})[int(match[2])] = entry
+    if not groups:
+        return []
+    count = _int(hp, "num_local_experts")
+    out = []
+    for (layer, which), experts in sorted(groups.items()):
+        parts = tuple(experts.get(i) for i in range(count))
+        if None in parts or len(experts) != count or len({(p.shape, p.dtype) for p in experts.values()}) != 1:
+            raise InvalidInput(f"layer {layer}'s experts ({which}) are not {count} tensors of one shape")
+        first = parts[0]
+        assert first is not None
+        new = names.get_name(
+            f"model.layers.{layer}.block_sparse_moe.experts.{which}.weight", try_suffixes=(".weight",)
+        )
+        if new is None or first.dtype not in ("F32", "F16", "BF16"):
+            raise InvalidInput(f"cannot convert layer {layer}'s experts ({which}, {first.dtype})")
+        out.append(OutTensor(new, (count, *first.shape), sixteen, first, parts=parts))  # type: ignore[arg-type]
+    return out
 
 
 def _sixteen_bit(tensors: Mapping[str, TensorEntry]) -> str:
@@ -225,6 +256,10 @@ def _metadata(
     if "head_dim" in hp or arch in ("gemma2", "gemma3"):
         w.add_key_length(head_dim)
         w.add_value_length(head_dim)
+    if (experts := hp.get("num_local_experts")) is not None:
+        w.add_expert_count(_int(hp, "num_local_experts"))
+        w.add_expert_used_count(_int(hp, "num_experts_per_tok"))
+        del experts
     if arch == "llama":
         w.add_vocab_size(_int(hp, "vocab_size"))
         w.add_rope_dimension_count(head_dim)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,14 @@ import numpy as np
 
 from engine.cancel import NEVER, CancelToken
 from engine.convert.archs import OutTensor, architecture, plan
-from engine.convert.safetensors import ITEM_SIZES, read_bytes, read_chunks, read_tensors, weight_files
+from engine.convert.safetensors import (
+    ITEM_SIZES,
+    TensorEntry,
+    read_bytes,
+    read_chunks,
+    read_tensors,
+    weight_files,
+)
 from engine.convert.vocab import MAX_TOKENIZER_FILE, add_vocab, load_vocab, read_json
 from engine.errors import InvalidInput
 from engine.events import EventSink, Progress, Status, ignore
@@ -101,15 +109,18 @@ def _write(
     meter = ProgressMeter(sink, "converting", out.name, total)
     target = HashingFile(out, meter, cancel=cancel)  # hashes the header already written, then appends
     fds: dict[Path, int] = {}
+
+    def fd_of(path: Path) -> int:
+        if path not in fds:
+            fds[path] = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        return fds[path]
+
     started, reported = time.monotonic(), float("-inf")  # the first tensor is reported at once
     try:
         _pad(target)
         for i, t in enumerate(layout.tensors):
             cancel.check()
-            if t.source is not None and t.source.path not in fds:
-                fds[t.source.path] = os.open(t.source.path, os.O_RDONLY | os.O_CLOEXEC)
-            fd = fds[t.source.path] if t.source is not None else -1
-            for piece in _tensor_bytes(t, fd):
+            for piece in _tensor_bytes(t, fd_of):
                 target.write(piece)
             _pad(target)
             now = time.monotonic()
@@ -134,7 +145,7 @@ def _pad(target: HashingFile) -> None:
         target.write(bytes(extra))
 
 
-def _tensor_bytes(t: OutTensor, fd: int) -> Any:
+def _tensor_bytes(t: OutTensor, fd_of: Callable[[Path], int]) -> Any:
     """The tensor's bytes in GGUF's type, in pieces."""
     if t.data is not None:
         yield np.ascontiguousarray(t.data, dtype=np.float32).tobytes()
@@ -142,9 +153,14 @@ def _tensor_bytes(t: OutTensor, fd: int) -> Any:
     source = t.source
     assert source is not None
     if t.transform == "permute":
-        data = _array(read_bytes(source, fd), source.dtype)
+        data = _array(read_bytes(source, fd_of(source.path)), source.dtype)
         yield _cast(_permute(data.reshape(source.shape), t.heads).reshape(-1), source.dtype, t.out_type)
         return
+    for part in t.parts or (source,):
+        yield from _part_bytes(t, part, fd_of(part.path))
+
+
+def _part_bytes(t: OutTensor, source: TensorEntry, fd: int) -> Any:
     row = source.shape[-1] if source.shape else 1
     for chunk in read_chunks(source, fd, row):
         if source.dtype == t.out_type and t.transform is None:

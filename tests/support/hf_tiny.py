@@ -51,6 +51,12 @@ MODELS: dict[str, tuple[dict[str, Any], str, str, int]] = {
          "sliding_window": None},
         "F32", "llama-bpe", 2,
     ),
+    "mixtral": (
+        {"architectures": ["MixtralForCausalLM"], "model_type": "mixtral", "rope_theta": 1000000.0,
+         "num_local_experts": 4, "num_experts_per_tok": 2, "router_jitter_noise": 0.0,
+         "sliding_window": None},
+        "BF16", "llama-bpe", 2,
+    ),
     "qwen2": (
         {"architectures": ["Qwen2ForCausalLM"], "model_type": "qwen2", "rope_theta": 1000000.0,
          "tie_word_embeddings": True},
@@ -135,14 +141,22 @@ def _weights(arch: str, layers: int, rng: np.random.Generator) -> dict[str, np.n
         if arch == "phi3":
             out[p + "self_attn.qkv_proj.weight"] = w(q_out + 2 * kv_out, HIDDEN)
             out[p + "mlp.gate_up_proj.weight"] = w(2 * FFN, HIDDEN)
-        else:
+        elif arch == "mixtral":
+            out[p + "block_sparse_moe.gate.weight"] = w(4, HIDDEN, scale=0.5)
+            for x in range(4):
+                out[p + f"block_sparse_moe.experts.{x}.w1.weight"] = w(FFN, HIDDEN)
+                out[p + f"block_sparse_moe.experts.{x}.w2.weight"] = w(HIDDEN, FFN)
+                out[p + f"block_sparse_moe.experts.{x}.w3.weight"] = w(FFN, HIDDEN)
+        if arch != "phi3":
             out[p + "self_attn.q_proj.weight"] = w(q_out, HIDDEN)
             out[p + "self_attn.k_proj.weight"] = w(kv_out, HIDDEN)
             out[p + "self_attn.v_proj.weight"] = w(kv_out, HIDDEN)
+        if arch not in ("phi3", "mixtral"):
             out[p + "mlp.gate_proj.weight"] = w(FFN, HIDDEN)
             out[p + "mlp.up_proj.weight"] = w(FFN, HIDDEN)
         out[p + "self_attn.o_proj.weight"] = w(HIDDEN, q_out)
-        out[p + "mlp.down_proj.weight"] = w(HIDDEN, FFN)
+        if arch != "mixtral":
+            out[p + "mlp.down_proj.weight"] = w(HIDDEN, FFN)
         if arch == "qwen2":
             out[p + "self_attn.q_proj.bias"] = w(q_out, scale=0.1)
             out[p + "self_attn.k_proj.bias"] = w(kv_out, scale=0.1)
