@@ -169,17 +169,16 @@ def _experts(
     count = _int(hp, "num_local_experts")
     out = []
     for (layer, which), experts in sorted(groups.items()):
-        parts = tuple(experts.get(i) for i in range(count))
-        if None in parts or len(experts) != count or len({(p.shape, p.dtype) for p in experts.values()}) != 1:
+        if set(experts) != set(range(count)) or len({(p.shape, p.dtype) for p in experts.values()}) != 1:
             raise InvalidInput(f"layer {layer}'s experts ({which}) are not {count} tensors of one shape")
+        parts = tuple(experts[i] for i in range(count))
         first = parts[0]
-        assert first is not None
         new = names.get_name(
             f"model.layers.{layer}.block_sparse_moe.experts.{which}.weight", try_suffixes=(".weight",)
         )
         if new is None or first.dtype not in ("F32", "F16", "BF16"):
             raise InvalidInput(f"cannot convert layer {layer}'s experts ({which}, {first.dtype})")
-        out.append(OutTensor(new, (count, *first.shape), sixteen, first, parts=parts))  # type: ignore[arg-type]
+        out.append(OutTensor(new, (count, *first.shape), sixteen, first, parts=parts))
     return out
 
 
