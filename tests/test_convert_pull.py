@@ -74,3 +74,14 @@ def test_pickled_weights_are_never_downloaded(hub: FakeHub) -> None:
 def test_listing_a_safetensors_repo_says_pull_converts_it(hub: FakeHub) -> None:
     with pytest.raises(NoGGUFInRepo, match="converts its safetensors weights"):
         engine().variants("hf.co/acme/Tiny-Qwen2")
+
+
+def test_cli_pull_of_a_safetensors_repo_then_run(hub: FakeHub) -> None:
+    from tests.support.cli import assert_one_line_error, llamadeck
+
+    pulled = llamadeck("pull", "hf.co/acme/Tiny-Qwen2", hub=hub)
+    assert pulled.returncode == 0, pulled.stderr
+    assert "converting Tiny-Qwen2.gguf" in pulled.stderr and "success" in pulled.stderr + pulled.stdout
+    ran = llamadeck("run", "hf.co/acme/Tiny-Qwen2:F16", "Hi", "-n", "2", hub=hub)
+    assert ran.returncode == 0, ran.stderr
+    assert_one_line_error(llamadeck("pull", "hf.co/acme/Pickled", hub=hub), "pickled PyTorch")
