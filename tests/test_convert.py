@@ -210,3 +210,23 @@ def test_gemma3_multimodal_checkpoint_converts_its_language_model(tmp_path: Path
     got, _ = _logits(path)
     expected = np.array(REFERENCE["models"]["gemma3"]["logits"], dtype=np.float32)
     assert float(np.abs(got - expected).max()) <= 0.02 * float(np.abs(expected).max())
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "match"),
+    [
+        ("num_hidden_layers", 10**9, "num_hidden_layers is 1,000,000,000"),
+        ("vocab_size", 2**31 - 1, "vocab_size is 2,147,483,647"),
+        ("num_hidden_layers", 3, "lack layer 2 of 3"),
+        ("hidden_size", "64", "lacks hidden_size"),
+    ],
+)
+def test_a_config_that_would_build_too_much_or_does_not_fit_the_weights_is_refused(
+    tmp_path: Path, key: str, value: object, match: str
+) -> None:
+    folder = write_tiny_hf(tmp_path / "m", "qwen3")
+    config = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**config, key: value}))
+    with pytest.raises(InvalidInput, match=match):
+        convert_folder(folder, tmp_path / "x.gguf")
+    assert not (tmp_path / "x.gguf").exists()

@@ -37,6 +37,8 @@ ARCHITECTURES = {
     "Gemma3ForConditionalGeneration": "gemma3",
     "Phi3ForCausalLM": "phi3",
 }
+MAX_LAYERS = 1024  # the deepest published models have ~130: a bound on what a config may make us build
+MAX_EXPERTS = 1024
 _EXPERT = re.compile(r"model\.layers\.(\d+)\.block_sparse_moe\.experts\.(\d+)\.(w[123])\.weight")
 _SKIPPED = ("rotary_emb.inv_freq", "vision_tower.", "multi_modal_projector.", "vision_model.")
 
@@ -97,6 +99,12 @@ def _int(hp: Mapping[str, Any], *keys: str, default: int | None = None) -> int:
     raise InvalidInput(f"config.json lacks {keys[0]} (a positive integer)")
 
 
+def _bounded(value: int, most: int, key: str) -> int:
+    if value > most:
+        raise InvalidInput(f"config.json's {key} is {value:,}; llamadeck converts models of at most {most:,}")
+    return value
+
+
 def _float(hp: Mapping[str, Any], key: str, default: float | None = None) -> float | None:
     value = hp.get(key)
     if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
@@ -108,7 +116,7 @@ def plan(hf: str, arch: str, hp: dict[str, Any], tensors: Mapping[str, TensorEnt
     """The GGUF this model becomes: its tensors in order, its metadata writer, its file type."""
     import gguf
 
-    n_layers = _int(hp, "num_hidden_layers", "n_layer")
+    n_layers = _bounded(_int(hp, "num_hidden_layers", "n_layer"), MAX_LAYERS, "num_hidden_layers")
     n_head = _int(hp, "num_attention_heads", "n_head")
     n_kv = _int(hp, "num_key_value_heads", default=n_head)
     n_embd = _int(hp, "hidden_size", "n_embd")
@@ -166,7 +174,7 @@ def _experts(
             groups.setdefault((int(match[1]), match[3]), {})[int(match[2])] = entry
     if not groups:
         return []
-    count = _int(hp, "num_local_experts")
+    count = _bounded(_int(hp, "num_local_experts"), MAX_EXPERTS, "num_local_experts")
     out = []
     for (layer, which), experts in sorted(groups.items()):
         if set(experts) != set(range(count)) or len({(p.shape, p.dtype) for p in experts.values()}) != 1:
@@ -193,7 +201,8 @@ def _check_layers(out: list[OutTensor], n_layers: int) -> None:
     names = {t.name for t in out}
     if "token_embd.weight" not in names:
         raise InvalidInput("the weights have no token embeddings (model.embed_tokens): not a whole model")
-    missing = [i for i in range(n_layers) if not any(n.startswith(f"blk.{i}.") for n in names)]
+    present = {int(n.split(".")[1]) for n in names if n.startswith("blk.") and n.split(".")[1].isdigit()}
+    missing = [i for i in range(n_layers) if i not in present]
     if missing:
         raise InvalidInput(f"the weights lack layer {missing[0]} of {n_layers}: are all the files there?")
 

@@ -132,6 +132,10 @@ def _size(ids: Any, vocab_size: int | None) -> int:
     largest = max(ids, default=-1) + 1
     if largest == 0:
         raise InvalidInput("the tokenizer has no tokens")
+    if vocab_size is not None and vocab_size > MAX_VOCAB:
+        raise InvalidInput(
+            f"config.json's vocab_size is {vocab_size:,}; llamadeck converts at most {MAX_VOCAB:,}"
+        )
     if vocab_size is not None and largest > vocab_size:
         raise InvalidInput(
             f"the tokenizer has token id {largest - 1} but config.json's vocab_size is {vocab_size}"
