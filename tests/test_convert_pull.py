@@ -72,8 +72,11 @@ def test_pickled_weights_are_never_downloaded(hub: FakeHub) -> None:
 
 
 def test_listing_a_safetensors_repo_says_pull_converts_it(hub: FakeHub) -> None:
-    with pytest.raises(NoGGUFInRepo, match="converts its safetensors weights"):
-        engine().variants("hf.co/acme/Tiny-Qwen2")
+    from tests.support.cli import llamadeck
+
+    assert engine().variants("hf.co/acme/Tiny-Qwen2") == []  # the TUI's pull screen pulls at once then
+    listed = llamadeck("pull", "--list", "hf.co/acme/Tiny-Qwen2", hub=hub)
+    assert listed.returncode == 0 and "pull converts the safetensors weights" in listed.stdout
 
 
 def test_cli_pull_of_a_safetensors_repo_then_run(hub: FakeHub) -> None:

@@ -136,6 +136,10 @@ def install(
     return manifest
 
 
+class Convertible(NoGGUFInRepo):
+    """The repo has no GGUF files but safetensors weights that pull converts: it has no variants to list."""
+
+
 @dataclass(frozen=True)
 class Survey:
     """What a repository offers and what this machine can take, before any download."""
@@ -185,8 +189,8 @@ def survey(
             raise NoGGUFInRepo(f"{repo} has only incomplete split models ({'; '.join(listing.incomplete)})")
         extra = " (only projector files)" if listing.projectors else ""
         if listing.convertible:
-            extra = f"; pull hf.co/{repo} converts its safetensors weights (to F16/BF16, or :QUANT)"
-        elif listing.pickled:
+            raise Convertible(f"{repo} has no GGUF model files; pulling it converts its safetensors weights")
+        if listing.pickled:
             extra = (
                 " and its weights are pickled PyTorch files, which llamadeck refuses (loading one runs code)"
             )
