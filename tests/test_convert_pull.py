@@ -88,3 +88,38 @@ def test_cli_pull_of_a_safetensors_repo_then_run(hub: FakeHub) -> None:
     ran = llamadeck("run", "hf.co/acme/Tiny-Qwen2:F16", "Hi", "-n", "2", hub=hub)
     assert ran.returncode == 0, ran.stderr
     assert_one_line_error(llamadeck("pull", "hf.co/acme/Pickled", hub=hub), "pickled PyTorch")
+
+
+def test_the_tui_pull_screen_converts_a_safetensors_repo(
+    hub: FakeHub, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import asyncio
+    import time
+
+    from tests.support.pilot import settle
+    from tui.app import LlamadeckApp
+    from tui.screens.pull import PullScreen
+
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    eng = engine()
+
+    async def drive() -> None:
+        app = LlamadeckApp(eng)
+        async with app.run_test(size=(80, 24)) as pilot:
+            await settle(app, pilot)
+            await pilot.press("p")
+            await pilot.pause()
+            assert isinstance(app.screen, PullScreen)
+            await pilot.press(*"acme/Tiny-Qwen2", "enter")  # no variants to choose: it pulls at once
+            deadline = time.monotonic() + 60
+            while isinstance(app.screen, PullScreen):
+                assert time.monotonic() < deadline, "the pull did not finish"
+                await pilot.pause(0.05)
+            await settle(app, pilot)
+
+    try:
+        asyncio.run(asyncio.wait_for(drive(), 120))
+        assert [m.reference for m in eng.list_models()] == ["hf.co/acme/Tiny-Qwen2:F16"]
+    finally:
+        eng.close()
