@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -107,7 +106,9 @@ def child(what: str, source: str, out: str) -> None:
         os.environ["LLAMADECK_HOME"] = out
         Engine().create("bench", f"FROM {source}\n", base_dir=Path(source).parent)
     seconds = time.perf_counter() - start
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    # VmHWM, not ru_maxrss: Linux carries ru_maxrss over from the forking parent across execve
+    status = Path("/proc/self/status").read_text()
+    rss = next(int(line.split()[1]) * 1024 for line in status.splitlines() if line.startswith("VmHWM:"))
     print(json.dumps({"seconds": seconds, "rss": rss}))
 
 
