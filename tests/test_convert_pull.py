@@ -123,3 +123,19 @@ def test_the_tui_pull_screen_converts_a_safetensors_repo(
         assert [m.reference for m in eng.list_models()] == ["hf.co/acme/Tiny-Qwen2:F16"]
     finally:
         eng.close()
+
+
+def test_weights_kept_in_lfs_are_checked_by_their_sha256(
+    folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.support import fake_hub_repos
+
+    monkeypatch.setattr(fake_hub_repos, "LFS_THRESHOLD", 0)  # as on the real Hub: every file in LFS
+    with FakeHub() as fake, fake.patch_endpoint():
+        fake.add_repo("acme/Lfs", {p.name: p for p in folder.iterdir()})
+        shard = sorted(p.name for p in folder.glob("*.safetensors"))[0]
+        fake.fault(shard, "corrupt")
+        with pytest.raises(IntegrityError, match=f"sha256 mismatch for {shard}"):
+            engine().pull("hf.co/acme/Lfs")
+        fake.clear_faults()
+        assert engine().pull("hf.co/acme/Lfs").architecture == "qwen2"
