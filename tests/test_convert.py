@@ -230,3 +230,13 @@ def test_a_config_that_would_build_too_much_or_does_not_fit_the_weights_is_refus
     with pytest.raises(InvalidInput, match=match):
         convert_folder(folder, tmp_path / "x.gguf")
     assert not (tmp_path / "x.gguf").exists()
+
+
+def test_an_oversized_tokenizer_file_is_refused_unread(tmp_path: Path) -> None:
+    folder = write_tiny_hf(
+        tmp_path / "g", "gemma3"
+    )  # SentencePiece: tokenizer.json is read by SpecialVocab only
+    with open(folder / "tokenizer.json", "wb") as f:
+        f.truncate(65 * 1024 * 1024)  # sparse: no disk used
+    with pytest.raises(InvalidInput, match="tokenizer.json is larger than"):
+        convert_folder(folder, tmp_path / "x.gguf")

@@ -38,7 +38,10 @@ from engine.store.transfer import HashingFile, ProgressMeter
 
 ALIGNMENT = 32
 _TENSOR_EVENTS_EVERY = 0.5  # seconds: the bytes meter reports every 0.1 s already
-_SIDE_FILES = ("config.json", "tokenizer_config.json", "generation_config.json", "special_tokens_map.json")
+_SIDE_FILES = (  # every small file the converter or gguf.SpecialVocab reads: bounded before any is read
+    "config.json", "tokenizer.json", "tokenizer_config.json", "generation_config.json",
+    "special_tokens_map.json", "chat_template.json", "chat_template.jinja", "merges.txt", "added_tokens.json",
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
