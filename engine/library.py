@@ -149,13 +149,19 @@ class ModelLibrary:
     def variants(
         self, reference: str, *, on_event: EventSink = ignore, cancel: CancelToken = NEVER
     ) -> list[VariantFit]:
-        """A Hub repository's quantizations, each with its memory estimate and whether it fits here."""
+        """A Hub repository's quantizations, each with its memory estimate and whether it fits here.
+
+        Empty for a repository with safetensors weights and no GGUF: pulling it converts them.
+        """
         from engine.ingest import pull
 
         ref = parse_ref(reference)
         if not isinstance(ref, HubRef):
             raise InvalidReference(f"{ref} is not a Hugging Face reference (hf.co/ORG/REPO)")
-        return pull.survey(ref.repo, on_event, self._machine, token=self.token, cancel=cancel).fits()
+        try:
+            return pull.survey(ref.repo, on_event, self._machine, token=self.token, cancel=cancel).fits()
+        except pull.Convertible:
+            return []  # safetensors only: pull converts it (to F16/BF16, or the quant its tag names)
 
     def ensure(
         self, reference: str, *, on_event: EventSink = ignore, cancel: CancelToken = NEVER

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from engine.cancel import NEVER, CancelToken
+from engine.convert.source import as_gguf, gather, is_hf_upload
 from engine.errors import InvalidInput, LlamadeckError, ModelNotFound, TemplateError, check_unicode
 from engine.events import EventSink, Status, ignore
 from engine.ingest.modelfile import MAX_MESSAGES, MAX_MODELFILE_BYTES, parse_modelfile
@@ -151,6 +152,9 @@ def create_model(
         else:
             source = spec.base_path or Path()
             origin = str(source)
+        source = as_gguf(
+            source, scratch, on_event=on_event, cancel=cancel
+        )  # a Hugging Face folder: converted
         header = _peek(source)
         own = ModelConfig(
             template=header.chat_template, template_source="gguf" if header.chat_template else None
@@ -205,6 +209,8 @@ def _blob_folder(store: Store, scratch: Path, blobs: tuple[tuple[str, str], ...]
     for name, sha256 in blobs:
         if not store.has_blob(sha256):
             raise ModelNotFound(f"blob sha256:{sha256} ({name}) not found: upload it first")
+    if is_hf_upload([name for name, _ in blobs]):  # safetensors and config.json: converted by the caller
+        return gather([(name, store.blob_path(sha256)) for name, sha256 in blobs], scratch / "upload")
     if len(blobs) == 1:
         return store.blob_path(blobs[0][1])
     for name, sha256 in blobs:

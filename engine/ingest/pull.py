@@ -136,6 +136,10 @@ def install(
     return manifest
 
 
+class Convertible(NoGGUFInRepo):
+    """The repo has no GGUF files but safetensors weights that pull converts: it has no variants to list."""
+
+
 @dataclass(frozen=True)
 class Survey:
     """What a repository offers and what this machine can take, before any download."""
@@ -167,6 +171,7 @@ def survey(
     quant: str | None = None,
     token: str | None = None,
     cancel: CancelToken = NEVER,
+    listing: RepoListing | None = None,
 ) -> Survey:
     """List the repo and read one variant's header for the model's shape.
 
@@ -176,12 +181,21 @@ def survey(
     obstacle); otherwise the smallest variant that reads, trying the next
     size up when one is not a readable GGUF.
     """
-    sink(Status(f"pulling manifest of {repo}"))
-    listing = fetch_listing(repo, token=token, cancel=cancel)
+    if listing is None:
+        sink(Status(f"pulling manifest of {repo}"))
+        listing = fetch_listing(repo, token=token, cancel=cancel)
     if not listing.variants:
         if listing.incomplete:
             raise NoGGUFInRepo(f"{repo} has only incomplete split models ({'; '.join(listing.incomplete)})")
         extra = " (only projector files)" if listing.projectors else ""
+        if listing.convertible:
+            raise Convertible(f"{repo} has no GGUF model files; pulling it converts its safetensors weights")
+        if listing.pickled:
+            extra = (
+                " and its weights are pickled PyTorch files, which llamadeck refuses (loading one runs code)"
+            )
+        elif any(f.path == "config.json" for f in listing.hf_files):
+            extra = " and no .safetensors weights to convert"
         raise NoGGUFInRepo(f"{repo} has no GGUF model files{extra}")
     if listing.incomplete:
         sink(Status(f"skipping incomplete split models: {'; '.join(listing.incomplete)}"))
@@ -236,8 +250,11 @@ def pull_from_hub(
     token: str | None = None,
     cancel: CancelToken = NEVER,
 ) -> Manifest:
-    found = survey(ref.repo, sink, machine, quant=ref.quant, token=token, cancel=cancel)
-    listing = found.listing
+    sink(Status(f"pulling manifest of {ref.repo}"))
+    listing = fetch_listing(ref.repo, token=token, cancel=cancel)
+    if not listing.variants and listing.convertible:  # safetensors only: download and convert
+        return _pull_converted(store, ref, listing, sink, token=token, cancel=cancel)
+    found = survey(ref.repo, sink, machine, quant=ref.quant, token=token, cancel=cancel, listing=listing)
     choice = found.choose(ref.quant)
     sink(Status(choice.reason))
     variant = listing.variant(choice.variant.quant)
@@ -277,6 +294,52 @@ def pull_from_hub(
         )
 
     return install(store, wanted, sink, manifest, cancel)
+
+
+def _pull_converted(
+    store: Store,
+    ref: HubRef,
+    listing: RepoListing,
+    sink: EventSink,
+    *,
+    token: str | None,
+    cancel: CancelToken,
+) -> Manifest:
+    """Download a safetensors repo, convert it (and quantize when the reference names a quant), install it."""
+    import tempfile
+
+    from engine.convert.hub import fetch_and_convert
+    from engine.store.gguf_io import verify_structure
+
+    store.ensure()
+    scratch = Path(tempfile.mkdtemp(prefix="create-", dir=store.partial))  # prune takes an abandoned one
+    try:
+        path, sha256 = fetch_and_convert(
+            ref.repo, listing, scratch, sink, quant=ref.quant, token=token, cancel=cancel
+        )
+        info = read_header(path, label=path.name)
+        verify_structure(path, label=path.name)
+        _check_template(info.chat_template, "tokenizer_config.json")
+        quant = (quant_from_file_type(info.file_type) if info.file_type is not None else None) or "F16"
+        file = ModelFile(path.name, sha256, path.stat().st_size)
+
+        def move(partial: Path, meter: ProgressMeter) -> str:
+            path.replace(partial)  # same file system: the store's partial folder
+            return sha256
+
+        def manifest(infos: list[GGUFInfo]) -> Manifest:
+            first = infos[0]
+            return Manifest(
+                name=ref.name, tag=quant, source=f"hf.co/{ref.repo}", revision=listing.commit, files=(file,),
+                quant=quant, architecture=first.architecture, parameters=first.parameter_count,
+                context_length=first.shape.context_length, shape=first.shape, created=now_iso(),
+                size_label=first.size_label, license=license_text(listing.license), config=_config(first),
+            )  # fmt: skip
+
+        wanted = Wanted(file, move, action="storing", header=info, repair="pull again to convert it again")
+        return install(store, [wanted], sink, manifest, cancel)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
 def _config(first: GGUFInfo) -> ModelConfig:

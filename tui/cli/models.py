@@ -56,6 +56,9 @@ def list_variants(reference: str) -> int:
         ]
         for fit in fits
     ]
+    if not rows:
+        out("no GGUF files: pull converts the safetensors weights (to F16/BF16, or the quant its tag names)")
+        return 0
     out(render_table(["QUANT", "SIZE", "NEEDS", "FITS IN"], rows))
     out("* what pull takes without a quant")
     return 0

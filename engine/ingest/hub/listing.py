@@ -24,7 +24,7 @@ from engine.ingest.hub.errors import (
 )
 from engine.ingest.hub.header import read_remote_info
 from engine.ingest.hub.quoting import clean
-from engine.ingest.hub.remote import RemoteFile, RemoteVariant, RepoListing
+from engine.ingest.hub.remote import HfFile, RemoteFile, RemoteVariant, RepoListing
 from engine.ingest.hub.tokens import resolve_token
 from engine.machine.quant import quality_rank, quant_from_file_type, quant_from_filename
 
@@ -34,6 +34,12 @@ _TAG_LIMIT = 40  # a HubRef quant: [A-Za-z0-9][A-Za-z0-9_-]*, at most 40 charact
 _TAG_UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 _COMMIT = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
+_SHA1 = re.compile(r"[0-9a-f]{40}")
+_HF_FILES = (
+    "config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json", "tokenizer.model",
+    "special_tokens_map.json", "chat_template.jinja", "chat_template.json", "model.safetensors.index.json",
+)  # fmt: skip
+_PICKLED = (".bin", ".pt", ".pth")
 
 
 def _group_variants(
@@ -185,7 +191,37 @@ def fetch_listing(repo: str, *, token: str | None = None, cancel: CancelToken = 
     ordered = sorted(variants, key=lambda v: (quality_rank(v.quant), v.quant))
     card: object = info.card_data  # a ModelCardData when the Hub sent an object, else what it sent
     license_ = license_text(card.get("license") if isinstance(card, CardData) else None)
-    return RepoListing(repo, commit, tuple(ordered), tuple(projectors), license_, tuple(incomplete))
+    hf_files, pickled = _hf_files(repo, info.siblings) if not ordered else ((), False)
+    return RepoListing(
+        repo, commit, tuple(ordered), tuple(projectors), license_, tuple(incomplete), hf_files, pickled
+    )
+
+
+def _hf_files(repo: str, siblings: object) -> tuple[tuple[HfFile, ...], bool]:
+    """The top-level files a conversion reads (weights, config, tokenizer); whether pickles are there."""
+    files, pickled = [], False
+    for sibling in siblings if isinstance(siblings, list) else []:
+        name = getattr(sibling, "rfilename", None)
+        if not isinstance(name, str) or "/" in name or not name.isprintable():
+            continue
+        pickled = pickled or name.endswith(_PICKLED)
+        if not (name.endswith(".safetensors") or name in _HF_FILES):
+            continue
+        lfs, size = sibling.lfs, getattr(sibling, "size", None)
+        if lfs is not None:
+            size, sha256 = getattr(lfs, "size", None), getattr(lfs, "sha256", None)
+            if not isinstance(sha256, str) or not _SHA256.fullmatch(sha256.lower()):
+                raise not_the_api(repo, f"the sha256 of {clean(name)} is not one")
+            digest, sha1 = sha256.lower(), None
+        else:
+            blob = getattr(sibling, "blob_id", None)
+            if not isinstance(blob, str) or not _SHA1.fullmatch(blob.lower()):
+                continue  # nothing to verify it against
+            digest, sha1 = None, blob.lower()
+        if isinstance(size, bool) or not isinstance(size, int) or size < 0:
+            raise not_the_api(repo, f"the size of {clean(name)} is not a byte count")
+        files.append(HfFile(name, size, digest, sha1))
+    return tuple(files), pickled
 
 
 def _quant_of(repo: str, commit: str, first: RemoteFile, token: str | None, cancel: CancelToken) -> str:

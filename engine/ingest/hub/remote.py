@@ -13,6 +13,19 @@ class RemoteFile:
 
 
 @dataclass(frozen=True)
+class HfFile:
+    """A file of a Hugging Face model (safetensors weights, config, tokenizer) for conversion.
+
+    Verified by the LFS sha256 when the Hub keeps it in LFS, else by its git blob sha1.
+    """
+
+    path: str
+    size: int
+    sha256: str | None
+    git_sha1: str | None
+
+
+@dataclass(frozen=True)
 class RemoteVariant:
     """One quantization of a model: a single file or the ordered parts of a split."""
 
@@ -32,6 +45,13 @@ class RepoListing:
     projectors: tuple[RemoteFile, ...]  # mmproj files: not chat models on their own
     license: str | None
     incomplete: tuple[str, ...] = ()  # split models with parts missing: "Model-Q8_0: part 2 of 3 missing"
+    hf_files: tuple[HfFile, ...] = ()  # a Hugging Face model's files, for conversion when it has no GGUF
+    pickled: bool = False  # it holds pickled PyTorch weights (.bin/.pt), which are never downloaded
+
+    @property
+    def convertible(self) -> bool:
+        names = {f.path for f in self.hf_files}
+        return "config.json" in names and any(n.endswith(".safetensors") for n in names)
 
     def variant(self, quant: str) -> RemoteVariant:
         return next(v for v in self.variants if v.quant == quant)
