@@ -43,6 +43,7 @@ from tui.widgets.chat_input import ChatInput
 from tui.widgets.chat_log import ChatLog
 from tui.widgets.chat_reply import Generation, ReplyDelta, ReplyDone, history, stream_reply
 from tui.widgets.drafts_pane import DraftsPane
+from tui.widgets.param_editor import overrides_text
 
 if TYPE_CHECKING:
     from engine import Engine
@@ -210,7 +211,6 @@ class ChatPane(DraftsPane):
         current = self.chat.model if self.chat else self.draft.model
         self._to_new_chat(keep_text=keep_text)
         self.draft = Draft(model or current or str(getattr(self.app_config, "default_model", "") or ""))
-        self.draft.parameters = dict(getattr(self.app_config, "parameters", {}) or {})
         gen = self.generation
         if gen is not None:
             gen.stream = None
@@ -260,7 +260,7 @@ class ChatPane(DraftsPane):
         self.query_one(ChatHeader).show(
             self.model,
             system=bool(self.system),
-            parameters=len(self.parameters),
+            parameters=overrides_text(self.parameters),
             reply_format=header_label(self.reply_format),
             title=self.chat.title if self.chat else "new chat",
             editing=self.editing is not None,
