@@ -23,6 +23,7 @@ from textual.widgets import Button, Label, Select, Static, TextArea
 
 from engine import visible
 from tui.widgets.chat_format_setting import Format, format_text, parse_format
+from tui.widgets.chat_tools import parse_tools, tools_text
 from tui.widgets.param_editor import CHAT_PARAMS, Layer, ParamEditor, ParamError
 
 
@@ -32,6 +33,7 @@ class ChatSettings:
     system: str | None
     parameters: dict[str, object] = field(default_factory=dict)
     format: Format = None  # the reply's: None free text, "json", or a JSON schema
+    tools: list[dict[str, object]] | None = None  # Ollama's tools the model may call; None: none
 
 
 LayersFor = Callable[[str], list[Layer]]  # a model's inherited layers (blocking: reads its manifest)
@@ -77,6 +79,8 @@ class ChatSettingsScreen(ModalScreen[ChatSettings | None]):
                 yield ParamEditor(CHAT_PARAMS, self.current.parameters, edited="this chat", id="parameters")
                 yield Label('Reply format (blank: free text; "json": any JSON object; or a JSON schema)')
                 yield TextArea(format_text(self.current.format), id="format", soft_wrap=True)
+                yield Label("Tools the model may call (blank: none; JSON: Ollama's tools list)")
+                yield TextArea(tools_text(self.current.tools), id="tools", soft_wrap=True)
             yield Static("", id="error")
             with Horizontal(id="buttons"):
                 yield Button("Save (ctrl+s)", variant="primary", id="save")
@@ -119,12 +123,15 @@ class ChatSettingsScreen(ModalScreen[ChatSettings | None]):
             format_problem = await asyncio.to_thread(self.check_format, model, reply_format)
         if format_problem:
             problems.append(format_problem)
+        tools, tools_problem = parse_tools(self.query_one("#tools", TextArea).text)
+        if tools_problem:
+            problems.append(tools_problem)
         if problems:
             self.query_one("#error", Static).update(Text("\n".join(problems)))
             return
         assert isinstance(model, str)
         system = self.query_one("#system", TextArea).text.strip() or None
-        self.dismiss(ChatSettings(model, system, parameters, reply_format))
+        self.dismiss(ChatSettings(model, system, parameters, reply_format, tools))
 
     @on(Button.Pressed, "#cancel")
     def action_cancel(self) -> None:

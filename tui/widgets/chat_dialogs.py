@@ -129,7 +129,8 @@ async def edit_settings(pane: ChatPane) -> None:
     except Exception as error:  # noqa: BLE001 - reported by the app
         pane.report(error)
         return
-    current = ChatSettings(pane.model, pane.system, pane.parameters, pane.reply_format)
+    tools = pane.chat.tools if pane.chat else pane.draft.tools
+    current = ChatSettings(pane.model, pane.system, pane.parameters, pane.reply_format, tools)
     check = functools.partial(engine_problem, pane.engine)
     settings = dict(getattr(pane.app_config, "parameters", {}) or {})
     layers = functools.partial(chat_layers, pane.engine, settings)
