@@ -113,6 +113,15 @@ async def test_chat_settings_show_what_is_in_effect_and_where_it_comes_from(
         await pilot.press("enter")  # the last row: saves
         await until(pilot, lambda: app.screen is not screen)
         assert pane(app).parameters == {"temperature": 0.2, "stop": ["User:", "END"]}
+        app.query_one(ChatInput).focus()
+        await pilot.press("ctrl+s")
+        await until(pilot, lambda: isinstance(app.screen, ChatSettingsScreen))
+        again = app.screen
+        assert again.query_one("#p-stop", TextArea).text == "User:\nEND"  # one a line, as typed
+        again.query_one("#p-stop", TextArea).focus()
+        await pilot.press("ctrl+r", "escape")  # esc leaves without saving, from any row
+        await until(pilot, lambda: app.screen is not again)
+        assert pane(app).parameters == {"temperature": 0.2, "stop": ["User:", "END"]}
         header = str(app.query_one(ChatHeader).render())
         assert 'temperature 0.2 · stop "User:" "END"' in header and "parameter(s)" not in header
 
