@@ -67,7 +67,8 @@ from engine.ingest.hub.search import HubRepo
 from engine.library import ModelDetails, StoreProblem, VerifyReport
 from engine.machine.memory import Fit, Machine
 from engine.machine.quant import VariantFit
-from engine.options import parameter_pairs, parse_options
+from engine.options import OptionInfo, parameter_pairs, parse_options
+from engine.options import describe as describe_options
 from engine.request_options import request_options
 from engine.runtime.infill import has_fim_tokens, inserts
 from engine.runtime.loading import LoadingModel
@@ -115,6 +116,7 @@ __all__ = [
     "IntegrityError",
     "InvalidInput",
     "InvalidOption",
+    "OptionInfo",
     "InvalidReference",
     "InvalidSetting",
     "LlamadeckError",
@@ -159,6 +161,7 @@ __all__ = [
     "VerifyReport",
     "Waiting",
     "as_template_call",
+    "describe_options",
     "describe_settings",
     "format_gib",
     "format_size",

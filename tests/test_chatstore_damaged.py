@@ -76,9 +76,9 @@ def test_odd_characters_in_the_path_are_fine(tmp_path: Path) -> None:
     with ChatStore.open(path) as store:
         assert [c.title for c in store.conversations()] == ["odd"]
     raw = sqlite3.connect(path)
-    raw.execute("PRAGMA user_version = 5")
+    raw.execute("PRAGMA user_version = 99")
     raw.close()
-    with pytest.raises(NewerChatStore, match="schema 5"):
+    with pytest.raises(NewerChatStore, match="schema 99"):
         ChatStore.open(path)
 
 

@@ -70,7 +70,7 @@ def test_a_closed_store_says_so(db_path: Path) -> None:
 
 
 def test_every_schema_version_has_one_step() -> None:
-    assert SCHEMA_VERSION == len(MIGRATIONS) == 4
+    assert SCHEMA_VERSION == len(MIGRATIONS) == 5
 
 
 def test_step_to_v1_creates_the_initial_schema(tmp_path: Path) -> None:
@@ -136,7 +136,7 @@ def test_step_v3_to_v4_adds_the_reply_format_and_keeps_the_data(tmp_path: Path) 
     path = tmp_path / "chats.db"
     make_v3(path)
     with ChatStore.open(path) as store:
-        assert store.schema_version == 4
+        assert store.schema_version >= 4
         (chat,) = store.conversations()
         assert (chat.title, chat.parameters, chat.format) == ("Old chat", {"temperature": 0.2}, None)
         assert store.drafts() == {chat.id: "half a thought"}
@@ -171,7 +171,7 @@ def test_a_newer_schema_is_refused_and_left_untouched(db_path: Path) -> None:
     raw.execute("PRAGMA user_version = 9")
     raw.close()
     before = digest(db_path)
-    with pytest.raises(NewerChatStore, match=r"newer llamadeck \(schema 9, this one reads up to 4\)") as info:
+    with pytest.raises(NewerChatStore, match=r"newer llamadeck \(schema 9, this one reads up to 5\)") as info:
         ChatStore.open(db_path)
     assert "\n" not in str(info.value)
     assert digest(db_path) == before

@@ -145,6 +145,9 @@ def test_a_thinking_model_shows_its_reasoning_as_run_does(flags: tuple[str, ...]
     assert result.returncode == 0 and result.stdout == shown + "\n", result.stderr
     [(_, _, messages)] = history()
     assert messages[1] == ("assistant", "complete", ANSWER)  # the history keeps the answer, as the app
+    with ChatStore.open(default_chat_db()) as store:
+        (kept,) = store.conversations()
+        assert store.messages(kept.id)[1].thinking.strip() == THINKING  # and the reasoning, as the app
 
 
 @pytest.mark.usefixtures("models")

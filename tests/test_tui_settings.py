@@ -159,7 +159,7 @@ async def open_settings(app, pilot):
 
 @sync
 async def test_settings_dialog_saves_to_config_toml(engine: Engine, config_home: Path) -> None:  # noqa: F811
-    from textual.widgets import Input, Select, TextArea
+    from textual.widgets import Input, Select
 
     engine.pull("acme/Tiny-GGUF:Q8_0")
     app = make_app(engine)
@@ -171,8 +171,9 @@ async def test_settings_dialog_saves_to_config_toml(engine: Engine, config_home:
         models = screen.query_one("#default_model", Select)
         await until(pilot, lambda: TINY in [value for _, value in models._options])
         models.value = TINY
-        screen.query_one(TextArea).text = "temperature 0.3\nnum_ctx 4096"
-        screen.query_one("#keep_alive", Input).value = "1h"
+        screen.query_one("#p-temperature", Input).value = "0.3"
+        screen.query_one("#p-num_ctx", Input).value = "4096"
+        screen.query_one("#p-keep_alive", Input).value = "1h"
         screen.query_one("#store", Input).value = "~/elsewhere"
         await pilot.press("ctrl+s")
         await settle(app, pilot)
@@ -196,22 +197,22 @@ async def test_settings_dialog_refuses_bad_values_and_writes_nothing(
     engine: Engine,  # noqa: F811
     config_home: Path,
 ) -> None:
-    from textual.widgets import Input, Static, TextArea
+    from textual.widgets import Input, Static
 
     app = make_app(engine)
     async with app.run_test(size=(100, 40)) as pilot:
         screen = await open_settings(app, pilot)
-        screen.query_one("#keep_alive", Input).value = "soon"
+        screen.query_one("#p-keep_alive", Input).value = "soon"
         await pilot.press("ctrl+s")
         await pilot.pause()
         error = str(screen.query_one("#error", Static).render())
-        assert error.startswith("keep-alive must be a duration") and app.screen is screen
-        screen.query_one("#keep_alive", Input).value = "5m"
-        screen.query_one(TextArea).text = "temperature hot"
+        assert error.startswith("Keep loaded for (keep_alive) must be a duration") and app.screen is screen
+        screen.query_one("#p-keep_alive", Input).value = "5m"
+        screen.query_one("#p-temperature", Input).value = "hot"
         await pilot.press("ctrl+s")
         await pilot.pause()
         error = str(screen.query_one("#error", Static).render())
-        assert error.startswith("parameters, line 1: temperature must be a number") and app.screen is screen
+        assert error.startswith("Temperature (temperature) must be a number") and app.screen is screen
         assert not config_home.exists()
         await pilot.press("escape")
         await pilot.pause()
@@ -254,11 +255,11 @@ async def test_reload_with_another_context_changes_what_is_loaded(engine: Engine
         await pilot.press("r")
         await until(pilot, lambda: isinstance(app.screen, ReloadScreen))
         screen = app.screen
-        assert screen.query_one("#num_ctx", Input).value == "256"
-        assert screen.query_one("#num_parallel", Input).value == "1"
-        screen.query_one("#num_ctx", Input).value = "512"
-        screen.query_one("#num_parallel", Input).value = "2"
-        await pilot.press("enter")
+        assert screen.query_one("#p-num_ctx", Input).value == "256"
+        assert screen.query_one("#p-num_parallel", Input).value == "1"
+        screen.query_one("#p-num_ctx", Input).value = "512"
+        screen.query_one("#p-num_parallel", Input).value = "2"
+        await pilot.press("enter", "enter", "enter")  # enter moves down the rows; on the last it reloads
         await until(pilot, lambda: [(m.context, m.slots) for m in engine.loaded()] == [(512, 2)], timeout=60)
         await settle(app, pilot)
         assert any("reloaded" in n.message for n in app._notifications)
@@ -279,10 +280,11 @@ async def test_reload_refuses_a_bad_value_in_the_dialog(engine: Engine) -> None:
         app.push_screen(ReloadScreen(row))
         await pilot.pause()
         screen = app.screen
-        screen.query_one("#num_ctx", Input).value = "0"
-        await pilot.press("enter")
+        screen.query_one("#p-num_ctx", Input).value = "0"
+        await pilot.press("ctrl+s")
         await pilot.pause()
-        assert "num_ctx must be a whole number ≥ 1" in str(screen.query_one("#error", Static).render())
+        error = str(screen.query_one("#error", Static).render())
+        assert "Context (num_ctx) must be a whole number ≥ 1" in error
         assert app.screen is screen
         await pilot.press("escape")
         await pilot.pause()

@@ -78,3 +78,15 @@ def make_v3(path: Path) -> None:
     db.execute("UPDATE conversations SET draft = 'half a thought' WHERE id = 1")
     db.execute("COMMIT")
     db.close()
+
+
+def make_v4(path: Path) -> None:
+    """A chat history as schema 4 wrote it: ``make_v3``'s, upgraded by the step to 4, with a format."""
+    make_v3(path)
+    db = sqlite3.connect(path, isolation_level=None)
+    db.execute("BEGIN")
+    MIGRATIONS[3](db)
+    db.execute("PRAGMA user_version = 4")
+    db.execute("""UPDATE conversations SET format = '"json"' WHERE id = 1""")
+    db.execute("COMMIT")
+    db.close()

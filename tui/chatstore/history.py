@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from types import EllipsisType
+from typing import Any
 
 from tui.chatstore import opening
 from tui.chatstore.export import render_markdown
@@ -35,6 +36,8 @@ from tui.chatstore.rows import (
     format_from,
     format_to,
     message_from_row,
+    objects_from,
+    objects_to,
     parameters_from,
     stats_from,
     storable,
@@ -197,16 +200,28 @@ class ChatStore:
         system: str | None = None,
         parameters: Mapping[str, object] | None = None,
         format: str | Mapping[str, object] | None = None,
+        tools: Sequence[Mapping[str, Any]] | None = None,
     ) -> Conversation:
         """A new, empty conversation with ``model`` (settings are the conversation's own)."""
         now = _now()
         params = to_json(parameters or {}, "parameters")
         stored_format = format_to(format)
+        stored_tools = objects_to(tools, "tools")
         with self._write() as db:
             cursor = db.execute(
-                "INSERT INTO conversations (title, model, system, parameters, created, updated, format)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (storable(title), storable(model), storable_or_none(system), params, now, now, stored_format),
+                "INSERT INTO conversations"
+                " (title, model, system, parameters, created, updated, format, tools)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    storable(title),
+                    storable(model),
+                    storable_or_none(system),
+                    params,
+                    now,
+                    now,
+                    stored_format,
+                    stored_tools,
+                ),
             )
             new_id = cursor.lastrowid
         assert new_id is not None
@@ -219,6 +234,7 @@ class ChatStore:
             created=now,
             updated=now,
             format=format_from(stored_format),
+            tools=objects_from(stored_tools) or None,
         )
 
     def rename(self, conversation_id: int, title: str) -> None:
@@ -234,10 +250,11 @@ class ChatStore:
         system: str | None | EllipsisType = ...,
         parameters: Mapping[str, object] | None = None,
         format: str | Mapping[str, object] | None | EllipsisType = ...,
+        tools: Sequence[Mapping[str, Any]] | None | EllipsisType = ...,
     ) -> None:
-        """Change what is given: ``model`` and ``parameters`` when not None, ``system`` and ``format``
-        when not ``...`` (None removes the system prompt / the reply format; ``parameters`` replaces
-        the whole mapping)."""
+        """Change what is given: ``model`` and ``parameters`` when not None, ``system``, ``format`` and
+        ``tools`` when not ``...`` (None removes the system prompt / the reply format / the tools;
+        ``parameters`` replaces the whole mapping)."""
         with self._write() as db:
             if model is not None:
                 db.execute(
@@ -256,6 +273,11 @@ class ChatStore:
             if not isinstance(format, EllipsisType):
                 db.execute(
                     "UPDATE conversations SET format = ? WHERE id = ?", (format_to(format), conversation_id)
+                )
+            if not isinstance(tools, EllipsisType):
+                db.execute(
+                    "UPDATE conversations SET tools = ? WHERE id = ?",
+                    (objects_to(tools, "tools"), conversation_id),
                 )
             self._touch(db, conversation_id)
 
@@ -283,8 +305,10 @@ class ChatStore:
         *,
         status: str = "complete",
         stats: Mapping[str, float] | None = None,
+        tool_name: str | None = None,
     ) -> StoredMessage:
-        """Append a message (the conversation becomes the most recently updated)."""
+        """Append a message (the conversation becomes the most recently updated); ``tool_name``: the tool
+        a ``"tool"`` message gives the result of."""
         if role not in ROLES:
             raise ValueError(f"role must be one of {sorted(ROLES)}, not {role!r}")
         if status not in STATUSES:
@@ -294,9 +318,17 @@ class ChatStore:
         with self._write() as db:
             self._touch(db, conversation_id)
             cursor = db.execute(
-                "INSERT INTO messages (conversation_id, role, content, status, stats, created)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
-                (conversation_id, role, storable(content), status, stats_json, now),
+                "INSERT INTO messages (conversation_id, role, content, status, stats, created, tool_name)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    conversation_id,
+                    role,
+                    storable(content),
+                    status,
+                    stats_json,
+                    now,
+                    storable_or_none(tool_name),
+                ),
             )
             new_id = cursor.lastrowid
         assert new_id is not None
@@ -308,14 +340,23 @@ class ChatStore:
             status=status,
             stats=stats_from(stats_json),
             created=now,
+            tool_name=storable_or_none(tool_name),
         )
 
     def begin_reply(self, conversation_id: int) -> int:
         """An empty assistant message with status ``"streaming"``; its id is for update/finish_reply."""
         return self.add_message(conversation_id, "assistant", "", status="streaming").id
 
-    def update_reply(self, message_id: int, content: str) -> None:
-        """Save what has streamed so far (call about once a second, so a crash keeps it).
+    def update_reply(
+        self,
+        message_id: int,
+        content: str,
+        *,
+        thinking: str = "",
+        tool_calls: Sequence[Mapping[str, Any]] = (),
+    ) -> None:
+        """Save what has streamed so far (call about once a second, so a crash keeps it): the text,
+        the reasoning and the tool calls.
 
         Sets the status back to ``"streaming"`` if another app, opening, marked
         the reply interrupted. A late call after :meth:`finish_reply` (a timer
@@ -324,9 +365,9 @@ class ChatStore:
         """
         with self._write() as db:
             cursor = db.execute(
-                "UPDATE messages SET content = ?, status = 'streaming'"
+                "UPDATE messages SET content = ?, thinking = ?, tool_calls = ?, status = 'streaming'"
                 " WHERE id = ? AND status IN ('streaming', 'interrupted')",
-                (storable(content), message_id),
+                (storable(content), storable(thinking), objects_to(tool_calls, "tool calls"), message_id),
             )
             if (
                 cursor.rowcount == 0
@@ -335,9 +376,17 @@ class ChatStore:
                 raise _message_gone(message_id)
 
     def finish_reply(
-        self, message_id: int, content: str, *, status: str, stats: Mapping[str, float] | None = None
+        self,
+        message_id: int,
+        content: str,
+        *,
+        status: str,
+        stats: Mapping[str, float] | None = None,
+        thinking: str | None = None,
+        tool_calls: Sequence[Mapping[str, Any]] | None = None,
     ) -> None:
-        """The final text and how it ended: ``"complete"``, ``"stopped"``, ``"interrupted"``, ``"error"``."""
+        """The final text and how it ended: ``"complete"``, ``"stopped"``, ``"interrupted"``, ``"error"``;
+        the reasoning and the tool calls too, unless None (kept as last saved)."""
         if status not in FINISHED:
             raise ValueError(f"a finished reply's status is one of {sorted(FINISHED)}, not {status!r}")
         stats_json = None if stats is None else to_json(stats, "stats")
@@ -349,6 +398,11 @@ class ChatStore:
                 "UPDATE messages SET content = ?, status = ?, stats = ? WHERE id = ?",
                 (storable(content), status, stats_json, message_id),
             )
+            if thinking is not None:
+                db.execute("UPDATE messages SET thinking = ? WHERE id = ?", (storable(thinking), message_id))
+            if tool_calls is not None:
+                calls = objects_to(tool_calls, "tool calls")
+                db.execute("UPDATE messages SET tool_calls = ? WHERE id = ?", (calls, message_id))
             self._touch(db, int(row[0]))
 
     def delete_from(self, message_id: int) -> None:

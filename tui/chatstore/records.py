@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Any
 
 ROLES = frozenset({"system", "user", "assistant", "tool"})
 STATUSES = frozenset({"complete", "streaming", "stopped", "interrupted", "error"})
@@ -34,6 +35,7 @@ class Conversation:
     created: str  # ISO 8601, UTC
     updated: str
     format: str | dict[str, object] | None = None  # the reply's: None free text, "json", or a JSON schema
+    tools: list[dict[str, Any]] | None = None  # Ollama's tools the model may call; None: none
 
 
 @dataclass(frozen=True)
@@ -45,6 +47,9 @@ class StoredMessage:
     status: str  # one of STATUSES
     stats: dict[str, float] | None
     created: str
+    thinking: str = ""  # a reply's reasoning, shown folded above it
+    tool_calls: tuple[dict[str, Any], ...] = ()  # a reply's calls, as Ollama's message.tool_calls
+    tool_name: str | None = None  # a "tool" message: the tool whose result it is
 
 
 _SPACES = re.compile(r"\s+")

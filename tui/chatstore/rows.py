@@ -9,15 +9,18 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from tui.chatstore.records import Conversation, StoredMessage
 
 # sqlite3 error names (Python 3.11+ sets ``sqlite_errorname``) that mean the file itself is bad.
 DAMAGED = frozenset({"SQLITE_NOTADB", "SQLITE_CORRUPT"})
 
-CONVERSATION_COLUMNS = "id, title, model, system, parameters, created, updated, format"
-MESSAGE_COLUMNS = "id, conversation_id, role, content, status, stats, created"
+CONVERSATION_COLUMNS = "id, title, model, system, parameters, created, updated, format, tools"
+MESSAGE_COLUMNS = (
+    "id, conversation_id, role, content, status, stats, created, thinking, tool_calls, tool_name"
+)
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
@@ -76,6 +79,27 @@ def format_from(raw: object) -> str | dict[str, object] | None:
     return value if value == "json" or isinstance(value, dict) else None
 
 
+def objects_to(value: Sequence[Mapping[str, Any]] | None, what: str) -> str | None:
+    """A list of JSON objects as stored (tools, tool calls); None (or empty) as NULL."""
+    if not value:
+        return None
+    try:
+        return storable(json.dumps([dict(item) for item in value], ensure_ascii=False))
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"{what} must be JSON values: {error}") from None
+
+
+def objects_from(raw: object) -> list[dict[str, Any]]:
+    """A stored list of objects; what is not one (NULL, a damaged row) is empty."""
+    if raw is None:
+        return []
+    try:
+        value = json.loads(as_text(raw))
+    except (ValueError, RecursionError):
+        return []
+    return [item for item in value if isinstance(item, dict)] if isinstance(value, list) else []
+
+
 def stats_from(raw: object) -> dict[str, float] | None:
     if raw is None:
         return None
@@ -98,7 +122,7 @@ def contains(haystack: object, needle: object) -> bool:
 
 
 def conversation_from_row(row: tuple[object, ...]) -> Conversation:
-    id_, title, model, system, parameters, created, updated, format_ = row
+    id_, title, model, system, parameters, created, updated, format_, tools = row
     return Conversation(
         id=int(id_),  # type: ignore[call-overload]
         title=as_text(title),
@@ -108,11 +132,12 @@ def conversation_from_row(row: tuple[object, ...]) -> Conversation:
         created=as_text(created),
         updated=as_text(updated),
         format=format_from(format_),
+        tools=objects_from(tools) or None,
     )
 
 
 def message_from_row(row: tuple[object, ...]) -> StoredMessage:
-    id_, conversation_id, role, content, status, stats, created = row
+    id_, conversation_id, role, content, status, stats, created, thinking, calls, tool_name = row
     return StoredMessage(
         id=int(id_),  # type: ignore[call-overload]
         conversation_id=int(conversation_id),  # type: ignore[call-overload]
@@ -121,6 +146,9 @@ def message_from_row(row: tuple[object, ...]) -> StoredMessage:
         status=as_text(status),
         stats=stats_from(stats),
         created=as_text(created),
+        thinking=as_text(thinking),
+        tool_calls=tuple(objects_from(calls)),
+        tool_name=None if tool_name is None else as_text(tool_name),
     )
 
 

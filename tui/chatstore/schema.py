@@ -57,6 +57,15 @@ def _v4(db: sqlite3.Connection) -> None:
     db.execute("ALTER TABLE conversations ADD COLUMN format TEXT")
 
 
+def _v5(db: sqlite3.Connection) -> None:
+    """A reply's reasoning and tool calls beside its text, the tool a result message answers for, and a
+    chat's tools (Ollama's ``tools`` list, JSON; NULL for none): all came back empty on reopening before."""
+    db.execute("ALTER TABLE messages ADD COLUMN thinking TEXT NOT NULL DEFAULT ''")
+    db.execute("ALTER TABLE messages ADD COLUMN tool_calls TEXT")  # JSON: Ollama's message.tool_calls
+    db.execute("ALTER TABLE messages ADD COLUMN tool_name TEXT")
+    db.execute("ALTER TABLE conversations ADD COLUMN tools TEXT")
+
+
 # MIGRATIONS[n] takes a database from schema n to n + 1 (0 is an empty file).
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1, _v2, _v3, _v4]
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1, _v2, _v3, _v4, _v5]
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -44,6 +44,7 @@ class Outcome:
     status: str  # complete, stopped, error, interrupted
     stats: dict[str, float] | None = None
     failure: BaseException | None = None
+    thinking: str = ""  # the reasoning, kept beside the answer as the app keeps it
 
 
 @dataclass
@@ -104,7 +105,11 @@ class Conversation:
         finally:  # also when a second Ctrl+C or a broken stdout ends the command
             if reply_id is not None:
                 end = outcome
-                self.save(lambda s: s.finish_reply(reply_id, end.text, status=end.status, stats=end.stats))
+                self.save(
+                    lambda s: s.finish_reply(
+                        reply_id, end.text, status=end.status, stats=end.stats, thinking=end.thinking
+                    )
+                )
         if outcome.text:
             self.turns.append({"role": "assistant", "content": outcome.text})
         if outcome.failure is not None:
@@ -120,6 +125,7 @@ class Conversation:
         view = reply_view(verbose=self.verbose, hide_thinking=self.hide_thinking)
         outcome = Outcome("", "complete")
         pieces: list[str] = []
+        thoughts: list[str] = []
         saved = time.monotonic()
         try:
             with _ctrl_c_cancels(cancel):
@@ -134,10 +140,15 @@ class Conversation:
                         outcome.status, outcome.failure = "error", item
                     elif isinstance(item, Token):
                         pieces.append(item.text)
+                        thoughts.append(item.thinking)
                         view(item)
                         if reply_id is not None and time.monotonic() - saved >= SAVE_EVERY_S:
                             saved = time.monotonic()
-                            self.save(lambda s: s.update_reply(reply_id, "".join(pieces)))
+                            self.save(
+                                lambda s: s.update_reply(
+                                    reply_id, "".join(pieces), thinking="".join(thoughts)
+                                )
+                            )
                     elif isinstance(item, Done):
                         outcome.status, outcome.stats = _ended(item)
                         if item.reason == "error":
@@ -147,7 +158,7 @@ class Conversation:
                     outcome.status = "stopped"
                     worker.join(GRACE_SECONDS)
         finally:
-            outcome.text = "".join(pieces)
+            outcome.text, outcome.thinking = "".join(pieces), "".join(thoughts)
             view.close()
         out()  # a blank line before the next prompt, as ollama run leaves one
         return outcome

@@ -47,7 +47,7 @@ def cmd_chat(args: argparse.Namespace) -> int:
     from tui.cli.chat_turn import Conversation
     from tui.cli.interrupt import run_cancellable
     from tui.cli.running import think_flag
-    from tui.config import Config, keep_alive_seconds
+    from tui.config import Config
 
     think = think_flag(args)
     config = Config.load()
@@ -55,7 +55,9 @@ def cmd_chat(args: argparse.Namespace) -> int:
     given = {"temperature": args.temperature, "seed": args.seed, "num_predict": args.max_tokens}
     chat_options = {name: value for name, value in given.items() if value is not None}
     options.update(chat_options)
-    keep_alive = keep_alive_seconds(config.keep_alive) if config.keep_alive else None
+    # None: the engine's server settings decide (LLAMADECK_KEEP_ALIVE > OLLAMA_KEEP_ALIVE > config.toml),
+    # as for serve, run and the app; config.keep_alive passed here would beat the variables
+    keep_alive = None
     engine = open_engine(serving=True)
     view = progress_view()
     try:  # as run: a missing model is pulled first, then loaded before the first prompt (errors now)

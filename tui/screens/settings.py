@@ -1,5 +1,11 @@
 """Settings: theme (previewed live), default model, default parameters, keep-alive, store location.
 
+The parameters and the keep-alive are rows of the app's one parameter editor
+(``tui.widgets.param_editor``), as in a chat's settings and Reload: label
+and Ollama name, the value in effect and where it comes from (an
+``OLLAMA_KEEP_ALIVE`` in the environment wins over what is saved here, and
+the row says so).
+
 Edits a ``Config`` in place and saves it atomically on ctrl+s; Esc puts the
 theme back and changes nothing. Every value is checked before anything is
 written, and a bad one is one line in the dialog naming the setting. The app
@@ -19,23 +25,24 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
-from textual.widgets import Button, Input, Label, Select, Static, TextArea
+from textual.widgets import Button, Input, Label, Select, Static
 
 from engine import visible
-from tui.config import (
-    Config,
-    SettingError,
-    check_keep_alive,
-    check_store,
-    format_parameter_lines,
-    parse_parameter_lines,
+from tui.config import DEFAULT_KEEP_ALIVE, Config, SettingError, check_store
+from tui.widgets.param_editor import (
+    SETTINGS_PARAMS,
+    Layer,
+    ParamEditor,
+    ParamError,
+    duration_text,
+    server_layers,
 )
 
 if TYPE_CHECKING:
     from engine import Engine
 
 log = logging.getLogger("llamadeck.tui")
-PARAMETERS_HELP = "One a line, Ollama names: temperature 0.7 · num_ctx 8192 · top_p 0.9 · seed 42"
+PARAMETERS_HELP = "New chats inherit these; a model's Modelfile gives what is blank here."
 STORE_HELP = "Empty: LLAMADECK_HOME or the default. A change takes effect at the next start."
 
 
@@ -70,20 +77,16 @@ class SettingsScreen(ModalScreen[bool]):
                 )
                 yield Label("Default model for new chats", classes="label")
                 yield Select([], prompt="(none: ask each time)", id="default_model", compact=True)
-                yield Label("Default parameters", classes="label")
-                yield TextArea(
-                    format_parameter_lines(self.config.parameters),
-                    id="parameters",
-                    soft_wrap=False,
-                    compact=True,
-                )
+                yield Label("Default parameters and keep-alive", classes="label")
                 yield Static(PARAMETERS_HELP, classes="help", markup=False)
-                yield Label("Keep models loaded for", classes="label")
-                yield Input(self.config.keep_alive, id="keep_alive", placeholder="5m", compact=True)
-                yield Static(
-                    "5m, 1h30m, 300 (seconds) · 0: unload at once · -1: for ever",
-                    classes="help",
-                    markup=False,
+                values = {**self.config.parameters, "keep_alive": self.config.keep_alive}
+                yield ParamEditor(
+                    SETTINGS_PARAMS,
+                    values,
+                    edited="settings",
+                    below=server_layers(self.engine.settings),
+                    above=self.overriding(),
+                    id="parameters",
                 )
                 yield Label("Store location", classes="label")
                 yield Input(self.config.store, id="store", placeholder=str(self.engine.home), compact=True)
@@ -92,6 +95,14 @@ class SettingsScreen(ModalScreen[bool]):
             with Horizontal(id="buttons"):
                 yield Button("Save (ctrl+s)", variant="primary", id="save", compact=True)
                 yield Button("Cancel (Esc)", id="cancel", compact=True)
+
+    def overriding(self) -> list[Layer]:
+        """``LLAMADECK_KEEP_ALIVE``/``OLLAMA_KEEP_ALIVE`` in the environment: they win over this dialog."""
+        settings = self.engine.settings
+        origin = settings.origins.get("keep_alive", "")
+        if origin.startswith(("LLAMADECK_", "OLLAMA_")):
+            return [Layer(origin, {"keep_alive": duration_text(settings.keep_alive)})]
+        return []
 
     def on_mount(self) -> None:
         self.original_theme = self.app.theme
@@ -134,13 +145,16 @@ class SettingsScreen(ModalScreen[bool]):
             "default_model": model if isinstance(model, str) else "",
         }
         try:
-            values["parameters"] = parse_parameter_lines(self.query_one(TextArea).text)
-        except SettingError as error:
-            raise SettingError(f"parameters, {error}") from None
-        values["keep_alive"] = check_keep_alive(self.query_one("#keep_alive", Input).value)
+            edited = self.query_one(ParamEditor).values()
+        except ParamError as error:
+            raise SettingError(str(error)) from None
+        kept = {k: v for k, v in self.config.parameters.items() if k not in SETTINGS_PARAMS}  # by hand
+        values["keep_alive"] = str(edited.pop("keep_alive", DEFAULT_KEEP_ALIVE))
+        values["parameters"] = {**kept, **edited}
         values["store"] = check_store(self.query_one("#store", Input).value)
         return values
 
+    @on(ParamEditor.Submitted)
     @on(Button.Pressed, "#save")
     def action_save(self) -> None:
         try:

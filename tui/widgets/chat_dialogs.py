@@ -122,15 +122,19 @@ async def edit_settings(pane: ChatPane) -> None:
     """The chat's model, system prompt, parameters and reply format in one dialog."""
     from tui.screens.chat_settings import ChatSettings, ChatSettingsScreen
     from tui.widgets.chat_format_setting import engine_problem
+    from tui.widgets.param_editor import chat_layers
 
     try:
         models = await asyncio.to_thread(lambda: [m.reference for m in pane.engine.list_models()])
     except Exception as error:  # noqa: BLE001 - reported by the app
         pane.report(error)
         return
-    current = ChatSettings(pane.model, pane.system, pane.parameters, pane.reply_format)
+    tools = pane.chat.tools if pane.chat else pane.draft.tools
+    current = ChatSettings(pane.model, pane.system, pane.parameters, pane.reply_format, tools)
     check = functools.partial(engine_problem, pane.engine)
-    chosen = await pane.app.push_screen_wait(ChatSettingsScreen(current, models, check))
+    settings = dict(getattr(pane.app_config, "parameters", {}) or {})
+    layers = functools.partial(chat_layers, pane.engine, settings)
+    chosen = await pane.app.push_screen_wait(ChatSettingsScreen(current, models, check, layers))
     if chosen is None:
         return
     pane.apply_settings(chosen)

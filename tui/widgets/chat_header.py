@@ -26,13 +26,13 @@ class ChatHeader(Static):
     def __init__(self, engine: Engine, **kwargs: Any) -> None:
         super().__init__("", **kwargs)
         self.engine = engine
-        self._shown: tuple[str, bool, int, str, bool, str] = ("", False, 0, "new chat", False, "")
+        self._shown: tuple[str, bool, str, str, bool, str] = ("", False, "", "new chat", False, "")
         self._loaded: set[str] = set()
         self._references: dict[str, str] = {}  # a chat's model name -> the reference it stands for
         self._checking = False
 
     def show(
-        self, model: str, *, system: bool, parameters: int, title: str, editing: bool, reply_format: str = ""
+        self, model: str, *, system: bool, parameters: str, title: str, editing: bool, reply_format: str = ""
     ) -> None:
         """Draw the line for this chat, then check whether its model is loaded (``reply_format``: named)."""
         self._shown = (model, system, parameters, title, editing, reply_format)
@@ -46,7 +46,7 @@ class ChatHeader(Static):
         if system:
             header.append("  · system prompt", style="italic")
         if parameters:
-            header.append(f"  · {parameters} parameter(s)", style="dim")
+            header.append(f"  · {parameters}", style="dim")  # the chat's own, named: temperature 0.2 · ...
         if reply_format:
             header.append(f"  · {visible(reply_format)}", style="italic")
         header.append(f"  · {visible(title)}", style="dim")

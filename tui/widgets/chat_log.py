@@ -34,7 +34,7 @@ always text: Rich Markdown renders ``[bold]`` literally, and plain messages are
 from __future__ import annotations
 
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
@@ -77,9 +77,10 @@ class ChatLog(VerticalScroll, can_focus=True):
         self.remove_children()
 
     def add_message(
-        self, role: str, content: str, *, status: str = "complete", stats: str | None = None
+        self, role: str, content: str, *, status: str = "complete", stats: str | None = None, **kept: Any
     ) -> MessageView:
-        view = MessageView(role, content, status=status, stats=stats)
+        """``kept``: what the history holds besides the text (``thinking``, ``tool_calls``, ``tool_name``)."""
+        view = MessageView(role, content, status=status, stats=stats, **kept)
         self.mount(view)
         return view
 

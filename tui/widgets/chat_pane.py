@@ -42,7 +42,9 @@ from tui.widgets.chat_header import ChatHeader
 from tui.widgets.chat_input import ChatInput
 from tui.widgets.chat_log import ChatLog
 from tui.widgets.chat_reply import Generation, ReplyDelta, ReplyDone, history, stream_reply
+from tui.widgets.chat_tools import kept
 from tui.widgets.drafts_pane import DraftsPane
+from tui.widgets.param_editor import overrides_text
 
 if TYPE_CHECKING:
     from engine import Engine
@@ -59,6 +61,7 @@ class Draft:
     system: str | None = None
     parameters: dict[str, object] = field(default_factory=dict)
     format: Format = None  # the reply's (chat_format_setting)
+    tools: list[dict[str, object]] | None = None  # Ollama's tools the model may call (chat_tools)
 
 
 class ChatPane(DraftsPane):
@@ -198,7 +201,9 @@ class ChatPane(DraftsPane):
         for m in messages:
             if gen is not None and m.id == gen.reply_id:
                 continue  # still streaming: shown live below
-            log.add_message(m.role, shown_message(m.content), status=m.status, stats=stats_line(m.stats))
+            log.add_message(
+                m.role, shown_message(m.content), status=m.status, stats=stats_line(m.stats), **kept(m)
+            )
         if gen is not None and self.chat is not None and gen.chat_id == self.chat.id:
             gen.stream = log.start_reply()
             gen.stream.append(printable("".join(gen.text)))
@@ -210,7 +215,6 @@ class ChatPane(DraftsPane):
         current = self.chat.model if self.chat else self.draft.model
         self._to_new_chat(keep_text=keep_text)
         self.draft = Draft(model or current or str(getattr(self.app_config, "default_model", "") or ""))
-        self.draft.parameters = dict(getattr(self.app_config, "parameters", {}) or {})
         gen = self.generation
         if gen is not None:
             gen.stream = None
@@ -260,7 +264,7 @@ class ChatPane(DraftsPane):
         self.query_one(ChatHeader).show(
             self.model,
             system=bool(self.system),
-            parameters=len(self.parameters),
+            parameters=overrides_text(self.parameters),
             reply_format=header_label(self.reply_format),
             title=self.chat.title if self.chat else "new chat",
             editing=self.editing is not None,
@@ -326,7 +330,7 @@ class ChatPane(DraftsPane):
         assert self.chat is not None
         old = self.chat
         self._to_new_chat(keep_text=True)
-        self.draft = Draft(old.model, old.system, dict(old.parameters), old.format)
+        self.draft = Draft(old.model, old.system, dict(old.parameters), old.format, old.tools)
         self.query_one(ChatLog).clear_messages()
         self.render_header()
         self.refresh_list()
@@ -348,7 +352,9 @@ class ChatPane(DraftsPane):
         except ChatStoreError as error:
             self.report(error)
             return
-        gen = Generation(chat.id, reply_id, CancelToken(), self.query_one(ChatLog).start_reply())
+        gen = Generation(
+            chat.id, reply_id, CancelToken(), self.query_one(ChatLog).start_reply(), tools=chat.tools
+        )
         self.generation = gen
         self.refresh_bindings()  # the footer shows the stop key while it streams
         options = {**dict(getattr(self.app_config, "parameters", {}) or {}), **chat.parameters}
@@ -385,6 +391,7 @@ class ChatPane(DraftsPane):
         if gen is not None and gen.chat_id == message.chat_id and gen.stream is not None:
             gen.stream.think(printable(message.thinking))
             gen.stream.append(printable(message.text))
+            gen.stream.calls(message.calls)
             if not gen.started:  # the model is loaded now: say so in the header
                 gen.started = True
                 self.render_header()
@@ -575,7 +582,9 @@ class ChatPane(DraftsPane):
     def apply_settings(self, chosen: ChatSettings) -> None:
         """The chat's settings as the settings dialog left them (a draft's until its first message)."""
         if self.chat is None:
-            self.draft = Draft(chosen.model, chosen.system, dict(chosen.parameters), chosen.format)
+            self.draft = Draft(
+                chosen.model, chosen.system, dict(chosen.parameters), chosen.format, chosen.tools
+            )
         elif self.store is not None:
             try:
                 self.store.update_settings(self.chat.id, **vars(chosen))  # the same four fields

@@ -5,11 +5,12 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from textual.message import Message
 
 from tui.chatstore import ChatStoreError
+from tui.widgets.chat_tools import ReplyPieces, chat_turn
 
 if TYPE_CHECKING:
     from engine import CancelToken, Done, Engine
@@ -23,7 +24,8 @@ SAVE_EVERY_S = 1.0
 class ReplyDelta(Message):
     chat_id: int
     text: str
-    thinking: str = ""  # a thinking model's reasoning, shown apart (not kept in the store)
+    thinking: str = ""  # a thinking model's reasoning, shown apart (and kept with the reply)
+    calls: tuple[dict[str, Any], ...] = ()  # tool calls the text held (chat_tools), Ollama's shape
 
 
 @dataclass
@@ -45,15 +47,15 @@ class Generation:
     stream: ReplyStream | None
     text: list[str] = field(default_factory=list)
     started: bool = False  # the first token was shown
+    thinking: list[str] = field(default_factory=list)
+    tools: list[dict[str, Any]] | None = None  # the chat's, which the reply may call
 
 
-def history(system: str | None, messages: list[StoredMessage]) -> list[dict[str, str]]:
-    """The messages the engine gets: the system prompt, then every non-empty user and assistant turn."""
-    turns = [{"role": "system", "content": system}] if system else []
-    for m in messages:
-        if m.role in ("user", "assistant", "system") and m.content:
-            turns.append({"role": m.role, "content": m.content})
-    return turns
+def history(system: str | None, messages: list[StoredMessage]) -> list[dict[str, Any]]:
+    """The messages the engine gets: the system prompt, then every non-empty turn (tool calls and
+    results as Ollama's, ``chat_tools.chat_turn``)."""
+    turns: list[dict[str, Any]] = [{"role": "system", "content": system}] if system else []
+    return turns + [turn for m in messages if (turn := chat_turn(m)) is not None]
 
 
 def done_stats(done: Done) -> dict[str, float]:
@@ -79,7 +81,7 @@ def stream_reply(
     store: ChatStore | None,
     gen: Generation,
     model: str,
-    turns: list[dict[str, str]],
+    turns: list[dict[str, Any]],
     options: dict[str, object],
     keep_alive: float | None,
     *,
@@ -98,6 +100,7 @@ def stream_reply(
     stats: dict[str, float] | None = None
     failure: BaseException | None = None
     saved = time.monotonic()
+    pieces = ReplyPieces(gen.tools)
     try:
         events = engine.chat(
             model,
@@ -107,6 +110,7 @@ def stream_reply(
             keep_alive=keep_alive,
             cancel=gen.cancel,
             format=format,
+            tools=gen.tools,
         )
         for event in events:
             if gen.cancel.cancelled:  # what was shown is what is kept, whatever the engine had queued
@@ -116,11 +120,16 @@ def stream_reply(
                     close()  # frees the slot at the engine's next step
                 break
             if isinstance(event, Token):
-                gen.text.append(event.text)
-                post(ReplyDelta(gen.chat_id, event.text, event.thinking))
+                text, calls = pieces.feed(event.text)
+                gen.text.append(text)
+                gen.thinking.append(event.thinking)
+                post(ReplyDelta(gen.chat_id, text, event.thinking, tuple(calls)))
                 if time.monotonic() - saved >= SAVE_EVERY_S and store is not None:
                     saved = time.monotonic()
-                    store.update_reply(gen.reply_id, "".join(gen.text))
+                    thinking = "".join(gen.thinking)
+                    store.update_reply(
+                        gen.reply_id, "".join(gen.text), thinking=thinking, tool_calls=pieces.calls
+                    )
             elif isinstance(event, Done):
                 status = reply_status(event.reason)
                 stats = done_stats(event)
@@ -130,9 +139,21 @@ def stream_reply(
         status = "stopped"
     except Exception as error:  # noqa: BLE001 - the reply is kept, marked error, and the error shown
         status, failure = "error", error
+    text, calls = pieces.finish()  # what the parser held back: a call cut short stays text
+    if text or calls:
+        gen.text.append(text)
+        post(ReplyDelta(gen.chat_id, text, "", tuple(calls)))
     if store is not None and current():
         try:
-            store.finish_reply(gen.reply_id, "".join(gen.text), status=status, stats=stats)
+            thinking = "".join(gen.thinking)
+            store.finish_reply(
+                gen.reply_id,
+                "".join(gen.text),
+                status=status,
+                stats=stats,
+                thinking=thinking,
+                tool_calls=pieces.calls,
+            )
         except ChatStoreError as error:
             failure = failure or error
     post(ReplyDone(gen.chat_id, gen.reply_id, status, stats, failure))

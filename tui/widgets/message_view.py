@@ -4,7 +4,10 @@
 a frame (``FRAME_S``), never per token: new finished blocks are rendered once and
 mounted into ``BlockView`` chunks, and only the small open tail is rendered again.
 A thinking model's reasoning (``ReplyStream.think``) goes into a ``ThinkingView``
-above the answer, folded once the answer starts.
+above the answer, folded once the answer starts; a reply's tool calls
+(``ReplyStream.calls``) are shown as calls where they came (``chat_tools``).
+A message from the history brings its kept reasoning (folded), its calls, and
+a ``"tool"`` message shows as the result of its tool.
 While any reply streams, full garbage collections wait (``_GcPause``).
 """
 
@@ -12,8 +15,9 @@ from __future__ import annotations
 
 import asyncio
 import gc
+from collections.abc import Sequence
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from textual._context import NoActiveAppError  # Textual's own getters import it from here too
 from textual.app import ComposeResult
@@ -25,6 +29,7 @@ from textual.widgets import Static
 
 from tui.widgets.block_view import BlockView
 from tui.widgets.chat_thinking import ThinkingView
+from tui.widgets.chat_tools import KeptThinking, ToolCallView, ToolResultView
 from tui.widgets.markdown_blocks import BlockSplitter
 from tui.widgets.markdown_render import Look, RenderedBlock, app_look
 
@@ -81,6 +86,7 @@ class ReplyStream:
         self._new: list[str] = []  # appended since the last frame
         self._old: list[str] = []  # taken by earlier frames
         self._thoughts: list[str] = []  # reasoning since the last frame
+        self._calls: list[dict[str, Any]] = []  # tool calls since the last frame
         self._finish: tuple[str, str | None] | None = None
         self._rendered = asyncio.Event()
 
@@ -92,6 +98,11 @@ class ReplyStream:
         """Reasoning, shown apart above the answer."""
         if text and self._finish is None:
             self._thoughts.append(text)
+
+    def calls(self, calls: Sequence[dict[str, Any]]) -> None:
+        """Tool calls the reply made (Ollama's shape), shown as calls after the text so far."""
+        if calls and self._finish is None:
+            self._calls.extend(calls)
 
     @property
     def text(self) -> str:
@@ -136,12 +147,21 @@ class MessageView(Widget):
     status: reactive[str] = reactive("complete")
 
     def __init__(
-        self, role: str, content: str = "", *, status: str = "complete", stats: str | None = None
+        self,
+        role: str,
+        content: str = "",
+        *,
+        status: str = "complete",
+        stats: str | None = None,
+        thinking: str = "",
+        tool_calls: Sequence[dict[str, Any]] = (),
+        tool_name: str | None = None,
     ) -> None:
         super().__init__(classes=f"-{role if role in ROLES else 'system'}")
         self.role = role
         self._content = content
         self._stats = stats
+        self._kept = (thinking, tuple(tool_calls), tool_name)  # from the history
         self.set_reactive(MessageView.status, status)
         self.stream: ReplyStream | None = None
         self._splitter = BlockSplitter()
@@ -173,14 +193,22 @@ class MessageView(Widget):
         return [block for chunk in self.chunks() for block in chunk.blocks]
 
     def compose(self) -> ComposeResult:
+        thinking, calls, tool_name = self._kept
         yield Static(self._header(), classes="header")
+        if thinking.strip():
+            self.thinking = KeptThinking(thinking)
+            yield self.thinking
         if self.status == "streaming":
             self._tail = BlockView([], classes="tail")
             yield self._tail
+        elif self.role == "tool":
+            yield ToolResultView(self._content, tool_name)
         elif self.markdown:
-            yield BlockView([RenderedBlock(self._content, self._look())])
+            if self._content or not calls:
+                yield BlockView([RenderedBlock(self._content, self._look())])
         else:
             yield Static(Content(self._content), classes="text")
+        yield from (ToolCallView(call) for call in calls)
         yield Static(Content(self._stats or ""), classes="stats")
 
     def on_mount(self) -> None:
@@ -234,6 +262,7 @@ class MessageView(Widget):
                 _GcPause.frame()
             await self._think(stream._take_thoughts())
             delta = stream._take()
+            calls, stream._calls = stream._calls, []
             final = stream._finish
             if self.thinking is not None and delta.strip():
                 self.thinking.fold()  # the answer started
@@ -241,8 +270,12 @@ class MessageView(Widget):
             if final is not None:
                 blocks += self._splitter.close()
             look = self._look()
+            if calls:  # the text before a call is whole: its blocks go first, then the call
+                blocks += self._splitter.close()
             if blocks:
                 await self._add_blocks([RenderedBlock(block, look) for block in blocks])
+            if calls:
+                await self.mount_all([ToolCallView(call) for call in calls], before=self._tail)
             tail = self._splitter.tail
             if final is not None:
                 await self._tail.remove()

@@ -3,6 +3,7 @@ it with other GPU layers, context or slots."""
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -138,13 +139,15 @@ class SessionsPane(Vertical):
     async def action_reload(self) -> None:
         """Ask for GPU layers, context and slots (prefilled from what is loaded), then reload."""
         from tui.screens.reload import ReloadScreen
+        from tui.widgets.param_editor import chat_layers
 
         reference = self.selected()
         row = next((r for r in self.rows if r.reference == reference), None)
         if row is None:
             self.app.notify("no model loaded", severity="warning")
             return
-        options = await self.app.push_screen_wait(ReloadScreen(row))
+        inherited = await asyncio.to_thread(chat_layers, self.engine, None, row.reference)
+        options = await self.app.push_screen_wait(ReloadScreen(row, inherited))
         if options is not None:
             self.reload(row.reference, options)
 
