@@ -24,7 +24,11 @@ or silently loses data:
   U+FFFD); line numbers count ``\\r\\n`` once (Ollama counts it twice);
 * a second ``FROM`` is an error: Ollama merges files (a vision projector)
   or keeps the last name, and llamadeck has one base model;
-* ``DRAFT``, ``RENDERER``, ``PARSER`` and ``REQUIRES`` (Ollama-only) are errors;
+* ``RENDERER``, ``PARSER`` and ``REQUIRES`` (Ollama-only) are errors;
+* ``DRAFT`` (a draft model for speculative decoding) names a GGUF file or
+  folder, as in Ollama, or a stored model (Ollama's client takes paths
+  only); a second DRAFT is an error (Ollama merges their files), and so is
+  an empty one;
 * PARAMETER names and values are checked with llamadeck's option table
   (:mod:`engine.options`): ``mirostat`` is accepted (Ollama skips it
   as deprecated), ``penalize_newline`` and friends are refused (Ollama skips
@@ -104,6 +108,7 @@ class Modelfile:
     parameters: dict[str, object] = field(default_factory=dict)  # validated+converted; "stop" -> list[str]
     messages: tuple[tuple[str, str], ...] = ()  # (role, content), role in ROLES
     license: tuple[str, ...] = ()
+    draft: str | None = None  # DRAFT's value as written: a GGUF path or a model name
 
     def __post_init__(self) -> None:
         # lists become tuples and "" becomes None, so equal meaning is equal value
@@ -112,6 +117,7 @@ class Modelfile:
         object.__setattr__(self, "license", tuple(self.license))
         object.__setattr__(self, "template", self.template or None)
         object.__setattr__(self, "system", self.system or None)
+        object.__setattr__(self, "draft", self.draft or None)
 
 
 def parse_modelfile(data: bytes | str) -> Modelfile:
@@ -126,6 +132,8 @@ def parse_modelfile(data: bytes | str) -> Modelfile:
     from_: str | None = None
     from_line = 0
     adapters: list[str] = []
+    draft: str | None = None
+    draft_line = 0
     template: str | None = None
     system: str | None = None
     entries: list[tuple[str, object, str]] = []
@@ -149,6 +157,15 @@ def parse_modelfile(data: bytes | str) -> Modelfile:
                 if not value:
                     raise ModelfileError("ADAPTER needs a path", line)
                 adapters.append(value)
+            case "draft":
+                if draft is not None:
+                    raise ModelfileError(
+                        f"a second DRAFT (the first is on line {draft_line}): a model takes one draft model",
+                        line,
+                    )
+                if not value:
+                    raise ModelfileError("DRAFT needs a model name or a path", line)
+                draft, draft_line = value, line
             case "template":
                 template = value or None
             case "system":
@@ -181,6 +198,7 @@ def parse_modelfile(data: bytes | str) -> Modelfile:
         parameters=parameters,
         messages=tuple(messages),
         license=tuple(licenses),
+        draft=draft,
     )
 
 
@@ -252,7 +270,7 @@ def format_modelfile(modelfile: Modelfile) -> str:
     """The canonical Modelfile text: ``parse_modelfile(format_modelfile(m)) == m`` for every valid ``m``.
 
     Instructions come in the order ``ollama show --modelfile`` writes them
-    (Ollama's ``Model.String``): FROM, ADAPTER, TEMPLATE, SYSTEM, PARAMETER,
+    (Ollama's ``Model.String``): FROM, ADAPTER, DRAFT, TEMPLATE, SYSTEM, PARAMETER,
     LICENSE, MESSAGE. Unlike Ollama, every value is quoted so that it reads
     back unchanged (FROM too, which Ollama never quotes); the few texts
     Ollama's syntax cannot hold at all are written as ``INSTRUCTION:json
@@ -261,7 +279,7 @@ def format_modelfile(modelfile: Modelfile) -> str:
     (no FROM, an empty ADAPTER, a bad role or parameter, a lone surrogate).
     """
     m = modelfile
-    texts = [m.from_, *m.adapters, m.template or "", m.system or "", *m.license]
+    texts = [m.from_, *m.adapters, m.draft or "", m.template or "", m.system or "", *m.license]
     texts += [text for message in m.messages for text in message]
     if any(not isinstance(t, str) or SURROGATE.search(t) for t in texts):
         raise ModelfileError("cannot write a value that is not text (or holds a lone surrogate)")
@@ -280,6 +298,8 @@ def format_modelfile(modelfile: Modelfile) -> str:
         raise ModelfileError("cannot write a PARAMETER value that holds a lone surrogate")
     out = [_line("FROM", m.from_)]
     out += [_line("ADAPTER", adapter) for adapter in m.adapters]
+    if m.draft:
+        out.append(_line("DRAFT", m.draft))
     if m.template:
         out.append(_line("TEMPLATE", m.template))
     if m.system:

@@ -22,14 +22,13 @@ from engine.text import quoted
 MAX_MODELFILE_BYTES = 16 * 1024 * 1024  # templates and licences are kilobytes; this is far past any real file
 ROLES = ("system", "user", "assistant")  # Ollama's isValidMessageRole: case-sensitive
 
-_SUPPORTED = ("from", "parameter", "template", "system", "adapter", "license", "message")
+_SUPPORTED = ("from", "parameter", "template", "system", "adapter", "draft", "license", "message")
 _OLLAMA_ONLY = {
-    "draft": "a draft model for speculative decoding",
     "renderer": "a built-in prompt renderer",
     "parser": "a built-in output parser",
     "requires": "a minimum Ollama version",
 }
-_EXPECTED = "expected FROM, PARAMETER, TEMPLATE, SYSTEM, ADAPTER, LICENSE or MESSAGE"
+_EXPECTED = "expected FROM, PARAMETER, TEMPLATE, SYSTEM, ADAPTER, DRAFT, LICENSE or MESSAGE"
 
 _BLANK = re.compile(r"[ \t\r\n]*(?:#[^\r\n]*[ \t\r\n]*)*")  # blanks and comments; nothing follows: linear
 _LETTERS = re.compile(r"[A-Za-z]*")
