@@ -19,7 +19,13 @@ from engine.cancel import NEVER, CancelToken
 from engine.errors import ModelCrashed
 from engine.events import Embeddings
 from engine.machine.memory import Machine
-from engine.machine.offload import OffloadPlan, default_context_length, default_num_parallel, plan_offload
+from engine.machine.offload import (
+    DraftWeights,
+    OffloadPlan,
+    default_context_length,
+    default_num_parallel,
+    plan_offload,
+)
 from engine.machine.physical import physical_cores
 from engine.options import LoadOptions, SamplingOptions
 from engine.runtime.request import Handle, Request
@@ -127,16 +133,46 @@ def tensor_bytes(
     return total
 
 
+def draft_path(store: Store, manifest: Manifest) -> Path | None:
+    """The path llama.cpp should open for the model's draft model (Modelfile DRAFT); None without one."""
+    draft = manifest.config.draft
+    if draft is None:
+        return None
+    if len(draft.files) == 1:
+        return store.blob_path(draft.files[0].sha256)
+    return store.split_view(draft.files)
+
+
+def draft_weights(store: Store, manifest: Manifest) -> DraftWeights | None:
+    """The draft model's tensor table and shape, its headers read and checked (IntegrityError if damaged)."""
+    draft = manifest.config.draft
+    if draft is None:
+        return None
+    headers = [verify_structure(store.blob_path(f.sha256), label=f"draft {f.path}") for f in draft.files]
+    total = TensorBytes()
+    for header in headers:
+        total = total + header.tensor_bytes
+    return DraftWeights(total, headers[0].shape)
+
+
 def resolve(
-    manifest: Manifest, tensors: TensorBytes, machine: Machine, load: LoadOptions
+    manifest: Manifest,
+    tensors: TensorBytes,
+    machine: Machine,
+    load: LoadOptions,
+    *,
+    draft: DraftWeights | None = None,
 ) -> tuple[LoadSettings, OffloadPlan]:
-    """Decide every automatic load option for this machine and plan the offload."""
+    """Decide every automatic load option for this machine and plan the offload.
+
+    ``draft``: the draft model's weights (``draft_weights``), planned with the model and counted in it.
+    """
     shape = manifest.shape or ModelShape(0, 0, 1, 1, 0, manifest.context_length, 0)
     flash = load.flash_attn != "off"
     n_ctx = load.num_ctx
     if n_ctx is None:  # automatic: the machine's tier, capped at what the model was trained for
         n_ctx = default_context_length(
-            tensors, shape, machine, kv_type=load.kv_cache_type, flash_attention=flash
+            tensors, shape, machine, kv_type=load.kv_cache_type, flash_attention=flash, draft=draft
         )
         if manifest.context_length > 0:
             n_ctx = max(min(n_ctx, manifest.context_length), MIN_CONTEXT)
@@ -151,7 +187,7 @@ def resolve(
         )
         n_ctx = manifest.context_length
     parallel = load.num_parallel or default_num_parallel(
-        tensors, shape, machine, n_ctx=n_ctx, kv_type=load.kv_cache_type, flash_attention=flash
+        tensors, shape, machine, n_ctx=n_ctx, kv_type=load.kv_cache_type, flash_attention=flash, draft=draft
     )
     plan = plan_offload(
         tensors,
@@ -162,6 +198,7 @@ def resolve(
         kv_type=load.kv_cache_type,
         flash_attention=flash,
         num_gpu=load.num_gpu,
+        draft=draft,
     )
     settings = LoadSettings(
         n_ctx=max(n_ctx, 2),  # num_ctx 1 holds no prompt and no reply: 2 gets a clear "prompt too long"
@@ -202,6 +239,7 @@ def load_runtime(
         settings=settings,
         adapters=tuple((store.blob_path(f.sha256), 1.0, f.path) for f in manifest.config.adapters),
         headers=tuple(headers),
+        draft=draft_path(store, manifest),
     )
     try:
         worker = Worker.start(spec, cancel, on_crash=on_crash, on_progress=on_progress)
