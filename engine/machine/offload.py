@@ -65,61 +65,20 @@ On the CPU (llama.cpp 0.3.36 here) the KV cache matched llama.cpp's logged
 buffers to the byte for the tiny fixture and the demo Gemma (f16 and q8_0,
 1 and 4 slots), and the compute buffers came within 1% (logits, attention
 without flash attention) or under the rounded-up ``_FA_MASK``. To check the
-GPU side against llama.cpp's real VRAM use (goal: within 10%), on the GPU
-machine, from the repository root, run this (about 8 minutes: the build
-takes 6, the random 8B model and its Q4_K_M 2)::
-
-bash ../shared/gpu/build-llama-cuda.sh
-G=llama_cpp_python-0.3.36/vendor/llama.cpp/gguf-py
-tar xzf ../shared/gpu/llama_cpp_python-0.3.36-slim.tar.gz -C /tmp $G && G=/tmp/$G
-PYTHONPATH=/tmp/site:$G python3 ../shared/gpu/mkmodel.py /tmp/m8.gguf 8b
-PYTHONPATH=/tmp/site python3 ../shared/gpu/quantize.py /tmp/m8.gguf /tmp/m8q.gguf Q4_K_M
-PYTHONPATH=/tmp/site:.:$G python3 - <<'EOF'
-import ctypes, re, subprocess, llama_cpp
-from pathlib import Path
-from engine.store.gguf_io import read_header
-from engine.machine.memory import Machine
-from engine.machine.offload import plan_offload
-from engine.units import GIB, MIB
-log = []
-@llama_cpp.llama_log_callback
-def keep(level, text, data): log.append(text.decode(errors="replace"))
-llama_cpp.llama_log_set(keep, ctypes.c_void_p(0))
-llama_cpp.llama_backend_init()
-smi = ["nvidia-smi", "--query-gpu=memory.free", "--format=csv,noheader,nounits"]
-def free(): return int(subprocess.run(smi, capture_output=True, text=True).stdout.split()[0]) * MIB
-info = read_header(Path("/tmp/m8q.gguf"), label="m8q")
-for card, ctx, slots, fa in [(78, 8192, 1, 1), (78, 8192, 1, 0), (78, 8192, 4, 1), (3, 8192, 1, 1)]:
-    machine = Machine(free_ram=100 * GIB, gpu_free_vram=card * GIB)  # 3: a pretend card, partial
-    plan = plan_offload(info.tensor_bytes, info.shape, machine,
-                        n_ctx=ctx, num_parallel=slots, flash_attention=bool(fa))
-    log.clear(); before = free()
-    mp = llama_cpp.llama_model_default_params(); mp.n_gpu_layers = plan.n_gpu_layers
-    model = llama_cpp.llama_model_load_from_file(b"/tmp/m8q.gguf", mp)
-    cp = llama_cpp.llama_context_default_params()
-    cp.n_ctx, cp.n_seq_max, cp.n_batch, cp.n_ubatch = ctx * slots, slots, 512, 512
-    cp.flash_attn_type = fa  # 1 enabled, 0 disabled
-    lctx = llama_cpp.llama_init_from_model(model, cp)
-    sizes = re.findall(r"CUDA0 \w+ buffer size =\s*([\d.]+) MiB", "".join(log))
-    print(f"{card} GiB ctx {ctx}x{slots} fa {fa}: {plan.layers_label} layers,"
-          f" plan {plan.vram / GIB:.2f} GiB, llama.cpp buffers {sum(map(float, sizes)) / 1024:.2f} GiB,"
-          f" nvidia-smi {(before - free()) / GIB:.2f} GiB")
-    print("".join(line for line in log if "buffer size" in line or "offloaded" in line))
-    llama_cpp.llama_free(lctx); llama_cpp.llama_model_free(model)
-EOF
+GPU side against llama.cpp's real VRAM use (goal: within 10%), run
+``bench/gpu_check.sh`` on the GPU machine (its header says how): its
+``bench/gpu_probe.py plan`` loads random-weight models of real shapes at the
+planned layers, context and slots and compares the plan with the buffers
+llama.cpp logs. Its "plan / llama.cpp" should be within 10%, and nvidia-smi's
+figure within ``plan.vram + VRAM_RESERVE``; the per-device figures say which
+term is off (model: weights; KV; compute), and ``compute_bytes`` takes a
+measured compute buffer. Its 3 GiB row is a partial offload (op_offload's copies).
 
 A draft model (Modelfile DRAFT, ``draft=``) is planned first and whole: it is
 small, and speculating pays only when it runs fast. On a GPU it takes its
 weights, its own KV cache (the same context and slots) and compute buffer
 out of the free VRAM when they fit, else it stays on the CPU; either way its
 bytes are in ``vram``/``ram``, so the memory budget counts them.
-
-``bench/gpu_check.sh`` runs this comparison for three shapes and prints one table.
-
-"plan" should be within 10% of "llama.cpp buffers", and "nvidia-smi" within
-``plan.vram + VRAM_RESERVE``. The per-buffer lines say which term is off
-(model: weights; KV; compute), and ``compute_bytes`` takes a measured
-compute buffer. The 3 GiB row is a partial offload (op_offload's copies).
 """
 
 from __future__ import annotations
