@@ -34,6 +34,7 @@ def weights(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return {
         "target": write_tiny_gguf(d / "Target-Q8_0.gguf", quant="Q8_0", seed=1)[0],
         "draft": write_tiny_gguf(d / "Draft-Q4_0.gguf", quant="Q4_0", seed=2)[0],
+        "f16": write_tiny_gguf(d / "Draft-F16.gguf", quant="F16", seed=3)[0],
         "foreign": write_chain_gguf(
             d / "Foreign.gguf", {}, vocab=([*tokens[:9], "x9", *tokens[10:]], scores, types)
         ),
@@ -104,12 +105,21 @@ def test_create_with_draft_files_then_show_and_ps_name_the_draft(
     ]
 
 
-def test_cli_show_names_the_draft(engine: Engine, weights: dict[str, Path]) -> None:
-    engine.create("fast", f"FROM {weights['target']}\nDRAFT {weights['draft']}\n")
+def test_cli_create_with_draft_quantize_then_show_names_the_draft(
+    engine: Engine, weights: dict[str, Path], tmp_path: Path
+) -> None:
+    (tmp_path / "Modelfile").write_text(f"FROM {weights['target']}\nDRAFT {weights['f16']}\n")
+    made = subprocess.run(
+        [LLAMADECK, "create", "fast", "-f", str(tmp_path / "Modelfile"), "--draft-quantize", "Q8_0"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert made.returncode == 0, made.stderr
     shown = subprocess.run([LLAMADECK, "show", "fast"], capture_output=True, text=True, timeout=60)
     assert shown.returncode == 0, shown.stderr
     [line] = [line for line in shown.stdout.splitlines() if line.strip().startswith("draft")]
-    assert line.split()[1:3] == ["Draft-Q4_0.gguf", "(Q4_0,"]
+    assert line.split()[1:3] == ["Draft-F16.gguf", "(Q8_0,"]  # what DRAFT named, quantized
 
 
 def test_a_model_without_a_draft_shows_none(base_url: str, weights: dict[str, Path]) -> None:

@@ -197,10 +197,10 @@ def test_verify_checks_the_drafts_files(engine: Engine, weights: dict[str, Path]
     made = engine.create("fast", f"FROM {weights['target']}\nDRAFT {weights['draft']}\n")
     assert made.config.draft is not None
     path = engine.blob_path("sha256:" + made.config.draft.files[0].sha256)
-    os.chmod(path, 0o644)
-    with open(path, "r+b") as blob:
-        blob.seek(200)
-        blob.write(b"\xff" * 16)
+    data = bytearray(path.read_bytes())
+    data[200:216] = b"\xff" * 16
+    path.unlink()  # the blob is a hard link to the fixture's file: damage a copy, never the fixture
+    path.write_bytes(bytes(data))
     [report] = engine.verify(["fast"])
     assert report.problems and "Draft-Q4_0.gguf" in report.problems[0]
 
