@@ -105,6 +105,21 @@ def test_create_with_draft_files_then_show_and_ps_name_the_draft(
     ]
 
 
+def test_create_from_a_stored_model_with_draft_files(
+    base_url: str, engine: Engine, weights: dict[str, Path]
+) -> None:
+    engine.create("base", f"FROM {weights['target']}\n")
+    digest = ollama.Client(host=base_url).create_blob(weights["draft"])
+    body = {"model": "fast", "from": "base", "draft_files": {"Draft-Q4_0.gguf": digest}, "stream": False}
+    answer = httpx.post(f"{base_url}/api/create", json=body, timeout=60)
+    assert answer.status_code == 200, answer.text
+    made = engine.resolve("fast")
+    assert made.config.draft is not None and made.config.draft.files[0].sha256 == digest.removeprefix(
+        "sha256:"
+    )
+    assert made.files == engine.resolve("base").files
+
+
 def test_cli_create_with_draft_quantize_then_show_names_the_draft(
     engine: Engine, weights: dict[str, Path], tmp_path: Path
 ) -> None:

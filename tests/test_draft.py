@@ -215,3 +215,12 @@ def test_the_sessions_tab_names_the_draft(engine: Engine, weights: dict[str, Pat
     assert session_cells(LoadedModel("plain:latest", "x", 1, 0, 0, 3, 2048, 4, 0, (), "idle", 0, 0.0, None))[
         0
     ] == ("plain:latest")
+
+
+def test_the_models_tab_details_name_the_draft(engine: Engine, weights: dict[str, Path]) -> None:
+    from tui.screens.details import details_text
+
+    engine.create("fast", f"FROM {weights['target']}\nDRAFT {weights['draft']}\n")
+    text = details_text(engine.show("fast")).plain
+    [line] = [line for line in text.splitlines() if line.strip().startswith("draft")]
+    assert line.split()[1:3] == ["Draft-Q4_0.gguf", "(Q4_0,"]
