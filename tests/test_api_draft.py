@@ -1,6 +1,6 @@
 """A draft model through the API and the CLI: ``/api/create``'s ``draft_files``; ``show`` and ``ps`` name it.
 
-The ``ollama`` Python client has no ``draft_files`` argument yet (0.6), so it uploads the blobs and
+The ``ollama`` Python client has no ``draft_files`` argument (0.6.3), so it uploads the blobs and
 reads ``show``; the create itself is the JSON Ollama's CLI sends, posted with httpx.
 """
 
