@@ -5,7 +5,8 @@ arrive; a request never names a path on the server), then asks ``/api/create``
 for a model made ``from`` a stored model or from those ``files``, in the JSON
 form today's ``ollama`` clients send (``files`` and ``adapters`` map file names
 to digests; ``template``, ``system``, ``parameters``, ``messages``,
-``license``, ``quantize``). Progress streams as NDJSON, as a pull's does.
+``license``, ``quantize``, and the draft model's ``draft_files`` and
+``draft_quantize``). Progress streams as NDJSON, as a pull's does.
 """
 
 from __future__ import annotations
@@ -167,6 +168,10 @@ def _spec(request: Request, data: dict[str, Any]) -> CreateSpec:
     base = _text(data, "from")
     files = _digests(data, "files")
     adapters = _digests(data, "adapters")
+    draft_files = _digests(data, "draft_files")
+    draft_quantize = _text(data, "draft_quantize")
+    if draft_quantize and not draft_files:
+        raise APIError(400, "--draft-quantize requires a DRAFT model")  # Ollama's words
     if base is None and not files:
         raise APIError(400, "neither 'from' or 'files' was specified")
     try:
@@ -176,6 +181,9 @@ def _spec(request: Request, data: dict[str, Any]) -> CreateSpec:
             else tuple((name, engine.blob_path(digest).name[len("sha256-") :]) for name, digest in files)
         )
         adapter_paths = tuple(engine.blob_path(digest) for _, digest in adapters)
+        draft_blobs = tuple(
+            (name, engine.blob_path(digest).name[len("sha256-") :]) for name, digest in draft_files
+        )
     except InvalidInput as error:
         raise APIError(400, str(error)) from error
     return CreateSpec(
@@ -188,6 +196,8 @@ def _spec(request: Request, data: dict[str, Any]) -> CreateSpec:
         messages=_messages(data),
         license=_licenses(data),
         quantize=_text(data, "quantize") or _text(data, "quantization"),
+        draft_blobs=draft_blobs,
+        draft_quantize=draft_quantize,
     )
 
 
@@ -199,6 +209,8 @@ def _spec(request: Request, data: dict[str, Any]) -> CreateSpec:
         **{"from": NAME},
         files=_DIGESTS,
         adapters=_DIGESTS,
+        draft_files=_DIGESTS,
+        draft_quantize=STRING,
         template=STRING,
         system=STRING,
         license=TEXTS,

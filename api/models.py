@@ -58,6 +58,23 @@ def details(manifest: Manifest) -> dict[str, Any]:
     }
 
 
+def draft_details(manifest: Manifest | None) -> dict[str, Any]:
+    """llamadeck's own ``draft`` field (Ollama names the draft only in the Modelfile): empty without one."""
+    draft = manifest.config.draft if manifest is not None else None
+    if draft is None:
+        return {}
+    return {
+        "draft": {
+            "model": draft.source,
+            "digest": draft.files[0].sha256,
+            "size": draft.size,
+            "family": draft.architecture,
+            "parameter_size": _human_count(draft.parameters),
+            "quantization_level": draft.quant or "",
+        }
+    }
+
+
 def _digest(manifest: Manifest) -> str:
     return manifest.files[0].sha256
 
@@ -119,6 +136,7 @@ def _running(loaded: LoadedModel, manifest: Manifest | None, now: datetime) -> d
         "paused": loaded.paused,
         "kv_cells": loaded.kv_cells,
         "kv_used": loaded.kv_used,
+        **draft_details(manifest),  # the draft model it speculates with (Modelfile DRAFT)
     }
 
 
@@ -161,6 +179,7 @@ def _show(request: Request, name: str, verbose: bool) -> dict[str, Any]:
         "model_info": shown.model_info,
         "capabilities": list(shown.capabilities),
         "modified_at": manifest.created,
+        **draft_details(manifest),
     }
 
 

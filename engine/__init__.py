@@ -85,7 +85,7 @@ from engine.runtime.toolcalls import (
 from engine.server_settings import ServerSettings, SettingInfo, describe_settings, from_environment
 from engine.shape import ModelShape
 from engine.store.cleanup import UNUSED_BLOB_GRACE, PruneReport
-from engine.store.manifest import Manifest, ModelConfig, ModelFile
+from engine.store.manifest import DraftModel, Manifest, ModelConfig, ModelFile
 from engine.store.removal import Removal
 from engine.templates.message import Message
 from engine.templates.thinking import thinks
@@ -127,6 +127,7 @@ __all__ = [
     "ContextUse",
     "Message",
     "Machine",
+    "DraftModel",
     "Manifest",
     "ModelConfig",
     "ModelDetails",

@@ -289,6 +289,7 @@ class ModelLibrary:
         *,
         base_dir: Path | None = None,
         quantize: str | None = None,
+        draft_quantize: str | None = None,
         on_event: EventSink = ignore,
         cancel: CancelToken = NEVER,
     ) -> Manifest:
@@ -297,16 +298,23 @@ class ModelLibrary:
         FROM names a stored model, an ``hf.co/`` reference (pulled first) or
         a GGUF file or folder, relative to ``base_dir`` (the Modelfile's
         folder; the working directory when None). ``quantize`` requantizes an
-        F16/F32 base (e.g. "Q4_K_M"). Raises InvalidInput (a Modelfile error
+        F16/F32 base (e.g. "Q4_K_M"), ``draft_quantize`` the DRAFT model. DRAFT
+        names a stored model or GGUF files of the same vocabulary. Raises InvalidInput (a Modelfile error
         names its line), ModelNotFound, and what pull, import and quantize raise.
         """
         from engine.ingest.create import create_model, spec_from_modelfile
 
         target = parse_local_name(name)
         if isinstance(modelfile, CreateSpec):
-            spec = replace(modelfile, quantize=quantize or modelfile.quantize)
+            spec = replace(
+                modelfile,
+                quantize=quantize or modelfile.quantize,
+                draft_quantize=draft_quantize or modelfile.draft_quantize,
+            )
         else:
-            spec = spec_from_modelfile(modelfile, base_dir=base_dir or Path.cwd(), quantize=quantize)
+            spec = spec_from_modelfile(
+                modelfile, base_dir=base_dir or Path.cwd(), quantize=quantize, draft_quantize=draft_quantize
+            )
 
         def base_model(ref: ModelRef) -> Manifest:
             return self.ensure(str(ref), on_event=on_event, cancel=cancel)
@@ -326,6 +334,13 @@ class ModelLibrary:
         manifest = details.manifest
         weights = details.paths[0] if len(details.paths) == 1 else self._store.split_view(manifest.files)
         config = manifest.config
+        draft = None
+        if config.draft is not None:  # its blob's path, as Ollama writes DRAFT
+            files = config.draft.files
+            path = (
+                self._store.blob_path(files[0].sha256) if len(files) == 1 else self._store.split_view(files)
+            )
+            draft = str(path)
         text = format_modelfile(
             Modelfile(
                 from_=str(weights),
@@ -335,6 +350,7 @@ class ModelLibrary:
                 parameters=dict(config.parameters),
                 messages=config.messages,
                 license=(manifest.license,) if manifest.license else (),
+                draft=draft,
             )
         )
         header = (
@@ -453,7 +469,7 @@ class ModelLibrary:
 
         def check(manifest: Manifest) -> VerifyReport:
             report = VerifyReport(manifest.reference)
-            for file in manifest.files:
+            for file in manifest.blob_files:  # the weights, their LoRA adapters and the draft model
                 if file.sha256 not in problems:
                     problems[file.sha256] = check_blob(self._store, file, on_event, cancel)
                 if problem := problems[file.sha256]:

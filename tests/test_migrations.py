@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from engine.store.manifest import Manifest, ManifestError, ModelConfig
+from engine.store.manifest import DraftModel, Manifest, ManifestError, ModelConfig, ModelFile
 from engine.store.migrations import SCHEMA, STEPS, BadSchema, NewerSchema, upgrade
 from engine.store.model_store import Store
 
@@ -99,3 +100,59 @@ def test_an_old_manifest_is_saved_in_the_current_form(tmp_path: Path) -> None:
 def test_old_manifest_with_hostile_fields_is_damage_not_a_crash(change: dict[str, object], why: str) -> None:
     with pytest.raises(ManifestError, match=why):
         Manifest.from_json(json.dumps({**V1, **change}).encode())
+
+
+def test_v3_to_v4_adds_an_empty_draft() -> None:
+    v3 = STEPS[2](STEPS[1](dict(V1)))
+    v4 = STEPS[3]({**v3, "schema": 3})
+    assert v4["config"]["draft"] is None and "draft" not in v3["config"]
+    assert Manifest.from_json(json.dumps({**v3, "schema": 3}).encode()).config.draft is None
+
+
+def _with_draft() -> Manifest:
+    manifest = Manifest.from_json(json.dumps(V1).encode())
+    draft = DraftModel((ModelFile("Small-Q8_0.gguf", "b" * 64, 1000),), "small:latest", "llama", 500, "Q8_0")
+    return replace(manifest, config=replace(manifest.config, draft=draft))
+
+
+def test_a_manifest_with_a_draft_reads_back_and_names_its_blobs() -> None:
+    manifest = _with_draft()
+    data = json.loads(manifest.to_json())
+    assert data["schema"] == SCHEMA == 4 and data["config"]["draft"]["source"] == "small:latest"
+    assert Manifest.from_json(manifest.to_json()) == manifest
+    assert [f.sha256 for f in manifest.blob_files] == ["a" * 64, "b" * 64]
+
+
+def test_a_v4_manifest_is_newer_to_a_v3_reader(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A v3 llamadeck (this code reading up to schema 3) refuses a drafted model as newer, in one line:
+    it never runs it without its draft, and its GC leaves the draft's blobs alone."""
+    from engine.store import manifest as manifest_module
+    from engine.store import migrations
+
+    raw = _with_draft().to_json()
+    monkeypatch.setattr(migrations, "SCHEMA", 3)
+    monkeypatch.setattr(manifest_module, "SCHEMA", 3)
+    with pytest.raises(ManifestError) as refused:
+        Manifest.from_json(raw)
+    assert refused.value.newer and str(refused.value) == (
+        "written by a newer llamadeck (manifest schema 4, this one reads up to 3): "
+        "upgrade llamadeck to use it"
+    )
+
+
+@pytest.mark.parametrize(
+    ("draft", "why"),
+    [
+        ("small", "config.draft must be an object"),
+        ({"files": [], "source": "s", "architecture": "llama", "parameters": 1}, "non-empty list"),
+        ({"files": [{"path": "x", "sha256": "z", "size": 1}], "source": "s", "architecture": "l",
+          "parameters": 1}, "no valid sha256"),
+        ({"files": [{"path": "x", "sha256": "b" * 64, "size": 1}], "source": "", "architecture": "l",
+          "parameters": 1}, "source must be a non-empty string"),
+    ],
+)  # fmt: skip
+def test_a_damaged_draft_is_damage_not_a_crash(draft: object, why: str) -> None:
+    data = json.loads(_with_draft().to_json())
+    data["config"]["draft"] = draft
+    with pytest.raises(ManifestError, match=why):
+        Manifest.from_json(json.dumps(data).encode())

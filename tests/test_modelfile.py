@@ -51,6 +51,13 @@ VALID: list[tuple[str, Modelfile]] = [
         'FROM x\nPARAMETER seed "42"\nPARAMETER flash_attn true',
         Modelfile(from_="x", parameters={"seed": 42, "flash_attn": "on"}),
     ),  # noqa: E501
+    # Ollama's own examples (parser/parser_test.go TestParseFileDraft, TestCreateRequestDraftFiles)
+    ("\nFROM base\nDRAFT ./assistant\n", Modelfile(from_="base", draft="./assistant")),
+    ("\nFROM base\nDRAFT ./draft.gguf\n", Modelfile(from_="base", draft="./draft.gguf")),
+    (
+        'FROM qwen3:8b\ndraft "qwen3:0.6b"\nPARAMETER temperature 0',
+        Modelfile(from_="qwen3:8b", draft="qwen3:0.6b", parameters={"temperature": 0.0}),
+    ),
     ("FROM x\nSYSTEM one\nSYSTEM two\nTEMPLATE t", Modelfile(from_="x", system="two", template="t")),
     ('FROM x\nSYSTEM a\nSYSTEM ""\nTEMPLATE """"""', Modelfile(from_="x")),
     (
@@ -98,7 +105,9 @@ INVALID: list[tuple[str, int | None, str]] = [
     ),
     ("FROM x\nFROM-x y", 2, "expected a space after FROM, not '-'"),
     ("FROM x\n\x00\n", 2, "unknown instruction"),
-    ("FROM x\nDRAFT ./d.gguf", 2, "DRAFT (a draft model for speculative decoding) is an Ollama instruction"),
+    ("FROM x\nDRAFT ./d.gguf\nDRAFT gemma3:270m", 3, "a second DRAFT (the first is on line 2)"),
+    ('FROM x\nDRAFT ""', 2, "DRAFT needs a model name or a path"),
+    ("FROM x\nDRAFT", 2, "DRAFT needs a value"),
     ("FROM x\nREQUIRES 0.14.0", 2, "REQUIRES"),
     ("FROM x\nRENDERER qwen3", 2, "RENDERER"),
     ("FROM x\nPARSER qwen3", 2, "PARSER"),
@@ -134,7 +143,7 @@ INVALID: list[tuple[str, int | None, str]] = [
     ("FROM x\nSYSTEM:json abc", 2, "SYSTEM:json needs one JSON string"),
     ('FROM x\nSYSTEM:json "a" b', 2, "SYSTEM:json needs one JSON string"),
     ('FROM x\nSYSTEM:json "\\ud800"', 2, "lone surrogate"),
-    ('FROM x\nDRAFT:json "a"', 2, "DRAFT"),
+    ('FROM x\nRENDERER:json "a"', 2, "RENDERER"),
 ]
 
 

@@ -21,6 +21,7 @@ def test_format_uses_ollama_show_order_and_ollama_syntax() -> None:
     m = Modelfile(
         from_="llama3.2",
         adapters=("./lora.gguf",),
+        draft="./draft.gguf",
         template="{{ .Prompt }}\n",
         system="You are Mario.",
         parameters={"stop": ["<|eot_id|>", "User:"], "temperature": 0.7, "num_ctx": 8192},
@@ -30,6 +31,7 @@ def test_format_uses_ollama_show_order_and_ollama_syntax() -> None:
     assert format_modelfile(m) == (
         "FROM llama3.2\n"
         "ADAPTER ./lora.gguf\n"
+        "DRAFT ./draft.gguf\n"
         'TEMPLATE """{{ .Prompt }}\n"""\n'
         "SYSTEM You are Mario.\n"
         "PARAMETER temperature 0.7\n"
@@ -119,6 +121,7 @@ MODELFILES = st.builds(
         tuple
     ),
     license=st.lists(TEXT, max_size=2).map(tuple),
+    draft=st.none() | NON_EMPTY,
 )
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from engine import visible
+from engine import DraftModel, visible
 from tui.terminal import cell_width
 
 
@@ -57,6 +57,14 @@ def format_count(n: int) -> str:
         if n >= size:
             return f"{n / size:.1f}{suffix}"
     return str(n)
+
+
+def draft_text(draft: DraftModel | None) -> str:
+    """A draft model (Modelfile DRAFT) in one line: ``gemma3:270m (Q4_K_M, 268.1M)``; ``-`` for none."""
+    if draft is None:
+        return "-"
+    facts = ", ".join(part for part in (draft.quant, format_count(draft.parameters)) if part)
+    return f"{draft.source} ({facts})"
 
 
 def ago_until(iso: str, now: datetime | None = None) -> str:

@@ -13,7 +13,8 @@ into a manifest, as Ollama's ``CreateHandler`` does:
 Layering follows Ollama: TEMPLATE and SYSTEM replace the base's, PARAMETER
 names override the base's one by one (the others are inherited), MESSAGE turns
 replace the base's when any are given, LICENSE texts are added to the base's,
-ADAPTERs are added to the base's.
+ADAPTERs are added to the base's, and DRAFT replaces the base's draft model
+(``engine.ingest.draft``: a stored model or GGUF files of the same vocabulary).
 """
 
 from __future__ import annotations
@@ -31,10 +32,11 @@ from engine.cancel import NEVER, CancelToken
 from engine.convert.source import as_gguf, gather, is_hf_upload
 from engine.errors import InvalidInput, LlamadeckError, ModelNotFound, TemplateError, check_unicode
 from engine.events import EventSink, Status, ignore
+from engine.ingest.draft import draft_by_name, draft_from_files, draft_from_model, same_path
 from engine.ingest.modelfile import MAX_MESSAGES, MAX_MODELFILE_BYTES, parse_modelfile
 from engine.store.clock import now_iso
 from engine.store.gguf_io import GGUFInfo
-from engine.store.manifest import Manifest, ModelConfig, ModelFile
+from engine.store.manifest import DraftModel, Manifest, ModelConfig, ModelFile
 from engine.store.model_store import Store
 from engine.store.refs import LocalRef, ModelRef, parse_ref
 
@@ -56,15 +58,25 @@ class CreateSpec:
     messages: tuple[tuple[str, str], ...] = ()
     license: tuple[str, ...] = ()
     quantize: str | None = None  # e.g. "Q4_K_M": requantize an F16/F32 base first
+    draft: str | None = None  # DRAFT: a stored model's name (or an hf.co/ reference to pull)
+    draft_path: Path | None = None  # DRAFT: a GGUF file, a split model's first part or a folder
+    draft_blobs: tuple[tuple[str, str], ...] = ()  # (file name, sha256): /api/create's draft_files
+    draft_quantize: str | None = None  # requantize an F16/F32 draft first (Ollama's draft_quantize)
 
 
-def spec_from_modelfile(text: str | bytes, *, base_dir: Path, quantize: str | None = None) -> CreateSpec:
-    """Parse a Modelfile; FROM and ADAPTER paths are relative to ``base_dir`` (the Modelfile's folder).
+def spec_from_modelfile(
+    text: str | bytes, *, base_dir: Path, quantize: str | None = None, draft_quantize: str | None = None
+) -> CreateSpec:
+    """Parse a Modelfile; FROM, ADAPTER and DRAFT paths are relative to ``base_dir`` (the Modelfile's folder).
 
-    As Ollama's client does, FROM names a file when such a path exists and a model otherwise.
+    As Ollama's client does, FROM names a file when such a path exists and a model otherwise;
+    DRAFT too (Ollama's client takes only a path there). Like Ollama, DRAFT may not be FROM's own path.
     """
     modelfile = parse_modelfile(text)
     base_path = _existing_path(modelfile.from_, base_dir)
+    draft_path = _existing_path(modelfile.draft, base_dir) if modelfile.draft else None
+    if draft_path is not None and base_path is not None and same_path(draft_path, base_path):
+        raise InvalidInput(f"DRAFT must not reference the same local path as FROM: {draft_path}")
     adapters = []
     for adapter in modelfile.adapters:
         path = _existing_path(adapter, base_dir)
@@ -81,6 +93,9 @@ def spec_from_modelfile(text: str | bytes, *, base_dir: Path, quantize: str | No
         messages=modelfile.messages,
         license=modelfile.license,
         quantize=quantize,
+        draft=modelfile.draft if modelfile.draft and draft_path is None else None,
+        draft_path=draft_path,
+        draft_quantize=draft_quantize,
     )
 
 
@@ -123,10 +138,18 @@ def create_model(
     _check_size(spec)
     _check_texts(spec)
     _check_template(spec.template)
+    if sum((spec.draft is not None, spec.draft_path is not None, bool(spec.draft_blobs))) > 1:
+        raise InvalidInput("a model takes one DRAFT: a model name or GGUF files")
+    if spec.draft_quantize and not _has_draft(spec):
+        raise InvalidInput("draft_quantize needs a DRAFT model")
     if spec.base is not None:
         base = _base(spec.base, base_model)
         adapters = _adapters(store, base.architecture, base.config.adapters, spec, on_event, cancel)
-        config = replace(_layered(base.config, spec), parent=base.reference, adapters=adapters)
+        draft = _draft(
+            store, spec, store.blob_path(base.files[0].sha256), base.reference, base.config.draft,
+            base_model, on_event, cancel,
+        )  # fmt: skip
+        config = replace(_layered(base.config, spec), parent=base.reference, adapters=adapters, draft=draft)
         license = _license(base.license, spec.license)
         if spec.quantize:
             if len(base.files) != 1:
@@ -140,7 +163,7 @@ def create_model(
         on_event(Status("writing manifest"))
         store.ensure()
         with store.store_lock():
-            for file in (*manifest.files, *manifest.config.adapters):
+            for file in manifest.blob_files:
                 if not store.has_blob(file.sha256):  # collected by another process meanwhile
                     raise ModelNotFound(f"the weights {file.path} are no longer in the store: create again")
             store.save(manifest)
@@ -160,18 +183,73 @@ def create_model(
             template=header.chat_template, template_source="gguf" if header.chat_template else None
         )
         adapters = _adapters(store, header.architecture, (), spec, on_event, cancel)
-        config = replace(_layered(own, spec), parent=origin, adapters=adapters)
+        draft = _draft(store, spec, _first_file(source), origin, None, base_model, on_event, cancel)
+        config = replace(_layered(own, spec), parent=origin, adapters=adapters, draft=draft)
         license = _license(header.license, spec.license)
         return _import(store, target, source, origin, config, license, spec, on_event, cancel, scratch)
 
 
 def _peek(source: Path) -> GGUFInfo:
     """The header of the model's first file (cheap), for the template and licence it brings."""
-    from engine.ingest.local import model_files
     from engine.store.gguf_io import read_header
 
-    first = model_files(source)[0]  # the part the import reads its facts from, found the import's way
+    first = _first_file(source)
     return read_header(first, label=first.name)
+
+
+def _first_file(source: Path) -> Path:
+    """The part the import reads its facts from, found the import's way."""
+    from engine.ingest.local import model_files
+
+    return model_files(source)[0]
+
+
+def _has_draft(spec: CreateSpec) -> bool:
+    return spec.draft is not None or spec.draft_path is not None or bool(spec.draft_blobs)
+
+
+def _draft(
+    store: Store,
+    spec: CreateSpec,
+    target: Path,
+    target_label: str,
+    inherited: DraftModel | None,
+    base_model: Callable[[ModelRef], Manifest],
+    on_event: EventSink,
+    cancel: CancelToken,
+) -> DraftModel | None:
+    """The new model's draft: the one DRAFT names (checked against ``target``'s tokens), else the base's."""
+    if not _has_draft(spec):
+        return inherited
+    if spec.draft is not None and not spec.draft_quantize:
+        manifest = draft_by_name(spec.draft, base_model)
+        return draft_from_model(manifest, store, target, target_label=target_label, named=spec.draft)
+    with _scratch(store) as scratch:
+        if spec.draft is not None:
+            manifest = draft_by_name(spec.draft, base_model)
+            source, named = store.blob_path(manifest.files[0].sha256), spec.draft
+            if len(manifest.files) != 1:
+                raise InvalidInput(
+                    f"DRAFT {spec.draft} is split into {len(manifest.files)} files: quantizing needs one"
+                )
+        elif spec.draft_blobs:
+            folder = scratch / "draft"
+            folder.mkdir()
+            source, named = _blob_folder(store, folder, spec.draft_blobs), spec.draft_blobs[0][0]
+        else:
+            source = spec.draft_path or Path()
+            named = str(source)
+        from engine.ingest.local import model_files
+
+        parts = model_files(source)
+        if spec.draft_quantize:
+            single = _single_file(source)
+            quantized = scratch / _quantized_name(single, spec.draft_quantize)
+            _quantize(single, quantized, spec.draft_quantize, on_event, cancel)
+            parts = [quantized]
+        return draft_from_files(
+            store, parts, target, target_label=target_label, named=named, on_event=on_event, cancel=cancel
+        )
 
 
 def _import(

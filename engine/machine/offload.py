@@ -65,53 +65,20 @@ On the CPU (llama.cpp 0.3.36 here) the KV cache matched llama.cpp's logged
 buffers to the byte for the tiny fixture and the demo Gemma (f16 and q8_0,
 1 and 4 slots), and the compute buffers came within 1% (logits, attention
 without flash attention) or under the rounded-up ``_FA_MASK``. To check the
-GPU side against llama.cpp's real VRAM use (goal: within 10%), on the GPU
-machine, from the repository root, run this (about 8 minutes: the build
-takes 6, the random 8B model and its Q4_K_M 2)::
+GPU side against llama.cpp's real VRAM use (goal: within 10%), run
+``bench/gpu_check.sh`` on the GPU machine (its header says how): its
+``bench/gpu_probe.py plan`` loads random-weight models of real shapes at the
+planned layers, context and slots and compares the plan with the buffers
+llama.cpp logs. Its "plan / llama.cpp" should be within 10%, and nvidia-smi's
+figure within ``plan.vram + VRAM_RESERVE``; the per-device figures say which
+term is off (model: weights; KV; compute), and ``compute_bytes`` takes a
+measured compute buffer. Its 3 GiB row is a partial offload (op_offload's copies).
 
-bash ../shared/gpu/build-llama-cuda.sh
-G=llama_cpp_python-0.3.36/vendor/llama.cpp/gguf-py
-tar xzf ../shared/gpu/llama_cpp_python-0.3.36-slim.tar.gz -C /tmp $G && G=/tmp/$G
-PYTHONPATH=/tmp/site:$G python3 ../shared/gpu/mkmodel.py /tmp/m8.gguf 8b
-PYTHONPATH=/tmp/site python3 ../shared/gpu/quantize.py /tmp/m8.gguf /tmp/m8q.gguf Q4_K_M
-PYTHONPATH=/tmp/site:.:$G python3 - <<'EOF'
-import ctypes, re, subprocess, llama_cpp
-from pathlib import Path
-from engine.store.gguf_io import read_header
-from engine.machine.memory import Machine
-from engine.machine.offload import plan_offload
-from engine.units import GIB, MIB
-log = []
-@llama_cpp.llama_log_callback
-def keep(level, text, data): log.append(text.decode(errors="replace"))
-llama_cpp.llama_log_set(keep, ctypes.c_void_p(0))
-llama_cpp.llama_backend_init()
-smi = ["nvidia-smi", "--query-gpu=memory.free", "--format=csv,noheader,nounits"]
-def free(): return int(subprocess.run(smi, capture_output=True, text=True).stdout.split()[0]) * MIB
-info = read_header(Path("/tmp/m8q.gguf"), label="m8q")
-for card, ctx, slots, fa in [(78, 8192, 1, 1), (78, 8192, 1, 0), (78, 8192, 4, 1), (3, 8192, 1, 1)]:
-    machine = Machine(free_ram=100 * GIB, gpu_free_vram=card * GIB)  # 3: a pretend card, partial
-    plan = plan_offload(info.tensor_bytes, info.shape, machine,
-                        n_ctx=ctx, num_parallel=slots, flash_attention=bool(fa))
-    log.clear(); before = free()
-    mp = llama_cpp.llama_model_default_params(); mp.n_gpu_layers = plan.n_gpu_layers
-    model = llama_cpp.llama_model_load_from_file(b"/tmp/m8q.gguf", mp)
-    cp = llama_cpp.llama_context_default_params()
-    cp.n_ctx, cp.n_seq_max, cp.n_batch, cp.n_ubatch = ctx * slots, slots, 512, 512
-    cp.flash_attn_type = fa  # 1 enabled, 0 disabled
-    lctx = llama_cpp.llama_init_from_model(model, cp)
-    sizes = re.findall(r"CUDA0 \w+ buffer size =\s*([\d.]+) MiB", "".join(log))
-    print(f"{card} GiB ctx {ctx}x{slots} fa {fa}: {plan.layers_label} layers,"
-          f" plan {plan.vram / GIB:.2f} GiB, llama.cpp buffers {sum(map(float, sizes)) / 1024:.2f} GiB,"
-          f" nvidia-smi {(before - free()) / GIB:.2f} GiB")
-    print("".join(line for line in log if "buffer size" in line or "offloaded" in line))
-    llama_cpp.llama_free(lctx); llama_cpp.llama_model_free(model)
-EOF
-
-"plan" should be within 10% of "llama.cpp buffers", and "nvidia-smi" within
-``plan.vram + VRAM_RESERVE``. The per-buffer lines say which term is off
-(model: weights; KV; compute), and ``compute_bytes`` takes a measured
-compute buffer. The 3 GiB row is a partial offload (op_offload's copies).
+A draft model (Modelfile DRAFT, ``draft=``) is planned first and whole: it is
+small, and speculating pays only when it runs fast. On a GPU it takes its
+weights, its own KV cache (the same context and slots) and compute buffer
+out of the free VRAM when they fit, else it stays on the CPU; either way its
+bytes are in ``vram``/``ram``, so the memory budget counts them.
 """
 
 from __future__ import annotations
@@ -157,6 +124,7 @@ class OffloadPlan:
     ram: int  # bytes in host memory: weights and KV left on the CPU, host buffers, runtime overhead
     reason: str  # one line for people: what was chosen and why
     fits: bool = True  # False when an explicit num_gpu needs more VRAM than is free
+    draft_gpu_layers: int = 0  # the draft model's layers on the GPU: all of them (n_layers + 1) or 0
 
     @property
     def full(self) -> bool:
@@ -167,6 +135,14 @@ class OffloadPlan:
     def layers_label(self) -> str:
         """``24/33``, as llama.cpp's "offloaded 24/33 layers to GPU" says it."""
         return f"{self.n_gpu_layers}/{self.n_layers + 1}"
+
+
+@dataclass(frozen=True)
+class DraftWeights:
+    """A draft model's tensor table and shape: what it adds to its target's plan."""
+
+    tensors: TensorBytes
+    shape: ModelShape
 
 
 @dataclass(frozen=True)
@@ -222,6 +198,7 @@ def plan_offload(
     compute_bytes: int | None = None,
     reserve: int = VRAM_RESERVE,
     n_ubatch: int = N_UBATCH,
+    draft: DraftWeights | None = None,
 ) -> OffloadPlan:
     """The most layers that fit in free VRAM less ``reserve``, or exactly ``num_gpu`` when given.
 
@@ -229,7 +206,8 @@ def plan_offload(
     that many cells. ``num_gpu`` is Ollama's option (None or -1: plan it);
     more than the model has means all. ``compute_bytes`` replaces the
     estimate of the GPU's compute buffer (a figure measured on the card).
-    On a machine without GPU offload the plan is always 0 layers.
+    On a machine without GPU offload the plan is always 0 layers. ``draft``
+    (a draft model) is placed first, whole, and counted in ``vram``/``ram``.
 
         plan = plan_offload(info.tensor_bytes, info.shape, machine, n_ctx=8192)
         plan.n_gpu_layers, plan.reason  # 33, "all 33 layers fit in 22.1 GiB free VRAM (5.6 GiB needed)"
@@ -245,8 +223,64 @@ def plan_offload(
         raise InvalidOption(f"num_gpu must be -1 (plan it), 0 (CPU only) or a layer count, not {num_gpu}")
     n_total = len(costs.layers) + 1
     asked = None if num_gpu is None or num_gpu < 0 else num_gpu
-
     free = machine.gpu_free_vram
+    placed = _place_draft(
+        draft, free, reserve, n_ctx, num_parallel, kv_type, flash_attention, kv_unified, n_ubatch
+    )
+    plan = _plan_target(costs, n_total, asked, free, reserve + placed.vram)
+    if draft is None:
+        return plan
+    return replace(
+        plan,
+        vram=plan.vram + placed.vram,
+        ram=plan.ram + placed.ram,
+        reason=plan.reason + placed.reason,
+        draft_gpu_layers=placed.layers,
+    )
+
+
+@dataclass(frozen=True)
+class _Placed:
+    """Where the draft model goes: its GPU layers, the bytes it takes on each side, a note for the reason."""
+
+    layers: int = 0
+    vram: int = 0
+    ram: int = 0
+    reason: str = ""
+
+
+def _place_draft(
+    draft: DraftWeights | None,
+    free: int | None,
+    reserve: int,
+    n_ctx: int,
+    num_parallel: int,
+    kv_type: str,
+    flash_attention: bool,
+    kv_unified: bool,
+    n_ubatch: int,
+) -> _Placed:
+    """The draft whole on the GPU when it fits in free VRAM, else whole on the CPU."""
+    if draft is None:
+        return _Placed()
+    costs = _costs(
+        draft.tensors, draft.shape, n_ctx, num_parallel, kv_type, flash_attention, kv_unified, n_ubatch
+    )
+    whole = len(costs.layers) + 1
+    if free is not None and costs.vram(whole) <= free - reserve:
+        vram = costs.vram(whole)
+        return _Placed(
+            whole, vram, costs.ram(whole) - FIXED_OVERHEAD, f"; draft model on the GPU ({format_gib(vram)})"
+        )
+    ram = costs.ram(0) - FIXED_OVERHEAD
+    where = "CPU only" if free is None else "it does not fit in VRAM"
+    return _Placed(0, 0, ram, f"; draft model on the CPU ({where}, {format_gib(ram)})")
+
+
+def _plan_target(
+    costs: _Costs, n_total: int, asked: int | None, free: int | None, reserve: int
+) -> OffloadPlan:
+    """The target model's layers, with ``reserve`` (the driver's share and a draft's) kept free."""
     if free is None:
         reason = "CPU only: llama.cpp has no GPU backend here"
         if asked:
@@ -284,6 +318,7 @@ def default_num_parallel(
     kv_type: str = "f16",
     flash_attention: bool = True,
     reserve: int = VRAM_RESERVE,
+    draft: DraftWeights | None = None,
 ) -> int:
     """4 slots when the model with 4 contexts fits whole on the GPU (on a CPU: in free RAM), else 1.
 
@@ -300,6 +335,7 @@ def default_num_parallel(
         kv_type=kv_type,
         flash_attention=flash_attention,
         reserve=reserve,
+        draft=draft,
     )
     whole = plan.full if machine.has_gpu else plan.ram <= machine.free_ram
     return DEFAULT_PARALLEL if whole else 1
@@ -321,6 +357,7 @@ def default_context_length(
     kv_type: str = "f16",
     flash_attention: bool = True,
     reserve: int = VRAM_RESERVE,
+    draft: DraftWeights | None = None,
 ) -> int:
     """Ollama's default context for this machine: a tier by free VRAM, capped and stepped down to fit.
 
@@ -346,6 +383,7 @@ def default_context_length(
             kv_type=kv_type,
             flash_attention=flash_attention,
             reserve=reserve,
+            draft=draft,
         )
         if plan.full:
             return n_ctx

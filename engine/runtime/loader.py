@@ -20,6 +20,7 @@ from engine.errors import ModelCrashed
 from engine.events import Embeddings
 from engine.machine.memory import Machine
 from engine.machine.offload import (
+    DraftWeights,
     OffloadPlan,
     default_context_length,
     default_num_parallel,
@@ -133,16 +134,46 @@ def tensor_bytes(
     return total
 
 
+def draft_path(store: Store, manifest: Manifest) -> Path | None:
+    """The path llama.cpp should open for the model's draft model (Modelfile DRAFT); None without one."""
+    draft = manifest.config.draft
+    if draft is None:
+        return None
+    if len(draft.files) == 1:
+        return store.blob_path(draft.files[0].sha256)
+    return store.split_view(draft.files)
+
+
+def draft_weights(store: Store, manifest: Manifest) -> DraftWeights | None:
+    """The draft model's tensor table and shape, its headers read and checked (IntegrityError if damaged)."""
+    draft = manifest.config.draft
+    if draft is None:
+        return None
+    headers = [verify_structure(store.blob_path(f.sha256), label=f"draft {f.path}") for f in draft.files]
+    total = TensorBytes()
+    for header in headers:
+        total = total + header.tensor_bytes
+    return DraftWeights(total, headers[0].shape)
+
+
 def resolve(
-    manifest: Manifest, tensors: TensorBytes, machine: Machine, load: LoadOptions
+    manifest: Manifest,
+    tensors: TensorBytes,
+    machine: Machine,
+    load: LoadOptions,
+    *,
+    draft: DraftWeights | None = None,
 ) -> tuple[LoadSettings, OffloadPlan]:
-    """Decide every automatic load option for this machine and plan the offload."""
+    """Decide every automatic load option for this machine and plan the offload.
+
+    ``draft``: the draft model's weights (``draft_weights``), planned with the model and counted in it.
+    """
     shape = manifest.shape or ModelShape(0, 0, 1, 1, 0, manifest.context_length, 0)
     flash = load.flash_attn != "off"
     n_ctx = load.num_ctx
     if n_ctx is None:  # automatic: the machine's tier, capped at what the model was trained for
         n_ctx = default_context_length(
-            tensors, shape, machine, kv_type=load.kv_cache_type, flash_attention=flash
+            tensors, shape, machine, kv_type=load.kv_cache_type, flash_attention=flash, draft=draft
         )
         if manifest.context_length > 0:
             n_ctx = max(min(n_ctx, manifest.context_length), MIN_CONTEXT)
@@ -159,7 +190,7 @@ def resolve(
     # the pool holds this many full contexts: num_parallel's when given (each of them may fill its
     # context, as in Ollama), else 4 where they fit whole (1 where not); short chats share it, many at once
     contexts = load.num_parallel or default_num_parallel(
-        tensors, shape, machine, n_ctx=n_ctx, kv_type=load.kv_cache_type, flash_attention=flash
+        tensors, shape, machine, n_ctx=n_ctx, kv_type=load.kv_cache_type, flash_attention=flash, draft=draft
     )
     plan = plan_offload(
         tensors,
@@ -171,6 +202,7 @@ def resolve(
         flash_attention=flash,
         kv_unified=True,
         num_gpu=load.num_gpu,
+        draft=draft,
     )
     n_ctx = max(n_ctx, 2)  # num_ctx 1 holds no prompt and no reply: 2 gets a clear "prompt too long"
     settings = LoadSettings(
@@ -213,6 +245,7 @@ def load_runtime(
         settings=settings,
         adapters=tuple((store.blob_path(f.sha256), 1.0, f.path) for f in manifest.config.adapters),
         headers=tuple(headers),
+        draft=draft_path(store, manifest),
     )
     try:
         worker = Worker.start(spec, cancel, on_crash=on_crash, on_progress=on_progress)

@@ -69,7 +69,8 @@ def use_model(
         if not decided:
             headers = loader.read_headers(store, manifest)  # read once: the load takes them
             tensors = loader.tensor_bytes(store, manifest, headers=headers)
-            decided.append((*loader.resolve(manifest, tensors, machine(), load), headers))
+            draft = loader.draft_weights(store, manifest)  # a DRAFT model's memory counts with the model's
+            decided.append((*loader.resolve(manifest, tensors, machine(), load, draft=draft), headers))
         return decided[0]
 
     def need() -> int:

@@ -61,6 +61,25 @@ class ModelFile:
 
 
 @dataclass(frozen=True)
+class DraftModel:
+    """A smaller model of the same vocabulary that proposes tokens for its target to check (Modelfile DRAFT).
+
+    Its blobs are named by the manifest (GC, ``rm``, ``cp`` and ``verify``
+    count them), so removing the model it was taken from keeps it.
+    """
+
+    files: tuple[ModelFile, ...]  # its GGUF (split parts in order)
+    source: str  # what DRAFT named: a model reference, or the file's name
+    architecture: str
+    parameters: int
+    quant: str | None = None
+
+    @property
+    def size(self) -> int:
+        return sum(f.size for f in self.files)
+
+
+@dataclass(frozen=True)
 class ModelConfig:
     """How the model is run: what a Modelfile can set on top of the weights."""
 
@@ -73,6 +92,7 @@ class ModelConfig:
     messages: tuple[
         tuple[str, str], ...
     ] = ()  # a Modelfile's MESSAGE turns (role, content), before every chat
+    draft: DraftModel | None = None  # a draft model for speculative decoding (Modelfile DRAFT)
 
 
 @dataclass(frozen=True)
@@ -114,7 +134,15 @@ class Manifest:
 
         Two names of one file with other LoRA adapters must not share a loaded model.
         """
-        return "+".join([self.id, *(a.sha256[:12] for a in self.config.adapters)])
+        draft = self.config.draft
+        drafts = [f"draft-{draft.files[0].sha256[:12]}"] if draft is not None else []
+        return "+".join([self.id, *(a.sha256[:12] for a in self.config.adapters), *drafts])
+
+    @property
+    def blob_files(self) -> tuple[ModelFile, ...]:
+        """Every blob this model needs: its weights, its adapters and its draft model's files."""
+        draft = self.config.draft.files if self.config.draft is not None else ()
+        return (*self.files, *self.config.adapters, *draft)
 
     @property
     def size(self) -> int:
@@ -314,6 +342,21 @@ def _config(raw: Any) -> ModelConfig:
         parent=_text(raw, "parent", optional=True),
         adapters=_files(raw.get("adapters", []), "config.adapters", empty=True),
         messages=_messages(raw.get("messages", [])),
+        draft=_draft(raw.get("draft")),
+    )
+
+
+def _draft(raw: Any) -> DraftModel | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, dict):
+        raise ManifestError("config.draft must be an object or null")
+    return DraftModel(
+        files=_files(raw.get("files"), "config.draft.files"),
+        source=_text(raw, "source") or "",
+        architecture=_text(raw, "architecture") or "",
+        parameters=_count(raw, "parameters"),
+        quant=_text(raw, "quant", optional=True),
     )
 
 

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 from engine import visible
 from tui.cli.common import CliError, open_engine, progress_view
-from tui.tables import ago, format_count, printable, render_table
+from tui.tables import ago, draft_text, format_count, printable, render_table
 from tui.terminal import error, flush_all, out, warn
 
 if TYPE_CHECKING:
@@ -119,6 +119,7 @@ def cmd_show(args: argparse.Namespace) -> int:
         ("size", format_size(m.size)),
         ("id", m.id),
         ("capabilities", ", ".join(shown.capabilities) or "-"),
+        *([("draft", draft_text(m.config.draft))] if m.config.draft is not None else []),
     ]
     source = [("from", m.source)] + ([("revision", m.revision)] if m.revision else [])
     source += [("files", ", ".join(f.path for f in m.files))]
@@ -174,6 +175,7 @@ def cmd_create(args: argparse.Namespace) -> int:
                 data,
                 base_dir=Path(base_dir),
                 quantize=args.quantize,
+                draft_quantize=args.draft_quantize,
                 on_event=emit,
                 cancel=cancel,
             ),

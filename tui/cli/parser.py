@@ -185,6 +185,7 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument(
         "--quantize", "-q", help="quantize an F16/F32 model first, e.g. Q4_K_M (see create --help-quantize)"
     )
+    create.add_argument("--draft-quantize", help="quantize an F16/F32 DRAFT model first, e.g. Q8_0")
     imports = add(
         "import", cmd_import, "find models Ollama, Hugging Face or LM Studio downloaded and register them"
     )

@@ -157,6 +157,7 @@ def cmd_ps(args: argparse.Namespace) -> int:
     except ServerError as error:
         raise CliError(str(error)) from None
     rows = []
+    drafts = any(isinstance(m.get("draft"), dict) for m in models)  # a DRAFT column only when one has one
     for m in models:
         size, vram = int(m.get("size") or 0), int(m.get("size_vram") or 0)
         gpu = round(100 * vram / size) if size else 0
@@ -173,7 +174,11 @@ def cmd_ps(args: argparse.Namespace) -> int:
                 ago_until(until),
             ]
         )
-    out(render_table(["NAME", "ID", "SIZE", "PROCESSOR", "CONTEXT", "SEQUENCES", "UNTIL"], rows))
+        if drafts:
+            draft = m.get("draft")
+            rows[-1].insert(1, str(draft.get("model", "")) if isinstance(draft, dict) else "-")
+    headers = ["NAME", *(["DRAFT"] if drafts else []), "ID", "SIZE", "PROCESSOR", "CONTEXT", "SEQUENCES", "UNTIL"]
+    out(render_table(headers, rows))
     return 0
 
 

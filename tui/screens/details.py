@@ -11,7 +11,7 @@ from textual.containers import Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Label, Static
 
-from tui.tables import format_count, printable
+from tui.tables import draft_text, format_count, printable
 
 if TYPE_CHECKING:
     from engine import ModelDetails
@@ -35,6 +35,7 @@ def details_text(details: ModelDetails) -> Text:
                 ("id", m.id),
                 ("created", m.created),
                 ("capabilities", ", ".join(details.capabilities) or "-"),
+                *([("draft", draft_text(m.config.draft))] if m.config.draft is not None else []),
             ],
         ),
         (

@@ -49,8 +49,9 @@ def status_text(row: LoadedModel) -> str:
 def session_cells(row: LoadedModel) -> tuple[str, ...]:
     from engine import format_size
 
+    draft = row.manifest.config.draft if row.manifest is not None else None
     return (
-        row.reference,
+        row.reference + (f" (draft {draft.source})" if draft is not None else ""),  # Modelfile DRAFT
         format_size(row.memory),
         f"{row.gpu_layers}/{row.layers}",
         str(row.context),
