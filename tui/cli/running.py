@@ -177,7 +177,16 @@ def cmd_ps(args: argparse.Namespace) -> int:
         if drafts:
             draft = m.get("draft")
             rows[-1].insert(1, str(draft.get("model", "")) if isinstance(draft, dict) else "-")
-    headers = ["NAME", *(["DRAFT"] if drafts else []), "ID", "SIZE", "PROCESSOR", "CONTEXT", "SEQUENCES", "UNTIL"]
+    headers = [
+        "NAME",
+        *(["DRAFT"] if drafts else []),
+        "ID",
+        "SIZE",
+        "PROCESSOR",
+        "CONTEXT",
+        "SEQUENCES",
+        "UNTIL",
+    ]
     out(render_table(headers, rows))
     return 0
 
