@@ -1,8 +1,10 @@
-"""The line above the conversation: the chat's model and whether it is loaded, its settings, its title.
+"""The line above the conversation: the chat's model and whether it is loaded, its gauge, settings, title.
 
-Whether the model is loaded is asked of the engine in a thread after each
-change; the answer draws the line again only when it changed, and a model's
-name is resolved once ("tiny" is "tiny:latest"), so drawing never loops.
+Whether the model is loaded (and its memory) is asked of the engine in a
+thread after each change; the answer draws the line again only when it
+changed, and a model's name is resolved once ("tiny" is "tiny:latest"), so
+drawing never loops. The gauge (``chat_gauge``: a load in flight, the
+context this chat uses, the last reply's speed) is given by the pane.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from textual import work
 from textual.widgets import Static
 
 from engine import visible
+from tui.widgets.chat_gauge import Gauge, figures, loading_text
 
 if TYPE_CHECKING:
     from engine import Engine
@@ -27,7 +30,8 @@ class ChatHeader(Static):
         super().__init__("", **kwargs)
         self.engine = engine
         self._shown: tuple[str, bool, int, str, bool, str] = ("", False, 0, "new chat", False, "")
-        self._loaded: set[str] = set()
+        self._loaded: dict[str, int] = {}  # reference -> memory, of the models loaded
+        self.gauge = Gauge()
         self._references: dict[str, str] = {}  # a chat's model name -> the reference it stands for
         self._checking = False
 
@@ -39,8 +43,17 @@ class ChatHeader(Static):
         header = Text(no_wrap=True, overflow="ellipsis")
         if model:
             header.append(visible(model), style="bold")
-            loaded = self._references.get(model, model) in self._loaded  # "tiny" is "tiny:latest"
-            header.append("  loaded" if loaded else "  not loaded: loads on the first message", style="dim")
+            memory = self._loaded.get(self._references.get(model, model))  # "tiny" is "tiny:latest"
+            shown = figures(self.gauge, memory)
+            if self.gauge.loading is not None:
+                header.append(f"  {loading_text(self.gauge.loading, name=False)}", style="bold")
+            elif memory is not None:
+                header.append("  loaded", style="dim")
+            else:
+                header.append(
+                    "  not loaded" if shown else "  not loaded: loads on the first message", style="dim"
+                )
+            header.append("".join(f" · {part}" for part in shown), style="dim")
         else:
             header.append("no model: press m to pick one, or pull one in the Models tab", style="bold")
         if system:
@@ -57,6 +70,12 @@ class ChatHeader(Static):
             self._checking = True
             self.check_loaded()
 
+    def show_gauge(self, gauge: Gauge) -> None:
+        """The chat's gauge changed (a load's progress, a count, a reply's figures): draw the line again."""
+        if gauge != self.gauge:
+            self.gauge = gauge
+            self._show_again()
+
     def _show_again(self) -> None:
         model, system, parameters, title, editing, reply_format = self._shown
         self.show(
@@ -72,7 +91,7 @@ class ChatHeader(Static):
     def check_loaded(self) -> None:
         model, learned = self._shown[0], False
         try:
-            loaded = {m.reference for m in self.engine.loaded()}
+            loaded = {m.reference: m.memory for m in self.engine.loaded()}
             if model and model not in self._references:
                 with suppress(Exception):  # a model that is not here: never loaded, the name as it is
                     self._references[model] = self.engine.resolve(model).reference
