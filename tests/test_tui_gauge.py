@@ -31,7 +31,7 @@ from tests.support.chat_app import (
 from tests.test_worker_crash import held_log
 from tui.screens.fit import fitting_context
 from tui.widgets.chat_gauge import compact, context_text
-from tui.widgets.chat_header import right_aligned
+from tui.widgets.chat_header import fit_line, right_aligned
 
 
 @pytest.fixture
@@ -92,7 +92,7 @@ async def test_a_held_load_shows_its_progress_where_the_reply_waits_then_the_rep
 ) -> None:
     fifo = held_log(tmp_path, monkeypatch)
     app = make_app(engine, tmp_path, config, chat_model=TINY)
-    async with app.run_test(size=(100, 30)) as pilot:
+    async with app.run_test(size=(160, 30)) as pilot:  # wide: the header has room for every figure
         await ready(app, pilot)
         await enter(app, pilot, "Hello there")
         await until(pilot, lambda: "loading Tiny-GGUF:Q8_0" in note(app), 60)
@@ -214,3 +214,18 @@ def test_the_gauge_figures_read_at_a_glance() -> None:
     assert context_text(86, 4096) == "ctx 86 / 4.1k" and context_text(86, None) == "ctx 86"
     line = right_aligned(Text("a long title that will not fit"), Text("ctx 86 / 4.1k"), 30)
     assert line.cell_len == 30 and str(line).endswith("ctx 86 / 4.1k") and "…" in str(line)
+
+
+def test_a_short_header_cuts_the_title_then_the_figures_never_the_model_or_the_context() -> None:
+    from rich.text import Text
+
+    left = Text("model  loaded  · system prompt  · a long chat title")
+    at = (len("model  loaded"), len("model  loaded  · system prompt"))
+    gauge = [Text("ctx 86 / 4.1k"), Text("12 MB"), Text("3.1 tok/s")]
+    wide = str(fit_line(left, at, gauge, 90))
+    assert wide.startswith(str(left)) and wide.endswith("ctx 86 / 4.1k · 12 MB · 3.1 tok/s")
+    assert str(fit_line(left, at, gauge, 60)).endswith("a long cha…  ctx 86 / 4.1k")  # the title is cut
+    assert str(fit_line(left, at, gauge, 50)).endswith("system prompt" + " " * 7 + "ctx 86 / 4.1k")
+    assert str(fit_line(left, at, gauge, 40)) == "model  loaded" + " " * 14 + "ctx 86 / 4.1k"
+    assert str(fit_line(left, at, gauge, 20)) == "model  loaded"  # the gauge goes last
+    assert all(fit_line(left, at, gauge, w).cell_len == w for w in (90, 60, 50, 40))

@@ -41,11 +41,11 @@ class ChatHeader(Static):
     ) -> None:
         """Draw the line for this chat, then check whether its model is loaded (``reply_format``: named).
 
-        The chat's settings and title go left (cut with an ellipsis when the line is short), the gauge
-        right, so the figures stay in view at any width."""
+        The gauge ends the line (``fit_line``): a short line cuts the title first, never the figures."""
         self._shown = (model, system, parameters, title, editing, reply_format)
         header = Text(no_wrap=True, overflow="ellipsis")
-        gauge = Text(no_wrap=True)
+        gauge: list[Text] = []
+        hint = False
         if model:
             header.append(visible(model), style="bold")
             row = self._loaded.get(self._references.get(model, model))  # "tiny" is "tiny:latest"
@@ -53,27 +53,28 @@ class ChatHeader(Static):
             parts = figures(shown, row[0] if row is not None else None)
             if self.gauge.loading is not None:
                 header.append("  loading", style="dim")
-                gauge.append(loading_text(self.gauge.loading, name=False), style="bold")
+                gauge.append(Text(loading_text(self.gauge.loading, name=False), style="bold"))
             elif row is not None:
                 header.append("  loaded", style="dim")
             else:
-                header.append(
-                    "  not loaded" if parts else "  not loaded: loads on the first message", style="dim"
-                )
+                header.append("  not loaded", style="dim")
             if self.gauge.loading is None:
-                gauge.append(" · ".join(parts), style="dim")
+                gauge += [Text(part, style="dim") for part in parts or ["loads on the first message"]]
+                hint = not parts  # the first to go on a short line
         else:
             header.append("no model: press m to pick one, or pull one in the Models tab", style="bold")
+        if editing:
+            header.append("  · editing: enter resends, esc cancels", style="reverse")
+        settings_at = len(header.plain)
         if system:
             header.append("  · system prompt", style="italic")
         if parameters:
             header.append(f"  · {parameters} parameter(s)", style="dim")
         if reply_format:
             header.append(f"  · {visible(reply_format)}", style="italic")
+        title_at = len(header.plain)
         header.append(f"  · {visible(title)}", style="dim")
-        if editing:
-            header.append("  · editing: enter resends, esc cancels", style="reverse")
-        self.update(right_aligned(header, gauge, self.content_size.width))
+        self.update(fit_line(header, (settings_at, title_at), gauge, self.content_size.width, lead=not hint))
         if not self._checking:
             self._checking = True
             self.check_loaded()
@@ -116,14 +117,38 @@ class ChatHeader(Static):
             self.app.call_from_thread(self._show_again)
 
 
+def fit_line(left: Text, cuts: tuple[int, int], gauge: list[Text], width: int, *, lead: bool = True) -> Text:
+    """The header in ``width`` cells (0: not laid out yet): ``left`` (the chat's settings from ``cuts[0]``,
+    its title from ``cuts[1]``), the gauge at the right end. When the line is short the title is cut,
+    then the gauge keeps its first figure (the context used, or the load's progress), then the title
+    goes, then the settings, then the gauge: the model, an edit in progress and the first figure stay.
+    ``lead`` False: the first figure is only a hint, gone as soon as the others."""
+    core, bare = left[: cuts[0]], left[: cuts[1]]
+    first = gauge[:1] if lead else []
+    title = left.cell_len - bare.cell_len
+    tries: list[tuple[Text, list[Text]]] = [
+        (left, gauge),
+        (left, first),
+        (bare, first),
+        (core, first),
+        (core, []),
+    ]
+    for line, parts in tries:
+        right = Text(" · ", style="dim").join(parts)
+        need = line.cell_len - (title - min(title, 12) if line is left else 0)
+        if width <= 0 or need + (right.cell_len + 2 if parts else 0) <= width:
+            return right_aligned(line, right, width)
+    return right_aligned(core, Text(), width)
+
+
 def right_aligned(left: Text, right: Text, width: int) -> Text:
     """``left`` cut to leave room for ``right``, which ends the line (``width`` 0: not laid out yet)."""
+    if width <= 0:
+        return Text.assemble(left, "  ", right, no_wrap=True) if right else left
+    left = left.copy()
+    left.truncate(max(width - right.cell_len - 2, 8) if right else width, overflow="ellipsis")
     if not right:
         return left
-    if width <= 0:
-        return Text.assemble(left, "  ", right, no_wrap=True)
-    room = max(width - right.cell_len - 2, 8)
-    left.truncate(room, overflow="ellipsis")
     line = Text.assemble(left, " " * max(width - left.cell_len - right.cell_len, 2), right, no_wrap=True)
     line.truncate(width, overflow="ellipsis")
     return line
