@@ -7,7 +7,6 @@ first log line, mid-load, until the test drains the FIFO or the load is stopped.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -28,6 +27,7 @@ from tests.support.chat_app import (
     until,
     views,
 )
+from tests.support.held_load import release
 from tests.test_worker_crash import held_log
 from tui.screens.fit import fitting_context
 from tui.widgets.chat_gauge import compact, context_text
@@ -50,17 +50,6 @@ def config(tmp_path: Path) -> Path:
 def small_context(config: Path) -> None:
     """A 256-token context for every chat: a few hundred characters do not fit."""
     config.write_text("[parameters]\nnum_predict = 6\nseed = 1\nnum_ctx = 256\n", encoding="utf-8")
-
-
-def drain(fifo: Path) -> None:
-    """Let held loads go on: read the FIFO until its last writer (the worker) exits."""
-
-    def read() -> None:
-        with open(fifo, "rb") as pipe:
-            while pipe.read(1 << 16):
-                pass
-
-    threading.Thread(target=read, daemon=True).start()
 
 
 def box(app):
@@ -101,7 +90,7 @@ async def test_a_held_load_shows_its_progress_where_the_reply_waits_then_the_rep
         assert [v.role for v in views(app)] == ["user", "assistant"]
         assert pane(app).chat is None and app.chat_store.conversations() == []  # nothing kept yet
         assert box(app).text == "Hello there" and box(app).read_only  # the text waits in the box
-        drain(fifo)
+        release(fifo)
         await until(pilot, lambda: pane(app).generation is None, 60)
         await until(pilot, lambda: views(app)[-1].status == "complete")
         user, reply = stored(app)
@@ -129,7 +118,7 @@ async def test_stopping_a_held_load_leaves_the_message_in_the_box_and_nothing_in
         assert views(app) == [] and app.chat_store.conversations() == []
         assert box(app).text == "Never mind" and not box(app).read_only
         assert any("still in the box" in n.message for n in app._notifications)
-        drain(fifo)
+        release(fifo)
         await send(app, pilot, box(app).text)  # as it was: sent now
         assert [m.role for m in stored(app)] == ["user", "assistant"]
 

@@ -51,8 +51,7 @@ class ChatHeader(Static):
             row = self._loaded.get(self._references.get(model, model))  # "tiny" is "tiny:latest"
             shown = self.gauge if row is None else replace(self.gauge, context=row[1])
             parts = figures(shown, row[0] if row is not None else None)
-            if self.gauge.loading is not None:
-                header.append("  loading", style="dim")
+            if self.gauge.loading is not None:  # said once, at the right end
                 gauge.append(Text(loading_text(self.gauge.loading, name=False), style="bold"))
             elif row is not None:
                 header.append("  loaded", style="dim")
