@@ -63,6 +63,8 @@ class InvalidOption(InvalidInput):
 class PromptTooLong(InvalidInput):
     """The prompt does not fit the model's context."""
 
+    needed: int | None = None  # tokens the whole prompt takes, when it was counted (an app offers a context)
+
 
 class TemplateError(InvalidInput):
     """The model's chat template does not compile, refused the conversation or ran past its limits."""

@@ -63,10 +63,15 @@ def test_a_chat_is_counted_before_it_is_sent(engine: Engine) -> None:
     short = engine.measure_chat("tiny", [{"role": "user", "content": "hello"}])
     assert isinstance(short, ContextUse) and short.dropped_messages == 0
     assert 0 < short.prompt_tokens < short.context and 0 < short.fraction < 1
+    assert short.needed == short.prompt_tokens  # nothing dropped: the whole chat is what is sent
     sent = list(engine.chat("tiny", [{"role": "user", "content": "hello"}], options={"num_predict": 1}))
     assert sent[-1].prompt_tokens == short.prompt_tokens  # the count is what sending submits
     turns = [{"role": r, "content": "hello world " * 120} for r in ("user", "assistant") * 6]
     long = engine.measure_chat("tiny", [*turns, {"role": "user", "content": "and now?"}])
     assert long.dropped_messages > 0 and long.prompt_tokens <= long.context
-    with pytest.raises(PromptTooLong, match=r"needs \d+ tokens, more than the \d+-token context holds"):
+    assert long.needed is not None and long.needed > long.context  # what a context must hold to keep it all
+    with pytest.raises(
+        PromptTooLong, match=r"needs \d+ tokens, more than the \d+-token context holds"
+    ) as caught:
         engine.measure_chat("tiny", [{"role": "user", "content": "hello world " * 3000}])
+    assert caught.value.needed is not None and caught.value.needed > long.context

@@ -90,7 +90,7 @@ async def test_a_schema_set_in_the_dialog_shapes_the_reply_and_survives_reopenin
     from tui.widgets.chat_header import ChatHeader
 
     app = make_app(engine, tmp_path, config, chat_model=TINY)
-    async with app.run_test(size=(100, 30)) as pilot:
+    async with app.run_test(size=(160, 30)) as pilot:  # the header has room for the format beside the gauge
         await ready(app, pilot)
         screen = await open_settings(app, pilot)
         screen.query_one("#format", TextArea).load_text(json.dumps(SCHEMA))
@@ -106,7 +106,7 @@ async def test_a_schema_set_in_the_dialog_shapes_the_reply_and_survives_reopenin
         assert app.chat_store.get(chat_id).format == SCHEMA
 
     again = make_app(engine, tmp_path, config, chat_model=TINY)
-    async with again.run_test(size=(100, 30)) as pilot:
+    async with again.run_test(size=(160, 30)) as pilot:
         await ready(again, pilot)
         pane(again).open_chat(chat_id)
         await pilot.pause()

@@ -79,6 +79,9 @@ class Prompt:
     tokens: list[int]
     dropped: int  # oldest messages left out to fit
     tail: str  # the end of the rendered text: whether it opens the reply's reasoning
+    needed: int | None = (
+        None  # tokens of the whole history, nothing dropped (None: not counted, far too long)
+    )
 
 
 def prompt_tokens(runtime: Runtime, request: GenerationRequest) -> Prompt:
@@ -107,8 +110,17 @@ def prompt_tokens(runtime: Runtime, request: GenerationRequest) -> Prompt:
         messages = with_system_prompt(messages, manifest.config.system, preset=preset)
     n_ctx = runtime.settings.n_ctx
     tail = ""
+    part = messages if template is not None else messages[-1:]
+    needed: int | None = None
 
-    def render(part: Sequence[Message]) -> list[int] | int | None:
+    def render(part_of: Sequence[Message]) -> list[int] | int | None:
+        nonlocal needed
+        tokens = _render(part_of)
+        if len(part_of) == len(part):  # the whole history: what a context that holds it all must hold
+            needed = len(tokens) if isinstance(tokens, list) else tokens
+        return tokens
+
+    def _render(part: Sequence[Message]) -> list[int] | int | None:
         nonlocal tail
         if template is None:  # plain completion: the prompt as it is
             text = "\n\n".join(m.content for m in part)
@@ -124,9 +136,12 @@ def prompt_tokens(runtime: Runtime, request: GenerationRequest) -> Prompt:
         return len(request.context) + tokens if isinstance(tokens, int) else [*request.context, *tokens]
 
     limit = n_ctx - min(256, n_ctx // 8)  # room for a reply
-    part = messages if template is not None else messages[-1:]
-    tokens, dropped = fit_history(part, render, limit, context=n_ctx)
-    return Prompt(tokens, dropped, tail)
+    try:
+        tokens, dropped = fit_history(part, render, limit, context=n_ctx)
+    except PromptTooLong as error:
+        error.needed = needed
+        raise
+    return Prompt(tokens, dropped, tail, needed)
 
 
 _TAIL = 64  # characters of a rendered prompt kept to see how it ends
@@ -164,6 +179,7 @@ class ContextUse:
     prompt_tokens: int  # the prompt as it would be submitted (old turns dropped to fit)
     context: int  # tokens a conversation may hold (num_ctx as loaded)
     dropped_messages: int  # oldest turns that would be left out so the rest fits
+    needed: int | None = None  # tokens of the whole chat, nothing dropped (None: far past the context)
 
     @property
     def fraction(self) -> float:
@@ -173,10 +189,10 @@ class ContextUse:
 def measure(runtime: Runtime, request: GenerationRequest) -> ContextUse:
     """Count ``request``'s prompt as ``start_reply`` would submit it, without submitting it.
 
-    Raises PromptTooLong, with the count, when even the last message cannot fit.
+    Raises PromptTooLong, with the count (and ``needed``), when even the last message cannot fit.
     """
     prompt = prompt_tokens(runtime, request)
-    return ContextUse(len(prompt.tokens), runtime.settings.n_ctx, prompt.dropped)
+    return ContextUse(len(prompt.tokens), runtime.settings.n_ctx, prompt.dropped, prompt.needed)
 
 
 def start_reply(

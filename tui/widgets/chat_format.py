@@ -23,7 +23,9 @@ def shown_message(text: str) -> str:
 
 
 def stats_line(stats: Mapping[str, float] | None) -> str | None:
-    """``42.1 tok/s · first token 0.31 s · 128 tokens · 96 cached`` (None without stats)."""
+    """``42.1 tok/s · first token 0.31 s · 128 tokens · ctx 214 / 4.1k · 96 cached`` (None without stats)."""
+    from tui.widgets.chat_gauge import reply_context
+
     if not stats:
         return None
     parts = []
@@ -33,6 +35,8 @@ def stats_line(stats: Mapping[str, float] | None) -> str | None:
         parts.append(f"first token {stats['prompt_seconds']:.2f} s")
     if "completion_tokens" in stats:
         parts.append(f"{int(stats['completion_tokens'])} tokens")
+    if (context := reply_context(stats)) is not None:
+        parts.append(context)
     if stats.get("cached_tokens"):
         parts.append(f"{int(stats['cached_tokens'])} cached")
     if stats.get("load_seconds", 0) >= 0.1:

@@ -11,7 +11,8 @@ reply row exists from its first token (``begin_reply``), is saved about once a
 second while it streams and finished with how it ended (complete, stopped,
 error). Engine calls run in one thread worker that posts ``ReplyDelta`` and
 ``ReplyDone``; store calls are quick and thread-safe (the store has its lock).
-Nor is typed text lost: each chat keeps its draft (``drafts_pane``, the layer below this one).
+Nor is typed text lost: each chat keeps its draft (``drafts_pane``), and a message is counted against
+the context before it is kept (``chat_sending``, the layer below this one, with the gauge).
 Keys: ``chat_input`` (the box), ``action_escape`` (Esc only leaves), the app's ctrl+c (stops).
 """
 
@@ -42,8 +43,8 @@ from tui.widgets.chat_header import ChatHeader
 from tui.widgets.chat_input import ChatInput
 from tui.widgets.chat_log import ChatLog
 from tui.widgets.chat_reply import Generation, ReplyDelta, ReplyDone, history, stream_reply
+from tui.widgets.chat_sending import SendingPane
 from tui.widgets.chat_tools import kept
-from tui.widgets.drafts_pane import DraftsPane
 from tui.widgets.param_editor import overrides_text
 
 if TYPE_CHECKING:
@@ -64,7 +65,7 @@ class Draft:
     tools: list[dict[str, object]] | None = None  # Ollama's tools the model may call (chat_tools)
 
 
-class ChatPane(DraftsPane):
+class ChatPane(SendingPane):
     DEFAULT_CSS = Path(__file__).with_suffix(".tcss").read_text(encoding="utf-8")
     BINDINGS = [
         Binding("ctrl+n", "new_chat", "New", id="chat.new"),
@@ -287,6 +288,8 @@ class ChatPane(DraftsPane):
             self.app.notify("pick a model first (m)", severity="warning")
             self.action_pick_model()
             return
+        if not self.counted(text):  # counted against the context first (chat_sending): it may not fit
+            return
         sent_from = self.chat_key
         try:
             if self.chat is None:
@@ -361,6 +364,7 @@ class ChatPane(DraftsPane):
         # keep-alive None: the engine's server settings, which hold config.toml's keep_alive (below
         # LLAMADECK_KEEP_ALIVE/OLLAMA_KEEP_ALIVE) for every load, the API's under --serve included
         self.generate(gen, chat.model, turns, options, None, chat.format)
+        self.watch_reply(gen)  # until its first token: what it waits for (a load, the prompt)
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="chat-generate")
     def generate(

@@ -39,7 +39,11 @@ class ReplyDone(Message):
 
 @dataclass
 class Generation:
-    """The one reply streaming now (the view may be gone while another chat is shown)."""
+    """The one reply streaming now (the view may be gone while another chat is shown).
+
+    Before it is sent, the message is counted against the context (``chat_sending``): then
+    ``checking`` holds its text, ``reply_id`` is 0 (no reply row yet) and ``chat_id`` 0 for a new chat.
+    """
 
     chat_id: int
     reply_id: int
@@ -49,6 +53,9 @@ class Generation:
     started: bool = False  # the first token was shown
     thinking: list[str] = field(default_factory=list)
     tools: list[dict[str, Any]] | None = None  # the chat's, which the reply may call
+    context: int = 0  # tokens the conversation may hold, when counted before sending (kept in its stats)
+    prompt_tokens: int = 0  # its prompt, when counted before sending
+    checking: str | None = None  # the message being counted before it is sent
 
 
 def history(system: str | None, messages: list[StoredMessage]) -> list[dict[str, Any]]:
@@ -70,6 +77,15 @@ def done_stats(done: Done) -> dict[str, float]:
         "cached_tokens": done.cached_tokens,
         "dropped_messages": done.dropped_messages,
     }
+
+
+def loaded_context(engine: Engine, model: str) -> int:
+    """The context ``model`` holds per conversation as loaded now (0: not loaded, or not known)."""
+    try:
+        reference = engine.resolve(model).reference
+        return next((m.context for m in engine.loaded() if m.reference == reference), 0)
+    except Exception:  # noqa: BLE001 - only a figure of the stats line
+        return 0
 
 
 def reply_status(reason: str) -> str:
@@ -133,6 +149,7 @@ def stream_reply(
             elif isinstance(event, Done):
                 status = reply_status(event.reason)
                 stats = done_stats(event)
+                stats["context"] = gen.context or loaded_context(engine, model)
                 if event.reason == "error":
                     failure = RuntimeError(event.error or "generation failed")
     except Cancelled:

@@ -236,6 +236,11 @@ class MessageView(Widget):
         if self.is_mounted:
             self.query_one(".header", Static).update(self._header())
 
+    def show_note(self, note: str) -> None:
+        """While a reply waits for its first token: what it waits for (a load, the prompt) beside the role."""
+        if self.is_mounted and self.status == "streaming":
+            self.query_one(".header", Static).update(Content.assemble((self.role, "bold"), "  " + note))
+
     def _resume_gc(self) -> None:
         if self._gc_paused:
             self._gc_paused = False
