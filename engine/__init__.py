@@ -68,6 +68,7 @@ from engine.library import ModelDetails, StoreProblem, VerifyReport
 from engine.machine.memory import Fit, Machine
 from engine.machine.quant import VariantFit
 from engine.options import parameter_pairs, parse_options
+from engine.remote import RemoteEngine, connect
 from engine.request_options import request_options
 from engine.runtime.infill import has_fim_tokens, inserts
 from engine.runtime.loading import LoadingModel
@@ -144,6 +145,7 @@ __all__ = [
     "SettingInfo",
     "ReplyPiece",
     "Removal",
+    "RemoteEngine",
     "RepoNotFound",
     "Status",
     "ShutDown",
@@ -159,6 +161,7 @@ __all__ = [
     "VerifyReport",
     "Waiting",
     "as_template_call",
+    "connect",
     "describe_settings",
     "format_gib",
     "format_size",
