@@ -44,7 +44,7 @@ def model_rows(engine: Engine) -> list[Row]:
     rows = []
     for m in engine.list_models():
         params = m.size_label or format_count(m.parameters)
-        cells = (
+        cells: tuple[str, ...] = (
             m.reference,
             m.quant or "-",
             format_size(m.size),
@@ -52,11 +52,20 @@ def model_rows(engine: Engine) -> list[Row]:
             str(m.context_length),
             ago(m.created),
         )
-        sort = (m.reference.lower(), m.quant or "", m.size, m.parameters, m.context_length, m.created)
+        sort: tuple[Any, ...] = (
+            m.reference.lower(),
+            m.quant or "",
+            m.size,
+            m.parameters,
+            m.context_length,
+            m.created,
+        )
+        if engine.where != "local":  # another machine's server: each row says which
+            cells, sort = (*cells, engine.where), (*sort, engine.where)
         rows.append(Row(m.reference, None, "", cells, sort))
     for p in engine.store_problems():
         kind = "newer" if p.newer else "damaged"
-        cells = (p.reference, kind, "-", "-", "-", "-")
+        cells = (p.reference, kind, "-", "-", "-", "-")  # a store problem is always this machine's
         rows.append(Row(p.reference, kind, p.problem, cells, (p.reference.lower(), kind, -1, -1, -1, "")))
     return rows
 
@@ -90,7 +99,8 @@ class ModelsPane(Vertical):
         yield Static("", id="empty")
 
     def on_mount(self) -> None:
-        self.query_one(DataTable).add_columns(*COLUMNS)
+        where = ("WHERE",) if self.engine.where != "local" else ()  # the server's name on each row
+        self.query_one(DataTable).add_columns(*COLUMNS, *where)
         self.reload()
 
     # data ------------------------------------------------------------------
