@@ -56,7 +56,8 @@ def test_ps_says_clearly_when_no_server_runs() -> None:
 
 
 def test_ps_on_a_server_that_does_not_say_what_it_loaded_is_one_line() -> None:
-    """A named server that is no Ollama-shaped one (here it answers ``/v1/models`` only) cannot list sessions."""
+    """A named server that is not Ollama-shaped (it answers ``/v1/models`` only) cannot list sessions."""
+
     class Stranger(http.server.BaseHTTPRequestHandler):
         def do_GET(self) -> None:  # noqa: N802 - the stdlib's name
             self.send_response(200)

@@ -103,10 +103,14 @@ def test_an_openai_only_server_chats_and_refuses_the_rest_in_one_line_naming_it(
         assert not remote.manages_models
         assert [m.reference for m in remote.list_models()] == [TINY]
         reply = list(remote.chat(TINY, HI, options={"num_predict": 3, "temperature": 0}))
-        assert isinstance(reply[-1], Done) and reply[-1].completion_tokens == 3 and reply[-1].reason == "length"
+        assert (
+            isinstance(reply[-1], Done) and reply[-1].completion_tokens == 3 and reply[-1].reason == "length"
+        )
         assert remote.load(TINY) == 0.0  # such a server keeps its model loaded
         for refused in (lambda: remote.pull(TINY), remote.loaded, lambda: remote.unload(TINY)):
-            with pytest.raises(InvalidInput, match=r"^vllm-box offers only the OpenAI API \(/v1\): it cannot"):
+            with pytest.raises(
+                InvalidInput, match=r"^vllm-box offers only the OpenAI API \(/v1\): it cannot"
+            ):
                 refused()
         with pytest.raises(ModelNotFound, match="not found on vllm-box"):
             remote.ensure("llama3.2")

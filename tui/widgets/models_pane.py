@@ -92,6 +92,7 @@ class ModelsPane(Vertical):
         super().__init__(**kwargs)
         self.engine = engine
         self.rows: list[Row] = []
+        self.columns: tuple[str, ...] = COLUMNS
 
     def compose(self) -> ComposeResult:
         yield Input(placeholder="/ filter models by name", id="filter", compact=True)
@@ -100,7 +101,8 @@ class ModelsPane(Vertical):
 
     def on_mount(self) -> None:
         where = ("WHERE",) if self.engine.where != "local" else ()  # the server's name on each row
-        self.query_one(DataTable).add_columns(*COLUMNS, *where)
+        self.columns = (*COLUMNS, *where)
+        self.query_one(DataTable).add_columns(*self.columns)
         self.reload()
 
     # data ------------------------------------------------------------------
@@ -131,7 +133,7 @@ class ModelsPane(Vertical):
             table.add_row(*(Text(visible(c), style=style) for c in row.cells), key=row.key)
         arrow = " ▼" if self.sort_reverse else " ▲"
         for i, column in enumerate(table.columns.values()):
-            column.label = Text(COLUMNS[i] + (arrow if i == self.sort_column else ""))
+            column.label = Text(self.columns[i] + (arrow if i == self.sort_column else ""))
         table.refresh()
         keys = [r.key for r in shown]
         if selected in keys:
@@ -195,7 +197,7 @@ class ModelsPane(Vertical):
         self.query_one("#filter", Input).focus()
 
     def action_sort(self) -> None:
-        self.sort_column = (self.sort_column + 1) % len(COLUMNS)
+        self.sort_column = (self.sort_column + 1) % len(self.columns)
 
     def action_reverse(self) -> None:
         self.sort_reverse = not self.sort_reverse
