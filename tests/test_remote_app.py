@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from engine import Engine, Machine, connect
+from engine import Engine, connect
 from tests.support.api_server import running_api, running_asgi
 from tests.support.chat_app import (
     last_status,
@@ -26,23 +26,15 @@ from tests.support.chat_app import (
     sync,
     until,
 )
-from tests.support.fake_hub import FakeHub
-from tests.support.partial_servers import DYING_MODEL, dying_server, openai_only
+from tests.support.partial_servers import DYING_MODEL, TINY, dying_server, openai_only, second_machine
 from tests.support.pilot import settle
-from tests.support.tiny_gguf import write_tiny_gguf
-
-CPU_BOX = Machine(free_ram=16 << 30, gpu_free_vram=None)
-TINY = "hf.co/acme/Tiny-GGUF:Q8_0"
 
 
 @pytest.fixture
 def gpu_box(tmp_path: Path) -> Iterator[Engine]:
-    model = write_tiny_gguf(tmp_path / "Tiny-Q8_0.gguf")[0]
-    with FakeHub() as hub, hub.patch_endpoint():
-        hub.add_repo("acme/Tiny-GGUF", {"Tiny-Q8_0.gguf": model})
-        engine = Engine(tmp_path / "gpu-box-store", machine=lambda: CPU_BOX)
+    """The other machine's engine, with the fake Hub it pulls from."""
+    with second_machine(tmp_path) as engine:
         yield engine
-        engine.close()
 
 
 @sync

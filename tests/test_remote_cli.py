@@ -14,15 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from engine import Engine, Machine
+from engine import Engine
 from tests.support.api_server import running_api, running_asgi
 from tests.support.cli import LLAMADECK, assert_one_line_error
-from tests.support.fake_hub import FakeHub
-from tests.support.partial_servers import openai_only
-from tests.support.tiny_gguf import write_tiny_gguf
-
-CPU_BOX = Machine(free_ram=16 << 30, gpu_free_vram=None)
-TINY = "hf.co/acme/Tiny-GGUF:Q8_0"
+from tests.support.partial_servers import TINY, openai_only, second_machine
 
 
 def llamadeck(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
@@ -39,12 +34,8 @@ def llamadeck(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
 @pytest.fixture
 def gpu_box(tmp_path: Path) -> Iterator[Engine]:
     """The other machine's engine, with the fake Hub it pulls from."""
-    model = write_tiny_gguf(tmp_path / "Tiny-Q8_0.gguf")[0]
-    with FakeHub() as hub, hub.patch_endpoint():
-        hub.add_repo("acme/Tiny-GGUF", {"Tiny-Q8_0.gguf": model})
-        engine = Engine(tmp_path / "gpu-box-store", machine=lambda: CPU_BOX)
+    with second_machine(tmp_path) as engine:
         yield engine
-        engine.close()
 
 
 def test_pull_list_run_ps_stop_rm_all_happen_on_the_named_server(gpu_box: Engine, isolated_env: Path) -> None:

@@ -20,7 +20,6 @@ from engine import (
     Done,
     Engine,
     InvalidInput,
-    Machine,
     ModelNotFound,
     NetworkError,
     Progress,
@@ -29,29 +28,23 @@ from engine import (
     connect,
 )
 from tests.support.api_server import running_api, running_asgi
-from tests.support.fake_hub import FakeHub
-from tests.support.partial_servers import DYING_MODEL, dying_server, ollama_only, openai_only
-from tests.support.tiny_gguf import write_tiny_gguf
+from tests.support.partial_servers import (
+    DYING_MODEL,
+    TINY,
+    dying_server,
+    ollama_only,
+    openai_only,
+    second_machine,
+)
 
-CPU_BOX = Machine(free_ram=16 << 30, gpu_free_vram=None)
-TINY = "hf.co/acme/Tiny-GGUF:Q8_0"
 HI = [{"role": "user", "content": "hi"}]
 
 
 @pytest.fixture
-def hub(tmp_path: Path) -> Iterator[FakeHub]:
-    model = write_tiny_gguf(tmp_path / "Tiny-Q8_0.gguf")[0]
-    with FakeHub() as hub, hub.patch_endpoint():
-        hub.add_repo("acme/Tiny-GGUF", {"Tiny-Q8_0.gguf": model})
-        yield hub
-
-
-@pytest.fixture
-def other_machine(tmp_path: Path, hub: FakeHub) -> Iterator[Engine]:
-    """The engine behind the second server: a store of its own."""
-    engine = Engine(tmp_path / "gpu-box-store", machine=lambda: CPU_BOX)
-    yield engine
-    engine.close()
+def other_machine(tmp_path: Path) -> Iterator[Engine]:
+    """The engine behind the second server: a store of its own, a fake Hub to pull from."""
+    with second_machine(tmp_path) as engine:
+        yield engine
 
 
 @pytest.fixture

@@ -14,24 +14,17 @@ from pathlib import Path
 
 import pytest
 
-from engine import Engine, Machine
+from engine import Engine
 from tests.support.api_server import running_api
-from tests.support.fake_hub import FakeHub
-from tests.support.tiny_gguf import write_tiny_gguf
+from tests.support.partial_servers import TINY, second_machine
 from tests.test_tui_tmux import screen, start, tmux, wait_for
-
-CPU_BOX = Machine(free_ram=16 << 30, gpu_free_vram=None)
-TINY = "hf.co/acme/Tiny-GGUF:Q8_0"
 
 
 @pytest.fixture
 def gpu_box(tmp_path: Path) -> Iterator[Engine]:
-    model = write_tiny_gguf(tmp_path / "Tiny-Q8_0.gguf")[0]
-    with FakeHub() as hub, hub.patch_endpoint():
-        hub.add_repo("acme/Tiny-GGUF", {"Tiny-Q8_0.gguf": model})
-        engine = Engine(tmp_path / "gpu-box-store", machine=lambda: CPU_BOX)
+    """The other machine's engine, with the fake Hub it pulls from."""
+    with second_machine(tmp_path) as engine:
         yield engine
-        engine.close()
 
 
 def test_the_app_on_a_second_serve_pulls_chats_and_stops_a_model(

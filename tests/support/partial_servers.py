@@ -1,5 +1,6 @@
 """Servers that are not a whole ``llamadeck serve``, for the remote client's tests (real uvicorn, routes).
 
+    with second_machine(tmp_path) as engine: ...           # another machine's engine and its fake Hub
     with running_asgi(openai_only(engine)) as url: ...     # vLLM, llama-server, SGLang: /v1 only
     with running_asgi(ollama_only(engine)) as url: ...     # Ollama's routes, none of llamadeck's extras
     with dying_server(tokens=3) as url: ...                # streams 3 tokens of a chat, then drops dead
@@ -19,13 +20,31 @@ import socket
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 from fastapi import FastAPI
 
 from api import errors, generate, models, openai
-from engine import Engine
+from engine import Engine, Machine
+from tests.support.fake_hub import FakeHub
+from tests.support.tiny_gguf import write_tiny_gguf
 
 DYING_MODEL = "dying:latest"
+TINY = "hf.co/acme/Tiny-GGUF:Q8_0"  # what second_machine's Hub offers, as pulled
+CPU_BOX = Machine(free_ram=16 << 30, gpu_free_vram=None)
+
+
+@contextmanager
+def second_machine(tmp_path: Path) -> Iterator[Engine]:
+    """Another machine's engine (a store of its own), with a fake Hub offering acme/Tiny-GGUF to pull."""
+    model = write_tiny_gguf(tmp_path / "Tiny-Q8_0.gguf")[0]
+    with FakeHub() as hub, hub.patch_endpoint():
+        hub.add_repo("acme/Tiny-GGUF", {"Tiny-Q8_0.gguf": model})
+        engine = Engine(tmp_path / "gpu-box-store", machine=lambda: CPU_BOX)
+        try:
+            yield engine
+        finally:
+            engine.close()
 
 
 def _bare(engine: Engine) -> FastAPI:

@@ -164,15 +164,13 @@ def cmd_ps(args: argparse.Namespace) -> int:
     rows = []
     for m in models:
         size, vram = int(m.get("size") or 0), int(m.get("size_vram") or 0)
-        gpu = round(100 * vram / size) if size else 0
-        processor = "100% GPU" if gpu >= 100 else "100% CPU" if gpu <= 0 else f"{100 - gpu}%/{gpu}% CPU/GPU"
         until = str(m.get("expires_at") or "forever")
         rows.append(
             [
                 str(m.get("name", "")),
                 str(m.get("digest", ""))[:12],
                 format_size(size),
-                processor,
+                _processor(size, vram),
                 str(m.get("context_length") or "-"),
                 ago_until(until),
             ]
@@ -187,12 +185,25 @@ def _ps_remote() -> int:
 
     rows = []
     for m in open_engine().loaded():
-        gpu = round(100 * m.vram / m.memory) if m.memory else 0
-        processor = "100% GPU" if gpu >= 100 else "100% CPU" if gpu <= 0 else f"{100 - gpu}%/{gpu}% CPU/GPU"
         until = "forever" if m.expires_in is None else ago_until(_at(m.expires_in))
-        rows.append([m.reference, m.id, format_size(m.memory), processor, str(m.context or "-"), until])
+        rows.append(
+            [
+                m.reference,
+                m.id,
+                format_size(m.memory),
+                _processor(m.memory, m.vram),
+                str(m.context or "-"),
+                until,
+            ]
+        )
     out(render_table(["NAME", "ID", "SIZE", "PROCESSOR", "CONTEXT", "UNTIL"], rows))
     return 0
+
+
+def _processor(size: int, vram: int) -> str:
+    """Where a loaded model sits, as ``ollama ps`` says it: 100% CPU, 100% GPU or the split."""
+    gpu = round(100 * vram / size) if size else 0
+    return "100% GPU" if gpu >= 100 else "100% CPU" if gpu <= 0 else f"{100 - gpu}%/{gpu}% CPU/GPU"
 
 
 def _at(seconds: float) -> str:
