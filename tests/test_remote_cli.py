@@ -130,3 +130,23 @@ def test_a_bad_or_dead_host_is_one_line(host: str, said: str) -> None:
 
 def test_host_with_serve_is_refused_serve_has_its_own() -> None:
     assert_one_line_error(llamadeck("--host", "gpu-box", "serve"), "serve listens where serve --host says")
+
+
+def test_chat_under_the_prompt_talks_to_the_server_and_keeps_the_history_here(gpu_box: Engine) -> None:
+    from tui.chatstore import ChatStore, default_chat_db
+
+    gpu_box.pull("acme/Tiny-GGUF")
+    with running_api(gpu_box) as url:
+        chatted = subprocess.run(
+            [LLAMADECK, "--host", url, "chat", TINY, "-t", "0", "-n", "3"],
+            input="Hello over there\nAnd again\n",
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert chatted.returncode == 0, chatted.stderr
+        assert [m.reference for m in gpu_box.loaded()] == [TINY]  # loaded before the first prompt, there
+    with ChatStore.open(default_chat_db()) as store:
+        [chat] = store.conversations()
+        roles = [(m.role, m.status) for m in store.messages(chat.id)]
+    assert roles == [("user", "complete"), ("assistant", "complete")] * 2
