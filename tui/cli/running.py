@@ -67,7 +67,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     def generate(cancel: Any, emit: Callable[[object], None]) -> None:
         # a serve on this store may have the model loaded: it must prove it serves this store first
-        server = None if remote else server_for_store(engine.store_proof)
+        server = None if remote else server_for_store(engine.store_proof, here())
         if server is not None:  # checked just now, on the connection the prompt goes on
             _generate_on_server(server, args, prompt, think, cancel, emit)
             return
@@ -158,7 +158,7 @@ def cmd_ps(args: argparse.Namespace) -> int:
     from tui.client import ServerError, call
 
     try:
-        models = (call("GET", "/api/ps", prove=_store_proof) or {}).get("models", [])
+        models = (call("GET", "/api/ps", prove=_store_proof, environ=here()) or {}).get("models", [])
     except ServerError as error:
         raise CliError(str(error)) from None
     rows = []
@@ -220,10 +220,17 @@ def cmd_stop(args: argparse.Namespace) -> int:
     from tui.client import ServerError, call
 
     try:
-        call("POST", "/api/generate", {"model": args.model, "keep_alive": 0}, prove=_store_proof)
+        body = {"model": args.model, "keep_alive": 0}
+        call("POST", "/api/generate", body, prove=_store_proof, environ=here())
     except ServerError as error:
         raise CliError(str(error)) from None
     return 0
+
+
+def here() -> dict[str, str]:
+    """The environment for finding this machine's own server: with ``--host local``, LLAMADECK_HOST
+    (which names another server) is left out, so the default address and its store proof are used."""
+    return {k: v for k, v in os.environ.items() if k != "LLAMADECK_HOST"}
 
 
 def _store_proof(text: str) -> str:
