@@ -157,3 +157,16 @@ def test_a_server_needing_a_key_says_so_and_never_shows_the_key(pulled: Engine) 
 def test_nothing_listening_is_one_line_naming_the_address() -> None:
     with pytest.raises(NetworkError, match=r"^no server answers at 127\.0\.0\.1:9 "):
         connect("http://127.0.0.1:9", name="127.0.0.1:9")
+
+
+def test_close_ends_what_waits_on_the_server() -> None:
+    """The app quitting while a reply waits on a silent server: close() ends the read at once."""
+    left = threading.Event()
+    with dying_server(1, client_left=left) as url:
+        remote = connect(url)
+        events = remote.chat(DYING_MODEL, HI)
+        assert isinstance(next(events), Token)  # the stream is open, and the server now says nothing
+        remote.close()
+        with pytest.raises(NetworkError, match="ended the reply before it was done|broke"):
+            next(events)
+        assert left.wait(30), "the server never saw the connection close"

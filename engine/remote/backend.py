@@ -124,7 +124,8 @@ class RemoteEngine(Engine):
         self._remote_settings = settings
 
     def close(self) -> None:
-        """Nothing is held between calls (each request has its own connection)."""
+        """End the requests in flight (the app quits while a poll or a reply waits on the server)."""
+        self._wire.close_all()
 
     def logs(self) -> list[str]:
         return [f"llama.cpp's log is on the server, {self._wire.name}"]

@@ -20,6 +20,7 @@ import contextlib
 import http.client
 import json
 import socket
+import threading
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlsplit
@@ -39,7 +40,7 @@ from engine.errors import (
 from engine.text import one_line
 
 CONNECT_TIMEOUT = 10.0  # a server on another machine, over SSH or Wi-Fi, may answer slowly
-READ_TIMEOUT = 120.0  # one JSON answer (a model's load answers within this; streams wait for ever)
+READ_TIMEOUT = 30.0  # one JSON answer: a list, a show, an unload (a load and the streams wait for ever)
 MAX_JSON = 64 << 20  # a model list or a show answer is kilobytes; more is not a server of ours
 MAX_LINE = 16 << 20  # one NDJSON or SSE line (a token, a status) is far smaller
 
@@ -56,6 +57,15 @@ class Wire:
         self._port = parts.port
         self._prefix = parts.path.rstrip("/")
         self._key = api_key or None
+        self._open: set[http.client.HTTPConnection] = set()  # what close_all ends
+        self._lock = threading.Lock()
+
+    def close_all(self) -> None:
+        """End every request in flight now, from any thread (the app quits): each raises in its own."""
+        with self._lock:
+            connections, self._open = self._open, set()
+        for connection in connections:
+            _shut(connection)
 
     def json(self, method: str, path: str, body: Any = None, *, timeout: float | None = READ_TIMEOUT) -> Any:
         """One request; the answer's JSON (None for an empty body). Raises what ``_refusal`` maps to."""
@@ -63,7 +73,7 @@ class Wire:
         try:
             raw = _read(response, MAX_JSON, self.name)
         finally:
-            connection.close()
+            self._forget(connection)
         if response.status >= 400:
             raise self._refusal(response.status, raw, path)
         try:
@@ -123,7 +133,7 @@ class Wire:
         finally:
             remove()
             _shut(connection)
-            connection.close()
+            self._forget(connection)
 
     def _send(
         self, method: str, path: str, body: Any, timeout: float | None
@@ -137,6 +147,8 @@ class Wire:
         if body is not None:
             data = json.dumps(body).encode()
             headers["Content-Type"] = "application/json"
+        with self._lock:
+            self._open.add(connection)
         try:
             connection.connect()
             if connection.sock is not None:
@@ -144,10 +156,15 @@ class Wire:
             connection.request(method, self._prefix + path, body=data, headers=headers)
             return connection, connection.getresponse()
         except (OSError, http.client.HTTPException) as error:
-            connection.close()
+            self._forget(connection)
             if isinstance(error, ConnectionRefusedError | socket.gaierror | TimeoutError):
                 raise NetworkError(f"no server answers at {self.name} ({_why(error)})") from None
             raise self._gone(error) from None
+
+    def _forget(self, connection: http.client.HTTPConnection) -> None:
+        with self._lock:
+            self._open.discard(connection)
+        connection.close()
 
     def _gone(self, error: BaseException) -> NetworkError:
         return NetworkError(f"the connection to {self.name} broke (did the server stop?): {_why(error)}")

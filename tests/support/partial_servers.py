@@ -93,8 +93,8 @@ def dying_server(tokens: int = 3, *, client_left: threading.Event | None = None)
                     return
                 request += got
             path = request.split(b" ", 2)[1]
-            if path in (b"/api/version", b"/api/tags"):
-                body = version if path == b"/api/version" else listed
+            if path != b"/api/chat":  # the model list, the version; nothing loaded (/api/ps)
+                body = {b"/api/version": version, b"/api/tags": listed}.get(path, b'{"models": []}')
                 head = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n" % len(
                     body
                 )
