@@ -69,6 +69,7 @@ from engine.machine.memory import Fit, Machine
 from engine.machine.quant import VariantFit
 from engine.options import OptionInfo, parameter_pairs, parse_options
 from engine.options import describe as describe_options
+from engine.remote import RemoteEngine, connect
 from engine.request_options import request_options
 from engine.runtime.infill import has_fim_tokens, inserts
 from engine.runtime.loading import LoadingModel
@@ -147,6 +148,7 @@ __all__ = [
     "SettingInfo",
     "ReplyPiece",
     "Removal",
+    "RemoteEngine",
     "RepoNotFound",
     "Status",
     "ShutDown",
@@ -163,6 +165,7 @@ __all__ = [
     "Waiting",
     "as_template_call",
     "describe_options",
+    "connect",
     "describe_settings",
     "format_gib",
     "format_size",

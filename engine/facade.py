@@ -123,6 +123,16 @@ class Engine(ModelLibrary):
         return machine.free_ram + (machine.gpu_free_vram or 0)
 
     @property
+    def where(self) -> str:
+        """Where this engine's models run: "local"; a remote one (``engine.connect``) names its server."""
+        return "local"
+
+    @property
+    def manages_models(self) -> bool:
+        """Whether pull, ps, load, unload and delete work here (not on a server that offers only /v1)."""
+        return True
+
+    @property
     def home(self) -> Path:
         """The store's directory (``LLAMADECK_HOME``)."""
         return self._store.home

@@ -41,6 +41,8 @@ def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pa
     for info in describe_settings():  # OLLAMA_NUM_PARALLEL and the like of whoever runs the suite
         for variable in info.variables:
             monkeypatch.delenv(variable, raising=False)
+    for variable in ("LLAMADECK_HOST", "OLLAMA_HOST", "LLAMADECK_API_KEY"):  # no server named by the runner
+        monkeypatch.delenv(variable, raising=False)
     with isolated_hf_env(tmp_path / "hf-home"):
         yield home
 

@@ -151,6 +151,12 @@ class LlamadeckApp(App[int]):
             self.theme = DEFAULT_THEME
         self.watch(self, "theme", self.save_theme, init=False)
         log.info("llamadeck started: store %s, config %s", self.engine.home, self.config_path)
+        if self.engine.where != "local":  # another machine's server (llamadeck --host)
+            self.sub_title = f"on {self.engine.where}"
+            log.info("working against the server %s", self.engine.where)
+            self.notify(
+                f"Models and chats are on {self.engine.where}", title="llamadeck --host", markup=False
+            )
         if self.serve_url:
             self.sub_title = f"API on {self.serve_url}"
             log.info("serving the API on %s", self.serve_url)

@@ -1,4 +1,8 @@
-"""Talking to a running ``llamadeck serve`` for ``ps``, ``stop`` and ``run`` (stdlib only: starts fast).
+"""Talking to this machine's running ``llamadeck serve`` for ``ps``, ``stop`` and ``run`` (stdlib only).
+
+Used when no server is named (``tui.servers``): a server named by ``--host``,
+``LLAMADECK_HOST``, ``OLLAMA_HOST`` or config.toml is the engine itself
+(``engine.connect``), and every command works against it through the facade.
 
 A server is found where ``serve`` would listen: ``LLAMADECK_HOST`` (``host``,
 ``host:port`` or a URL, read by ``api.address`` as the server reads it), else

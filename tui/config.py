@@ -9,9 +9,13 @@
     num_parallel = 4                               # server settings: OLLAMA_*/LLAMADECK_* win over them
     max_loaded_models = 2                          # (also max_queue, context_length, flash_attention,
                                                    #  kv_cache_type; see engine.server_settings)
+    default_server = ""                            # "" = this machine; else a name below (tui.servers)
     [parameters]                                   # Ollama option names, checked as the engine checks them
     temperature = 0.7
     num_ctx = 8192
+    [servers.gpu]                                  # servers to work against: llamadeck --host gpu
+    host = "gpu-box:11434"                         # as LLAMADECK_HOST reads it
+    api_key = ""                                   # sent to this server only ("" = LLAMADECK_API_KEY)
 
 Reading never fails: a missing or unreadable file gives the defaults, and a
 setting with a bad value is dropped (its default used) with a log line
@@ -170,6 +174,22 @@ def check_keep_alive(value: object) -> str:
     return text
 
 
+def check_servers(value: object) -> dict[str, dict[str, str]]:
+    """``[servers.NAME]`` tables, each with a ``host`` and maybe an ``api_key`` (both text)."""
+    if not isinstance(value, Mapping):
+        raise SettingError('servers must be tables such as [servers.gpu] with host = "gpu-box:11434"')
+    servers: dict[str, dict[str, str]] = {}
+    for name, entry in value.items():
+        if not isinstance(entry, Mapping) or not isinstance(entry.get("host", ""), str):
+            raise SettingError(f'servers.{name} must have host = "HOST:PORT"')
+        key = entry.get("api_key", "")
+        if not isinstance(key, str) or (key and not key.isprintable()):
+            raise SettingError(f"servers.{name}.api_key must be one line of text")
+        host = check_text(entry.get("host", ""), f"servers.{name}.host")
+        servers[str(name)] = {"host": host, "api_key": key}
+    return servers
+
+
 def _server_keys() -> frozenset[str]:
     """The server settings kept as written (``keep_alive`` is a setting of its own here)."""
     from engine import describe_settings
@@ -185,6 +205,8 @@ _CHECKS = {
     "parameters": lambda v: check_parameters(v, source="config.toml"),
     "keep_alive": check_keep_alive,
     "store": check_store,
+    "default_server": lambda v: check_text(v, "the default server"),
+    "servers": check_servers,
 }
 
 
@@ -198,6 +220,8 @@ class Config:
     # the other server settings as written (num_parallel, max_queue, ...): the engine checks them
     server: dict[str, Any] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict, repr=False)  # keys this version does not know
+    default_server: str = ""  # a name in servers (or a host) the app and CLI work against; "" = here
+    servers: dict[str, dict[str, str]] = field(default_factory=dict, repr=False)  # name -> host, api_key
 
     @classmethod
     def load(cls, path: Path | None = None) -> Config:
@@ -242,6 +266,10 @@ class Config:
         for item in fields(self):
             if item.name not in ("extra", "server"):
                 data[item.name] = getattr(self, item.name)
+        if not self.servers:  # written only once there are some
+            del data["servers"]
+        if not self.default_server:
+            del data["default_server"]
         return data
 
     def server_settings(self, environ: Mapping[str, str] | None = None) -> ServerSettings:

@@ -4,6 +4,8 @@
         ollama.Client(host=base_url).list()
     with running_api(engine, api_key="k") as base_url:  # every request then needs the key
         ...
+    with running_asgi(app) as base_url:                 # any ASGI app (tests.support.partial_servers)
+        ...
 
 The socket is bound before the thread starts (no race for the port) and the
 block is entered only once uvicorn accepts connections; on exit the server
@@ -18,6 +20,7 @@ import threading
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import uvicorn
 
@@ -36,6 +39,13 @@ def running_api(
     allowed_origins: Iterable[str] | None = None,
 ) -> Iterator[str]:
     app = create_app(engine, api_key=api_key, allowed_hosts=allowed_hosts, allowed_origins=allowed_origins)
+    with running_asgi(app) as base_url:
+        yield base_url
+
+
+@contextmanager
+def running_asgi(app: Any) -> Iterator[str]:
+    """Any ASGI app on a real uvicorn, as ``running_api`` runs llamadeck's (a server of some routes only)."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))

@@ -19,7 +19,7 @@ from contextlib import suppress
 from typing import NoReturn
 
 from engine import visible
-from tui.cli.common import CliError, interactive
+from tui.cli.common import CliError, interactive, use_server
 from tui.cli.parser import build_parser
 from tui.cli.running import open_app
 from tui.terminal import (
@@ -77,6 +77,9 @@ def _main(argv: Sequence[str] | None) -> int:
         args.prompt, extras = extras[0], extras[1:]
     if extras:
         parser.error(f"unrecognized arguments: {' '.join(extras)}")
+    if args.remote is not None and (args.serve or args.command == "serve"):
+        parser.error("--host names a server to work against; serve listens where serve --host says")
+    use_server(args.remote)
     if getattr(args, "handler", None) is None:
         if not interactive():
             if args.serve:

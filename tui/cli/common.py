@@ -13,14 +13,37 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from engine import Engine
     from tui.cli.progress import ProgressView
+    from tui.servers import ServerChoice
 
 
 class CliError(Exception):
     """A mistake on the command line or its streams, found before the engine is asked anything."""
 
 
-def open_engine(*, serving: bool = False) -> Engine:  # lazy import keeps --help fast
-    """The engine on the store chosen in the app's settings (if any).
+_server_flag: list[str] = []  # --host as given before the command: read once, at start (use_server)
+
+
+def use_server(flag: str | None) -> None:
+    """Remember ``llamadeck --host X`` for every engine this run opens."""
+    _server_flag[:] = [flag] if flag is not None else []
+
+
+def chosen_server() -> ServerChoice | None:
+    """The server this run works against (``tui.servers``), or None: this machine."""
+    from tui.config import Config
+    from tui.servers import ServerChoiceError, choose_server
+
+    try:
+        return choose_server(_server_flag[0] if _server_flag else None, Config.load())
+    except ServerChoiceError as error:
+        raise CliError(str(error)) from None
+
+
+def open_engine(*, serving: bool = False, local: bool = False) -> Engine:  # lazy import keeps --help fast
+    """The engine this run works against: another machine's server when one is named
+    (``--host``, ``LLAMADECK_HOST``, ``OLLAMA_HOST``, config.toml; see ``tui.servers``), else this
+    machine's store chosen in the app's settings (if any). ``local``: this machine's, whatever is named
+    (``serve``, ``--serve``, the store proof).
 
     ``serving``: it will run models, so it takes the server settings
     (``LLAMADECK_*``, ``OLLAMA_*``, ``config.toml``): a bad one raises
@@ -29,6 +52,10 @@ def open_engine(*, serving: bool = False) -> Engine:  # lazy import keeps --help
     from engine import Engine
     from tui.config import Config
 
+    if not local and (choice := chosen_server()) is not None:
+        from tui.servers import connect_to
+
+        return connect_to(choice)
     config = Config.load()
     settings = config.server_settings() if serving else None
     return Engine(home=config.store_home(), settings=settings)

@@ -96,6 +96,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="open the app and serve its engine's API too, so other tools share its loaded models "
         "(address as for serve: LLAMADECK_HOST, LLAMADECK_API_KEY)",
     )
+    parser.add_argument(
+        "--host",
+        dest="remote",
+        metavar="HOST",
+        help="work against the llamadeck, Ollama or OpenAI-compatible server there: host[:port], a URL, "
+        "a name from config.toml's [servers], or local (default: LLAMADECK_HOST, OLLAMA_HOST, "
+        "config.toml's default_server, else this machine)",
+    )
     # --debug after the command too: SUPPRESS keeps a subcommand from resetting one given before it
     common = Parser(add_help=False)
     common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks")

@@ -7,7 +7,7 @@ import os
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from tui.cli.common import CliError, interactive, open_engine, progress_view
+from tui.cli.common import CliError, chosen_server, interactive, open_engine, progress_view
 from tui.cli.stdin import run_prompt
 from tui.tables import ago_until, render_table
 from tui.terminal import flush_all, out, warn
@@ -63,8 +63,11 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     from tui.client import server_for_store
 
+    remote = engine.where != "local"  # a server named by the user: it is the engine here
+
     def generate(cancel: Any, emit: Callable[[object], None]) -> None:
-        server = server_for_store(engine.store_proof)  # a serve on this store may have the model loaded
+        # a serve on this store may have the model loaded: it must prove it serves this store first
+        server = None if remote else server_for_store(engine.store_proof, here())
         if server is not None:  # checked just now, on the connection the prompt goes on
             _generate_on_server(server, args, prompt, think, cancel, emit)
             return
@@ -148,27 +151,27 @@ def _generate_on_server(
 
 
 def cmd_ps(args: argparse.Namespace) -> int:
-    """The models a running ``llamadeck serve`` holds, as ``ollama ps`` shows them."""
+    """The models a running ``llamadeck serve`` holds (or the named server), as ``ollama ps`` shows them."""
+    if chosen_server() is not None:
+        return _ps_remote()
     from engine import format_size
     from tui.client import ServerError, call
 
     try:
-        models = (call("GET", "/api/ps", prove=_store_proof) or {}).get("models", [])
+        models = (call("GET", "/api/ps", prove=_store_proof, environ=here()) or {}).get("models", [])
     except ServerError as error:
         raise CliError(str(error)) from None
     rows = []
     drafts = any(isinstance(m.get("draft"), dict) for m in models)  # a DRAFT column only when one has one
     for m in models:
         size, vram = int(m.get("size") or 0), int(m.get("size_vram") or 0)
-        gpu = round(100 * vram / size) if size else 0
-        processor = "100% GPU" if gpu >= 100 else "100% CPU" if gpu <= 0 else f"{100 - gpu}%/{gpu}% CPU/GPU"
         until = str(m.get("expires_at") or "forever")
         rows.append(
             [
                 str(m.get("name", "")),
                 str(m.get("digest", ""))[:12],
                 format_size(size),
-                processor,
+                _processor(size, vram),
                 str(m.get("context_length") or "-"),
                 _sequences(m),
                 ago_until(until),
@@ -205,20 +208,63 @@ def _sequences(row: dict[str, object]) -> str:
     return text
 
 
+def _ps_remote() -> int:
+    """``ps`` on the named server, through the engine's facade over it."""
+    from engine import format_size
+
+    rows = []
+    for m in open_engine().loaded():
+        until = "forever" if m.expires_in is None else ago_until(_at(m.expires_in))
+        rows.append(
+            [
+                m.reference,
+                m.id,
+                format_size(m.memory),
+                _processor(m.memory, m.vram),
+                str(m.context or "-"),
+                until,
+            ]
+        )
+    out(render_table(["NAME", "ID", "SIZE", "PROCESSOR", "CONTEXT", "UNTIL"], rows))
+    return 0
+
+
+def _processor(size: int, vram: int) -> str:
+    """Where a loaded model sits, as ``ollama ps`` says it: 100% CPU, 100% GPU or the split."""
+    gpu = round(100 * vram / size) if size else 0
+    return "100% GPU" if gpu >= 100 else "100% CPU" if gpu <= 0 else f"{100 - gpu}%/{gpu}% CPU/GPU"
+
+
+def _at(seconds: float) -> str:
+    from datetime import UTC, datetime, timedelta
+
+    return (datetime.now(UTC) + timedelta(seconds=seconds + 1)).isoformat()
+
+
 def cmd_stop(args: argparse.Namespace) -> int:
     """Unload a model from a running server now (Ollama's stop: a generate with keep_alive 0)."""
+    if chosen_server() is not None:
+        open_engine().unload(args.model)
+        return 0
     from tui.client import ServerError, call
 
     try:
-        call("POST", "/api/generate", {"model": args.model, "keep_alive": 0}, prove=_store_proof)
+        body = {"model": args.model, "keep_alive": 0}
+        call("POST", "/api/generate", body, prove=_store_proof, environ=here())
     except ServerError as error:
         raise CliError(str(error)) from None
     return 0
 
 
+def here() -> dict[str, str]:
+    """The environment for finding this machine's own server: with ``--host local``, LLAMADECK_HOST
+    (which names another server) is left out, so the default address and its store proof are used."""
+    return {k: v for k, v in os.environ.items() if k != "LLAMADECK_HOST"}
+
+
 def _store_proof(text: str) -> str:
     """``Engine.store_proof`` on this store, opened only when a server must prove itself (ps stays fast)."""
-    engine = open_engine()
+    engine = open_engine(local=True)
     try:
         return engine.store_proof(text)
     finally:
@@ -229,7 +275,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from api.server import ServeError, address, bind, serve  # FastAPI only when serving: --help stays fast
 
     api_key = args.api_key or os.environ.get("LLAMADECK_API_KEY") or None
-    engine = open_engine(serving=True)  # a bad OLLAMA_*/LLAMADECK_* setting stops it here, in one line
+    engine = open_engine(serving=True, local=True)  # a bad setting stops it here, in one line
     try:
         listener = bind(*address(args.host, args.port), api_key=api_key)
     except ServeError as failure:
@@ -262,7 +308,7 @@ def open_app(*, serve: bool) -> int:
     from api.server import BackgroundServer, ServeError, address, bind
 
     api_key = os.environ.get("LLAMADECK_API_KEY") or None
-    engine = open_engine(serving=True)  # the app's keep-alive and settings hold for API loads too
+    engine = open_engine(serving=True, local=True)  # the app's keep-alive and settings hold for API loads
     try:
         listener = bind(*address(None, None), api_key=api_key)
     except ServeError as failure:

@@ -31,7 +31,7 @@ def model_choices(engine: Engine) -> list[ModelChoice]:
     """The local models, loaded ones first (they answer at once); call it in a thread worker."""
     from engine import format_size
 
-    loaded = {m.reference for m in engine.loaded()}
+    loaded = {m.reference for m in engine.loaded()} if engine.manages_models else set()  # /v1: unknown
     choices = []
     for m in engine.list_models():
         parts = [m.quant or "", format_size(m.size), m.size_label or ""]

@@ -44,7 +44,7 @@ def model_rows(engine: Engine) -> list[Row]:
     rows = []
     for m in engine.list_models():
         params = m.size_label or format_count(m.parameters)
-        cells = (
+        cells: tuple[str, ...] = (
             m.reference,
             m.quant or "-",
             format_size(m.size),
@@ -52,11 +52,20 @@ def model_rows(engine: Engine) -> list[Row]:
             str(m.context_length),
             ago(m.created),
         )
-        sort = (m.reference.lower(), m.quant or "", m.size, m.parameters, m.context_length, m.created)
+        sort: tuple[Any, ...] = (
+            m.reference.lower(),
+            m.quant or "",
+            m.size,
+            m.parameters,
+            m.context_length,
+            m.created,
+        )
+        if engine.where != "local":  # another machine's server: each row says which
+            cells, sort = (*cells, engine.where), (*sort, engine.where)
         rows.append(Row(m.reference, None, "", cells, sort))
     for p in engine.store_problems():
         kind = "newer" if p.newer else "damaged"
-        cells = (p.reference, kind, "-", "-", "-", "-")
+        cells = (p.reference, kind, "-", "-", "-", "-")  # a store problem is always this machine's
         rows.append(Row(p.reference, kind, p.problem, cells, (p.reference.lower(), kind, -1, -1, -1, "")))
     return rows
 
@@ -83,6 +92,7 @@ class ModelsPane(Vertical):
         super().__init__(**kwargs)
         self.engine = engine
         self.rows: list[Row] = []
+        self.columns: tuple[str, ...] = COLUMNS
 
     def compose(self) -> ComposeResult:
         yield Input(placeholder="/ filter models by name", id="filter", compact=True)
@@ -90,7 +100,9 @@ class ModelsPane(Vertical):
         yield Static("", id="empty")
 
     def on_mount(self) -> None:
-        self.query_one(DataTable).add_columns(*COLUMNS)
+        where = ("WHERE",) if self.engine.where != "local" else ()  # the server's name on each row
+        self.columns = (*COLUMNS, *where)
+        self.query_one(DataTable).add_columns(*self.columns)
         self.reload()
 
     # data ------------------------------------------------------------------
@@ -121,7 +133,7 @@ class ModelsPane(Vertical):
             table.add_row(*(Text(visible(c), style=style) for c in row.cells), key=row.key)
         arrow = " ▼" if self.sort_reverse else " ▲"
         for i, column in enumerate(table.columns.values()):
-            column.label = Text(COLUMNS[i] + (arrow if i == self.sort_column else ""))
+            column.label = Text(self.columns[i] + (arrow if i == self.sort_column else ""))
         table.refresh()
         keys = [r.key for r in shown]
         if selected in keys:
@@ -185,7 +197,7 @@ class ModelsPane(Vertical):
         self.query_one("#filter", Input).focus()
 
     def action_sort(self) -> None:
-        self.sort_column = (self.sort_column + 1) % len(COLUMNS)
+        self.sort_column = (self.sort_column + 1) % len(self.columns)
 
     def action_reverse(self) -> None:
         self.sort_reverse = not self.sort_reverse

@@ -89,7 +89,12 @@ class SessionsPane(Vertical):
         yield Static("", id="empty")
 
     def on_mount(self) -> None:
-        self.query_one(DataTable).add_columns(*COLUMNS)
+        where = ("WHERE",) if self.engine.where != "local" else ()  # the server's name on each row
+        self.query_one(DataTable).add_columns(*COLUMNS, *where)
+        if not self.engine.manages_models:  # a /v1-only server: it does not say what it has loaded
+            empty = self.query_one("#empty", Static)
+            empty.update(f"{self.engine.where} offers only the OpenAI API (/v1): it does not list sessions.")
+            return
         self.poll()
         self.set_interval(self.interval, self.poll)
 
@@ -112,7 +117,8 @@ class SessionsPane(Vertical):
         selected = self.selected()
         table.clear()
         for row in self.rows:
-            table.add_row(*(Text(visible(c)) for c in session_cells(row)), key=row.reference)
+            where = (self.engine.where,) if self.engine.where != "local" else ()
+            table.add_row(*(Text(visible(c)) for c in (*session_cells(row), *where)), key=row.reference)
         keys = [r.reference for r in self.rows]
         if selected in keys:
             table.move_cursor(row=keys.index(selected))
