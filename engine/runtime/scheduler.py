@@ -50,7 +50,7 @@ from engine.runtime.llama.sampler import Sampler
 from engine.runtime.request import Handle, Request, check_logprobs
 from engine.runtime.slots import Slots
 from engine.runtime.stats import SchedulerStats, SlotStats
-from engine.runtime.step_clock import MIN_CHUNK, StepClock
+from engine.runtime.step_clock import MIN_CHUNK, SHORT_BUDGET, SHORT_PROMPT, StepClock
 
 
 class Scheduler:
@@ -337,21 +337,29 @@ class Scheduler:
                 job.index = batch.add(job.next_token, len(slot.tokens), slot.seq, True)
                 generating.append(job)
         room = self._batch.capacity - len(generating)
-        budget = min(self._clock.prompt_budget(len(generating), room), self._slots.free - len(generating))
+        cells = self._slots.free - len(generating)
+        budget = self._clock.prompt_budget(len(generating), room)
+        short = SHORT_BUDGET
         for job in self._active:
-            if job.status != PREFILLING or budget <= 0:
+            if job.status != PREFILLING:
                 continue
             slot = job.slot
             assert slot is not None
             start = job.done_prompt
-            k = min(len(job.tokens) - start, budget, batch.free_space)
+            left = len(job.tokens) - start
+            whole = left <= min(SHORT_PROMPT, short)  # a short prompt goes whole, beside the chunks
+            k = min(left if whole else budget, left, cells, batch.free_space)
             if k <= 0:
                 continue
             last = start + k == len(job.tokens)
             index = batch.add_run(job.tokens[start : start + k], len(slot.tokens), slot.seq, logits_last=last)
             job.index = index if last else -1
             job.chunk = k
-            budget -= k
+            cells -= k
+            if whole:
+                short -= k
+            else:
+                budget -= k
             prefilling.append(job)
         if batch.n == 0:
             return changed

@@ -3,8 +3,10 @@
 While other sequences generate, a prompt is evaluated in chunks sized so
 that a step with a chunk costs about ``PREFILL_STEP_RATIO`` decode-only
 steps: the running streams keep flowing at a bounded slowdown instead of
-stalling for seconds behind a long paste. With nothing generating, prompts
-go in whole batches. Used on the compute thread only.
+stalling for seconds behind a long paste. Short prompts (``SHORT_PROMPT``)
+go whole into the next step, so requests arriving together start together.
+With nothing generating, prompts go in whole batches. Used on the compute
+thread only.
 """
 
 from __future__ import annotations
@@ -16,6 +18,11 @@ PREFILL_STEP_RATIO = 1.8
 # tokens, so a prompt always advances (on CPU one Gemma 3 prompt token costs 1/5 of a decode step)
 MIN_CHUNK = 2
 FIRST_CHUNK = 16  # before any step has been timed
+# A prompt with this many tokens or fewer left goes whole into the next step, beside the chunks: short
+# prompts arriving together (eight chat clients, "Tell me about ...") start in one step, not one after the
+# other at a chunk per step; at most SHORT_BUDGET such tokens a step, so a burst stalls the streams briefly.
+SHORT_PROMPT = 64
+SHORT_BUDGET = 256
 _EMA = 0.25
 
 
