@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -99,3 +100,29 @@ def test_an_old_manifest_is_saved_in_the_current_form(tmp_path: Path) -> None:
 def test_old_manifest_with_hostile_fields_is_damage_not_a_crash(change: dict[str, object], why: str) -> None:
     with pytest.raises(ManifestError, match=why):
         Manifest.from_json(json.dumps({**V1, **change}).encode())
+
+
+def test_v3_to_v4_adds_no_projector() -> None:
+    v3 = STEPS[2](STEPS[1](dict(V1)))
+    v4 = STEPS[3](v3)
+    assert v4["config"]["projector"] is None and v4["config"]["adapters"] == []
+    assert Manifest.from_json(json.dumps({**V1}).encode()).config.projector is None
+
+
+def test_a_projector_round_trips_and_counts_as_a_blob() -> None:
+    projector = {"path": "mmproj-F16.gguf", "sha256": "b" * 64, "size": 200_000}
+    data = {**STEPS[3](STEPS[2](STEPS[1](dict(V1)))), "schema": 4}
+    data["config"] = {**data["config"], "projector": projector}
+    manifest = Manifest.from_json(json.dumps(data).encode())
+    assert manifest.config.projector is not None and manifest.config.projector.sha256 == "b" * 64
+    assert [f.sha256 for f in manifest.blobs] == ["a" * 64, "b" * 64]
+    assert manifest.load_id != replace(manifest, config=replace(manifest.config, projector=None)).load_id
+    assert Manifest.from_json(manifest.to_json()) == manifest
+
+
+@pytest.mark.parametrize("projector", [[], "b" * 64, {"path": "x", "sha256": "nope", "size": 1}])
+def test_a_bad_projector_entry_is_damage(projector: object) -> None:
+    data = {**STEPS[3](STEPS[2](STEPS[1](dict(V1)))), "schema": 4}
+    data["config"] = {**data["config"], "projector": projector}
+    with pytest.raises(ManifestError):
+        Manifest.from_json(json.dumps(data).encode())

@@ -116,8 +116,7 @@ def _in_use(store: Store) -> _InUse:
         if path.suffix == ".json" and not path.name.startswith("."):
             entry = read_entry(store, path)
             if entry is not None and entry.manifest is not None:
-                use.blobs.update(f.sha256 for f in entry.manifest.files)
-                use.blobs.update(f.sha256 for f in entry.manifest.config.adapters)  # LoRA blobs
+                use.blobs.update(f.sha256 for f in entry.manifest.blobs)  # weights, LoRAs, projector
                 if len(entry.manifest.files) > 1:
                     use.views.add(view_id(entry.manifest.files))
                 continue
@@ -138,12 +137,12 @@ def blobs_in_use(store: Store) -> tuple[set[str], Path | None]:
 
 
 def digests_named_by(entry: StoreEntry) -> set[str]:
-    """The blobs a manifest names: its files and adapters, else (damaged, newer) every digest in its bytes.
+    """The blobs a manifest names (weights, adapters, projector); damaged or newer: every digest in it.
 
     A symlink or anything but a regular file names nothing (it is never followed).
     """
     if entry.manifest is not None:
-        return {f.sha256 for f in (*entry.manifest.files, *entry.manifest.config.adapters)}
+        return {f.sha256 for f in entry.manifest.blobs}
     try:
         return _digests_in(entry.path) if stat.S_ISREG(os.lstat(entry.path).st_mode) else set()
     except OSError:

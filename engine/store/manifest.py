@@ -70,6 +70,7 @@ class ModelConfig:
     parameters: dict[str, Any] = field(default_factory=dict)  # option name -> value
     parent: str | None = None  # the model this one was made from
     adapters: tuple[ModelFile, ...] = ()  # LoRA adapters (Modelfile ADAPTER), applied at scale 1 in order
+    projector: ModelFile | None = None  # the vision projector (mmproj GGUF) that lets it see images
     messages: tuple[
         tuple[str, str], ...
     ] = ()  # a Modelfile's MESSAGE turns (role, content), before every chat
@@ -114,7 +115,16 @@ class Manifest:
 
         Two names of one file with other LoRA adapters must not share a loaded model.
         """
-        return "+".join([self.id, *(a.sha256[:12] for a in self.config.adapters)])
+        projector = self.config.projector
+        return "+".join([self.id, *(a.sha256[:12] for a in self.config.adapters)]) + (
+            f"+mmproj-{projector.sha256[:12]}" if projector is not None else ""
+        )
+
+    @property
+    def blobs(self) -> tuple[ModelFile, ...]:
+        """Every blob the model needs: its weights, adapters and projector (what GC, rm and create count)."""
+        projector = (self.config.projector,) if self.config.projector is not None else ()
+        return (*self.files, *self.config.adapters, *projector)
 
     @property
     def size(self) -> int:
@@ -313,8 +323,15 @@ def _config(raw: Any) -> ModelConfig:
         parameters=parameters,
         parent=_text(raw, "parent", optional=True),
         adapters=_files(raw.get("adapters", []), "config.adapters", empty=True),
+        projector=_projector(raw.get("projector")),
         messages=_messages(raw.get("messages", [])),
     )
+
+
+def _projector(raw: Any) -> ModelFile | None:
+    if raw is None:
+        return None
+    return _files([raw], "config.projector")[0]
 
 
 _ROLES = frozenset({"system", "user", "assistant"})

@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-SCHEMA = 3
+SCHEMA = 4
 
 Data = dict[str, Any]
 
@@ -61,7 +61,17 @@ def _v2_to_v3(data: Data) -> Data:
     return data
 
 
-STEPS: dict[int, Callable[[Data], Data]] = {1: _v1_to_v2, 2: _v2_to_v3}
+def _v3_to_v4(data: Data) -> Data:
+    """v4 adds ``config.projector`` (a vision projector blob). The bump keeps a v3 llamadeck from reading
+    a v4 manifest as its own: its GC would delete the projector, and it would run the model blind."""
+    data = dict(data)
+    config = data.get("config")
+    if isinstance(config, dict):  # anything else is reported as damage by the validation that follows
+        data["config"] = {**config, "projector": config.get("projector")}
+    return data
+
+
+STEPS: dict[int, Callable[[Data], Data]] = {1: _v1_to_v2, 2: _v2_to_v3, 3: _v3_to_v4}
 
 
 def upgrade(data: Data) -> Data:

@@ -49,7 +49,7 @@ def remove_model(store: Store, ref: ModelRef, *, not_found: Callable[[ModelRef],
             raise not_found(ref)
         if entry.newer:
             raise NewerStore(f"{ref} was {entry.problem}; not removed")
-        files = (*entry.manifest.files, *entry.manifest.config.adapters) if entry.manifest is not None else ()
+        files = entry.manifest.blobs if entry.manifest is not None else ()
         named = digests_named_by(entry)
         store.remove_manifest(ref)
         collection = store.collect_garbage(only=named)
