@@ -90,6 +90,8 @@ def prompt_tokens(runtime: Runtime, request: GenerationRequest) -> Prompt:
     outside the vocabulary).
     """
     manifest, model = request.manifest, runtime.model
+    if any(m.images for m in request.messages):  # checked by the facade; the runtime cannot feed them yet
+        raise InvalidInput(f"{manifest.reference}: this llamadeck checks images but cannot run them yet")
     template = template_for(
         manifest.config.template,
         manifest.config.template_source,
