@@ -132,3 +132,55 @@ def test_anthropic_takes_base64_image_blocks_only(server: str) -> None:
         ask({"type": "base64", "media_type": "image/png", "data": b64}, "blind")
     with pytest.raises(anthropic.BadRequestError, match="invalid base64 image data"):
         ask({"type": "base64", "media_type": "image/png", "data": "%%%"})
+
+
+def test_each_api_family_chats_about_an_image(server: str) -> None:
+    data_url = "data:image/png;base64," + base64.b64encode(PNG).decode()
+    reply = ollama.Client(host=server).chat(
+        "eyes", [{"role": "user", "content": "what is it?", "images": [PNG]}], options={"num_predict": 3}
+    )
+    assert reply.done and reply.prompt_eval_count and reply.prompt_eval_count > 4  # the image's tokens count
+    assert ollama.Client(host=server).generate("eyes", "and?", images=[PNG], options={"num_predict": 2}).done
+    client = openai.OpenAI(base_url=f"{server}/v1", api_key="unused", max_retries=0)
+    parts = [{"type": "text", "text": "?"}, {"type": "image_url", "image_url": {"url": data_url}}]
+    chat = client.chat.completions.create(
+        model="eyes", max_tokens=2, messages=[{"role": "user", "content": parts}]
+    )  # type: ignore[misc, list-item]
+    assert chat.choices[0].finish_reason in ("length", "stop")
+    content = [{"type": "input_text", "text": "?"}, {"type": "input_image", "image_url": data_url}]
+    response = client.responses.create(
+        model="eyes", max_output_tokens=2, input=[{"role": "user", "content": content}]
+    )  # type: ignore[misc, list-item]
+    assert response.status in ("completed", "incomplete")
+    blocks = [
+        {
+            "type": "image",
+            "source": {"type": "base64", "media_type": "image/png", "data": data_url.split(",")[1]},
+        }
+    ]
+    message = anthropic.Anthropic(base_url=server, api_key="unused", max_retries=0).messages.create(
+        model="eyes",
+        max_tokens=2,
+        messages=[{"role": "user", "content": [*blocks, {"type": "text", "text": "?"}]}],  # type: ignore[misc, list-item]
+    )
+    assert message.stop_reason in ("max_tokens", "end_turn")
+
+
+def test_two_image_chats_and_a_text_chat_decode_together(server: str) -> None:
+    import concurrent.futures
+
+    red, blue = image_bytes("PNG", (50, 20), (255, 0, 0)), image_bytes("JPEG", (20, 50), (0, 0, 255))
+    asks = [
+        [{"role": "user", "content": "red?", "images": [red]}],
+        [{"role": "user", "content": "blue?", "images": [blue]}],
+        [{"role": "user", "content": "just text"}],
+    ]
+
+    def chat(messages: list) -> ollama.ChatResponse:
+        return ollama.Client(host=server).chat(
+            "eyes", messages, options={"num_predict": 8, "temperature": 0, "num_parallel": 3}
+        )
+
+    with concurrent.futures.ThreadPoolExecutor(3) as pool:
+        replies = list(pool.map(chat, asks))
+    assert all(r.done and r.eval_count for r in replies)

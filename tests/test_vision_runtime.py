@@ -95,7 +95,21 @@ def test_a_vision_model_loads_its_projector_in_its_worker_and_still_chats(
         (resident,) = engine.loaded()
         assert resident.reference == made.reference
         assert any("projector:" in line and "mlp" in line for line in engine.logs())  # mtmd, in the worker
-        with pytest.raises(InvalidInput, match="cannot run them yet"):  # until the scheduler feeds images
-            list(engine.generate("eyes", "what is it?", images=[image_bytes()]))
+        red, blue = image_bytes("PNG", (40, 30), (255, 0, 0)), image_bytes("WEBP", (30, 40), (0, 0, 255))
+        first = [{"role": "user", "content": "what is it?", "images": [red]}]
+        events = list(
+            engine.chat("eyes", first, conversation="c1", options={"num_predict": 4, "temperature": 0})
+        )
+        done = events[-1]
+        assert isinstance(done, Done) and done.error is None and done.completion_tokens > 0
+        reply = "".join(e.text for e in events[:-1] if hasattr(e, "text"))
+        second = [*first, {"role": "assistant", "content": reply}, {"role": "user", "content": "and?"}]
+        again = list(engine.chat("eyes", second, conversation="c1", options={"num_predict": 4}))[-1]
+        assert isinstance(again, Done) and again.error is None
+        assert (
+            again.cached_tokens > IMAGE_TOKENS
+        )  # the image's cells were kept: not evaluated, nor encoded, again
+        with_blue = list(engine.generate("eyes", "and this?", images=[blue], max_tokens=3))[-1]
+        assert isinstance(with_blue, Done) and with_blue.error is None
     finally:
         engine.close()

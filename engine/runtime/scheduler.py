@@ -42,10 +42,12 @@ from engine.runtime.llama.context import Batch, Context, DecodeError
 from engine.runtime.llama.logprobs import token_logprob
 from engine.runtime.llama.model import Model
 from engine.runtime.llama.sampler import Sampler
+from engine.runtime.llama.vision import Projector
 from engine.runtime.request import Handle, Request, check_logprobs
 from engine.runtime.slots import Slot, Slots
 from engine.runtime.stats import SchedulerStats, SlotStats
 from engine.runtime.text_stream import TextStream
+from engine.runtime.vision_prefill import feed_images, images_cover, text_stop
 
 # A step with a prompt chunk may cost this many decode-only steps. The prompt then takes R / (R - 1) times
 # as long as alone (2.25x at R = 1.8), while the running streams slow down by about R (their p95 gap stays
@@ -143,6 +145,7 @@ class Scheduler:
         if model.has_encoder:
             raise InvalidInput(f"{model.label} is an encoder model: it cannot generate text here")
         self.model = model
+        self.projector: Projector | None = None  # a vision model's, set by its worker (runtime.llama.vision)
         self.n_ctx_per_seq = n_ctx_per_seq
         self.n_parallel = n_parallel
         self._ctx = COMPUTE.call(
@@ -215,7 +218,7 @@ class Scheduler:
                 raise InvalidInput("a conversation key is a string")
             if not tokens:
                 raise InvalidInput("the prompt is empty")
-            if min(tokens) < 0 or max(tokens) >= self.model.n_vocab:
+            if (min(tokens) < 0 and not images_cover(request)) or max(tokens) >= self.model.n_vocab:
                 raise InvalidInput(f"the prompt holds a token outside {self.model.label}'s vocabulary")
             if len(tokens) >= self.n_ctx_per_seq:
                 raise PromptTooLong(
@@ -384,13 +387,16 @@ class Scheduler:
                 job.index = batch.add(job.next_token, len(slot.tokens), slot.seq, True)
                 generating.append(job)
         budget = self._chunk_budget(len(generating))
+        if any(job.request.images for job in self._active):  # images: llama_decode calls of their own
+            fail = lambda job, error: self._finish(job, "error", error)  # noqa: E731
+            feed_images(self.projector, self._ctx, list(self._active), fail)
         for job in self._active:
             if job.status != _PREFILLING or budget <= 0:
                 continue
             slot = job.slot
             assert slot is not None
             start = job.done_prompt
-            k = min(len(job.tokens) - start, budget, batch.free_space)
+            k = min(text_stop(job.request, start) - start, budget, batch.free_space)
             if k <= 0:
                 continue
             last = start + k == len(job.tokens)

@@ -113,7 +113,23 @@ class Projector:
             self._mtmd.mtmd_input_chunks_free(old.chunks)
         return encoded
 
-    def _encode(self, image: bytes, sha256: str) -> EncodedImage:
+    def count(self, image: bytes) -> int:
+        """How many tokens the image takes in a prompt (split, not encoded); InvalidInput if it cannot."""
+        import hashlib
+
+        if (cached := self._cache.get(hashlib.sha256(image).hexdigest())) is not None:
+            return cached.n_tokens
+        chunks, chunk = self._tokenize(image)
+        try:
+            n_tokens = int(self._mtmd.mtmd_input_chunk_get_n_tokens(chunk))
+            if self.mrope or self._mtmd.mtmd_input_chunk_get_n_pos(chunk) != n_tokens:
+                raise InvalidInput(f"{self.label} places images by M-RoPE: not run yet")
+            return n_tokens
+        finally:
+            self._mtmd.mtmd_input_chunks_free(chunks)
+
+    def _tokenize(self, image: bytes) -> tuple[Any, Any]:
+        """The image split by mtmd (its chunks, to free, and the image chunk); InvalidInput if it cannot."""
         mtmd = self._mtmd
         decoded = decode_image(image)
         pixels = (ctypes.c_uint8 * len(decoded.pixels)).from_buffer_copy(decoded.pixels)
@@ -135,12 +151,22 @@ class Projector:
                 if mtmd.mtmd_input_chunk_get_type(c := mtmd.mtmd_input_chunks_get(chunks, i))
                 == mtmd.MTMD_INPUT_CHUNK_TYPE_IMAGE
             )
+        except BaseException:
+            mtmd.mtmd_input_chunks_free(chunks)
+            raise
+        finally:
+            mtmd.mtmd_bitmap_free(bitmap)
+        return chunks, chunk
+
+    def _encode(self, image: bytes, sha256: str) -> EncodedImage:
+        mtmd = self._mtmd
+        chunks, chunk = self._tokenize(image)
+        try:
             n_tokens = mtmd.mtmd_input_chunk_get_n_tokens(chunk)
             mark = error_mark()
             if mtmd.mtmd_encode_chunk(self._ctx, chunk) != 0:
-                raise InvalidInput(
-                    f"the projector {self.label} could not encode the image: {last_error_line(mark)}"
-                )
+                reason = last_error_line(mark)
+                raise InvalidInput(f"the projector {self.label} could not encode the image: {reason}")
             self.encodes += 1
             out = mtmd.mtmd_get_output_embd(self._ctx)
             size = n_tokens * self.n_embd
@@ -150,8 +176,6 @@ class Projector:
         except BaseException:
             mtmd.mtmd_input_chunks_free(chunks)
             raise
-        finally:
-            mtmd.mtmd_bitmap_free(bitmap)
         return EncodedImage(sha256, n_tokens, n_pos, chunks, chunk, embeddings)
 
     def eval_into(self, ctx: Context, image: EncodedImage, *, seq: int, pos: int) -> int:

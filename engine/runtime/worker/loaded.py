@@ -35,6 +35,7 @@ class LoadedModel:
         self.model = model
         self.scheduler = scheduler
         self.projector = projector  # images into the model's sequences (``runtime.llama.vision``)
+        scheduler.projector = projector
         self.load_seconds = load_seconds
         self._n_threads = n_threads
         self._embedder: Embedder | None = None
@@ -96,6 +97,16 @@ class LoadedModel:
             add_bos=model.add_bos,
             fim=model.fim,
         )
+
+    def image_tokens(self, images: list[bytes]) -> list[int]:
+        """Each image's token count in a prompt, on the compute thread (which owns the projector)."""
+        from engine.errors import InvalidInput
+        from engine.runtime.llama.compute import COMPUTE
+
+        projector = self.projector
+        if projector is None:
+            raise InvalidInput("this model has no vision projector")
+        return COMPUTE.call(lambda: [projector.count(image) for image in images])
 
     @property
     def embed_batches(self) -> int:
