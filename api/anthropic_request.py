@@ -23,8 +23,8 @@ dropped. Whether the model can think at all is the route's to settle
 (``api.anthropic``: it relaxes, as Ollama does).
 
 Stricter than Ollama where it would guess: a field of the wrong type, a
-block type llamadeck does not read (images and documents until vision lands;
-server tools such as web search) or an unknown ``thinking.type`` or effort
+block type llamadeck does not read (documents, images inside tool results,
+server tools such as web search; image blocks are read, base64 only) or an unknown ``thinking.type`` or effort
 is a 400 that names it, never silently dropped. Text blocks of one message
 are joined with a newline (Ollama glues them together).
 
@@ -38,13 +38,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from api.errors import APIError
+from api.images import anthropic_image
 
 ROLES = ("user", "assistant")
 TOOL_CHOICES = ("auto", "any", "tool", "none")
 EFFORTS = {"low": "low", "medium": "medium", "high": "high", "xhigh": "high", "max": "max"}  # Ollama's map
 THINKING_TYPES = ("enabled", "adaptive", "disabled", "between_tools")
 DISPLAYS = ("summarized", "omitted")
-_IMAGES = ("image", "document")  # content llamadeck cannot read yet (vision is a separate issue)
+_IMAGES = ("image", "document")  # image blocks are read from messages; documents and tool-result images not
 
 
 @dataclass(frozen=True)
@@ -218,6 +219,7 @@ def chat_messages(raw: object) -> list[dict[str, Any]]:
 def message_blocks(role: str, blocks: list[Any], where: str, called: dict[str, str]) -> list[dict[str, Any]]:
     """A message's blocks: its tool results as ``"tool"`` messages first (as Ollama), then text and calls."""
     texts: list[str] = []
+    images: list[bytes] = []
     thoughts: list[str] = []
     calls: list[dict[str, Any]] = []
     results: list[dict[str, Any]] = []
@@ -244,13 +246,17 @@ def message_blocks(role: str, blocks: list[Any], where: str, called: dict[str, s
                 raise APIError(400, f"{here}.thinking must be a string")
             if thinking:
                 thoughts.append(thinking)
+        elif kind == "image":
+            images.append(anthropic_image(block, here))
         elif kind in _IMAGES:
-            raise refuse(f"{here}: {kind} content (vision is not built yet)")
+            raise refuse(f"{here}: {kind} content")
         elif kind != "redacted_thinking":  # encrypted by Anthropic: nothing a template could show
             raise refuse(f"{here}: content blocks of type {kind!r:.40}")
     messages = results
-    if texts or calls or thoughts:
+    if texts or calls or thoughts or images:
         message: dict[str, Any] = {"role": role, "content": "\n".join(texts)}
+        if images:
+            message["images"] = images
         if thoughts:
             message["thinking"] = "\n".join(thoughts)
         if calls:
@@ -299,7 +305,7 @@ def tool_result(block: dict[str, Any], where: str, called: dict[str, str]) -> di
             here = f"{where}.content[{k}]"
             kind = block_type(part, here)
             if kind in _IMAGES:
-                raise refuse(f"{here}: {kind} content (vision is not built yet)")
+                raise refuse(f"{here}: {kind} content in a tool result")
             if kind != "text":
                 raise refuse(f"{here}: tool results of type {kind!r:.40}")
             parts.append(text_field(part, here))

@@ -36,6 +36,7 @@ from fastapi.responses import JSONResponse, Response
 from api import logprobs
 from api.deps import engine_of
 from api.errors import APIError, bool_field, model_errors, read_json, string_field
+from api.images import ollama_images
 from api.ollama_fields import generate_fields, message, think_field, with_thinking
 from api.schema import BOOLEAN, KEEP_ALIVE, MESSAGES, NAME, OPTIONS, STRING, THINK, json_body
 from api.streaming import EngineStream, EventStreamResponse, open_stream
@@ -83,7 +84,6 @@ def refuse_unsupported(data: dict[str, Any], *names: str) -> None:
             continue
         what = {
             "format": "format (JSON mode and structured outputs)",
-            "images": "images",
             "template": "a template override",
         }.get(name, name)
         raise APIError(400, f"{what} is not supported yet by llamadeck")
@@ -211,7 +211,8 @@ async def generate(request: Request) -> Response:
     system = data.get("system") or ""
     if not isinstance(prompt, str) or not isinstance(system, str):
         raise APIError(400, "prompt and system must be strings")
-    refuse_unsupported(data, "images", "template")
+    refuse_unsupported(data, "template")
+    images = ollama_images(data.get("images"))
     think, suffix, context = generate_fields(data)
     format = ollama_format(data)
     top = logprobs.chat_request(data)
@@ -241,6 +242,7 @@ async def generate(request: Request) -> Response:
             keep_context=not raw,  # Ollama returns the conversation's tokens unless raw
             format=format,
             logprobs=top,
+            images=images,
         )
 
     stream = await start(request, model, run)
@@ -281,9 +283,9 @@ async def chat(request: Request) -> Response:
     messages = data.get("messages") or []
     if not isinstance(messages, list):
         raise APIError(400, "messages must be a list of {role, content} objects")
-    for each in messages:
-        if isinstance(each, dict):
-            refuse_unsupported(each, "images")
+    for i, each in enumerate(messages):
+        if isinstance(each, dict) and each.get("images") is not None:
+            each["images"] = ollama_images(each["images"], f"messages[{i}].images")
     tools = data.get("tools") or None
     if tools is not None and not (isinstance(tools, list) and all(isinstance(t, dict) for t in tools)):
         raise APIError(400, "tools must be a list of objects")

@@ -177,6 +177,7 @@ def _show(request: Request, name: str, verbose: bool) -> dict[str, Any]:
         "system": manifest.config.system or "",
         "details": details(manifest),
         "model_info": shown.model_info,
+        **({"projector_info": shown.projector_info} if shown.projector_info else {}),
         "capabilities": list(shown.capabilities),
         "modified_at": manifest.created,
         **draft_details(manifest),

@@ -15,7 +15,7 @@ Ollama's layer sends it; ``reasoning_effort`` (or ``reasoning.effort``) sets
 ``response_format`` (JSON mode, a JSON schema) and a forced ``tool_choice``
 constrain the reply with a grammar (``api.structured``); ``logprobs`` come
 from the engine's step logits (``api.logprobs``). What the engine cannot do
-yet (``n`` > 1, ``best_of``, images, token-array inputs, ``echo``) is refused
+yet (``n`` > 1, ``best_of``, image URLs (data URLs are read), token-array inputs, ``echo``) is refused
 with a 400 that says so.
 """
 
@@ -40,6 +40,7 @@ from api import logprobs
 from api.deps import engine_of
 from api.embeddings import shorten
 from api.errors import APIError, bool_field, openai_error, read_json, status_of
+from api.images import openai_image_part
 from api.jobs import until_disconnected
 from api.openai_reasoning import REASONING_EFFORT, reasoning_of, think_of
 from api.schema import BOOLEAN, COUNT, MESSAGES, NAME, NUMBER, STRING, TEXTS, json_body, path_parameter
@@ -139,18 +140,31 @@ def model_field(data: dict[str, Any]) -> str:
 
 
 def text_of(content: object, where: str) -> str:
-    """A message's content: a string, or a list of text parts (image parts are refused)."""
+    """A message's content: a string, or a list of text parts (image parts are read by ``images_of``)."""
     if content is None or isinstance(content, str):
         return content or ""
     if isinstance(content, list):
         texts = []
         for part in content:
+            if isinstance(part, dict) and part.get("type") == "image_url":
+                continue
             if not isinstance(part, dict) or part.get("type") not in ("text", "input_text"):
                 kind = part.get("type") if isinstance(part, dict) else type(part).__name__
                 raise refuse(f"{where}: content of type {kind!s:.40}")
             texts.append(str(part.get("text") or ""))
         return "\n".join(texts)
     raise APIError(400, f"{where}.content must be a string or a list of parts")
+
+
+def images_of(content: object, where: str) -> list[bytes]:
+    """The images of a message's ``image_url`` parts: data URLs only (``api.images``)."""
+    if not isinstance(content, list):
+        return []
+    return [
+        openai_image_part(part, f"{where}.content[{k}]")
+        for k, part in enumerate(content)
+        if isinstance(part, dict) and part.get("type") == "image_url"
+    ]
 
 
 def tool_call(call: object) -> dict[str, Any]:
@@ -180,6 +194,8 @@ def chat_messages(data: dict[str, Any]) -> list[dict[str, Any]]:
             "role": "system" if role == "developer" else role,
             "content": text_of(message.get("content"), where),
         }
+        if images := images_of(message.get("content"), where):
+            converted["images"] = images
         if message.get("tool_calls"):
             calls = message["tool_calls"]
             if not isinstance(calls, list):

@@ -15,7 +15,7 @@ Like Ollama, nothing is stored: ``store`` is accepted and answered ``false``.
 Unlike Ollama, what would be silently wrong is a 400 that says why:
 ``previous_response_id`` and ``conversation`` (a reply without the earlier
 turns), ``background``, built-in tools (``web_search``, ``file_search``, ...),
-image and file inputs, and, until the engine has them, structured output
+file inputs, and, until the engine has them, structured output
 (``text.format`` json_schema/json_object) and a forced ``tool_choice``.
 """
 
@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from api.errors import APIError
+from api.images import openai_image_part
 from api.limits import MAX_TOOLS
 from api.openai import chat_tools, refuse
 from api.openai_reasoning import EFFORTS  # reasoning.effort -> think, as Ollama maps it
@@ -236,7 +237,20 @@ def input_message(item: dict[str, Any], where: str) -> dict[str, Any]:
     role = item.get("role")
     if not isinstance(role, str) or role not in ROLES:
         raise APIError(400, f"{where}.role must be one of {', '.join(ROLES)}")
-    return {"role": ROLES[role], "content": content_text(item.get("content"), f"{where}.content")}
+    message: dict[str, Any] = {
+        "role": ROLES[role],
+        "content": content_text(item.get("content"), f"{where}.content"),
+    }
+    content = item.get("content")
+    if isinstance(content, list):
+        images = [
+            openai_image_part(part, f"{where}.content[{k}]")
+            for k, part in enumerate(content)
+            if isinstance(part, dict) and part.get("type") == "input_image"
+        ]
+        if images:
+            message["images"] = images
+    return message
 
 
 def content_text(content: object, where: str) -> str:
@@ -249,7 +263,7 @@ def content_text(content: object, where: str) -> str:
     for k, part in enumerate(content):
         kind = part.get("type") if isinstance(part, dict) else None
         if kind == "input_image":
-            raise refuse(f"{where}[{k}]: image inputs (vision)")
+            continue  # read by input_message
         if kind == "input_file":
             raise refuse(f"{where}[{k}]: file inputs")
         if not isinstance(part, dict) or kind not in TEXT_PARTS:

@@ -61,6 +61,7 @@ class GenerateCall:
     keep_context: bool = False
     format: Format = None
     logprobs: int | None = None
+    images: Sequence[bytes | str] = ()  # with the prompt: raw bytes or base64, as Ollama's ``images``
 
 
 def chat_request(call: ChatCall, manifest: Manifest, options_of: OptionsOf) -> GenerationRequest:
@@ -75,6 +76,7 @@ def chat_request(call: ChatCall, manifest: Manifest, options_of: OptionsOf) -> G
         check_unicode(message.role, f"message {i + 1}'s role")
         check_unicode(message.content, f"message {i + 1}")
         check_unicode(message.thinking, f"message {i + 1}'s thinking")
+    messages = _checked_images(messages, manifest, call.reference)
     if call.conversation is not None and not isinstance(call.conversation, str):
         raise InvalidInput("conversation is a key: a string such as a chat's id")
     tools = call.tools
@@ -119,7 +121,8 @@ def generate_request(call: GenerateCall, manifest: Manifest, options_of: Options
     load, sampling = options_of(manifest, merged)
     grammar, _ = _grammar(manifest, call.format, None, None)
     raw = call.raw
-    messages = [Message("user", call.prompt)]
+    images = Message.of({"role": "user", "images": list(call.images or ())}, where="the prompt").images
+    messages = _checked_images([Message("user", call.prompt, images)], manifest, call.reference)
     if system and not suffix and raw is not True:  # a system turn needs turns: a base model's known format
         messages.insert(0, Message("system", system))
         raw = False if raw is None else raw
@@ -152,6 +155,26 @@ def _extras(call: GenerateCall) -> tuple[str | None, str | None, tuple[int, ...]
     ):
         raise InvalidInput("context must be a list of token ids (whole numbers ≥ 0) from an earlier reply")
     return call.system or None, call.suffix or None, tuple(context)
+
+
+def _checked_images(messages: list[Message], manifest: Manifest, reference: str) -> list[Message]:
+    """The messages with every image decoded once and within bounds (``engine.images``), else InvalidInput.
+
+    A model without a vision projector refuses images with Ollama's words (``NAME does not support vision``).
+    """
+    count = sum(len(m.images) for m in messages)
+    if not count:
+        return messages
+    from engine.images import MAX_IMAGES, check_image
+
+    if manifest.config.projector is None:
+        raise InvalidInput(f"{reference} does not support vision")
+    if count > MAX_IMAGES:
+        raise InvalidInput(f"{count} images in one request: at most {MAX_IMAGES}")
+    for i, message in enumerate(messages):
+        for k, image in enumerate(message.images):
+            check_image(image, f"message {i + 1}'s image {k + 1}" if len(messages) > 1 else f"image {k + 1}")
+    return messages
 
 
 def _think(manifest: Manifest, think: object, reference: str) -> ThinkSetting:

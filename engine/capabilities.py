@@ -17,7 +17,9 @@ renders and runs:
   whatever its template says (Ollama's family rule);
 * ``insert`` (fill in the middle): a Go template reads ``.Suffix``, or the
   vocabulary names FIM prefix and suffix tokens;
-* ``vision``: the GGUF carries a vision tower (``<arch>.vision.block_count``).
+* ``vision``: the model has a vision projector (an ``mmproj`` GGUF beside its
+  weights, which llamadeck runs through llama.cpp's ``mtmd``), or the GGUF
+  carries a vision tower itself (``<arch>.vision.block_count``).
 
 Pure: the header's key/values and the template text in, names out.
 
@@ -104,11 +106,14 @@ def _has(metadata: Mapping[str, Any], keys: tuple[str, ...]) -> bool:
     return any(isinstance(metadata.get(key), int) for key in keys)
 
 
-def capabilities(metadata: Mapping[str, Any], template: str | None) -> tuple[str, ...]:
+def capabilities(
+    metadata: Mapping[str, Any], template: str | None, *, projector: bool = False
+) -> tuple[str, ...]:
     """The model's capabilities in Ollama's words, in a fixed order (see :data:`CAPABILITIES`).
 
     ``metadata`` is the GGUF header's key/values (``read_metadata``);
-    ``template`` the chat template the model's chats use (its manifest's).
+    ``template`` the chat template the model's chats use (its manifest's);
+    ``projector`` whether a vision projector comes with the weights.
     """
     arch = str(metadata.get("general.architecture") or "")
     pooling = metadata.get(f"{arch}.pooling_type")
@@ -121,7 +126,7 @@ def capabilities(metadata: Mapping[str, Any], template: str | None) -> tuple[str
             found.add(THINKING)
         if _has(metadata, _FIM_PREFIX) and _has(metadata, _FIM_SUFFIX):
             found.add(INSERT)
-        if metadata.get(f"{arch}.vision.block_count") is not None:
+        if projector or metadata.get(f"{arch}.vision.block_count") is not None:
             found.add(VISION)
     else:
         found = set()

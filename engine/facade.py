@@ -288,6 +288,7 @@ class Engine(ModelLibrary):
         keep_context: bool = False,
         format: str | Mapping[str, Any] | None = None,
         logprobs: int | None = None,
+        images: Sequence[bytes | str] = (),
     ) -> Iterator[Generation]:
         """Stream a reply to one prompt: Token events, then exactly one Done (see ``chat``).
 
@@ -305,11 +306,14 @@ class Engine(ModelLibrary):
           (``NAME does not support insert``);
         - ``context``: token ids an earlier reply's Done carried: the prompt continues that conversation;
         - ``keep_context``: this reply's Done carries ``context``;
-        - ``format`` and ``logprobs``: as in ``chat``.
+        - ``format`` and ``logprobs``: as in ``chat``;
+        - ``images``: JPEG, PNG or WebP images (bytes or base64) with the prompt, for a model with a
+          vision projector (else InvalidInput ``NAME does not support vision``); each is decoded within
+          ``engine.images``' bounds first.
         """
         call = GenerateCall(
             reference, prompt, raw, max_tokens, temperature, seed, options, keep_alive,
-            system, think, suffix, context, keep_context, format, logprobs,
+            system, think, suffix, context, keep_context, format, logprobs, images,
         )  # fmt: skip
         return self._stream(self._generate_request(call), cancel)
 
@@ -332,11 +336,12 @@ class Engine(ModelLibrary):
         keep_context: bool = False,
         format: str | Mapping[str, Any] | None = None,
         logprobs: int | None = None,
+        images: Sequence[bytes | str] = (),
     ) -> Reply:
         """``generate``, loaded and submitted when it returns (see ``start_chat``)."""
         call = GenerateCall(
             reference, prompt, raw, max_tokens, temperature, seed, options, keep_alive,
-            system, think, suffix, context, keep_context, format, logprobs,
+            system, think, suffix, context, keep_context, format, logprobs, images,
         )  # fmt: skip
         return self._start(self._generate_request(call), cancel)
 

@@ -31,7 +31,7 @@ from engine.ingest.hub.search import HubRepo
 from engine.machine.memory import Machine
 from engine.machine.quant import VariantFit
 from engine.store.cleanup import PruneReport
-from engine.store.manifest import Manifest
+from engine.store.manifest import Manifest, ModelConfig, ModelFile
 from engine.store.manifest_files import StoreEntry
 from engine.store.model_store import Store
 from engine.store.refs import HubRef, LocalRef, ModelRef, parse_local_name, parse_ref
@@ -63,6 +63,7 @@ class ModelDetails:
     paths: tuple[Path, ...]
     capabilities: tuple[str, ...] = ()
     model_info: dict[str, Any] = field(default_factory=dict)
+    projector_info: dict[str, Any] = field(default_factory=dict)  # the projector's header, as Ollama shows it
 
 
 @dataclass(frozen=True)
@@ -234,7 +235,24 @@ class ModelLibrary:
             metadata = {"general.architecture": manifest.architecture}
         info = {k: v for k, v in metadata.items() if k not in _NOT_IN_MODEL_INFO}
         info["general.parameter_count"] = manifest.parameters  # all parts of a split model, as Ollama counts
-        return replace(details, capabilities=capabilities(metadata, manifest.template), model_info=info)
+        projector = manifest.config.projector
+        shown = capabilities(metadata, manifest.template, projector=projector is not None)
+        projected = self._projector_info(manifest)
+        return replace(details, capabilities=shown, model_info=info, projector_info=projected)
+
+    def _projector_info(self, manifest: Manifest) -> dict[str, Any]:
+        """The projector's header key/values (arrays left out), empty when it has none or it is unreadable."""
+        from engine.store.gguf_metadata import read_metadata
+
+        projector = manifest.config.projector
+        if projector is None:
+            return {}
+        try:
+            metadata = read_metadata(self._store.blob_path(projector.sha256), label=projector.path)
+        except (IntegrityError, OSError) as error:
+            _log.warning("cannot read the projector of %s: %s", manifest.reference, error)
+            return {}
+        return {k: v for k, v in metadata.items() if k not in _NOT_IN_MODEL_INFO}
 
     def _details(self, reference: str) -> ModelDetails:
         manifest = self.resolve(reference)
@@ -344,6 +362,7 @@ class ModelLibrary:
         text = format_modelfile(
             Modelfile(
                 from_=str(weights),
+                also_from=(str(self._store.blob_path(config.projector.sha256)),) if config.projector else (),
                 adapters=tuple(str(self._store.blob_path(a.sha256)) for a in config.adapters),
                 template=config.template if config.template_source in ("gguf", "modelfile") else None,
                 system=config.system,
@@ -400,11 +419,15 @@ class ModelLibrary:
             raise InvalidInput(
                 f"{target} is already a model here: import {found.origin} as another name or rm {target}"
             )
+        config = found.config
+        if found.projector is not None:  # checked, then stored: a bad one is refused with the model
+            projector = self._import_projector(found, on_event, cancel)
+            config = replace(config or ModelConfig(), projector=projector)
         made = import_gguf(
             self._store,
             list(found.files),
             ref=target,
-            config=found.config,
+            config=config,
             origin=found.origin,
             license=found.license,
             on_event=on_event,
@@ -413,6 +436,14 @@ class ModelLibrary:
         self._registry.unload(lambda r: r.name == made.reference and not r.users)
         self._crashes.forget(made.load_id)
         return made
+
+    def _import_projector(self, found: FoundModel, on_event: EventSink, cancel: CancelToken) -> ModelFile:
+        from engine.ingest.local import import_file
+        from engine.store.projector import read_projector
+
+        assert found.projector is not None
+        read_projector(found.projector, label=f"the projector of {found.origin}")
+        return import_file(self._store, found.projector, on_event=on_event, cancel=cancel)
 
     def has_blob(self, digest: str) -> bool:
         """Whether the store holds the blob ``sha256:<hex>`` (``HEAD /api/blobs/…``).
@@ -469,9 +500,13 @@ class ModelLibrary:
 
         def check(manifest: Manifest) -> VerifyReport:
             report = VerifyReport(manifest.reference)
-            for file in manifest.blob_files:  # the weights, their LoRA adapters and the draft model
+            projector = manifest.config.projector
+            for file in manifest.blob_files:  # weights, LoRA adapters, draft model and vision projector
                 if file.sha256 not in problems:
-                    problems[file.sha256] = check_blob(self._store, file, on_event, cancel)
+                    is_projector = file is projector
+                    problems[file.sha256] = check_blob(
+                        self._store, file, on_event, cancel, projector=is_projector
+                    )
                 if problem := problems[file.sha256]:
                     report.problems.append(problem)
             if report.problems:

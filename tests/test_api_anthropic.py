@@ -378,12 +378,12 @@ def test_tool_choice_any_forces_a_call(client: anthropic.Anthropic) -> None:
 
 
 def test_what_is_not_built_yet_is_a_clear_400(client: anthropic.Anthropic) -> None:
-    image: Any = {
-        "type": "image",
-        "source": {"type": "base64", "media_type": "image/png", "data": "iVBORw0KGgo="},
+    document: Any = {
+        "type": "document",
+        "source": {"type": "base64", "media_type": "application/pdf", "data": "JVBERi0="},
     }
     refused: list[tuple[dict[str, Any], str]] = [
-        ({"messages": [{"role": "user", "content": [image]}]}, "image content"),
+        ({"messages": [{"role": "user", "content": [document]}]}, "document content"),  # images: vision tests
         ({"tools": [{"type": "web_search_20250305", "name": "web_search"}]}, "server tools"),
     ]
     for fields, words in refused:

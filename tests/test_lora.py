@@ -184,7 +184,7 @@ def test_a_v2_manifest_without_adapters_still_reads() -> None:
 
 
 def test_v2_to_v3_adds_an_empty_adapter_list() -> None:
-    assert SCHEMA >= 3  # later steps add their own fields (v4: config.draft)
+    assert SCHEMA >= 3  # later steps add their own fields (v4: config.draft, v5: config.projector)
     v2 = {"schema": 2, "config": {"template": None, "parameters": {}}}
     assert STEPS[2](v2)["config"] == {"template": None, "parameters": {}, "adapters": []}
     assert STEPS[2]({"schema": 2}) == {"schema": 2}  # no config: the defaults apply when read

@@ -118,7 +118,7 @@ def _with_draft() -> Manifest:
 def test_a_manifest_with_a_draft_reads_back_and_names_its_blobs() -> None:
     manifest = _with_draft()
     data = json.loads(manifest.to_json())
-    assert data["schema"] == SCHEMA == 4 and data["config"]["draft"]["source"] == "small:latest"
+    assert data["schema"] == SCHEMA == 5 and data["config"]["draft"]["source"] == "small:latest"
     assert Manifest.from_json(manifest.to_json()) == manifest
     assert [f.sha256 for f in manifest.blob_files] == ["a" * 64, "b" * 64]
 
@@ -135,7 +135,7 @@ def test_a_v4_manifest_is_newer_to_a_v3_reader(monkeypatch: pytest.MonkeyPatch) 
     with pytest.raises(ManifestError) as refused:
         Manifest.from_json(raw)
     assert refused.value.newer and str(refused.value) == (
-        "written by a newer llamadeck (manifest schema 4, this one reads up to 3): "
+        f"written by a newer llamadeck (manifest schema {SCHEMA}, this one reads up to 3): "
         "upgrade llamadeck to use it"
     )
 
@@ -155,4 +155,69 @@ def test_a_damaged_draft_is_damage_not_a_crash(draft: object, why: str) -> None:
     data = json.loads(_with_draft().to_json())
     data["config"]["draft"] = draft
     with pytest.raises(ManifestError, match=why):
+        Manifest.from_json(json.dumps(data).encode())
+
+
+def test_a_v4_manifest_with_a_draft_migrates_to_v5() -> None:
+    data = json.loads(_with_draft().to_json())
+    data["schema"] = 4
+    del data["config"]["projector"]
+    manifest = Manifest.from_json(json.dumps(data).encode())
+    assert manifest == _with_draft() and manifest.config.projector is None
+    assert json.loads(manifest.to_json())["schema"] == 5
+
+
+def _with_projector() -> Manifest:
+    manifest = _with_draft()
+    projector = ModelFile("mmproj-F16.gguf", "c" * 64, 200_000)
+    return replace(manifest, config=replace(manifest.config, projector=projector))
+
+
+def test_every_blob_is_listed_once_in_one_place() -> None:
+    manifest = _with_projector()
+    assert [f.sha256 for f in manifest.blob_files] == ["a" * 64, "b" * 64, "c" * 64]
+    assert manifest.load_id == f"{'a' * 12}+draft-{'b' * 12}+mmproj-{'c' * 12}"
+
+
+def test_a_v5_manifest_is_newer_to_a_v4_reader(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A v4 llamadeck (drafts, no projectors) refuses a model with a projector as newer: it never runs it
+    blind, and its GC leaves the projector's blob alone."""
+    from engine.store import manifest as manifest_module
+    from engine.store import migrations
+
+    raw = _with_projector().to_json()
+    monkeypatch.setattr(migrations, "SCHEMA", 4)
+    monkeypatch.setattr(manifest_module, "SCHEMA", 4)
+    with pytest.raises(ManifestError) as refused:
+        Manifest.from_json(raw)
+    assert refused.value.newer and str(refused.value) == (
+        "written by a newer llamadeck (manifest schema 5, this one reads up to 4): "
+        "upgrade llamadeck to use it"
+    )
+
+
+def test_v4_to_v5_adds_no_projector() -> None:
+    v4 = STEPS[3](STEPS[2](STEPS[1](dict(V1))))
+    v5 = STEPS[4](v4)
+    assert v5["config"]["projector"] is None and "projector" not in v4["config"]
+    assert v5["config"]["adapters"] == [] and v5["config"]["draft"] is None
+    assert Manifest.from_json(json.dumps({**V1}).encode()).config.projector is None
+
+
+def test_a_projector_round_trips_and_counts_as_a_blob() -> None:
+    projector = {"path": "mmproj-F16.gguf", "sha256": "b" * 64, "size": 200_000}
+    data = {**STEPS[4](STEPS[3](STEPS[2](STEPS[1](dict(V1))))), "schema": 5}
+    data["config"] = {**data["config"], "projector": projector}
+    manifest = Manifest.from_json(json.dumps(data).encode())
+    assert manifest.config.projector is not None and manifest.config.projector.sha256 == "b" * 64
+    assert [f.sha256 for f in manifest.blob_files] == ["a" * 64, "b" * 64]
+    assert manifest.load_id != replace(manifest, config=replace(manifest.config, projector=None)).load_id
+    assert Manifest.from_json(manifest.to_json()) == manifest
+
+
+@pytest.mark.parametrize("projector", [[], "b" * 64, {"path": "x", "sha256": "nope", "size": 1}])
+def test_a_bad_projector_entry_is_damage(projector: object) -> None:
+    data = {**STEPS[4](STEPS[3](STEPS[2](STEPS[1](dict(V1))))), "schema": 5}
+    data["config"] = {**data["config"], "projector": projector}
+    with pytest.raises(ManifestError):
         Manifest.from_json(json.dumps(data).encode())

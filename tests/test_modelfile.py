@@ -30,6 +30,10 @@ VALID: list[tuple[str, Modelfile]] = [
         "FROM ./model.gguf\nADAPTER ./a.gguf\nADAPTER ./b",
         Modelfile(from_="./model.gguf", adapters=("./a.gguf", "./b")),
     ),  # noqa: E501
+    (  # Ollama's way to add a vision projector: a second FROM
+        "FROM ./model.gguf\nFROM ./mmproj-model-f16.gguf\n",
+        Modelfile(from_="./model.gguf", also_from=("./mmproj-model-f16.gguf",)),
+    ),
     (
         "FROM llama3.2\n# sets the temperature\nPARAMETER temperature 1\nPARAMETER num_ctx 4096\n\n"
         "SYSTEM You are Mario from super mario bros, acting as an assistant.\n",
@@ -92,7 +96,7 @@ def test_valid_modelfiles(text: str, expected: Modelfile) -> None:
 INVALID: list[tuple[str, int | None, str]] = [
     ("", None, "Modelfile: there is no FROM line"),
     ("# only a comment\nPARAMETER temperature 1", None, "no FROM line"),
-    ("FROM a\nFROM b", 2, "a second FROM (the first is on line 1)"),
+    ("FROM a\nFROM b\nFROM c", 3, "a third FROM (the first is on line 1)"),
     ("FROM\n", 1, "FROM needs a model name or path"),
     ("FROM ", 1, "FROM needs a model name or path"),
     ('FROM ""', 1, "FROM needs a model name or path"),

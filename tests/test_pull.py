@@ -22,6 +22,7 @@ from engine.machine.memory import Fit, Machine
 from engine.store.model_store import Store
 from tests.support.fake_hub import FakeHub
 from tests.support.tiny_gguf import write_tiny_gguf
+from tests.support.tiny_mmproj import write_tiny_mmproj
 
 GIB = 1024**3
 CPU_BOX = Machine(free_ram=16 * GIB, gpu_free_vram=None)
@@ -36,7 +37,7 @@ def repo_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, 
         f"Tiny-{q}.gguf": write_tiny_gguf(d / f"Tiny-{q}.gguf", quant=q)[0]
         for q in ("F32", "F16", "Q8_0", "Q4_0")
     }
-    flat["mmproj-Tiny-F16.gguf"] = flat["Tiny-F16.gguf"]
+    flat["mmproj-Tiny-F16.gguf"] = write_tiny_mmproj(d / "mmproj-Tiny-F16.gguf")
     flat["README.md"] = b"# Tiny\n"
     split_parts = write_tiny_gguf(d / "split" / "Tiny-Q8_0.gguf", quant="Q8_0", split_tensors=8, seed=1)
     split = {f"Q8_0/{p.name}": p for p in split_parts}
@@ -194,7 +195,7 @@ def test_two_names_for_one_file_keep_one_blob(hub: FakeHub) -> None:
     engine = engine_on()
     engine.pull("acme/Tiny-GGUF:Q8_0")
     engine.copy("acme/Tiny-GGUF:Q8_0", "mine:v1")
-    assert len(list(Store().blobs.iterdir())) == 1
+    assert len(list(Store().blobs.iterdir())) == 2  # the weights and the repo's projector, one of each
     assert {m.reference for m in engine.list_models()} == {"hf.co/acme/Tiny-GGUF:Q8_0", "mine:v1"}
 
 

@@ -15,6 +15,8 @@ names override the base's one by one (the others are inherited), MESSAGE turns
 replace the base's when any are given, LICENSE texts are added to the base's,
 ADAPTERs are added to the base's, and DRAFT replaces the base's draft model
 (``engine.ingest.draft``: a stored model or GGUF files of the same vocabulary).
+A second FROM naming a vision projector file (``mmproj``) gives the model that
+projector, as Ollama's create merges it in; without one the model keeps its base's.
 """
 
 from __future__ import annotations
@@ -52,6 +54,7 @@ class CreateSpec:
     base_path: Path | None = None  # a GGUF file, a split model's first part, or a folder of parts
     base_blobs: tuple[tuple[str, str], ...] = ()  # (file name, sha256) of uploaded blobs: /api/create's files
     adapters: tuple[Path, ...] = ()  # LoRA GGUF files
+    projector: Path | None = None  # a vision projector (mmproj GGUF): a Modelfile's second FROM
     template: str | None = None
     system: str | None = None
     parameters: Mapping[str, object] = field(default_factory=dict)  # validated option values
@@ -74,6 +77,13 @@ def spec_from_modelfile(
     """
     modelfile = parse_modelfile(text)
     base_path = _existing_path(modelfile.from_, base_dir)
+    projector = None
+    for also in modelfile.also_from:
+        projector = _existing_path(also, base_dir)
+        if projector is None or not projector.is_file():
+            raise InvalidInput(f"FROM {also!r:.200}: a second FROM must be a vision projector (mmproj) file")
+    if projector is not None and base_path is not None and base_path.is_file() and _is_projector(base_path):
+        base_path, projector = projector, base_path  # Ollama takes the two in either order
     draft_path = _existing_path(modelfile.draft, base_dir) if modelfile.draft else None
     if draft_path is not None and base_path is not None and same_path(draft_path, base_path):
         raise InvalidInput(f"DRAFT must not reference the same local path as FROM: {draft_path}")
@@ -87,6 +97,7 @@ def spec_from_modelfile(
         base=None if base_path is not None else modelfile.from_,
         base_path=base_path,
         adapters=tuple(adapters),
+        projector=projector,
         template=modelfile.template,
         system=modelfile.system,
         parameters=dict(modelfile.parameters),
@@ -149,7 +160,9 @@ def create_model(
             store, spec, store.blob_path(base.files[0].sha256), base.reference, base.config.draft,
             base_model, on_event, cancel,
         )  # fmt: skip
+        projector = _projector(store, spec, base.shape.n_embd if base.shape else 0, on_event, cancel)
         config = replace(_layered(base.config, spec), parent=base.reference, adapters=adapters, draft=draft)
+        config = replace(config, projector=projector or config.projector)
         license = _license(base.license, spec.license)
         if spec.quantize:
             if len(base.files) != 1:
@@ -168,6 +181,8 @@ def create_model(
                     raise ModelNotFound(f"the weights {file.path} are no longer in the store: create again")
             store.save(manifest)
         return manifest
+    if spec.base_blobs and spec.projector is None:  # /api/create's files: a projector among them is set apart
+        spec = _projector_blob(store, spec)
     with _scratch(store) as scratch:
         if spec.base_blobs:
             source = _blob_folder(store, scratch, spec.base_blobs)
@@ -184,7 +199,10 @@ def create_model(
         )
         adapters = _adapters(store, header.architecture, (), spec, on_event, cancel)
         draft = _draft(store, spec, _first_file(source), origin, None, base_model, on_event, cancel)
-        config = replace(_layered(own, spec), parent=origin, adapters=adapters, draft=draft)
+        projector = _projector(store, spec, header.shape.n_embd, on_event, cancel)
+        config = replace(
+            _layered(own, spec), parent=origin, adapters=adapters, draft=draft, projector=projector
+        )
         license = _license(header.license, spec.license)
         return _import(store, target, source, origin, config, license, spec, on_event, cancel, scratch)
 
@@ -342,6 +360,7 @@ def _layered(base: ModelConfig, spec: CreateSpec) -> ModelConfig:
         parent=base.parent,
         messages=spec.messages or base.messages,
         adapters=base.adapters,
+        projector=base.projector,
     )
 
 
@@ -487,3 +506,45 @@ def _adapters(
         if all(a.sha256 != file.sha256 for a in added):  # one adapter applied twice is not two adapters
             added.append(file)
     return tuple(added)
+
+
+def _is_projector(path: Path) -> bool:
+    from engine.store.gguf_io import read_raw_header
+    from engine.store.projector import PROJECTOR_LIMITS, is_projector
+
+    try:
+        return is_projector(read_raw_header(path, label=path.name, limits=PROJECTOR_LIMITS))
+    except (LlamadeckError, OSError):  # not a readable GGUF, or a model too large for the bounds
+        return False
+
+
+def _projector_blob(store: Store, spec: CreateSpec) -> CreateSpec:
+    """``spec`` with an uploaded projector blob moved from ``base_blobs`` to ``projector``."""
+    found = [(name, sha) for name, sha in spec.base_blobs if _is_projector(store.blob_path(sha))]
+    if not found:
+        return spec
+    if len(found) > 1:
+        raise InvalidInput("a model takes one vision projector; the files hold " + str(len(found)))
+    rest = tuple(blob for blob in spec.base_blobs if blob not in found)
+    if not rest:
+        raise InvalidInput(f"{found[0][0]!r:.80} is a vision projector: give the model's weights too")
+    return replace(spec, base_blobs=rest, projector=store.blob_path(found[0][1]))
+
+
+def _projector(
+    store: Store, spec: CreateSpec, n_embd: int, on_event: EventSink, cancel: CancelToken
+) -> ModelFile | None:
+    """The spec's projector, checked (a projector GGUF of the model's embedding width) and stored."""
+    if spec.projector is None:
+        return None
+    from engine.ingest.local import import_file
+    from engine.store.projector import read_projector
+
+    label = spec.projector.name
+    info = read_projector(spec.projector, label=label)
+    if info.projection_dim and n_embd and info.projection_dim != n_embd:
+        raise InvalidInput(
+            f"projector {label} maps images to {info.projection_dim}-wide embeddings; "
+            f"the model's are {n_embd} wide: it belongs to another model"
+        )
+    return import_file(store, spec.projector, on_event=on_event, cancel=cancel)

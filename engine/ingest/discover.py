@@ -43,6 +43,7 @@ from engine.ingest.local import SPLIT_NAME
 from engine.machine.quant import quant_from_filename
 from engine.options import parse_one
 from engine.store.manifest import MAX_TEXT, ModelConfig
+from engine.store.projector import precision_rank
 from engine.store.refs import LocalRef
 from engine.text import one_line
 
@@ -75,6 +76,7 @@ class FoundModel:
     note: str | None = None  # why it cannot be imported, or what the import leaves behind
     importable: bool = True  # False when ``note`` says why it cannot be imported
     license: str | None = None  # Ollama's license layers, joined
+    projector: Path | None = None  # its vision projector: Ollama's layer, an mmproj beside it
 
     @property
     def origin(self) -> str:
@@ -132,9 +134,6 @@ def discover(
             continue
         found.extend(sorted(scan(real), key=lambda f: f.name))
     return _unique_suggestions(found, taken)
-
-
-# -- helpers ------------------------------------------------------------------------------
 
 
 def _real_dir(path: Path) -> Path | None:
@@ -290,9 +289,6 @@ def _notes(*notes: str | None) -> str | None:
     return "; ".join(kept) if kept else None
 
 
-# -- Ollama -------------------------------------------------------------------------------
-
-
 def _scan_ollama(root: Path) -> Iterator[FoundModel]:
     manifests = root / "manifests"
     for host in _listing(manifests):
@@ -334,6 +330,7 @@ def _ollama_model(root: Path, path: Path, host: str, namespace: str, model: str,
     if not isinstance(layers, list) or not all(isinstance(layer, dict) for layer in layers):
         return refused("the manifest has no list of layers")
     models: list[Path] = []
+    projectors: list[Path] = []
     notes: list[str] = []
     texts: dict[str, list[str]] = {}
     params: dict[str, object] = {}
@@ -365,7 +362,7 @@ def _ollama_model(root: Path, path: Path, host: str, namespace: str, model: str,
         elif kind == "adapter":
             notes.append("Ollama LoRA adapter not carried: imported as the base model alone")
         elif kind == "projector":
-            notes.append("Ollama vision projector ignored: imported for text only")
+            projectors.append(blob)
         elif kind == "draft":
             notes.append("Ollama draft model not carried")
         else:
@@ -390,7 +387,11 @@ def _ollama_model(root: Path, path: Path, host: str, namespace: str, model: str,
     )
     license = "\n\n".join(texts["license"]) if texts.get("license") else None
     files = (models[0],)
-    return FoundModel(OLLAMA, name, suggested, files, _size(files), config, _notes(*notes), True, license)
+    projector = projectors[0] if len(projectors) == 1 and not _gguf_problem(projectors[0]) else None
+    if projectors and projector is None:
+        notes.append("its vision projector layers are not one GGUF: imported for text only")
+    note = _notes(*notes)
+    return FoundModel(OLLAMA, name, suggested, files, _size(files), config, note, True, license, projector)
 
 
 def _ollama_blob(root: Path, digest: object) -> Path | str:
@@ -454,6 +455,9 @@ class _File:
 def _group(tool: str, prefix: str, files: list[_File], suggest_name: str) -> Iterator[FoundModel]:
     """Turn the GGUF files of one repository into models: split parts together, projectors noted."""
     splits: dict[tuple[str, int], dict[int, _File]] = {}
+    beside = [f for f in files if "mmproj" in f.relative.rsplit("/", 1)[-1].lower() and f.real is not None]
+    best = min(beside, key=lambda f: (precision_rank(f.relative), f.relative), default=None)
+    projector = best.real if best is not None and not _gguf_problem(best.real or Path()) else None
     for file in files:
         base = file.relative.rsplit("/", 1)[-1]
         name = one_line(f"{prefix}/{file.relative}", None)
@@ -467,7 +471,7 @@ def _group(tool: str, prefix: str, files: list[_File], suggest_name: str) -> Ite
             stem = file.relative[: len(file.relative) - len(base)] + match["stem"]
             splits.setdefault((stem, int(match["count"])), {})[int(match["part"])] = file
             continue
-        yield _found(tool, name, suggested, [file], None)
+        yield _found(tool, name, suggested, [file], None, projector)
     for (_stem, count), parts in splits.items():
         first = parts.get(1) or parts[min(parts)]
         name = one_line(f"{prefix}/{first.relative}", None)
@@ -481,15 +485,18 @@ def _group(tool: str, prefix: str, files: list[_File], suggest_name: str) -> Ite
         elif len(parts) != count:
             yield _found(tool, name, suggested, ordered, f"parts numbered outside 1 to {count}")
         else:
-            yield _found(tool, name, suggested, ordered, None)
+            yield _found(tool, name, suggested, ordered, None, projector)
 
 
-def _found(tool: str, name: str, suggested: str, files: list[_File], problem: str | None) -> FoundModel:
+def _found(
+    tool: str, name: str, suggested: str, files: list[_File], problem: str | None, mmproj: Path | None = None
+) -> FoundModel:
     paths = tuple(f.real for f in files if f.real is not None)
     problem = problem or next((f.problem for f in files if f.problem), None)
     if problem is None:
         problem = next((p for f in paths if (p := _gguf_problem(f))), None)
-    return FoundModel(tool, name, suggested, paths, _size(paths), None, problem, problem is None)
+    size = _size(paths)
+    return FoundModel(tool, name, suggested, paths, size, None, problem, problem is None, None, mmproj)
 
 
 def _repo_name(text: str) -> str:

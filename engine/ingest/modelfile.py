@@ -22,8 +22,10 @@ or silently loses data:
 
 * bytes that are not valid UTF-8 / UTF-16 are an error (Ollama substitutes
   U+FFFD); line numbers count ``\\r\\n`` once (Ollama counts it twice);
-* a second ``FROM`` is an error: Ollama merges files (a vision projector)
-  or keeps the last name, and llamadeck has one base model;
+* a second ``FROM`` is kept in ``also_from``: Ollama merges the files of
+  every FROM, and a second one is how a vision projector joins the weights
+  (``FROM ./model.gguf`` + ``FROM ./mmproj.gguf``); ``create`` accepts it only
+  as a projector file. A third ``FROM`` is an error;
 * ``RENDERER``, ``PARSER`` and ``REQUIRES`` (Ollama-only) are errors;
 * ``DRAFT`` (a draft model for speculative decoding) names a GGUF file or
   folder, as in Ollama, or a stored model (Ollama's client takes paths
@@ -102,6 +104,7 @@ class Modelfile:
     """
 
     from_: str  # FROM's value as written (a model name, a path, an hf.co/ ref)
+    also_from: tuple[str, ...] = ()  # a second FROM: a vision projector's path, for create to check
     adapters: tuple[str, ...] = ()
     template: str | None = None
     system: str | None = None
@@ -113,6 +116,7 @@ class Modelfile:
     def __post_init__(self) -> None:
         # lists become tuples and "" becomes None, so equal meaning is equal value
         object.__setattr__(self, "adapters", tuple(self.adapters))
+        object.__setattr__(self, "also_from", tuple(self.also_from))
         object.__setattr__(self, "messages", tuple((r, c) for r, c in self.messages))
         object.__setattr__(self, "license", tuple(self.license))
         object.__setattr__(self, "template", self.template or None)
@@ -131,6 +135,7 @@ def parse_modelfile(data: bytes | str) -> Modelfile:
     text = decode(data)
     from_: str | None = None
     from_line = 0
+    also_from: list[str] = []
     adapters: list[str] = []
     draft: str | None = None
     draft_line = 0
@@ -144,15 +149,18 @@ def parse_modelfile(data: bytes | str) -> Modelfile:
         line, value = command.line, command.value
         match command.keyword:
             case "from":
-                if from_ is not None:
+                if from_ is not None and also_from:
                     raise ModelfileError(
-                        f"a second FROM (the first is on line {from_line}): llamadeck takes one base model"
-                        " (Ollama adds a vision projector this way, which llamadeck does not support)",
+                        f"a third FROM (the first is on line {from_line}): a model is made from one base"
+                        " and at most one vision projector",
                         line,
                     )
                 if not value:
                     raise ModelfileError(needs("from"), line)
-                from_, from_line = value, line
+                if from_ is None:
+                    from_, from_line = value, line
+                else:
+                    also_from.append(value)
             case "adapter":
                 if not value:
                     raise ModelfileError("ADAPTER needs a path", line)
@@ -192,6 +200,7 @@ def parse_modelfile(data: bytes | str) -> Modelfile:
         raise ModelfileError(str(error)) from None
     return Modelfile(
         from_=from_,
+        also_from=tuple(also_from),
         adapters=tuple(adapters),
         template=template,
         system=system,
@@ -279,12 +288,12 @@ def format_modelfile(modelfile: Modelfile) -> str:
     (no FROM, an empty ADAPTER, a bad role or parameter, a lone surrogate).
     """
     m = modelfile
-    texts = [m.from_, *m.adapters, m.draft or "", m.template or "", m.system or "", *m.license]
+    texts = [m.from_, *m.also_from, *m.adapters, m.draft or "", m.template or "", m.system or "", *m.license]
     texts += [text for message in m.messages for text in message]
     if any(not isinstance(t, str) or SURROGATE.search(t) for t in texts):
         raise ModelfileError("cannot write a value that is not text (or holds a lone surrogate)")
-    if not m.from_:
-        raise ModelfileError(needs("from"))
+    if not m.from_ or not all(m.also_from) or len(m.also_from) > 1:
+        raise ModelfileError(needs("from") if not m.from_ else "a second FROM needs a path (one at most)")
     if not all(m.adapters):
         raise ModelfileError("ADAPTER needs a path")
     for role, _ in m.messages:
@@ -297,6 +306,7 @@ def format_modelfile(modelfile: Modelfile) -> str:
     if any(SURROGATE.search(value) for _, value in pairs):
         raise ModelfileError("cannot write a PARAMETER value that holds a lone surrogate")
     out = [_line("FROM", m.from_)]
+    out += [_line("FROM", also) for also in m.also_from]
     out += [_line("ADAPTER", adapter) for adapter in m.adapters]
     if m.draft:
         out.append(_line("DRAFT", m.draft))

@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from engine.cancel import NEVER, CancelToken
-from engine.errors import DiskFull, IntegrityError, NoGGUFInRepo
+from engine.errors import DiskFull, IntegrityError, InvalidInput, NoGGUFInRepo
 from engine.events import EventSink, Status
 from engine.ingest.embedded import EmbeddedModel, locate
 from engine.ingest.hub.download import download
@@ -37,9 +37,10 @@ from engine.store.clock import now_iso
 from engine.store.gguf_io import GGUFInfo, check_data_inside, read_header
 from engine.store.manifest import MAX_TEXT, Manifest, ModelConfig, ModelFile
 from engine.store.model_store import Store
+from engine.store.projector import ProjectorInfo, pick_projector, read_projector
 from engine.store.refs import HubRef
 from engine.store.transfer import HashingFile, ProgressMeter
-from engine.store.verify import inspect_blob
+from engine.store.verify import inspect_blob, inspect_projector
 from engine.templates.known import template_and_source
 from engine.units import format_size
 
@@ -53,6 +54,10 @@ class Wanted:
     action: str = "downloading"
     header: GGUFInfo | None = None  # read before the download (same sha256, so it still holds after)
     repair: str = "the bad download was deleted, run pull again"  # what to do when the bytes are wrong
+    projector: bool = False  # a vision projector: checked as one, kept out of the model's facts
+
+
+_Checked = GGUFInfo | ProjectorInfo  # what a stored file was found to be
 
 
 def _check_space(store: Store, missing: list[tuple[Wanted, Path]]) -> None:
@@ -68,7 +73,7 @@ def _check_space(store: Store, missing: list[tuple[Wanted, Path]]) -> None:
         )
 
 
-def _produce(store: Store, wanted: Wanted, partial: Path, sink: EventSink) -> GGUFInfo:
+def _produce(store: Store, wanted: Wanted, partial: Path, sink: EventSink) -> _Checked:
     """Fetch one file into its partial, verify it and move it into the blob store."""
     file = wanted.file
     meter = ProgressMeter(sink, wanted.action, file.path, file.size)
@@ -79,11 +84,15 @@ def _produce(store: Store, wanted: Wanted, partial: Path, sink: EventSink) -> GG
             f"sha256 mismatch for {file.path}: expected {file.sha256[:12]}…, got {digest[:12]}…; "
             f"{wanted.repair}"
         )
+    info: _Checked
     try:
-        # The bytes hash to what the Hub announced, so a header read from the Hub before the
-        # download describes them: only files nobody read yet are parsed (milliseconds either way).
-        info = wanted.header or read_header(partial, label=file.path)
-        check_data_inside(info, file.size, label=file.path)
+        if wanted.projector:
+            info = _projector_header(partial, file.path)
+        else:
+            # The bytes hash to what the Hub announced, so a header read from the Hub before the
+            # download describes them: only files nobody read yet are parsed (milliseconds either way).
+            info = wanted.header or read_header(partial, label=file.path)
+            check_data_inside(info, file.size, label=file.path)
     except IntegrityError:
         partial.unlink(missing_ok=True)
         raise
@@ -91,7 +100,14 @@ def _produce(store: Store, wanted: Wanted, partial: Path, sink: EventSink) -> GG
     return info
 
 
-def _reuse(store: Store, item: Wanted, sink: EventSink, cancel: CancelToken) -> GGUFInfo | None:
+def _projector_header(path: Path, label: str) -> ProjectorInfo:
+    try:
+        return read_projector(path, label=label)
+    except InvalidInput as error:  # a file named mmproj that is no projector: the repo's fault
+        raise IntegrityError(str(error)) from error
+
+
+def _reuse(store: Store, item: Wanted, sink: EventSink, cancel: CancelToken) -> _Checked | None:
     """The header of a blob already in the store, re-checked; None (and the blob gone) when damaged.
 
     Pulling again is how a user repairs what ``verify`` reported, so a stored
@@ -99,8 +115,10 @@ def _reuse(store: Store, item: Wanted, sink: EventSink, cancel: CancelToken) -> 
     """
     if not store.has_blob(item.file.sha256):
         return None
+    info: _Checked
     try:
-        info = inspect_blob(store, item.file, sink, cancel)
+        inspect = inspect_projector if item.projector else inspect_blob
+        info = inspect(store, item.file, sink, cancel)
     except IntegrityError:
         sink(Status(f"{item.file.path}: the stored copy is damaged; fetching it again"))
         store.blob_path(item.file.sha256).unlink()
@@ -116,7 +134,10 @@ def install(
     make_manifest: Callable[[list[GGUFInfo]], Manifest],
     cancel: CancelToken = NEVER,
 ) -> Manifest:
-    """Make sure every wanted blob is in the store and sound, then write the manifest."""
+    """Make sure every wanted blob is in the store and sound, then write the manifest.
+
+    ``make_manifest`` is given the headers of the model's own files (a projector's is not one).
+    """
     store.ensure()
     with blob_locks(store, [w.file.sha256 for w in wanted], sink, cancel):
         stored = [_reuse(store, item, sink, cancel) for item in wanted]
@@ -129,7 +150,7 @@ def install(
         _check_space(store, missing)
         fetched = (_produce(store, item, partial, sink) for item, partial in missing)  # in turn, below
         infos = [info or next(fetched) for info in stored]
-        manifest = make_manifest(infos)
+        manifest = make_manifest([info for info in infos if isinstance(info, GGUFInfo)])
         with store.store_lock():
             store.save(manifest)
     sink(Status(f"success: {manifest.reference}"))
@@ -270,6 +291,11 @@ def pull_from_hub(
     wanted = [
         Wanted(ModelFile(f.path, f.sha256, f.size), fetcher(f), header=known_header(f)) for f in variant.files
     ]
+    projector = pick_projector(listing.projectors)
+    if projector is not None:  # the repo's vision projector comes with the weights, as Ollama's pull does
+        sink(Status(f"with the vision projector {projector.path}"))
+        file = ModelFile(projector.path, projector.sha256, projector.size)
+        wanted.append(Wanted(file, fetcher(projector), projector=True))
     if wanted[0].header is not None:  # known before the download: refuse before it
         _check_template(wanted[0].header.chat_template, variant.files[0].path)
 
@@ -281,7 +307,7 @@ def pull_from_hub(
             tag=variant.quant,  # a listing's quants are reference tags already (quant_tag)
             source=f"hf.co/{ref.repo}",
             revision=listing.commit,
-            files=tuple(w.file for w in wanted),
+            files=tuple(w.file for w in wanted if not w.projector),
             quant=variant.quant,
             architecture=first.architecture,
             parameters=sum(i.parameter_count for i in infos),
@@ -290,7 +316,7 @@ def pull_from_hub(
             created=now_iso(),
             size_label=first.size_label,
             license=license_text(listing.license or first.license),
-            config=_config(first),
+            config=replace(_config(first), projector=next((w.file for w in wanted if w.projector), None)),
         )
 
     return install(store, wanted, sink, manifest, cancel)

@@ -302,6 +302,7 @@ class RemoteEngine(Engine):
         keep_context: bool = False,
         format: str | Mapping[str, Any] | None = None,
         logprobs: int | None = None,
+        images: Sequence[bytes | str] = (),
     ) -> Iterator[Generation]:
         """One prompt's reply from the server (``/api/generate``; a /v1 server gets it as a chat turn)."""
         merged = {**(options or {})} | _drop_none(
@@ -327,6 +328,7 @@ class RemoteEngine(Engine):
                 "suffix": suffix,
                 "context": list(context) if context else None,
                 "format": format,
+                "images": [base64.b64encode(i).decode() if isinstance(i, bytes) else i for i in images] or None,
             }
         )
         return self._ollama_stream("/api/generate", body, cancel)

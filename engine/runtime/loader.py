@@ -124,11 +124,14 @@ def tensor_bytes(
 
     ``headers`` are the parts' headers from ``read_headers``; None reads them.
     LoRA adapters live beside the layers they change; their bytes (the file
-    sizes: nearly all tensor data) count with the small "other" tensors.
+    sizes: nearly all tensor data) count with the small "other" tensors, and
+    so does a vision projector's (loaded on the same device as the weights).
     """
     if headers is None:
         headers = read_headers(store, manifest)
-    total = TensorBytes(other=sum(f.size for f in manifest.config.adapters))
+    projector = manifest.config.projector
+    extra = sum(f.size for f in manifest.config.adapters) + (projector.size if projector else 0)
+    total = TensorBytes(other=extra)
     for header in headers:
         total = total + header.tensor_bytes
     return total
@@ -246,6 +249,7 @@ def load_runtime(
         adapters=tuple((store.blob_path(f.sha256), 1.0, f.path) for f in manifest.config.adapters),
         headers=tuple(headers),
         draft=draft_path(store, manifest),
+        projector=store.blob_path(manifest.config.projector.sha256) if manifest.config.projector else None,
     )
     try:
         worker = Worker.start(spec, cancel, on_crash=on_crash, on_progress=on_progress)

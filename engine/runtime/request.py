@@ -33,6 +33,15 @@ def check_logprobs(value: object) -> int | None:
 
 
 @dataclass(frozen=True)
+class ImageInput:
+    """An image in a prompt: ``tokens[start : start + n_tokens]`` are its placeholders (``vision_prompt``)."""
+
+    start: int
+    n_tokens: int
+    data: bytes  # JPEG, PNG or WebP, checked by the facade; encoded in the worker by its projector
+
+
+@dataclass(frozen=True)
 class Request:
     """One generation: the whole prompt as tokens (the full rendered conversation), tokenized by the caller.
 
@@ -58,6 +67,7 @@ class Request:
     preserve: frozenset[int] = frozenset()
     grammar: str | None = None
     logprobs: int | None = None
+    images: tuple[ImageInput, ...] = ()  # in prompt order; their placeholders are negative token ids
 
 
 def _resolve(future: asyncio.Future[None]) -> None:

@@ -47,10 +47,12 @@ from engine.runtime.llama.context import Batch, Context, DecodeError
 from engine.runtime.llama.logprobs import token_logprob
 from engine.runtime.llama.model import Model
 from engine.runtime.llama.sampler import Sampler
+from engine.runtime.llama.vision import Projector
 from engine.runtime.request import Handle, Request, check_logprobs
 from engine.runtime.slots import Slots
 from engine.runtime.stats import SchedulerStats, SlotStats
 from engine.runtime.step_clock import MIN_CHUNK, SHORT_BUDGET, SHORT_PROMPT, StepClock
+from engine.runtime.vision_prefill import feed_images, images_cover, prompt_need, text_stop
 
 
 class Scheduler:
@@ -88,6 +90,7 @@ class Scheduler:
         if model.has_encoder:
             raise InvalidInput(f"{model.label} is an encoder model: it cannot generate text here")
         self.model = model
+        self.projector: Projector | None = None  # a vision model's, set by its worker (runtime.llama.vision)
         self.n_ctx_per_seq = n_ctx_per_seq
         self.n_parallel = n_parallel
         self.kv_cells = cells
@@ -162,7 +165,7 @@ class Scheduler:
                 raise InvalidInput("a conversation key is a string")
             if not tokens:
                 raise InvalidInput("the prompt is empty")
-            if min(tokens) < 0 or max(tokens) >= self.model.n_vocab:
+            if (min(tokens) < 0 and not images_cover(request)) or max(tokens) >= self.model.n_vocab:
                 raise InvalidInput(f"the prompt holds a token outside {self.model.label}'s vocabulary")
             if len(tokens) >= self.n_ctx_per_seq:
                 raise PromptTooLong(
@@ -336,6 +339,11 @@ class Scheduler:
             if job.status == GENERATING:
                 job.index = batch.add(job.next_token, len(slot.tokens), slot.seq, True)
                 generating.append(job)
+        if any(job.request.images for job in self._active):  # images: llama_decode calls of their own
+            fail = lambda job, error: self._finish(job, "error", error)  # noqa: E731
+            feed_images(
+                self.projector, self._ctx, list(self._active), fail, self._slots.free - len(generating)
+            )
         room = self._batch.capacity - len(generating)
         cells = self._slots.free - len(generating)
         budget = self._clock.prompt_budget(len(generating), room)
@@ -346,7 +354,7 @@ class Scheduler:
             slot = job.slot
             assert slot is not None
             start = job.done_prompt
-            left = len(job.tokens) - start
+            left = text_stop(job.request, start, len(job.tokens)) - start  # up to an image, if one comes
             whole = left <= min(SHORT_PROMPT, short)  # a short prompt goes whole, beside the chunks
             k = min(left if whole else budget, left, cells, batch.free_space)
             if k <= 0:
@@ -540,7 +548,7 @@ class Scheduler:
         need = sum(1 for job in self._active if job.status == GENERATING)
         prefilling = [job for job in self._active if job.status == PREFILLING]
         if prefilling:
-            need += min(MIN_CHUNK, len(prefilling[0].tokens) - prefilling[0].done_prompt)
+            need += prompt_need(prefilling[0], MIN_CHUNK)  # a chunk of text, or a whole image
         if self._slots.free >= need or self._slots.reclaim(need) >= need:
             return False
         while len(self._active) > 1 and self._slots.free < need:

@@ -46,7 +46,7 @@ from engine.templates.thinking import ThinkSetting
 
 if TYPE_CHECKING:
     from engine.runtime.loader import Runtime
-    from engine.runtime.request import Handle
+    from engine.runtime.request import Handle, ImageInput
     from engine.runtime.shaping import ReplyShape
 
 MAX_BYTES_PER_TOKEN = 64  # no tokenizer packs more into one token: longer text cannot fit the context
@@ -82,6 +82,7 @@ class Prompt:
     needed: int | None = (
         None  # tokens of the whole history, nothing dropped (None: not counted, far too long)
     )
+    images: tuple[ImageInput, ...] = ()  # where the images' placeholders lie in ``tokens``
 
 
 def prompt_tokens(runtime: Runtime, request: GenerationRequest) -> Prompt:
@@ -105,6 +106,11 @@ def prompt_tokens(runtime: Runtime, request: GenerationRequest) -> Prompt:
     if request.suffix:
         return _insert_prompt(runtime, request, template)
     messages = request.messages
+    marks = None
+    if any(m.images for m in messages):  # checked by the facade; counted by the model's projector
+        from engine.runtime.vision_prompt import ImageMarks
+
+        messages, marks = ImageMarks.of(messages, model.image_tokens)
     if template is not None:
         preset = [] if request.context else [Message(r, c) for r, c in manifest.config.messages]
         messages = with_system_prompt(messages, manifest.config.system, preset=preset)
@@ -130,9 +136,11 @@ def prompt_tokens(runtime: Runtime, request: GenerationRequest) -> Prompt:
             return None  # cannot fit whatever the tokenizer says: never tokenize megabytes (quadratic)
         tail = text[-_TAIL:]
         room = n_ctx - len(request.context)  # more tokens than this cannot fit: not even counted out
-        tokens = model.tokenize_within(
-            text, room, add_special=not request.context, parse_special=template is not None
-        )
+        special = {"add_special": not request.context, "parse_special": template is not None}
+        if marks is not None:
+            tokens = marks.tokenize(model, text, room, **special)
+        else:
+            tokens = model.tokenize_within(text, room, **special)
         return len(request.context) + tokens if isinstance(tokens, int) else [*request.context, *tokens]
 
     limit = n_ctx - min(256, n_ctx // 8)  # room for a reply
@@ -141,7 +149,7 @@ def prompt_tokens(runtime: Runtime, request: GenerationRequest) -> Prompt:
     except PromptTooLong as error:
         error.needed = needed
         raise
-    return Prompt(tokens, dropped, tail, needed)
+    return Prompt(tokens, dropped, tail, needed, marks.inputs(tokens) if marks is not None else ())
 
 
 _TAIL = 64  # characters of a rendered prompt kept to see how it ends
@@ -239,6 +247,7 @@ def start_reply(
                 preserve=preserve,
                 grammar=request.grammar,
                 logprobs=request.logprobs,
+                images=prompt.images,
             ),
             max_queue=max_queue,
         )

@@ -116,7 +116,9 @@ def _in_use(store: Store) -> _InUse:
         if path.suffix == ".json" and not path.name.startswith("."):
             entry = read_entry(store, path)
             if entry is not None and entry.manifest is not None:
-                use.blobs.update(f.sha256 for f in entry.manifest.blob_files)  # weights, LoRA, draft
+                use.blobs.update(
+                    f.sha256 for f in entry.manifest.blob_files
+                )  # weights, LoRA, draft, projector
                 if len(entry.manifest.files) > 1:
                     use.views.add(view_id(entry.manifest.files))
                 draft = entry.manifest.config.draft
@@ -140,7 +142,7 @@ def blobs_in_use(store: Store) -> tuple[set[str], Path | None]:
 
 
 def digests_named_by(entry: StoreEntry) -> set[str]:
-    """The blobs a manifest names: its files, adapters and draft; if damaged or newer, every digest in it.
+    """The blobs a manifest names (Manifest.blob_files); if damaged or newer, every digest in it.
 
     A symlink or anything but a regular file names nothing (it is never followed).
     """

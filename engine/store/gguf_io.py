@@ -76,7 +76,7 @@ _ARCH = re.compile(r"[A-Za-z0-9_.\-]{1,64}")
 
 _STRING_KEYS = frozenset(
     {"general.architecture", "general.name", "general.license", "general.size_label", "general.type"}
-    | {"tokenizer.chat_template", "tokenizer.ggml.model", "adapter.type"}
+    | {"tokenizer.chat_template", "tokenizer.ggml.model", "adapter.type", "clip.projector_type"}
 )
 _TOKENS = "tokenizer.ggml.tokens"  # only its length (n_vocab) is needed
 _TOKEN_TYPES = "tokenizer.ggml.token_type"  # only whether it has byte tokens

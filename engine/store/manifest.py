@@ -89,6 +89,7 @@ class ModelConfig:
     parameters: dict[str, Any] = field(default_factory=dict)  # option name -> value
     parent: str | None = None  # the model this one was made from
     adapters: tuple[ModelFile, ...] = ()  # LoRA adapters (Modelfile ADAPTER), applied at scale 1 in order
+    projector: ModelFile | None = None  # the vision projector (mmproj GGUF) that lets it see images
     messages: tuple[
         tuple[str, str], ...
     ] = ()  # a Modelfile's MESSAGE turns (role, content), before every chat
@@ -130,19 +131,30 @@ class Manifest:
 
     @property
     def load_id(self) -> str:
-        """What a loaded model is matched by: the weights' id, plus its adapters' when it has any.
+        """What a loaded model is matched by: the weights' id, plus its adapters', draft's and projector's.
 
         Two names of one file with other LoRA adapters must not share a loaded model.
         """
         draft = self.config.draft
-        drafts = [f"draft-{draft.files[0].sha256[:12]}"] if draft is not None else []
-        return "+".join([self.id, *(a.sha256[:12] for a in self.config.adapters), *drafts])
+        projector = self.config.projector
+        return "+".join(
+            [
+                self.id,
+                *(a.sha256[:12] for a in self.config.adapters),
+                *([f"draft-{draft.files[0].sha256[:12]}"] if draft is not None else []),
+                *([f"mmproj-{projector.sha256[:12]}"] if projector is not None else []),
+            ]
+        )
 
     @property
     def blob_files(self) -> tuple[ModelFile, ...]:
-        """Every blob this model needs: its weights, its adapters and its draft model's files."""
+        """Every blob this model needs: weights, LoRA adapters, draft model files and vision projector.
+
+        The one place that rule lives: GC, rm, cp, verify and create all count blobs through it.
+        """
         draft = self.config.draft.files if self.config.draft is not None else ()
-        return (*self.files, *self.config.adapters, *draft)
+        projector = (self.config.projector,) if self.config.projector is not None else ()
+        return (*self.files, *self.config.adapters, *draft, *projector)
 
     @property
     def size(self) -> int:
@@ -341,6 +353,7 @@ def _config(raw: Any) -> ModelConfig:
         parameters=parameters,
         parent=_text(raw, "parent", optional=True),
         adapters=_files(raw.get("adapters", []), "config.adapters", empty=True),
+        projector=_projector(raw.get("projector")),
         messages=_messages(raw.get("messages", [])),
         draft=_draft(raw.get("draft")),
     )
@@ -358,6 +371,12 @@ def _draft(raw: Any) -> DraftModel | None:
         parameters=_count(raw, "parameters"),
         quant=_text(raw, "quant", optional=True),
     )
+
+
+def _projector(raw: Any) -> ModelFile | None:
+    if raw is None:
+        return None
+    return _files([raw], "config.projector")[0]
 
 
 _ROLES = frozenset({"system", "user", "assistant"})

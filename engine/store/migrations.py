@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-SCHEMA = 4
+SCHEMA = 5
 
 Data = dict[str, Any]
 
@@ -71,7 +71,17 @@ def _v3_to_v4(data: Data) -> Data:
     return data
 
 
-STEPS: dict[int, Callable[[Data], Data]] = {1: _v1_to_v2, 2: _v2_to_v3, 3: _v3_to_v4}
+def _v4_to_v5(data: Data) -> Data:
+    """v5 adds ``config.projector`` (a vision projector blob). The bump keeps a v4 llamadeck from reading
+    a v5 manifest as its own: its GC would delete the projector, and it would run the model blind."""
+    data = dict(data)
+    config = data.get("config")
+    if isinstance(config, dict):  # anything else is reported as damage by the validation that follows
+        data["config"] = {**config, "projector": config.get("projector")}
+    return data
+
+
+STEPS: dict[int, Callable[[Data], Data]] = {1: _v1_to_v2, 2: _v2_to_v3, 3: _v3_to_v4, 4: _v4_to_v5}
 
 
 def upgrade(data: Data) -> Data:

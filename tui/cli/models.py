@@ -123,6 +123,8 @@ def cmd_show(args: argparse.Namespace) -> int:
     ]
     source = [("from", m.source)] + ([("revision", m.revision)] if m.revision else [])
     source += [("files", ", ".join(f.path for f in m.files))]
+    if (projector := m.config.projector) is not None:
+        source += [("projector", f"{projector.path} ({format_size(projector.size)})")]
     template = _first_line(m.template, 70, "(none: plain completion)")
     sections = [
         ("Model", model),

@@ -43,7 +43,8 @@ def details_text(details: ModelDetails) -> Text:
             [("from", m.source)]
             + ([("revision", m.revision)] if m.revision else [])
             + [("files", ", ".join(f.path for f in m.files))]
-            + [("path", str(p)) for p in details.paths],
+            + [("path", str(p)) for p in details.paths]
+            + _projector_rows(details),
         ),
         ("Parameters", [(k, str(v)) for k, v in sorted(m.config.parameters.items())] or [("", "(none)")]),
         ("System prompt", [("", m.config.system or "(none)")]),
@@ -93,3 +94,14 @@ class DetailsScreen(ModalScreen[None]):
 
     def action_close(self) -> None:
         self.dismiss(None)
+
+
+def _projector_rows(details: ModelDetails) -> list[tuple[str, str]]:
+    """The vision projector a model comes with: its file, size and type (none: no rows)."""
+    from engine import format_size
+
+    projector = details.manifest.config.projector
+    if projector is None:
+        return []
+    kind = details.projector_info.get("clip.projector_type")
+    return [("projector", f"{projector.path} ({format_size(projector.size)}{f', {kind}' if kind else ''})")]

@@ -152,6 +152,15 @@ def route_llama_log() -> None:
         llama_cpp.llama_log_set(_log_callback, ctypes.c_void_p(0))
 
 
+def route_mtmd_log() -> None:
+    """Send the multimodal library's (``mtmd``: vision projectors) log the same way as llama.cpp's."""
+    from llama_cpp import mtmd_cpp
+
+    route_llama_log()
+    mtmd_cpp.mtmd_log_set(_log_callback, ctypes.c_void_p(0))
+    mtmd_cpp.mtmd_helper_log_set(_log_callback, ctypes.c_void_p(0))
+
+
 def echo_llama_log(write: Callable[[str], None]) -> None:
     """Also hand every kept line to ``write`` (a worker process sends them to the engine on stderr)."""
     route_llama_log()

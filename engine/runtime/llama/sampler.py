@@ -162,7 +162,8 @@ class Sampler:
         """Feed tokens the sampler did not pick (a prompt) into its history, for the penalties."""
         chain = self._penalties if self._penalties is not None else self._chain
         for token in tokens:
-            llama_cpp.llama_sampler_accept(chain, token)
+            if token >= 0:  # an image's placeholders (negative) are no tokens of the vocabulary
+                llama_cpp.llama_sampler_accept(chain, token)
 
     def reset(self) -> None:
         llama_cpp.llama_sampler_reset(self._chain)

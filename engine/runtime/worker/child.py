@@ -124,6 +124,8 @@ class _Server:
                     text, limit, add_special=add_special, parse_special=parse_special
                 ),
             )
+        elif name == "image_tokens":
+            self._answer(cid, lambda: self.loaded.image_tokens(args[0]))
         elif name == "stats":
             self._answer(cid, self.loaded.scheduler.stats)
         elif name == "embed_batches":

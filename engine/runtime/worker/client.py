@@ -181,6 +181,11 @@ class Worker:
         tokens: list[int] | int = self._call("tokenize_within", (text, limit, add_special, parse_special))
         return tokens
 
+    def image_tokens(self, images: list[bytes]) -> list[int]:
+        """How many prompt tokens each image takes (InvalidInput when the model has no projector)."""
+        counts: list[int] = self._call("image_tokens", (images,))
+        return counts
+
     def stats(self) -> SchedulerStats | None:
         """The scheduler's snapshot; None once the worker has stopped."""
         try:

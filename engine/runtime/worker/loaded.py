@@ -16,6 +16,7 @@ from engine.events import Embeddings
 from engine.runtime.llama.backend import supports_gpu_offload
 from engine.runtime.llama.embedder import Embedder
 from engine.runtime.llama.model import AdapterSpec, Model
+from engine.runtime.llama.vision import Projector
 from engine.runtime.scheduler import Scheduler
 from engine.runtime.worker.spec import LoadSpec, ModelFacts
 
@@ -23,9 +24,18 @@ from engine.runtime.worker.spec import LoadSpec, ModelFacts
 class LoadedModel:
     """Weights, their scheduler and (made on first use) an embedder; ``close`` frees them all."""
 
-    def __init__(self, model: Model, scheduler: Scheduler, n_threads: int, load_seconds: float) -> None:
+    def __init__(
+        self,
+        model: Model,
+        scheduler: Scheduler,
+        n_threads: int,
+        load_seconds: float,
+        projector: Projector | None = None,
+    ) -> None:
         self.model = model
         self.scheduler = scheduler
+        self.projector = projector  # images into the model's sequences (``runtime.llama.vision``)
+        scheduler.projector = projector
         self.load_seconds = load_seconds
         self._n_threads = n_threads
         self._embedder: Embedder | None = None
@@ -49,7 +59,16 @@ class LoadedModel:
             adapters=[AdapterSpec(Path(path), scale, label) for path, scale, label in spec.adapters],
             headers=spec.headers,
         )
+        projector = None
         try:
+            if spec.projector is not None:
+                projector = Projector.load(
+                    spec.projector,
+                    model,
+                    n_threads=settings.n_threads,
+                    use_gpu=settings.n_gpu_layers != 0 and supports_gpu_offload(),
+                    label=f"the projector of {spec.label}",
+                )
             scheduler = Scheduler(
                 model,
                 n_ctx_per_seq=settings.n_ctx,
@@ -62,9 +81,11 @@ class LoadedModel:
                 type_v=settings.kv_type,
             )
         except BaseException:
+            if projector is not None:
+                projector.free()
             model.free()
             raise
-        return cls(model, scheduler, settings.n_threads, time.perf_counter() - started)
+        return cls(model, scheduler, settings.n_threads, time.perf_counter() - started, projector)
 
     def facts(self) -> ModelFacts:
         model = self.model
@@ -77,6 +98,16 @@ class LoadedModel:
             add_bos=model.add_bos,
             fim=model.fim,
         )
+
+    def image_tokens(self, images: list[bytes]) -> list[int]:
+        """Each image's token count in a prompt, on the compute thread (which owns the projector)."""
+        from engine.errors import InvalidInput
+        from engine.runtime.llama.compute import COMPUTE
+
+        projector = self.projector
+        if projector is None:
+            raise InvalidInput("this model has no vision projector")
+        return COMPUTE.call(lambda: [projector.count(image) for image in images])
 
     @property
     def embed_batches(self) -> int:
@@ -102,4 +133,6 @@ class LoadedModel:
             if self._embedder is not None:
                 self._embedder.free()
                 self._embedder = None
+        if self.projector is not None:  # after the scheduler: nothing decodes an image any more
+            self.projector.free()
         self.model.free()

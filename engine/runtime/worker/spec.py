@@ -38,6 +38,7 @@ class LoadSpec:
     headers: tuple[GGUFInfo, ...] = ()  # the parts' headers, read and checked by the engine already
     log_path: Path | None = None  # where llama.cpp's log goes; None: the state directory's llama.log
     draft: Path | None = None
+    projector: Path | None = None  # the vision projector (mmproj GGUF) loaded beside the weights
 
 
 @dataclass(frozen=True)
