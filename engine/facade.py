@@ -68,6 +68,7 @@ class LoadedModel:
     kv_cells: int = 0  # the KV pool its sequences share
     kv_used: int = 0  # cells they hold now
     paused: int = 0  # requests parked for lack of cells (they resume by themselves)
+    draft: str | None = None  # the draft model it speculates with (what its Modelfile's DRAFT named)
 
 
 def _default_machine() -> Machine:
@@ -441,6 +442,7 @@ class Engine(ModelLibrary):
                     kv_cells=stats.kv_cells,
                     kv_used=stats.kv_used,
                     paused=stats.paused,
+                    draft=runtime.manifest.config.draft.source if runtime.manifest.config.draft else None,
                 )
             )
         return rows

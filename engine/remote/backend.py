@@ -328,7 +328,7 @@ class RemoteEngine(Engine):
                 "suffix": suffix,
                 "context": list(context) if context else None,
                 "format": format,
-                "images": [base64.b64encode(i).decode() if isinstance(i, bytes) else i for i in images] or None,
+                "images": [_base64(i) for i in images] or None,
             }
         )
         return self._ollama_stream("/api/generate", body, cancel)
@@ -470,8 +470,13 @@ def _turn(message: Mapping[str, Any] | Message) -> dict[str, Any]:
     turn = dict(message)
     images = turn.get("images")
     if isinstance(images, list | tuple):
-        turn["images"] = [base64.b64encode(i).decode() if isinstance(i, bytes) else i for i in images]
+        turn["images"] = [_base64(i) for i in images]
     return turn
+
+
+def _base64(image: bytes | str) -> str:
+    """An image as Ollama's API takes it: base64 text (already text: as given)."""
+    return base64.b64encode(image).decode() if isinstance(image, bytes) else image
 
 
 def _local_only(name: str) -> Callable[..., Any]:

@@ -192,12 +192,16 @@ def running_model(entry: dict[str, Any]) -> LoadedModel:
         layers=0,
         context=_int(entry.get("context_length")),
         slots=_int(entry.get("num_parallel")) or 1,
-        slots_busy=0,
+        slots_busy=_int(entry.get("sequences_busy")),
         conversations=(),
         status="queued" if _int(entry.get("queued")) else "idle",
         queued=_int(entry.get("queued")),
         tokens_per_second=0.0,
         expires_in=expires,
+        kv_cells=_int(entry.get("kv_cells")),
+        kv_used=_int(entry.get("kv_used")),
+        paused=_int(entry.get("paused")),
+        draft=_text(draft.get("model"), 300) if isinstance(draft := entry.get("draft"), dict) else None,
     )
 
 

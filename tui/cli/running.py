@@ -180,17 +180,7 @@ def cmd_ps(args: argparse.Namespace) -> int:
         if drafts:
             draft = m.get("draft")
             rows[-1].insert(1, str(draft.get("model", "")) if isinstance(draft, dict) else "-")
-    headers = [
-        "NAME",
-        *(["DRAFT"] if drafts else []),
-        "ID",
-        "SIZE",
-        "PROCESSOR",
-        "CONTEXT",
-        "SEQUENCES",
-        "UNTIL",
-    ]
-    out(render_table(headers, rows))
+    out(render_table(_ps_headers(drafts), rows))
     return 0
 
 
@@ -213,20 +203,44 @@ def _ps_remote() -> int:
     from engine import format_size
 
     rows = []
-    for m in open_engine().loaded():
+    loaded = open_engine().loaded()
+    drafts = any(m.draft for m in loaded)
+    for m in loaded:
         until = "forever" if m.expires_in is None else ago_until(_at(m.expires_in))
+        pool: dict[str, object] = {
+            "num_parallel": m.slots,
+            "sequences_busy": m.slots_busy,
+            "queued": m.queued,
+        }
+        pool |= {"kv_cells": m.kv_cells, "kv_used": m.kv_used, "paused": m.paused}
         rows.append(
             [
                 m.reference,
+                *([m.draft or "-"] if drafts else []),
                 m.id,
                 format_size(m.memory),
                 _processor(m.memory, m.vram),
                 str(m.context or "-"),
+                _sequences(pool) if m.kv_cells else "-",
                 until,
             ]
         )
-    out(render_table(["NAME", "ID", "SIZE", "PROCESSOR", "CONTEXT", "UNTIL"], rows))
+    out(render_table(_ps_headers(drafts), rows))
     return 0
+
+
+def _ps_headers(drafts: bool) -> list[str]:
+    """``ps``'s columns: Ollama's, a DRAFT column only when a model has a draft, and the sequences."""
+    return [
+        "NAME",
+        *(["DRAFT"] if drafts else []),
+        "ID",
+        "SIZE",
+        "PROCESSOR",
+        "CONTEXT",
+        "SEQUENCES",
+        "UNTIL",
+    ]
 
 
 def _processor(size: int, vram: int) -> str:
