@@ -44,6 +44,7 @@ from engine.runtime.llama.model import Model
 from engine.runtime.llama.sampler import Sampler
 from engine.runtime.request import Handle, Request, check_logprobs
 from engine.runtime.slots import Slot, Slots
+from engine.runtime.speculation import DRAFT_OUTPUTS, Speculation, Speculator, add_drafts
 from engine.runtime.stats import SchedulerStats, SlotStats
 from engine.runtime.text_stream import TextStream
 
@@ -89,6 +90,7 @@ class _Job:
         "index",
         "chunk",
         "logprobs",
+        "spec",
     )
 
     def __init__(
@@ -111,6 +113,7 @@ class _Job:
         self.index = -1  # its logits' index in this step's batch, -1: none
         self.chunk = 0  # prompt tokens in this step's batch
         self.logprobs: list[TokenLogprob] = []  # of tokens whose text was not streamed yet
+        self.spec: Speculation | None = None  # its drafting (speculation.py); None: it does not speculate
 
 
 class Scheduler:
@@ -120,8 +123,10 @@ class Scheduler:
     ``n_parallel`` the sequences decoded together (``OLLAMA_NUM_PARALLEL``):
     the KV cache holds ``n_ctx_per_seq * n_parallel`` cells. ``n_threads``
     defaults to the physical cores. ``save_states`` (default: not on a GPU)
-    keeps evicted conversations' KV cells in host memory. Raises LoadError
-    when llama.cpp cannot create the context (not enough memory).
+    keeps evicted conversations' KV cells in host memory. ``draft`` is a
+    draft model of the same vocabulary (``speculation.py``). Raises LoadError
+    when llama.cpp cannot create the context (not enough memory) or the
+    draft's vocabulary differs.
     """
 
     def __init__(
@@ -137,6 +142,7 @@ class Scheduler:
         type_v: str = "f16",
         state_budget_bytes: int = 512 << 20,
         save_states: bool | None = None,
+        draft: Model | None = None,
     ) -> None:
         if n_ctx_per_seq < 2 or n_parallel < 1:
             raise InvalidInput("a scheduler needs n_ctx_per_seq >= 2 and n_parallel >= 1")
@@ -156,9 +162,15 @@ class Scheduler:
                 type_k=type_k,
                 type_v=type_v,
                 kv_unified=False,
-                n_outputs_max=n_parallel,  # one set of logits per sequence and step: 500 MiB less for Gemma 3
+                # one set of logits per sequence and step, and the drafts verified: 460 MiB less for Gemma 3
+                n_outputs_max=n_parallel + DRAFT_OUTPUTS,
             )
         )
+        try:
+            self._spec = COMPUTE.call(lambda: Speculator(model, self._ctx, draft))
+        except BaseException:
+            self._ctx.free()
+            raise
         self._batch = Batch(self._ctx.n_batch)
         self._slots: Slots[_Job] = Slots(
             self._ctx,
@@ -235,7 +247,9 @@ class Scheduler:
         except LlamadeckError as error:
             self._refuse(handle, error, submitted)
             return handle
-        return _Job(request, handle, sampler, limit, submitted)
+        job = _Job(request, handle, sampler, limit, submitted)
+        job.spec = self._spec.start(request.sampling.draft_num_predict)
+        return job
 
     def forget(self, conversation: str) -> None:
         """Free what a conversation holds (its claim on a slot, any saved state): a chat was deleted."""
@@ -269,6 +283,8 @@ class Scheduler:
             tokens_per_second=total,
             n_ctx_per_seq=self.n_ctx_per_seq,
             n_parallel=self.n_parallel,
+            drafted=self._spec.drafted,
+            accepted=self._spec.accepted,
         )
 
     def close(self) -> None:
@@ -365,6 +381,7 @@ class Scheduler:
             self._waiting.clear()
             self._slots.drop_saved()
             self._batch.free()
+            self._spec.free()
             self._ctx.free()
         finally:
             self._closed.set()
@@ -375,15 +392,16 @@ class Scheduler:
         changed = self._admit() or changed
         batch = self._batch
         batch.clear()
-        generating: list[_Job] = []
+        generating = [job for job in self._active if job.status == _GENERATING]
         prefilling: list[_Job] = []
-        for job in self._active:
+        self._spec.propose(generating, self._batch.capacity - len(generating))
+        for job in generating:
             slot = job.slot
             assert slot is not None
-            if job.status == _GENERATING:
-                job.index = batch.add(job.next_token, len(slot.tokens), slot.seq, True)
-                generating.append(job)
-        budget = self._chunk_budget(len(generating))
+            job.index = batch.add(job.next_token, len(slot.tokens), slot.seq, True)
+            if job.spec is not None:
+                add_drafts(batch, job.spec.draft, len(slot.tokens) + 1, slot.seq)
+        budget = self._chunk_budget(batch.n)
         for job in self._active:
             if job.status != _PREFILLING or budget <= 0:
                 continue
@@ -409,10 +427,7 @@ class Scheduler:
             return True
         self._learn(time.perf_counter() - started, len(generating), batch.n - len(generating))
         for job in generating:
-            slot = job.slot
-            assert slot is not None
-            slot.tokens.append(job.next_token)
-            self._next(job)
+            self._verify(job)
         for job in prefilling:
             slot = job.slot
             assert slot is not None
@@ -451,6 +466,23 @@ class Scheduler:
         else:
             per = seconds / n_prompt
         self._t_token = _smooth(self._t_token, max(per, 1e-7))
+
+    def _verify(self, job: _Job) -> None:
+        """Sample at the next token's position, then at each draft's in order while the sample equals the
+        draft (why the output stays the target's: ``speculation.py``); the rejected drafts' cells go."""
+        slot = job.slot
+        assert slot is not None
+        pos, draft = len(slot.tokens), job.spec.draft if job.spec is not None else []
+        slot.tokens += [job.next_token, *draft]
+        base, accepted = job.index, 0
+        for i in range(len(draft) + 1):
+            job.index = base + i
+            self._next(job)
+            if i == len(draft) or job.handle.done is not None or job.next_token != draft[i]:
+                break
+            accepted += 1
+        if job.spec is not None:
+            self._spec.settle(job.spec, slot, pos, accepted)
 
     def _next(self, job: _Job) -> None:
         """Sample the job's next token and stream its text; finish it on end of text, a stop or its limit."""

@@ -26,3 +26,10 @@ class SchedulerStats:
     tokens_per_second: float  # all running streams together
     n_ctx_per_seq: int
     n_parallel: int
+    drafted: int = 0  # speculative draft tokens verified, since the model was loaded
+    accepted: int = 0  # of them, accepted
+
+    @property
+    def acceptance(self) -> float | None:
+        """Accepted draft tokens / drafted ones; None before any draft."""
+        return self.accepted / self.drafted if self.drafted else None

@@ -21,10 +21,22 @@ from engine.runtime.worker.spec import LoadSpec, ModelFacts
 
 
 class LoadedModel:
-    """Weights, their scheduler and (made on first use) an embedder; ``close`` frees them all."""
+    """Weights, their scheduler and (made on first use) an embedder; ``close`` frees them all.
 
-    def __init__(self, model: Model, scheduler: Scheduler, n_threads: int, load_seconds: float) -> None:
+    ``draft`` is the draft model's weights (``LoadSpec.draft``), which the
+    scheduler drafts with in a context of its own (``speculation.py``).
+    """
+
+    def __init__(
+        self,
+        model: Model,
+        scheduler: Scheduler,
+        n_threads: int,
+        load_seconds: float,
+        draft: Model | None = None,
+    ) -> None:
         self.model = model
+        self.draft = draft
         self.scheduler = scheduler
         self.load_seconds = load_seconds
         self._n_threads = n_threads
@@ -37,7 +49,8 @@ class LoadedModel:
     ) -> LoadedModel:
         """Load the weights and start the scheduler; raises IntegrityError, LoadError or Cancelled.
 
-        ``progress`` gets llama.cpp's load progress, 0.0 to 1.0."""
+        ``progress`` gets llama.cpp's load progress, 0.0 to 1.0. A draft model
+        (``spec.draft``) whose vocabulary differs from the target's is a LoadError."""
         started = time.perf_counter()
         settings = spec.settings
         model = Model.load(
@@ -49,7 +62,15 @@ class LoadedModel:
             adapters=[AdapterSpec(Path(path), scale, label) for path, scale, label in spec.adapters],
             headers=spec.headers,
         )
+        draft: Model | None = None
         try:
+            if spec.draft is not None:
+                draft = Model.load(
+                    spec.draft,
+                    n_gpu_layers=-1 if model.n_gpu_layers else 0,  # small: all of it wherever the target is
+                    cancel=cancel,
+                    label=f"the draft model {spec.draft.name}",
+                )
             scheduler = Scheduler(
                 model,
                 n_ctx_per_seq=settings.n_ctx,
@@ -59,11 +80,14 @@ class LoadedModel:
                 flash_attn=settings.flash_attn,
                 type_k=settings.kv_type,
                 type_v=settings.kv_type,
+                draft=draft,
             )
         except BaseException:
+            if draft is not None:
+                draft.free()
             model.free()
             raise
-        return cls(model, scheduler, settings.n_threads, time.perf_counter() - started)
+        return cls(model, scheduler, settings.n_threads, time.perf_counter() - started, draft)
 
     def facts(self) -> ModelFacts:
         model = self.model
@@ -101,4 +125,6 @@ class LoadedModel:
             if self._embedder is not None:
                 self._embedder.free()
                 self._embedder = None
+        if self.draft is not None:
+            self.draft.free()
         self.model.free()

@@ -36,6 +36,7 @@ class LoadSpec:
     adapters: tuple[tuple[Path, float, str | None], ...] = ()  # LoRA GGUFs: (path, scale, label)
     headers: tuple[GGUFInfo, ...] = ()  # the parts' headers, read and checked by the engine already
     log_path: Path | None = None  # where llama.cpp's log goes; None: the state directory's llama.log
+    draft: Path | None = None
 
 
 @dataclass(frozen=True)
