@@ -256,6 +256,19 @@ def test_a_draft_model_equal_to_the_target_has_every_draft_accepted(chain: Model
         draft.free()
 
 
+def test_a_draft_model_catches_up_on_a_long_prompt_over_several_steps(chain: Model, chain_path: Path) -> None:
+    draft = Model.load(chain_path, n_gpu_layers=0, label="draft")
+    try:
+        prompt = [BOS] + [X, Y] * 40 + [X]  # 82 tokens, the batch holds 16: the draft catches up in 6 steps
+        with make(chain, draft=draft, n_batch=16) as speculating:
+            text, done = speculating.submit(Request(prompt, greedy(4), 60)).collect()
+            stats = speculating.stats()
+        assert text == "yx" * 30 and done.completion_tokens == 60
+        assert stats.accepted == stats.drafted and 40 <= stats.drafted <= 60 - 6
+    finally:
+        draft.free()
+
+
 def test_a_random_draft_model_leaves_the_output_unchanged(tiny: Model, tmp_path: Path) -> None:
     from tests.support.tiny_gguf import write_tiny_gguf
 

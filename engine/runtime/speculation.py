@@ -184,8 +184,9 @@ class DraftModel:
     so a sequence id means the same sequence in both. ``held`` is what its
     cells hold per sequence; before drafting, each sequence is brought to the
     target's tokens by common prefix (cells after it removed, the rest
-    decoded), then ``k`` tokens are decoded one position per step, every
-    sequence in the same batch.
+    decoded, at most one batch per step: a long prompt is caught up over a
+    few steps without drafts), then ``k`` tokens are decoded one position
+    per step, every sequence in the same batch.
     """
 
     def __init__(self, model: Model, like: Context) -> None:
@@ -225,27 +226,23 @@ class DraftModel:
                 keep = 0
             del held[keep:]
             pending.append((which, seq, tokens[keep:]))
-        while pending:  # catch up, as many sequences per batch as fit; the last token of each gives logits
-            batch.clear()
-            ends: list[tuple[int, int]] = []
-            rest: list[tuple[int, int, list[int]]] = []
-            for which, seq, todo in pending:
-                take = min(len(todo), batch.free_space)
-                if take == 0:
-                    rest.append((which, seq, todo))
-                    continue
-                held = self.held[seq]
-                last = take == len(todo)
-                index = batch.add_run(todo[:take], len(held), seq, logits_last=last)
-                held.extend(todo[:take])
-                if last:
-                    ends.append((which, index))
-                else:
-                    rest.append((which, seq, todo[take:]))
+        # catch up, one batch per step (a long prompt does not stall the streams); the last token of a
+        # sequence's catch-up gives its first draft token's logits; one still behind drafts nothing
+        batch.clear()
+        ends: list[tuple[int, int]] = []
+        for which, seq, todo in pending:
+            take = min(len(todo), batch.free_space)
+            if take == 0:
+                break
+            held = self.held[seq]
+            index = batch.add_run(todo[:take], len(held), seq, logits_last=take == len(todo))
+            held.extend(todo[:take])
+            if take == len(todo):
+                ends.append((which, index))
+        if batch.n:
             ctx.decode(batch)
-            for which, index in ends:
-                self._pick(index, drafts[which])
-            pending = rest
+        for which, index in ends:
+            self._pick(index, drafts[which])
         while True:  # one more token per sequence and step, until each has its k (or ended)
             batch.clear()
             rows: list[tuple[int, int]] = []
