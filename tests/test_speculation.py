@@ -246,8 +246,8 @@ def test_a_draft_model_equal_to_the_target_has_every_draft_accepted(chain: Model
         with make(chain) as plain:
             text0, done0 = plain.submit(dataclasses.replace(request, sampling=greedy(0))).collect()
         with make(chain, draft=draft) as speculating:
-            handles = speculating.submit_many([request, Request([BOS, Y], greedy(4), 30)])
-            (text1, done1), (text2, done2) = (h.collect() for h in handles)
+            text1, done1 = speculating.submit(request).collect()  # one at a time: several streams draft
+            text2, done2 = speculating.submit(Request([BOS, Y], greedy(4), 30)).collect()  # where it pays
             stats = speculating.stats()
         assert text1 == text0 == "€ hello world!" and same(done1, done0)
         assert text2 == "x" + "yx" * 14 + "y" and done2.completion_tokens == 30
@@ -312,3 +312,30 @@ def test_a_loaded_model_drafts_with_the_draft_of_its_load_spec(chain_path: Path,
     mismatched = write_chain_gguf(tmp_path / "m.gguf", {}, vocab=(["<x>", *VOCAB[1:]], *tiny_vocab()[1:]))
     with pytest.raises(LoadError, match="cannot draft for chain: token 0"):
         LoadedModel.load(LoadSpec(chain_path, "chain", settings, draft=mismatched))
+
+
+def test_several_streams_draft_only_where_the_acceptance_pays_for_the_step(chain: Model) -> None:
+    @dataclasses.dataclass
+    class Slot:
+        seq: int
+        tokens: list[int]
+
+    @dataclasses.dataclass
+    class Job:
+        slot: Slot
+        spec: Speculation
+        next_token: int = X
+        limit: int = 100
+        generated: int = 1
+
+    with make(chain) as scheduler:
+        speculator = scheduler._spec
+        doubtful, sure = Speculation(8), Speculation(8)
+        sure.average = 0.95
+        jobs = [Job(Slot(0, [BOS, X, Y, X, Y]), doubtful), Job(Slot(1, [BOS, X, Y, X, Y]), sure)]
+        speculator.propose(jobs, 64, t_step=1.0, t_token=0.4)  # 2 streams: pays above 0.8 accepted
+        assert doubtful.draft == [] and sure.draft == [Y, X, Y, X]
+        speculator.propose(jobs[:1], 64, t_step=1.0, t_token=0.4)  # one stream drafts regardless
+        assert doubtful.draft == [Y, X, Y, X]
+        speculator.propose(jobs, 3, t_step=1.0, t_token=0.01)  # the batch's room bounds all drafts
+        assert len(doubtful.draft) + len(sure.draft) == 3

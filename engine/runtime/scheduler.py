@@ -394,7 +394,7 @@ class Scheduler:
         batch.clear()
         generating = [job for job in self._active if job.status == _GENERATING]
         prefilling: list[_Job] = []
-        self._spec.propose(generating, self._batch.capacity - len(generating))
+        self._spec.propose(generating, batch.capacity - len(generating), self._t_decode, self._t_token)
         for job in generating:
             slot = job.slot
             assert slot is not None

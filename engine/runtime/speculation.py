@@ -301,16 +301,31 @@ class Speculator:
             return None
         return Speculation(min(k_max, MAX_DRAFT), length=k_max if self.draft_model is not None else None)
 
-    def propose(self, jobs: Sequence[_Job], room: int) -> None:
+    def propose(
+        self, jobs: Sequence[_Job], room: int, t_step: float | None = None, t_token: float | None = None
+    ) -> None:
         """Set the draft of each generating job that speculates, at most ``room`` draft tokens in all; a job
-        never gets more than it may still emit after its next token (``max_tokens``, the context)."""
+        never gets more than it may still emit after its next token (``max_tokens``, the context).
+
+        ``t_step`` (seconds of a step without drafts) and ``t_token`` (what one more token in the batch
+        adds) say what drafting costs: with ``S`` sequences a step makes ``S`` tokens, and a draft token
+        accepted with probability ``a`` adds ``a`` tokens for ``t_token``, so drafting raises the
+        tokens/s of all streams together only where ``a > S * t_token / t_step``. It pays less and less
+        as more sequences share a step, until only drafts that are nearly always right (copying) still
+        go in. One stream always drafts (its pauses are the guard): there the point is its own speed.
+        """
         budget = min(room, DRAFT_OUTPUTS)
+        cost = 0.0  # the least acceptance that pays
+        if len(jobs) > 1 and t_step and t_token:
+            cost = len(jobs) * t_token / t_step
         asks: list[tuple[Speculation, _Slot, int, int]] = []
         for job in jobs:
             spec, slot, next_token = job.spec, job.slot, job.next_token
             if spec is None or slot is None:
                 continue
             spec.draft = []
+            if spec.average < cost:
+                continue
             k = min(spec.want(), job.limit - job.generated - 1, budget)
             if k <= 0:
                 continue
