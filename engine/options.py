@@ -46,6 +46,7 @@ from engine.text import quoted
 __all__ = [
     "KV_CACHE_TYPES",
     "LOAD_OPTIONS",
+    "DRAFT_OUTPUTS",
     "MAX_DRAFT",
     "MAX_STOP_CHARS",
     "MAX_STOPS",
@@ -78,6 +79,7 @@ MAX_INT = 2**31 - 1  # the largest count llama.cpp takes (its ints are 32-bit)
 MAX_STOPS = 64  # stop strings in one layer; Ollama's library models use at most a dozen
 MAX_STOP_CHARS = 1024  # characters in one stop string
 MAX_DRAFT = 32  # draft_num_predict: tokens drafted per step (engine.runtime.speculation verifies them)
+DRAFT_OUTPUTS = 32  # draft tokens one step verifies, all sequences together: rows of logits beyond one each
 
 
 @dataclass(frozen=True)

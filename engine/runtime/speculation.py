@@ -53,13 +53,12 @@ from typing import Protocol
 import llama_cpp
 
 from engine.errors import LoadError
-from engine.options import MAX_DRAFT
+from engine.options import DRAFT_OUTPUTS, MAX_DRAFT
 from engine.runtime.llama.context import Batch, Context, DecodeError
 from engine.runtime.llama.model import Model
 from engine.runtime.llama.sampler import Sampler
 from engine.runtime.slots import common_prefix
 
-DRAFT_OUTPUTS = 32  # draft tokens one step verifies, all sequences together: logits rows beyond n_parallel
 MAX_NGRAM, MIN_NGRAM = 4, 2  # prompt lookup: the longest suffix first; a single token matches too often
 OFF_BELOW = 0.3  # acceptance average under which a sequence stops drafting for a while
 _WEIGHT = 0.3  # of the newest step in that average
