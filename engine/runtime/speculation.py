@@ -24,6 +24,12 @@ Why the output is exactly the target model's:
   random number per emitted token either way, so a seeded request gives the
   same text with and without drafts; at temperature 0 the accepted tokens
   are the target's argmax.
+- Given the same logits, that is. llama.cpp's CPU kernels may round a
+  position's logits differently when the batch holds several of the
+  sequence's tokens (Gemma 3 270M Q4_K_M: identical up to 5 rows, up to 0.43
+  apart in a 9-row batch), so where two tokens nearly tie a greedy reply can
+  part from plain decoding's, as batched decoding of several sequences can;
+  on the tiny test models, whose kernels agree, it is identical.
 
 Where drafts come from:
 
