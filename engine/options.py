@@ -126,7 +126,7 @@ class SamplingOptions:
     num_keep: int = 4  # prompt tokens kept when the context overflows (Ollama's; -1: all)
     stop: tuple[str, ...] = ()
     # speculative decoding: most tokens drafted per step (prompt lookup, or the draft model); 0: off
-    draft_num_predict: int = 8
+    draft_num_predict: int = 16
 
 
 class _Refused(Exception):

@@ -68,6 +68,7 @@ from engine.runtime.slots import common_prefix
 MAX_NGRAM, MIN_NGRAM = 4, 2  # prompt lookup: the longest suffix first; a single token matches too often
 OFF_BELOW = 0.3  # acceptance average under which a sequence stops drafting for a while
 _WEIGHT = 0.3  # of the newest step in that average
+FIRST_LENGTH = 4  # drafts a sequence starts with; they double while taken whole, up to draft_num_predict
 FIRST_PAUSE, MAX_PAUSE = 8, 256  # steps without drafts after drafts kept failing, doubling per failed probe
 
 
@@ -81,9 +82,9 @@ class Speculation:
 
     __slots__ = ("k_max", "length", "average", "pause", "backoff", "draft", "tokens", "_index", "_indexed")
 
-    def __init__(self, k_max: int, *, length: int | None = None) -> None:
+    def __init__(self, k_max: int) -> None:
         self.k_max = k_max
-        self.length = min(length or 4, k_max)  # drafts to ask for next
+        self.length = min(FIRST_LENGTH, k_max)  # drafts to ask for next
         self.average = 0.5  # acceptance, per drafted token
         self.pause = 0  # steps left without drafting
         self.backoff = FIRST_PAUSE
@@ -304,7 +305,7 @@ class Speculator:
         """The drafting state of a new request (None: it does not speculate)."""
         if not self.enabled or k_max <= 0:
             return None
-        return Speculation(min(k_max, MAX_DRAFT), length=k_max if self.draft_model is not None else None)
+        return Speculation(min(k_max, MAX_DRAFT))
 
     def propose(
         self, jobs: Sequence[_Job], room: int, t_step: float | None = None, t_token: float | None = None
