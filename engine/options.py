@@ -46,6 +46,8 @@ from engine.text import quoted
 __all__ = [
     "KV_CACHE_TYPES",
     "LOAD_OPTIONS",
+    "DRAFT_OUTPUTS",
+    "MAX_DRAFT",
     "MAX_STOP_CHARS",
     "MAX_STOPS",
     "OPTIONS",
@@ -76,6 +78,8 @@ MAX_PARALLEL = 256  # llama.cpp's LLAMA_MAX_SEQ: a context holds at most this ma
 MAX_INT = 2**31 - 1  # the largest count llama.cpp takes (its ints are 32-bit)
 MAX_STOPS = 64  # stop strings in one layer; Ollama's library models use at most a dozen
 MAX_STOP_CHARS = 1024  # characters in one stop string
+MAX_DRAFT = 32  # draft_num_predict: tokens drafted per step (engine.runtime.speculation verifies them)
+DRAFT_OUTPUTS = 32  # draft tokens one step verifies, all sequences together: rows of logits beyond one each
 
 
 @dataclass(frozen=True)
@@ -121,6 +125,8 @@ class SamplingOptions:
     num_predict: int = -1  # -1: until the context is full; -2: fill the context
     num_keep: int = 4  # prompt tokens kept when the context overflows (Ollama's; -1: all)
     stop: tuple[str, ...] = ()
+    # speculative decoding: most tokens drafted per step (prompt lookup, or the draft model); 0: off
+    draft_num_predict: int = 16
 
 
 class _Refused(Exception):
@@ -346,6 +352,13 @@ _SPECS: tuple[_Spec, ...] = (
         _stop,
         "Stop the reply where one of these appears; several PARAMETER stop lines add up.",
     ),
+    _spec(
+        "draft_num_predict",
+        "int",
+        f"a whole number from 0 to {MAX_DRAFT}",
+        _int(0, MAX_DRAFT),
+        "Most tokens drafted per step for speculative decoding (prompt lookup or the DRAFT model); 0: off.",
+    ),
     # load
     _spec(
         "num_ctx",
@@ -416,7 +429,6 @@ UNSUPPORTED: Mapping[str, str] = {
     "rope_frequency_scale": "was removed from Ollama",
     "use_mmap": "is an Ollama option llamadeck does not support",
     "main_gpu": "is an Ollama option llamadeck does not support",
-    "draft_num_predict": "is an Ollama option llamadeck does not support (no speculative decoding)",
 }
 
 # "Automatic" values in Ollama's spelling, which LoadOptions holds as None.

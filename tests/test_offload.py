@@ -15,6 +15,7 @@ from engine.machine.offload import (
     default_num_parallel,
     plan_offload,
 )
+from engine.options import DRAFT_OUTPUTS
 from engine.shape import ModelShape
 from engine.store.gguf_io import read_header
 from engine.store.tensor_bytes import TensorBytes
@@ -220,7 +221,7 @@ def test_partial_offload_takes_the_output_layer_first_then_the_last_layers() -> 
     cpu_weights = table.token_embd + sum(table.layers[:8]) + table.other
     host = 4 * 512 * 4096 + 4 * 8192 * 512  # inputs: embeddings and the f32 mask
     attention = 4 * 512 * 4 * 4096 + 3 * 8192 * 512 + 4 * 512 * 32 * 128
-    logits_out = 4 * 128256  # one row of logits per slot
+    logits_out = 4 * 128256 * (1 + DRAFT_OUTPUTS)  # one row of logits per slot, and per draft token verified
     assert (
         plan.ram
         == cpu_weights + 8 * LLAMA_8B_KV_LAYER_8K + max(host, attention) + logits_out + FIXED_OVERHEAD
@@ -273,7 +274,8 @@ def test_cpu_only_machine_gets_no_layers_whatever_is_asked() -> None:
         "CPU only: llama.cpp has no GPU backend here",
     )
     weights = LLAMA_8B_Q4_K_M.total
-    assert plan.ram == weights + 32 * LLAMA_8B_KV_LAYER_8K + LOGITS_8B + 4 * 128256 + FIXED_OVERHEAD
+    logits_out = 4 * 128256 * (1 + DRAFT_OUTPUTS)
+    assert plan.ram == weights + 32 * LLAMA_8B_KV_LAYER_8K + LOGITS_8B + logits_out + FIXED_OVERHEAD
     asked = plan_offload(LLAMA_8B_Q4_K_M, LLAMA_8B, CPU, n_ctx=8192, num_gpu=20)
     assert asked.n_gpu_layers == 0 and asked.reason.endswith("(num_gpu 20 has no effect)")
 

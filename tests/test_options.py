@@ -46,6 +46,7 @@ DEFAULTS = {
     "num_predict": -1,
     "num_keep": 4,
     "stop": (),
+    "draft_num_predict": 16,  # Ollama: 4 with a draft model, else 0; lookup drafts for every model here
     "num_ctx": None,
     "num_gpu": None,
     "num_thread": None,

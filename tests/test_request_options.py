@@ -46,7 +46,7 @@ def test_null_values_are_skipped_and_langchains_options_are_no_options(
 
 RETIRED = ["penalize_newline", "numa", "low_vram", "f16_kv", "vocab_only", "use_mlock", "logits_all",
            "embedding_only", "num_gqa", "rope_frequency_base", "rope_frequency_scale", "tfs_z"]  # fmt: skip
-UNHONOURED = ["use_mmap", "main_gpu", "draft_num_predict"]  # Ollama's, without a meaning here
+UNHONOURED = ["use_mmap", "main_gpu"]  # Ollama's, without a meaning here
 
 
 @pytest.mark.parametrize("name", RETIRED + UNHONOURED)

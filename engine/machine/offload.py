@@ -87,6 +87,7 @@ from dataclasses import dataclass, replace
 
 from engine.errors import InvalidOption
 from engine.machine.memory import FIXED_OVERHEAD, KV_CACHE_TYPES, Machine, kv_bytes_per_cell
+from engine.options import DRAFT_OUTPUTS
 from engine.shape import ModelShape
 from engine.store.tensor_bytes import TensorBytes
 from engine.units import GIB, MIB, format_gib
@@ -158,7 +159,7 @@ class _Costs:
     attention: int  # the attention of one layer over the whole cache, with its mask and activations
     graph: int  # the GPU's compute buffer: the larger of the two, or a measured figure
     host_small: int  # the host's compute buffer when the GPU runs the graph: inputs and mask
-    host_output: int  # the host's output buffer: one row of logits per sequence
+    host_output: int  # the host's output buffer: a row of logits per sequence, and per draft token verified
 
     def vram(self, k: int) -> int:
         """Bytes on the GPU with ``n_gpu_layers = k``, on a machine with a GPU backend."""
@@ -449,7 +450,7 @@ def _costs(
         attention=attention,
         graph=max(logits, attention),
         host_small=_F32 * tokens * shape.n_embd + mask,  # the inputs: embeddings and mask
-        host_output=_F32 * shape.n_vocab * num_parallel,
+        host_output=_F32 * shape.n_vocab * (num_parallel + DRAFT_OUTPUTS),
     )
 
 

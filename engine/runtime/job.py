@@ -6,10 +6,11 @@ scheduler admits, parks for lack of KV cells and resumes.
 
 from __future__ import annotations
 
-from engine.events import TokenLogprob
+from engine.events import Token, TokenLogprob
 from engine.runtime.llama.sampler import Sampler
 from engine.runtime.request import Handle, Request
 from engine.runtime.slots import SavedState, Slot
+from engine.runtime.speculation import Speculation
 from engine.runtime.text_stream import TextStream
 
 QUEUED, PREFILLING, GENERATING, PAUSED = "queued", "prefilling", "generating", "paused"
@@ -36,6 +37,7 @@ class Job:
         "logprobs",
         "n_prompt",
         "parked",
+        "spec",
     )
 
     def __init__(
@@ -61,3 +63,11 @@ class Job:
         self.n_prompt = len(request.tokens)
         # parked for lack of cells: what its sequence held (``tokens`` is then that, to evaluate again)
         self.parked: SavedState | None = None
+        self.spec: Speculation | None = None  # its drafting (speculation.py); None: it does not speculate
+
+    def token_event(self, text: str) -> Token:
+        """A Token event, with the log probabilities of the tokens its text completes (if asked)."""
+        if not self.logprobs:
+            return Token(text)
+        logprobs, self.logprobs = tuple(self.logprobs), []
+        return Token(text, logprobs=logprobs)

@@ -39,7 +39,7 @@ import time
 from collections.abc import Sequence
 
 from engine.errors import InvalidInput, LlamadeckError, PromptTooLong
-from engine.events import Done, Token
+from engine.events import Done
 from engine.machine.physical import physical_cores
 from engine.runtime.job import GENERATING, PAUSED, PREFILLING, Job
 from engine.runtime.llama.compute import COMPUTE
@@ -50,6 +50,7 @@ from engine.runtime.llama.sampler import Sampler
 from engine.runtime.llama.vision import Projector
 from engine.runtime.request import Handle, Request, check_logprobs
 from engine.runtime.slots import Slots
+from engine.runtime.speculation import DRAFT_OUTPUTS, Speculator, add_drafts
 from engine.runtime.stats import SchedulerStats, SlotStats
 from engine.runtime.step_clock import MIN_CHUNK, SHORT_BUDGET, SHORT_PROMPT, StepClock
 from engine.runtime.vision_prefill import feed_images, images_cover, prompt_need, text_stop
@@ -63,8 +64,10 @@ class Scheduler:
     ``kv_cells`` the pool of KV cells they share (default
     ``n_ctx_per_seq * n_parallel``; at least ``n_ctx_per_seq``). ``n_threads``
     defaults to the physical cores. ``save_states`` (default: not on a GPU)
-    keeps evicted conversations' KV cells in host memory. Raises LoadError
-    when llama.cpp cannot create the context (not enough memory).
+    keeps evicted conversations' KV cells in host memory. ``draft`` is a
+    draft model of the same vocabulary (``speculation.py``). Raises LoadError
+    when llama.cpp cannot create the context (not enough memory) or the
+    draft's vocabulary differs.
     """
 
     def __init__(
@@ -81,6 +84,7 @@ class Scheduler:
         type_v: str = "f16",
         state_budget_bytes: int = 512 << 20,
         save_states: bool | None = None,
+        draft: Model | None = None,
     ) -> None:
         if n_ctx_per_seq < 2 or n_parallel < 1:
             raise InvalidInput("a scheduler needs n_ctx_per_seq >= 2 and n_parallel >= 1")
@@ -105,9 +109,15 @@ class Scheduler:
                 type_k=type_k,
                 type_v=type_v,
                 kv_unified=True,
-                n_outputs_max=n_parallel,  # one set of logits per sequence and step: 500 MiB less for Gemma 3
+                # one set of logits per sequence and step, and the drafts verified: 460 MiB less for Gemma 3
+                n_outputs_max=n_parallel + DRAFT_OUTPUTS,
             )
         )
+        try:
+            self._spec = COMPUTE.call(lambda: Speculator(model, self._ctx, draft))
+        except BaseException:
+            self._ctx.free()
+            raise
         self._batch = Batch(self._ctx.n_batch)
         self._slots: Slots[Job] = Slots(
             self._ctx,
@@ -185,7 +195,10 @@ class Scheduler:
         except LlamadeckError as error:
             self._refuse(handle, error, submitted)
             return handle
-        return Job(request, handle, sampler, limit, submitted)
+        job = Job(request, handle, sampler, limit, submitted)
+        # no drafts beside images: prompt lookup would copy their placeholder ids, which are not tokens
+        job.spec = None if request.images else self._spec.start(request.sampling.draft_num_predict)
+        return job
 
     def forget(self, conversation: str) -> None:
         """Free what a conversation holds (its claim on a slot, any saved state): a chat was deleted."""
@@ -224,6 +237,8 @@ class Scheduler:
             tokens_per_second=total,
             n_ctx_per_seq=self.n_ctx_per_seq,
             n_parallel=self.n_parallel,
+            drafted=self._spec.drafted,
+            accepted=self._spec.accepted,
         )
 
     def close(self) -> None:
@@ -320,6 +335,7 @@ class Scheduler:
             self._waiting.clear()
             self._slots.drop_saved()
             self._batch.free()
+            self._spec.free()
             self._ctx.free()
         finally:
             self._closed.set()
@@ -331,21 +347,21 @@ class Scheduler:
         changed = self._make_room() or changed
         batch = self._batch
         batch.clear()
-        generating: list[Job] = []
+        generating = [job for job in self._active if job.status == GENERATING]
         prefilling: list[Job] = []
-        for job in self._active:
+        room = min(batch.capacity, self._slots.free) - len(generating)  # drafts take cells too
+        self._spec.propose(generating, room, self._clock.t_decode, self._clock.t_token)
+        for job in generating:
             slot = job.slot
             assert slot is not None
-            if job.status == GENERATING:
-                job.index = batch.add(job.next_token, len(slot.tokens), slot.seq, True)
-                generating.append(job)
+            job.index = batch.add(job.next_token, len(slot.tokens), slot.seq, True)
+            if job.spec is not None:
+                add_drafts(batch, job.spec.draft, len(slot.tokens) + 1, slot.seq)
         if any(job.request.images for job in self._active):  # images: llama_decode calls of their own
             fail = lambda job, error: self._finish(job, "error", error)  # noqa: E731
-            feed_images(
-                self.projector, self._ctx, list(self._active), fail, self._slots.free - len(generating)
-            )
-        room = self._batch.capacity - len(generating)
-        cells = self._slots.free - len(generating)
+            feed_images(self.projector, self._ctx, list(self._active), fail, self._slots.free - batch.n)
+        room = self._batch.capacity - batch.n
+        cells = self._slots.free - batch.n
         budget = self._clock.prompt_budget(len(generating), room)
         short = SHORT_BUDGET
         for job in self._active:
@@ -379,10 +395,7 @@ class Scheduler:
             return True
         self._clock.learn(time.perf_counter() - started, len(generating), batch.n - len(generating))
         for job in generating:
-            slot = job.slot
-            assert slot is not None
-            slot.tokens.append(job.next_token)
-            self._next(job)
+            self._verify(job)
         for job in prefilling:
             slot = job.slot
             assert slot is not None
@@ -399,6 +412,23 @@ class Scheduler:
                 else:
                     self._next(job)
         return True
+
+    def _verify(self, job: Job) -> None:
+        """Sample at the next token's position, then at each draft's in order while the sample equals the
+        draft (why the output stays the target's: ``speculation.py``); the rejected drafts' cells go."""
+        slot = job.slot
+        assert slot is not None
+        pos, draft = len(slot.tokens), job.spec.draft if job.spec is not None else []
+        slot.tokens += [job.next_token, *draft]
+        base, accepted = job.index, 0
+        for i in range(len(draft) + 1):
+            job.index = base + i
+            self._next(job)
+            if i == len(draft) or job.handle.done is not None or job.next_token != draft[i]:
+                break
+            accepted += 1
+        if job.spec is not None:
+            self._spec.settle(job.spec, slot, pos, accepted)
 
     def _next(self, job: Job) -> None:
         """Sample the job's next token and stream its text; finish it on end of text, a stop or its limit."""
@@ -419,7 +449,7 @@ class Scheduler:
                 self.model.piece(token, special=bool(preserve) and token in preserve)
             )
             if text:
-                job.handle._push(self._token(job, text))
+                job.handle._push(job.token_event(text))
             if stopped:
                 self._finish(job, "stop", flush=False)
             elif job.generated >= job.limit:
@@ -436,7 +466,7 @@ class Scheduler:
         if job.handle.done is not None:
             return
         if flush and reason != "error" and (tail := job.text.flush()):
-            job.handle._push(self._token(job, tail))
+            job.handle._push(job.token_event(tail))
         now = time.perf_counter()
         first = job.first_at if job.first_at is not None else now
         job.sampler.free()
@@ -465,14 +495,6 @@ class Scheduler:
                 stop_sequence=job.text.stopped_by if reason == "stop" else None,
             )
         )
-
-    @staticmethod
-    def _token(job: Job, text: str) -> Token:
-        """A Token event, with the log probabilities of the tokens its text completes (if asked)."""
-        if not job.logprobs:
-            return Token(text)
-        logprobs, job.logprobs = tuple(job.logprobs), []
-        return Token(text, logprobs=logprobs)
 
     def _reap_cancelled(self) -> bool:
         if not self._cancels:  # (read without the lock: a cancel that races this is seen next step)

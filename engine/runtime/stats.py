@@ -30,3 +30,10 @@ class SchedulerStats:
     kv_used: int = 0  # cells held by the sequences (a shared prefix counted once per sequence)
     paused: int = 0  # running requests parked for lack of cells, to resume when cells free up
     parks: int = 0  # times a running request was parked, since the model was loaded
+    drafted: int = 0  # speculative draft tokens verified, since the model was loaded
+    accepted: int = 0  # of them, accepted
+
+    @property
+    def acceptance(self) -> float | None:
+        """Accepted draft tokens / drafted ones; None before any draft."""
+        return self.accepted / self.drafted if self.drafted else None

@@ -41,6 +41,14 @@ class StepClock:
         self._t_decode: float | None = None  # seconds of a decode-only step (EMA)
         self._t_token: float | None = None  # seconds per prompt token in a step (EMA)
 
+    @property
+    def t_decode(self) -> float | None:
+        return self._t_decode
+
+    @property
+    def t_token(self) -> float | None:
+        return self._t_token
+
     def prompt_budget(self, n_generating: int, room: int) -> int:
         """Prompt tokens this step may take: all the batch has ``room`` for when nothing generates, else a
         chunk."""

@@ -22,7 +22,11 @@ from engine.runtime.worker.spec import LoadSpec, ModelFacts
 
 
 class LoadedModel:
-    """Weights, their scheduler and (made on first use) an embedder; ``close`` frees them all."""
+    """Weights, their scheduler and (made on first use) an embedder; ``close`` frees them all.
+
+    ``draft`` is the draft model's weights (``LoadSpec.draft``), which the
+    scheduler drafts with in a context of its own (``speculation.py``).
+    """
 
     def __init__(
         self,
@@ -31,8 +35,10 @@ class LoadedModel:
         n_threads: int,
         load_seconds: float,
         projector: Projector | None = None,
+        draft: Model | None = None,
     ) -> None:
         self.model = model
+        self.draft = draft
         self.scheduler = scheduler
         self.projector = projector  # images into the model's sequences (``runtime.llama.vision``)
         scheduler.projector = projector
@@ -47,7 +53,8 @@ class LoadedModel:
     ) -> LoadedModel:
         """Load the weights and start the scheduler; raises IntegrityError, LoadError or Cancelled.
 
-        ``progress`` gets llama.cpp's load progress, 0.0 to 1.0."""
+        ``progress`` gets llama.cpp's load progress, 0.0 to 1.0. A draft model
+        (``spec.draft``) whose vocabulary differs from the target's is a LoadError."""
         started = time.perf_counter()
         settings = spec.settings
         model = Model.load(
@@ -60,6 +67,7 @@ class LoadedModel:
             headers=spec.headers,
         )
         projector = None
+        draft: Model | None = None
         try:
             if spec.projector is not None:
                 projector = Projector.load(
@@ -68,6 +76,13 @@ class LoadedModel:
                     n_threads=settings.n_threads,
                     use_gpu=settings.n_gpu_layers != 0 and supports_gpu_offload(),
                     label=f"the projector of {spec.label}",
+                )
+            if spec.draft is not None:
+                draft = Model.load(
+                    spec.draft,
+                    n_gpu_layers=-1 if model.n_gpu_layers else 0,  # small: all of it wherever the target is
+                    cancel=cancel,
+                    label=f"the draft model {spec.draft.name}",
                 )
             scheduler = Scheduler(
                 model,
@@ -79,13 +94,16 @@ class LoadedModel:
                 flash_attn=settings.flash_attn,
                 type_k=settings.kv_type,
                 type_v=settings.kv_type,
+                draft=draft,
             )
         except BaseException:
             if projector is not None:
                 projector.free()
+            if draft is not None:
+                draft.free()
             model.free()
             raise
-        return cls(model, scheduler, settings.n_threads, time.perf_counter() - started, projector)
+        return cls(model, scheduler, settings.n_threads, time.perf_counter() - started, projector, draft)
 
     def facts(self) -> ModelFacts:
         model = self.model
@@ -135,4 +153,6 @@ class LoadedModel:
                 self._embedder = None
         if self.projector is not None:  # after the scheduler: nothing decodes an image any more
             self.projector.free()
+        if self.draft is not None:
+            self.draft.free()
         self.model.free()
