@@ -186,6 +186,8 @@ class LlamadeckApp(App[int]):
             log.info("serving the API on %s", self.serve_url)
             self.notify(f"Serving the API on {self.serve_url}", title="llamadeck --serve", markup=False)
         self.screen.screen_layout_refresh_signal.subscribe(self, self._place_toasts)
+        # back from ctrl+z (fg): the terminal shows the shell's screen until something repaints; draw all
+        self.app_resume_signal.subscribe(self, lambda _app: self.screen.refresh(repaint=True, layout=True))
         self.open_chats()
         if self.chat_model:
             self.query_one("#chat-input").focus()
