@@ -47,8 +47,8 @@ class ChatSidebar(Vertical):
 
     def compose(self) -> ComposeResult:
         yield Input(placeholder="/ search chats", id="chat-search", compact=True)
+        yield Static("", id="chat-list-empty")  # under the search; the list stays focusable
         yield OptionList(id="chat-list")
-        yield Static("", id="chat-list-empty")
 
     @property
     def search(self) -> str:

@@ -408,6 +408,7 @@ class ChatPane(DraftsPane):
             log.focus()
         elif focused is search:
             search.value = ""
+            self.refresh_list()  # now, not on the Changed message: keys that follow see every chat
             self.query_one("#chat-list").focus()
         elif self.query_one(ChatSidebar).has_focus_within and self.query_one(ChatSidebar).clear_search():
             pass  # a search applied from the list: cleared first, every chat back; esc again leaves
@@ -521,8 +522,9 @@ class ChatPane(DraftsPane):
         self.query_one("#chat-sidebar").display = shown
 
     def on_resize(self, event: events.Resize) -> None:
-        wide = event.size.width >= NARROW
-        self.set_class(NARROW <= event.size.width < ROOMY, "-medium")  # a narrower list beside
+        width = self.app.size.width  # the terminal's: a scrollbar shown for a moment is not a narrowing
+        wide = width >= NARROW
+        self.set_class(NARROW <= width < ROOMY, "-medium")  # a narrower list beside
         if wide != self._wide:
             self._wide = wide
             self.list_shown = wide
