@@ -196,3 +196,56 @@ async def test_a_search_without_results_says_so(engine: Engine) -> None:
         await until(pilot, lambda: screen.query_one("#error").display)
         assert "no GGUF repository" in str(screen.query_one("#error", Static).render())
         assert screen.stage == "reference"
+
+
+# -- the pull dialog's errors: one place, the dialog's error line -------------------------------
+
+
+def error_notes(app) -> list[str]:
+    return [n.message for n in app._notifications if n.severity == "error"]
+
+
+@sync
+async def test_a_reference_that_is_not_there_shows_its_error_in_the_dialog(engine: Engine) -> None:
+    from textual.widgets import Static
+
+    from tui.screens.pull import PullScreen
+
+    app = make_app(engine)
+    async with app.run_test(size=(100, 30)) as pilot:
+        screen = await open_pull(app, pilot, "acme/Missing-GGUF")
+        await pilot.press("enter")
+        await until(pilot, lambda: screen.stage == "reference" and screen.query_one("#error").display)
+        assert "acme/Missing-GGUF" in str(screen.query_one("#error", Static).render())
+        await pilot.pause()
+        assert isinstance(app.screen, PullScreen) and error_notes(app) == []  # nothing behind the dialog
+
+
+@sync
+async def test_a_download_that_fails_shows_its_error_in_the_dialog_and_enter_tries_again(
+    engine: Engine, hub: FakeHub
+) -> None:
+    from textual.widgets import Static
+
+    from tui.screens.pull import PullScreen
+
+    hub.fault("Tiny-Q8_0.gguf", "status", code=403)
+    app = make_app(engine)
+    async with app.run_test(size=(100, 30)) as pilot:
+        screen = await open_pull(app, pilot, "acme/Tiny-GGUF")
+        await pilot.press("enter")
+        await until(pilot, lambda: screen.stage == "variants")
+        screen.query_one("#variants").move_cursor(row=table_keys(screen, "#variants").index("Q8_0"))
+        await pilot.press("enter")
+        await until(pilot, lambda: screen.stage == "reference" and screen.query_one("#error").display)
+        assert str(screen.query_one("#error", Static).render()).startswith("pull failed: ")
+        assert isinstance(app.screen, PullScreen) and not screen.query_one("#reference").disabled
+        await pilot.pause()
+        assert error_notes(app) == []
+        hub.clear_faults()
+        await pilot.press("enter")  # the same reference again: its variants, then the download
+        await until(pilot, lambda: screen.stage == "variants")
+        screen.query_one("#variants").move_cursor(row=table_keys(screen, "#variants").index("Q8_0"))
+        await pilot.press("enter")
+        await until(pilot, lambda: not isinstance(app.screen, PullScreen))
+        assert [m.reference for m in engine.list_models()] == ["hf.co/acme/Tiny-GGUF:Q8_0"]

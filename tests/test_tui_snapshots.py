@@ -1,7 +1,9 @@
-"""Snapshot tests: each tab at 80x24 and 120x40 compared with an SVG in tests/snapshots/.
+"""Snapshot tests: each tab at 120x40, 80x24, 60x20 and 40x12 compared with an SVG in tests/snapshots/,
+and scenes beyond a tab (the chat list over a narrow chat, a search that matches nothing, dialogs).
 
 Textual's own ``App.export_screenshot()`` (an SVG) is compared with the
-reference; no pytest-textual-snapshot (it pins syrupy 4.8, which wants pytest < 9).
+reference; no pytest-textual-snapshot: its latest (1.1.0) pins syrupy 4.8.0,
+which wants pytest < 9, and this suite runs pytest 9.
 
 The scene is fixed: three tiny models pulled from the fake Hub at fixed times,
 one of them loaded, a chat history of two conversations written at fixed times
@@ -59,7 +61,15 @@ MODELS = (  # pulled in this order, each at NOW minus its age
     ("acme/Story-GGUF:Q8_0", timedelta(minutes=40)),
 )
 TABS = ("models", "sessions", "chat", "logs")
-SIZES = ((80, 24), (120, 40))
+SIZES = ((80, 24), (120, 40), (60, 20), (40, 12))
+SMALL = ((80, 24), (40, 12))
+# more than a tab: (name, tab, keys pressed there, sizes); below 100 columns the chat list lies over the chat
+SCENES = (
+    ("chat-list", "chat", ("escape", "ctrl+b"), SMALL),
+    ("chat-no-match", "chat", ("escape", "slash", "z", "z", "z"), ((80, 24),)),
+    ("pull", "models", ("p",), SMALL),
+    ("help", "models", ("f1",), ((40, 12),)),
+)
 ENGINE_LOG = [
     "llama_model_loader: loaded meta data with 24 key-value pairs",
     "llama_context: n_ctx = 4096, n_batch = 512",
@@ -198,7 +208,7 @@ def frozen(monkeypatch: pytest.MonkeyPatch) -> None:
 
     at_now = functools.partial(tables.ago, now=NOW)
     monkeypatch.setattr("tui.widgets.models_pane.ago", at_now)
-    monkeypatch.setattr("tui.widgets.chat_pane.ago", at_now)
+    monkeypatch.setattr("tui.widgets.chat_list.ago", at_now)
 
 
 # -- SVG handling -----------------------------------------------------------------------------------
@@ -275,10 +285,11 @@ async def until(pilot, condition, timeout: float = 20.0) -> None:
 def hold_cursors_still(app) -> None:
     from textual.widgets import Input, TextArea
 
-    for widget in app.query(Input):
-        widget.cursor_blink = False
-    for widget in app.query(TextArea):
-        widget.cursor_blink = False
+    for screen in app.screen_stack:  # a dialog's too
+        for widget in screen.query(Input):
+            widget.cursor_blink = False
+        for widget in screen.query(TextArea):
+            widget.cursor_blink = False
 
 
 async def show_fixed_log(app, pilot) -> None:
@@ -298,7 +309,9 @@ async def show_fixed_log(app, pilot) -> None:
     await until(pilot, lambda: len(log.lines) == len(ENGINE_LOG) + len(APP_LOG))
 
 
-async def snapshot(engine: Engine, db: Path, tmp_path: Path, tab: str, size: tuple[int, int]) -> str:
+async def snapshot(
+    engine: Engine, db: Path, tmp_path: Path, tab: str, size: tuple[int, int], keys: tuple[str, ...] = ()
+) -> str:
     from textual.widgets import DataTable
 
     from tui.app import LlamadeckApp
@@ -331,6 +344,10 @@ async def snapshot(engine: Engine, db: Path, tmp_path: Path, tab: str, size: tup
         if tab == "logs":
             await show_fixed_log(app, pilot)
         await settle(app, pilot)
+        if keys:  # not settle: a dialog's worker (push_screen_wait) runs until the dialog closes
+            await pilot.press(*keys)
+            await pilot.pause(0.2)
+            hold_cursors_still(app)
         await pilot.pause(0.3)  # a refresh or two of the live panes
         await pilot.pause()
         return normalise(app.export_screenshot(title="llamadeck"))
@@ -345,5 +362,28 @@ async def test_tab_matches_its_snapshot(
     engine, db = scene
     svg = await snapshot(engine, db, tmp_path, tab, size)
     problem = compare(f"{tab}-{size[0]}x{size[1]}", svg, tmp_path)
+    if problem is not None:
+        pytest.fail(problem, pytrace=False)
+
+
+@pytest.mark.parametrize(
+    ("name", "tab", "keys", "size"),
+    [(n, t, k, s) for n, t, k, sizes in SCENES for s in sizes],
+    ids=[f"{n}-{s[0]}x{s[1]}" for n, _, _, sizes in SCENES for s in sizes],
+)
+@sync
+async def test_scene_matches_its_snapshot(
+    scene: tuple[Engine, Path],
+    frozen: None,
+    tmp_path: Path,
+    name: str,
+    tab: str,
+    keys: tuple[str, ...],
+    size: tuple[int, int],
+) -> None:
+    """The chat list over the chat, a search that matches nothing, dialogs: small terminals included."""
+    engine, db = scene
+    svg = await snapshot(engine, db, tmp_path, tab, size, keys)
+    problem = compare(f"{name}-{size[0]}x{size[1]}", svg, tmp_path)
     if problem is not None:
         pytest.fail(problem, pytrace=False)

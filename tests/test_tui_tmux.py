@@ -227,3 +227,42 @@ def test_a_draft_survives_readline_keys_tab_esc_a_chat_switch_and_a_restart(tmp_
         assert "Traceback" not in screen(session)
     finally:
         tmux("kill-session", "-t", session)
+
+
+def test_ctrl_z_suspends_the_app_to_the_shell_and_fg_brings_it_back(tmp_path: Path) -> None:
+    """As in any full-screen program: ctrl+z gives the terminal back to the shell (the screen as it was
+    before), ``fg`` redraws the app, and it still quits cleanly."""
+    assert LLAMADECK.exists(), f"{LLAMADECK} is not installed (pip install -e .)"
+    session = f"llamadeck-{uuid.uuid4().hex[:8]}"
+    status = tmp_path / "status"
+    env = {
+        "LLAMADECK_HOME": os.environ["LLAMADECK_HOME"],
+        "XDG_CONFIG_HOME": str(tmp_path / "config"),
+        "XDG_STATE_HOME": str(tmp_path / "state"),
+        "XDG_DATA_HOME": str(tmp_path / "data"),
+        **({"PYTHONPATH": os.environ["PYTHONPATH"]} if os.environ.get("PYTHONPATH") else {}),
+    }
+    exports = " ".join(f"{k}={v}" for k, v in env.items())
+    # an interactive shell: job control, as where a user types llamadeck
+    shell = "env TERM=xterm-256color bash --norc -i"
+    tmux("new-session", "-d", "-s", session, "-x", "100", "-y", "30", shell)
+    try:
+        wait_for(lambda: "$" in screen(session) or "#" in screen(session), session=session)
+        tmux("send-keys", "-t", session, "-l", f"env {exports} {LLAMADECK}")
+        tmux("send-keys", "-t", session, "Enter")
+        wait_for(lambda: "Models" in screen(session) and "Pull" in screen(session), session=session)
+        tmux("send-keys", "-t", session, "C-z")
+        wait_for(lambda: "Stopped" in screen(session), session=session)
+        assert tmux("display", "-p", "-t", session, "#{alternate_on}").strip() == "0"
+        tmux("send-keys", "-t", session, "-l", "fg")
+        tmux("send-keys", "-t", session, "Enter")
+        wait_for(lambda: "Pull" in screen(session) and "Stopped" not in screen(session), session=session)
+        assert tmux("display", "-p", "-t", session, "#{alternate_on}").strip() == "1"
+        tmux("send-keys", "-t", session, "q")
+        wait_for(lambda: tmux("display", "-p", "-t", session, "#{alternate_on}").strip() == "0")
+        tmux("send-keys", "-t", session, "-l", f"echo $? > {status}")  # fg's status: the app's
+        tmux("send-keys", "-t", session, "Enter")
+        wait_for(lambda: status.exists() and status.read_text().strip() != "", session=session)
+        assert status.read_text().strip() == "0" and "Traceback" not in screen(session)
+    finally:
+        tmux("kill-session", "-t", session)

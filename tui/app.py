@@ -11,12 +11,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import sys
 from collections.abc import Iterable
 from contextlib import suppress
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from textual import work
+from textual import events, on, work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.screen import Screen
@@ -29,7 +30,8 @@ from tui.widgets.chat_input import box_keys
 from tui.widgets.chat_pane import ChatPane
 from tui.widgets.logs_pane import LogsPane, PaneHandler
 from tui.widgets.models_pane import ModelsPane
-from tui.widgets.sessions_pane import SessionsPane
+from tui.widgets.serve_address import ServeAddress
+from tui.widgets.sessions_pane import SessionsLoaded, SessionsPane
 
 if TYPE_CHECKING:
     from engine import Engine
@@ -37,6 +39,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("llamadeck.tui")
 TABS = (("models", "Models"), ("sessions", "Sessions"), ("chat", "Chat"), ("logs", "Logs"))
+PALETTE_IN_FOOTER = 80  # columns from which the footer also shows ^p palette
 FOCUS = {"models": "#models", "sessions": "#sessions", "chat": "#chat-input", "logs": "#log"}
 
 
@@ -73,6 +76,11 @@ class LlamadeckApp(App[int]):
         Binding("3", "tab('chat')", "Chat", show=False, id="app.tab.chat"),
         Binding("4", "tab('logs')", "Logs", show=False, id="app.tab.logs"),
         Binding("comma", "settings", "Settings", show=False, id="app.settings"),  # in help and palette
+        # as in any full-screen terminal program (fg brings it back); where the platform cannot, the
+        # binding is off and ctrl+z reaches the widget (undo in a text box)
+        Binding(
+            "ctrl+z", "suspend_process", "Suspend (fg resumes)", show=False, priority=True, id="app.suspend"
+        ),
     ]
 
     def __init__(
@@ -120,6 +128,28 @@ class LlamadeckApp(App[int]):
             with TabPane("4 Logs", id="tab-logs"):
                 yield LogsPane(self.engine, self.log_handler, interval=self.refresh_interval, id="logs-pane")
         yield Footer(compact=True)
+        if self.serve_url:
+            yield ServeAddress(self.serve_url, id="serve-address")
+
+    def on_resize(self, event: events.Resize) -> None:
+        for badge in self.query(ServeAddress):
+            badge.place(event.size.width)
+        # narrow: the footer's keys run under its docked "^p palette" (ctrl+p still works; help lists it)
+        self.query_one(Footer).show_command_palette = event.size.width >= PALETTE_IN_FOOTER
+
+    def _place_toasts(self, _screen: object = None) -> None:
+        """Notifications stack up from just above the message box (and the footer), never over it:
+        the box is where the user types. Called on each layout of the main screen (the box grows)."""
+        box = self.query_one(ChatPane).box if self.query(ChatPane) else None
+        above = 1 + (box.outer_size.height if box is not None and box.region.height else 0)
+        for rack in self.screen_stack[0].query("ToastRack") if self.screen_stack else ():
+            if rack.styles.margin.bottom != above:
+                rack.styles.margin = (0, 0, above, 0)
+
+    @on(SessionsLoaded)
+    def mark_loaded(self, message: SessionsLoaded) -> None:
+        """The Sessions tab's poll also marks the loaded models in the Models tab."""
+        self.query_one(ModelsPane).mark_loaded({row.reference for row in message.rows})
 
     def _on_terminate(self, signum: int) -> None:
         """SIGTERM or SIGHUP (the terminal closed): leave as quitting does — the streaming reply is
@@ -157,10 +187,13 @@ class LlamadeckApp(App[int]):
             self.notify(
                 f"Models and chats are on {self.engine.where}", title="llamadeck --host", markup=False
             )
-        if self.serve_url:
+        if self.serve_url:  # and in sight while it runs (ServeAddress)
             self.sub_title = f"API on {self.serve_url}"
             log.info("serving the API on %s", self.serve_url)
             self.notify(f"Serving the API on {self.serve_url}", title="llamadeck --serve", markup=False)
+        self.screen.screen_layout_refresh_signal.subscribe(self, self._place_toasts)
+        # back from ctrl+z (fg): the terminal shows the shell's screen until something repaints; draw all
+        self.app_resume_signal.subscribe(self, lambda _app: self.screen.refresh(repaint=True, layout=True))
         self.open_chats()
         if self.chat_model:
             self.query_one("#chat-input").focus()
@@ -240,6 +273,23 @@ class LlamadeckApp(App[int]):
         first = line.splitlines()[0] if line else line
         self.notify(visible(first), severity="error", markup=False, timeout=8)
 
+    def deliver_screenshot(
+        self, filename: str | None = None, path: str | None = None, time_format: str | None = None
+    ) -> str | None:
+        """The palette's "Screenshot": into the downloads folder (made when missing); one line says where."""
+        from datetime import datetime
+
+        from platformdirs import user_downloads_path
+
+        from tui.screenshot import save_svg
+
+        name = filename or f"{self.title}_{datetime.now().strftime(time_format or '%Y-%m-%dT%H_%M_%S')}.svg"
+        saved = save_svg(self.export_screenshot(), name, Path(path) if path else user_downloads_path())
+        self.notify(
+            saved.message, title="Screenshot", severity="information" if saved.path else "error", markup=False
+        )
+        return str(saved.path) if saved.path else None
+
     # themes ----------------------------------------------------------------
 
     def save_theme(self, theme: str) -> None:
@@ -272,6 +322,9 @@ class LlamadeckApp(App[int]):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "stop_reply":  # only while a reply streams: else ctrl+c copies
             return self._streaming() is not None
+        if action == "suspend_process":  # Textual's own test, made before the key is taken
+            driver = getattr(self, "_driver", None)
+            return sys.platform != "win32" and driver is not None and driver.can_suspend
         return True
 
     def action_stop_reply(self) -> None:
@@ -319,7 +372,15 @@ class LlamadeckApp(App[int]):
         ]
         return [
             ("Everywhere", general),
-            ("Models", keys(ModelsPane.BINDINGS) + [("enter", "Details"), ("esc", "Leave the filter")]),
+            (
+                "Models",
+                keys(ModelsPane.BINDINGS)
+                + [
+                    ("enter", "Details"),
+                    ("esc", "Leave the filter"),
+                    ("●", "Loaded (Sessions)"),
+                ],
+            ),
             ("Sessions", keys(SessionsPane.BINDINGS)),
             (
                 "Chat: outside the box",

@@ -20,7 +20,7 @@ class HelpScreen(ModalScreen[None]):
 
     def compose(self) -> ComposeResult:
         table = Table.grid(padding=(0, 2))
-        table.add_column(style="bold", no_wrap=True)
+        table.add_column(style="bold", max_width=18)  # long key lists wrap: a 40-column terminal keeps room
         table.add_column()
         for title, keys in self.sections:
             table.add_row(f"[u]{title}[/u]", "")

@@ -4,6 +4,8 @@ What is typed is a reference when it names one (``hf.co/ORG/REPO``,
 ``ORG/REPO``, ``NAME:TAG``); anything else, or any text with ctrl+s, is a
 search of Hugging Face's GGUF repositories, most downloaded first. Enter on
 a result goes on to its variants. Everything the Hub sends is shown as text.
+Every problem (a search's, a reference's, a download's) shows in one place,
+the dialog's error line, and the dialog stays open to fix it or try again.
 """
 
 from __future__ import annotations
@@ -44,6 +46,18 @@ def count_text(count: int) -> str:
         if count >= size:
             return f"{count / size:.1f}{unit}"
     return str(count)
+
+
+def problem_text(error: BaseException) -> str:
+    """One line for the dialog: the engine's words, an OS error's, or (a bug) the type, logged in full."""
+    from engine import LlamadeckError
+
+    if isinstance(error, LlamadeckError):
+        return str(error)
+    if isinstance(error, OSError):
+        return f"{error.strerror or error}" + (f": {error.filename}" if error.filename else "")
+    log.error("pull dialog: internal error", exc_info=error)
+    return f"internal error: {type(error).__name__}: {error} (details in the Logs tab)"
 
 
 @dataclass
@@ -213,17 +227,10 @@ class PullScreen(ModalScreen[str | None]):
 
     @on(SearchFailed)
     def search_failed(self, message: SearchFailed) -> None:
-        from engine import LlamadeckError
-
         if self.stage != "searching":
             return
         self.stage = "reference"
-        error = message.error
-        if isinstance(error, LlamadeckError):
-            text = str(error)
-        else:  # unexpected: the app logs it in full
-            log.error("search failed", exc_info=error)
-            text = f"internal error: {type(error).__name__}: {error} (details in the Logs tab)"
+        text = problem_text(message.error)
         log.info("search %r: %s", message.query, text)
         self._error(f"search failed: {text}")
         self._hint(READY)
@@ -334,16 +341,18 @@ class PullScreen(ModalScreen[str | None]):
             self.app.notify("pull cancelled: the partial download is kept; pull again to resume")
             self.dismiss(None)
             return
-        report = getattr(self.app, "report", None)
-        if report is not None:
-            report(message.error)
-        if self.stage == "surveying":  # let the user fix the reference
-            self.stage = "reference"
-            self.query_one("#progress").display = False
-            self.query_one("#reference", Input).focus()
-            self._hint(READY)
-        else:
-            self.dismiss(None)
+        # shown where the search's errors are, in the dialog, which stays open: fix the reference, or
+        # press Enter to try again (a download that broke off resumes from its partial file)
+        text = problem_text(message.error)
+        log.info("pull %s: %s", self.reference, text)
+        self._error(f"pull failed: {text}" if self.stage == "pulling" else text)
+        self.stage = "reference"
+        self.query_one("#progress").display = False
+        self.query_one("#variants").display = False
+        reference = self.query_one("#reference", Input)
+        reference.disabled = False
+        reference.focus()
+        self._hint(READY)
 
     def on_unmount(self) -> None:
         self.token.cancel()  # the app is quitting, or the dialog closed: no download goes on unseen

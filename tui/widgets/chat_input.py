@@ -61,6 +61,8 @@ class ChatInput(TextArea):
         Binding("alt+y", "yank_pop", "Yank the kill before", show=False, id="chat_input.yank_pop"),
         Binding("ctrl+t", "transpose", "Swap two characters", show=False, id="chat_input.transpose"),
         Binding("ctrl+h", "delete_left", "Delete back", show=False, id="chat_input.delete_left"),
+        # readline's undo; ctrl+z suspends the app where the platform can (else it undoes too)
+        Binding("ctrl+underscore", "undo", "Undo", show=False, id="chat_input.undo"),
     ]
 
     @dataclass
@@ -303,7 +305,7 @@ def box_keys() -> list[tuple[str, str]]:
         keys.append((binding.key.replace(",", ", "), binding.description))
     keys += [
         ("ctrl+d", "Delete forward"),
-        ("ctrl+z", "Undo"),
+        ("ctrl+z", "Suspend the app (fg resumes); undo where it cannot suspend"),
         ("ctrl+c, ctrl+x, ctrl+v", "Copy (while no reply streams), cut, paste"),
     ]
     return keys

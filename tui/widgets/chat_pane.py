@@ -23,24 +23,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from rich.text import Text
 from textual import events, on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
 from textual.reactive import reactive
 from textual.widgets import Input, OptionList
-from textual.widgets.option_list import Option
 
-from engine import visible
 from tui.chatstore import DEFAULT_TITLE, ChatStoreError, Conversation, StoredMessage, title_from
 from tui.clipboard import copy_text
-from tui.tables import ago, printable
+from tui.tables import printable
 from tui.widgets import chat_dialogs
 from tui.widgets.chat_format import error_text, shown_message, stats_line
 from tui.widgets.chat_format_setting import Format, header_label
 from tui.widgets.chat_header import ChatHeader
 from tui.widgets.chat_input import ChatInput
+from tui.widgets.chat_list import ChatSidebar
 from tui.widgets.chat_log import ChatLog
 from tui.widgets.chat_reply import Generation, ReplyDelta, ReplyDone, history, stream_reply
 from tui.widgets.chat_sending import SendingPane
@@ -51,7 +49,8 @@ if TYPE_CHECKING:
     from engine import Engine
     from tui.screens.chat_settings import ChatSettings
 
-NARROW = 100  # below this many columns the conversation list is hidden until asked for
+NARROW = 100  # below this many columns the conversation list is hidden until asked for (then over the chat)
+ROOMY = 120  # from this many columns the list is at its widest (chat_pane.tcss)
 
 
 @dataclass
@@ -103,9 +102,7 @@ class ChatPane(SendingPane):
         self._wide: bool | None = None
 
     def compose(self) -> ComposeResult:
-        with Vertical(id="chat-sidebar"):
-            yield Input(placeholder="/ search chats", id="chat-search", compact=True)
-            yield OptionList(id="chat-list")
+        yield ChatSidebar(id="chat-sidebar")
         with Vertical(id="chat-main"):
             yield ChatHeader(self.engine, id="chat-header")
             yield ChatLog(id="chat-log")
@@ -121,8 +118,7 @@ class ChatPane(SendingPane):
         if self.store is None:
             return []
         try:
-            search = self.query_one("#chat-search", Input).value.strip()
-            return self.store.conversations(search)
+            return self.store.conversations(self.query_one(ChatSidebar).search)
         except ChatStoreError as error:
             self.app.report(error)  # type: ignore[attr-defined]
             return []
@@ -144,19 +140,8 @@ class ChatPane(SendingPane):
     # list ----------------------------------------------------------------------------------------
 
     def refresh_list(self) -> None:
-        chats = self._conversations()
-        listing = self.query_one("#chat-list", OptionList)
-        highlighted = listing.highlighted_option.id if listing.highlighted_option else None
-        listing.clear_options()
-        for chat in chats:
-            prompt = Text(visible(chat.title), no_wrap=True, overflow="ellipsis")
-            model = chat.model.rsplit("/", 1)[-1]
-            prompt.append(f"\n{ago(chat.updated)} · {visible(model)}", style="dim")
-            listing.add_option(Option(prompt, id=str(chat.id)))
-        ids = [str(c.id) for c in chats]
-        current = str(self.chat.id) if self.chat else highlighted
-        if current in ids:
-            listing.highlighted = ids.index(current)
+        sidebar = self.query_one(ChatSidebar)
+        sidebar.show(self._conversations(), str(self.chat.id) if self.chat else sidebar.highlighted())
 
     @on(Input.Changed, "#chat-search")
     def search_changed(self) -> None:
@@ -434,7 +419,10 @@ class ChatPane(SendingPane):
             log.focus()
         elif focused is search:
             search.value = ""
+            self.refresh_list()  # now, not on the Changed message: keys that follow see every chat
             self.query_one("#chat-list").focus()
+        elif self.query_one(ChatSidebar).has_focus_within and self.query_one(ChatSidebar).clear_search():
+            pass  # a search applied from the list: cleared first, every chat back; esc again leaves
         elif focused is self.query_one("#chat-list"):
             if not self._wide:
                 self.list_shown = False
@@ -545,11 +533,13 @@ class ChatPane(SendingPane):
         self.query_one("#chat-sidebar").display = shown
 
     def on_resize(self, event: events.Resize) -> None:
-        wide = event.size.width >= NARROW
+        width = self.app.size.width  # the terminal's: a scrollbar shown for a moment is not a narrowing
+        wide = width >= NARROW
+        self.set_class(NARROW <= width < ROOMY, "-medium")  # a narrower list beside
         if wide != self._wide:
             self._wide = wide
             self.list_shown = wide
-            self.set_class(not wide, "-narrow")
+            self.set_class(not wide, "-narrow")  # the list hidden; shown, it lies over the chat
 
     @work(exclusive=True, group="chat-dialog")
     async def action_rename(self) -> None:

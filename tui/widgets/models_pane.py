@@ -93,6 +93,7 @@ class ModelsPane(Vertical):
         self.engine = engine
         self.rows: list[Row] = []
         self.columns: tuple[str, ...] = COLUMNS
+        self.loaded_references: set[str] = set()  # marked ● (the app passes on the Sessions tab's poll)
 
     def compose(self) -> ComposeResult:
         yield Input(placeholder="/ filter models by name", id="filter", compact=True)
@@ -130,7 +131,10 @@ class ModelsPane(Vertical):
         table.clear()
         for row in shown:
             style = "red" if row.problem == "damaged" else ("yellow" if row.problem else "")
-            table.add_row(*(Text(visible(c), style=style) for c in row.cells), key=row.key)
+            cells = [Text(visible(c), style=style) for c in row.cells]
+            mark = ("● ", "bold green") if row.key in self.loaded_references else "  "
+            cells[0] = Text.assemble(mark, cells[0])
+            table.add_row(*cells, key=row.key)
         arrow = " ▼" if self.sort_reverse else " ▲"
         for i, column in enumerate(table.columns.values()):
             column.label = Text(self.columns[i] + (arrow if i == self.sort_column else ""))
@@ -144,6 +148,13 @@ class ModelsPane(Vertical):
         elif not shown:
             empty.update("No model matches the filter.")
         empty.display = not shown
+
+    def mark_loaded(self, references: set[str]) -> None:
+        """These models are in memory now: ● before their names (drawn again only on a change)."""
+        if references != self.loaded_references:
+            self.loaded_references = references
+            if self.is_mounted:
+                self.render_rows()
 
     def selected(self) -> str | None:
         table = self.query_one(DataTable)
