@@ -5,7 +5,8 @@
 What a user who never heard of ``num_parallel`` gets: the engine with its
 built-in settings behind a real uvicorn, the real ``ollama`` client in a
 process per client (as separate programs), every client sending
-"Tell me about city number i." to ``/api/chat`` at the same instant
+"Tell me about city number N." to ``/api/chat`` at the same instant (N new in
+every request, so no reply's prompt was seen before)
 (greedy, ``num_predict`` tokens). For each client count it prints the total
 tokens/s ÷ one client's, and the time to first token (median, p95, max) ÷
 one client's. Goals (issue 20): 8 clients >= 1.5x one stream's tokens/s and
@@ -76,9 +77,12 @@ def p95(values: list[float]) -> float:
     return ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
 
 
+_next_city = iter(range(1, 1 << 30))
+
+
 def together(pool: ProcessPoolExecutor, base_url: str, model: str, count: int, tokens: int) -> list[Run]:
     at = time.time() + 0.5
-    futures = [pool.submit(client, base_url, model, i, tokens, at) for i in range(count)]
+    futures = [pool.submit(client, base_url, model, next(_next_city), tokens, at) for _ in range(count)]
     return [future.result() for future in futures]
 
 
