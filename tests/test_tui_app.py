@@ -343,7 +343,7 @@ async def test_sessions_show_a_loaded_model_and_unload_it(engine: Engine) -> Non
         from textual.widgets import DataTable
 
         row = [str(c) for c in app.query_one("#sessions", DataTable).get_row("hf.co/acme/Tiny-GGUF:Q8_0")]
-        assert row[2] == "0/" + row[2].split("/")[1] and row[6] == "idle" and row[8].startswith(("4:", "5:"))
+        assert row[2] == "0/" + row[2].split("/")[1] and row[7] == "idle" and row[9].startswith(("4:", "5:"))
         await pilot.press("u")
         await until(pilot, lambda: table_keys(app, "#sessions") == [])
         assert engine.loaded() == []
