@@ -105,7 +105,7 @@ async def test_the_chat_header_is_one_line_cut_with_an_ellipsis(
         await pilot.pause()
         header = app.query_one(ChatHeader)
         line = "".join(segment.text for segment in header.render_line(0)).rstrip()
-        # one line that fits: the long title is cut with an ellipsis or left out (the gauge's order, chat_header)
+        # one line that fits: the long title is cut with an ellipsis or left out (chat_header.fit_line)
         assert header.region.height == 1 and len(line) <= 60 - 2
         assert line.endswith("…") or LONG[:8] not in line
 
