@@ -69,7 +69,12 @@ WEATHER: Any = {
 }
 CLOCK: Any = {
     "type": "function",
-    "function": {"name": "get_time", "parameters": {"type": "object", "properties": {}}},
+    # no arguments at all: with extra properties allowed, random sampling on a random model may write
+    # keys and values until max_tokens (the reply is then cut, as it should be, but not a call)
+    "function": {
+        "name": "get_time",
+        "parameters": {"type": "object", "properties": {}, "additionalProperties": False},
+    },
 }
 
 
