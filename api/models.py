@@ -136,6 +136,8 @@ def _running(loaded: LoadedModel, manifest: Manifest | None, now: datetime) -> d
         "paused": loaded.paused,
         "kv_cells": loaded.kv_cells,
         "kv_used": loaded.kv_used,
+        "drafted": loaded.drafted,  # speculative decoding: draft tokens verified, and those accepted
+        "accepted": loaded.accepted,
         **draft_details(manifest),  # the draft model it speculates with (Modelfile DRAFT)
     }
 

@@ -69,6 +69,8 @@ class LoadedModel:
     kv_used: int = 0  # cells they hold now
     paused: int = 0  # requests parked for lack of cells (they resume by themselves)
     draft: str | None = None  # the draft model it speculates with (what its Modelfile's DRAFT named)
+    drafted: int = 0  # speculative draft tokens verified since it was loaded (prompt lookup or the draft)
+    accepted: int = 0  # of them, taken
 
 
 def _default_machine() -> Machine:
@@ -442,6 +444,8 @@ class Engine(ModelLibrary):
                     kv_cells=stats.kv_cells,
                     kv_used=stats.kv_used,
                     paused=stats.paused,
+                    drafted=stats.drafted,
+                    accepted=stats.accepted,
                     draft=runtime.manifest.config.draft.source if runtime.manifest.config.draft else None,
                 )
             )

@@ -201,6 +201,8 @@ def running_model(entry: dict[str, Any]) -> LoadedModel:
         kv_cells=_int(entry.get("kv_cells")),
         kv_used=_int(entry.get("kv_used")),
         paused=_int(entry.get("paused")),
+        drafted=_int(entry.get("drafted")),
+        accepted=_int(entry.get("accepted")),
         draft=_text(draft.get("model"), 300) if isinstance(draft := entry.get("draft"), dict) else None,
     )
 

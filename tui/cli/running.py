@@ -195,6 +195,9 @@ def _sequences(row: dict[str, object]) -> str:
     for key, label in (("queued", "queued"), ("paused", "parked")):
         if row.get(key):
             text += f" · {row[key]} {label}"
+    drafted, accepted = row.get("drafted"), row.get("accepted")
+    if isinstance(drafted, int) and drafted > 0 and isinstance(accepted, int):
+        text += f" · drafts {100 * accepted // drafted}% taken"
     return text
 
 
@@ -213,6 +216,7 @@ def _ps_remote() -> int:
             "queued": m.queued,
         }
         pool |= {"kv_cells": m.kv_cells, "kv_used": m.kv_used, "paused": m.paused}
+        pool |= {"drafted": m.drafted, "accepted": m.accepted}
         rows.append(
             [
                 m.reference,

@@ -43,7 +43,8 @@ def format_count(n: int) -> str:
 def status_text(row: LoadedModel) -> str:
     """The status, with the requests waiting for a sequence and those parked for KV cells."""
     queued = f" ({row.queued})" if row.queued else ""
-    return row.status + queued + (f", {row.paused} parked" if row.paused else "")
+    drafts = f", drafts {100 * row.accepted // row.drafted}% taken" if row.drafted else ""
+    return row.status + queued + (f", {row.paused} parked" if row.paused else "") + drafts
 
 
 def session_cells(row: LoadedModel) -> tuple[str, ...]:
@@ -58,9 +59,7 @@ def session_cells(row: LoadedModel) -> tuple[str, ...]:
         f"{row.slots_busy}/{row.slots}",
         f"{format_count(row.kv_used)}/{format_count(row.kv_cells)}" if row.kv_cells else "-",
         str(len(row.conversations)),
-        row.status
-        + (f" ({row.queued})" if row.queued else "")
-        + (f" {row.paused} parked" if row.paused else ""),
+        status_text(row),
         f"{row.tokens_per_second:.1f}" if row.tokens_per_second else "-",
         countdown(row.expires_in, row.status),
     )

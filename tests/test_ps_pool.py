@@ -1,0 +1,55 @@
+"""What `ps`, /api/ps and the Sessions tab say of a model's KV pool and its speculative decoding."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from engine import Engine
+from tests.support.api_server import running_api
+from tests.support.fake_hub import FakeHub
+from tests.support.tiny_gguf import write_tiny_gguf
+from tui.cli.running import _sequences
+from tui.widgets.sessions_pane import session_cells
+
+MODEL = "hf.co/acme/Tiny-GGUF:Q8_0"
+
+
+@pytest.fixture
+def engine(tmp_path: Path) -> Iterator[Engine]:
+    with FakeHub() as hub, hub.patch_endpoint():
+        hub.add_repo("acme/Tiny-GGUF", {"Tiny-Q8_0.gguf": write_tiny_gguf(tmp_path / "Tiny-Q8_0.gguf")[0]})
+        engine = Engine(tmp_path / "home")
+        engine.pull("acme/Tiny-GGUF")
+    yield engine
+    engine.close()
+
+
+def test_ps_reports_the_pool_and_the_drafts_taken(engine: Engine) -> None:
+    # greedy text from the random tiny model soon repeats itself: prompt lookup drafts, and some drafts hold
+    for _ in engine.generate(MODEL, "a b a b a b a b", options={"temperature": 0, "num_predict": 64}):
+        pass
+    with running_api(engine) as base_url:
+        [entry] = httpx.get(f"{base_url}/api/ps").json()["models"]
+    assert entry["kv_cells"] >= entry["context_length"] and 0 < entry["kv_used"] <= entry["kv_cells"]
+    assert entry["num_parallel"] >= 4 and entry["sequences_busy"] == 0 and entry["paused"] == 0
+    assert entry["drafted"] > 0 and 0 <= entry["accepted"] <= entry["drafted"]
+    [loaded] = engine.loaded()
+    assert (loaded.drafted, loaded.accepted, loaded.kv_used) == (
+        entry["drafted"],
+        entry["accepted"],
+        entry["kv_used"],
+    )
+    taken = 100 * entry["accepted"] // entry["drafted"]
+    assert _sequences(entry).endswith(f"drafts {taken}% taken")
+    assert f"{entry['kv_used']}/" in _sequences(entry)
+    cells = session_cells(loaded)
+    assert cells[7].endswith(f"drafts {taken}% taken") and cells[5].startswith(str(entry["kv_used"]))
+
+
+def test_ps_of_a_server_that_says_nothing_of_pools_shows_a_dash() -> None:
+    assert _sequences({"name": "llama3:latest", "size": 1}) == "-"  # Ollama's own answer
+    assert _sequences({"num_parallel": 4, "sequences_busy": 1, "queued": 2}) == "1/4 · 2 queued"
