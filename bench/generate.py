@@ -28,6 +28,7 @@ the last, on both sides. The machine is shared: read the spread too.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import statistics
 import sys
 import tempfile
@@ -48,8 +49,14 @@ from engine.runtime.llama.context import Context  # noqa: E402
 from engine.runtime.llama.log import route_llama_log  # noqa: E402
 from engine.runtime.llama.model import Model  # noqa: E402
 from engine.runtime.llama.sampler import Sampler  # noqa: E402
-from engine.runtime.request import GREEDY, Request  # noqa: E402
+from engine.runtime.request import GREEDY as DRAFTING  # noqa: E402
+from engine.runtime.request import Request  # noqa: E402
 from engine.runtime.scheduler import Scheduler  # noqa: E402
+
+# Speculation off: these figures are the batching machinery against bare loops that do not draft (and a
+# drafting stream's tokens come in bursts, which the gap figure would read as stalls); bench/speculative.py
+# measures what drafting buys.
+GREEDY = dataclasses.replace(DRAFTING, draft_num_predict=0)
 
 TEXT = (
     "The history of the city begins with a small settlement on the river, where traders met to exchange "

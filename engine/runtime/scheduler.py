@@ -350,6 +350,8 @@ class Scheduler:
         generating = [job for job in self._active if job.status == GENERATING]
         prefilling: list[Job] = []
         room = min(batch.capacity, self._slots.free) - len(generating)  # drafts take cells too
+        if any(job.status == PREFILLING for job in self._active):  # a prompt's first token comes first
+            room = 0
         self._spec.propose(generating, room, self._clock.t_decode, self._clock.t_token)
         for job in generating:
             slot = job.slot
