@@ -100,6 +100,8 @@ class Done:
     dropped_messages: int = 0  # oldest turns left out so the history fits the context
     stop_sequence: str | None = None  # the request's stop string that ended the reply (reason "stop")
     context: tuple[int, ...] | None = None  # the conversation's tokens, prompt and reply, when asked for
+    drafted: int = 0  # speculative decoding: draft tokens verified for this reply
+    accepted: int = 0  # of them, accepted (each one a token made without a step of its own)
 
     @property
     def tokens_per_second(self) -> float:

@@ -53,3 +53,22 @@ def test_ps_reports_the_pool_and_the_drafts_taken(engine: Engine) -> None:
 def test_ps_of_a_server_that_says_nothing_of_pools_shows_a_dash() -> None:
     assert _sequences({"name": "llama3:latest", "size": 1}) == "-"  # Ollama's own answer
     assert _sequences({"num_parallel": 4, "sequences_busy": 1, "queued": 2}) == "1/4 · 2 queued"
+
+
+def test_verbose_says_how_many_of_a_replys_drafts_were_taken(
+    engine: Engine, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from engine import Done
+    from tui.cli.progress import ReplyView
+
+    view = ReplyView(verbose=True)
+    done = None
+    for event in engine.generate(MODEL, "a b a b a b a b", options={"temperature": 0, "num_predict": 64}):
+        view(event)
+        done = event if isinstance(event, Done) else done
+    view.close()
+    assert done is not None and done.drafted > 0 and 0 <= done.accepted <= done.drafted
+    [loaded] = engine.loaded()
+    assert (loaded.drafted, loaded.accepted) == (done.drafted, done.accepted)  # the model's first reply
+    taken = f"{100 * done.accepted // done.drafted}% ({done.accepted}/{done.drafted} tokens)"
+    assert f"draft acceptance:     {taken}\n" in capsys.readouterr().err

@@ -11,18 +11,14 @@ the tokens/s of one (``shared/FACTS.md``); on 2 CPU cores with the demo
 Gemma, 8 streams through this scheduler gave 194 tok/s against 98 for one,
 each within 2% of a bare llama.cpp loop (``bench/generate.py``).
 
-Design choices, and why (slots, prefix reuse and eviction: ``slots.py``;
-UTF-8 and stop strings: ``text_stream.py``):
+Design choices, and why (the KV pool: ``slots.py``; chunk sizes: ``step_clock.py``; drafts:
+``speculation.py``; UTF-8 and stop strings: ``text_stream.py``):
 
-- **Chunked prefill.** While other sequences generate, a prompt is evaluated
-  in chunks sized from measured step times so that a step with a chunk costs
-  about ``PREFILL_STEP_RATIO`` x a decode-only step (``step_clock.py``): the other streams keep
-  flowing at a bounded slowdown instead of stalling for seconds. With nothing
-  generating, prompts go in full ``n_batch`` chunks.
-- **One pool of cells.** Sequences take KV cells from one unified cache
-  (``slots.py``): admission waits for free cells, idle conversations are
-  evicted for them, and when running sequences alone fill the pool the
-  newest is parked and resumed later, so no request fails for lack of cells.
+- **Chunked prefill.** While others generate, a long prompt goes in chunks that keep a step near
+  ``PREFILL_STEP_RATIO`` decode steps (the streams slow, never stall); short prompts go whole.
+- **One pool of cells.** Admission waits for free KV cells, idle conversations are evicted for
+  them, and when running sequences alone fill the pool the newest is parked and resumed later.
+- **Speculation.** Drafts (prompt lookup, a draft model) are verified in the step's own batch.
 - **Counts.** Token counts count llama.cpp tokens, not pieces of text.
 
     scheduler = Scheduler(model, n_ctx_per_seq=4096, n_parallel=4, n_threads=physical_cores())
@@ -495,6 +491,8 @@ class Scheduler:
                 total_seconds=now - job.submitted,
                 error=None if error is None else str(error),
                 stop_sequence=job.text.stopped_by if reason == "stop" else None,
+                drafted=job.spec.drafted if job.spec else 0,
+                accepted=job.spec.accepted if job.spec else 0,
             )
         )
 

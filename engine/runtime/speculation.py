@@ -80,7 +80,19 @@ class Speculation:
     each n-gram to where its latest occurrence continues.
     """
 
-    __slots__ = ("k_max", "length", "average", "pause", "backoff", "draft", "tokens", "_index", "_indexed")
+    __slots__ = (
+        "k_max",
+        "length",
+        "average",
+        "pause",
+        "backoff",
+        "draft",
+        "tokens",
+        "drafted",
+        "accepted",
+        "_index",
+        "_indexed",
+    )
 
     def __init__(self, k_max: int) -> None:
         self.k_max = k_max
@@ -90,6 +102,7 @@ class Speculation:
         self.backoff = FIRST_PAUSE
         self.draft: list[int] = []  # this step's
         self.tokens: list[int] = []
+        self.drafted = self.accepted = 0  # this request's draft tokens verified, and accepted (its Done)
         self._index: dict[tuple[int, ...], int] = {}
         self._indexed = 0  # continuation starts below this are in the index
 
@@ -135,6 +148,8 @@ class Speculation:
         """Learn from a verified draft: grow or shrink the next one, pause when drafts keep failing."""
         if drafted == 0:
             return
+        self.drafted += drafted
+        self.accepted += accepted
         self.average += _WEIGHT * (accepted / drafted - self.average)
         self.length = min(2 * self.length, self.k_max) if accepted == drafted else max(1, accepted + 1)
         if self.average < OFF_BELOW:

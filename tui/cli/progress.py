@@ -214,6 +214,10 @@ def stats_block(done: Done) -> list[tuple[str, str]]:
     """Ollama's ``--verbose`` figures for one reply (prompt eval counts the tokens really evaluated)."""
     evaluated = done.prompt_tokens - done.cached_tokens
     prompt_rate = evaluated / done.prompt_seconds if done.prompt_seconds > 0 else 0.0
+    drafts = []  # llamadeck's own, after Ollama's lines: speculative decoding's share of the reply
+    if done.drafted:
+        taken = f"{100 * done.accepted // done.drafted}% ({done.accepted}/{done.drafted} tokens)"
+        drafts.append(("draft acceptance", taken))
     return [
         ("total duration", duration(done.total_seconds or done.prompt_seconds + done.generate_seconds)),
         ("load duration", duration(done.load_seconds)),
@@ -223,6 +227,7 @@ def stats_block(done: Done) -> list[tuple[str, str]]:
         ("eval count", f"{done.completion_tokens} token(s)"),
         ("eval duration", duration(done.generate_seconds)),
         ("eval rate", f"{done.tokens_per_second:.2f} tokens/s"),
+        *drafts,
     ]
 
 
