@@ -414,19 +414,21 @@ class Scheduler:
     def _verify(self, job: Job) -> None:
         """Sample at the next token's position, then at each draft's in order while the sample equals the
         draft (why the output stays the target's: ``speculation.py``); the rejected drafts' cells go."""
-        slot = job.slot
+        slot, spec = job.slot, job.spec
         assert slot is not None
-        pos, draft = len(slot.tokens), job.spec.draft if job.spec is not None else []
+        pos, draft = len(slot.tokens), spec.draft if spec is not None else []
         slot.tokens += [job.next_token, *draft]
         base, accepted = job.index, 0
         for i in range(len(draft) + 1):
             job.index = base + i
+            if spec is not None:  # the reply's own figures, counted before its Done can go out
+                self._spec.count(spec, i, len(draft))
             self._next(job)
             if i == len(draft) or job.handle.done is not None or job.next_token != draft[i]:
                 break
             accepted += 1
-        if job.spec is not None:
-            self._spec.settle(job.spec, slot, pos, accepted)
+        if spec is not None:
+            self._spec.settle(spec, slot, pos, accepted)
 
     def _next(self, job: Job) -> None:
         """Sample the job's next token and stream its text; finish it on end of text, a stop or its limit."""

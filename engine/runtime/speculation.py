@@ -102,7 +102,8 @@ class Speculation:
         self.backoff = FIRST_PAUSE
         self.draft: list[int] = []  # this step's
         self.tokens: list[int] = []
-        self.drafted = self.accepted = 0  # this request's draft tokens verified, and accepted (its Done)
+        # this request's draft tokens verified, and accepted, counted by the scheduler as it verifies them
+        self.drafted = self.accepted = 0
         self._index: dict[tuple[int, ...], int] = {}
         self._indexed = 0  # continuation starts below this are in the index
 
@@ -144,12 +145,18 @@ class Speculation:
                 return draft
         return []
 
+    def count(self, position: int, drafted: int) -> None:
+        """The reply's figures as the scheduler verifies a step: its drafts at position 0, and each later
+        position reached is a draft taken."""
+        if position == 0:
+            self.drafted += drafted
+        else:
+            self.accepted += 1
+
     def settle(self, drafted: int, accepted: int) -> None:
         """Learn from a verified draft: grow or shrink the next one, pause when drafts keep failing."""
         if drafted == 0:
             return
-        self.drafted += drafted
-        self.accepted += accepted
         self.average += _WEIGHT * (accepted / drafted - self.average)
         self.length = min(2 * self.length, self.k_max) if accepted == drafted else max(1, accepted + 1)
         if self.average < OFF_BELOW:
@@ -362,12 +369,19 @@ class Speculator:
             for (spec, *_), draft in zip(asks, self.draft_model.draft(wants), strict=True):
                 spec.draft = draft
 
+    def count(self, spec: Speculation, position: int, drafted: int) -> None:
+        """As the scheduler verifies a step, before any Done can go out: at position 0 the step's drafts,
+        each later position reached a draft taken; for the request (``spec``) and the model."""
+        spec.count(position, drafted)
+        if position == 0:
+            self.drafted += drafted
+        else:
+            self.accepted += 1
+
     def settle(self, spec: Speculation, slot: _Slot, pos: int, accepted: int) -> None:
         """After verification: drop the cells of the rejected drafts (after position ``pos + accepted``, where
         ``pos`` held the sequence's next token) and learn from the outcome."""
         drafted = len(spec.draft)
-        self.drafted += drafted
-        self.accepted += accepted
         spec.settle(drafted, accepted)
         keep = pos + 1 + accepted
         spec.draft = []
