@@ -64,10 +64,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     from tui.client import server_for_store
 
     remote = engine.where != "local"  # a server named by the user: it is the engine here
+    images: list[bytes] = []
+    if "vision" in engine.show(args.model).capabilities:  # "what is in ./photo.jpg", as ollama run
+        from tui.cli.image_paths import extract_images
+
+        prompt, images = extract_images(prompt)
 
     def generate(cancel: Any, emit: Callable[[object], None]) -> None:
         # a serve on this store may have the model loaded: it must prove it serves this store first
-        server = None if remote else server_for_store(engine.store_proof, here())
+        server = None if remote or images else server_for_store(engine.store_proof, here())
         if server is not None:  # checked just now, on the connection the prompt goes on
             _generate_on_server(server, args, prompt, think, cancel, emit)
             return
@@ -80,6 +85,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             seed=args.seed,
             cancel=cancel,
             think=think,
+            images=images,
         )
         for event in events:
             emit(event)

@@ -1,0 +1,36 @@
+"""Image paths in a ``run`` prompt become the request's images, as Ollama's CLI reads them.
+
+``llamadeck run MODEL "what is in ./photo.jpg"`` on a model that can see
+sends the file as an image and the prompt without its path (Ollama's
+``extractFileData``: a path starting ``./``, ``/``, ``~/`` or a drive letter,
+ending in .jpg, .jpeg, .png or .webp, quoted or with escaped spaces). A path
+that names no file stays in the prompt as text; a text-only model gets the
+prompt as typed. The bytes are checked by the engine (``engine.images``).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+# Ollama's pattern (cmd/interactive.go), with ~/ as its expansion allows
+IMAGE_PATH = re.compile(r"(?:[a-zA-Z]:)?(?:\./|/|\\|~/)[\S\\ ]+?\.(?i:jpg|jpeg|png|webp)\b")
+MAX_IMAGE_FILE = 20 << 20  # the engine's bound on one image: a bigger file is not read whole first
+
+
+def extract_images(prompt: str) -> tuple[str, list[bytes]]:
+    """The prompt without the paths of image files that exist, and those files' bytes in order."""
+    images: list[bytes] = []
+    for match in IMAGE_PATH.findall(prompt):
+        written = match.strip("'\"")
+        path = Path(written.replace("\\ ", " ")).expanduser()
+        try:
+            if not path.is_file() or path.stat().st_size > MAX_IMAGE_FILE:
+                continue
+            data = path.read_bytes()
+        except OSError:
+            continue
+        images.append(data)
+        for form in (f"'{written}'", f'"{written}"', written):
+            prompt = prompt.replace(form, "", 1) if form in prompt else prompt
+    return " ".join(prompt.split()) if images else prompt, images
