@@ -1,4 +1,4 @@
-"""Shared fixtures: tiny GGUF files, an isolated store, no stray user config."""
+"""Shared fixtures: tiny GGUF files, an isolated store, no stray user config, the Chat tab's engine."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from engine import describe_settings
+from tests.support.chat_app import RecordingEngine, recording_engine, short_replies
 from tests.support.fake_hub import isolated_hf_env
 from tests.support.tiny_gguf import write_tiny_gguf
 
@@ -54,3 +55,19 @@ def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return {
         q: write_tiny_gguf(directory / f"Tiny-{q}.gguf", quant=q)[0] for q in ("F32", "F16", "Q8_0", "Q4_0")
     }
+
+
+@pytest.fixture
+def engine(
+    tmp_path_factory: pytest.TempPathFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[RecordingEngine]:
+    """The app's tests' engine: the tiny model pulled from a fake Hub (``tests.support.chat_app``).
+    A module that tests another part defines an ``engine`` of its own, which takes precedence."""
+    with recording_engine(tmp_path_factory, tmp_path, monkeypatch) as engine:
+        yield engine
+
+
+@pytest.fixture
+def config(tmp_path: Path) -> Path:
+    """The app's config.toml with short replies (a module may define its own)."""
+    return short_replies(tmp_path)

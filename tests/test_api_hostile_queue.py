@@ -21,7 +21,7 @@ from engine.store.manifest import ModelConfig
 from engine.store.model_store import Store
 from tests.support.api_server import running_api
 from tests.support.chain_gguf import token_id, write_chain_gguf
-from tests.test_worker_crash import add_blob, save
+from tests.support.stored_models import add_blob, save
 
 CPU_BOX = Machine(free_ram=16 << 30, gpu_free_vram=None)
 ONE_SLOT = {"num_parallel": 1, "num_ctx": 1 << 19, "temperature": 0}  # the model's own parameters

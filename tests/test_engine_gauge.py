@@ -13,8 +13,9 @@ import pytest
 from engine import Cancelled, CancelToken, ContextUse, Engine, Machine, PromptTooLong
 from engine.store.manifest import ModelConfig
 from engine.store.model_store import Store
+from tests.support.held_load import held_log, let_go, wait_for_worker
+from tests.support.stored_models import add_blob, save
 from tests.support.tiny_gguf import CHAT_TEMPLATE, write_tiny_gguf
-from tests.test_worker_crash import add_blob, held_log, let_go, save, wait_for_worker
 
 CPU_BOX = Machine(free_ram=16 << 30, gpu_free_vram=None)
 

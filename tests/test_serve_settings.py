@@ -30,8 +30,8 @@ from engine.store.manifest import ModelConfig
 from engine.store.model_store import Store
 from tests.support.chain_gguf import token_id, write_chain_gguf
 from tests.support.cli import LLAMADECK, assert_one_line_error
+from tests.support.stored_models import add_blob, save
 from tests.support.tiny_gguf import write_tiny_gguf
-from tests.test_worker_crash import add_blob, save
 
 BUSY = "server busy, please try again.  maximum pending requests exceeded"  # Ollama's ErrMaxQueue
 

@@ -18,9 +18,9 @@ from engine.cancel import CancelToken
 from engine.runtime.registry import Registry
 from engine.store.manifest import Manifest, ModelConfig
 from engine.store.model_store import Store
+from tests.support.stored_models import add_blob, save
 from tests.support.tiny_gguf import write_tiny_gguf
 from tests.test_registry import loader
-from tests.test_worker_crash import add_blob, save
 from tui.config import Config
 
 # per setting: the raw values of LLAMADECK_X, OLLAMA_X and config.toml's x, what each reads as, the default

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,10 +14,8 @@ from tests.support.chat_app import (
     make_app,
     pane,
     ready,
-    recording_engine,
     seeded,
     send,
-    short_replies,
     stored,
     sync,
     until,
@@ -26,19 +23,6 @@ from tests.support.chat_app import (
 )
 from tui.chatstore import ChatStore
 from tui.tables import printable
-
-
-@pytest.fixture
-def engine(
-    tmp_path_factory: pytest.TempPathFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[RecordingEngine]:
-    with recording_engine(tmp_path_factory, tmp_path, monkeypatch) as engine:
-        yield engine
-
-
-@pytest.fixture
-def config(tmp_path: Path) -> Path:
-    return short_replies(tmp_path)
 
 
 @sync

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from engine import Engine
 from tests.support.chat_app import (
@@ -15,25 +12,10 @@ from tests.support.chat_app import (
     make_app,
     pane,
     ready,
-    recording_engine,
     send,
-    short_replies,
     sync,
     until,
 )
-
-
-@pytest.fixture
-def engine(
-    tmp_path_factory: pytest.TempPathFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[RecordingEngine]:
-    with recording_engine(tmp_path_factory, tmp_path, monkeypatch) as engine:
-        yield engine
-
-
-@pytest.fixture
-def config(tmp_path: Path) -> Path:
-    return short_replies(tmp_path)
 
 
 @sync

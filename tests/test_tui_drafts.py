@@ -4,10 +4,7 @@ written to the chat history off the event loop. (The keys themselves: tests/test
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from tests.support.chat_app import (
     TINY,
@@ -16,27 +13,12 @@ from tests.support.chat_app import (
     make_app,
     pane,
     ready,
-    recording_engine,
     seeded,
     send,
-    short_replies,
     sync,
     until,
 )
 from tui.chatstore import ChatStore
-
-
-@pytest.fixture
-def engine(
-    tmp_path_factory: pytest.TempPathFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[RecordingEngine]:
-    with recording_engine(tmp_path_factory, tmp_path, monkeypatch) as engine:
-        yield engine
-
-
-@pytest.fixture
-def config(tmp_path: Path) -> Path:
-    return short_replies(tmp_path)
 
 
 def box(app):

@@ -7,7 +7,6 @@ first log line, mid-load, until the test drains the FIFO or the load is stopped.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,33 +17,17 @@ from tests.support.chat_app import (
     make_app,
     pane,
     ready,
-    recording_engine,
     seeded,
     send,
-    short_replies,
     stored,
     sync,
     until,
     views,
 )
-from tests.support.held_load import release
-from tests.test_worker_crash import held_log
+from tests.support.held_load import held_log, release
 from tui.screens.fit import fitting_context
 from tui.widgets.chat_gauge import compact, context_text
 from tui.widgets.chat_header import fit_line, right_aligned
-
-
-@pytest.fixture
-def engine(
-    tmp_path_factory: pytest.TempPathFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[RecordingEngine]:
-    with recording_engine(tmp_path_factory, tmp_path, monkeypatch) as engine:
-        yield engine
-
-
-@pytest.fixture
-def config(tmp_path: Path) -> Path:
-    return short_replies(tmp_path)
 
 
 def small_context(config: Path) -> None:

@@ -4,10 +4,7 @@ asks while a reply streams. (Drafts: tests/test_tui_drafts.py.)"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from tests.support.chat_app import (
     TINY,
@@ -16,26 +13,11 @@ from tests.support.chat_app import (
     make_app,
     pane,
     ready,
-    recording_engine,
     seeded,
-    short_replies,
     stored,
     sync,
     until,
 )
-
-
-@pytest.fixture
-def engine(
-    tmp_path_factory: pytest.TempPathFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[RecordingEngine]:
-    with recording_engine(tmp_path_factory, tmp_path, monkeypatch) as engine:
-        yield engine
-
-
-@pytest.fixture
-def config(tmp_path: Path) -> Path:
-    return short_replies(tmp_path)
 
 
 def box(app):

@@ -8,7 +8,6 @@ one line each. The pictures themselves are in tests/test_tui_snapshots.py.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,26 +17,11 @@ from tests.support.chat_app import (
     make_app,
     pane,
     ready,
-    recording_engine,
     seeded,
-    short_replies,
     sync,
 )
 
 LONG = "A very long chat title about llamas, alpacas and vicuñas in the high Andes"
-
-
-@pytest.fixture
-def engine(
-    tmp_path_factory: pytest.TempPathFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[RecordingEngine]:
-    with recording_engine(tmp_path_factory, tmp_path, monkeypatch) as engine:
-        yield engine
-
-
-@pytest.fixture
-def config(tmp_path: Path) -> Path:
-    return short_replies(tmp_path)
 
 
 def regions(app):

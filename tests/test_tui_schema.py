@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import jsonschema
-import pytest
 
 from tests.support.chat_app import (
     TINY,
@@ -15,9 +13,7 @@ from tests.support.chat_app import (
     make_app,
     pane,
     ready,
-    recording_engine,
     send,
-    short_replies,
     stored,
     sync,
     until,
@@ -31,19 +27,6 @@ SCHEMA = {
     "required": ["ok", "mood"],
     "additionalProperties": False,
 }
-
-
-@pytest.fixture
-def engine(
-    tmp_path_factory: pytest.TempPathFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[RecordingEngine]:
-    with recording_engine(tmp_path_factory, tmp_path, monkeypatch) as engine:
-        yield engine
-
-
-@pytest.fixture
-def config(tmp_path: Path) -> Path:
-    return short_replies(tmp_path)
 
 
 async def open_settings(app, pilot):  # type: ignore[no-untyped-def]

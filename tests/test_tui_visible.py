@@ -4,7 +4,6 @@ notifications clear of the message box, and Ctrl+Z (the real suspend is in tests
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,26 +13,10 @@ from tests.support.chat_app import (
     RecordingEngine,
     make_app,
     ready,
-    recording_engine,
     seeded,
-    short_replies,
     sync,
     until,
 )
-
-
-@pytest.fixture
-def engine(
-    tmp_path_factory: pytest.TempPathFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[RecordingEngine]:
-    with recording_engine(tmp_path_factory, tmp_path, monkeypatch) as engine:
-        yield engine
-
-
-@pytest.fixture
-def config(tmp_path: Path) -> Path:
-    return short_replies(tmp_path)
-
 
 # -- the chat search ------------------------------------------------------------------------------
 

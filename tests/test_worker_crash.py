@@ -7,68 +7,32 @@ that is running, a load blocked reading its adapter from a FIFO.
 
 from __future__ import annotations
 
-import hashlib
 import os
-import shutil
 import signal
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 
 from engine import Done, Engine, InvalidInput, LoadError, Machine, ModelCrashed, Token
 from engine.runtime.worker.crashes import BREAK_AFTER
-from engine.store.manifest import Manifest, ModelConfig, ModelFile
 from engine.store.model_store import Store
 from engine.store.refs import parse_ref
 from tests.support.api_server import running_api
 from tests.support.chain_gguf import token_id, write_chain_gguf
-from tests.support.workers import workers_of_this_test
+from tests.support.held_load import held_log, let_go, wait_for_worker
+from tests.support.stored_models import add_blob, save
 
 CPU_BOX = Machine(free_ram=16 << 30, gpu_free_vram=None)
 FOREVER = {"num_predict": 100_000, "temperature": 0}
-
-
-def add_blob(store: Store, path: Path) -> ModelFile:
-    sha = hashlib.sha256(path.read_bytes()).hexdigest()
-    shutil.copyfile(path, store.blob_path(sha))
-    return ModelFile(path.name, sha, path.stat().st_size)
 
 
 # A stream of the endless models runs for a minute or more, however fast the machine: the test acts
 # long before it could end by itself (a 2,048-token context filled in 1 s on a quiet box).
 LONG = 1 << 20
 LONG_CONTEXT = {"num_ctx": 1 << 17, "num_parallel": 2}
-
-
-def save(
-    store: Store,
-    name: str,
-    weights: ModelFile,
-    adapters: tuple[ModelFile, ...] = (),
-    *,
-    parameters: dict[str, Any] | None = None,
-    context_length: int = 2048,
-) -> Manifest:
-    manifest = Manifest(
-        name=name,
-        tag="latest",
-        source="test",
-        revision=None,
-        files=(weights,),
-        quant="F32",
-        architecture="llama",
-        parameters=1,
-        context_length=context_length,
-        created="2026-01-01T00:00:00+00:00",
-        config=ModelConfig(adapters=adapters, parameters=dict(parameters or {})),
-    )
-    store.save(manifest)
-    return manifest
 
 
 @pytest.fixture
@@ -178,38 +142,6 @@ def test_a_worker_killed_while_loading_marks_the_model_broken_until_it_is_made_a
     fifo.unlink()
     engine._crashes.forget(Store().load(parse_ref("endless")).load_id)  # noqa: SLF001 - what create and pull call
     assert engine.load("endless") >= 0.0
-
-
-def let_go(thread: threading.Thread, fifo: Path) -> None:
-    """Join the loading thread; if a held worker is still blocked (a bug), open the FIFO so it goes on
-    rather than hang the suite, then fail."""
-    thread.join(120)
-    if thread.is_alive():
-        reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
-        thread.join()
-        os.close(reader)
-        raise AssertionError("the held load was never ended by the test")
-
-
-def held_log(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Make llama.cpp's log file (``$XDG_STATE_HOME/llamadeck/llama.log``) a FIFO: a worker that starts
-    loading blocks at its first log line until the test lets it go (unlinks the FIFO) or kills it."""
-    state = tmp_path / "state"
-    (state / "llamadeck").mkdir(parents=True)
-    fifo = state / "llamadeck" / "llama.log"
-    os.mkfifo(fifo)
-    monkeypatch.setenv("XDG_STATE_HOME", str(state))
-    return fifo
-
-
-def wait_for_worker() -> int:
-    """The pid of this test's worker once it exists (it blocks in its load until killed): a child of
-    this process with this test's ``LLAMADECK_HOME`` (``tests.support.workers``)."""
-    for _ in range(6000):  # ten minutes at most
-        if found := workers_of_this_test(parent=os.getpid()):
-            return found[0]
-        time.sleep(0.1)
-    raise AssertionError("no worker started")
 
 
 def test_the_api_ends_a_crashed_stream_with_an_error_line_and_keeps_serving(engine: Engine) -> None:
