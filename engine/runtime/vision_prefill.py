@@ -11,8 +11,8 @@ half an image's cells are no use.
 
 In the shared KV pool an image's tokens take cells like text (its sequence's
 ``slot.tokens`` holds one placeholder per image token), so an image goes in
-only when the pool has room for all of it (``prompt_need`` tells the
-scheduler's ``_make_room`` how many cells the next step of a prompt needs).
+only when the pool has room for all of it (``prompt_need`` tells
+``Admission.make_room`` how many cells the next step of a prompt needs).
 A request parked for lack of cells keeps its images' bytes in its
 ``Request``: when its cells were not saved (a GPU, or over the state budget),
 re-evaluating its sequence feeds each image again (from the projector's cache
