@@ -354,9 +354,9 @@ class Scheduler:
         for job in generating:
             slot = job.slot
             assert slot is not None
-            job.index = batch.add(job.next_token, len(slot.tokens), slot.seq, True)
+            job.index = batch.add(job.next_token, slot.next_pos, slot.seq, True)
             if job.spec is not None:
-                add_drafts(batch, job.spec.draft, len(slot.tokens) + 1, slot.seq)
+                add_drafts(batch, job.spec.draft, slot.next_pos + 1, slot.seq)
         if any(job.request.images for job in self._active):  # images: llama_decode calls of their own
             fail = lambda job, error: self._finish(job, "error", error)  # noqa: E731
             feed_images(self.projector, self._ctx, list(self._active), fail, self._slots.free - batch.n)
@@ -376,7 +376,7 @@ class Scheduler:
             if k <= 0:
                 continue
             last = start + k == len(job.tokens)
-            index = batch.add_run(job.tokens[start : start + k], len(slot.tokens), slot.seq, logits_last=last)
+            index = batch.add_run(job.tokens[start : start + k], slot.next_pos, slot.seq, logits_last=last)
             job.index = index if last else -1
             job.chunk = k
             cells -= k

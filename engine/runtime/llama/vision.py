@@ -122,8 +122,8 @@ class Projector:
         chunks, chunk = self._tokenize(image)
         try:
             n_tokens = int(self._mtmd.mtmd_input_chunk_get_n_tokens(chunk))
-            if self.mrope or self._mtmd.mtmd_input_chunk_get_n_pos(chunk) != n_tokens:
-                raise InvalidInput(f"{self.label} places images by M-RoPE: not run yet")
+            if not self.mrope and self._mtmd.mtmd_input_chunk_get_n_pos(chunk) != n_tokens:
+                raise InvalidInput(f"{self.label} places an image on positions llamadeck cannot follow")
             return n_tokens
         finally:
             self._mtmd.mtmd_input_chunks_free(chunks)
