@@ -218,3 +218,35 @@ def test_a_slot_places_its_tokens_after_an_images_positions() -> None:
     assert slot.next_pos == 7 and slot.last_pos() == 3  # all its cells sit at the image's first position
     slot.truncate(3)
     assert slot.runs == [] and slot.next_pos == 3
+
+
+def test_a_qwen2vl_model_chats_about_images_through_the_engine_and_the_ollama_client(files: Path) -> None:
+    """Refused with a 400 before: now an image chat, its next turn from the image's cells, over the API."""
+    import ollama
+
+    from engine import Engine
+    from engine.events import Done
+    from engine.machine.memory import Machine
+    from tests.support.api_server import running_api
+
+    engine = Engine(machine=lambda: Machine(free_ram=16 << 30, gpu_free_vram=None))
+    try:
+        engine.create(
+            "qwen-eyes", f"FROM {files / 'qwen2vl-Q8_0.gguf'}\nFROM {files / 'mmproj-qwen2vl_merger.gguf'}\n"
+        )
+        first = [{"role": "user", "content": "what is it?", "images": [WIDE]}]
+        options = {"num_predict": 6, "temperature": 0}
+        events = list(engine.chat("qwen-eyes", first, conversation="q", options=options))
+        done = events[-1]
+        assert isinstance(done, Done) and done.error is None and done.completion_tokens > 0
+        reply = "".join(e.text for e in events[:-1] if hasattr(e, "text"))
+        second = [*first, {"role": "assistant", "content": reply}, {"role": "user", "content": "and?"}]
+        again = list(engine.chat("qwen-eyes", second, conversation="q", options=options))[-1]
+        assert (
+            isinstance(again, Done) and again.error is None and again.cached_tokens > done.prompt_tokens - 4
+        )
+        with running_api(engine) as server:
+            answer = ollama.Client(host=server).chat("qwen-eyes", first, options=options)
+        assert answer.done and answer.message.content == reply  # the same reply, over HTTP
+    finally:
+        engine.close()
