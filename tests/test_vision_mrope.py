@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ctypes
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import llama_cpp
@@ -205,6 +206,25 @@ def test_mrope_image_chats_parked_and_resumed_finish_each_as_alone(
     assert [done.error for _, done in results] == [None] * len(requests)
     assert [text for text, _ in results] == expected
     assert stats.parks > 0
+
+
+def test_another_conversation_copies_an_images_cells_up_to_a_position(
+    loaded: tuple[Model, Projector],
+) -> None:
+    model, projector = loaded
+    marker = mtmd_cpp.mtmd_default_marker().decode()
+    base = image_request(projector, f"the long story of the river town in pictures: {marker} and then", WIDE)
+    (image,) = base.images
+    tail = model.tokenize(" chapter two begins", add_special=False)
+    other = Request([*base.tokens, *tail], GREEDY, 8, conversation="c", images=base.images)
+    expected = alone(model, projector, other)
+    with make(model, projector) as scheduler:
+        first = replace(base, conversation="b")
+        assert scheduler.submit(first).collect()[1].error is None  # "b" keeps its sequence and its reply
+        text, done = scheduler.submit(other).collect()
+    # "c" takes the other sequence and copies b's prefix into it: seq_cp up to a position, not a cell count
+    assert done.error is None and done.cached_tokens > image.start + image.n_tokens
+    assert text == expected
 
 
 def test_a_slot_places_its_tokens_after_an_images_positions() -> None:
