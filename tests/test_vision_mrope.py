@@ -154,6 +154,30 @@ def test_an_image_chat_replies_as_llama_cpps_own_mtmd_loop(
     assert alone(model, projector, image_request(projector, text, image)) == expected
 
 
+def test_a_prompt_holds_an_image_as_mtmds_own_split(loaded: tuple[Model, Projector]) -> None:
+    """The tokens around each image (Qwen2-VL's <|vision_start|> and <|vision_end|>) as mtmd_tokenize puts
+    them: the engine's prompt and llama.cpp's are the same tokens, so the replies above are the same too."""
+    from engine.runtime.vision_prompt import ImageMarks
+    from engine.templates.message import Message
+
+    model, projector = loaded
+    before, after = COMPUTE.call(projector.wrap)
+    assert list(before) == model.tokenize("<|vision_start|>", add_special=False)
+    assert list(after) == model.tokenize("<|vision_end|>", add_special=False)
+
+    def count(images: list[bytes]) -> list[int]:
+        return COMPUTE.call(lambda: [projector.count(image) for image in images])
+
+    (marked,), marks = ImageMarks.of([Message("user", " tell me", images=(WIDE,))], count, projector.wrap)
+    assert marks is not None
+    ours = marks.tokenize(model, "look:" + marked.content, 10_000, add_special=True, parse_special=True)
+    chunks, theirs, _ = COMPUTE.call(
+        lambda: chunked(projector, f"look:{mtmd_cpp.mtmd_default_marker().decode()} tell me", WIDE)
+    )
+    mtmd_cpp.mtmd_input_chunks_free(chunks)
+    assert ours == theirs
+
+
 def test_the_second_turn_reuses_the_images_cells(loaded: tuple[Model, Projector]) -> None:
     model, projector = loaded
     marker = mtmd_cpp.mtmd_default_marker().decode()
