@@ -57,7 +57,11 @@ class Projector:
         self._ctx = handle
         self.model = model
         self.label = label
-        self.n_embd = model.n_embd
+        import llama_cpp
+
+        # an image token's width as the text model takes it: wider than n_embd where the projector feeds
+        # several layers (Qwen3-VL's deepstack), so the embeddings are copied whole
+        self.n_embd = int(llama_cpp.llama_model_n_embd_inp(model.ptr))
         self.encodes = 0  # images encoded so far (a cache hit is not one)
         self._wrap: tuple[tuple[int, ...], tuple[int, ...]] | None = None
         self._cache: collections.OrderedDict[str, EncodedImage] = collections.OrderedDict()
