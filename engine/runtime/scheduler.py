@@ -17,7 +17,8 @@ Design choices, and why (the KV pool: ``slots.py``; chunk sizes: ``step_clock.py
 - **Chunked prefill.** While others generate, a long prompt goes in chunks that keep a step near
   ``PREFILL_STEP_RATIO`` decode steps (the streams slow, never stall); short prompts go whole.
 - **One pool of cells.** Admission waits for free KV cells, idle conversations are evicted for
-  them, and when running sequences alone fill the pool the newest is parked and resumed later.
+  them, and when running sequences alone fill the pool the newest is parked and resumed later
+  (``admission.py``).
 - **Speculation.** Drafts (prompt lookup, a draft model) are verified in the step's own batch.
 - **Counts.** Token counts count llama.cpp tokens, not pieces of text.
 
@@ -37,7 +38,8 @@ from collections.abc import Sequence
 from engine.errors import InvalidInput, LlamadeckError, PromptTooLong
 from engine.events import Done
 from engine.machine.physical import physical_cores
-from engine.runtime.job import GENERATING, PAUSED, PREFILLING, Job
+from engine.runtime.admission import Admission
+from engine.runtime.job import GENERATING, PREFILLING, Job
 from engine.runtime.llama.compute import COMPUTE
 from engine.runtime.llama.context import Batch, Context, DecodeError
 from engine.runtime.llama.logprobs import token_logprob
@@ -48,8 +50,8 @@ from engine.runtime.request import Handle, Request, check_logprobs
 from engine.runtime.slots import Slots
 from engine.runtime.speculation import DRAFT_OUTPUTS, Speculator, add_drafts
 from engine.runtime.stats import SchedulerStats, SlotStats
-from engine.runtime.step_clock import MIN_CHUNK, SHORT_BUDGET, SHORT_PROMPT, StepClock
-from engine.runtime.vision_prefill import feed_images, images_cover, prompt_need, text_stop
+from engine.runtime.step_clock import SHORT_BUDGET, SHORT_PROMPT, StepClock
+from engine.runtime.vision_prefill import feed_images, images_cover, text_stop
 
 
 class Scheduler:
@@ -124,9 +126,9 @@ class Scheduler:
         )
         self._active: list[Job] = []  # in admission order: prompts are evaluated first come, first served
         self._waiting: list[Job] = []
+        self._pool = Admission(self._slots, self._active, self._waiting)  # who runs on the pool of cells
         self._clock = StepClock()
         self._forget: list[str] = []
-        self._parks = 0
         # shared with other threads, under _cond (the compute thread's)
         self._cond = COMPUTE.cond
         self._inbox: list[Job] = []
@@ -226,7 +228,7 @@ class Scheduler:
             paused=paused,
             kv_cells=self.kv_cells,
             kv_used=self._slots.used,
-            parks=self._parks,
+            parks=self._pool.parks,
             saved_states=len(self._slots.saved),
             saved_bytes=self._slots.saved_bytes,
             saved_conversations=tuple(list(self._slots.saved)),
@@ -339,8 +341,8 @@ class Scheduler:
     def _step(self) -> bool:
         """One decode for everything that runs; False when there was nothing to do."""
         changed = self._reap_cancelled()
-        changed = self._admit() or changed
-        changed = self._make_room() or changed
+        changed = self._pool.admit() or changed
+        changed = self._pool.make_room() or changed
         batch = self._batch
         batch.clear()
         generating = [job for job in self._active if job.status == GENERATING]
@@ -352,9 +354,9 @@ class Scheduler:
         for job in generating:
             slot = job.slot
             assert slot is not None
-            job.index = batch.add(job.next_token, len(slot.tokens), slot.seq, True)
+            job.index = batch.add(job.next_token, slot.next_pos, slot.seq, True)
             if job.spec is not None:
-                add_drafts(batch, job.spec.draft, len(slot.tokens) + 1, slot.seq)
+                add_drafts(batch, job.spec.draft, slot.next_pos + 1, slot.seq)
         if any(job.request.images for job in self._active):  # images: llama_decode calls of their own
             fail = lambda job, error: self._finish(job, "error", error)  # noqa: E731
             feed_images(self.projector, self._ctx, list(self._active), fail, self._slots.free - batch.n)
@@ -374,7 +376,7 @@ class Scheduler:
             if k <= 0:
                 continue
             last = start + k == len(job.tokens)
-            index = batch.add_run(job.tokens[start : start + k], len(slot.tokens), slot.seq, logits_last=last)
+            index = batch.add_run(job.tokens[start : start + k], slot.next_pos, slot.seq, logits_last=last)
             job.index = index if last else -1
             job.chunk = k
             cells -= k
@@ -514,7 +516,7 @@ class Scheduler:
         No room in the cache (code 1: the count of cells disagrees with llama.cpp's, which should not
         happen) fails nothing while a request can be parked: the step is tried again without it."""
         if error.code == 1 and len(self._active) > 1:
-            self._park(self._active[-1])
+            self._pool.park(self._active[-1])
             return
         for job in jobs:
             self._finish(job, "error", error)
@@ -522,78 +524,3 @@ class Scheduler:
             for job in list(self._active):
                 self._finish(job, "error", error)
             self._slots.clear()
-
-    # -- admission ---------------------------------------------------------------------------------
-
-    def _admit(self) -> bool:
-        """Start waiting requests, first come first served, while a sequence and the cells they need are
-        free (a parked request is first in line); idle conversations are evicted for the cells."""
-        admitted = False
-        for job in list(self._waiting):
-            conversation = job.request.conversation
-            need = self._slots.cells_needed(job.tokens, conversation) + 1  # and its first generated token
-            reserved = self._reserved()
-            if (
-                self._slots.free - reserved < need
-                and self._slots.reclaim(need + reserved, keep=conversation) - reserved < need
-            ):
-                break  # the next to go waits for cells; those behind it wait too, so it is not starved
-            placed = self._slots.place(job.tokens, conversation, parked=job.parked)
-            if placed is None:
-                continue
-            slot, kept = placed
-            resumed = job.parked is not None
-            job.done_prompt = kept
-            self._waiting.remove(job)
-            slot.job = job
-            job.slot = slot
-            job.status = PREFILLING
-            self._slots.touch(slot)
-            if resumed:
-                if job.first_at is None:  # parked while its prompt was evaluated: it goes on as new
-                    job.parked = None
-            else:
-                job.cached = kept
-                if (
-                    job.sampler.penalized
-                ):  # penalties look back over the prompt too, as llama.cpp's server does
-                    job.sampler.accept(job.tokens[-job.sampler.penalty_last_n :])
-            self._active.append(job)
-            admitted = True
-        return admitted
-
-    def _reserved(self) -> int:
-        """Cells promised to prompts being evaluated: what they still have to evaluate."""
-        return sum(len(job.tokens) - job.done_prompt for job in self._active if job.status == PREFILLING)
-
-    def _make_room(self) -> bool:
-        """Free the cells this step needs (one per generating sequence, and a chunk of a prompt): idle
-        conversations are evicted first, then the newest running requests are parked."""
-        need = sum(1 for job in self._active if job.status == GENERATING)
-        prefilling = [job for job in self._active if job.status == PREFILLING]
-        if prefilling:
-            need += prompt_need(prefilling[0], MIN_CHUNK)  # a chunk of text, or a whole image
-        if self._slots.free >= need or self._slots.reclaim(need) >= need:
-            return False
-        while len(self._active) > 1 and self._slots.free < need:
-            job = self._active[-1]
-            need -= 1 if job.status == GENERATING else 0
-            self._park(job)
-        return True
-
-    def _park(self, job: Job) -> None:
-        """Take a running request off the pool (its cells saved or dropped) until cells free up; it is
-        first in line to come back, and goes on exactly where it stopped."""
-        slot = job.slot
-        assert slot is not None
-        parked = self._slots.park(slot)
-        self._parks += 1
-        if job.status == GENERATING:  # it comes back by evaluating what its sequence held
-            job.tokens = parked.tokens
-        job.parked = parked
-        slot.job = None
-        self._slots.touch(slot)
-        job.slot = None
-        self._active.remove(job)
-        job.status = PAUSED
-        self._waiting.insert(0, job)

@@ -110,7 +110,7 @@ def prompt_tokens(runtime: Runtime, request: GenerationRequest) -> Prompt:
     if any(m.images for m in messages):  # checked by the facade; counted by the model's projector
         from engine.runtime.vision_prompt import ImageMarks
 
-        messages, marks = ImageMarks.of(messages, model.image_tokens)
+        messages, marks = ImageMarks.of(messages, model.image_tokens, model.image_wrap)
     if template is not None:
         preset = [] if request.context else [Message(r, c) for r, c in manifest.config.messages]
         messages = with_system_prompt(messages, manifest.config.system, preset=preset)

@@ -32,6 +32,14 @@ Design choices, and why:
   within ``state_budget_bytes``, oldest saved state dropped first; on a GPU
   they are simply dropped, since copying 400 MiB out costs as much as
   evaluating the history again there.
+- **Positions are not cells in M-RoPE models.** Qwen2-VL's image of ``n``
+  tokens takes ``n`` cells but advances the position by ``max(rows, cols)``
+  (``mtmd_input_chunk_get_n_pos``), and all its cells sit at its first
+  position (their 2-D positions ride in the cells). A slot keeps such images
+  as ``Run``s beside its tokens: ``next_pos`` is where its next token goes,
+  ``pos_of`` where a cell lies for ``seq_rm``/``seq_cp``, and a cut never
+  falls inside an image (its cells go or stay together). Without M-RoPE a
+  slot has no runs and positions are cell indices.
 
 Like the context, ``Slots`` is used on the compute thread only (``stats``
 reads it from others, a step old at worst).
@@ -41,6 +49,7 @@ from __future__ import annotations
 
 import collections
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 from engine.runtime.llama.context import Context
@@ -61,27 +70,81 @@ def common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
     return i
 
 
+@dataclass(frozen=True)
+class Run:
+    """An M-RoPE image in a sequence: ``cells`` cells from cell ``start``, over ``positions`` positions;
+    its cells' positions (llama.cpp's, for ``seq_rm``) lie from its first to that plus ``top``."""
+
+    start: int
+    cells: int
+    positions: int
+    top: int = 0
+
+
 class SavedState:
-    """An evicted conversation's KV cells in host memory, and the tokens they hold."""
+    """An evicted conversation's KV cells in host memory, the tokens they hold and their images' runs."""
 
-    __slots__ = ("tokens", "data")
+    __slots__ = ("tokens", "data", "runs")
 
-    def __init__(self, tokens: list[int], data: bytearray) -> None:
+    def __init__(self, tokens: list[int], data: bytearray, runs: Sequence[Run] = ()) -> None:
         self.tokens = tokens
         self.data = data
+        self.runs = tuple(runs)
 
 
 class Slot(Generic[J]):
     """One sequence of the context: the tokens its cells hold, the conversation keeping it, its job."""
 
-    __slots__ = ("seq", "tokens", "owner", "job", "last_used")
+    __slots__ = ("seq", "tokens", "runs", "owner", "job", "last_used")
 
     def __init__(self, seq: int) -> None:
         self.seq = seq
-        self.tokens: list[int] = []  # exactly what the sequence's KV cells hold, position by position
+        self.tokens: list[int] = []  # exactly what the sequence's KV cells hold, cell by cell
+        self.runs: list[Run] = []  # its M-RoPE images, in order (none: positions are cell indices)
         self.owner: str | None = None  # the conversation that keeps this slot
         self.job: J | None = None
         self.last_used = 0
+
+    @property
+    def next_pos(self) -> int:
+        """The position the sequence's next token takes."""
+        return len(self.tokens) + sum(run.positions - run.cells for run in self.runs)
+
+    def pos_of(self, cell: int) -> int:
+        """Where cell ``cell`` lies (the first position of an image it is in); ``next_pos`` past the end."""
+        if cell >= len(self.tokens):
+            return self.next_pos
+        shift = 0
+        for run in self.runs:
+            if cell < run.start:
+                break
+            if cell < run.start + run.cells:
+                return run.start + shift
+            shift += run.positions - run.cells
+        return cell + shift
+
+    def last_pos(self) -> int:
+        """The highest position the sequence's cells hold (llama.cpp's ``seq_pos_max``); -1 when empty."""
+        if not self.tokens:
+            return -1
+        run = self.runs[-1] if self.runs else None
+        if run is not None and run.start + run.cells == len(self.tokens):
+            return self.pos_of(run.start) + run.top
+        return self.next_pos - 1
+
+    def cut(self, keep: int) -> int:
+        """``keep`` cells moved back to the start of an image it would split."""
+        return next((run.start for run in self.runs if run.start < keep < run.start + run.cells), keep)
+
+    def truncate(self, keep: int) -> None:
+        """Forget the cells from ``keep`` on (the caller removes them from the context)."""
+        del self.tokens[keep:]
+        self.runs = [run for run in self.runs if run.start + run.cells <= keep]
+
+    def hold(self, tokens: Sequence[int], runs: Sequence[Run]) -> None:
+        """The sequence now holds ``tokens`` (a copy), with images ``runs``."""
+        self.tokens = list(tokens)
+        self.runs = list(runs)
 
 
 class Slots(Generic[J]):
@@ -151,9 +214,10 @@ class Slots(Generic[J]):
         if owner is not None:
             del self._owners[owner]
             slot.owner = None
+        runs = tuple(slot.runs)
         self._ctx.seq_rm(slot.seq, -1, -1)
-        slot.tokens = []
-        return SavedState(tokens, data)
+        slot.hold([], [])
+        return SavedState(tokens, data, runs)
 
     def touch(self, slot: Slot[J]) -> None:
         """The slot was just taken or freed: the last to be evicted among the idle ones."""
@@ -187,11 +251,12 @@ class Slots(Generic[J]):
             restored = self._restore(saved, target)
         if not restored:
             source, shared = self._best_prefix(tokens, exclude=target)
+            shared = source.cut(shared) if source is not None else 0
             if source is not None and shared >= common_prefix(target.tokens, tokens) + MIN_COPY:
                 self._evict(target, keep_cells=False)
                 # in a unified cache the prefix's cells are shared by both sequences, not copied
-                self._ctx.seq_cp(source.seq, target.seq, 0, shared)
-                target.tokens = list(source.tokens[:shared])
+                self._ctx.seq_cp(source.seq, target.seq, 0, source.pos_of(shared))
+                target.hold(source.tokens[:shared], [r for r in source.runs if r.start + r.cells <= shared])
             else:
                 self._evict(target, keep_cells=True)
         if conversation is not None:
@@ -212,7 +277,7 @@ class Slots(Generic[J]):
         """Empty the whole KV cache (the context is not to be trusted): every slot holds nothing."""
         self._ctx.clear()
         for slot in self._slots:
-            slot.tokens = []
+            slot.hold([], [])
 
     def drop_saved(self) -> None:
         self.saved.clear()
@@ -251,15 +316,15 @@ class Slots(Generic[J]):
     def _keep_prefix(self, tokens: list[int], slot: Slot[J]) -> int:
         """Drop the slot's cells after the longest common prefix with the prompt (at least the last prompt
         token is evaluated again, for its logits); returns how many cells were kept."""
-        keep = min(common_prefix(slot.tokens, tokens), len(tokens) - 1)
-        if keep < len(slot.tokens) and not self._ctx.seq_rm(slot.seq, keep, -1):
+        keep = slot.cut(min(common_prefix(slot.tokens, tokens), len(tokens) - 1))
+        if keep < len(slot.tokens) and not self._ctx.seq_rm(slot.seq, slot.pos_of(keep), -1):
             self._ctx.seq_rm(slot.seq, -1, -1)  # a partial removal is impossible here: start over
             keep = 0
-        del slot.tokens[keep:]
+        slot.truncate(keep)
         # never expected, but a cache holding other than we think would be worse than slow
-        if self._ctx.seq_pos_max(slot.seq) != keep - 1:
+        if self._ctx.seq_pos_max(slot.seq) != slot.last_pos():
             self._ctx.seq_rm(slot.seq, -1, -1)
-            slot.tokens.clear()
+            slot.truncate(0)
             keep = 0
         return keep
 
@@ -274,13 +339,13 @@ class Slots(Generic[J]):
             slot.owner = None
         if not keep_cells and slot.tokens:
             self._ctx.seq_rm(slot.seq, -1, -1)
-            slot.tokens = []
+            slot.hold([], [])
 
     def _save(self, owner: str, slot: Slot[J]) -> None:
         data = self._ctx.state_get(slot.seq)
         if len(data) > self.state_budget_bytes:
             return
-        self.saved[owner] = SavedState(list(slot.tokens), data)
+        self.saved[owner] = SavedState(list(slot.tokens), data, slot.runs)
         self.saved_bytes += len(data)
         while self.saved_bytes > self.state_budget_bytes:
             _, dropped = self.saved.popitem(last=False)
@@ -288,12 +353,9 @@ class Slots(Generic[J]):
 
     def _restore(self, saved: SavedState, slot: Slot[J]) -> bool:
         self._ctx.seq_rm(slot.seq, -1, -1)
-        slot.tokens = []
-        if (
-            self._ctx.state_set(slot.seq, saved.data)
-            and self._ctx.seq_pos_max(slot.seq) == len(saved.tokens) - 1
-        ):
-            slot.tokens = list(saved.tokens)  # a copy: the parked request keeps its own
+        slot.hold(saved.tokens, saved.runs)  # a copy: the parked request keeps its own
+        if self._ctx.state_set(slot.seq, saved.data) and self._ctx.seq_pos_max(slot.seq) == slot.last_pos():
             return True
         self._ctx.seq_rm(slot.seq, -1, -1)
+        slot.hold([], [])
         return False

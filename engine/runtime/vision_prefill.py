@@ -11,12 +11,16 @@ half an image's cells are no use.
 
 In the shared KV pool an image's tokens take cells like text (its sequence's
 ``slot.tokens`` holds one placeholder per image token), so an image goes in
-only when the pool has room for all of it (``prompt_need`` tells the
-scheduler's ``_make_room`` how many cells the next step of a prompt needs).
+only when the pool has room for all of it (``prompt_need`` tells
+``Admission.make_room`` how many cells the next step of a prompt needs).
 A request parked for lack of cells keeps its images' bytes in its
 ``Request``: when its cells were not saved (a GPU, or over the state budget),
 re-evaluating its sequence feeds each image again (from the projector's cache
 by content hash), as for a new prompt.
+
+In an M-RoPE model (Qwen2-VL, Qwen2.5-VL) an image's ``n`` cells advance the
+position by fewer (``EncodedImage.n_pos``); the slot records it as a ``Run``
+(``slots.py``), so text goes on at ``slot.next_pos``, not at the cell count.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from engine.runtime.job import PREFILLING
 from engine.runtime.llama.context import Context, DecodeError
 from engine.runtime.llama.vision import Projector
 from engine.runtime.request import Request
+from engine.runtime.slots import Run
 
 
 def text_stop(request: Request, start: int, end: int) -> int:
@@ -70,21 +75,27 @@ def feed_images(projector: Projector | None, ctx: Context, jobs: Sequence[Any], 
             continue
         for image in images:
             if image.start < job.done_prompt < image.start + image.n_tokens:  # a kept prefix cut an image
-                ctx.seq_rm(slot.seq, image.start, -1)
-                del slot.tokens[image.start :]
+                ctx.seq_rm(slot.seq, slot.pos_of(image.start), -1)
+                slot.truncate(image.start)
                 job.done_prompt = job.cached = image.start
         for image in images:
             if image.start != job.done_prompt:
                 continue
             if taken + image.n_tokens > room:  # the pool has no room for all of it yet
                 break
+            pos = slot.next_pos
             try:
                 encoded = projector.encode(image.data)
-                end = projector.eval_into(ctx, encoded, seq=slot.seq, pos=len(slot.tokens))
+                if encoded.n_tokens != image.n_tokens:
+                    raise LlamadeckError("the projector split an image into another count of tokens")
+                end = projector.eval_into(ctx, encoded, seq=slot.seq, pos=pos)
             except (DecodeError, LlamadeckError) as error:
                 fail(job, error)
                 break
-            assert end == len(slot.tokens) + image.n_tokens
+            assert end == pos + encoded.n_pos
+            if projector.mrope:  # its cells' positions are not its cell indices (slots.py)
+                top = ctx.seq_pos_max(slot.seq) - pos
+                slot.runs.append(Run(len(slot.tokens), image.n_tokens, encoded.n_pos, top))
             slot.tokens.extend(job.tokens[image.start : image.start + image.n_tokens])
             job.done_prompt += image.n_tokens
             taken += image.n_tokens

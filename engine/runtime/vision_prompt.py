@@ -4,7 +4,9 @@ The chat template renders text, so each image goes into its message's text as
 a marker (before the message's text, where Ollama puts its ``[img-N]`` tags)
 that carries a per-request nonce, so no text a user types can stand for an
 image. The rendered text is tokenized piece by piece around the markers, and
-each marker becomes ``n`` copies of the image's placeholder id: a negative
+each marker becomes ``n`` copies of the image's placeholder id (between the
+text tokens the projector puts around every image, as ``mtmd_tokenize``
+does: Qwen2-VL's ``<|vision_start|>``/``<|vision_end|>``): a negative
 number drawn from the image's sha256. The prompt's length then counts the
 image's tokens (``n``, from the model's projector in the worker), history
 fitting drops old turns with their images, and prefix reuse (which compares
@@ -39,14 +41,19 @@ class ImageMarks:
     nonce: str
     images: tuple[bytes, ...]
     counts: tuple[int, ...]
+    wrap: tuple[tuple[int, ...], tuple[int, ...]] = ((), ())  # tokens before and after each image
 
     @classmethod
-    def of(cls, messages: Sequence[Message], count: Any) -> tuple[list[Message], ImageMarks | None]:
-        """``messages`` with markers before their text; ``count(images)`` gives the images' token counts."""
+    def of(
+        cls, messages: Sequence[Message], count: Any, wrap: Any = None
+    ) -> tuple[list[Message], ImageMarks | None]:
+        """``messages`` with markers before their text; ``count(images)`` gives the images' token counts,
+        ``wrap()`` the tokens around each image."""
         images = tuple(image for message in messages for image in message.images)
         if not images:
             return list(messages), None
-        marks = cls(secrets.token_hex(8), images, tuple(count(list(images))))
+        counts = tuple(count(list(images)))
+        marks = cls(secrets.token_hex(8), images, counts, wrap() if wrap is not None else ((), ()))
         marked, index = [], 0
         for message in messages:
             if message.images:
@@ -84,7 +91,8 @@ class ImageMarks:
             index = int(found.group(1))
             if index >= len(self.images):
                 raise InvalidInput("a message names an image it does not have")
-            tokens += [placeholder(self.images[index])] * self.counts[index]
+            before, after = self.wrap
+            tokens += [*before, *[placeholder(self.images[index])] * self.counts[index], *after]
             at = found.end()
         return tokens
 

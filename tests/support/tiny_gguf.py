@@ -106,13 +106,16 @@ def _tensor_shapes() -> dict[str, tuple[int, ...]]:
     return shapes
 
 
-def _add_weights(writer: gguf.GGUFWriter, qtype: gguf.GGMLQuantizationType, seed: int) -> None:
+def _add_weights(
+    writer: gguf.GGUFWriter, qtype: gguf.GGMLQuantizationType, seed: int, qk_scale: float = 0.02
+) -> None:
     rng = np.random.default_rng(seed)
     for name, shape in _tensor_shapes().items():
         if len(shape) == 1:  # norms stay F32, as llama.cpp's converters keep them
             writer.add_tensor(name, np.ones(shape, dtype=np.float32))
             continue
-        data = (rng.standard_normal(shape) * 0.02).astype(np.float32)
+        scale = qk_scale if name.endswith(("attn_q.weight", "attn_k.weight")) else 0.02
+        data = (rng.standard_normal(shape) * scale).astype(np.float32)
         if qtype == gguf.GGMLQuantizationType.F32:
             writer.add_tensor(name, data)
         elif qtype == gguf.GGMLQuantizationType.F16:
@@ -136,18 +139,24 @@ def write_tiny_gguf(
     rms_eps: float = 1e-5,
     tokenizer_model: str | None = "llama",
     extra: dict[str, int | float] | None = None,
+    arch: str = "llama",
+    rope_sections: tuple[int, int, int, int] | None = None,
+    qk_scale: float = 0.02,
 ) -> list[Path]:
     """Write a tiny llama GGUF to ``path``; returns the files written (several when split).
 
     ``pooling`` (a ``gguf.PoolingType``) makes it an embedding model;
     ``context_length``, ``rms_eps``, ``tokenizer_model`` and ``extra`` (more
     keys: u32 for an int, f32 for a float, e.g. ``{"llama.expert_count": 2}``)
-    let a test write headers llama.cpp would choke on.
+    let a test write headers llama.cpp would choke on. ``arch`` names another architecture with the same
+    tensors (``qwen2vl``, whose M-RoPE takes ``rope_sections``: they sum to half a head, 32).
+    ``qk_scale`` (the spread of the query and key weights) well above 0.02 makes attention sharp enough
+    that a token's position changes the output.
     """
     qtype, ftype = QUANT_TYPES[quant.upper()]
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    writer = gguf.GGUFWriter(path, "llama", split_max_tensors=split_tensors)
+    writer = gguf.GGUFWriter(path, arch, split_max_tensors=split_tensors)
     writer.add_name(name)
     writer.add_size_label("0.1M")
     writer.add_license(license)
@@ -160,6 +169,8 @@ def write_tiny_gguf(
     writer.add_head_count_kv(N_KV_HEAD)
     writer.add_rope_dimension_count(N_EMBD // N_HEAD)
     writer.add_rope_freq_base(10000.0)
+    if rope_sections is not None:
+        writer.add_rope_dimension_sections(rope_sections)
     writer.add_layer_norm_rms_eps(rms_eps)
     writer.add_vocab_size(N_VOCAB)
     tokens, scores, types = tiny_vocab()
@@ -181,7 +192,7 @@ def write_tiny_gguf(
             writer.add_float32(key, value)
         else:
             writer.add_uint32(key, value)
-    _add_weights(writer, qtype, seed)
+    _add_weights(writer, qtype, seed, qk_scale)
     if pad_bytes:
         writer.add_tensor("llamadeck.pad", np.zeros(pad_bytes, dtype=np.int8))
     writer.write_header_to_file()

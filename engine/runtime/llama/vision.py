@@ -57,8 +57,13 @@ class Projector:
         self._ctx = handle
         self.model = model
         self.label = label
-        self.n_embd = model.n_embd
+        import llama_cpp
+
+        # an image token's width as the text model takes it: wider than n_embd where the projector feeds
+        # several layers (Qwen3-VL's deepstack), so the embeddings are copied whole
+        self.n_embd = int(llama_cpp.llama_model_n_embd_inp(model.ptr))
         self.encodes = 0  # images encoded so far (a cache hit is not one)
+        self._wrap: tuple[tuple[int, ...], tuple[int, ...]] | None = None
         self._cache: collections.OrderedDict[str, EncodedImage] = collections.OrderedDict()
         from llama_cpp import mtmd_cpp
 
@@ -122,22 +127,35 @@ class Projector:
         chunks, chunk = self._tokenize(image)
         try:
             n_tokens = int(self._mtmd.mtmd_input_chunk_get_n_tokens(chunk))
-            if self.mrope or self._mtmd.mtmd_input_chunk_get_n_pos(chunk) != n_tokens:
-                raise InvalidInput(f"{self.label} places images by M-RoPE: not run yet")
+            if not self.mrope and self._mtmd.mtmd_input_chunk_get_n_pos(chunk) != n_tokens:
+                raise InvalidInput(f"{self.label} places an image on positions llamadeck cannot follow")
             return n_tokens
         finally:
             self._mtmd.mtmd_input_chunks_free(chunks)
 
+    def wrap(self) -> tuple[tuple[int, ...], tuple[int, ...]]:
+        """The text tokens mtmd puts before and after every image: Qwen2-VL's ``<|vision_start|>`` and
+        ``<|vision_end|>``, Gemma 3's ``<start_of_image>`` and ``<end_of_image>``, none for LLaVA. A prompt
+        holds them around each image's placeholders, as ``mtmd_tokenize`` would (read from its split)."""
+        if self._wrap is None:
+            side = 28
+            pixels = (ctypes.c_uint8 * (side * side * 3))(*([128] * (side * side * 3)))
+            chunks, _ = self._split(side, side, pixels)
+            self._mtmd.mtmd_input_chunks_free(chunks)
+        assert self._wrap is not None
+        return self._wrap
+
     def _tokenize(self, image: bytes) -> tuple[Any, Any]:
         """The image split by mtmd (its chunks, to free, and the image chunk); InvalidInput if it cannot."""
-        mtmd = self._mtmd
         decoded = decode_image(image)
         pixels = (ctypes.c_uint8 * len(decoded.pixels)).from_buffer_copy(decoded.pixels)
-        bitmap = mtmd.mtmd_bitmap_init(decoded.width, decoded.height, pixels)
+        return self._split(decoded.width, decoded.height, pixels)
+
+    def _split(self, width: int, height: int, pixels: Any) -> tuple[Any, Any]:
+        mtmd = self._mtmd
+        bitmap = mtmd.mtmd_bitmap_init(width, height, pixels)
         if not bitmap:
-            raise InvalidInput(
-                f"the projector {self.label} could not take a {decoded.width}x{decoded.height} image"
-            )
+            raise InvalidInput(f"the projector {self.label} could not take a {width}x{height} image")
         chunks = mtmd.mtmd_input_chunks_init()
         try:
             marker = mtmd.mtmd_default_marker()
@@ -145,12 +163,21 @@ class Projector:
             bitmaps = (mtmd.mtmd_bitmap_p_ctypes * 1)(bitmap)
             if mtmd.mtmd_tokenize(self._ctx, chunks, ctypes.byref(text), bitmaps, 1) != 0:
                 raise InvalidInput(f"the projector {self.label} could not split the image into tokens")
-            chunk = next(
-                c
-                for i in range(mtmd.mtmd_input_chunks_size(chunks))
-                if mtmd.mtmd_input_chunk_get_type(c := mtmd.mtmd_input_chunks_get(chunks, i))
-                == mtmd.MTMD_INPUT_CHUNK_TYPE_IMAGE
-            )
+            chunk: Any = None
+            texts: tuple[list[int], list[int]] = ([], [])  # the text before the image chunk and after it
+            for i in range(mtmd.mtmd_input_chunks_size(chunks)):
+                c = mtmd.mtmd_input_chunks_get(chunks, i)
+                if mtmd.mtmd_input_chunk_get_type(c) == mtmd.MTMD_INPUT_CHUNK_TYPE_TEXT:
+                    n = ctypes.c_size_t()
+                    ids = mtmd.mtmd_input_chunk_get_tokens_text(c, ctypes.byref(n))
+                    texts[chunk is not None].extend(int(ids[k]) for k in range(n.value))
+                elif chunk is None:
+                    chunk = c
+                else:  # (MiniCPM-V, Idefics3: an overview and slices, each a chunk with text between)
+                    raise InvalidInput(f"the projector {self.label} cuts images in slices: not supported yet")
+            if chunk is None:
+                raise InvalidInput(f"the projector {self.label} made no image tokens of the image")
+            self._wrap = (tuple(texts[0]), tuple(texts[1]))
         except BaseException:
             mtmd.mtmd_input_chunks_free(chunks)
             raise

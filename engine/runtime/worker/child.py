@@ -126,6 +126,8 @@ class _Server:
             )
         elif name == "image_tokens":
             self._answer(cid, lambda: self.loaded.image_tokens(args[0]))
+        elif name == "image_wrap":
+            self._answer(cid, self.loaded.image_wrap)
         elif name == "stats":
             self._answer(cid, self.loaded.scheduler.stats)
         elif name == "embed_batches":

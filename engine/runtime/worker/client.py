@@ -186,6 +186,11 @@ class Worker:
         counts: list[int] = self._call("image_tokens", (images,))
         return counts
 
+    def image_wrap(self) -> tuple[tuple[int, ...], tuple[int, ...]]:
+        """The tokens the model's projector puts before and after each image (none for some)."""
+        wrap: tuple[tuple[int, ...], tuple[int, ...]] = self._call("image_wrap", ())
+        return wrap
+
     def stats(self) -> SchedulerStats | None:
         """The scheduler's snapshot; None once the worker has stopped."""
         try:

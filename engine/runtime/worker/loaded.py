@@ -127,6 +127,16 @@ class LoadedModel:
             raise InvalidInput("this model has no vision projector")
         return COMPUTE.call(lambda: [projector.count(image) for image in images])
 
+    def image_wrap(self) -> tuple[tuple[int, ...], tuple[int, ...]]:
+        """The tokens before and after each image in a prompt (``Projector.wrap``)."""
+        from engine.errors import InvalidInput
+        from engine.runtime.llama.compute import COMPUTE
+
+        projector = self.projector
+        if projector is None:
+            raise InvalidInput("this model has no vision projector")
+        return COMPUTE.call(projector.wrap)
+
     @property
     def embed_batches(self) -> int:
         """Embedding batches decoded so far, all callers together (0 before the first embed)."""
