@@ -9,6 +9,10 @@ Two kinds of server are spoken to, found by asking (``connect``):
 - OpenAI-compatible only (vLLM, llama-server, SGLang): ``/v1/models`` and
   ``/v1/chat/completions``: list and chat; anything else is one line naming the server.
 
+A reply's tool calls come back as the model's text of them and its
+reasoning as ``Token.thinking`` (``openai_turns``), so a remote stream reads
+as a local one to every front end.
+
 What only this machine's store can do (verify, create, import, ...) is
 refused in one line naming the server: no call ever falls through to the
 local store, which this object never opens. A server named by the user is
@@ -34,6 +38,7 @@ from engine.events import Done, EventSink, Generation, Token, ignore
 from engine.facade import Engine, LoadedModel
 from engine.ingest.hub.search import HubRepo
 from engine.library import ModelDetails, StoreProblem
+from engine.remote.openai_turns import StreamedCalls, ollama_calls_text, openai_messages
 from engine.remote.shapes import (
     PullLines,
     RemoteModel,
@@ -66,6 +71,8 @@ _OPENAI_OPTIONS = {
     "presence_penalty": "presence_penalty",
     "frequency_penalty": "frequency_penalty",
 }
+
+_EFFORTS = {"low": "low", "medium": "medium", "high": "high"}  # Ollama's think -> OpenAI's reasoning_effort
 
 
 def connect(url: str, *, api_key: str | None = None, name: str | None = None) -> RemoteEngine:
@@ -268,7 +275,7 @@ class RemoteEngine(Engine):
         """
         turns = [_turn(m) for m in messages]
         if self.kind == OPENAI:
-            return self._openai_chat(reference, turns, options, tools, tool_choice, cancel)
+            return self._openai_chat(reference, turns, options, tools, tool_choice, cancel, think)
         body = _drop_none(
             {
                 "model": reference,
@@ -314,7 +321,7 @@ class RemoteEngine(Engine):
             turns = ([{"role": "system", "content": system}] if system else []) + [
                 {"role": "user", "content": prompt}
             ]
-            return self._openai_chat(reference, turns, merged, None, None, cancel)
+            return self._openai_chat(reference, turns, merged, None, None, cancel, think)
         body = _drop_none(
             {
                 "model": reference,
@@ -343,6 +350,7 @@ class RemoteEngine(Engine):
                     continue
                 message = table(line.get("message"))
                 text = str(message.get("content") or line.get("response") or "")
+                text += ollama_calls_text(message.get("tool_calls"))  # as the model's text: see openai_turns
                 thinking = str(message.get("thinking") or line.get("thinking") or "")
                 if text or thinking:
                     yield Token(text, thinking)
@@ -362,16 +370,19 @@ class RemoteEngine(Engine):
         tools: Sequence[Mapping[str, Any]] | None,
         tool_choice: str | Mapping[str, Any] | None,
         cancel: CancelToken,
+        think: bool | str | None = None,
     ) -> Iterator[Generation]:
         body: dict[str, Any] = {
             "model": reference,
-            "messages": [{k: v for k, v in t.items() if k in ("role", "content")} for t in turns],
+            "messages": openai_messages(turns),
             "stream": True,
             "stream_options": {"include_usage": True},
         }
         for name, value in (options or {}).items():
             if name in _OPENAI_OPTIONS and value is not None:
                 body[_OPENAI_OPTIONS[name]] = value
+        if think is not None and think is not True:  # True: the model's default, as no effort is
+            body["reasoning_effort"] = _EFFORTS.get(str(think), "high") if think else "none"
         if tools:
             body["tools"] = list(tools)
             if tool_choice is not None:
@@ -383,6 +394,7 @@ class RemoteEngine(Engine):
         first: float | None = None
         reason = ""
         usage: dict[str, Any] = {}
+        calls = StreamedCalls(self.where)
         try:
             for item in self._wire.events("/v1/chat/completions", body, cancel=cancel):
                 if not isinstance(item, dict):
@@ -397,8 +409,11 @@ class RemoteEngine(Engine):
                         if text or thinking:
                             first = first if first is not None else time.perf_counter()
                             yield Token(text, thinking)
+                        calls.feed(delta.get("tool_calls"))
                     if isinstance(choice, dict) and choice.get("finish_reason"):
                         reason = str(choice["finish_reason"])
+                        if called := calls.text():  # whole now: as the model's text, as a local stream has it
+                            yield Token(called)
         except Cancelled:
             yield _cancelled(started)
             return
