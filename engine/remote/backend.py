@@ -318,9 +318,10 @@ class RemoteEngine(Engine):
         if self.kind == OPENAI:
             if raw or suffix or context:
                 raise InvalidInput(f"{self.where} offers only the OpenAI API (/v1): no raw prompt there")
-            turns = ([{"role": "system", "content": system}] if system else []) + [
-                {"role": "user", "content": prompt}
-            ]
+            user: dict[str, Any] = {"role": "user", "content": prompt}
+            if images:
+                user["images"] = [_base64(i) for i in images]
+            turns = ([{"role": "system", "content": system}] if system else []) + [user]
             return self._openai_chat(reference, turns, merged, None, None, cancel, think)
         body = _drop_none(
             {

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from tui.cli.common import CliError, chosen_server, interactive, open_engine, progress_view
@@ -65,16 +65,17 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     remote = engine.where != "local"  # a server named by the user: it is the engine here
     images: list[bytes] = []
-    if "vision" in engine.show(args.model).capabilities:  # "what is in ./photo.jpg", as ollama run
+    seeing = engine.show(args.model).capabilities  # a /v1 server does not say: it decides what it sees
+    if "vision" in seeing or (remote and not seeing):  # "what is in ./photo.jpg", as ollama run
         from tui.cli.image_paths import extract_images
 
         prompt, images = extract_images(prompt)
 
     def generate(cancel: Any, emit: Callable[[object], None]) -> None:
         # a serve on this store may have the model loaded: it must prove it serves this store first
-        server = None if remote or images else server_for_store(engine.store_proof, here())
+        server = None if remote else server_for_store(engine.store_proof, here())
         if server is not None:  # checked just now, on the connection the prompt goes on
-            _generate_on_server(server, args, prompt, think, cancel, emit)
+            _generate_on_server(server, args, prompt, think, cancel, emit, images)
             return
         events = engine.generate(
             args.model,
@@ -110,8 +111,12 @@ def _generate_on_server(
     think: bool | str | None,
     cancel: Any,
     emit: Callable[[object], None],
+    images: Sequence[bytes] = (),
 ) -> None:
-    """``run`` through a running ``llamadeck serve`` (Ollama's /api/generate), events as the engine's."""
+    """``run`` through a running ``llamadeck serve`` (Ollama's /api/generate, images as base64), events
+    as the engine's."""
+    import base64
+
     from engine import Cancelled, Done, LlamadeckError, Token
     from tui.client import ServerError, stream
 
@@ -123,6 +128,8 @@ def _generate_on_server(
         body["raw"] = True
     if think is not None:
         body["think"] = think
+    if images:
+        body["images"] = [base64.b64encode(image).decode() for image in images]
     remove = cancel.on_cancel(server.interrupt)
     try:
         for line in stream(server, "/api/generate", body):
