@@ -33,7 +33,14 @@ from pathlib import Path
 from typing import Any
 
 from engine.cancel import NEVER, CancelToken
-from engine.errors import Cancelled, InvalidInput, InvalidReference, ModelNotFound, NotFound
+from engine.errors import (
+    Cancelled,
+    InvalidInput,
+    InvalidReference,
+    LlamadeckError,
+    ModelNotFound,
+    NotFound,
+)
 from engine.events import Done, EventSink, Generation, Token, ignore
 from engine.facade import Engine, LoadedModel
 from engine.ingest.hub.search import HubRepo
@@ -42,6 +49,7 @@ from engine.remote.openai_turns import StreamedCalls, ollama_calls_text, openai_
 from engine.remote.shapes import (
     PullLines,
     RemoteModel,
+    loading_model,
     ollama_done,
     openai_done,
     openai_model,
@@ -50,6 +58,7 @@ from engine.remote.shapes import (
     table,
     tags_model,
 )
+from engine.remote.waits import Waits
 from engine.remote.wire import Wire
 from engine.runtime.loading import LoadingModel
 from engine.server_settings import ServerSettings
@@ -102,6 +111,8 @@ class RemoteEngine(Engine):
         self._wire = wire
         self.kind = kind
         self._remote_settings = ServerSettings()
+        self._waits = Waits()
+        self._reports_loads: bool | None = None  # llamadeck's /api/llamadeck/loading; None: not asked yet
 
     # where it is ---------------------------------------------------------------
 
@@ -138,7 +149,23 @@ class RemoteEngine(Engine):
         return [f"llama.cpp's log is on the server, {self._wire.name}"]
 
     def loading(self) -> list[LoadingModel]:
-        return []  # the API has no load progress
+        """A llamadeck server's loads in flight, with llama.cpp's progress (a route of ours); an Ollama's:
+        this engine's requests still waiting for their first answer, seconds only (its API has no
+        progress); a /v1 server's: none (it holds its model loaded). Never raises: a gauge's poll."""
+        if self.kind == OPENAI:
+            return []
+        if self._reports_loads is not False:
+            try:
+                answer = self._wire.json("GET", "/api/llamadeck/loading")
+            except NotFound:
+                self._reports_loads = False  # an Ollama: not asked again
+            except LlamadeckError:
+                return self._waits.snapshot()
+            else:
+                self._reports_loads = True
+                items = answer.get("models") if isinstance(answer, dict) else None
+                return [loading_model(m) for m in items or [] if isinstance(m, dict)]
+        return self._waits.snapshot()
 
     def store_problems(self) -> list[StoreProblem]:
         return []
@@ -243,7 +270,8 @@ class RemoteEngine(Engine):
             return 0.0
         body = _drop_none({"model": reference, "options": dict(options or {}) or None})
         body |= _drop_none({"keep_alive": keep_alive})
-        answer = self._wire.json("POST", "/api/generate", body, timeout=None)
+        with self._waits.waiting(reference):
+            answer = self._wire.json("POST", "/api/generate", body, timeout=None)
         return float(answer.get("load_duration") or 0) * 1e-9 if isinstance(answer, dict) else 0.0
 
     def unload(self, reference: str | None = None) -> list[str]:
@@ -345,8 +373,10 @@ class RemoteEngine(Engine):
 
     def _ollama_stream(self, path: str, body: dict[str, Any], cancel: CancelToken) -> Iterator[Generation]:
         started = time.perf_counter()
+        wait = self._waits.begin(str(body["model"]))  # until the server's first line: a load, seconds only
         try:
             for line in self._wire.lines("POST", path, body, cancel=cancel):
+                self._waits.end(wait)
                 if not isinstance(line, dict):
                     continue
                 message = table(line.get("message"))
@@ -361,6 +391,8 @@ class RemoteEngine(Engine):
         except Cancelled:
             yield _cancelled(started)
             return
+        finally:
+            self._waits.end(wait)
         raise self._cut_short()
 
     def _openai_chat(

@@ -18,6 +18,7 @@ from typing import Any
 from engine.events import Done, Event, Progress, Status
 from engine.facade import LoadedModel
 from engine.library import ModelDetails
+from engine.runtime.loading import LoadingModel
 from engine.store.manifest import Manifest, ModelConfig, ModelFile
 from engine.text import one_line
 
@@ -268,3 +269,10 @@ def openai_done(reason: str, usage: dict[str, Any], started: float, first: float
         cached_tokens=_int(details.get("cached_tokens")),
         total_seconds=now - started,
     )
+
+
+def loading_model(entry: dict[str, Any]) -> LoadingModel:
+    """One load of llamadeck's ``/api/llamadeck/loading`` (progress 0 to 1; null: not said)."""
+    progress = entry.get("progress")
+    fraction = min(max(_float(progress), 0.0), 1.0) if progress is not None else None
+    return LoadingModel(_text(entry.get("name"), 300), fraction, max(_float(entry.get("seconds")), 0.0))
