@@ -41,10 +41,11 @@ from engine.errors import (
     ModelNotFound,
     NotFound,
 )
-from engine.events import Done, EventSink, Generation, Token, ignore
+from engine.events import Done, EventSink, Generation, Status, Token, ignore
 from engine.facade import Engine, LoadedModel
 from engine.ingest.hub.search import HubRepo
 from engine.library import ModelDetails, StoreProblem
+from engine.machine.quant import VariantFit
 from engine.remote.openai_turns import StreamedCalls, ollama_calls_text, openai_messages
 from engine.remote.shapes import (
     PullLines,
@@ -57,6 +58,7 @@ from engine.remote.shapes import (
     shown_model,
     table,
     tags_model,
+    variant_fit,
 )
 from engine.remote.waits import Waits
 from engine.remote.wire import Wire
@@ -67,6 +69,7 @@ from engine.store.removal import Removal
 from engine.templates.message import Message
 
 OLLAMA = "ollama"  # /api/... (Ollama, llamadeck serve)
+SURVEY_TIMEOUT = 120.0  # a server surveying a Hub repository reads its listing and GGUF headers
 OPENAI = "openai"  # /v1 only
 # Ollama option names and what OpenAI-compatible servers call them (top_k, min_p: vLLM's and llama-server's)
 _OPENAI_OPTIONS = {
@@ -96,7 +99,11 @@ def connect(url: str, *, api_key: str | None = None, name: str | None = None) ->
     except NotFound:
         answer = None
     if isinstance(answer, dict) and "version" in answer:
-        return RemoteEngine(wire, OLLAMA)
+        try:  # a llamadeck: its own routes (load progress, quantizations) are there too
+            wire.json("GET", "/api/llamadeck/loading")
+        except NotFound:
+            return RemoteEngine(wire, OLLAMA)
+        return RemoteEngine(wire, OLLAMA, llamadeck=True)
     try:
         wire.json("GET", "/v1/models")
     except NotFound:
@@ -107,12 +114,13 @@ def connect(url: str, *, api_key: str | None = None, name: str | None = None) ->
 class RemoteEngine(Engine):
     """The engine's facade over another machine's server (see the module's docstring)."""
 
-    def __init__(self, wire: Wire, kind: str) -> None:  # no super().__init__: no local store is opened
+    def __init__(self, wire: Wire, kind: str, *, llamadeck: bool = False) -> None:
+        # no super().__init__: no local store is opened
         self._wire = wire
         self.kind = kind
+        self.llamadeck = llamadeck  # a llamadeck server: /api/llamadeck/... (api.llamadeck_routes) answers
         self._remote_settings = ServerSettings()
         self._waits = Waits()
-        self._reports_loads: bool | None = None  # llamadeck's /api/llamadeck/loading; None: not asked yet
 
     # where it is ---------------------------------------------------------------
 
@@ -154,18 +162,14 @@ class RemoteEngine(Engine):
         progress); a /v1 server's: none (it holds its model loaded). Never raises: a gauge's poll."""
         if self.kind == OPENAI:
             return []
-        if self._reports_loads is not False:
-            try:
-                answer = self._wire.json("GET", "/api/llamadeck/loading")
-            except NotFound:
-                self._reports_loads = False  # an Ollama: not asked again
-            except LlamadeckError:
-                return self._waits.snapshot()
-            else:
-                self._reports_loads = True
-                items = answer.get("models") if isinstance(answer, dict) else None
-                return [loading_model(m) for m in items or [] if isinstance(m, dict)]
-        return self._waits.snapshot()
+        if not self.llamadeck:
+            return self._waits.snapshot()
+        try:
+            answer = self._wire.json("GET", "/api/llamadeck/loading")
+        except LlamadeckError:
+            return self._waits.snapshot()
+        items = answer.get("models") if isinstance(answer, dict) else None
+        return [loading_model(m) for m in items or [] if isinstance(m, dict)]
 
     def store_problems(self) -> list[StoreProblem]:
         return []
@@ -227,9 +231,19 @@ class RemoteEngine(Engine):
                 on_event(event)
         return self._pulled(reference)
 
-    def variants(self, reference: str, **_: Any) -> list[Any]:
-        """Not listed over the API: the pull dialog then pulls the reference as typed."""
-        raise InvalidReference(f"{self.where} picks the quantization: name one as REPO:QUANT to choose")
+    def variants(
+        self, reference: str, *, on_event: EventSink = ignore, cancel: CancelToken = NEVER
+    ) -> list[VariantFit]:
+        """A Hub repository's quantizations as a llamadeck server surveys them: sizes, and the fits of
+        that server's machine, where the model would run. Another server picks the quantization itself:
+        InvalidReference, so the pull dialog pulls the reference as typed (REPO:QUANT names one)."""
+        if not self.llamadeck:
+            raise InvalidReference(f"{self.where} picks the quantization: name one as REPO:QUANT to choose")
+        on_event(Status(f"asking {self.where} for the quantizations of {reference}"))
+        path, body = "/api/llamadeck/variants", {"model": reference}
+        answer = self._wire.json("POST", path, body, timeout=SURVEY_TIMEOUT, cancel=cancel)
+        items = answer.get("variants") if isinstance(answer, dict) else None
+        return [variant_fit(v) for v in items or [] if isinstance(v, dict)]
 
     def search(self, query: str, *, limit: int = 30, cancel: CancelToken = NEVER) -> list[HubRepo]:
         """Hugging Face's GGUF repositories, asked from this machine (the server pulls what is chosen)."""

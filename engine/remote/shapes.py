@@ -18,6 +18,8 @@ from typing import Any
 from engine.events import Done, Event, Progress, Status
 from engine.facade import LoadedModel
 from engine.library import ModelDetails
+from engine.machine.memory import Fit
+from engine.machine.quant import VariantFit
 from engine.runtime.loading import LoadingModel
 from engine.store.manifest import Manifest, ModelConfig, ModelFile
 from engine.text import one_line
@@ -276,3 +278,15 @@ def loading_model(entry: dict[str, Any]) -> LoadingModel:
     progress = entry.get("progress")
     fraction = min(max(_float(progress), 0.0), 1.0) if progress is not None else None
     return LoadingModel(_text(entry.get("name"), 300), fraction, max(_float(entry.get("seconds")), 0.0))
+
+
+def variant_fit(entry: dict[str, Any]) -> VariantFit:
+    """One quantization of llamadeck's ``/api/llamadeck/variants`` (fits: "VRAM", "RAM" or "")."""
+    fits = _text(entry.get("fits_in"), 10)
+    return VariantFit(
+        quant=_text(entry.get("quant"), 60),
+        size=_int(entry.get("size")),
+        need=_int(entry.get("need")),
+        fits_in=Fit(fits) if fits in ("VRAM", "RAM") else Fit.NONE,
+        recommended=entry.get("recommended") is True,
+    )
