@@ -70,6 +70,7 @@ from engine.machine.quant import VariantFit
 from engine.options import OptionInfo, parameter_pairs, parse_options
 from engine.options import describe as describe_options
 from engine.remote import RemoteEngine, connect
+from engine.remote.shapes import loaded_from_ps
 from engine.request_options import request_options
 from engine.runtime.infill import has_fim_tokens, inserts
 from engine.runtime.loading import LoadingModel
@@ -169,6 +170,7 @@ __all__ = [
     "describe_settings",
     "format_gib",
     "format_size",
+    "loaded_from_ps",
     "from_environment",
     "has_fim_tokens",
     "inserts",

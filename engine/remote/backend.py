@@ -50,11 +50,11 @@ from engine.remote.openai_turns import StreamedCalls, ollama_calls_text, openai_
 from engine.remote.shapes import (
     PullLines,
     RemoteModel,
+    loaded_from_ps,
     loading_model,
     ollama_done,
     openai_done,
     openai_model,
-    running_model,
     shown_model,
     table,
     tags_model,
@@ -268,7 +268,7 @@ class RemoteEngine(Engine):
         self._needs_ollama("list the models it has loaded")
         data = self._wire.json("GET", "/api/ps")
         items = data.get("models") if isinstance(data, dict) else None
-        return [running_model(m) for m in items or [] if isinstance(m, dict)]
+        return [loaded_from_ps(m) for m in items or [] if isinstance(m, dict)]
 
     def load(
         self,

@@ -183,8 +183,9 @@ def shown_model(model: RemoteModel, answer: dict[str, Any]) -> ModelDetails:
     )
 
 
-def running_model(entry: dict[str, Any]) -> LoadedModel:
-    """One model of Ollama's ``/api/ps`` (what llamadeck's adds, slots and queue, when it is there)."""
+def loaded_from_ps(entry: dict[str, Any]) -> LoadedModel:
+    """One model of Ollama's ``/api/ps`` (what llamadeck's adds, slots and queue, when it is there): how
+    ``ps`` reads both a named server's answer and this machine's serve's."""
     expires = _expires_in(entry.get("expires_at"))
     return LoadedModel(
         reference=_text(entry.get("name") or entry.get("model"), 300),
