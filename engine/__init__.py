@@ -89,6 +89,7 @@ from engine.shape import ModelShape
 from engine.store.cleanup import UNUSED_BLOB_GRACE, PruneReport
 from engine.store.manifest import DraftModel, Manifest, ModelConfig, ModelFile
 from engine.store.removal import Removal
+from engine.surface import EngineSurface
 from engine.templates.message import Message
 from engine.templates.thinking import thinks
 from engine.text import one_line, quoted, visible
@@ -107,6 +108,7 @@ __all__ = [
     "Done",
     "Embeddings",
     "Engine",
+    "EngineSurface",
     "Event",
     "EventSink",
     "Fit",

@@ -30,7 +30,7 @@ import os
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engine.cancel import NEVER, CancelToken
 from engine.errors import (
@@ -66,6 +66,7 @@ from engine.runtime.loading import LoadingModel
 from engine.server_settings import ServerSettings
 from engine.store.manifest import Manifest
 from engine.store.removal import Removal
+from engine.surface import EngineSurface
 from engine.templates.message import Message
 
 OLLAMA = "ollama"  # /api/... (Ollama, llamadeck serve)
@@ -548,6 +549,13 @@ def _local_only(name: str) -> Callable[..., Any]:
     refuse.__name__ = name
     refuse.__doc__ = f"Refused in one line: ``{name}`` needs this machine's store."
     return refuse
+
+
+if TYPE_CHECKING:
+
+    def _one_surface(local: Engine, remote: RemoteEngine) -> tuple[EngineSurface, EngineSurface]:
+        """Never run: mypy checks here that both engines satisfy the one Protocol (``engine.surface``)."""
+        return local, remote
 
 
 # Every other public method of the facade (verify, create, import, blobs, embeddings, ...) is refused
