@@ -7,11 +7,13 @@ the RemoteEngine gives it back as the model's text, so the parser every front
 end runs (the app's ``ReplyPieces``) finds the same call a local engine's
 stream gives. A /v1 server then takes the call and its result back in
 OpenAI's shape (ids paired), and OpenAI deltas that split a call's arguments
-(as vLLM streams them) are put back together.
+(as vLLM streams them) are put back together. The app's chat, on a /v1-only
+server, shows the call in its tool-call view and keeps it, as it does locally.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,6 +23,7 @@ from engine import Done, Engine, Token, connect
 from engine.remote.openai_turns import StreamedCalls, openai_messages
 from tests.support.api_server import running_api, running_asgi
 from tests.support.caller_gguf import WEATHER, write_caller_gguf
+from tests.support.chat_app import make_app, ready, send, stored, sync, until, views
 from tests.support.partial_servers import ollama_only, openai_only, second_machine
 from tests.support.said_gguf import ANSWER, THINK_TEMPLATE, THINKER, THINKING, write_said_gguf
 from tui.widgets.chat_tools import ReplyPieces
@@ -132,3 +135,33 @@ def test_reasoning_comes_as_thinking_from_each_kind_of_server_and_think_false_tu
         assert "".join(t.thinking for t in tokens).strip() == THINKING, url
         assert "".join(t.text for t in tokens).strip() == ANSWER
         assert not any(e.thinking for e in plain if isinstance(e, Token))
+
+
+@sync
+async def test_the_apps_chat_shows_a_remote_call_as_a_call(gpu_box: Engine, tmp_path: Path) -> None:
+    """The app on a /v1-only server (the call comes as OpenAI deltas): the tool-call view, as locally."""
+    from textual.widgets import TextArea
+
+    from tui.screens.chat_settings import ChatSettingsScreen
+    from tui.widgets.chat_input import ChatInput
+    from tui.widgets.chat_tools import ToolCallView
+
+    config = tmp_path / "config" / "llamadeck" / "config.toml"
+    config.parent.mkdir(parents=True, exist_ok=True)
+    config.write_text("[parameters]\nnum_predict = 32\ntemperature = 0\n", encoding="utf-8")
+    with running_asgi(openai_only(gpu_box)) as url:
+        app = make_app(connect(url, name="vllm-box"), tmp_path, config, chat_model=CALLER)
+        async with app.run_test(size=(100, 30)) as pilot:
+            await ready(app, pilot)
+            app.query_one(ChatInput).focus()
+            await pilot.press("ctrl+s")
+            await until(pilot, lambda: isinstance(app.screen, ChatSettingsScreen))
+            app.screen.query_one("#tools", TextArea).load_text(json.dumps(TOOLS))
+            await pilot.press("ctrl+s")
+            await until(pilot, lambda: not isinstance(app.screen, ChatSettingsScreen))
+            await send(app, pilot, "What is the weather in Paris?")
+            assert views(app)[-1].content == "Checking."
+            shown = [(c.call_name, c.arguments) for v in views(app) for c in v.query(ToolCallView)]
+            assert shown == [("get_weather", {"city": "Paris"})]
+            (call,) = stored(app)[-1].tool_calls
+            assert call["function"] == {"index": 0, "name": "get_weather", "arguments": {"city": "Paris"}}
