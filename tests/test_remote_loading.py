@@ -6,6 +6,7 @@ the API waits, so the test looks at leisure: a llamadeck server says how far
 the load has got (``/api/llamadeck/loading``, a route of ours), an Ollama-shaped
 one only lets the client count the seconds its request has waited. Then the
 load is let go, and nothing is listed any more; ``/api/ps`` kept Ollama's shape.
+The app's pending reply says the same while it waits on either server.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import pytest
 from engine import Engine, LoadingModel, connect
 from engine.remote.waits import Waits
 from tests.support.api_server import running_api, running_asgi
+from tests.support.chat_app import make_app, pane, ready, short_replies, stored, sync, until, views
 from tests.support.held_load import release
 from tests.support.partial_servers import TINY, ollama_only, openai_only, second_machine
 from tests.test_worker_crash import held_log, let_go, wait_for_worker
@@ -84,3 +86,34 @@ def test_a_v1_server_loads_nothing_and_waits_are_per_model(gpu_box: Engine) -> N
         assert sorted(m.reference for m in waits.snapshot()) == ["a", "b"]  # one entry per model
     waits.end(first)
     assert waits.snapshot() == []
+
+
+@pytest.mark.parametrize(
+    ("kind", "said"), [("llamadeck", "loading Tiny-GGUF:Q8_0 "), ("ollama", "waiting for Tiny-GGUF:Q8_0 · ")]
+)
+@sync
+async def test_the_apps_reply_waits_with_the_servers_figures(
+    gpu_box: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kind: str, said: str
+) -> None:
+    """The app while the model loads on the server: percent and seconds from a llamadeck, seconds only
+    from an Ollama, where the reply waits; then the reply streams."""
+    from textual.widgets import Static
+
+    from tui.widgets.chat_input import ChatInput
+
+    def note() -> str:
+        return str(views(app)[-1].query_one(".header", Static).render())
+
+    fifo = held_log(tmp_path, monkeypatch)
+    server = running_api(gpu_box) if kind == "llamadeck" else running_asgi(ollama_only(gpu_box))
+    with server as url:
+        app = make_app(connect(url), tmp_path, short_replies(tmp_path), chat_model=TINY)
+        async with app.run_test(size=(160, 30)) as pilot:
+            await ready(app, pilot)
+            app.query_one(ChatInput).load_text("Hello there")
+            app.query_one(ChatInput).focus()
+            await pilot.press("enter")
+            await until(pilot, lambda: said in note(), 60)
+            release(fifo)
+            await until(pilot, lambda: pane(app).generation is None, 60)
+            assert stored(app)[-1].status == "complete"
