@@ -6,9 +6,10 @@ Route families live in their own modules, each an ``APIRouter`` included
 here: model management (``api.models``), generation (``api.generate``),
 embeddings (``api.embeddings``), the OpenAI-compatible routes (``api.openai``),
 OpenAI's Responses API (``api.responses``), Anthropic's Messages API
-(``api.anthropic``) and model making (``api.create``). Routes reach the engine through ``api.deps.engine_of``,
-never through this module, so the app imports its routers and none imports
-the app back.
+(``api.anthropic``), model making (``api.create``) and llamadeck's own
+(``api.llamadeck_routes``). Routes reach the engine through
+``api.deps.engine_of``, never through this module, so the app imports its
+routers and none imports the app back.
 """
 
 from __future__ import annotations
@@ -19,7 +20,18 @@ from collections.abc import Iterable
 from fastapi import APIRouter, FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api import anthropic, create, embeddings, errors, generate, limits, models, openai, responses
+from api import (
+    anthropic,
+    create,
+    embeddings,
+    errors,
+    generate,
+    limits,
+    llamadeck_routes,
+    models,
+    openai,
+    responses,
+)
 from api.security import Guard, check_api_key
 from engine import Engine
 
@@ -31,6 +43,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     responses.router,
     anthropic.router,
     create.router,
+    llamadeck_routes.router,
 )
 _UNLIMITED_PREFIXES = ("/api/blobs/",)  # uploads of model files: LLAMADECK_MAX_BLOB_BYTES, in api.create
 _SENT_AFTER_DISCONNECT = "socket.send() raised exception."  # asyncio's words, logged as a warning

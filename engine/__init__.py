@@ -70,6 +70,7 @@ from engine.machine.quant import VariantFit
 from engine.options import OptionInfo, parameter_pairs, parse_options
 from engine.options import describe as describe_options
 from engine.remote import RemoteEngine, connect
+from engine.remote.shapes import loaded_from_ps
 from engine.request_options import request_options
 from engine.runtime.infill import has_fim_tokens, inserts
 from engine.runtime.loading import LoadingModel
@@ -88,6 +89,7 @@ from engine.shape import ModelShape
 from engine.store.cleanup import UNUSED_BLOB_GRACE, PruneReport
 from engine.store.manifest import DraftModel, Manifest, ModelConfig, ModelFile
 from engine.store.removal import Removal
+from engine.surface import EngineSurface
 from engine.templates.message import Message
 from engine.templates.thinking import thinks
 from engine.text import one_line, quoted, visible
@@ -106,6 +108,7 @@ __all__ = [
     "Done",
     "Embeddings",
     "Engine",
+    "EngineSurface",
     "Event",
     "EventSink",
     "Fit",
@@ -169,6 +172,7 @@ __all__ = [
     "describe_settings",
     "format_gib",
     "format_size",
+    "loaded_from_ps",
     "from_environment",
     "has_fim_tokens",
     "inserts",

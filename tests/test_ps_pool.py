@@ -8,7 +8,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from engine import Engine
+from engine import Engine, loaded_from_ps
 from tests.support.api_server import running_api
 from tests.support.fake_hub import FakeHub
 from tests.support.tiny_gguf import write_tiny_gguf
@@ -44,15 +44,16 @@ def test_ps_reports_the_pool_and_the_drafts_taken(engine: Engine) -> None:
         entry["kv_used"],
     )
     taken = 100 * entry["accepted"] // entry["drafted"]
-    assert _sequences(entry).endswith(f"drafts {taken}% taken")
-    assert f"{entry['kv_used']}/" in _sequences(entry)
+    assert _sequences(loaded_from_ps(entry)).endswith(f"drafts {taken}% taken")
+    assert f"kv {entry['kv_used']}/" in _sequences(loaded_from_ps(entry))
     cells = session_cells(loaded)
     assert cells[7].endswith(f"drafts {taken}% taken") and cells[5].startswith(str(entry["kv_used"]))
 
 
 def test_ps_of_a_server_that_says_nothing_of_pools_shows_a_dash() -> None:
-    assert _sequences({"name": "llama3:latest", "size": 1}) == "-"  # Ollama's own answer
-    assert _sequences({"num_parallel": 4, "sequences_busy": 1, "queued": 2}) == "1/4 · 2 queued"
+    assert _sequences(loaded_from_ps({"name": "llama3:latest", "size": 1})) == "-"  # Ollama's own answer
+    pool = {"num_parallel": 4, "sequences_busy": 1, "queued": 2, "kv_cells": 100, "kv_used": 10}
+    assert _sequences(loaded_from_ps(pool)) == "1/4 · kv 10/100 · 2 queued"
 
 
 def test_verbose_says_how_many_of_a_replys_drafts_were_taken(

@@ -52,7 +52,11 @@ async def test_the_app_pulls_chats_and_stops_a_model_on_a_second_serve(
             assert app.sub_title == "on gpu-box"
             await pilot.press("p")
             await until(pilot, lambda: isinstance(app.screen, PullScreen))
-            await pilot.press(*"acme/Tiny-GGUF:Q8_0", "enter")  # no variants over the API: pulled as typed
+            await pilot.press(*"acme/Tiny-GGUF", "enter")
+            # the server's quantizations (/api/llamadeck/variants), with the fits of its machine
+            await until(pilot, lambda: app.screen.stage == "variants", 60)  # type: ignore[attr-defined]
+            assert app.screen.query_one("#variants").row_count == 1
+            await pilot.press("enter")
             await until(pilot, lambda: [m.reference for m in gpu_box.list_models()] == [TINY], 60)
             await until(pilot, lambda: not isinstance(app.screen, PullScreen))
             models = app.query_one(ModelsPane)

@@ -170,3 +170,18 @@ def test_close_ends_what_waits_on_the_server() -> None:
         with pytest.raises(NetworkError, match="ended the reply before it was done|broke"):
             next(events)
         assert left.wait(30), "the server never saw the connection close"
+
+
+def test_the_one_surface_names_every_method_the_remote_engine_answers_itself() -> None:
+    """``engine.surface.EngineSurface`` is where the shared signatures are written (mypy checks both
+    engines against it): a method the remote engine answers is in it, every other one is refused."""
+    from engine import EngineSurface
+
+    own = {
+        name
+        for name, member in vars(RemoteEngine).items()
+        if not name.startswith("_")
+        and (isinstance(member, property) or member.__qualname__.startswith("RemoteEngine."))
+    }
+    surface = {name for name in vars(EngineSurface) if not name.startswith("_")}
+    assert own - {"url"} == surface  # url: where it is, which only a remote engine has

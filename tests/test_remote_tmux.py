@@ -42,6 +42,8 @@ def test_the_app_on_a_second_serve_pulls_chats_and_stops_a_model(
             wait_for(lambda: "search the Hub" in screen(session), session=session)
             tmux("send-keys", "-t", session, "-l", "acme/Tiny-GGUF:Q8_0")
             tmux("send-keys", "-t", session, "Enter")
+            wait_for(lambda: "recommended" in screen(session), 60, session)  # the server's quantizations
+            tmux("send-keys", "-t", session, "Enter")
             wait_for(lambda: [m.reference for m in gpu_box.list_models()] == [TINY], 90, session)
             # the row names the server it is on (a toast said so at start too, for a few seconds only)
             wait_for(lambda: TINY in screen(session) and host in screen(session), session=session)

@@ -9,6 +9,10 @@ Two kinds of server are spoken to, found by asking (``connect``):
 - OpenAI-compatible only (vLLM, llama-server, SGLang): ``/v1/models`` and
   ``/v1/chat/completions``: list and chat; anything else is one line naming the server.
 
+A reply's tool calls come back as the model's text of them and its
+reasoning as ``Token.thinking`` (``openai_turns``), so a remote stream reads
+as a local one to every front end.
+
 What only this machine's store can do (verify, create, import, ...) is
 refused in one line naming the server: no call ever falls through to the
 local store, which this object never opens. A server named by the user is
@@ -26,33 +30,47 @@ import os
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engine.cancel import NEVER, CancelToken
-from engine.errors import Cancelled, InvalidInput, InvalidReference, ModelNotFound, NotFound
-from engine.events import Done, EventSink, Generation, Token, ignore
+from engine.errors import (
+    Cancelled,
+    InvalidInput,
+    InvalidReference,
+    LlamadeckError,
+    ModelNotFound,
+    NotFound,
+)
+from engine.events import Done, EventSink, Generation, Status, Token, ignore
 from engine.facade import Engine, LoadedModel
 from engine.ingest.hub.search import HubRepo
 from engine.library import ModelDetails, StoreProblem
+from engine.machine.quant import VariantFit
+from engine.remote.openai_turns import StreamedCalls, ollama_calls_text, openai_messages
 from engine.remote.shapes import (
     PullLines,
     RemoteModel,
+    loaded_from_ps,
+    loading_model,
     ollama_done,
     openai_done,
     openai_model,
-    running_model,
     shown_model,
     table,
     tags_model,
+    variant_fit,
 )
+from engine.remote.waits import Waits
 from engine.remote.wire import Wire
 from engine.runtime.loading import LoadingModel
 from engine.server_settings import ServerSettings
 from engine.store.manifest import Manifest
 from engine.store.removal import Removal
+from engine.surface import EngineSurface
 from engine.templates.message import Message
 
 OLLAMA = "ollama"  # /api/... (Ollama, llamadeck serve)
+SURVEY_TIMEOUT = 120.0  # a server surveying a Hub repository reads its listing and GGUF headers
 OPENAI = "openai"  # /v1 only
 # Ollama option names and what OpenAI-compatible servers call them (top_k, min_p: vLLM's and llama-server's)
 _OPENAI_OPTIONS = {
@@ -67,6 +85,8 @@ _OPENAI_OPTIONS = {
     "frequency_penalty": "frequency_penalty",
 }
 
+_EFFORTS = {"low": "low", "medium": "medium", "high": "high"}  # Ollama's think -> OpenAI's reasoning_effort
+
 
 def connect(url: str, *, api_key: str | None = None, name: str | None = None) -> RemoteEngine:
     """A RemoteEngine on the server at ``url``, after asking which API it speaks.
@@ -80,7 +100,11 @@ def connect(url: str, *, api_key: str | None = None, name: str | None = None) ->
     except NotFound:
         answer = None
     if isinstance(answer, dict) and "version" in answer:
-        return RemoteEngine(wire, OLLAMA)
+        try:  # a llamadeck: its own routes (load progress, quantizations) are there too
+            wire.json("GET", "/api/llamadeck/loading")
+        except NotFound:
+            return RemoteEngine(wire, OLLAMA)
+        return RemoteEngine(wire, OLLAMA, llamadeck=True)
     try:
         wire.json("GET", "/v1/models")
     except NotFound:
@@ -91,10 +115,13 @@ def connect(url: str, *, api_key: str | None = None, name: str | None = None) ->
 class RemoteEngine(Engine):
     """The engine's facade over another machine's server (see the module's docstring)."""
 
-    def __init__(self, wire: Wire, kind: str) -> None:  # no super().__init__: no local store is opened
+    def __init__(self, wire: Wire, kind: str, *, llamadeck: bool = False) -> None:
+        # no super().__init__: no local store is opened
         self._wire = wire
         self.kind = kind
+        self.llamadeck = llamadeck  # a llamadeck server: /api/llamadeck/... (api.llamadeck_routes) answers
         self._remote_settings = ServerSettings()
+        self._waits = Waits()
 
     # where it is ---------------------------------------------------------------
 
@@ -131,7 +158,19 @@ class RemoteEngine(Engine):
         return [f"llama.cpp's log is on the server, {self._wire.name}"]
 
     def loading(self) -> list[LoadingModel]:
-        return []  # the API has no load progress
+        """A llamadeck server's loads in flight, with llama.cpp's progress (a route of ours); an Ollama's:
+        this engine's requests still waiting for their first answer, seconds only (its API has no
+        progress); a /v1 server's: none (it holds its model loaded). Never raises: a gauge's poll."""
+        if self.kind == OPENAI:
+            return []
+        if not self.llamadeck:
+            return self._waits.snapshot()
+        try:
+            answer = self._wire.json("GET", "/api/llamadeck/loading")
+        except LlamadeckError:
+            return self._waits.snapshot()
+        items = answer.get("models") if isinstance(answer, dict) else None
+        return [loading_model(m) for m in items or [] if isinstance(m, dict)]
 
     def store_problems(self) -> list[StoreProblem]:
         return []
@@ -193,9 +232,19 @@ class RemoteEngine(Engine):
                 on_event(event)
         return self._pulled(reference)
 
-    def variants(self, reference: str, **_: Any) -> list[Any]:
-        """Not listed over the API: the pull dialog then pulls the reference as typed."""
-        raise InvalidReference(f"{self.where} picks the quantization: name one as REPO:QUANT to choose")
+    def variants(
+        self, reference: str, *, on_event: EventSink = ignore, cancel: CancelToken = NEVER
+    ) -> list[VariantFit]:
+        """A Hub repository's quantizations as a llamadeck server surveys them: sizes, and the fits of
+        that server's machine, where the model would run. Another server picks the quantization itself:
+        InvalidReference, so the pull dialog pulls the reference as typed (REPO:QUANT names one)."""
+        if not self.llamadeck:
+            raise InvalidReference(f"{self.where} picks the quantization: name one as REPO:QUANT to choose")
+        on_event(Status(f"asking {self.where} for the quantizations of {reference}"))
+        path, body = "/api/llamadeck/variants", {"model": reference}
+        answer = self._wire.json("POST", path, body, timeout=SURVEY_TIMEOUT, cancel=cancel)
+        items = answer.get("variants") if isinstance(answer, dict) else None
+        return [variant_fit(v) for v in items or [] if isinstance(v, dict)]
 
     def search(self, query: str, *, limit: int = 30, cancel: CancelToken = NEVER) -> list[HubRepo]:
         """Hugging Face's GGUF repositories, asked from this machine (the server pulls what is chosen)."""
@@ -220,7 +269,7 @@ class RemoteEngine(Engine):
         self._needs_ollama("list the models it has loaded")
         data = self._wire.json("GET", "/api/ps")
         items = data.get("models") if isinstance(data, dict) else None
-        return [running_model(m) for m in items or [] if isinstance(m, dict)]
+        return [loaded_from_ps(m) for m in items or [] if isinstance(m, dict)]
 
     def load(
         self,
@@ -236,7 +285,8 @@ class RemoteEngine(Engine):
             return 0.0
         body = _drop_none({"model": reference, "options": dict(options or {}) or None})
         body |= _drop_none({"keep_alive": keep_alive})
-        answer = self._wire.json("POST", "/api/generate", body, timeout=None)
+        with self._waits.waiting(reference):
+            answer = self._wire.json("POST", "/api/generate", body, timeout=None)
         return float(answer.get("load_duration") or 0) * 1e-9 if isinstance(answer, dict) else 0.0
 
     def unload(self, reference: str | None = None) -> list[str]:
@@ -268,7 +318,7 @@ class RemoteEngine(Engine):
         """
         turns = [_turn(m) for m in messages]
         if self.kind == OPENAI:
-            return self._openai_chat(reference, turns, options, tools, tool_choice, cancel)
+            return self._openai_chat(reference, turns, options, tools, tool_choice, cancel, think)
         body = _drop_none(
             {
                 "model": reference,
@@ -311,10 +361,11 @@ class RemoteEngine(Engine):
         if self.kind == OPENAI:
             if raw or suffix or context:
                 raise InvalidInput(f"{self.where} offers only the OpenAI API (/v1): no raw prompt there")
-            turns = ([{"role": "system", "content": system}] if system else []) + [
-                {"role": "user", "content": prompt}
-            ]
-            return self._openai_chat(reference, turns, merged, None, None, cancel)
+            user: dict[str, Any] = {"role": "user", "content": prompt}
+            if images:
+                user["images"] = [_base64(i) for i in images]
+            turns = ([{"role": "system", "content": system}] if system else []) + [user]
+            return self._openai_chat(reference, turns, merged, None, None, cancel, think)
         body = _drop_none(
             {
                 "model": reference,
@@ -337,12 +388,15 @@ class RemoteEngine(Engine):
 
     def _ollama_stream(self, path: str, body: dict[str, Any], cancel: CancelToken) -> Iterator[Generation]:
         started = time.perf_counter()
+        wait = self._waits.begin(str(body["model"]))  # until the server's first line: a load, seconds only
         try:
             for line in self._wire.lines("POST", path, body, cancel=cancel):
+                self._waits.end(wait)
                 if not isinstance(line, dict):
                     continue
                 message = table(line.get("message"))
                 text = str(message.get("content") or line.get("response") or "")
+                text += ollama_calls_text(message.get("tool_calls"))  # as the model's text: see openai_turns
                 thinking = str(message.get("thinking") or line.get("thinking") or "")
                 if text or thinking:
                     yield Token(text, thinking)
@@ -352,6 +406,8 @@ class RemoteEngine(Engine):
         except Cancelled:
             yield _cancelled(started)
             return
+        finally:
+            self._waits.end(wait)
         raise self._cut_short()
 
     def _openai_chat(
@@ -362,16 +418,19 @@ class RemoteEngine(Engine):
         tools: Sequence[Mapping[str, Any]] | None,
         tool_choice: str | Mapping[str, Any] | None,
         cancel: CancelToken,
+        think: bool | str | None = None,
     ) -> Iterator[Generation]:
         body: dict[str, Any] = {
             "model": reference,
-            "messages": [{k: v for k, v in t.items() if k in ("role", "content")} for t in turns],
+            "messages": openai_messages(turns),
             "stream": True,
             "stream_options": {"include_usage": True},
         }
         for name, value in (options or {}).items():
             if name in _OPENAI_OPTIONS and value is not None:
                 body[_OPENAI_OPTIONS[name]] = value
+        if think is not None and think is not True:  # True: the model's default, as no effort is
+            body["reasoning_effort"] = _EFFORTS.get(str(think), "high") if think else "none"
         if tools:
             body["tools"] = list(tools)
             if tool_choice is not None:
@@ -383,6 +442,7 @@ class RemoteEngine(Engine):
         first: float | None = None
         reason = ""
         usage: dict[str, Any] = {}
+        calls = StreamedCalls(self.where)
         try:
             for item in self._wire.events("/v1/chat/completions", body, cancel=cancel):
                 if not isinstance(item, dict):
@@ -397,8 +457,11 @@ class RemoteEngine(Engine):
                         if text or thinking:
                             first = first if first is not None else time.perf_counter()
                             yield Token(text, thinking)
+                        calls.feed(delta.get("tool_calls"))
                     if isinstance(choice, dict) and choice.get("finish_reason"):
                         reason = str(choice["finish_reason"])
+                        if called := calls.text():  # whole now: as the model's text, as a local stream has it
+                            yield Token(called)
         except Cancelled:
             yield _cancelled(started)
             return
@@ -486,6 +549,13 @@ def _local_only(name: str) -> Callable[..., Any]:
     refuse.__name__ = name
     refuse.__doc__ = f"Refused in one line: ``{name}`` needs this machine's store."
     return refuse
+
+
+if TYPE_CHECKING:
+
+    def _one_surface(local: Engine, remote: RemoteEngine) -> tuple[EngineSurface, EngineSurface]:
+        """Never run: mypy checks here that both engines satisfy the one Protocol (``engine.surface``)."""
+        return local, remote
 
 
 # Every other public method of the facade (verify, create, import, blobs, embeddings, ...) is refused

@@ -18,6 +18,9 @@ from typing import Any
 from engine.events import Done, Event, Progress, Status
 from engine.facade import LoadedModel
 from engine.library import ModelDetails
+from engine.machine.memory import Fit
+from engine.machine.quant import VariantFit
+from engine.runtime.loading import LoadingModel
 from engine.store.manifest import Manifest, ModelConfig, ModelFile
 from engine.text import one_line
 
@@ -180,8 +183,9 @@ def shown_model(model: RemoteModel, answer: dict[str, Any]) -> ModelDetails:
     )
 
 
-def running_model(entry: dict[str, Any]) -> LoadedModel:
-    """One model of Ollama's ``/api/ps`` (what llamadeck's adds, slots and queue, when it is there)."""
+def loaded_from_ps(entry: dict[str, Any]) -> LoadedModel:
+    """One model of Ollama's ``/api/ps`` (what llamadeck's adds, slots and queue, when it is there): how
+    ``ps`` reads both a named server's answer and this machine's serve's."""
     expires = _expires_in(entry.get("expires_at"))
     return LoadedModel(
         reference=_text(entry.get("name") or entry.get("model"), 300),
@@ -267,4 +271,23 @@ def openai_done(reason: str, usage: dict[str, Any], started: float, first: float
         generate_seconds=now - first,
         cached_tokens=_int(details.get("cached_tokens")),
         total_seconds=now - started,
+    )
+
+
+def loading_model(entry: dict[str, Any]) -> LoadingModel:
+    """One load of llamadeck's ``/api/llamadeck/loading`` (progress 0 to 1; null: not said)."""
+    progress = entry.get("progress")
+    fraction = min(max(_float(progress), 0.0), 1.0) if progress is not None else None
+    return LoadingModel(_text(entry.get("name"), 300), fraction, max(_float(entry.get("seconds")), 0.0))
+
+
+def variant_fit(entry: dict[str, Any]) -> VariantFit:
+    """One quantization of llamadeck's ``/api/llamadeck/variants`` (fits: "VRAM", "RAM" or "")."""
+    fits = _text(entry.get("fits_in"), 10)
+    return VariantFit(
+        quant=_text(entry.get("quant"), 60),
+        size=_int(entry.get("size")),
+        need=_int(entry.get("need")),
+        fits_in=Fit(fits) if fits in ("VRAM", "RAM") else Fit.NONE,
+        recommended=entry.get("recommended") is True,
     )

@@ -67,13 +67,27 @@ class Wire:
         for connection in connections:
             _shut(connection)
 
-    def json(self, method: str, path: str, body: Any = None, *, timeout: float | None = READ_TIMEOUT) -> Any:
-        """One request; the answer's JSON (None for an empty body). Raises what ``_refusal`` maps to."""
-        connection, response = self._send(method, path, body, timeout)
+    def json(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        timeout: float | None = READ_TIMEOUT,
+        cancel: CancelToken = NEVER,
+    ) -> Any:
+        """One request; the answer's JSON (None for an empty body). Raises what ``_refusal`` maps to,
+        or Cancelled once ``cancel`` ends the wait for the answer (the connection is shut)."""
         try:
-            raw = _read(response, MAX_JSON, self.name)
-        finally:
-            self._forget(connection)
+            connection, response = self._send(method, path, body, timeout, cancel)
+            try:
+                raw = _read(response, MAX_JSON, self.name)
+            finally:
+                self._forget(connection)
+        except NetworkError:
+            cancel.check()  # the wait was cut on purpose
+            raise
+        cancel.check()
         if response.status >= 400:
             raise self._refusal(response.status, raw, path)
         try:
@@ -110,8 +124,7 @@ class Wire:
     # the parts ---------------------------------------------------------------
 
     def _stream(self, method: str, path: str, body: Any, cancel: CancelToken) -> Iterator[bytes]:
-        cancel.check()
-        connection, response = self._send(method, path, body, None)
+        connection, response = self._send(method, path, body, None, cancel)
         remove = cancel.on_cancel(lambda: _shut(connection))
         try:
             if response.status >= 400:
@@ -136,8 +149,10 @@ class Wire:
             self._forget(connection)
 
     def _send(
-        self, method: str, path: str, body: Any, timeout: float | None
+        self, method: str, path: str, body: Any, timeout: float | None, cancel: CancelToken = NEVER
     ) -> tuple[http.client.HTTPConnection, http.client.HTTPResponse]:
+        """Connect, send, and wait for the answer's head; ``cancel`` shuts the connection while it waits."""
+        cancel.check()
         kind = http.client.HTTPSConnection if self._https else http.client.HTTPConnection
         connection = kind(self._host, self._port, timeout=CONNECT_TIMEOUT)
         headers = {"Accept": "application/json, application/x-ndjson, text/event-stream"}
@@ -149,17 +164,23 @@ class Wire:
             headers["Content-Type"] = "application/json"
         with self._lock:
             self._open.add(connection)
+        remove = lambda: None  # noqa: E731 - until connected there is no socket to shut
         try:
             connection.connect()
             if connection.sock is not None:
                 connection.sock.settimeout(timeout)
+            remove = cancel.on_cancel(lambda: _shut(connection))
             connection.request(method, self._prefix + path, body=data, headers=headers)
             return connection, connection.getresponse()
         except (OSError, http.client.HTTPException) as error:
             self._forget(connection)
+            if cancel.cancelled:
+                raise Cancelled(cancel.reason) from None
             if isinstance(error, ConnectionRefusedError | socket.gaierror | TimeoutError):
                 raise NetworkError(f"no server answers at {self.name} ({_why(error)})") from None
             raise self._gone(error) from None
+        finally:
+            remove()  # a stream then watches its token itself, for as long as it reads
 
     def _forget(self, connection: http.client.HTTPConnection) -> None:
         with self._lock:

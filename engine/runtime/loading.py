@@ -17,7 +17,8 @@ class LoadingModel:
     """A model being loaded now."""
 
     reference: str
-    fraction: float  # llama.cpp's progress, 0.0 to 1.0 (0 until the worker has started reading weights)
+    fraction: float | None  # llama.cpp's progress, 0.0 to 1.0 (0 until the worker has started reading
+    # weights); None where a server does not say (Ollama): ``seconds`` is then how long a request has waited
     seconds: float  # since the load began
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from tui.cli.common import CliError, chosen_server, interactive, open_engine, progress_view
@@ -13,7 +13,7 @@ from tui.tables import ago_until, render_table
 from tui.terminal import flush_all, out, warn
 
 if TYPE_CHECKING:
-    from engine import Engine
+    from engine import Engine, LoadedModel
     from tui.client import Server
 
 
@@ -65,16 +65,17 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     remote = engine.where != "local"  # a server named by the user: it is the engine here
     images: list[bytes] = []
-    if "vision" in engine.show(args.model).capabilities:  # "what is in ./photo.jpg", as ollama run
+    seeing = engine.show(args.model).capabilities  # a /v1 server does not say: it decides what it sees
+    if "vision" in seeing or (remote and not seeing):  # "what is in ./photo.jpg", as ollama run
         from tui.cli.image_paths import extract_images
 
         prompt, images = extract_images(prompt)
 
     def generate(cancel: Any, emit: Callable[[object], None]) -> None:
         # a serve on this store may have the model loaded: it must prove it serves this store first
-        server = None if remote or images else server_for_store(engine.store_proof, here())
+        server = None if remote else server_for_store(engine.store_proof, here())
         if server is not None:  # checked just now, on the connection the prompt goes on
-            _generate_on_server(server, args, prompt, think, cancel, emit)
+            _generate_on_server(server, args, prompt, think, cancel, emit, images)
             return
         events = engine.generate(
             args.model,
@@ -110,8 +111,12 @@ def _generate_on_server(
     think: bool | str | None,
     cancel: Any,
     emit: Callable[[object], None],
+    images: Sequence[bytes] = (),
 ) -> None:
-    """``run`` through a running ``llamadeck serve`` (Ollama's /api/generate), events as the engine's."""
+    """``run`` through a running ``llamadeck serve`` (Ollama's /api/generate, images as base64), events
+    as the engine's."""
+    import base64
+
     from engine import Cancelled, Done, LlamadeckError, Token
     from tui.client import ServerError, stream
 
@@ -123,6 +128,8 @@ def _generate_on_server(
         body["raw"] = True
     if think is not None:
         body["think"] = think
+    if images:
+        body["images"] = [base64.b64encode(image).decode() for image in images]
     remove = cancel.on_cancel(server.interrupt)
     try:
         for line in stream(server, "/api/generate", body):
@@ -159,70 +166,27 @@ def _generate_on_server(
 def cmd_ps(args: argparse.Namespace) -> int:
     """The models a running ``llamadeck serve`` holds (or the named server), as ``ollama ps`` shows them."""
     if chosen_server() is not None:
-        return _ps_remote()
-    from engine import format_size
+        out(ps_table(open_engine().loaded()))  # through the facade over the named server
+        return 0
+    from engine import loaded_from_ps
     from tui.client import ServerError, call
 
     try:
         models = (call("GET", "/api/ps", prove=_store_proof, environ=here()) or {}).get("models", [])
     except ServerError as error:
         raise CliError(str(error)) from None
-    rows = []
-    drafts = any(isinstance(m.get("draft"), dict) for m in models)  # a DRAFT column only when one has one
-    for m in models:
-        size, vram = int(m.get("size") or 0), int(m.get("size_vram") or 0)
-        until = str(m.get("expires_at") or "forever")
-        rows.append(
-            [
-                str(m.get("name", "")),
-                str(m.get("digest", ""))[:12],
-                format_size(size),
-                _processor(size, vram),
-                str(m.get("context_length") or "-"),
-                _sequences(m),
-                ago_until(until),
-            ]
-        )
-        if drafts:
-            draft = m.get("draft")
-            rows[-1].insert(1, str(draft.get("model", "")) if isinstance(draft, dict) else "-")
-    out(render_table(_ps_headers(drafts), rows))
+    out(ps_table([loaded_from_ps(m) for m in models if isinstance(m, dict)]))
     return 0
 
 
-def _sequences(row: dict[str, object]) -> str:
-    """Sequences running/at most, KV cells held/the pool, and what waits: "2/32 · kv 310/16384 · 1 queued".
-    "-" from a server that does not say (Ollama)."""
-    if "num_parallel" not in row:
-        return "-"
-    text = f"{row.get('sequences_busy', 0)}/{row['num_parallel']}"
-    if row.get("kv_cells"):
-        text += f" · kv {row.get('kv_used', 0)}/{row['kv_cells']}"
-    for key, label in (("queued", "queued"), ("paused", "parked")):
-        if row.get(key):
-            text += f" · {row[key]} {label}"
-    drafted, accepted = row.get("drafted"), row.get("accepted")
-    if isinstance(drafted, int) and drafted > 0 and isinstance(accepted, int):
-        text += f" · drafts {100 * accepted // drafted}% taken"
-    return text
-
-
-def _ps_remote() -> int:
-    """``ps`` on the named server, through the engine's facade over it."""
+def ps_table(loaded: list[LoadedModel]) -> str:
+    """``ps``'s table, the same from this machine's serve and from a named server: one row per model."""
     from engine import format_size
 
+    drafts = any(m.draft for m in loaded)  # a DRAFT column only when one has one
     rows = []
-    loaded = open_engine().loaded()
-    drafts = any(m.draft for m in loaded)
     for m in loaded:
         until = "forever" if m.expires_in is None else ago_until(_at(m.expires_in))
-        pool: dict[str, object] = {
-            "num_parallel": m.slots,
-            "sequences_busy": m.slots_busy,
-            "queued": m.queued,
-        }
-        pool |= {"kv_cells": m.kv_cells, "kv_used": m.kv_used, "paused": m.paused}
-        pool |= {"drafted": m.drafted, "accepted": m.accepted}
         rows.append(
             [
                 m.reference,
@@ -231,12 +195,25 @@ def _ps_remote() -> int:
                 format_size(m.memory),
                 _processor(m.memory, m.vram),
                 str(m.context or "-"),
-                _sequences(pool) if m.kv_cells else "-",
+                _sequences(m),
                 until,
             ]
         )
-    out(render_table(_ps_headers(drafts), rows))
-    return 0
+    return render_table(_ps_headers(drafts), rows)
+
+
+def _sequences(model: LoadedModel) -> str:
+    """Sequences running/at most, KV cells held/the pool, and what waits: "2/32 · kv 310/16384 · 1 queued".
+    "-" from a server that does not say (Ollama: no KV pool in its answer)."""
+    if not model.kv_cells:
+        return "-"
+    text = f"{model.slots_busy}/{model.slots} · kv {model.kv_used}/{model.kv_cells}"
+    for count, label in ((model.queued, "queued"), (model.paused, "parked")):
+        if count:
+            text += f" · {count} {label}"
+    if model.drafted > 0:
+        text += f" · drafts {100 * model.accepted // model.drafted}% taken"
+    return text
 
 
 def _ps_headers(drafts: bool) -> list[str]:

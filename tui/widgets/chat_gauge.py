@@ -53,7 +53,10 @@ def short_name(reference: str) -> str:
 
 
 def loading_text(loading: LoadingModel, *, name: bool = True) -> str:
-    """``loading NAME 42% · 3.1 s`` (``name``: with the model's name)."""
+    """``loading NAME 42% · 3.1 s`` (``name``: with the model's name); ``waiting for NAME · 3.1 s`` from a
+    server that does not say how far a load has got (an Ollama: the wait may be a load, a queue, a prompt)."""
+    if loading.fraction is None:
+        return f"waiting{' for ' + short_name(loading.reference) if name else ''} · {loading.seconds:.1f} s"
     who = f" {short_name(loading.reference)}" if name else ""
     return f"loading{who} {loading.fraction * 100:.0f}% · {loading.seconds:.1f} s"
 
