@@ -157,3 +157,21 @@ def test_the_plan_counts_as_many_cached_images_as_a_worker_keeps() -> None:
     from engine.runtime.llama import vision
 
     assert vision.CACHED_IMAGES == CACHED_IMAGES
+
+
+def test_a_pull_counts_the_projector_it_fetches_in_each_variants_need() -> None:
+    from engine.machine.memory import estimate_memory
+    from engine.machine.quant import Variant, pick_variant
+    from engine.shape import ModelShape
+
+    gemma_4b = ModelShape(
+        34, 2560, 8, 4, 256, 131_072, 262_208
+    )  # layers, width, heads, kv heads, head, ctx, vocab
+    q8, q4 = Variant("Q8_0", 4_130 * MIB), Variant("Q4_K_M", 2_490 * MIB)
+    assert (
+        estimate_memory(q8.size, gemma_4b, projector=851 * MIB)
+        == estimate_memory(q8.size, gemma_4b) + 851 * MIB
+    )
+    card = Machine(free_ram=64 * GIB, gpu_free_vram=estimate_memory(q8.size, gemma_4b) + 100 * MIB)
+    assert pick_variant([q8, q4], gemma_4b, card).variant is q8
+    assert pick_variant([q8, q4], gemma_4b, card, projector=851 * MIB).variant is q4  # its mmproj-F16
