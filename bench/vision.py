@@ -35,8 +35,11 @@ device probe and ``num_gpu`` N (-1: its own plan). The last two lines are
 the goals in ``bench/generate.py``'s row format, which ``gpu_check.sh`` reads.
 
 The machine may be shared: medians over interleaved runs (the goals are
-judged on them), and the best of each as the least disturbed figures; the
-ratios matter, not the seconds.
+judged on them), the best of each as the least disturbed figures, and the
+CPU seconds of a first turn (this process's and the worker's, from /proc):
+the work done, whatever the load. With more threads than free cores,
+llama.cpp's threads wait for each other at every operation, so on a busy
+machine ``--threads 1`` gives the steadiest figures.
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ from __future__ import annotations
 import argparse
 import ctypes
 import io
+import os
 import statistics
 import sys
 import tempfile
@@ -149,23 +153,52 @@ class Bare:
 
 
 def chat_turn(
-    engine: Engine, messages: list[dict[str, object]], conversation: str
-) -> tuple[float, Done, str]:
-    """(seconds from the call to the first Token, the Done, the reply) of one greedy one-token turn."""
-    started = time.perf_counter()
+    engine: Engine, messages: list[dict[str, object]], conversation: str, pids: list[int] | None = None
+) -> tuple[float, Done, str, float]:
+    """(seconds from the call to the first Token, the Done, the reply, CPU seconds of this process and
+    ``pids`` until that Token) of one greedy one-token turn."""
+    started, cpu_before = time.perf_counter(), cpu_seconds(pids or [])
     first: float | None = None
+    cpu = 0.0
     text: list[str] = []
     done: Done | None = None
     options = {"num_predict": 1, "temperature": 0, "seed": 1}
     for event in engine.chat("eyes", messages, conversation=conversation, options=options):
         if isinstance(event, Token):
-            first = first if first is not None else time.perf_counter() - started
+            if first is None:
+                first, cpu = time.perf_counter() - started, cpu_seconds(pids or []) - cpu_before
             text.append(event.text)
         elif isinstance(event, Done):
             done = event
     assert done is not None and done.error is None, done
     assert first is not None, "no token came"
-    return first, done, "".join(text)
+    return first, done, "".join(text), cpu
+
+
+def worker_pids() -> list[int]:
+    """This process's children (the model's worker), from /proc: none where there is no /proc."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(") ", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[1]) == os.getpid():
+            found.append(int(stat.parent.name))
+    return found
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """CPU time (user + system) of this process and of ``pids`` so far: work done, whatever the load."""
+    times = os.times()
+    total = times.user + times.system
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(") ", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
 
 
 def median(values: list[float]) -> float:
@@ -240,34 +273,41 @@ def run(engine: Engine, bare: Bare, repeats: int) -> int:
     bare.first_token(photo(10_000), prompt)
     chat_turn(engine, [{"role": "user", "content": QUESTION, "images": [photo(10_001)]}], "warm")
     times: dict[str, list[float]] = {"bare": [], "first": [], "second": []}
+    cpu: dict[str, list[float]] = {"bare": [], "first": []}
+    pids = worker_pids()
     tokens: tuple[int, int] = (0, 0)
+    reused = ""
     order: list[Callable[[int], None]]
 
     def do_bare(r: int) -> None:
-        seconds, _, n = bare.first_token(photo(r), prompt)
+        image, before = photo(r), cpu_seconds(pids)
+        seconds, _, n = bare.first_token(image, prompt)
+        cpu["bare"].append(cpu_seconds(pids) - before)
         times["bare"].append(seconds)
         nonlocal tokens
         tokens = (n, tokens[1])
 
     def do_deck(r: int) -> None:
         messages: list[dict[str, object]] = [{"role": "user", "content": QUESTION, "images": [photo(r)]}]
-        first, done, reply = chat_turn(engine, messages, f"chat-{r}")
+        first, done, reply, used = chat_turn(engine, messages, f"chat-{r}", pids)
+        cpu["first"].append(used)
         messages += [{"role": "assistant", "content": reply}, {"role": "user", "content": FOLLOW_UP}]
-        second, again, _ = chat_turn(engine, messages, f"chat-{r}")
+        second, again, _, _ = chat_turn(engine, messages, f"chat-{r}")
         times["first"].append(first)
         times["second"].append(second)
         nonlocal tokens, reused
         tokens = (tokens[0], done.prompt_tokens)
-        reused = f"{again.cached_tokens} of {again.prompt_tokens} prompt tokens reused"
+        reused = (
+            f"{done.cached_tokens} then {again.cached_tokens} of {again.prompt_tokens} prompt tokens reused"
+        )
 
-    reused = ""
     for r in range(repeats):  # interleaved, and which goes first alternates
         order = [do_bare, do_deck] if r % 2 == 0 else [do_deck, do_bare]
         for step in order:
             step(r)
         print(
             f"  repeat {r}: bare {times['bare'][-1]:.3f}s, llamadeck {times['first'][-1]:.3f}s then "
-            f"{times['second'][-1]:.3f}s ({reused})",
+            f"{times['second'][-1]:.3f}s ({reused}); CPU {cpu['bare'][-1]:.2f}s vs {cpu['first'][-1]:.2f}s",
             flush=True,
         )
     bare_s, first_s, second_s = (median(times[k]) for k in ("bare", "first", "second"))
@@ -277,6 +317,12 @@ def run(engine: Engine, bare: Bare, repeats: int) -> int:
         f"best of {repeats}: bare {bests['bare']:.3f}s, llamadeck {bests['first']:.3f}s then "
         f"{bests['second']:.3f}s (bare / llamadeck {bests['bare'] / bests['first']:.2f}: the least disturbed)"
     )
+    if pids:
+        bare_cpu, deck_cpu = median(cpu["bare"]), median(cpu["first"])
+        print(
+            f"CPU seconds of a first turn (this process and the worker; medians): bare {bare_cpu:.3f}, "
+            f"llamadeck {deck_cpu:.3f} (bare / llamadeck {bare_cpu / deck_cpu:.2f}: the work done)"
+        )
     print(f"{'median TTFT':<28} {'bare':>8} {'llamadeck':>10}   ratio")
     ok1 = bare_s / first_s >= 0.95
     ok2 = second_s / first_s <= 0.3
