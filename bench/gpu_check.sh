@@ -6,7 +6,8 @@
 #   bench/gpu_check.sh check   (<= 6 min) a handful of runtime tests and the tiny fixtures under CUDA, the
 #                              offload plan against llama.cpp's real VRAM use (3 shapes, goal: within 10%),
 #                              bench/generate.py and bench/speculative.py (when present) on the 8B Q4_K_M
-#                              (a random 1B of the same vocabulary as its draft), then ONE table
+#                              (a random 1B of the same vocabulary as its draft), bench/vision.py on a
+#                              LLaVA-1.5-shaped pair (that 8B and a CLIP-L/336 projector, random), then ONE table
 #   bench/gpu_check.sh check --cpu-dry-run   the same steps on this machine's CPU build with tiny shapes,
 #                              so the first GPU run is likely to work (build --cpu-dry-run checks the kit);
 #                              e.g. PYTHON=/work/main/.venv/bin/python GPU_KIT=/work/shared/gpu OUT=/tmp/gc ...
@@ -169,6 +170,7 @@ cmd_check() {
   rc=$?
   bench_rows generate "$OUTDIR/generate.log" $rc
 
+  vision "$model" "$PP"
   speculative "$model" "$dmodel" "$PP"
   table | tee "$OUTDIR/gpu_check.txt"
 }
@@ -206,6 +208,18 @@ widths = [max(len(r[i]) for r in [head, *rows]) for i in range(4)]
 for r in [head, ["-" * w for w in widths] + ["-" * 6], *rows]:
     print("  ".join(c.ljust(w) for c, w in zip(r[:4], widths)) + "  " + r[4])
 EOF
+}
+
+vision() {  # bench/vision.py: time to first token with an image, bare mtmd / llamadeck, and the 2nd turn
+  # the text model with a projector of the test fixture's kind at CLIP-L/336's shape (LLaVA 1.5's tower: 576
+  # image tokens, 1024 wide, 23 blocks run, ~0.6 GB F16), random weights; the dry run takes a small tower
+  local model=$1 PP=$2 rc args=(--quick --model "$1" --gpu-layers -1 --width 1024 --layers 23)
+  (( DRY )) && args=(--quick --model "$model" --width 128 --layers 2 --repeats 1)
+  [[ -s $model ]] || { row "vision" "" "" "SKIPPED" "no model"; return; }
+  say "bench/vision.py ${args[*]}"
+  PYTHONPATH=$PP timeout "$(cap 120)" $PY bench/vision.py "${args[@]}" > "$OUTDIR/vision.log" 2>&1
+  rc=$?
+  bench_rows vision "$OUTDIR/vision.log" $rc
 }
 
 speculative() {  # bench/speculative.py (the speculative-decoding helper's), given the flags its --help names

@@ -76,3 +76,22 @@ def test_bench_rows_and_the_table(tmp_path: Path) -> None:
     assert lines[3].split()[0] == "generate" and "0.981, goal >= 0.97  ok" in lines[3]
     assert "2.500" in lines[4] and "goal" not in lines[4]
     assert "FAILED rc=1" in lines[5] and "RuntimeError: too few tokens" in lines[5]
+
+
+def test_the_vision_step_runs_the_bench_and_puts_its_goals_in_the_table(tmp_path: Path) -> None:
+    """gpu_check.sh's ``vision`` on the CPU (as its dry run): bench/vision.py on a tiny model and tower."""
+    model = write_tiny_gguf(tmp_path / "tiny-Q8_0.gguf")[0]
+    script = f"""
+        set +u; source {ROOT / "bench" / "gpu_check.sh"}
+        ROWS={tmp_path / "rows"}; : > "$ROWS"; PY={sys.executable}; ROOT={ROOT}; DRY=1
+        OUTDIR={tmp_path}; BUDGET=100000; cd {ROOT}
+        vision {model} {ROOT}
+        table
+    """
+    shown = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=600)
+    assert shown.returncode == 0, shown.stderr
+    rows = [line for line in shown.stdout.splitlines() if line.startswith("vision ")]
+    log = (tmp_path / "vision.log").read_text()
+    assert len(rows) == 2, log
+    assert "bare mtmd / llamadeck" in rows[0] and "2nd turn / 1st" in rows[1]
+    assert all(" goal " in r and ("ok" in r.split() or "MISSED" in r.split()) for r in rows), rows

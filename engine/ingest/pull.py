@@ -172,14 +172,20 @@ class Survey:
 
     def choose(self, quant: str | None) -> QuantChoice:
         variants = [Variant(v.quant, v.size) for v in self.listing.variants]
-        return pick_variant(variants, self.header.shape, self.machine, quant=quant)
+        return pick_variant(variants, self.header.shape, self.machine, quant=quant, projector=self.projector)
+
+    @property
+    def projector(self) -> int:
+        """Bytes of the vision projector a pull fetches with the weights (0: none): counted in each need."""
+        chosen = pick_projector(self.listing.projectors)
+        return chosen.size if chosen is not None else 0
 
     def fits(self) -> list[VariantFit]:
         """Every variant with its estimated memory and where it would fit, best quality first."""
         picked = self.choose(None).variant.quant
         rows = []
         for v in self.listing.variants:
-            need = estimate_memory(v.size, self.header.shape)
+            need = estimate_memory(v.size, self.header.shape, projector=self.projector)
             rows.append(VariantFit(v.quant, v.size, need, fit(need, self.machine), v.quant == picked))
         return rows
 

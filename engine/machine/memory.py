@@ -107,8 +107,9 @@ def estimate_memory(
     *,
     num_parallel: int = 1,
     kv_type: str = "f16",
+    projector: int = 0,
 ) -> int:
-    """Bytes needed to load and run a model: weights + KV cache + overhead.
+    """Bytes needed to load and run a model: weights + KV cache + overhead (+ a vision projector's bytes).
 
     The overhead is what llama.cpp allocates besides weights and cache: a
     fixed 256 MiB for the runtime, scratch and graph, plus the compute buffer
@@ -116,6 +117,8 @@ def estimate_memory(
     262k-token vocabulary like Gemma 3's is itself 512 MiB. ``n_ctx`` is the
     context of one sequence and defaults to 4096, or the trained context if
     shorter; the KV cache counts ``num_parallel`` of them, in ``kv_type``.
+    ``projector``: the size of the vision projector pulled with the model
+    (before its header is read, only its file: Ollama's ``projectorWeights``).
     ``engine.machine.offload`` splits the same need between GPU and CPU.
     """
     ctx = default_context(shape.context_length) if n_ctx is None else n_ctx
@@ -125,4 +128,4 @@ def estimate_memory(
         raise ValueError(f"num_parallel must be at least 1, not {num_parallel}")
     compute = shape.n_vocab * N_BATCH * 4
     kv = kv_cache_bytes(shape, ctx, num_parallel=num_parallel, kv_type=kv_type)
-    return weights_bytes + kv + FIXED_OVERHEAD + compute
+    return weights_bytes + kv + FIXED_OVERHEAD + compute + projector

@@ -74,6 +74,13 @@ figure within ``plan.vram + VRAM_RESERVE``; the per-device figures say which
 term is off (model: weights; KV; compute), and ``compute_bytes`` takes a
 measured compute buffer. Its 3 GiB row is a partial offload (op_offload's copies).
 
+A vision projector (``projector=``, ``engine.machine.projector``) goes where
+llama.cpp's ``mtmd`` loads it: on the GPU with its compute buffer when any
+layer is there (so the first GPU layer costs that much more, as Ollama's
+``gpuZeroOverhead``), else in RAM; the embeddings of the images the worker
+keeps are host memory either way, and a non-causal projector's image (Gemma
+3's) is one ubatch, so the worst-case graph holds at least its tokens.
+
 A draft model (Modelfile DRAFT, ``draft=``) is planned first and whole: it is
 small, and speculating pays only when it runs fast. On a GPU it takes its
 weights, its own KV cache (the same context and slots) and compute buffer
@@ -87,6 +94,7 @@ from dataclasses import dataclass, replace
 
 from engine.errors import InvalidOption
 from engine.machine.memory import FIXED_OVERHEAD, KV_CACHE_TYPES, Machine, kv_bytes_per_cell
+from engine.machine.projector import ProjectorCost
 from engine.options import DRAFT_OUTPUTS
 from engine.shape import ModelShape
 from engine.store.tensor_bytes import TensorBytes
@@ -160,6 +168,8 @@ class _Costs:
     graph: int  # the GPU's compute buffer: the larger of the two, or a measured figure
     host_small: int  # the host's compute buffer when the GPU runs the graph: inputs and mask
     host_output: int  # the host's output buffer: a row of logits per sequence, and per draft token verified
+    projector: int = 0  # a vision projector's weights and compute buffer: on the GPU unless k is 0
+    images: int = 0  # host bytes of the encoded images a worker keeps
 
     def vram(self, k: int) -> int:
         """Bytes on the GPU with ``n_gpu_layers = k``, on a machine with a GPU backend."""
@@ -169,7 +179,7 @@ class _Costs:
         cpu_layers = self.layers[: len(self.layers) - on_gpu]
         weights = self.output_gpu + sum(self.layers[len(cpu_layers) :])
         copies = max(cpu_layers, default=0)  # op_offload's copy of a CPU layer during prompt batches
-        return weights + on_gpu * self.kv_layer + self.graph + copies
+        return weights + on_gpu * self.kv_layer + self.graph + copies + self.projector
 
     def ram(self, k: int) -> int:
         """Bytes in host memory with ``n_gpu_layers = k`` (k = 0 on a machine without a GPU)."""
@@ -182,7 +192,16 @@ class _Costs:
             compute = max(self.host_small, self.attention)
         else:
             compute = self.host_small
-        return weights + n_cpu * self.kv_layer + compute + self.host_output + FIXED_OVERHEAD
+        projector = self.projector if k == 0 else 0
+        return (
+            weights
+            + n_cpu * self.kv_layer
+            + compute
+            + self.host_output
+            + FIXED_OVERHEAD
+            + projector
+            + self.images
+        )
 
 
 def plan_offload(
@@ -200,6 +219,7 @@ def plan_offload(
     reserve: int = VRAM_RESERVE,
     n_ubatch: int = N_UBATCH,
     draft: DraftWeights | None = None,
+    projector: ProjectorCost | None = None,
 ) -> OffloadPlan:
     """The most layers that fit in free VRAM less ``reserve``, or exactly ``num_gpu`` when given.
 
@@ -208,14 +228,19 @@ def plan_offload(
     more than the model has means all. ``compute_bytes`` replaces the
     estimate of the GPU's compute buffer (a figure measured on the card).
     On a machine without GPU offload the plan is always 0 layers. ``draft``
-    (a draft model) is placed first, whole, and counted in ``vram``/``ram``.
+    (a draft model) is placed first, whole, and counted in ``vram``/``ram``;
+    ``projector`` (a vision projector's cost) goes with the first GPU layer.
 
         plan = plan_offload(info.tensor_bytes, info.shape, machine, n_ctx=8192)
         plan.n_gpu_layers, plan.reason  # 33, "all 33 layers fit in 22.1 GiB free VRAM (5.6 GiB needed)"
 
     Raises InvalidOption for a context, slot count, KV type or num_gpu llama.cpp would refuse.
     """
+    if projector is not None and projector.non_causal:  # the image is one ubatch
+        n_ubatch = max(n_ubatch, projector.image_tokens)
     costs = _costs(tensors, shape, n_ctx, num_parallel, kv_type, flash_attention, kv_unified, n_ubatch)
+    if projector is not None:
+        costs = replace(costs, projector=projector.device, images=projector.cache)
     if compute_bytes is not None:
         if compute_bytes < 0:
             raise InvalidOption(f"a compute buffer cannot be {compute_bytes} bytes")
@@ -320,6 +345,7 @@ def default_num_parallel(
     flash_attention: bool = True,
     reserve: int = VRAM_RESERVE,
     draft: DraftWeights | None = None,
+    projector: ProjectorCost | None = None,
 ) -> int:
     """4 slots when the model with 4 contexts fits whole on the GPU (on a CPU: in free RAM), else 1.
 
@@ -337,6 +363,7 @@ def default_num_parallel(
         flash_attention=flash_attention,
         reserve=reserve,
         draft=draft,
+        projector=projector,
     )
     whole = plan.full if machine.has_gpu else plan.ram <= machine.free_ram
     return DEFAULT_PARALLEL if whole else 1
@@ -359,6 +386,7 @@ def default_context_length(
     flash_attention: bool = True,
     reserve: int = VRAM_RESERVE,
     draft: DraftWeights | None = None,
+    projector: ProjectorCost | None = None,
 ) -> int:
     """Ollama's default context for this machine: a tier by free VRAM, capped and stepped down to fit.
 
@@ -385,6 +413,7 @@ def default_context_length(
             flash_attention=flash_attention,
             reserve=reserve,
             draft=draft,
+            projector=projector,
         )
         if plan.full:
             return n_ctx

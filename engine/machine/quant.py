@@ -272,8 +272,10 @@ def pick_variant(
     *,
     quant: str | None = None,
     n_ctx: int | None = None,
+    projector: int = 0,
 ) -> QuantChoice:
-    """Choose which quantization to download for this machine.
+    """Choose which quantization to download for this machine (with ``projector`` bytes of a vision
+    projector pulled beside it, counted in every variant's need).
 
     An explicit ``quant`` always wins, fitting or not: the user knows best.
     Otherwise, with a GPU: the best quality up to Q8_0 that fits fully in
@@ -290,7 +292,7 @@ def pick_variant(
         raise NoGGUFInRepo("this repository has no GGUF files to choose from")
 
     def need(v: Variant) -> int:
-        return estimate_memory(v.size, shape, n_ctx)
+        return estimate_memory(v.size, shape, n_ctx, projector=projector)
 
     def choice(v: Variant, why: str) -> QuantChoice:
         picked = f"picked {normalize_quant(v.quant)} ({format_size(v.size)})"

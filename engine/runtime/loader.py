@@ -28,6 +28,8 @@ from engine.machine.offload import (
     plan_offload,
 )
 from engine.machine.physical import physical_cores
+from engine.machine.projector import ProjectorCost
+from engine.machine.projector import projector_cost as cost_of_projector
 from engine.options import LoadOptions, SamplingOptions
 from engine.runtime.request import Handle, Request
 from engine.runtime.stats import SchedulerStats
@@ -38,6 +40,7 @@ from engine.shape import ModelShape
 from engine.store.gguf_io import GGUFInfo, verify_structure
 from engine.store.manifest import Manifest
 from engine.store.model_store import Store
+from engine.store.projector import read_projector
 from engine.store.tensor_bytes import TensorBytes
 
 log = logging.getLogger("llamadeck.engine")
@@ -124,17 +127,27 @@ def tensor_bytes(
 
     ``headers`` are the parts' headers from ``read_headers``; None reads them.
     LoRA adapters live beside the layers they change; their bytes (the file
-    sizes: nearly all tensor data) count with the small "other" tensors, and
-    so does a vision projector's (loaded on the same device as the weights).
+    sizes: nearly all tensor data) count with the small "other" tensors. A
+    vision projector is planned apart (``projector_cost``).
     """
     if headers is None:
         headers = read_headers(store, manifest)
-    projector = manifest.config.projector
-    extra = sum(f.size for f in manifest.config.adapters) + (projector.size if projector else 0)
-    total = TensorBytes(other=extra)
+    total = TensorBytes(other=sum(f.size for f in manifest.config.adapters))
     for header in headers:
         total = total + header.tensor_bytes
     return total
+
+
+def projector_cost(store: Store, manifest: Manifest, load: LoadOptions) -> ProjectorCost | None:
+    """The vision projector's weights, compute buffer and image tokens for the plan; None without one.
+
+    Its header is checked (IntegrityError for a damaged blob, InvalidInput for one that is no projector).
+    """
+    projector = manifest.config.projector
+    if projector is None:
+        return None
+    info = read_projector(store.blob_path(projector.sha256), label=f"the projector of {manifest.reference}")
+    return cost_of_projector(info, projector.size, flash_attention=load.flash_attn != "off")
 
 
 def draft_path(store: Store, manifest: Manifest) -> Path | None:
@@ -166,17 +179,25 @@ def resolve(
     load: LoadOptions,
     *,
     draft: DraftWeights | None = None,
+    projector: ProjectorCost | None = None,
 ) -> tuple[LoadSettings, OffloadPlan]:
     """Decide every automatic load option for this machine and plan the offload.
 
-    ``draft``: the draft model's weights (``draft_weights``), planned with the model and counted in it.
+    ``draft``: the draft model's weights (``draft_weights``), planned with the model and counted in it;
+    ``projector``: the vision projector's cost (``projector_cost``), likewise.
     """
     shape = manifest.shape or ModelShape(0, 0, 1, 1, 0, manifest.context_length, 0)
     flash = load.flash_attn != "off"
     n_ctx = load.num_ctx
     if n_ctx is None:  # automatic: the machine's tier, capped at what the model was trained for
         n_ctx = default_context_length(
-            tensors, shape, machine, kv_type=load.kv_cache_type, flash_attention=flash, draft=draft
+            tensors,
+            shape,
+            machine,
+            kv_type=load.kv_cache_type,
+            flash_attention=flash,
+            draft=draft,
+            projector=projector,
         )
         if manifest.context_length > 0:
             n_ctx = max(min(n_ctx, manifest.context_length), MIN_CONTEXT)
@@ -193,7 +214,14 @@ def resolve(
     # the pool holds this many full contexts: num_parallel's when given (each of them may fill its
     # context, as in Ollama), else 4 where they fit whole (1 where not); short chats share it, many at once
     contexts = load.num_parallel or default_num_parallel(
-        tensors, shape, machine, n_ctx=n_ctx, kv_type=load.kv_cache_type, flash_attention=flash, draft=draft
+        tensors,
+        shape,
+        machine,
+        n_ctx=n_ctx,
+        kv_type=load.kv_cache_type,
+        flash_attention=flash,
+        draft=draft,
+        projector=projector,
     )
     plan = plan_offload(
         tensors,
@@ -206,6 +234,7 @@ def resolve(
         kv_unified=True,
         num_gpu=load.num_gpu,
         draft=draft,
+        projector=projector,
     )
     n_ctx = max(n_ctx, 2)  # num_ctx 1 holds no prompt and no reply: 2 gets a clear "prompt too long"
     settings = LoadSettings(

@@ -70,7 +70,9 @@ def use_model(
             headers = loader.read_headers(store, manifest)  # read once: the load takes them
             tensors = loader.tensor_bytes(store, manifest, headers=headers)
             draft = loader.draft_weights(store, manifest)  # a DRAFT model's memory counts with the model's
-            decided.append((*loader.resolve(manifest, tensors, machine(), load, draft=draft), headers))
+            projector = loader.projector_cost(store, manifest, load)  # and a vision projector's
+            plan = loader.resolve(manifest, tensors, machine(), load, draft=draft, projector=projector)
+            decided.append((*plan, headers))
         return decided[0]
 
     def need() -> int:

@@ -60,6 +60,13 @@ class ProjectorInfo:
     audio: bool
     projection_dim: int  # the text model's embedding width it maps to; 0 when unknown
     tensors: int
+    # the vision tower's sizes (clip.vision.*), for the memory plan (``engine.machine.projector``); 0: unknown
+    image_size: int = 0
+    patch_size: int = 0
+    width: int = 0
+    feed_forward: int = 0
+    heads: int = 0
+    scale_factor: int = 0  # clip.vision.projector.scale_factor: patches merged per side (Gemma 3's 4)
 
 
 def is_projector(header: RawHeader) -> bool:
@@ -106,9 +113,20 @@ def _read(path: Path, label: str, size: int, inode: int, mtime_ns: int) -> Proje
         projector_type=header.strings.get("clip.projector_type", ""),
         vision=bool(numbers.get("clip.has_vision_encoder")),
         audio=bool(numbers.get("clip.has_audio_encoder")),
-        projection_dim=int(dim) if isinstance(dim, int) and dim > 0 else 0,
+        projection_dim=_size(dim),
         tensors=len(header.tensors),
+        image_size=_size(numbers.get("clip.vision.image_size")),
+        patch_size=_size(numbers.get("clip.vision.patch_size")),
+        width=_size(numbers.get("clip.vision.embedding_length")),
+        feed_forward=_size(numbers.get("clip.vision.feed_forward_length")),
+        heads=_size(numbers.get("clip.vision.attention.head_count")),
+        scale_factor=_size(numbers.get("clip.vision.projector.scale_factor")),
     )
+
+
+def _size(value: object) -> int:
+    """A size from the header: a positive int below 2**24 (anything else: 0, unknown)."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and 0 < value < 1 << 24 else 0
 
 
 def projector_precision(name: str) -> str | None:
