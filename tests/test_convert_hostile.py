@@ -9,6 +9,7 @@ registered that llama.cpp then refused to load on every request.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -40,7 +41,7 @@ def _edit_json(name: str, change: Callable[[Any], None]) -> Callable[[Path], Non
 def _refused(engine: Engine, tmp_path: Path, edit: Callable[[Path], None], words: str) -> None:
     folder = write_tiny_hf(tmp_path / "m", "llama")
     edit(folder)
-    with pytest.raises(LlamadeckError, match=words) as caught:
+    with pytest.raises(LlamadeckError, match=re.escape(words)) as caught:
         engine.create("hostile", "FROM ./m\n", base_dir=tmp_path)
     assert "\n" not in str(caught.value)
     assert engine.list_models() == []
@@ -63,3 +64,39 @@ def test_tokenizer_files_of_the_wrong_shape_are_one_line(
     engine: Engine, tmp_path: Path, edit: Callable[[Path], None]
 ) -> None:
     _refused(engine, tmp_path, edit, "tokenizer")
+
+
+def _config(**values: Any) -> Callable[[Path], None]:
+    return _edit_json("config.json", lambda c: c.update(values))
+
+
+@pytest.mark.parametrize(
+    ("edit", "words"),
+    [
+        (_config(rms_norm_eps=float("nan")), "'s rms_norm_eps is nan: not a finite number"),
+        (_config(rope_theta=float("inf")), "'s rope_theta is inf: not a finite number"),
+        (_config(num_key_value_heads=0), " lacks num_key_value_heads (a positive integer): it is 0"),
+        (_config(num_key_value_heads="2"), " lacks num_key_value_heads (a positive integer): it is '2'"),
+        (_config(head_dim=-16), " lacks head_dim (a positive integer): it is -16"),
+        (
+            _config(
+                rope_scaling={"rope_type": "llama3", "factor": "x", "original_max_position_embeddings": 16}
+            ),
+            "'s factor is 'x': not a finite number",
+        ),
+    ],
+    ids=[
+        "nan-epsilon",
+        "infinite-rope-base",
+        "zero-kv-heads",
+        "kv-heads-a-string",
+        "negative-head-dim",
+        "factor-x",
+    ],
+)
+def test_config_values_that_are_given_but_wrong_are_refused_not_skipped(
+    engine: Engine, tmp_path: Path, edit: Callable[[Path], None], words: str
+) -> None:
+    """Before: NaN epsilon was skipped (so the key llama.cpp requires was missing) and zero KV heads
+    became the head count: both registered a model whose every request was a load failure."""
+    _refused(engine, tmp_path, edit, "config.json" + words)
