@@ -1,0 +1,68 @@
+"""Hostile images against the vision runtime: what one request's images may cost everyone else.
+
+Found by the outside review: a request of sixteen 5 KB PNGs of zeros (39 megapixels each, inside
+the bounds) had its images counted in one call on the compute thread, which every model's decode
+shares, so every other stream stood still for the whole count (~50 s on 2 cores). Counting now
+takes one compute call per distinct image, and the streams step between them.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from engine.runtime.llama.compute import COMPUTE
+from engine.runtime.llama.model import Model
+from engine.runtime.llama.vision import Projector
+from engine.runtime.worker.loaded import count_images
+from tests.support.images import image_bytes
+from tests.support.tiny_gguf import write_tiny_gguf
+from tests.support.tiny_mmproj import IMAGE_TOKENS, write_tiny_mmproj
+
+
+class RecordingProjector(Projector):
+    """The real projector, which also logs each count and, on the first, queues another compute call."""
+
+    log: list[str]
+    other: threading.Thread | None
+
+    def count(self, image: bytes) -> int:
+        self.log.append(f"count {len(self.log)}")
+        if self.other is None:  # another caller of the compute thread arrives while this count runs
+            self.other = threading.Thread(target=lambda: COMPUTE.call(lambda: self.log.append("other")))
+            self.other.start()
+            while not COMPUTE._calls:  # queued (this runs on the compute thread, so it waits for us)
+                time.sleep(0.001)
+        return super().count(image)
+
+
+@pytest.fixture(scope="module")
+def projector(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RecordingProjector]:
+    d = tmp_path_factory.mktemp("vision-hostile")
+    model = Model.load(write_tiny_gguf(d / "Tiny-Q8_0.gguf")[0], n_gpu_layers=0, label="tiny")
+    path = write_tiny_mmproj(d / "mmproj.gguf")
+    projector = RecordingProjector.load(path, model, n_threads=1, use_gpu=False)
+    assert isinstance(projector, RecordingProjector)
+    yield projector
+    projector.free()
+    model.free()
+
+
+def test_other_compute_work_runs_between_a_requests_images(projector: RecordingProjector) -> None:
+    projector.log, projector.other = [], None
+    images = [image_bytes("PNG", (30, 20), (i, 0, 0)) for i in range(3)]
+    assert count_images(projector, images) == [IMAGE_TOKENS] * 3
+    assert projector.other is not None
+    projector.other.join()
+    assert projector.log == ["count 0", "other", "count 2", "count 3"]
+
+
+def test_an_image_sent_many_times_is_counted_once(projector: RecordingProjector, tmp_path: Path) -> None:
+    projector.log, projector.other = [], threading.Thread()  # no other caller this time
+    image = image_bytes("PNG", (30, 20))
+    assert count_images(projector, [image] * 16) == [IMAGE_TOKENS] * 16
+    assert projector.log == ["count 0"]
