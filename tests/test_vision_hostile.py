@@ -1,6 +1,8 @@
 """Hostile images against the vision runtime: what one request's images may cost everyone else.
 
-Found by the outside review: a request of sixteen 5 KB PNGs of zeros (39 megapixels each, inside
+Found by the outside review: a projector whose header ``mtmd`` aborts on (a NaN epsilon, heads
+that do not divide the width) was registered and crashed its worker at the first image. And a
+request of sixteen 5 KB PNGs of zeros (39 megapixels each, inside
 the bounds) had its images counted in one call on the compute thread, which every model's decode
 shares, so every other stream stood still for the whole count (~50 s on 2 cores). Counting now
 takes one compute call per distinct image, and the streams step between them.
@@ -8,6 +10,7 @@ takes one compute call per distinct image, and the streams step between them.
 
 from __future__ import annotations
 
+import struct
 import threading
 import time
 from collections.abc import Iterator
@@ -15,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from engine import Engine, IntegrityError, Machine
 from engine.runtime.llama.compute import COMPUTE
 from engine.runtime.llama.model import Model
 from engine.runtime.llama.vision import Projector
@@ -66,3 +70,37 @@ def test_an_image_sent_many_times_is_counted_once(projector: RecordingProjector,
     image = image_bytes("PNG", (30, 20))
     assert count_images(projector, [image] * 16) == [IMAGE_TOKENS] * 16
     assert projector.log == ["count 0"]
+
+
+def _patched(path: Path, key: str, form: str, value: float) -> Path:
+    """The projector at ``path`` with one scalar of its header rewritten in place (same size)."""
+    data = bytearray(path.read_bytes())
+    at = data.index(key.encode()) + len(key) + 4  # the key, then its value's type (u32), then the value
+    struct.pack_into(form, data, at, value)
+    path.write_bytes(bytes(data))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("key", "form", "value", "words"),
+    [
+        ("clip.vision.attention.layer_norm_epsilon", "<f", float("nan"), "layer_norm_epsilon is nan"),
+        ("clip.vision.embedding_length", "<I", 7, "2 attention heads do not divide the width 7"),
+        ("clip.vision.patch_size", "<I", 0, "patch_size is 0"),
+        ("clip.vision.image_size", "<I", 0, "image_size is 0"),
+    ],
+    ids=["nan-epsilon", "heads-do-not-divide", "no-patch", "no-image-size"],
+)
+def test_a_projector_mtmd_aborts_on_is_refused_at_create(
+    tmp_path: Path, key: str, form: str, value: float, words: str
+) -> None:
+    model = write_tiny_gguf(tmp_path / "Tiny-Q8_0.gguf")[0]
+    projector = _patched(write_tiny_mmproj(tmp_path / "mmproj-Tiny-F16.gguf"), key, form, value)
+    engine = Engine(machine=lambda: Machine(free_ram=16 << 30, gpu_free_vram=None))
+    try:
+        with pytest.raises(IntegrityError, match=words) as caught:
+            engine.create("eyes", f"FROM {model}\nFROM {projector}\n")
+        assert "\n" not in str(caught.value)
+        assert engine.list_models() == []
+    finally:
+        engine.close()
