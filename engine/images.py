@@ -37,6 +37,9 @@ FORMATS = ("JPEG", "PNG", "WEBP")  # what Ollama accepts
 # 160 MB decoded; twenty clients sending fifteen each together took the server to 3.2 GB when every
 # request thread decoded at once, 1.6 GB two at a time (malloc keeps some of each thread's arena).
 DECODING = threading.BoundedSemaphore(2)
+# Pillow warns on stderr of what it copes with (corrupt EXIF, a palette's byte transparency): a
+# client's JPEG printed two lines into the server's log, or through the app's screen, per request.
+warnings.filterwarnings("ignore", category=UserWarning, module=r"PIL\.")
 
 
 @dataclass(frozen=True)

@@ -124,3 +124,28 @@ def test_a_projector_mtmd_aborts_on_is_refused_at_create(
         assert engine.list_models() == []
     finally:
         engine.close()
+
+
+def test_images_pillow_copes_with_print_nothing(tmp_path: Path) -> None:
+    """A JPEG with corrupt EXIF and a palette PNG with byte transparency are read without Pillow's
+    warnings on stderr (each request of them printed two lines into the server's log or the app)."""
+    import io
+    import subprocess
+    import sys
+
+    from PIL import Image
+
+    jpeg, png = io.BytesIO(), io.BytesIO()
+    Image.new("RGB", (40, 20)).save(jpeg, format="JPEG", exif=b"Exif\x00\x00MM\x00*\x00\x00\x00\x08\xff\xff")
+    Image.new("P", (30, 20), 3).save(png, format="PNG", transparency=3)
+    (tmp_path / "exif.jpg").write_bytes(jpeg.getvalue())
+    (tmp_path / "palette.png").write_bytes(png.getvalue())
+    code = (
+        "import sys; from pathlib import Path; from engine.images import check_image, decode_image\n"
+        "for name in ('exif.jpg', 'palette.png'):\n"
+        "    data = Path(sys.argv[1], name).read_bytes(); check_image(data); decode_image(data)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, check=True
+    )
+    assert done.stderr == ""
