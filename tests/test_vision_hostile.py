@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from engine import Engine, IntegrityError, Machine
+from engine import Engine, IntegrityError, LlamadeckError, Machine
 from engine.runtime.llama.compute import COMPUTE
 from engine.runtime.llama.model import Model
 from engine.runtime.llama.vision import Projector
@@ -149,3 +149,19 @@ def test_images_pillow_copes_with_print_nothing(tmp_path: Path) -> None:
         [sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, check=True
     )
     assert done.stderr == ""
+
+
+def test_a_projector_llama_cpp_cannot_load_is_refused_without_the_stores_path(tmp_path: Path) -> None:
+    """clip's refusal names the file it read, the projector's blob in the store: the API sent it on."""
+    model = write_tiny_gguf(tmp_path / "Tiny-Q8_0.gguf")[0]
+    projector = write_tiny_mmproj(tmp_path / "mmproj-Tiny-F16.gguf")
+    data = projector.read_bytes()
+    projector.write_bytes(data.replace(b"mlp", b"xyz", 1))  # clip.projector_type: one llama.cpp lacks
+    engine = Engine(machine=lambda: Machine(free_ram=16 << 30, gpu_free_vram=None))
+    try:
+        engine.create("eyes", f"FROM {model}\nFROM {projector}\n")
+        with pytest.raises(LlamadeckError, match="could not load the vision projector") as caught:
+            list(engine.chat("eyes", [{"role": "user", "content": "hi"}], options={"num_predict": 1}))
+        assert str(engine.home) not in str(caught.value) and "\n" not in str(caught.value)
+    finally:
+        engine.close()
