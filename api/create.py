@@ -11,6 +11,7 @@ to digests; ``template``, ``system``, ``parameters``, ``messages``,
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping
 from typing import Any
 
@@ -228,7 +229,15 @@ async def create(request: Request) -> Response:
     spec = await run_in_threadpool(_spec, request, data)
 
     def work(emit: EventSink, cancel: CancelToken) -> Manifest:
-        return engine.create(name, spec, on_event=emit, cancel=cancel)
+        try:
+            return engine.create(name, spec, on_event=emit, cancel=cancel)
+        except LlamadeckError as error:  # uploads sit in the store's partial/: a client is not told where
+            hidden = str(error).replace(str(engine.home), "the store")
+            if hidden == str(error):
+                raise
+            shown = copy.copy(error)  # the same class: the same status and kind
+            shown.args = (hidden,)
+            raise shown from None
 
     return await jobs.respond(
         request, f"create {name}", work, stream=stream, first_status="parsing model information"

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import threading
 import warnings
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -32,6 +33,13 @@ MAX_IMAGE_SIDE = 16_384  # pixels on either side
 MAX_IMAGE_PIXELS = 40_000_000  # width x height: decoded as RGB that is 120 MB, the most one image may hold
 MAX_IMAGES = 16  # in one request, every message together (the API's limit too)
 FORMATS = ("JPEG", "PNG", "WEBP")  # what Ollama accepts
+# Images decoded at once in this process: a 40-megapixel RGBA PNG of zeros is 150 KB on the wire and
+# 160 MB decoded; twenty clients sending fifteen each together took the server to 3.2 GB when every
+# request thread decoded at once, 1.6 GB two at a time (malloc keeps some of each thread's arena).
+DECODING = threading.BoundedSemaphore(2)
+# Pillow warns on stderr of what it copes with (corrupt EXIF, a palette's byte transparency): a
+# client's JPEG printed two lines into the server's log, or through the app's screen, per request.
+warnings.filterwarnings("ignore", category=UserWarning, module=r"PIL\.")
 
 
 @dataclass(frozen=True)
@@ -79,7 +87,7 @@ def _decoded(data: bytes, where: str, rgb: bool) -> Image:
 
     image = _open(data, where)
     try:
-        with warnings.catch_warnings():
+        with DECODING, warnings.catch_warnings():
             warnings.simplefilter("error", PIL.DecompressionBombWarning)
             image.load()  # every pixel decoded: a truncated file fails here
             return image.convert("RGB") if rgb else image

@@ -94,6 +94,10 @@ def _int(hp: Mapping[str, Any], *keys: str, default: int | None = None) -> int:
         value = hp.get(key)
         if isinstance(value, int) and not isinstance(value, bool) and 0 < value < 2**31:
             return value
+        if value is not None:  # given but wrong: a default here makes a model llama.cpp will not load
+            raise InvalidInput(
+                f"config.json lacks {key} (a positive integer): it is {one_line(repr(value), 40)}"
+            )
     if default is not None:
         return default
     raise InvalidInput(f"config.json lacks {keys[0]} (a positive integer)")
@@ -109,6 +113,8 @@ def _float(hp: Mapping[str, Any], key: str, default: float | None = None) -> flo
     value = hp.get(key)
     if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
         return float(value)
+    if value is not None:  # NaN, Infinity, a string: skipping it leaves a key llama.cpp requires unset
+        raise InvalidInput(f"config.json's {key} is {one_line(repr(value), 40)}: not a finite number")
     return default
 
 

@@ -256,5 +256,11 @@ def add_vocab(writer: Any, folder: Path, vocab: Vocab) -> None:
     if vocab.add_space_prefix is not None:
         writer.add_add_space_prefix(vocab.add_space_prefix)
     logging.getLogger("gguf.vocab").setLevel(logging.ERROR)  # it warns on stderr about what it skips
-    special = gguf.SpecialVocab(folder, load_merges=vocab.model == "gpt2", n_vocab=len(vocab.tokens))
-    special.add_to_gguf(writer, quiet=True)
+    try:  # gguf reads these files trusting their shapes: a list of ints for added tokens raises anything
+        special = gguf.SpecialVocab(folder, load_merges=vocab.model == "gpt2", n_vocab=len(vocab.tokens))
+        special.add_to_gguf(writer, quiet=True)
+    except (ValueError, TypeError, KeyError, AttributeError, IndexError) as error:  # JSONDecodeError too
+        raise InvalidInput(
+            "the tokenizer's special tokens, merges or chat template (tokenizer.json, tokenizer_config.json) "
+            f"cannot be read: {one_line(str(error) or type(error).__name__, 120)}"
+        ) from None

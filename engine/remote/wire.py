@@ -21,7 +21,7 @@ import http.client
 import json
 import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -102,7 +102,7 @@ class Wire:
                 continue
             item = self._decode(raw, path)
             if isinstance(item, dict) and item.get("error"):
-                raise _error_line(str(item["error"]), self.name)
+                raise _error_line(self._hide(str(item["error"])), self.name)
             yield item
 
     def events(self, path: str, body: Any, *, cancel: CancelToken = NEVER) -> Iterator[Any]:
@@ -118,7 +118,7 @@ class Wire:
             if isinstance(item, dict) and item.get("error"):
                 error = item["error"]
                 message = error.get("message") if isinstance(error, dict) else error
-                raise _error_line(str(message), self.name)
+                raise _error_line(self._hide(str(message)), self.name)
             yield item
 
     # the parts ---------------------------------------------------------------
@@ -196,9 +196,13 @@ class Wire:
         except ValueError:
             raise NetworkError(f"{self.name} sent a line of {path} that is not JSON") from None
 
+    def _hide(self, text: str) -> str:
+        """``text`` without the API key: a server may echo the header it was sent into its error."""
+        return text.replace(self._key, "***") if self._key else text
+
     def _refusal(self, status: int, raw: bytes, path: str) -> LlamadeckError:
         """The server's own words when it gave some, in the class its status means."""
-        said = _said(raw)
+        said = _said(raw, self._hide)
         if status == 401:
             hint = "set LLAMADECK_API_KEY or the server's api_key in config.toml"
             if self._key:
@@ -219,18 +223,18 @@ class Wire:
         return NetworkError(f"{self.name} failed: {said or f'HTTP {status}'}")
 
 
-def _said(raw: bytes) -> str:
+def _said(raw: bytes, hide: Callable[[str], str]) -> str:
     """The error message of an Ollama (``{"error": "..."}``) or OpenAI (``{"error": {"message"}}``) answer."""
     try:
         data = json.loads(raw)
     except ValueError:
-        return one_line(raw.decode("utf-8", "replace"), 200) if raw.strip() else ""
+        return one_line(hide(raw.decode("utf-8", "replace")), 200) if raw.strip() else ""
     error = data.get("error") if isinstance(data, dict) else None
     if isinstance(error, dict):
         error = error.get("message")
     if error is None and isinstance(data, dict):
         error = data.get("detail")
-    return one_line(str(error), 300) if error else ""
+    return one_line(hide(str(error)), 300) if error else ""
 
 
 def _error_line(message: str, name: str) -> LlamadeckError:

@@ -25,6 +25,7 @@ by size, smallest first.
 from __future__ import annotations
 
 import functools
+import math
 import os
 import re
 from collections.abc import Sequence
@@ -108,6 +109,8 @@ def _read(path: Path, label: str, size: int, inode: int, mtime_ns: int) -> Proje
             f"{label} is not a vision projector (architecture {arch!r:.40}; a projector's is 'clip')"
         )
     numbers = header.numbers
+    if numbers.get("clip.has_vision_encoder"):
+        _check_vision(numbers, label)
     dim = numbers.get("clip.vision.projection_dim") or numbers.get("clip.audio.projection_dim") or 0
     return ProjectorInfo(
         projector_type=header.strings.get("clip.projector_type", ""),
@@ -127,6 +130,27 @@ def _read(path: Path, label: str, size: int, inode: int, mtime_ns: int) -> Proje
 def _size(value: object) -> int:
     """A size from the header: a positive int below 2**24 (anything else: 0, unknown)."""
     return value if isinstance(value, int) and not isinstance(value, bool) and 0 < value < 1 << 24 else 0
+
+
+def _check_vision(numbers: dict[str, object], label: str) -> None:
+    """Refuse the vision settings ``mtmd`` aborts or fails on (found by the outside review).
+
+    A NaN epsilon, or an embedding width the head count does not divide,
+    aborted the worker at the first image; a zero patch or image size failed
+    every load or image. Caught here, ``create`` and ``pull`` refuse the file
+    (422) instead of registering a model whose every request is a 500.
+    """
+    key = "clip.vision."
+    eps = numbers.get(key + "attention.layer_norm_epsilon")
+    if eps is not None and not (isinstance(eps, int | float) and math.isfinite(eps) and eps >= 0):
+        raise IntegrityError(f"projector {label}: {key}attention.layer_norm_epsilon is {eps!r:.20}")
+    for name in ("patch_size", "image_size", "attention.head_count", "embedding_length"):
+        value = numbers.get(key + name)
+        if value is not None and not (isinstance(value, int) and 0 < value <= 1 << 20):
+            raise IntegrityError(f"projector {label}: {key}{name} is {value!r:.20}")
+    heads, width = numbers.get(key + "attention.head_count"), numbers.get(key + "embedding_length")
+    if isinstance(heads, int) and isinstance(width, int) and width % heads:
+        raise IntegrityError(f"projector {label}: {heads} attention heads do not divide the width {width}")
 
 
 def projector_precision(name: str) -> str | None:

@@ -93,6 +93,7 @@ class Projector:
         handle = mtmd_cpp.mtmd_init_from_file(str(path).encode(), model.ptr, params)
         if not handle:
             reason = last_error_line(mark) or "no reason given (see the llama.cpp log)"
+            reason = reason.replace(str(path), "it")  # clip names the blob in the store: not for clients
             raise LoadError(
                 f"llama.cpp could not load the vision projector {label} for {model.label}: {reason}"
             )
