@@ -34,7 +34,7 @@ from engine.convert.safetensors import (
 from engine.convert.vocab import MAX_TOKENIZER_FILE, add_vocab, load_vocab, read_json
 from engine.errors import InvalidInput
 from engine.events import EventSink, Progress, Status, ignore
-from engine.store.transfer import HashingFile, ProgressMeter
+from engine.store.transfer import HashingFile, ProgressMeter, Written
 
 ALIGNMENT = 32
 _TENSOR_EVENTS_EVERY = 0.5  # seconds: the bytes meter reports every 0.1 s already
@@ -52,6 +52,7 @@ class Converted:
     arch: str
     tensors: int
     file_type: int  # gguf.LlamaFileType: 1 F16, 32 BF16
+    written: Written  # the digest and the file it holds for: the import need not hash it again
 
 
 def convert_folder(
@@ -83,16 +84,17 @@ def convert_folder(
     if arch in ("gemma2", "gemma3"):
         vocab = replace(vocab, add_space_prefix=False)  # as llama.cpp's Gemma2Model/Gemma3Model.set_vocab
     try:
-        digest = _write(out, folder, layout, vocab, name or folder.name, on_event, cancel)
+        written = _write(out, folder, layout, vocab, name or folder.name, on_event, cancel)
     except BaseException:
         out.unlink(missing_ok=True)
         raise
-    return Converted(out, digest, out.stat().st_size, arch, len(layout.tensors), layout.file_type)
+    size = written.identity[2]
+    return Converted(out, written.sha256, size, arch, len(layout.tensors), layout.file_type, written)
 
 
 def _write(
     out: Path, folder: Path, layout: Any, vocab: Any, name: str, sink: EventSink, cancel: CancelToken
-) -> str:
+) -> Written:
     import gguf
 
     logging.getLogger("gguf.gguf_writer").setLevel(logging.ERROR)
@@ -133,7 +135,9 @@ def _write(
                 left = (len(layout.tensors) - i - 1) / rate
                 sink(Progress("converting", out.name, i + 1, len(layout.tensors), rate, left, unit="tensors"))
         meter.finish()
-        return target.finish()
+        target.finish()
+        assert target.written is not None
+        return target.written
     except BaseException:
         target.close()
         raise
