@@ -3,7 +3,8 @@
 ``GGUFWriter`` writes the header, the metadata and the tensor table (it
 needs only each tensor's shape, type and size). Then the tensor bytes are
 appended here, tensor by tensor: read with ``pread`` in chunks of whole rows,
-converted (dtype, permutation, ``+1``), written through ``HashingFile`` (the
+converted (dtype, permutation, ``+1``), written through ``output.Output``
+(hashed and pushed to disk on two threads while the converter goes on; the
 sha256 is ready when the last byte lands) with ``Progress`` events and a
 cancel check per chunk. Only a tensor that must be transformed whole (a q/k
 permutation) is held in memory at once, so the peak is about one tensor.
@@ -23,6 +24,8 @@ import numpy as np
 
 from engine.cancel import NEVER, CancelToken
 from engine.convert.archs import OutTensor, architecture, plan
+from engine.convert.output import Output
+from engine.convert.packing import Writer
 from engine.convert.safetensors import (
     ITEM_SIZES,
     TensorEntry,
@@ -34,7 +37,7 @@ from engine.convert.safetensors import (
 from engine.convert.vocab import MAX_TOKENIZER_FILE, add_vocab, load_vocab, read_json
 from engine.errors import InvalidInput
 from engine.events import EventSink, Progress, Status, ignore
-from engine.store.transfer import HashingFile, ProgressMeter, Written
+from engine.store.transfer import ProgressMeter, Written
 
 ALIGNMENT = 32
 _TENSOR_EVENTS_EVERY = 0.5  # seconds: the bytes meter reports every 0.1 s already
@@ -98,7 +101,7 @@ def _write(
     import gguf
 
     logging.getLogger("gguf.gguf_writer").setLevel(logging.ERROR)
-    writer = gguf.GGUFWriter(out, layout.arch)
+    writer = Writer(out, layout.arch)  # gguf.GGUFWriter, with big arrays packed in bulk
     writer.add_type(gguf.GGUFType.MODEL)
     writer.add_name(name)
     layout.metadata(writer)
@@ -112,12 +115,14 @@ def _write(
     writer.close()
     total = sum(t.nbytes for t in layout.tensors)
     meter = ProgressMeter(sink, "converting", out.name, total)
-    target = HashingFile(out, meter, cancel=cancel)  # hashes the header already written, then appends
+    target = Output(out, meter, cancel=cancel)  # hashes the header already written, then appends
     fds: dict[Path, int] = {}
 
     def fd_of(path: Path) -> int:
         if path not in fds:
             fds[path] = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+            if hasattr(os, "posix_fadvise"):  # read front to back: a larger readahead
+                os.posix_fadvise(fds[path], 0, 0, os.POSIX_FADV_SEQUENTIAL)
         return fds[path]
 
     started, reported = time.monotonic(), float("-inf")  # the first tensor is reported at once
@@ -135,9 +140,7 @@ def _write(
                 left = (len(layout.tensors) - i - 1) / rate
                 sink(Progress("converting", out.name, i + 1, len(layout.tensors), rate, left, unit="tensors"))
         meter.finish()
-        target.finish()
-        assert target.written is not None
-        return target.written
+        return target.finish()
     except BaseException:
         target.close()
         raise
@@ -146,7 +149,7 @@ def _write(
             os.close(fd)
 
 
-def _pad(target: HashingFile) -> None:
+def _pad(target: Output) -> None:
     extra = -target.size % ALIGNMENT
     if extra:
         target.write(bytes(extra))
