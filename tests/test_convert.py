@@ -31,9 +31,9 @@ from tests.support.hf_tiny import DATA, EVAL_IDS, MODELS, PROMPT, VOCAB, write_s
 REFERENCE = json.loads((DATA / "reference.json").read_text())
 
 
-def _logits(path: Path) -> tuple[np.ndarray, list[int]]:
+def _logits(path: Path, n_ctx: int = 64) -> tuple[np.ndarray, list[int]]:
     model = Model.load(path, n_gpu_layers=0)
-    ctx = Context(model, n_ctx=64, n_threads=2, flash_attn="off")
+    ctx = Context(model, n_ctx=n_ctx, n_threads=2, flash_attn="off")
     batch = Batch(64)
     try:
         for pos, token in enumerate(EVAL_IDS):
@@ -68,6 +68,17 @@ def test_converted_model_gives_the_logits_transformers_gives(converted: dict[str
     picked = expected[np.arange(len(EVAL_IDS)), got.argmax(-1)]  # llama.cpp's best is transformers' best
     assert (picked >= expected.max(-1) - 0.02 * scale).all()  # or a near-tie with it
     assert prompt_ids == REFERENCE["models"][arch]["prompt_ids"]
+
+
+def test_phi3_longrope_past_the_original_context_uses_the_long_factors(converted: dict[str, Path]) -> None:
+    # llama.cpp picks the long factors for a context past the original 512; transformers for positions past
+    # it (the reference ran the same tokens at positions 600..611: rope is relative, so the logits compare)
+    expected = np.array(REFERENCE["models"]["phi3-longrope"]["long_logits"], dtype=np.float32)
+    short = np.array(REFERENCE["models"]["phi3-longrope"]["logits"], dtype=np.float32)
+    got, _ = _logits(converted["phi3-longrope"], n_ctx=1024)
+    scale = float(np.abs(expected).max())
+    assert float(np.abs(got - expected).max()) <= 0.02 * scale
+    assert float(np.abs(short - expected).max()) > 0.1 * scale  # the two factor sets differ: a real check
 
 
 def test_metadata_is_what_llama_cpp_converter_writes(converted: dict[str, Path]) -> None:
@@ -239,4 +250,26 @@ def test_an_oversized_tokenizer_file_is_refused_unread(tmp_path: Path) -> None:
     with open(folder / "tokenizer.json", "wb") as f:
         f.truncate(65 * 1024 * 1024)  # sparse: no disk used
     with pytest.raises(InvalidInput, match="tokenizer.json is larger than"):
+        convert_folder(folder, tmp_path / "x.gguf")
+
+
+@pytest.mark.parametrize(
+    ("scaling", "match"),
+    [
+        ({"type": "longrope", "long_factor": [1.0] * 7, "short_factor": [1.0] * 8}, "long_factor must be 8"),
+        ({"type": "longrope", "long_factor": [1.0] * 8, "short_factor": ["1"] * 8}, "short_factor must be 8"),
+        ({"type": "longrope", "long_factor": [1.0] * 8, "short_factor": [float("nan")] * 8}, "short_factor"),
+        (
+            {"type": "dynamic", "long_factor": [1.0] * 8, "short_factor": [1.0] * 8},
+            "llamadeck converts longrope",
+        ),
+    ],
+)
+def test_a_phi3_rope_scaling_llama_cpp_cannot_run_is_refused(
+    tmp_path: Path, scaling: dict, match: str
+) -> None:
+    folder = write_tiny_hf(tmp_path / "m", "phi3-longrope")
+    config = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**config, "rope_scaling": scaling}))
+    with pytest.raises(InvalidInput, match=match):
         convert_folder(folder, tmp_path / "x.gguf")

@@ -154,11 +154,20 @@ def plan(hf: str, arch: str, hp: dict[str, Any], tensors: Mapping[str, TensorEnt
         out.append(OutTensor("output.weight", embd.shape, embd.out_type, embd.source))
     if arch == "llama" and (freqs := _llama3_rope_factors(hp, head_dim)) is not None:
         out.insert(0, OutTensor("rope_freqs.weight", freqs.shape, "F32", data=freqs))
+    attn_factor = None
+    if arch == "phi3" and (longrope := _phi3_longrope(hp, n_embd, n_head)) is not None:
+        long, short, attn_factor = longrope
+        out[:0] = [
+            OutTensor("rope_factors_long.weight", long.shape, "F32", data=long),
+            OutTensor("rope_factors_short.weight", short.shape, "F32", data=short),
+        ]
     _check_layers(out, n_layers)
     file_type = gguf.LlamaFileType.MOSTLY_BF16 if sixteen == "BF16" else gguf.LlamaFileType.MOSTLY_F16
 
     def metadata(w: Any) -> None:
         _metadata(w, arch, hp, n_layers=n_layers, n_head=n_head, n_kv=n_kv, n_embd=n_embd, head_dim=head_dim)
+        if attn_factor is not None:
+            w.add_rope_scaling_attn_factors(attn_factor)
         w.add_file_type(int(file_type))
 
     return Plan(arch, hp, out, int(file_type), metadata)
@@ -236,6 +245,44 @@ def _llama3_rope_factors(hp: Mapping[str, Any], head_dim: int) -> np.ndarray[Any
     return np.array(factors, dtype=np.float32)
 
 
+def _phi3_original_context(hp: Mapping[str, Any]) -> int:
+    scaling = hp.get("rope_scaling")
+    inner = scaling if isinstance(scaling, dict) else {}
+    default = _int(hp, "original_max_position_embeddings", "max_position_embeddings", default=4096)
+    return _int(inner, "original_max_position_embeddings", default=default)
+
+
+def _phi3_longrope(
+    hp: Mapping[str, Any], n_embd: int, n_head: int
+) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any], float] | None:
+    """Phi-3's long-context rope, as llama.cpp's ``Phi3MiniModel`` writes it: the long and short
+    frequency factors (llama.cpp picks by context size) and the attention factor (``su``/``longrope``)."""
+    scaling = hp.get("rope_scaling")
+    if not isinstance(scaling, dict) or not scaling.get("long_factor"):
+        return None
+    kind = str(scaling.get("rope_type", scaling.get("type", ""))).lower()
+    if kind not in ("su", "longrope"):
+        raise InvalidInput(f"Phi-3 rope_scaling type {one_line(kind, 30)!r}: llamadeck converts longrope")
+    dims = int((_float(hp, "partial_rotary_factor", 1.0) or 1.0) * n_embd) // n_head
+    factors = []
+    for key in ("long_factor", "short_factor"):
+        values = scaling.get(key)
+        if (
+            not isinstance(values, list)
+            or len(values) != dims // 2
+            or not all(isinstance(v, int | float) and not isinstance(v, bool) for v in values)
+            or not all(math.isfinite(v) and v > 0 for v in values)
+        ):
+            raise InvalidInput(
+                f"rope_scaling.{key} must be {dims // 2} positive numbers (half the rope dimensions)"
+            )
+        factors.append(np.array(values, dtype=np.float32))
+    original = _phi3_original_context(hp)
+    scale = _int(hp, "max_position_embeddings", "n_positions", default=4096) / original
+    attn_factor = math.sqrt(1 + math.log(scale) / math.log(original)) if scale > 1.0 else 1.0
+    return factors[0], factors[1], attn_factor
+
+
 def _metadata(
     w: Any,
     arch: str,
@@ -274,9 +321,7 @@ def _metadata(
     if arch == "phi3":
         rotary = _float(hp, "partial_rotary_factor", 1.0) or 1.0
         w.add_rope_dimension_count(int(rotary * n_embd) // n_head)
-        w.add_rope_scaling_orig_ctx_len(
-            _int(hp, "original_max_position_embeddings", "max_position_embeddings", default=4096)
-        )
+        w.add_rope_scaling_orig_ctx_len(_phi3_original_context(hp))
     if arch in ("gemma2", "gemma3", "phi3") and isinstance(hp.get("sliding_window"), int):
         w.add_sliding_window(hp["sliding_window"])
     if arch == "gemma2":  # llama.cpp caps scores and logits as Gemma 2 was trained
@@ -293,5 +338,5 @@ def _metadata(
             w.add_rope_scaling_type(gguf.RopeScalingType.YARN)
             w.add_rope_scaling_factor(factor)
             w.add_rope_scaling_orig_ctx_len(_int(scaling, "original_max_position_embeddings", default=4096))
-        elif kind not in ("", "default", "llama3"):
+        elif kind not in ("", "default", "llama3") and not (arch == "phi3" and kind in ("su", "longrope")):
             raise InvalidInput(f"rope_scaling type {one_line(kind, 30)!r} is not one llamadeck converts")

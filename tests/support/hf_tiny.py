@@ -89,6 +89,15 @@ MODELS: dict[str, tuple[dict[str, Any], str, str, int]] = {
          "tie_word_embeddings": False, "pad_token_id": 0},
         "F16", "phi3", 2,
     ),
+    "phi3-longrope": (  # Phi-3's 128k models; the original context is past llama.cpp's smallest (256)
+        {"architectures": ["Phi3ForCausalLM"], "model_type": "phi3", "rope_theta": 10000.0,
+         "max_position_embeddings": 2048, "original_max_position_embeddings": 512,
+         "rope_scaling": {"type": "longrope", "long_factor": [1.0, 1.5, 2.0, 3.0, 4.5, 6.0, 8.0, 12.0],
+                          "short_factor": [1.0, 1.02, 1.05, 1.1, 1.2, 1.4, 1.7, 2.0]},
+         "partial_rotary_factor": 1.0, "sliding_window": None, "tie_word_embeddings": False,
+         "pad_token_id": 0},
+        "F16", "phi3", 2,
+    ),
 }  # fmt: skip
 CHAT_TEMPLATE = (
     "{% for message in messages %}<|start|>{{ message['role'] }}\n{{ message['content'] }}<|end|>\n"
@@ -183,7 +192,7 @@ def write_tiny_hf(folder: Path, arch: str, *, seed: int = 0) -> Path:
     extra, dtype, tokenizer, layers = MODELS[arch]
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng([seed, zlib.crc32(arch.encode())])
-    weights = _weights(arch, layers, rng)
+    weights = _weights(arch.split("-")[0], layers, rng)  # "phi3-longrope": phi3's tensors, its own seed
     config = {
         "hidden_size": HIDDEN, "intermediate_size": FFN, "num_attention_heads": HEADS,
         "num_key_value_heads": KV_HEADS, "num_hidden_layers": layers, "vocab_size": VOCAB,
