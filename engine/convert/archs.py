@@ -6,7 +6,7 @@ calls, so the key names are the library's), and the tensor plan: each
 Hugging Face tensor renamed by ``gguf.TensorNameMap`` with the transform it
 needs. The transforms are llama.cpp's: the q/k rows of llama-family
 attention permuted from Hugging Face's rotate-half layout to llama.cpp's
-interleaved rope; Gemma's norms stored as ``1 + w``; Llama 3's rope scaling
+interleaved rope; Gemma's (1, 2, 3) norms stored as ``1 + w``; Llama 3's rope scaling
 as a ``rope_freqs`` tensor. 1-D tensors and norms are F32, the rest keep the
 model's 16-bit type (BF16 stays BF16, F16 and F32 become F16: llama.cpp's
 default ``--outtype``).
@@ -32,6 +32,7 @@ ARCHITECTURES = {
     "MixtralForCausalLM": "llama",
     "Qwen2ForCausalLM": "qwen2",
     "Qwen3ForCausalLM": "qwen3",
+    "GemmaForCausalLM": "gemma",
     "Gemma2ForCausalLM": "gemma2",
     "Gemma3ForCausalLM": "gemma3",
     "Gemma3ForConditionalGeneration": "gemma3",
@@ -128,7 +129,7 @@ def plan(hf: str, arch: str, hp: dict[str, Any], tensors: Mapping[str, TensorEnt
     for name, entry in tensors.items():
         if any(s in name for s in _SKIPPED) or _EXPERT.fullmatch(name):
             continue
-        gemma = arch in ("gemma2", "gemma3")
+        gemma = arch in ("gemma", "gemma2", "gemma3")
         source = name.removeprefix("language_model.") if gemma else name
         if arch == "gemma3" and source.startswith("model.language_model."):
             source = "model." + source.removeprefix("model.language_model.")
@@ -308,7 +309,7 @@ def _metadata(
     default_base = {"gemma3": 1_000_000.0, "gemma2": 10_000.0}.get(arch)
     if (theta := _float(hp, "rope_theta", default_base)) is not None:
         w.add_rope_freq_base(theta)
-    if "head_dim" in hp or arch in ("gemma2", "gemma3"):
+    if "head_dim" in hp or arch in ("gemma", "gemma2", "gemma3"):
         w.add_key_length(head_dim)
         w.add_value_length(head_dim)
     if (experts := hp.get("num_local_experts")) is not None:

@@ -84,8 +84,8 @@ def convert_folder(
     layout = plan(hf, arch, hp, tensors)
     vocab_size = hp.get("vocab_size") if isinstance(hp.get("vocab_size"), int) else None
     vocab = load_vocab(folder, vocab_size)
-    if arch in ("gemma2", "gemma3"):
-        vocab = replace(vocab, add_space_prefix=False)  # as llama.cpp's Gemma2Model/Gemma3Model.set_vocab
+    if arch in ("gemma", "gemma2", "gemma3"):
+        vocab = replace(vocab, add_space_prefix=False)  # as llama.cpp's Gemma*Model.set_vocab
     try:
         written = _write(out, folder, layout, vocab, name or folder.name, on_event, cancel)
     except BaseException:
@@ -106,6 +106,8 @@ def _write(
     writer.add_name(name)
     layout.metadata(writer)
     add_vocab(writer, folder, vocab)
+    if layout.arch == "gemma" and len(vocab.tokens) > 107:
+        writer.add_eot_token_id(107)  # <end_of_turn>, as llama.cpp's GemmaModel.set_vocab sets it
     for t in layout.tensors:
         kind = gguf.GGMLQuantizationType[t.out_type]
         writer.add_tensor_info(t.name, t.shape, np.dtype(np.float16), t.nbytes, raw_dtype=kind)

@@ -75,6 +75,12 @@ MODELS: dict[str, tuple[dict[str, Any], str, str, int]] = {
          "bos_token_id": 2, "eos_token_id": 1, "pad_token_id": 0, "tie_word_embeddings": True},
         "F32", "spm", 6,
     ),
+    "gemma": (
+        {"architectures": ["GemmaForCausalLM"], "model_type": "gemma", "rope_theta": 10000.0,
+         "head_dim": HEAD_DIM, "hidden_act": "gelu_pytorch_tanh", "bos_token_id": 2, "eos_token_id": 1,
+         "pad_token_id": 0, "tie_word_embeddings": True},
+        "BF16", "spm", 2,
+    ),
     "gemma2": (
         {"architectures": ["Gemma2ForCausalLM"], "model_type": "gemma2", "rope_theta": 10000.0,
          "head_dim": HEAD_DIM, "query_pre_attn_scalar": HEAD_DIM, "sliding_window": 512,
@@ -178,7 +184,7 @@ def _weights(arch: str, layers: int, rng: np.random.Generator) -> dict[str, np.n
             out[p + "self_attn.k_norm.weight"] = (base + rng.standard_normal(HEAD_DIM) * 0.1).astype(
                 np.float32
             )
-        if arch.startswith("gemma"):
+        if arch in ("gemma2", "gemma3"):
             out[p + "pre_feedforward_layernorm.weight"] = norm()
             out[p + "post_feedforward_layernorm.weight"] = norm()
     out["model.norm.weight"] = norm()
