@@ -96,7 +96,7 @@ def test_metadata_is_what_llama_cpp_converter_writes(converted: dict[str, Path])
     assert bytes(qwen2.fields["tokenizer.ggml.pre"].parts[-1]).decode() == "qwen2"
     assert "output.weight" not in {t.name for t in qwen2.tensors}  # tied: llama.cpp reads token_embd
     gemma1 = GGUFReader(converted["gemma"]).fields
-    assert int(gemma1["tokenizer.ggml.eot_token_id"].parts[-1][0]) == 107  # <end_of_turn>, as llama.cpp sets it
+    assert int(gemma1["tokenizer.ggml.eot_token_id"].parts[-1][0]) == 107  # <end_of_turn>, as in llama.cpp
     assert bool(gemma1["tokenizer.ggml.add_space_prefix"].parts[-1][0]) is False
     gemma = read_header(converted["gemma3"], label="gemma3")
     assert gemma.architecture == "gemma3" and gemma.chat_template and "<|start|>" in gemma.chat_template
