@@ -32,6 +32,7 @@ ARCHITECTURES = {
     "MixtralForCausalLM": "llama",
     "Qwen2ForCausalLM": "qwen2",
     "Qwen3ForCausalLM": "qwen3",
+    "Qwen3MoeForCausalLM": "qwen3moe",
     "GemmaForCausalLM": "gemma",
     "Gemma2ForCausalLM": "gemma2",
     "Gemma3ForCausalLM": "gemma3",
@@ -40,7 +41,9 @@ ARCHITECTURES = {
 }
 MAX_LAYERS = 1024  # the deepest published models have ~130: a bound on what a config may make us build
 MAX_EXPERTS = 1024
-_EXPERT = re.compile(r"model\.layers\.(\d+)\.block_sparse_moe\.experts\.(\d+)\.(w[123])\.weight")
+_EXPERT = re.compile(  # Mixtral's w1/w2/w3, Qwen MoE's gate/up/down projections
+    r"model\.layers\.(\d+)\.(block_sparse_moe|mlp)\.experts\.(\d+)\.(w[123]|gate_proj|up_proj|down_proj)\.weight"
+)
 _SKIPPED = ("rotary_emb.inv_freq", "vision_tower.", "multi_modal_projector.", "vision_model.")
 
 
@@ -177,22 +180,24 @@ def plan(hf: str, arch: str, hp: dict[str, Any], tensors: Mapping[str, TensorEnt
 def _experts(
     tensors: Mapping[str, TensorEntry], names: Any, hp: Mapping[str, Any], sixteen: str
 ) -> list[OutTensor]:
-    """Mixtral's per-expert w1/w2/w3 stacked into llama.cpp's ``ffn_{gate,down,up}_exps`` (expert-major)."""
-    groups: dict[tuple[int, str], dict[int, TensorEntry]] = {}
+    """Per-expert weights (Mixtral's w1/w2/w3, Qwen MoE's gate/up/down_proj) stacked into llama.cpp's
+    ``ffn_{gate,down,up}_exps`` (expert-major), as its converter's Mixtral and Qwen2Moe models do."""
+    groups: dict[tuple[int, str, str], dict[int, TensorEntry]] = {}
     for name, entry in tensors.items():
         if match := _EXPERT.fullmatch(name):
-            groups.setdefault((int(match[1]), match[3]), {})[int(match[2])] = entry
+            groups.setdefault((int(match[1]), match[2], match[4]), {})[int(match[3])] = entry
     if not groups:
         return []
-    count = _bounded(_int(hp, "num_local_experts"), MAX_EXPERTS, "num_local_experts")
+    key = "num_local_experts" if "num_local_experts" in hp else "num_experts"
+    count = _bounded(_int(hp, key), MAX_EXPERTS, key)
     out = []
-    for (layer, which), experts in sorted(groups.items()):
+    for (layer, block, which), experts in sorted(groups.items()):
         if set(experts) != set(range(count)) or len({(p.shape, p.dtype) for p in experts.values()}) != 1:
             raise InvalidInput(f"layer {layer}'s experts ({which}) are not {count} tensors of one shape")
         parts = tuple(experts[i] for i in range(count))
         first = parts[0]
         new = names.get_name(
-            f"model.layers.{layer}.block_sparse_moe.experts.{which}.weight", try_suffixes=(".weight",)
+            f"model.layers.{layer}.{block}.experts.{which}.weight", try_suffixes=(".weight",)
         )
         if new is None or first.dtype not in ("F32", "F16", "BF16"):
             raise InvalidInput(f"cannot convert layer {layer}'s experts ({which}, {first.dtype})")
@@ -312,10 +317,11 @@ def _metadata(
     if "head_dim" in hp or arch in ("gemma", "gemma2", "gemma3"):
         w.add_key_length(head_dim)
         w.add_value_length(head_dim)
-    if (experts := hp.get("num_local_experts")) is not None:
-        w.add_expert_count(_int(hp, "num_local_experts"))
+    if (key := next((k for k in ("num_local_experts", "num_experts") if k in hp), None)) is not None:
+        w.add_expert_count(_int(hp, key))
         w.add_expert_used_count(_int(hp, "num_experts_per_tok"))
-        del experts
+    if arch == "qwen3moe" and "moe_intermediate_size" in hp:
+        w.add_expert_feed_forward_length(_int(hp, "moe_intermediate_size"))
     if arch == "llama":
         w.add_vocab_size(_int(hp, "vocab_size"))
         w.add_rope_dimension_count(head_dim)
