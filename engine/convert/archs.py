@@ -31,6 +31,7 @@ ARCHITECTURES = {
     "MistralForCausalLM": "llama",
     "MixtralForCausalLM": "llama",
     "Qwen2ForCausalLM": "qwen2",
+    "Qwen2MoeForCausalLM": "qwen2moe",
     "Qwen3ForCausalLM": "qwen3",
     "Qwen3MoeForCausalLM": "qwen3moe",
     "GemmaForCausalLM": "gemma",
@@ -150,7 +151,7 @@ def plan(hf: str, arch: str, hp: dict[str, Any], tensors: Mapping[str, TensorEnt
             transform, heads = "permute", n_head if new.endswith("attn_q.weight") else n_kv
         if gemma and new.endswith("norm.weight"):
             transform = "plus_one"
-        one_d = len(entry.shape) <= 1 or new.endswith(("_norm.weight", "ffn_gate_inp.weight"))
+        one_d = len(entry.shape) <= 1 or new.endswith(("_norm.weight", "ffn_gate_inp.weight", "ffn_gate_inp_shexp.weight"))
         out.append(OutTensor(new, entry.shape, "F32" if one_d else sixteen, entry, transform, heads))
     have = {t.name for t in out}
     if arch == "phi3" and "output.weight" not in have and "token_embd.weight" in have:
@@ -320,8 +321,10 @@ def _metadata(
     if (key := next((k for k in ("num_local_experts", "num_experts") if k in hp), None)) is not None:
         w.add_expert_count(_int(hp, key))
         w.add_expert_used_count(_int(hp, "num_experts_per_tok"))
-    if arch == "qwen3moe" and "moe_intermediate_size" in hp:
+    if arch in ("qwen2moe", "qwen3moe") and "moe_intermediate_size" in hp:
         w.add_expert_feed_forward_length(_int(hp, "moe_intermediate_size"))
+    if arch == "qwen2moe" and "shared_expert_intermediate_size" in hp:
+        w.add_expert_shared_feed_forward_length(_int(hp, "shared_expert_intermediate_size"))
     if arch == "llama":
         w.add_vocab_size(_int(hp, "vocab_size"))
         w.add_rope_dimension_count(head_dim)

@@ -67,6 +67,13 @@ MODELS: dict[str, tuple[dict[str, Any], str, str, int]] = {
          "head_dim": HEAD_DIM, "attention_bias": False},
         "BF16", "qwen2", 2,
     ),
+    "qwen2moe": (
+        {"architectures": ["Qwen2MoeForCausalLM"], "model_type": "qwen2_moe", "rope_theta": 1000000.0,
+         "num_experts": 4, "num_experts_per_tok": 2, "moe_intermediate_size": FFN // 2,
+         "shared_expert_intermediate_size": FFN, "norm_topk_prob": False, "decoder_sparse_step": 1,
+         "mlp_only_layers": [], "router_aux_loss_coef": 0.0, "qkv_bias": True},
+        "BF16", "qwen2", 2,
+    ),
     "qwen3moe": (
         {"architectures": ["Qwen3MoeForCausalLM"], "model_type": "qwen3_moe", "rope_theta": 1000000.0,
          "head_dim": HEAD_DIM, "attention_bias": False, "num_experts": 4, "num_experts_per_tok": 2,
@@ -163,12 +170,17 @@ def _weights(arch: str, layers: int, rng: np.random.Generator) -> dict[str, np.n
         if arch == "phi3":
             out[p + "self_attn.qkv_proj.weight"] = w(q_out + 2 * kv_out, HIDDEN)
             out[p + "mlp.gate_up_proj.weight"] = w(2 * FFN, HIDDEN)
-        elif arch == "qwen3moe":
+        elif arch in ("qwen2moe", "qwen3moe"):
             out[p + "mlp.gate.weight"] = w(4, HIDDEN, scale=0.5)
             for x in range(4):
                 out[p + f"mlp.experts.{x}.gate_proj.weight"] = w(FFN // 2, HIDDEN)
                 out[p + f"mlp.experts.{x}.up_proj.weight"] = w(FFN // 2, HIDDEN)
                 out[p + f"mlp.experts.{x}.down_proj.weight"] = w(HIDDEN, FFN // 2)
+            if arch == "qwen2moe":  # one shared expert, gated by a sigmoid
+                out[p + "mlp.shared_expert.gate_proj.weight"] = w(FFN, HIDDEN)
+                out[p + "mlp.shared_expert.up_proj.weight"] = w(FFN, HIDDEN)
+                out[p + "mlp.shared_expert.down_proj.weight"] = w(HIDDEN, FFN)
+                out[p + "mlp.shared_expert_gate.weight"] = w(1, HIDDEN, scale=0.5)
         elif arch == "mixtral":
             out[p + "block_sparse_moe.gate.weight"] = w(4, HIDDEN, scale=0.5)
             for x in range(4):
@@ -179,13 +191,13 @@ def _weights(arch: str, layers: int, rng: np.random.Generator) -> dict[str, np.n
             out[p + "self_attn.q_proj.weight"] = w(q_out, HIDDEN)
             out[p + "self_attn.k_proj.weight"] = w(kv_out, HIDDEN)
             out[p + "self_attn.v_proj.weight"] = w(kv_out, HIDDEN)
-        if arch not in ("phi3", "mixtral", "qwen3moe"):
+        if arch not in ("phi3", "mixtral", "qwen2moe", "qwen3moe"):
             out[p + "mlp.gate_proj.weight"] = w(FFN, HIDDEN)
             out[p + "mlp.up_proj.weight"] = w(FFN, HIDDEN)
         out[p + "self_attn.o_proj.weight"] = w(HIDDEN, q_out)
-        if arch not in ("mixtral", "qwen3moe"):
+        if arch not in ("mixtral", "qwen2moe", "qwen3moe"):
             out[p + "mlp.down_proj.weight"] = w(HIDDEN, FFN)
-        if arch == "qwen2":
+        if arch in ("qwen2", "qwen2moe"):
             out[p + "self_attn.q_proj.bias"] = w(q_out, scale=0.1)
             out[p + "self_attn.k_proj.bias"] = w(kv_out, scale=0.1)
             out[p + "self_attn.v_proj.bias"] = w(kv_out, scale=0.1)
