@@ -45,6 +45,7 @@ MAX_EXPERTS = 1024
 _EXPERT = re.compile(  # Mixtral's w1/w2/w3, Qwen MoE's gate/up/down projections
     r"model\.layers\.(\d+)\.(block_sparse_moe|mlp)\.experts\.(\d+)\.(w[123]|gate_proj|up_proj|down_proj)\.weight"
 )
+_F32_SUFFIXES = ("_norm.weight", "ffn_gate_inp.weight", "ffn_gate_inp_shexp.weight")  # with 1-D: llama.cpp's
 _SKIPPED = ("rotary_emb.inv_freq", "vision_tower.", "multi_modal_projector.", "vision_model.")
 
 
@@ -151,7 +152,7 @@ def plan(hf: str, arch: str, hp: dict[str, Any], tensors: Mapping[str, TensorEnt
             transform, heads = "permute", n_head if new.endswith("attn_q.weight") else n_kv
         if gemma and new.endswith("norm.weight"):
             transform = "plus_one"
-        one_d = len(entry.shape) <= 1 or new.endswith(("_norm.weight", "ffn_gate_inp.weight", "ffn_gate_inp_shexp.weight"))
+        one_d = len(entry.shape) <= 1 or new.endswith(_F32_SUFFIXES)
         out.append(OutTensor(new, entry.shape, "F32" if one_d else sixteen, entry, transform, heads))
     have = {t.name for t in out}
     if arch == "phi3" and "output.weight" not in have and "token_embd.weight" in have:
