@@ -196,6 +196,40 @@ def test_safetensors_writer_round_trips(tmp_path: Path) -> None:
     assert (entry.name, entry.dtype, entry.shape, entry.nbytes) == ("w", "F32", (2, 3), 24)
 
 
+@pytest.mark.parametrize("layout", ["language_model.model.", "model.language_model."])
+def test_mistral3_checkpoint_converts_its_language_model(tmp_path: Path, layout: str) -> None:
+    """Mistral Small 3.x ships as Mistral3ForConditionalGeneration: the Mistral text model nested (tensors
+    under ``language_model.``, in either of transformers' layouts) beside a Pixtral vision tower. Its
+    language model must give the text-only Mistral's logits, as llama.cpp's ``mistral3`` architecture."""
+    from engine.convert.safetensors import read_header as read_st
+
+    folder = write_tiny_hf(tmp_path / "mm", "mistral")
+    config = json.loads((folder / "config.json").read_text())
+    nested = {"architectures": ["Mistral3ForConditionalGeneration"], "model_type": "mistral3",
+              "text_config": config, "vision_config": {"model_type": "pixtral"}}  # fmt: skip
+    (folder / "config.json").write_text(json.dumps(nested))
+    for shard in sorted(folder.glob("*.safetensors")):
+        renamed = {}
+        data = shard.read_bytes()
+        for entry in read_st(shard):
+            raw = np.frombuffer(data[entry.start : entry.end], dtype=np.float32).reshape(entry.shape)
+            where = "language_model." if entry.name == "lm_head.weight" else layout
+            renamed[where + entry.name.removeprefix("model.")] = (raw, entry.dtype)
+        if shard.name.startswith("model-00001"):
+            renamed["vision_tower.patch_conv.weight"] = (np.ones((4, 4), np.float32), "F32")
+            renamed["multi_modal_projector.linear_1.weight"] = (np.ones((4, 4), np.float32), "F32")
+        write_safetensors(shard, renamed)
+    path = convert_folder(folder, tmp_path / "mm.gguf").path
+    assert read_header(path, label="mm").architecture == "mistral3"
+    got, _ = _logits(path)
+    expected = np.array(REFERENCE["models"]["mistral"]["logits"], dtype=np.float32)
+    assert float(np.abs(got - expected).max()) <= 0.02 * float(np.abs(expected).max())
+    nested["text_config"] = {**config, "model_type": "ministral3"}
+    (folder / "config.json").write_text(json.dumps(nested))
+    with pytest.raises(InvalidInput, match="language model is ministral3"):
+        convert_folder(folder, tmp_path / "other.gguf")
+
+
 def test_gemma3_multimodal_checkpoint_converts_its_language_model(tmp_path: Path) -> None:
     """Gemma 3 4B+ ships as Gemma3ForConditionalGeneration: text settings nested, tensors under
     ``language_model.``, a vision tower beside them. The text model must come out as the text-only one."""

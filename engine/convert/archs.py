@@ -30,6 +30,7 @@ ARCHITECTURES = {
     "LlamaForCausalLM": "llama",
     "MistralForCausalLM": "llama",
     "MixtralForCausalLM": "llama",
+    "Mistral3ForConditionalGeneration": "mistral3",  # Mistral Small 3.x: its language model
     "Qwen2ForCausalLM": "qwen2",
     "Qwen2MoeForCausalLM": "qwen2moe",
     "Qwen3ForCausalLM": "qwen3",
@@ -92,6 +93,16 @@ def architecture(config: Mapping[str, Any]) -> tuple[str, str, dict[str, Any]]:
     text = config.get("text_config")
     if isinstance(text, dict):  # a multimodal model: its language model's settings
         hp.update(text)
+    if hf == "Mistral3ForConditionalGeneration" and hp.get("model_type") not in (
+        None,
+        "mistral",
+        "llama",
+        "mistral3",
+    ):
+        kind = one_line(str(hp.get("model_type")), 30)
+        raise InvalidInput(
+            f"cannot convert a Mistral 3 model whose language model is {kind}: llamadeck converts mistral"
+        )
     return hf, ARCHITECTURES[hf], hp
 
 
@@ -136,6 +147,8 @@ def plan(hf: str, arch: str, hp: dict[str, Any], tensors: Mapping[str, TensorEnt
             continue
         gemma = arch in ("gemma", "gemma2", "gemma3")
         source = name.removeprefix("language_model.") if gemma else name
+        if arch == "mistral3":  # language_model.model.*, model.language_model.*: as llama.cpp strips it
+            source = name.replace("language_model.", "")
         if arch == "gemma3" and source.startswith("model.language_model."):
             source = "model." + source.removeprefix("model.language_model.")
         if gemma and source == "lm_head.weight":
@@ -148,7 +161,7 @@ def plan(hf: str, arch: str, hp: dict[str, Any], tensors: Mapping[str, TensorEnt
         if entry.dtype not in ("F32", "F16", "BF16"):
             raise InvalidInput(f"tensor {one_line(name, 80)!r} is {entry.dtype}: only float weights convert")
         transform, heads = None, 0
-        if arch == "llama" and new.endswith(("attn_q.weight", "attn_k.weight")):
+        if arch in ("llama", "mistral3") and new.endswith(("attn_q.weight", "attn_k.weight")):
             transform, heads = "permute", n_head if new.endswith("attn_q.weight") else n_kv
         if gemma and new.endswith("norm.weight"):
             transform = "plus_one"
@@ -326,7 +339,7 @@ def _metadata(
         w.add_expert_feed_forward_length(_int(hp, "moe_intermediate_size"))
     if arch == "qwen2moe" and "shared_expert_intermediate_size" in hp:
         w.add_expert_shared_feed_forward_length(_int(hp, "shared_expert_intermediate_size"))
-    if arch == "llama":
+    if arch in ("llama", "mistral3"):
         w.add_vocab_size(_int(hp, "vocab_size"))
         w.add_rope_dimension_count(head_dim)
     if arch == "phi3":
