@@ -7,8 +7,9 @@ Writes a random llama-shaped model in Hugging Face's layout (two shards, a
 the page cache, then alternates, best of ``--rounds``:
 
 - baseline: read and sha256 every safetensors file (``hash_file``, as fast as ``sha256sum``);
-- write: as many bytes written from memory and fsynced: the disk's durable write rate, which
-  bounds any converter that keeps every blob durable;
+- write: the same bytes written from memory and fsynced: the disk's durable write rate, which
+  bounds any converter that keeps every blob durable (the same bytes, since a disk that
+  compresses or dedups writes random bytes slower than a model's);
 - copy: the same bytes read, hashed, written to one file and fsynced (the floor for any writer,
   since every blob is fsynced before it enters the store);
 - ``convert_folder`` to a GGUF beside it (output hashed while written, as every blob is),
@@ -90,13 +91,12 @@ def child(what: str, source: str, out: str) -> None:
     if what == "hash":
         for path in sorted(Path(source).glob("*.safetensors")):
             hash_file(path)
-    elif what == "write":  # the disk's durable write rate: the same number of bytes from memory, fsynced
-        size = sum(p.stat().st_size for p in Path(source).glob("*.safetensors"))
-        block = os.urandom(16 << 20)
+    elif what == "write":  # the disk's durable write rate: the model's own bytes from memory, fsynced
+        data = [p.read_bytes() for p in sorted(Path(source).glob("*.safetensors"))]  # not timed
         start = time.perf_counter()
         with open(out, "wb") as f:
-            for at in range(0, size, len(block)):
-                f.write(block[: size - at])
+            for blob in data:
+                f.write(blob)
             f.flush()
             os.fsync(f.fileno())
     elif what == "copy":  # the floor for any writer: the same bytes read, hashed, written and fsynced

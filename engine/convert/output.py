@@ -34,6 +34,7 @@ from engine.errors import IntegrityError
 from engine.store.transfer import BackgroundHasher, ProgressMeter, Written, feed_file
 
 WRITEBACK_EVERY = 16 * 1024 * 1024  # the converter reads in 16 MiB chunks
+_PAGE = 4096
 _SYNC_FILE_RANGE_WRITE = 2  # <linux/fs.h>: start writeback of the range's dirty pages, do not wait
 
 
@@ -112,8 +113,11 @@ class Output:
         self.size += len(data)
         self._meter.advance(len(data))
         if self.size - self._pushed >= WRITEBACK_EVERY:
-            self._writeback.push(self._pushed, self.size - self._pushed)
-            self._pushed = self.size
+            end = (
+                self.size - self.size % _PAGE
+            )  # whole pages: the one still filling is not put under writeback
+            self._writeback.push(self._pushed, end - self._pushed)
+            self._pushed = end
 
     def finish(self) -> Written:
         """Wait until every byte is on disk; the file's digest and identity. Closes the file."""
