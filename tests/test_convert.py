@@ -31,9 +31,9 @@ from tests.support.hf_tiny import DATA, EVAL_IDS, MODELS, PROMPT, VOCAB, write_s
 REFERENCE = json.loads((DATA / "reference.json").read_text())
 
 
-def _logits(path: Path) -> tuple[np.ndarray, list[int]]:
+def _logits(path: Path, n_ctx: int = 64) -> tuple[np.ndarray, list[int]]:
     model = Model.load(path, n_gpu_layers=0)
-    ctx = Context(model, n_ctx=64, n_threads=2, flash_attn="off")
+    ctx = Context(model, n_ctx=n_ctx, n_threads=2, flash_attn="off")
     batch = Batch(64)
     try:
         for pos, token in enumerate(EVAL_IDS):
@@ -70,6 +70,17 @@ def test_converted_model_gives_the_logits_transformers_gives(converted: dict[str
     assert prompt_ids == REFERENCE["models"][arch]["prompt_ids"]
 
 
+def test_phi3_longrope_past_the_original_context_uses_the_long_factors(converted: dict[str, Path]) -> None:
+    # llama.cpp picks the long factors for a context past the original 512; transformers for positions past
+    # it (the reference ran the same tokens at positions 600..611: rope is relative, so the logits compare)
+    expected = np.array(REFERENCE["models"]["phi3-longrope"]["long_logits"], dtype=np.float32)
+    short = np.array(REFERENCE["models"]["phi3-longrope"]["logits"], dtype=np.float32)
+    got, _ = _logits(converted["phi3-longrope"], n_ctx=1024)
+    scale = float(np.abs(expected).max())
+    assert float(np.abs(got - expected).max()) <= 0.02 * scale
+    assert float(np.abs(short - expected).max()) > 0.1 * scale  # the two factor sets differ: a real check
+
+
 def test_metadata_is_what_llama_cpp_converter_writes(converted: dict[str, Path]) -> None:
     from gguf import GGUFReader
 
@@ -84,6 +95,9 @@ def test_metadata_is_what_llama_cpp_converter_writes(converted: dict[str, Path])
     qwen2 = GGUFReader(converted["qwen2"])
     assert bytes(qwen2.fields["tokenizer.ggml.pre"].parts[-1]).decode() == "qwen2"
     assert "output.weight" not in {t.name for t in qwen2.tensors}  # tied: llama.cpp reads token_embd
+    gemma1 = GGUFReader(converted["gemma"]).fields
+    assert int(gemma1["tokenizer.ggml.eot_token_id"].parts[-1][0]) == 107  # <end_of_turn>, as in llama.cpp
+    assert bool(gemma1["tokenizer.ggml.add_space_prefix"].parts[-1][0]) is False
     gemma = read_header(converted["gemma3"], label="gemma3")
     assert gemma.architecture == "gemma3" and gemma.chat_template and "<|start|>" in gemma.chat_template
 
@@ -182,6 +196,40 @@ def test_safetensors_writer_round_trips(tmp_path: Path) -> None:
     assert (entry.name, entry.dtype, entry.shape, entry.nbytes) == ("w", "F32", (2, 3), 24)
 
 
+@pytest.mark.parametrize("layout", ["language_model.model.", "model.language_model."])
+def test_mistral3_checkpoint_converts_its_language_model(tmp_path: Path, layout: str) -> None:
+    """Mistral Small 3.x ships as Mistral3ForConditionalGeneration: the Mistral text model nested (tensors
+    under ``language_model.``, in either of transformers' layouts) beside a Pixtral vision tower. Its
+    language model must give the text-only Mistral's logits, as llama.cpp's ``mistral3`` architecture."""
+    from engine.convert.safetensors import read_header as read_st
+
+    folder = write_tiny_hf(tmp_path / "mm", "mistral")
+    config = json.loads((folder / "config.json").read_text())
+    nested = {"architectures": ["Mistral3ForConditionalGeneration"], "model_type": "mistral3",
+              "text_config": config, "vision_config": {"model_type": "pixtral"}}  # fmt: skip
+    (folder / "config.json").write_text(json.dumps(nested))
+    for shard in sorted(folder.glob("*.safetensors")):
+        renamed = {}
+        data = shard.read_bytes()
+        for entry in read_st(shard):
+            raw = np.frombuffer(data[entry.start : entry.end], dtype=np.float32).reshape(entry.shape)
+            where = "language_model." if entry.name == "lm_head.weight" else layout
+            renamed[where + entry.name.removeprefix("model.")] = (raw, entry.dtype)
+        if shard.name.startswith("model-00001"):
+            renamed["vision_tower.patch_conv.weight"] = (np.ones((4, 4), np.float32), "F32")
+            renamed["multi_modal_projector.linear_1.weight"] = (np.ones((4, 4), np.float32), "F32")
+        write_safetensors(shard, renamed)
+    path = convert_folder(folder, tmp_path / "mm.gguf").path
+    assert read_header(path, label="mm").architecture == "mistral3"
+    got, _ = _logits(path)
+    expected = np.array(REFERENCE["models"]["mistral"]["logits"], dtype=np.float32)
+    assert float(np.abs(got - expected).max()) <= 0.02 * float(np.abs(expected).max())
+    nested["text_config"] = {**config, "model_type": "ministral3"}
+    (folder / "config.json").write_text(json.dumps(nested))
+    with pytest.raises(InvalidInput, match="language model is ministral3"):
+        convert_folder(folder, tmp_path / "other.gguf")
+
+
 def test_gemma3_multimodal_checkpoint_converts_its_language_model(tmp_path: Path) -> None:
     """Gemma 3 4B+ ships as Gemma3ForConditionalGeneration: text settings nested, tensors under
     ``language_model.``, a vision tower beside them. The text model must come out as the text-only one."""
@@ -239,4 +287,26 @@ def test_an_oversized_tokenizer_file_is_refused_unread(tmp_path: Path) -> None:
     with open(folder / "tokenizer.json", "wb") as f:
         f.truncate(65 * 1024 * 1024)  # sparse: no disk used
     with pytest.raises(InvalidInput, match="tokenizer.json is larger than"):
+        convert_folder(folder, tmp_path / "x.gguf")
+
+
+@pytest.mark.parametrize(
+    ("scaling", "match"),
+    [
+        ({"type": "longrope", "long_factor": [1.0] * 7, "short_factor": [1.0] * 8}, "long_factor must be 8"),
+        ({"type": "longrope", "long_factor": [1.0] * 8, "short_factor": ["1"] * 8}, "short_factor must be 8"),
+        ({"type": "longrope", "long_factor": [1.0] * 8, "short_factor": [float("nan")] * 8}, "short_factor"),
+        (
+            {"type": "dynamic", "long_factor": [1.0] * 8, "short_factor": [1.0] * 8},
+            "llamadeck converts longrope",
+        ),
+    ],
+)
+def test_a_phi3_rope_scaling_llama_cpp_cannot_run_is_refused(
+    tmp_path: Path, scaling: dict, match: str
+) -> None:
+    folder = write_tiny_hf(tmp_path / "m", "phi3-longrope")
+    config = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**config, "rope_scaling": scaling}))
+    with pytest.raises(InvalidInput, match=match):
         convert_folder(folder, tmp_path / "x.gguf")

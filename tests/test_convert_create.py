@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -10,6 +12,10 @@ import ollama
 import pytest
 
 from engine import Done, Engine, InvalidInput, Machine, Progress, Token
+from engine.convert.writer import convert_folder
+from engine.ingest.local import import_gguf
+from engine.store.model_store import Store
+from engine.store.refs import LocalRef
 from tests.support.api_server import running_api
 from tests.support.cli import assert_one_line_error, llamadeck
 from tests.support.hf_tiny import write_tiny_hf
@@ -43,6 +49,40 @@ def test_from_a_safetensors_folder_converts_imports_and_chats(engine: Engine, tm
     assert any(isinstance(e, Progress) and e.action == "converting" for e in seen)
     assert _chat(engine, "tq").completion_tokens > 0
     assert not list((engine.home / "partial").glob("create-*"))  # the converted file went into blobs
+
+
+def test_the_converted_file_is_hashed_once_while_written(engine: Engine, tmp_path: Path) -> None:
+    write_tiny_hf(tmp_path / "m", "llama")
+    seen: list[object] = []
+    made = engine.create("once", "FROM ./m\n", base_dir=tmp_path, on_event=seen.append)
+    actions = {e.action for e in seen if isinstance(e, Progress)}
+    assert "converting" in actions and "importing" not in actions  # the import took the writer's digest
+    [report] = engine.verify(["once"])  # ... and that digest is the file's
+    assert report.problems == []
+    assert (
+        hashlib.sha256(
+            engine.home.joinpath("blobs", f"sha256-{made.files[0].sha256}").read_bytes()
+        ).hexdigest()
+        == made.files[0].sha256
+    )
+
+
+def test_a_digest_is_not_trusted_for_a_file_changed_after_it_was_written(
+    engine: Engine, tmp_path: Path
+) -> None:
+    converted = convert_folder(write_tiny_hf(tmp_path / "m", "llama"), tmp_path / "m.gguf")
+    with open(converted.path, "r+b") as f:  # the same size, other bytes, a later time
+        f.seek(-1, 2)
+        f.write(b"\x01")
+    was = converted.path.stat().st_mtime_ns  # a later time even where the clock's tick is coarse
+    os.utime(converted.path, ns=(was, converted.written.identity[3] + 10**9))
+    seen: list[object] = []
+    made = import_gguf(
+        Store(engine.home), converted.path, ref=LocalRef("changed", "latest"),
+        written=converted.written, on_event=seen.append,
+    )  # fmt: skip
+    assert any(isinstance(e, Progress) and e.action == "importing" for e in seen)  # hashed again
+    assert made.files[0].sha256 == hashlib.sha256(converted.path.read_bytes()).hexdigest() != converted.sha256
 
 
 def test_from_a_folder_with_quantize_stores_only_the_quantized_model(engine: Engine, tmp_path: Path) -> None:

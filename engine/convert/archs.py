@@ -6,7 +6,7 @@ calls, so the key names are the library's), and the tensor plan: each
 Hugging Face tensor renamed by ``gguf.TensorNameMap`` with the transform it
 needs. The transforms are llama.cpp's: the q/k rows of llama-family
 attention permuted from Hugging Face's rotate-half layout to llama.cpp's
-interleaved rope; Gemma's norms stored as ``1 + w``; Llama 3's rope scaling
+interleaved rope; Gemma's (1, 2, 3) norms stored as ``1 + w``; Llama 3's rope scaling
 as a ``rope_freqs`` tensor. 1-D tensors and norms are F32, the rest keep the
 model's 16-bit type (BF16 stays BF16, F16 and F32 become F16: llama.cpp's
 default ``--outtype``).
@@ -30,8 +30,12 @@ ARCHITECTURES = {
     "LlamaForCausalLM": "llama",
     "MistralForCausalLM": "llama",
     "MixtralForCausalLM": "llama",
+    "Mistral3ForConditionalGeneration": "mistral3",  # Mistral Small 3.x: its language model
     "Qwen2ForCausalLM": "qwen2",
+    "Qwen2MoeForCausalLM": "qwen2moe",
     "Qwen3ForCausalLM": "qwen3",
+    "Qwen3MoeForCausalLM": "qwen3moe",
+    "GemmaForCausalLM": "gemma",
     "Gemma2ForCausalLM": "gemma2",
     "Gemma3ForCausalLM": "gemma3",
     "Gemma3ForConditionalGeneration": "gemma3",
@@ -39,7 +43,10 @@ ARCHITECTURES = {
 }
 MAX_LAYERS = 1024  # the deepest published models have ~130: a bound on what a config may make us build
 MAX_EXPERTS = 1024
-_EXPERT = re.compile(r"model\.layers\.(\d+)\.block_sparse_moe\.experts\.(\d+)\.(w[123])\.weight")
+_EXPERT = re.compile(  # Mixtral's w1/w2/w3, Qwen MoE's gate/up/down projections
+    r"model\.layers\.(\d+)\.(block_sparse_moe|mlp)\.experts\.(\d+)\.(w[123]|gate_proj|up_proj|down_proj)\.weight"
+)
+_F32_SUFFIXES = ("_norm.weight", "ffn_gate_inp.weight", "ffn_gate_inp_shexp.weight")  # with 1-D: llama.cpp's
 _SKIPPED = ("rotary_emb.inv_freq", "vision_tower.", "multi_modal_projector.", "vision_model.")
 
 
@@ -86,6 +93,16 @@ def architecture(config: Mapping[str, Any]) -> tuple[str, str, dict[str, Any]]:
     text = config.get("text_config")
     if isinstance(text, dict):  # a multimodal model: its language model's settings
         hp.update(text)
+    if hf == "Mistral3ForConditionalGeneration" and hp.get("model_type") not in (
+        None,
+        "mistral",
+        "llama",
+        "mistral3",
+    ):
+        kind = one_line(str(hp.get("model_type")), 30)
+        raise InvalidInput(
+            f"cannot convert a Mistral 3 model whose language model is {kind}: llamadeck converts mistral"
+        )
     return hf, ARCHITECTURES[hf], hp
 
 
@@ -134,8 +151,10 @@ def plan(hf: str, arch: str, hp: dict[str, Any], tensors: Mapping[str, TensorEnt
     for name, entry in tensors.items():
         if any(s in name for s in _SKIPPED) or _EXPERT.fullmatch(name):
             continue
-        gemma = arch in ("gemma2", "gemma3")
+        gemma = arch in ("gemma", "gemma2", "gemma3")
         source = name.removeprefix("language_model.") if gemma else name
+        if arch == "mistral3":  # language_model.model.*, model.language_model.*: as llama.cpp strips it
+            source = name.replace("language_model.", "")
         if arch == "gemma3" and source.startswith("model.language_model."):
             source = "model." + source.removeprefix("model.language_model.")
         if gemma and source == "lm_head.weight":
@@ -148,11 +167,11 @@ def plan(hf: str, arch: str, hp: dict[str, Any], tensors: Mapping[str, TensorEnt
         if entry.dtype not in ("F32", "F16", "BF16"):
             raise InvalidInput(f"tensor {one_line(name, 80)!r} is {entry.dtype}: only float weights convert")
         transform, heads = None, 0
-        if arch == "llama" and new.endswith(("attn_q.weight", "attn_k.weight")):
+        if arch in ("llama", "mistral3") and new.endswith(("attn_q.weight", "attn_k.weight")):
             transform, heads = "permute", n_head if new.endswith("attn_q.weight") else n_kv
         if gemma and new.endswith("norm.weight"):
             transform = "plus_one"
-        one_d = len(entry.shape) <= 1 or new.endswith(("_norm.weight", "ffn_gate_inp.weight"))
+        one_d = len(entry.shape) <= 1 or new.endswith(_F32_SUFFIXES)
         out.append(OutTensor(new, entry.shape, "F32" if one_d else sixteen, entry, transform, heads))
     have = {t.name for t in out}
     if arch == "phi3" and "output.weight" not in have and "token_embd.weight" in have:
@@ -160,11 +179,20 @@ def plan(hf: str, arch: str, hp: dict[str, Any], tensors: Mapping[str, TensorEnt
         out.append(OutTensor("output.weight", embd.shape, embd.out_type, embd.source))
     if arch == "llama" and (freqs := _llama3_rope_factors(hp, head_dim)) is not None:
         out.insert(0, OutTensor("rope_freqs.weight", freqs.shape, "F32", data=freqs))
+    attn_factor = None
+    if arch == "phi3" and (longrope := _phi3_longrope(hp, n_embd, n_head)) is not None:
+        long, short, attn_factor = longrope
+        out[:0] = [
+            OutTensor("rope_factors_long.weight", long.shape, "F32", data=long),
+            OutTensor("rope_factors_short.weight", short.shape, "F32", data=short),
+        ]
     _check_layers(out, n_layers)
     file_type = gguf.LlamaFileType.MOSTLY_BF16 if sixteen == "BF16" else gguf.LlamaFileType.MOSTLY_F16
 
     def metadata(w: Any) -> None:
         _metadata(w, arch, hp, n_layers=n_layers, n_head=n_head, n_kv=n_kv, n_embd=n_embd, head_dim=head_dim)
+        if attn_factor is not None:
+            w.add_rope_scaling_attn_factors(attn_factor)
         w.add_file_type(int(file_type))
 
     return Plan(arch, hp, out, int(file_type), metadata)
@@ -173,22 +201,24 @@ def plan(hf: str, arch: str, hp: dict[str, Any], tensors: Mapping[str, TensorEnt
 def _experts(
     tensors: Mapping[str, TensorEntry], names: Any, hp: Mapping[str, Any], sixteen: str
 ) -> list[OutTensor]:
-    """Mixtral's per-expert w1/w2/w3 stacked into llama.cpp's ``ffn_{gate,down,up}_exps`` (expert-major)."""
-    groups: dict[tuple[int, str], dict[int, TensorEntry]] = {}
+    """Per-expert weights (Mixtral's w1/w2/w3, Qwen MoE's gate/up/down_proj) stacked into llama.cpp's
+    ``ffn_{gate,down,up}_exps`` (expert-major), as its converter's Mixtral and Qwen2Moe models do."""
+    groups: dict[tuple[int, str, str], dict[int, TensorEntry]] = {}
     for name, entry in tensors.items():
         if match := _EXPERT.fullmatch(name):
-            groups.setdefault((int(match[1]), match[3]), {})[int(match[2])] = entry
+            groups.setdefault((int(match[1]), match[2], match[4]), {})[int(match[3])] = entry
     if not groups:
         return []
-    count = _bounded(_int(hp, "num_local_experts"), MAX_EXPERTS, "num_local_experts")
+    key = "num_local_experts" if "num_local_experts" in hp else "num_experts"
+    count = _bounded(_int(hp, key), MAX_EXPERTS, key)
     out = []
-    for (layer, which), experts in sorted(groups.items()):
+    for (layer, block, which), experts in sorted(groups.items()):
         if set(experts) != set(range(count)) or len({(p.shape, p.dtype) for p in experts.values()}) != 1:
             raise InvalidInput(f"layer {layer}'s experts ({which}) are not {count} tensors of one shape")
         parts = tuple(experts[i] for i in range(count))
         first = parts[0]
         new = names.get_name(
-            f"model.layers.{layer}.block_sparse_moe.experts.{which}.weight", try_suffixes=(".weight",)
+            f"model.layers.{layer}.{block}.experts.{which}.weight", try_suffixes=(".weight",)
         )
         if new is None or first.dtype not in ("F32", "F16", "BF16"):
             raise InvalidInput(f"cannot convert layer {layer}'s experts ({which}, {first.dtype})")
@@ -242,6 +272,44 @@ def _llama3_rope_factors(hp: Mapping[str, Any], head_dim: int) -> np.ndarray[Any
     return np.array(factors, dtype=np.float32)
 
 
+def _phi3_original_context(hp: Mapping[str, Any]) -> int:
+    scaling = hp.get("rope_scaling")
+    inner = scaling if isinstance(scaling, dict) else {}
+    default = _int(hp, "original_max_position_embeddings", "max_position_embeddings", default=4096)
+    return _int(inner, "original_max_position_embeddings", default=default)
+
+
+def _phi3_longrope(
+    hp: Mapping[str, Any], n_embd: int, n_head: int
+) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any], float] | None:
+    """Phi-3's long-context rope, as llama.cpp's ``Phi3MiniModel`` writes it: the long and short
+    frequency factors (llama.cpp picks by context size) and the attention factor (``su``/``longrope``)."""
+    scaling = hp.get("rope_scaling")
+    if not isinstance(scaling, dict) or not scaling.get("long_factor"):
+        return None
+    kind = str(scaling.get("rope_type", scaling.get("type", ""))).lower()
+    if kind not in ("su", "longrope"):
+        raise InvalidInput(f"Phi-3 rope_scaling type {one_line(kind, 30)!r}: llamadeck converts longrope")
+    dims = int((_float(hp, "partial_rotary_factor", 1.0) or 1.0) * n_embd) // n_head
+    factors = []
+    for key in ("long_factor", "short_factor"):
+        values = scaling.get(key)
+        if (
+            not isinstance(values, list)
+            or len(values) != dims // 2
+            or not all(isinstance(v, int | float) and not isinstance(v, bool) for v in values)
+            or not all(math.isfinite(v) and v > 0 for v in values)
+        ):
+            raise InvalidInput(
+                f"rope_scaling.{key} must be {dims // 2} positive numbers (half the rope dimensions)"
+            )
+        factors.append(np.array(values, dtype=np.float32))
+    original = _phi3_original_context(hp)
+    scale = _int(hp, "max_position_embeddings", "n_positions", default=4096) / original
+    attn_factor = math.sqrt(1 + math.log(scale) / math.log(original)) if scale > 1.0 else 1.0
+    return factors[0], factors[1], attn_factor
+
+
 def _metadata(
     w: Any,
     arch: str,
@@ -267,22 +335,23 @@ def _metadata(
     default_base = {"gemma3": 1_000_000.0, "gemma2": 10_000.0}.get(arch)
     if (theta := _float(hp, "rope_theta", default_base)) is not None:
         w.add_rope_freq_base(theta)
-    if "head_dim" in hp or arch in ("gemma2", "gemma3"):
+    if "head_dim" in hp or arch in ("gemma", "gemma2", "gemma3"):
         w.add_key_length(head_dim)
         w.add_value_length(head_dim)
-    if (experts := hp.get("num_local_experts")) is not None:
-        w.add_expert_count(_int(hp, "num_local_experts"))
+    if (key := next((k for k in ("num_local_experts", "num_experts") if k in hp), None)) is not None:
+        w.add_expert_count(_int(hp, key))
         w.add_expert_used_count(_int(hp, "num_experts_per_tok"))
-        del experts
-    if arch == "llama":
+    if arch in ("qwen2moe", "qwen3moe") and "moe_intermediate_size" in hp:
+        w.add_expert_feed_forward_length(_int(hp, "moe_intermediate_size"))
+    if arch == "qwen2moe" and "shared_expert_intermediate_size" in hp:
+        w.add_expert_shared_feed_forward_length(_int(hp, "shared_expert_intermediate_size"))
+    if arch in ("llama", "mistral3"):
         w.add_vocab_size(_int(hp, "vocab_size"))
         w.add_rope_dimension_count(head_dim)
     if arch == "phi3":
         rotary = _float(hp, "partial_rotary_factor", 1.0) or 1.0
         w.add_rope_dimension_count(int(rotary * n_embd) // n_head)
-        w.add_rope_scaling_orig_ctx_len(
-            _int(hp, "original_max_position_embeddings", "max_position_embeddings", default=4096)
-        )
+        w.add_rope_scaling_orig_ctx_len(_phi3_original_context(hp))
     if arch in ("gemma2", "gemma3", "phi3") and isinstance(hp.get("sliding_window"), int):
         w.add_sliding_window(hp["sliding_window"])
     if arch == "gemma2":  # llama.cpp caps scores and logits as Gemma 2 was trained
@@ -299,5 +368,5 @@ def _metadata(
             w.add_rope_scaling_type(gguf.RopeScalingType.YARN)
             w.add_rope_scaling_factor(factor)
             w.add_rope_scaling_orig_ctx_len(_int(scaling, "original_max_position_embeddings", default=4096))
-        elif kind not in ("", "default", "llama3"):
+        elif kind not in ("", "default", "llama3") and not (arch == "phi3" and kind in ("su", "longrope")):
             raise InvalidInput(f"rope_scaling type {one_line(kind, 30)!r} is not one llamadeck converts")

@@ -18,6 +18,7 @@ from pathlib import Path
 from engine.cancel import NEVER, CancelToken
 from engine.errors import InvalidInput, LlamadeckError
 from engine.events import EventSink, Status, ignore
+from engine.store.transfer import Written
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
@@ -56,10 +57,11 @@ def gather(blobs: Sequence[tuple[str, Path]], folder: Path) -> Path:
 
 def as_gguf(
     source: Path, scratch: Path, *, on_event: EventSink = ignore, cancel: CancelToken = NEVER
-) -> Path:
-    """``source`` itself, or for a Hugging Face model folder the GGUF converted from it into ``scratch``."""
+) -> tuple[Path, Written | None]:
+    """``source`` itself, or for a Hugging Face model folder the GGUF converted from it into ``scratch``
+    with the digest taken while it was written (so the import does not read it again)."""
     if not is_hf_folder(source):
-        return source
+        return source, None
     from engine.convert.writer import convert_folder  # numpy and gguf: only when converting
 
     stem = _UNSAFE.sub("-", source.resolve().name).strip("-.") or "model"
@@ -67,6 +69,6 @@ def as_gguf(
     converted = convert_folder(source, out, name=stem, on_event=on_event, cancel=cancel)
     kind = "BF16" if converted.file_type == 32 else "F16"
     final = out.with_name(f"{stem}-{kind}.gguf")  # the import names the tag after the file's quant
-    out.rename(final)
+    out.rename(final)  # the same inode, size and time: ``written`` still holds
     on_event(Status(f"converted {converted.tensors} tensors ({converted.arch}, {kind})"))
-    return final
+    return final, converted.written

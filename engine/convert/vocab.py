@@ -8,9 +8,9 @@ Two kinds, as llama.cpp's converter and Ollama's read them:
   ``tokenizer_config.json``.
 - ``tokenizer.json`` with a BPE model (``gpt2``): the vocabulary by id, added
   tokens (special ones as CONTROL), and ``tokenizer.ggml.pre`` decided from the
-  pre-tokenizer's Split regexes by their sha256, with Ollama's table
-  (llama.cpp's converter instead tokenizes a test text through
-  ``transformers``, which llamadeck does not run).
+  pre-tokenizer's definition (``pretokenizer``: Ollama's table, then the
+  regexes llama.cpp names; llama.cpp's converter instead tokenizes a test
+  text through ``transformers``, which llamadeck does not run).
 
 Merges, special token ids, ``add_bos``/``add_eos`` and the chat template
 come from ``gguf.vocab.SpecialVocab``, which reads the same files.
@@ -18,7 +18,6 @@ come from ``gguf.vocab.SpecialVocab``, which reads the same files.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import struct
 from collections.abc import Iterator
@@ -26,24 +25,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from engine.convert.pretokenizer import pre_tokenizer
 from engine.errors import IntegrityError, InvalidInput
 from engine.text import one_line
 
 MAX_TOKENIZER_FILE = 64 * 1024 * 1024
 MAX_VOCAB = 1_000_000
 NORMAL, UNKNOWN, CONTROL, USER_DEFINED, UNUSED, BYTE = 1, 2, 3, 4, 5, 6
-
-# sha256 of the concatenated Split regexes of tokenizer.json's pre-tokenizer -> llama.cpp's pre name
-# (Ollama's convert/tokenizer.go)
-PRE_TOKENIZERS = {
-    "d98f9631be1e9607a9848c26c1f9eac1aa9fc21ac6ba82a2fc0741af9780a48f": "llama-bpe",
-    "03df5c5863ad70781dcfdef491ead25140f895fe8010964be0daefe27be32b02": "deepseek-llm",
-    "21cde974d587f0d54dc8d56b183cc1e6239600172035c68fbd6d4b9f8da0576e": "deepseek-coder",
-    "1ff7f41064896984db5d1bb6ff64fa4bc29007d08c1b439e505b7392777a319e": "qwen2",
-    "00431aed57e696b747435f734d1e3b9b1bfd931a121fb5cac7129e97c181e9ba": "qwen35",
-    "b92c0824a58e1d8dc3221cf3e12c433c3a86f57e46d57229993489f0798e7702": "laguna",
-}
-_EMPTY = hashlib.sha256(b"").hexdigest()
 
 
 @dataclass(frozen=True)
@@ -83,25 +71,6 @@ def load_vocab(folder: Path, vocab_size: int | None) -> Vocab:
             f"tokenizer.json has a {one_line(str(kind), 20)} model: llamadeck converts BPE ones"
         )
     raise InvalidInput("the folder has no tokenizer.json or tokenizer.model: cannot convert its tokenizer")
-
-
-def pre_tokenizer(tokenizer: dict[str, Any]) -> str:
-    """llama.cpp's name for the pre-tokenizer, from its Split regexes as Ollama decides it."""
-    pre = tokenizer.get("pre_tokenizer")
-    digest = hashlib.sha256()
-    parts = pre.get("pretokenizers") if isinstance(pre, dict) else None
-    for part in parts if isinstance(parts, list) else []:
-        if isinstance(part, dict) and part.get("type") == "Split":
-            pattern = part.get("pattern")
-            regex = pattern.get("Regex") if isinstance(pattern, dict) else None
-            if isinstance(regex, str) and regex:
-                digest.update(regex.encode())
-    name = PRE_TOKENIZERS.get(digest.hexdigest())
-    if name is not None:
-        return name
-    if isinstance(pre, dict) and pre.get("type") == "ByteLevel" and pre.get("use_regex", True):
-        return "gpt-2"  # GPT-2's own byte-level regex
-    return "default"
 
 
 def _bpe(tokenizer: dict[str, Any], vocab_size: int | None) -> Vocab:

@@ -3,7 +3,8 @@
 ``GGUFWriter`` writes the header, the metadata and the tensor table (it
 needs only each tensor's shape, type and size). Then the tensor bytes are
 appended here, tensor by tensor: read with ``pread`` in chunks of whole rows,
-converted (dtype, permutation, ``+1``), written through ``HashingFile`` (the
+converted (dtype, permutation, ``+1``), written through ``output.Output``
+(hashed and pushed to disk on two threads while the converter goes on; the
 sha256 is ready when the last byte lands) with ``Progress`` events and a
 cancel check per chunk. Only a tensor that must be transformed whole (a q/k
 permutation) is held in memory at once, so the peak is about one tensor.
@@ -23,6 +24,8 @@ import numpy as np
 
 from engine.cancel import NEVER, CancelToken
 from engine.convert.archs import OutTensor, architecture, plan
+from engine.convert.output import Output
+from engine.convert.packing import Writer
 from engine.convert.safetensors import (
     ITEM_SIZES,
     TensorEntry,
@@ -34,7 +37,7 @@ from engine.convert.safetensors import (
 from engine.convert.vocab import MAX_TOKENIZER_FILE, add_vocab, load_vocab, read_json
 from engine.errors import InvalidInput
 from engine.events import EventSink, Progress, Status, ignore
-from engine.store.transfer import HashingFile, ProgressMeter
+from engine.store.transfer import ProgressMeter, Written
 
 ALIGNMENT = 32
 _TENSOR_EVENTS_EVERY = 0.5  # seconds: the bytes meter reports every 0.1 s already
@@ -52,6 +55,7 @@ class Converted:
     arch: str
     tensors: int
     file_type: int  # gguf.LlamaFileType: 1 F16, 32 BF16
+    written: Written  # the digest and the file it holds for: the import need not hash it again
 
 
 def convert_folder(
@@ -80,27 +84,30 @@ def convert_folder(
     layout = plan(hf, arch, hp, tensors)
     vocab_size = hp.get("vocab_size") if isinstance(hp.get("vocab_size"), int) else None
     vocab = load_vocab(folder, vocab_size)
-    if arch in ("gemma2", "gemma3"):
-        vocab = replace(vocab, add_space_prefix=False)  # as llama.cpp's Gemma2Model/Gemma3Model.set_vocab
+    if arch in ("gemma", "gemma2", "gemma3"):
+        vocab = replace(vocab, add_space_prefix=False)  # as llama.cpp's Gemma*Model.set_vocab
     try:
-        digest = _write(out, folder, layout, vocab, name or folder.name, on_event, cancel)
+        written = _write(out, folder, layout, vocab, name or folder.name, on_event, cancel)
     except BaseException:
         out.unlink(missing_ok=True)
         raise
-    return Converted(out, digest, out.stat().st_size, arch, len(layout.tensors), layout.file_type)
+    size = written.identity[2]
+    return Converted(out, written.sha256, size, arch, len(layout.tensors), layout.file_type, written)
 
 
 def _write(
     out: Path, folder: Path, layout: Any, vocab: Any, name: str, sink: EventSink, cancel: CancelToken
-) -> str:
+) -> Written:
     import gguf
 
     logging.getLogger("gguf.gguf_writer").setLevel(logging.ERROR)
-    writer = gguf.GGUFWriter(out, layout.arch)
+    writer = Writer(out, layout.arch)  # gguf.GGUFWriter, with big arrays packed in bulk
     writer.add_type(gguf.GGUFType.MODEL)
     writer.add_name(name)
     layout.metadata(writer)
     add_vocab(writer, folder, vocab)
+    if layout.arch == "gemma" and len(vocab.tokens) > 107:
+        writer.add_eot_token_id(107)  # <end_of_turn>, as llama.cpp's GemmaModel.set_vocab sets it
     for t in layout.tensors:
         kind = gguf.GGMLQuantizationType[t.out_type]
         writer.add_tensor_info(t.name, t.shape, np.dtype(np.float16), t.nbytes, raw_dtype=kind)
@@ -110,12 +117,14 @@ def _write(
     writer.close()
     total = sum(t.nbytes for t in layout.tensors)
     meter = ProgressMeter(sink, "converting", out.name, total)
-    target = HashingFile(out, meter, cancel=cancel)  # hashes the header already written, then appends
+    target = Output(out, meter, cancel=cancel)  # hashes the header already written, then appends
     fds: dict[Path, int] = {}
 
     def fd_of(path: Path) -> int:
         if path not in fds:
             fds[path] = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+            if hasattr(os, "posix_fadvise"):  # read front to back: a larger readahead
+                os.posix_fadvise(fds[path], 0, 0, os.POSIX_FADV_SEQUENTIAL)
         return fds[path]
 
     started, reported = time.monotonic(), float("-inf")  # the first tensor is reported at once
@@ -142,7 +151,7 @@ def _write(
             os.close(fd)
 
 
-def _pad(target: HashingFile) -> None:
+def _pad(target: Output) -> None:
     extra = -target.size % ALIGNMENT
     if extra:
         target.write(bytes(extra))

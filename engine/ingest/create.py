@@ -41,6 +41,7 @@ from engine.store.gguf_io import GGUFInfo
 from engine.store.manifest import DraftModel, Manifest, ModelConfig, ModelFile
 from engine.store.model_store import Store
 from engine.store.refs import LocalRef, ModelRef, parse_ref
+from engine.store.transfer import Written
 
 SOURCE_MODELFILE = "modelfile"
 _LICENSE_SEPARATOR = "\n\n"
@@ -190,9 +191,7 @@ def create_model(
         else:
             source = spec.base_path or Path()
             origin = str(source)
-        source = as_gguf(
-            source, scratch, on_event=on_event, cancel=cancel
-        )  # a Hugging Face folder: converted
+        source, written = as_gguf(source, scratch, on_event=on_event, cancel=cancel)  # a HF folder: converted
         header = _peek(source)
         own = ModelConfig(
             template=header.chat_template, template_source="gguf" if header.chat_template else None
@@ -204,7 +203,9 @@ def create_model(
             _layered(own, spec), parent=origin, adapters=adapters, draft=draft, projector=projector
         )
         license = _license(header.license, spec.license)
-        return _import(store, target, source, origin, config, license, spec, on_event, cancel, scratch)
+        return _import(
+            store, target, source, origin, config, license, spec, on_event, cancel, scratch, written
+        )
 
 
 def _peek(source: Path) -> GGUFInfo:
@@ -281,14 +282,18 @@ def _import(
     on_event: EventSink,
     cancel: CancelToken,
     scratch: Path | None = None,
+    written: Written | None = None,
 ) -> Manifest:
-    """Import ``source`` (quantized first when asked) under ``target`` with ``config``: one manifest write."""
+    """Import ``source`` (quantized first when asked) under ``target`` with ``config``: one manifest write.
+
+    ``written``: the digest a conversion took of ``source`` as it wrote it, so it is not hashed twice.
+    """
     from engine.ingest.local import import_gguf
 
     if not spec.quantize:
         return import_gguf(
             store, source, ref=target, config=config, origin=origin, license=license,
-            on_event=on_event, cancel=cancel,
+            written=written, on_event=on_event, cancel=cancel,
         )  # fmt: skip
     with _scratch(store) if scratch is None else _given(scratch) as folder:
         single = _single_file(source)

@@ -58,7 +58,7 @@ from engine.store.gguf_io import GGUFInfo, HeaderIncomplete, check_data_inside, 
 from engine.store.manifest import MAX_TEXT, Manifest, ModelConfig, ModelFile
 from engine.store.model_store import Store
 from engine.store.refs import LocalRef
-from engine.store.transfer import CHUNK, HashingFile, ProgressMeter
+from engine.store.transfer import CHUNK, HashingFile, ProgressMeter, Written
 from engine.templates.known import template_and_source
 from engine.templates.render import SOURCE_MODELFILE
 from engine.text import one_line
@@ -108,6 +108,7 @@ def import_gguf(
     origin: str | None = None,
     license: str | None = None,
     link: bool = True,
+    written: Written | None = None,
     on_event: EventSink = ignore,
     cancel: CancelToken = NEVER,
 ) -> Manifest:
@@ -118,7 +119,8 @@ def import_gguf(
     ``tokenizer.chat_template`` (recorded with ``template_source`` as given,
     "modelfile" when not). ``origin`` is what the manifest records as the
     source ("ollama llama3.2:3b"); the path otherwise. ``license`` replaces
-    the GGUF's ``general.license``. ``link=False`` always copies.
+    the GGUF's ``general.license``. ``link=False`` always copies. ``written``: the
+    digest its writer took of a one-file ``source`` (a conversion), used while the file is unchanged.
 
     Raises InvalidInput (not a file or folder this can import; a missing
     split part), IntegrityError (not a GGUF, truncated, no layers, changed
@@ -140,6 +142,9 @@ def import_gguf(
         _check_text(merged.template or header.chat_template, "chat template", parts[0].label)
         for part in parts:
             cancel.check()
+            if written is not None and len(parts) == 1 and written.holds_for(part.info):
+                part.sha256 = written.sha256  # hashed as it was written: not read a second time
+                continue
             on_event(Status(f"importing {part.label}"))
             part.sha256 = _hash(part, on_event, cancel)
         files = tuple(ModelFile(p.name, p.sha256, p.info.st_size) for p in parts)

@@ -14,6 +14,7 @@ import queue
 import stat
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
@@ -24,6 +25,30 @@ from engine.events import EventSink, Progress
 CHUNK = 8 * 1024 * 1024
 PULL_CANCELLED = "pull cancelled: the partial download is kept; pull again to resume"
 _REPORT_EVERY = 0.1  # seconds between progress events
+
+
+@dataclass(frozen=True)
+class Written:
+    """A file this process wrote and hashed while writing it: the digest holds while the file is unchanged.
+
+    ``identity`` is (device, inode, size, mtime in ns) right after the last
+    write; an import takes ``sha256`` instead of reading the file again only
+    while the file it opens has that identity (``holds_for``).
+    """
+
+    sha256: str
+    identity: tuple[int, int, int, int]
+
+    @classmethod
+    def of(cls, sha256: str, info: os.stat_result) -> Written:
+        return cls(sha256, _identity(info))
+
+    def holds_for(self, info: os.stat_result) -> bool:
+        return _identity(info) == self.identity
+
+
+def _identity(info: os.stat_result) -> tuple[int, int, int, int]:
+    return (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns)
 
 
 class ProgressMeter:
@@ -137,6 +162,7 @@ class HashingFile:
         self._meter = meter
         self._cancel = cancel
         self.size = self._file.tell()  # bytes in the file, written or buffered
+        self.written: Written | None = None  # set by ``finish``
         self.hasher = BackgroundHasher(self._file.fileno())
         feed_file(self.hasher, path)
 
@@ -186,6 +212,7 @@ class HashingFile:
         self._file.flush()
         digest = self.hasher.hexdigest()
         os.fsync(self._file.fileno())
+        self.written = Written.of(digest, os.fstat(self._file.fileno()))
         self._file.close()
         return digest
 

@@ -8,6 +8,7 @@ separate virtual environment:
     /work/torchenv/bin/pip install transformers tokenizers sentencepiece safetensors
     PYTHONPATH=. /work/torchenv/bin/python tests/support/hf_reference.py --tokenizers   # the tiny tokenizers
     PYTHONPATH=. /work/torchenv/bin/python tests/support/hf_reference.py                # reference.json
+    PYTHONPATH=. /work/torchenv/bin/python tests/support/hf_reference.py phi3-longrope  # one model, merged in
 
 For every architecture of ``hf_tiny.MODELS`` it writes the tiny model,
 loads it with ``AutoModelForCausalLM`` in float32 and records the logits at
@@ -60,14 +61,14 @@ def tokenizers() -> None:
         (DATA / "tokenizer.model").write_bytes((Path(tmp) / "m.model").read_bytes())
 
 
-def references() -> dict[str, object]:
+def references(only: list[str]) -> dict[str, object]:
     import sentencepiece as spm
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     torch.manual_seed(0)
     out: dict[str, object] = {"eval_ids": EVAL_IDS, "prompt": PROMPT, "models": {}}
-    for arch in sorted(MODELS):
+    for arch in only or sorted(MODELS):
         with tempfile.TemporaryDirectory() as tmp:
             folder = write_tiny_hf(Path(tmp) / arch, arch)
             model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
@@ -82,6 +83,13 @@ def references() -> dict[str, object]:
                 "logits": [[round(float(x), 5) for x in row] for row in logits],
                 "prompt_ids": list(ids),
             }
+            scaling = MODELS[arch][0].get("rope_scaling") or {}
+            if "long_factor" in scaling:  # past the original context: the long factors (rope is relative)
+                beyond = model.config.original_max_position_embeddings + 88
+                positions = torch.arange(beyond, beyond + len(EVAL_IDS))[None]
+                with torch.no_grad():
+                    long = model(torch.tensor([EVAL_IDS]), position_ids=positions).logits[0]
+                out["models"][arch]["long_logits"] = [[round(float(x), 5) for x in r] for r in long]  # type: ignore[index]
             print(arch, "top ids", logits.argmax(-1).tolist(), "prompt ids", list(ids)[:8], file=sys.stderr)
     return out
 
@@ -89,5 +97,11 @@ def references() -> dict[str, object]:
 if __name__ == "__main__":
     if "--tokenizers" in sys.argv:
         tokenizers()
-    else:
-        (DATA / "reference.json").write_text(json.dumps(references(), separators=(",", ":")))
+    else:  # named models are added to (or replaced in) the committed file; the others keep their numbers
+        only = sys.argv[1:]
+        made = references(only)
+        if only:
+            kept = json.loads((DATA / "reference.json").read_text())
+            kept["models"].update(made["models"])
+            made = kept
+        (DATA / "reference.json").write_text(json.dumps(made, separators=(",", ":")))

@@ -67,6 +67,20 @@ MODELS: dict[str, tuple[dict[str, Any], str, str, int]] = {
          "head_dim": HEAD_DIM, "attention_bias": False},
         "BF16", "qwen2", 2,
     ),
+    "qwen2moe": (
+        {"architectures": ["Qwen2MoeForCausalLM"], "model_type": "qwen2_moe", "rope_theta": 1000000.0,
+         "num_experts": 4, "num_experts_per_tok": 2, "moe_intermediate_size": FFN // 2,
+         "shared_expert_intermediate_size": FFN, "norm_topk_prob": False, "decoder_sparse_step": 1,
+         "mlp_only_layers": [], "router_aux_loss_coef": 0.0, "qkv_bias": True},
+        "BF16", "qwen2", 2,
+    ),
+    "qwen3moe": (
+        {"architectures": ["Qwen3MoeForCausalLM"], "model_type": "qwen3_moe", "rope_theta": 1000000.0,
+         "head_dim": HEAD_DIM, "attention_bias": False, "num_experts": 4, "num_experts_per_tok": 2,
+         "moe_intermediate_size": FFN // 2, "norm_topk_prob": True, "decoder_sparse_step": 1,
+         "mlp_only_layers": [], "router_aux_loss_coef": 0.0},
+        "BF16", "qwen2", 2,
+    ),
     "gemma3": (
         {"architectures": ["Gemma3ForCausalLM"], "model_type": "gemma3_text", "rope_theta": 1000000.0,
          "rope_local_base_freq": 10000.0, "head_dim": HEAD_DIM, "query_pre_attn_scalar": HEAD_DIM,
@@ -74,6 +88,12 @@ MODELS: dict[str, tuple[dict[str, Any], str, str, int]] = {
          "final_logit_softcapping": None, "attn_logit_softcapping": None, "rope_scaling": None,
          "bos_token_id": 2, "eos_token_id": 1, "pad_token_id": 0, "tie_word_embeddings": True},
         "F32", "spm", 6,
+    ),
+    "gemma": (
+        {"architectures": ["GemmaForCausalLM"], "model_type": "gemma", "rope_theta": 10000.0,
+         "head_dim": HEAD_DIM, "hidden_act": "gelu_pytorch_tanh", "bos_token_id": 2, "eos_token_id": 1,
+         "pad_token_id": 0, "tie_word_embeddings": True},
+        "BF16", "spm", 2,
     ),
     "gemma2": (
         {"architectures": ["Gemma2ForCausalLM"], "model_type": "gemma2", "rope_theta": 10000.0,
@@ -87,6 +107,15 @@ MODELS: dict[str, tuple[dict[str, Any], str, str, int]] = {
         {"architectures": ["Phi3ForCausalLM"], "model_type": "phi3", "rope_theta": 10000.0,
          "original_max_position_embeddings": 512, "partial_rotary_factor": 1.0, "sliding_window": None,
          "tie_word_embeddings": False, "pad_token_id": 0},
+        "F16", "phi3", 2,
+    ),
+    "phi3-longrope": (  # Phi-3's 128k models; the original context is past llama.cpp's smallest (256)
+        {"architectures": ["Phi3ForCausalLM"], "model_type": "phi3", "rope_theta": 10000.0,
+         "max_position_embeddings": 2048, "original_max_position_embeddings": 512,
+         "rope_scaling": {"type": "longrope", "long_factor": [1.0, 1.5, 2.0, 3.0, 4.5, 6.0, 8.0, 12.0],
+                          "short_factor": [1.0, 1.02, 1.05, 1.1, 1.2, 1.4, 1.7, 2.0]},
+         "partial_rotary_factor": 1.0, "sliding_window": None, "tie_word_embeddings": False,
+         "pad_token_id": 0},
         "F16", "phi3", 2,
     ),
 }  # fmt: skip
@@ -141,6 +170,17 @@ def _weights(arch: str, layers: int, rng: np.random.Generator) -> dict[str, np.n
         if arch == "phi3":
             out[p + "self_attn.qkv_proj.weight"] = w(q_out + 2 * kv_out, HIDDEN)
             out[p + "mlp.gate_up_proj.weight"] = w(2 * FFN, HIDDEN)
+        elif arch in ("qwen2moe", "qwen3moe"):
+            out[p + "mlp.gate.weight"] = w(4, HIDDEN, scale=0.5)
+            for x in range(4):
+                out[p + f"mlp.experts.{x}.gate_proj.weight"] = w(FFN // 2, HIDDEN)
+                out[p + f"mlp.experts.{x}.up_proj.weight"] = w(FFN // 2, HIDDEN)
+                out[p + f"mlp.experts.{x}.down_proj.weight"] = w(HIDDEN, FFN // 2)
+            if arch == "qwen2moe":  # one shared expert, gated by a sigmoid
+                out[p + "mlp.shared_expert.gate_proj.weight"] = w(FFN, HIDDEN)
+                out[p + "mlp.shared_expert.up_proj.weight"] = w(FFN, HIDDEN)
+                out[p + "mlp.shared_expert.down_proj.weight"] = w(HIDDEN, FFN)
+                out[p + "mlp.shared_expert_gate.weight"] = w(1, HIDDEN, scale=0.5)
         elif arch == "mixtral":
             out[p + "block_sparse_moe.gate.weight"] = w(4, HIDDEN, scale=0.5)
             for x in range(4):
@@ -151,17 +191,17 @@ def _weights(arch: str, layers: int, rng: np.random.Generator) -> dict[str, np.n
             out[p + "self_attn.q_proj.weight"] = w(q_out, HIDDEN)
             out[p + "self_attn.k_proj.weight"] = w(kv_out, HIDDEN)
             out[p + "self_attn.v_proj.weight"] = w(kv_out, HIDDEN)
-        if arch not in ("phi3", "mixtral"):
+        if arch not in ("phi3", "mixtral", "qwen2moe", "qwen3moe"):
             out[p + "mlp.gate_proj.weight"] = w(FFN, HIDDEN)
             out[p + "mlp.up_proj.weight"] = w(FFN, HIDDEN)
         out[p + "self_attn.o_proj.weight"] = w(HIDDEN, q_out)
-        if arch != "mixtral":
+        if arch not in ("mixtral", "qwen2moe", "qwen3moe"):
             out[p + "mlp.down_proj.weight"] = w(HIDDEN, FFN)
-        if arch == "qwen2":
+        if arch in ("qwen2", "qwen2moe"):
             out[p + "self_attn.q_proj.bias"] = w(q_out, scale=0.1)
             out[p + "self_attn.k_proj.bias"] = w(kv_out, scale=0.1)
             out[p + "self_attn.v_proj.bias"] = w(kv_out, scale=0.1)
-        if arch in ("qwen3", "gemma3"):
+        if arch in ("qwen3", "qwen3moe", "gemma3"):
             base = 0.0 if arch == "gemma3" else 1.0
             out[p + "self_attn.q_norm.weight"] = (base + rng.standard_normal(HEAD_DIM) * 0.1).astype(
                 np.float32
@@ -169,7 +209,7 @@ def _weights(arch: str, layers: int, rng: np.random.Generator) -> dict[str, np.n
             out[p + "self_attn.k_norm.weight"] = (base + rng.standard_normal(HEAD_DIM) * 0.1).astype(
                 np.float32
             )
-        if arch.startswith("gemma"):
+        if arch in ("gemma2", "gemma3"):
             out[p + "pre_feedforward_layernorm.weight"] = norm()
             out[p + "post_feedforward_layernorm.weight"] = norm()
     out["model.norm.weight"] = norm()
@@ -183,7 +223,7 @@ def write_tiny_hf(folder: Path, arch: str, *, seed: int = 0) -> Path:
     extra, dtype, tokenizer, layers = MODELS[arch]
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng([seed, zlib.crc32(arch.encode())])
-    weights = _weights(arch, layers, rng)
+    weights = _weights(arch.split("-")[0], layers, rng)  # "phi3-longrope": phi3's tensors, its own seed
     config = {
         "hidden_size": HIDDEN, "intermediate_size": FFN, "num_attention_heads": HEADS,
         "num_key_value_heads": KV_HEADS, "num_hidden_layers": layers, "vocab_size": VOCAB,
