@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 from engine.cancel import NEVER, CancelToken
 from engine.errors import (
+    AccessDenied,
     Cancelled,
     InvalidInput,
     InvalidReference,
@@ -102,7 +103,9 @@ def connect(url: str, *, api_key: str | None = None, name: str | None = None) ->
     if isinstance(answer, dict) and "version" in answer:
         try:  # a llamadeck: its own routes (load progress, quantizations) are there too
             wire.json("GET", "/api/llamadeck/loading")
-        except NotFound:
+        except AccessDenied:
+            raise
+        except LlamadeckError:  # not there, or a proxy that fails on routes it does not know
             return RemoteEngine(wire, OLLAMA)
         return RemoteEngine(wire, OLLAMA, llamadeck=True)
     try:
