@@ -13,6 +13,7 @@ error). Engine calls run in one thread worker that posts ``ReplyDelta`` and
 ``ReplyDone``; store calls are quick and thread-safe (the store has its lock).
 Nor is typed text lost: each chat keeps its draft (``drafts_pane``), and a message is counted against
 the context before it is kept (``chat_sending``, the layer below this one, with the gauge).
+Regenerate, edit and copy: ``chat_editing``, the layer below.
 Keys: ``chat_input`` (the box), ``action_escape`` (Esc only leaves), the app's ctrl+c (stops).
 """
 
@@ -31,9 +32,9 @@ from textual.reactive import reactive
 from textual.widgets import Input, OptionList
 
 from tui.chatstore import DEFAULT_TITLE, ChatStoreError, Conversation, StoredMessage, title_from
-from tui.clipboard import copy_text
 from tui.tables import printable
 from tui.widgets import chat_dialogs
+from tui.widgets.chat_editing import EditingPane
 from tui.widgets.chat_format import error_text, shown_message, stats_line
 from tui.widgets.chat_format_setting import Format, header_label
 from tui.widgets.chat_header import ChatHeader
@@ -41,7 +42,6 @@ from tui.widgets.chat_input import ChatInput
 from tui.widgets.chat_list import ChatSidebar
 from tui.widgets.chat_log import ChatLog
 from tui.widgets.chat_reply import Generation, ReplyDelta, ReplyDone, history, stream_reply
-from tui.widgets.chat_sending import SendingPane
 from tui.widgets.chat_tools import kept
 from tui.widgets.param_editor import overrides_text
 
@@ -64,7 +64,7 @@ class Draft:
     tools: list[dict[str, object]] | None = None  # Ollama's tools the model may call (chat_tools)
 
 
-class ChatPane(SendingPane):
+class ChatPane(EditingPane):
     DEFAULT_CSS = Path(__file__).with_suffix(".tcss").read_text(encoding="utf-8")
     BINDINGS = [
         Binding("ctrl+n", "new_chat", "New", id="chat.new"),
@@ -443,77 +443,6 @@ class ChatPane(SendingPane):
             self.app.notify("no reply is streaming", timeout=2)
             return
         gen.cancel.cancel()
-
-    def _busy(self) -> bool:
-        if self.generation is not None:
-            self.app.notify("a reply is streaming: ctrl+c stops it", severity="warning")
-            return True
-        if self.store is None or self.chat is None:
-            self.app.notify("no chat yet: write a message first", severity="warning")
-            return True
-        return False
-
-    def action_regenerate(self) -> None:
-        if self._busy():
-            return
-        assert self.store is not None and self.chat is not None
-        try:
-            messages = self.store.messages(self.chat.id)
-            last_user = max((i for i, m in enumerate(messages) if m.role == "user"), default=None)
-            if last_user is None:
-                self.app.notify("nothing to regenerate", severity="warning")
-                return
-            if last_user + 1 < len(messages):
-                self.store.delete_from(messages[last_user + 1].id)
-            messages = messages[: last_user + 1]
-        except ChatStoreError as error:
-            self.report(error)
-            return
-        self._leave_edit()
-        self.show_messages(messages)
-        self.start_reply()
-
-    def action_edit_last(self) -> None:
-        if self._busy():
-            return
-        assert self.store is not None and self.chat is not None
-        try:
-            messages = self.store.messages(self.chat.id)
-        except ChatStoreError as error:
-            self.report(error)
-            return
-        last = next((m for m in reversed(messages) if m.role == "user"), None)
-        if last is None:
-            self.app.notify("no message of yours to edit", severity="warning")
-            return
-        self.editing = last.id
-        self.query_one(ChatInput).start_editing(last.content)
-        self.render_header()
-
-    def _leave_edit(self) -> None:
-        """Cancelled: the old message's text leaves the box, the draft from before comes back."""
-        if self.editing is not None:
-            self.editing = None
-            self.box.stop_editing()
-            self.render_header()
-
-    def _copy(self, text: str, what: str) -> None:
-        copy_text(self, text)
-        self.app.notify(f"copied {what} ({len(text)} characters)", timeout=2)
-
-    def action_copy_message(self) -> None:
-        view = self.query_one(ChatLog).message_to_copy()
-        if view is None:
-            self.app.notify("no message to copy", severity="warning")
-            return
-        self._copy(view.content, f"the {view.role} message")
-
-    def action_copy_code(self) -> None:
-        code = self.query_one(ChatLog).code_to_copy()
-        if code is None:
-            self.app.notify("no code block to copy", severity="warning")
-            return
-        self._copy(code, "the code block")
 
     def action_search(self) -> None:
         self.list_shown = True
