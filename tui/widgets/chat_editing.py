@@ -27,6 +27,12 @@ class EditingPane(SendingPane):
     def show_messages(self, messages: list[StoredMessage]) -> None:
         raise NotImplementedError
 
+    def edit_images(self, message: StoredMessage) -> None:
+        """The edited message's images come back as attachments (``chat_attach``)."""
+
+    def edit_left(self) -> None:
+        """An edit was cancelled: the attachments from before it come back."""
+
     def _busy(self) -> bool:
         if self.generation is not None:
             self.app.notify("a reply is streaming: ctrl+c stops it", severity="warning")
@@ -71,6 +77,7 @@ class EditingPane(SendingPane):
             return
         self.editing = last.id
         self.query_one(ChatInput).start_editing(last.content)
+        self.edit_images(last)
         self.render_header()
 
     def _leave_edit(self) -> None:
@@ -78,6 +85,7 @@ class EditingPane(SendingPane):
         if self.editing is not None:
             self.editing = None
             self.box.stop_editing()
+            self.edit_left()
             self.render_header()
 
     def _copy(self, text: str, what: str) -> None:

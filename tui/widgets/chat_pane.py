@@ -34,7 +34,7 @@ from textual.widgets import Input, OptionList
 from tui.chatstore import DEFAULT_TITLE, ChatStoreError, Conversation, StoredMessage, title_from
 from tui.tables import printable
 from tui.widgets import chat_dialogs
-from tui.widgets.chat_editing import EditingPane
+from tui.widgets.chat_attach import AttachingPane, AttachmentsBar
 from tui.widgets.chat_format import error_text, shown_message, stats_line
 from tui.widgets.chat_format_setting import Format, header_label
 from tui.widgets.chat_header import ChatHeader
@@ -64,7 +64,7 @@ class Draft:
     tools: list[dict[str, object]] | None = None  # Ollama's tools the model may call (chat_tools)
 
 
-class ChatPane(EditingPane):
+class ChatPane(AttachingPane):
     DEFAULT_CSS = Path(__file__).with_suffix(".tcss").read_text(encoding="utf-8")
     BINDINGS = [
         Binding("ctrl+n", "new_chat", "New", id="chat.new"),
@@ -80,6 +80,8 @@ class ChatPane(EditingPane):
         Binding("ctrl+r", "regenerate", "Regen", id="chat.regenerate"),
         Binding("e", "edit_last", "Edit", id="chat.edit"),
         Binding("ctrl+s", "settings", "Settings", id="chat.settings"),
+        Binding("ctrl+g", "attach_image", "Image", id="chat.attach"),
+        Binding("alt+g", "drop_image", "Take the last image off", show=False, id="chat.unattach"),
         Binding("m", "pick_model", "Model", show=False, id="chat.model"),
         Binding("y", "copy_message", "Copy message", show=False, id="chat.copy"),
         Binding("Y", "copy_code", "Copy code", show=False, id="chat.copy_code"),
@@ -106,6 +108,7 @@ class ChatPane(EditingPane):
         with Vertical(id="chat-main"):
             yield ChatHeader(self.engine, id="chat-header")
             yield ChatLog(id="chat-log")
+            yield AttachmentsBar(id="chat-attachments")
             yield ChatInput(id="chat-input", soft_wrap=True, placeholder="Write a message")
 
     def on_mount(self) -> None:
@@ -188,7 +191,12 @@ class ChatPane(EditingPane):
             if gen is not None and m.id == gen.reply_id:
                 continue  # still streaming: shown live below
             log.add_message(
-                m.role, shown_message(m.content), status=m.status, stats=stats_line(m.stats), **kept(m)
+                m.role,
+                shown_message(m.content),
+                status=m.status,
+                stats=stats_line(m.stats),
+                images=m.images,
+                **kept(m),
             )
         if gen is not None and self.chat is not None and gen.chat_id == self.chat.id:
             gen.stream = log.start_reply()
@@ -260,7 +268,8 @@ class ChatPane(EditingPane):
 
     @on(ChatInput.Submitted)
     def submitted(self, message: ChatInput.Submitted) -> None:
-        self.send(message.text)
+        if not self.typed_images(message.text):  # image paths in it are attached first (chat_attach)
+            self.send(message.text)
 
     def send(self, text: str) -> None:
         if self.generation is not None:
@@ -272,6 +281,14 @@ class ChatPane(EditingPane):
         if not self.model:
             self.app.notify("pick a model first (m)", severity="warning")
             self.action_pick_model()
+            return
+        images = self.images_to_send()
+        if images and self.sees.get(self.model) is False:
+            self.app.notify(
+                f"{self.model} cannot see images: alt+g takes them off, m picks another model",
+                severity="warning",
+                markup=False,
+            )
             return
         if not self.counted(text):  # counted against the context first (chat_sending): it may not fit
             return
@@ -285,7 +302,7 @@ class ChatPane(EditingPane):
                 self.chat = self.store.get(self.chat.id)
             if self.editing is not None:
                 self.store.delete_from(self.editing)
-            self.store.add_message(self.chat.id, "user", text)
+            self.store.add_message(self.chat.id, "user", text, images=images)
         except ChatStoreError as error:
             if self.chat is not None and self._gone(self.chat.id):
                 self._orphaned()
@@ -293,13 +310,14 @@ class ChatPane(EditingPane):
             self.report(error)
             return
         self.box.sent(text)  # empty again, or the draft from before an edit
+        self.images_sent(sent_from)
         if sent_from is None:
             self._new_chat_created()
         if self.editing is not None:
             self.editing = None
             self.show_messages(self.store.messages(self.chat.id))
         else:
-            self.query_one(ChatLog).add_message("user", shown_message(text))
+            self.query_one(ChatLog).add_message("user", shown_message(text), images=images)
         self.render_header()
         self.refresh_list()
         self.start_reply()

@@ -14,7 +14,7 @@ from tui.widgets.chat_tools import ReplyPieces, chat_turn
 
 if TYPE_CHECKING:
     from engine import CancelToken, Done, Engine
-    from tui.chatstore import ChatStore, StoredMessage
+    from tui.chatstore import ChatStore, StoredImage, StoredMessage
     from tui.widgets.message_view import ReplyStream
 
 SAVE_EVERY_S = 1.0
@@ -56,13 +56,20 @@ class Generation:
     context: int = 0  # tokens the conversation may hold, when counted before sending (kept in its stats)
     prompt_tokens: int = 0  # its prompt, when counted before sending
     checking: str | None = None  # the message being counted before it is sent
+    images: list[StoredImage] = field(default_factory=list)  # the counted message's attached images
 
 
 def history(system: str | None, messages: list[StoredMessage]) -> list[dict[str, Any]]:
     """The messages the engine gets: the system prompt, then every non-empty turn (tool calls and
-    results as Ollama's, ``chat_tools.chat_turn``)."""
+    results as Ollama's, ``chat_tools.chat_turn``; a message's images as its ``images``)."""
     turns: list[dict[str, Any]] = [{"role": "system", "content": system}] if system else []
-    return turns + [turn for m in messages if (turn := chat_turn(m)) is not None]
+    for m in messages:
+        turn = chat_turn(m)
+        if turn is not None and m.images:
+            turn["images"] = [i.data for i in m.images]  # bytes, as the engine takes them
+        if turn is not None:
+            turns.append(turn)
+    return turns
 
 
 def done_stats(done: Done) -> dict[str, float]:

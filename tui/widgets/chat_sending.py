@@ -89,6 +89,9 @@ class SendingPane(DraftsPane):
     def send(self, text: str) -> None:
         raise NotImplementedError
 
+    def images_to_send(self) -> list[Any]:
+        return []
+
     def render_header(self) -> None:
         raise NotImplementedError
 
@@ -109,8 +112,9 @@ class SendingPane(DraftsPane):
         from engine import CancelToken
 
         log = self.query_one(ChatLog)
-        self._pending_user = log.add_message("user", shown_message(text))
+        self._pending_user = log.add_message("user", shown_message(text), images=self.images_to_send())
         gen = Generation(self.chat.id if self.chat else 0, 0, CancelToken(), log.start_reply(), checking=text)
+        gen.images = self.images_to_send()
         self.generation = gen
         self.refresh_bindings()  # the stop key: a count may load a model for a while
         self.box.read_only = True  # the text stays where it is until it is sent
@@ -146,7 +150,10 @@ class SendingPane(DraftsPane):
                 messages = [m for m in messages if m.id < editing]
             last = next((m for m in reversed(messages) if m.role == "assistant" and m.stats), None)
             trimming = bool(last is not None and last.stats and last.stats.get("dropped_messages"))
-            turns = [*history(system, messages), {"role": "user", "content": gen.checking or ""}]
+            asked: dict[str, Any] = {"role": "user", "content": gen.checking or ""}
+            if gen.images:
+                asked["images"] = [i.data for i in gen.images]
+            turns = [*history(system, messages), asked]
             with suppress(Exception):  # a model that is not here: measuring it says so
                 trained = self.engine.resolve(model).context_length
             use = self.engine.measure_chat(model, turns, options=options, cancel=gen.cancel)
