@@ -9,6 +9,8 @@ later message first; Esc leaves the edit and the draft from before comes back.
 
 from __future__ import annotations
 
+from textual import work
+
 from tui.chatstore import ChatStoreError, StoredMessage
 from tui.clipboard import copy_text
 from tui.widgets.chat_input import ChatInput
@@ -21,7 +23,7 @@ class EditingPane(SendingPane):
     ``ChatPane.BINDINGS``, so the footer and F1 keep one order."""
 
     # what the pane above provides
-    def start_reply(self) -> None:
+    def start_reply(self) -> object:  # a worker
         raise NotImplementedError
 
     def show_messages(self, messages: list[StoredMessage]) -> None:
@@ -33,8 +35,10 @@ class EditingPane(SendingPane):
     def edit_left(self) -> None:
         """An edit was cancelled: the attachments from before it come back."""
 
+    _saving: str | None = None  # a message on its way into the history (chat_pane)
+
     def _busy(self) -> bool:
-        if self.generation is not None:
+        if self.generation is not None or self._saving is not None:
             self.app.notify("a reply is streaming: ctrl+c stops it", severity="warning")
             return True
         if self.store is None or self.chat is None:
@@ -42,18 +46,19 @@ class EditingPane(SendingPane):
             return True
         return False
 
-    def action_regenerate(self) -> None:
+    @work(group="chat-send")
+    async def action_regenerate(self) -> None:
         if self._busy():
             return
         assert self.store is not None and self.chat is not None
         try:
-            messages = self.store.messages(self.chat.id)
+            messages = await self.queue.call(self.store.messages, self.chat.id)
             last_user = max((i for i, m in enumerate(messages) if m.role == "user"), default=None)
             if last_user is None:
                 self.app.notify("nothing to regenerate", severity="warning")
                 return
             if last_user + 1 < len(messages):
-                self.store.delete_from(messages[last_user + 1].id)
+                await self.queue.call(self.store.delete_from, messages[last_user + 1].id)
             messages = messages[: last_user + 1]
         except ChatStoreError as error:
             self.report(error)
@@ -62,12 +67,13 @@ class EditingPane(SendingPane):
         self.show_messages(messages)
         self.start_reply()
 
-    def action_edit_last(self) -> None:
+    @work(group="chat-send")
+    async def action_edit_last(self) -> None:
         if self._busy():
             return
         assert self.store is not None and self.chat is not None
         try:
-            messages = self.store.messages(self.chat.id)
+            messages = await self.queue.call(self.store.messages, self.chat.id)
         except ChatStoreError as error:
             self.report(error)
             return

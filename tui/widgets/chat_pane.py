@@ -31,7 +31,7 @@ from textual.containers import Vertical
 from textual.reactive import reactive
 from textual.widgets import Input, OptionList
 
-from tui.chatstore import DEFAULT_TITLE, ChatStoreError, Conversation, StoredMessage, title_from
+from tui.chatstore import ChatStoreError, Conversation, StoredImage, StoredMessage
 from tui.tables import printable
 from tui.widgets import chat_dialogs
 from tui.widgets.chat_attach import AttachingPane, AttachmentsBar
@@ -41,7 +41,7 @@ from tui.widgets.chat_header import ChatHeader
 from tui.widgets.chat_input import ChatInput
 from tui.widgets.chat_list import ChatSidebar
 from tui.widgets.chat_log import ChatLog
-from tui.widgets.chat_reply import Generation, ReplyDelta, ReplyDone, history, stream_reply
+from tui.widgets.chat_reply import Generation, ReplyDelta, ReplyDone, history, keep_message, stream_reply
 from tui.widgets.chat_tools import kept
 from tui.widgets.param_editor import overrides_text
 
@@ -102,6 +102,9 @@ class ChatPane(AttachingPane):
         self.start_model = model
         self.generation: Generation | None = None
         self._wide: bool | None = None
+        self._all_chats: list[Conversation] | None = None  # the list as last read without a search
+        self._saving: str | None = None  # a message on its way into the history (its reply follows)
+        self._opened: tuple[Conversation, list[StoredMessage]] | None = None  # the last chat opened
 
     def compose(self) -> ComposeResult:
         yield ChatSidebar(id="chat-sidebar")
@@ -117,14 +120,24 @@ class ChatPane(AttachingPane):
 
     # store ---------------------------------------------------------------------------------------
 
-    def _conversations(self) -> list[Conversation]:
+    @work(exclusive=True, group="chat-list")
+    async def _read_list(self, search: str) -> None:
+        """The list as the history holds it (read on the history's thread), unless the search moved on."""
         if self.store is None:
-            return []
+            return
         try:
-            return self.store.conversations(self.query_one(ChatSidebar).search)
+            chats = await self.queue.call(self.store.conversations, search)
         except ChatStoreError as error:
-            self.app.report(error)  # type: ignore[attr-defined]
-            return []
+            self.report(error)
+            return
+        if not search:
+            self._all_chats = chats
+        self._show_list(chats, search)
+
+    def _show_list(self, chats: list[Conversation], search: str) -> None:
+        sidebar = self.query_one(ChatSidebar)
+        if sidebar.search == search:
+            sidebar.show(chats, str(self.chat.id) if self.chat else sidebar.highlighted())
 
     def on_unmount(self) -> None:
         self.shutdown()
@@ -143,8 +156,12 @@ class ChatPane(AttachingPane):
     # list ----------------------------------------------------------------------------------------
 
     def refresh_list(self) -> None:
-        sidebar = self.query_one(ChatSidebar)
-        sidebar.show(self._conversations(), str(self.chat.id) if self.chat else sidebar.highlighted())
+        """Read the list again; every chat (no search) is shown at once as last read, so a key that
+        follows (a search cleared) finds them."""
+        search = self.query_one(ChatSidebar).search
+        if not search and self._all_chats is not None:
+            self._show_list(self._all_chats, search)
+        self._read_list(search)
 
     @on(Input.Changed, "#chat-search")
     def search_changed(self) -> None:
@@ -165,19 +182,27 @@ class ChatPane(AttachingPane):
     # showing a chat ------------------------------------------------------------------------------
 
     def open_chat(self, chat_id: int) -> None:
+        self._open_chat(chat_id)
+
+    @work(exclusive=True, group="chat-open")
+    async def _open_chat(self, chat_id: int) -> None:
         if self.store is None:
             return
         try:
-            chat = self.store.get(chat_id)
-            messages = self.store.messages(chat_id)
+            chat = await self.queue.call(self.store.get, chat_id)
+            messages = await self.queue.call(self.store.messages, chat_id)
         except ChatStoreError as error:
             self.report(error)
             self.refresh_list()
+            return
+        if self.chat == chat and self._opened == (chat, messages) and self.generation is None:
+            self.refresh_list()  # shown as it is kept: nothing to draw again
             return
         self._leave_chat()
         self.chat = chat
         self._enter_chat()
         self.show_messages(messages)
+        self._opened = (chat, messages)
         self.render_header()
         self.refresh_list()
 
@@ -272,7 +297,7 @@ class ChatPane(AttachingPane):
             self.send(message.text)
 
     def send(self, text: str) -> None:
-        if self.generation is not None:
+        if self.generation is not None or self._saving is not None:
             self.app.notify("a reply is streaming: ctrl+c stops it", severity="warning")
             return
         if self.store is None:
@@ -292,41 +317,48 @@ class ChatPane(AttachingPane):
             return
         if not self.counted(text):  # counted against the context first (chat_sending): it may not fit
             return
-        sent_from = self.chat_key
+        self._saving = text
+        self._keep(text, images)
+
+    @work(group="chat-send")
+    async def _keep(self, text: str, images: list[StoredImage]) -> None:
+        """The message into the history (on its thread: a locked file never stops keys), then its reply."""
+        assert self.store is not None
+        sent_from, editing, draft = self.chat_key, self.editing, vars(self.draft).copy()
         try:
-            if self.chat is None:
-                # a Draft's fields are the store's settings: model, system, parameters, format
-                self.chat = self.store.create(title=title_from(text), **vars(self.draft))
-            elif self.chat.title == DEFAULT_TITLE and not self.store.messages(self.chat.id):
-                self.store.rename(self.chat.id, title_from(text))
-                self.chat = self.store.get(self.chat.id)
-            if self.editing is not None:
-                self.store.delete_from(self.editing)
-            self.store.add_message(self.chat.id, "user", text, images=images)
+            kept = await self.queue.call(keep_message, self.store, self.chat, draft, text, images, editing)
         except ChatStoreError as error:
-            if self.chat is not None and self._gone(self.chat.id):
+            self._saving = None
+            if self.chat is not None and self.chat.id == sent_from and await self._gone(self.chat.id):
                 self._orphaned()
                 return
             self.report(error)
             return
+        finally:
+            self._saving = None
+        if self.chat_key != sent_from:  # another chat is shown now: the message is kept, its reply waits
+            self.refresh_list()
+            return
+        chat, messages, reply_id = kept
+        self.chat = chat
         self.box.sent(text)  # empty again, or the draft from before an edit
         self.images_sent(sent_from)
         if sent_from is None:
             self._new_chat_created()
         if self.editing is not None:
             self.editing = None
-            self.show_messages(self.store.messages(self.chat.id))
+            self.show_messages(messages)
         else:
             self.query_one(ChatLog).add_message("user", shown_message(text), images=images)
         self.render_header()
         self.refresh_list()
-        self.start_reply()
+        self._start(chat, messages, reply_id)
 
-    def _gone(self, chat_id: int) -> bool:
+    async def _gone(self, chat_id: int) -> bool:
         """Whether a chat was deleted under us (by another window of the app)."""
         assert self.store is not None
         try:
-            self.store.get(chat_id)
+            await self.queue.call(self.store.get, chat_id)
         except ChatStoreError:
             return True
         return False
@@ -346,18 +378,24 @@ class ChatPane(AttachingPane):
             markup=False,
         )
 
-    def start_reply(self) -> None:
+    @work(group="chat-send")
+    async def start_reply(self) -> None:
         """Ask the engine for a reply to the chat as stored."""
-        from engine import CancelToken
-
         assert self.store is not None and self.chat is not None
         chat = self.chat
         try:
-            turns = history(chat.system, self.store.messages(chat.id))
-            reply_id = self.store.begin_reply(chat.id)
+            messages = await self.queue.call(self.store.messages, chat.id)
+            reply_id = await self.queue.call(self.store.begin_reply, chat.id)
         except ChatStoreError as error:
             self.report(error)
             return
+        self._start(chat, messages, reply_id)
+
+    def _start(self, chat: Conversation, messages: list[StoredMessage], reply_id: int) -> None:
+        """The reply row exists: stream into it."""
+        from engine import CancelToken
+
+        turns = history(chat.system, messages)
         gen = Generation(
             chat.id, reply_id, CancelToken(), self.query_one(ChatLog).start_reply(), tools=chat.tools
         )
@@ -511,12 +549,8 @@ class ChatPane(AttachingPane):
     def set_model(self, model: str) -> None:
         if self.chat is None:
             self.draft.model = model
-        elif self.store is not None:
-            try:
-                self.store.update_settings(self.chat.id, model=model)
-                self.chat = self.store.get(self.chat.id)
-            except ChatStoreError as error:
-                self.report(error)
+        else:
+            self.save_settings(self.chat.id, {"model": model})
         self.render_header()
         self.refresh_list()
 
@@ -526,11 +560,7 @@ class ChatPane(AttachingPane):
             self.draft = Draft(
                 chosen.model, chosen.system, dict(chosen.parameters), chosen.format, chosen.tools
             )
-        elif self.store is not None:
-            try:
-                self.store.update_settings(self.chat.id, **vars(chosen))  # the same four fields
-                self.chat = self.store.get(self.chat.id)
-            except ChatStoreError as error:
-                self.report(error)
+        else:
+            self.save_settings(self.chat.id, vars(chosen))  # the same five fields
         self.render_header()
         self.refresh_list()

@@ -227,13 +227,26 @@ class SendingPane(DraftsPane):
         parameters = {**self.parameters, "num_ctx": size}
         if self.chat is None:
             self.draft.parameters = parameters
-        elif self.store is not None:
-            try:
-                self.store.update_settings(self.chat.id, parameters=parameters)
-                self.chat = self.store.get(self.chat.id)
-            except ChatStoreError as error:
-                self.report(error)
+        else:
+            self.save_settings(self.chat.id, {"parameters": parameters})
         self.render_header()
+
+    @work(group="chat-send")
+    async def save_settings(self, chat_id: int, settings: dict[str, Any]) -> None:
+        """A chat's settings changed: kept on the history's thread; the chat shown takes them when kept."""
+        if self.store is None:
+            return
+        if self.chat is not None and self.chat.id == chat_id:  # shown at once, as they will be kept
+            self.chat = replace(self.chat, **settings)
+        try:
+            await self.queue.call(self.store.update_settings, chat_id, **settings)
+            chat = await self.queue.call(self.store.get, chat_id)
+        except ChatStoreError as error:
+            self.report(error)
+            return
+        if self.chat is not None and self.chat.id == chat_id:
+            self.chat = chat
+            self.render_header()
 
     # waiting for the first token --------------------------------------------------------------
 

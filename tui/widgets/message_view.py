@@ -220,7 +220,8 @@ class MessageView(Widget):
         yield Static(Content(self._stats or ""), classes="stats")
 
     def on_mount(self) -> None:
-        self.query_one(".stats").display = bool(self._stats)
+        for stats in self.query(".stats"):  # none when the chat was cleared while this mounted
+            stats.display = bool(self._stats)
         if self.stream is not None and self._tail is not None:
             self._timer = self.set_interval(FRAME_S, self.flush)
             if self.PAUSE_GC_WHILE_STREAMING:
