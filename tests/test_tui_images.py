@@ -91,7 +91,7 @@ async def test_an_image_attached_by_key_goes_to_a_model_that_sees_and_comes_back
         assert len(views(app)[0].query(ImageThumbs)) == 1
         await pilot.press("escape", "ctrl+r")  # regenerate: the image goes again
         await until(pilot, lambda: len(engine.calls) == 2)
-        await until(pilot, lambda: pane(app).generation is None)
+        await until(pilot, lambda: pane(app).generation is None and pane(app)._saving is None)
         assert engine.calls[-1]["messages"][-1]["images"] == [PNG]
     again = make_app(engine, tmp_path, config)
     async with again.run_test(size=(120, 40)) as pilot:
@@ -131,7 +131,7 @@ async def test_a_typed_image_path_leaves_the_message_and_goes_as_its_image(
         pane(app).sees["eyes"] = True  # known, as after the first attachment
         await send(app, pilot, f"what is in {photo}")
         await until(pilot, lambda: bool(engine.calls))
-        await until(pilot, lambda: pane(app).generation is None)
+        await until(pilot, lambda: pane(app).generation is None and pane(app)._saving is None)
         asked = engine.calls[-1]["messages"][-1]
         assert (asked["content"], asked["images"]) == ("what is in", [PNG])
 
