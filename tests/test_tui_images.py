@@ -119,6 +119,9 @@ async def test_a_pasted_image_path_is_attached_and_alt_g_takes_it_off(
         await pilot.press("alt+g")
         await until(pilot, lambda: bar_text(app) == "")
         assert box.text == "look" and pane(app).attachments == []
+        box.post_message(events.Paste(" and see"))  # any other paste is text, once
+        await until(pilot, lambda: box.text != "look")
+        assert box.text == "look and see"
 
 
 @sync

@@ -104,8 +104,7 @@ class ChatInput(TextArea):
             event.stop()  # once: a paste that bubbles reaches the box again through the screen
             event.prevent_default()
             self.post_message(self.PathPasted(event.text))
-            return
-        await super()._on_paste(event)
+        # else TextArea's own _on_paste inserts it (Textual calls each class's handler in turn)
 
     def action_drop_image(self) -> None:
         self.post_message(self.DropImage())
