@@ -113,13 +113,13 @@ async def test_a_pasted_image_path_is_attached_and_alt_g_takes_it_off(
         box = app.query_one(ChatInput)
         box.focus()
         await pilot.press(*"look")
-        box.post_message(events.Paste(str(photo)))
+        app.post_message(events.Paste(str(photo)))
         await until(pilot, lambda: "photo.png" in bar_text(app))
         assert box.text == "look"  # the path became an attachment, not text
         await pilot.press("alt+g")
         await until(pilot, lambda: bar_text(app) == "")
         assert box.text == "look" and pane(app).attachments == []
-        box.post_message(events.Paste(" and see"))  # any other paste is text, once
+        app.post_message(events.Paste(" and see"))  # any other paste is text, once (as a terminal sends it)
         await until(pilot, lambda: box.text != "look")
         assert box.text == "look and see"
 
@@ -154,7 +154,7 @@ async def test_a_model_without_vision_refuses_in_one_line_and_nothing_is_lost(
         await attach_by_key(app, pilot, photo)
         await until(pilot, lambda: any("cannot see images" in n.message for n in app._notifications))
         assert bar_text(app) == "" and box.text == "my draft"
-        box.post_message(events.Paste(str(photo)))  # a paste on a text-only model is text
+        app.post_message(events.Paste(str(photo)))  # a paste on a text-only model is text
         await until(pilot, lambda: str(photo) in box.text)
         assert box.text == f"my draft{photo}" and bar_text(app) == ""
 
