@@ -202,3 +202,19 @@ async def test_a_message_with_an_image_at_80x24_matches_its_snapshot(
     problem = compare("chat-image-80x24", svg, tmp_path)
     if problem is not None:
         pytest.fail(problem, pytrace=False)
+
+
+@sync
+async def test_attachments_are_kept_with_the_draft_across_a_restart(
+    engine: RecordingEngine, tmp_path: Path, config: Path, photo: Path
+) -> None:
+    app = make_app(engine, tmp_path, config, chat_model="eyes")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await ready(app, pilot)
+        await attach_by_key(app, pilot, photo)
+        await until(pilot, lambda: "photo.png" in bar_text(app))
+    again = make_app(engine, tmp_path, config)  # the new chat's draft is shown again, with its image
+    async with again.run_test(size=(120, 40)) as pilot:
+        await ready(again, pilot)
+        await until(pilot, lambda: "photo.png" in bar_text(again))
+        assert [a.image.data for a in pane(again).attachments] == [PNG]

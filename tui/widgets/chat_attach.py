@@ -17,6 +17,8 @@ their paths, ``app_state`` ``draft.images``), and go with the message as its
 from __future__ import annotations
 
 import json
+from concurrent.futures import Future
+from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -240,18 +242,16 @@ class AttachingPane(EditingPane):
         return json.dumps(paths) if paths else None
 
     def save_attachments(self) -> None:
+        """Kept with the drafts, on the history's thread (closing the app waits for it)."""
         if self.store is not None:
-            self.write_attachments(self.attachments_state())
+            done = self.queue.submit(self.store.set_state, DRAFT_IMAGES, self.attachments_state())
+            done.add_done_callback(self._attachments_saved)
 
-    @work(thread=True, exit_on_error=False, group="chat-drafts")
-    def write_attachments(self, state: str | None) -> None:
-        from tui.chatstore import ChatStoreError
-
-        try:
-            if self.store is not None:
-                self.store.set_state(DRAFT_IMAGES, state)
-        except ChatStoreError as error:
-            self.app.call_from_thread(self.report, error)
+    def _attachments_saved(self, done: Future[None]) -> None:
+        error = done.exception()
+        if error is not None:
+            with suppress(RuntimeError):  # the app closed meanwhile
+                self.app.call_from_thread(self.report, error)
 
 
 def read_image(engine: object, path: str) -> tuple[Attachment | None, str | None]:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -27,6 +27,10 @@ class HistoryQueue:
 
     async def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         return await asyncio.wrap_future(self._pool.submit(fn, *args, **kwargs))
+
+    def submit(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> Future[T]:
+        """Ask without waiting for the answer (``close`` still waits for it)."""
+        return self._pool.submit(fn, *args, **kwargs)
 
     def close(self) -> None:
         """Let what was asked finish (the app is closing: its writes must land), then stop the thread."""
