@@ -60,6 +60,7 @@ from engine.events import (
     Waiting,
 )
 from engine.facade import Engine, LoadedModel
+from engine.images import MAX_IMAGE_BYTES, check_image
 from engine.ingest.create import CreateSpec
 from engine.ingest.discover import FoundModel
 from engine.ingest.embedded import DEFAULT_MODEL
@@ -97,10 +98,12 @@ from engine.units import format_gib, format_size
 
 __all__ = [
     "DEFAULT_MODEL",
+    "MAX_IMAGE_BYTES",
     "UNUSED_BLOB_GRACE",
     "AccessDenied",
     "Busy",
     "CancelToken",
+    "check_image",
     "CreateSpec",
     "Cancelled",
     "DemoPackageMissing",

@@ -70,7 +70,7 @@ def test_a_closed_store_says_so(db_path: Path) -> None:
 
 
 def test_every_schema_version_has_one_step() -> None:
-    assert SCHEMA_VERSION == len(MIGRATIONS) == 5
+    assert SCHEMA_VERSION == len(MIGRATIONS) == 6
 
 
 def test_step_to_v1_creates_the_initial_schema(tmp_path: Path) -> None:
@@ -171,7 +171,7 @@ def test_a_newer_schema_is_refused_and_left_untouched(db_path: Path) -> None:
     raw.execute("PRAGMA user_version = 9")
     raw.close()
     before = digest(db_path)
-    with pytest.raises(NewerChatStore, match=r"newer llamadeck \(schema 9, this one reads up to 5\)") as info:
+    with pytest.raises(NewerChatStore, match=r"newer llamadeck \(schema 9, this one reads up to 6\)") as info:
         ChatStore.open(db_path)
     assert "\n" not in str(info.value)
     assert digest(db_path) == before

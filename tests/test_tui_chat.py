@@ -84,7 +84,7 @@ async def test_ctrl_c_stops_the_reply_and_keeps_the_part_that_came(
             pilot, lambda: pane(app).generation is not None and len(pane(app).generation.text) >= 3, 5
         )
         await pilot.press("ctrl+c")
-        await until(pilot, lambda: pane(app).generation is None)
+        await until(pilot, lambda: pane(app).generation is None and pane(app)._saving is None)
         await until(pilot, lambda: last_status(app) == "stopped")
         user, reply = stored(app)
         assert reply.status == "stopped" and reply.content
@@ -179,7 +179,7 @@ async def test_a_chat_deleted_in_another_window_starts_a_new_chat_on_send(
     async with app.run_test(size=(80, 24)) as pilot:
         await ready(app, pilot)
         await send(app, pilot, "first")
-        await until(pilot, lambda: pane(app).generation is None)
+        await until(pilot, lambda: pane(app).generation is None and pane(app)._saving is None)
         gone = pane(app).chat
         assert gone is not None
         with ChatStore.open(app.chat_store.path) as other:  # the other window

@@ -74,7 +74,7 @@ async def test_a_held_load_shows_its_progress_where_the_reply_waits_then_the_rep
         assert pane(app).chat is None and app.chat_store.conversations() == []  # nothing kept yet
         assert box(app).text == "Hello there" and box(app).read_only  # the text waits in the box
         release(fifo)
-        await until(pilot, lambda: pane(app).generation is None, 60)
+        await until(pilot, lambda: pane(app).generation is None and pane(app)._saving is None, 60)
         await until(pilot, lambda: views(app)[-1].status == "complete")
         user, reply = stored(app)
         assert user.content == "Hello there" and reply.status == "complete"
@@ -97,7 +97,7 @@ async def test_stopping_a_held_load_leaves_the_message_in_the_box_and_nothing_in
         await enter(app, pilot, "Never mind")
         await until(pilot, lambda: "loading" in note(app), 60)
         await pilot.press("ctrl+c")  # stops the load: the worker is killed
-        await until(pilot, lambda: pane(app).generation is None, 60)
+        await until(pilot, lambda: pane(app).generation is None and pane(app)._saving is None, 60)
         assert views(app) == [] and app.chat_store.conversations() == []
         assert box(app).text == "Never mind" and not box(app).read_only
         assert any("still in the box" in n.message for n in app._notifications)

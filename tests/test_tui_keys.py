@@ -288,7 +288,7 @@ async def test_escape_never_stops_a_reply_ctrl_c_and_s_do(
         await pilot.press("escape", "2")  # esc, then 2 for Sessions: the reply goes on
         assert app.query_one("#tabs").active == "tab-sessions" and pane(app).generation is not None
         await pilot.press("ctrl+c")  # from another tab too
-        await until(pilot, lambda: pane(app).generation is None)
+        await until(pilot, lambda: pane(app).generation is None and pane(app)._saving is None)
         assert stored(app)[-1].status == "stopped"
         assert app.screen.active_bindings["ctrl+c"].binding.action != "stop_reply"
         await pilot.press("3", "ctrl+n")  # a new chat: the same long reply
@@ -296,7 +296,7 @@ async def test_escape_never_stops_a_reply_ctrl_c_and_s_do(
         await pilot.press("s")  # in the box: a letter
         assert pane(app).generation is not None and box(app).text == "s"
         await pilot.press("escape", "s")  # outside it: stop
-        await until(pilot, lambda: pane(app).generation is None)
+        await until(pilot, lambda: pane(app).generation is None and pane(app)._saving is None)
         assert stored(app)[-1].status == "stopped"
         await pilot.press("s")  # nothing streams: s does nothing, says nothing
         assert app.is_running

@@ -472,6 +472,9 @@ class LlamadeckApp(App[int]):
 
 def run_app(engine: Engine, *, chat_model: str | None = None, serve_url: str | None = None) -> int:
     """Run the app on this terminal (on the Chat tab with a new chat when ``chat_model``); the exit status."""
+    from tui.widgets.image_thumbs import prepare
+
+    prepare()  # which image protocol the terminal speaks: asked before Textual takes the screen
     app = LlamadeckApp(engine, chat_model=chat_model, serve_url=serve_url)
     try:
         status = app.run()

@@ -141,9 +141,14 @@ async def send(app, pilot, text: str) -> None:
     box = app.query_one(ChatInput)
     box.focus()
     box.load_text(text)
+    before = len(views(app))
     await pilot.press("enter")
+    # Enter was handled: the message shows (while it is counted), or is on its way into the history
+    chat = pane(app)
+    await until(pilot, lambda: len(views(app)) != before or chat.generation or chat._saving is not None)
     await until(pilot, lambda: pane(app).generation is not None or last_status(app) != "streaming")
-    await until(pilot, lambda: pane(app).generation is None)
+    # the message goes into the history on its thread first (``_saving``), then the reply streams
+    await until(pilot, lambda: pane(app).generation is None and pane(app)._saving is None)
     await until(pilot, lambda: last_status(app) != "streaming")
     await pilot.pause()
 

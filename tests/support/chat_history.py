@@ -90,3 +90,15 @@ def make_v4(path: Path) -> None:
     db.execute("""UPDATE conversations SET format = '"json"' WHERE id = 1""")
     db.execute("COMMIT")
     db.close()
+
+
+def make_v5(path: Path) -> None:
+    """A chat history as schema 5 wrote it: ``make_v4``'s, upgraded by the step to 5, with a reasoning."""
+    make_v4(path)
+    db = sqlite3.connect(path, isolation_level=None)
+    db.execute("BEGIN")
+    MIGRATIONS[4](db)
+    db.execute("PRAGMA user_version = 5")
+    db.execute("UPDATE messages SET thinking = 'hmm' WHERE id = 2")
+    db.execute("COMMIT")
+    db.close()

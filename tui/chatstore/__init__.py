@@ -44,7 +44,8 @@ Up/Down history) live here too, so nothing typed is lost to a restart.
 The package, one job a module: ``opening`` (where the file is, how it opens:
 checks, migrations at open, setting a damaged file aside), ``history``
 (``ChatStore``: transactions, conversations, messages, search), ``schema``
-(the migrations), ``records`` (the data types, errors and titles), ``rows``
+(the migrations), ``images`` (images of messages, stored once by hash), ``records``
+(the data types, errors and titles), ``rows``
 (values to and from SQLite) and ``export`` (the Markdown transcript).
 """
 
@@ -52,6 +53,7 @@ from __future__ import annotations
 
 from tui.chatstore.export import render_markdown
 from tui.chatstore.history import ChatStore
+from tui.chatstore.images import image
 from tui.chatstore.opening import BUSY_TIMEOUT_S, default_chat_db
 from tui.chatstore.records import (
     DEFAULT_TITLE,
@@ -63,6 +65,7 @@ from tui.chatstore.records import (
     Conversation,
     DamagedChatStore,
     NewerChatStore,
+    StoredImage,
     StoredMessage,
     title_from,
 )
@@ -83,8 +86,10 @@ __all__ = [
     "Conversation",
     "DamagedChatStore",
     "NewerChatStore",
+    "StoredImage",
     "StoredMessage",
     "default_chat_db",
+    "image",
     "render_markdown",
     "title_from",
 ]

@@ -43,6 +43,9 @@ def render_markdown(chat: Conversation, messages: list[StoredMessage]) -> str:
             lines += ["<details><summary>Thinking</summary>", "", message.thinking, "", "</details>", ""]
         if message.content:
             lines.append(message.content)
+        for image in message.images:  # the bytes stay in the history: named, sized and hashed here
+            size = f"{image.size / 1024:,.1f} KiB"
+            lines += ["", f"*Image:* `{one_line(image.name)}` ({size}, sha256 `{image.sha256[:16]}`)"]
         for call in message.tool_calls:
             name, arguments = call_parts(call)
             if message.content or call is not message.tool_calls[0]:

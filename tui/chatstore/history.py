@@ -15,6 +15,7 @@ from pathlib import Path
 from types import EllipsisType
 from typing import Any
 
+from tui.chatstore import images as message_images
 from tui.chatstore import opening
 from tui.chatstore.export import render_markdown
 from tui.chatstore.records import (
@@ -25,6 +26,7 @@ from tui.chatstore.records import (
     ChatStoreError,
     Conversation,
     DamagedChatStore,
+    StoredImage,
     StoredMessage,
 )
 from tui.chatstore.rows import (
@@ -285,6 +287,7 @@ class ChatStore:
         """Delete a conversation and its messages; one already gone is fine."""
         with self._write() as db:
             db.execute("DELETE FROM conversations WHERE id = ?", (conversation_id,))
+            message_images.prune(db)
 
     # --- messages --------------------------------------------------------------------------------
 
@@ -295,7 +298,7 @@ class ChatStore:
                 f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE conversation_id = ? ORDER BY id",
                 (conversation_id,),
             ).fetchall()
-        return [message_from_row(row) for row in rows]
+            return message_images.attach(db, [message_from_row(row) for row in rows])
 
     def add_message(
         self,
@@ -306,9 +309,11 @@ class ChatStore:
         status: str = "complete",
         stats: Mapping[str, float] | None = None,
         tool_name: str | None = None,
+        images: Sequence[StoredImage] = (),
     ) -> StoredMessage:
         """Append a message (the conversation becomes the most recently updated); ``tool_name``: the tool
-        a ``"tool"`` message gives the result of."""
+        a ``"tool"`` message gives the result of; ``images`` (``tui.chatstore.images.image``) are kept
+        with it, in the same transaction."""
         if role not in ROLES:
             raise ValueError(f"role must be one of {sorted(ROLES)}, not {role!r}")
         if status not in STATUSES:
@@ -331,7 +336,8 @@ class ChatStore:
                 ),
             )
             new_id = cursor.lastrowid
-        assert new_id is not None
+            assert new_id is not None
+            kept = message_images.put(db, new_id, images)
         return StoredMessage(
             id=new_id,
             conversation_id=conversation_id,
@@ -341,6 +347,7 @@ class ChatStore:
             stats=stats_from(stats_json),
             created=now,
             tool_name=storable_or_none(tool_name),
+            images=kept,
         )
 
     def begin_reply(self, conversation_id: int) -> int:
@@ -415,6 +422,7 @@ class ChatStore:
             if row is None:
                 return
             db.execute("DELETE FROM messages WHERE conversation_id = ? AND id >= ?", (row[0], message_id))
+            message_images.prune(db)
             db.execute("UPDATE conversations SET updated = ? WHERE id = ?", (_now(), row[0]))
 
     # --- drafts and the app's state --------------------------------------------------------------

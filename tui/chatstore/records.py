@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 ROLES = frozenset({"system", "user", "assistant", "tool"})
@@ -39,6 +39,19 @@ class Conversation:
 
 
 @dataclass(frozen=True)
+class StoredImage:
+    """An image attached to a message: the name it was attached by (a file's), its bytes and their hash."""
+
+    name: str
+    data: bytes = field(repr=False)
+    sha256: str = ""
+
+    @property
+    def size(self) -> int:
+        return len(self.data)
+
+
+@dataclass(frozen=True)
 class StoredMessage:
     id: int
     conversation_id: int
@@ -50,6 +63,7 @@ class StoredMessage:
     thinking: str = ""  # a reply's reasoning, shown folded above it
     tool_calls: tuple[dict[str, Any], ...] = ()  # a reply's calls, as Ollama's message.tool_calls
     tool_name: str | None = None  # a "tool" message: the tool whose result it is
+    images: tuple[StoredImage, ...] = ()  # a user message's attached images, in order
 
 
 _SPACES = re.compile(r"\s+")

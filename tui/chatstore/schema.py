@@ -66,6 +66,28 @@ def _v5(db: sqlite3.Connection) -> None:
     db.execute("ALTER TABLE conversations ADD COLUMN tools TEXT")
 
 
+def _v6(db: sqlite3.Connection) -> None:
+    """Images attached to messages: the bytes once per content hash (``images``), and which message
+    shows which, in order and under the name it was attached by (``message_images``). Both live in the
+    database, so a message and its images are written in one transaction (a kill mid-write leaves
+    neither) and a copied ``chats.db`` carries its pictures."""
+    db.execute(
+        """CREATE TABLE images (
+            sha256 TEXT PRIMARY KEY,
+            data BLOB NOT NULL,
+            size INTEGER NOT NULL)"""
+    )
+    db.execute(
+        """CREATE TABLE message_images (
+            message_id INTEGER NOT NULL REFERENCES messages(id) ON DELETE CASCADE,
+            position INTEGER NOT NULL,
+            name TEXT NOT NULL,
+            sha256 TEXT NOT NULL REFERENCES images(sha256),
+            PRIMARY KEY (message_id, position))"""
+    )
+    db.execute("CREATE INDEX message_images_by_image ON message_images(sha256)")
+
+
 # MIGRATIONS[n] takes a database from schema n to n + 1 (0 is an empty file).
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1, _v2, _v3, _v4, _v5]
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1, _v2, _v3, _v4, _v5, _v6]
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -20,22 +20,40 @@ _BREAK = re.compile(r"[^\S ]")  # whitespace but the space: no path of the patte
 _EXTENSION = re.compile(r"\.(?i:jpg|jpeg|png|webp)\b")
 
 
-def extract_images(prompt: str) -> tuple[str, list[bytes]]:
-    """The prompt without the paths of image files that exist, and those files' bytes in order."""
-    images: list[bytes] = []
+def find_image_paths(prompt: str) -> tuple[str, list[Path]]:
+    """The prompt without the paths of image files that exist (at most ``MAX_IMAGE_FILE`` bytes), and
+    those paths in order (the app attaches them; ``extract_images`` reads them)."""
+    paths: list[Path] = []
     for match in _paths(prompt):
         written = match.strip("'\"")
         path = Path(written.replace("\\ ", " ")).expanduser()
         try:
             if not path.is_file() or path.stat().st_size > MAX_IMAGE_FILE:
                 continue
-            data = path.read_bytes()
         except OSError:
             continue
-        images.append(data)
+        paths.append(path)
         for form in (f"'{written}'", f'"{written}"', written):
             prompt = prompt.replace(form, "", 1) if form in prompt else prompt
-    return " ".join(prompt.split()) if images else prompt, images
+    return " ".join(prompt.split()) if paths else prompt, paths
+
+
+def is_image_path(text: str) -> bool:
+    """Whether ``text`` (a paste) is, whole, the path of an image file that exists (Ollama's pattern)."""
+    rest, paths = find_image_paths(text.strip())
+    return len(paths) == 1 and not rest
+
+
+def extract_images(prompt: str) -> tuple[str, list[bytes]]:
+    """The prompt without the paths of image files that exist, and those files' bytes in order."""
+    text, paths = find_image_paths(prompt)
+    images: list[bytes] = []
+    for path in paths:
+        try:
+            images.append(path.read_bytes())
+        except OSError:
+            continue
+    return text if images else prompt, images
 
 
 def _paths(prompt: str) -> list[str]:

@@ -1,6 +1,7 @@
 """The Chat tab's dialogs, each a flow that reads top to bottom: rename, delete, export, model, settings.
 
-The pane's actions run them as workers (``push_screen_wait`` needs one). What a
+The pane's actions run them as workers (``push_screen_wait`` needs one); the history is asked on its
+own thread (``pane.queue``). What a
 dialog decides goes back through the pane (``set_model``, ``apply_settings``,
 ``new_chat``), which stays the one owner of the chat shown and its draft.
 """
@@ -21,12 +22,12 @@ if TYPE_CHECKING:
     from tui.widgets.chat_pane import ChatPane
 
 
-def target(pane: ChatPane) -> Conversation | None:
+async def target(pane: ChatPane) -> Conversation | None:
     """The chat an action on "a chat" means: the highlighted one in the list when it has focus."""
     listing = pane.query_one("#chat-list", OptionList)
     if listing.has_focus and listing.highlighted_option is not None and pane.store is not None:
         try:
-            return pane.store.get(int(listing.highlighted_option.id or 0))
+            return await pane.queue.call(pane.store.get, int(listing.highlighted_option.id or 0))
         except ChatStoreError:
             return None
     return pane.chat
@@ -36,7 +37,7 @@ async def rename_chat(pane: ChatPane) -> None:
     """Give the chat a new title."""
     from tui.screens.rename import RenameScreen
 
-    chat = target(pane)
+    chat = await target(pane)
     if chat is None or pane.store is None:
         pane.app.notify("no chat to rename: write a message first", severity="warning")
         return
@@ -44,9 +45,10 @@ async def rename_chat(pane: ChatPane) -> None:
     if not title:
         return
     try:
-        pane.store.rename(chat.id, title)
+        await pane.queue.call(pane.store.rename, chat.id, title)
+        renamed = await pane.queue.call(pane.store.get, chat.id)
         if pane.chat is not None and pane.chat.id == chat.id:
-            pane.chat = pane.store.get(chat.id)
+            pane.chat = renamed
     except ChatStoreError as error:
         pane.report(error)
     pane.render_header()
@@ -57,7 +59,7 @@ async def delete_chat(pane: ChatPane) -> None:
     """Delete the chat and its messages, after asking (not while a reply streams into it)."""
     from tui.screens.confirm import ConfirmScreen
 
-    chat = target(pane)
+    chat = await target(pane)
     if chat is None or pane.store is None:
         pane.app.notify("no chat to delete", severity="warning")
         return
@@ -69,7 +71,7 @@ async def delete_chat(pane: ChatPane) -> None:
     if not await pane.app.push_screen_wait(ConfirmScreen(question)):
         return
     try:
-        pane.store.delete(chat.id)
+        await pane.queue.call(pane.store.delete, chat.id)
     except ChatStoreError as error:
         pane.report(error)
         return
@@ -84,7 +86,7 @@ async def export_chat(pane: ChatPane) -> None:
     from tui.screens.confirm import ConfirmScreen
     from tui.screens.export import ExportScreen, default_export_path, write_atomically
 
-    chat = target(pane)
+    chat = await target(pane)
     if chat is None or pane.store is None:
         pane.app.notify("no chat to export: write a message first", severity="warning")
         return
@@ -96,7 +98,7 @@ async def export_chat(pane: ChatPane) -> None:
         if not await pane.app.push_screen_wait(ConfirmScreen(question, yes="Replace")):
             return
     try:
-        markdown = pane.store.export_markdown(chat.id)
+        markdown = await pane.queue.call(pane.store.export_markdown, chat.id)
         await asyncio.to_thread(write_atomically, path, markdown)
     except (ChatStoreError, OSError) as error:
         pane.report(error)

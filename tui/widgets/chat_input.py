@@ -63,11 +63,23 @@ class ChatInput(TextArea):
         Binding("ctrl+h", "delete_left", "Delete back", show=False, id="chat_input.delete_left"),
         # readline's undo; ctrl+z suspends the app where the platform can (else it undoes too)
         Binding("ctrl+underscore", "undo", "Undo", show=False, id="chat_input.undo"),
+        Binding(
+            "alt+g", "drop_image", "Take the last attached image off", show=False, id="chat_input.unattach"
+        ),
     ]
 
     @dataclass
     class Submitted(Message):
         text: str
+
+    @dataclass
+    class PathPasted(Message):
+        """A paste that is the path of an image file: the pane attaches it, or puts it back as text."""
+
+        text: str
+
+    class DropImage(Message):
+        """alt+g in the box: the pane takes the last attached image off."""
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(tab_behavior="indent", **kwargs)
@@ -84,6 +96,18 @@ class ChatInput(TextArea):
 
     def on_mount(self) -> None:
         self.show_mode()
+
+    async def _on_paste(self, event: events.Paste) -> None:
+        from tui.cli.image_paths import is_image_path
+
+        if not self.read_only and is_image_path(event.text):
+            event.stop()  # once: a paste that bubbles reaches the box again through the screen
+            event.prevent_default()
+            self.post_message(self.PathPasted(event.text))
+        # else TextArea's own _on_paste inserts it (Textual calls each class's handler in turn)
+
+    def action_drop_image(self) -> None:
+        self.post_message(self.DropImage())
 
     # --- keys --------------------------------------------------------------------------------
 

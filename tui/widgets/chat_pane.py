@@ -13,6 +13,7 @@ error). Engine calls run in one thread worker that posts ``ReplyDelta`` and
 ``ReplyDone``; store calls are quick and thread-safe (the store has its lock).
 Nor is typed text lost: each chat keeps its draft (``drafts_pane``), and a message is counted against
 the context before it is kept (``chat_sending``, the layer below this one, with the gauge).
+Regenerate, edit and copy: ``chat_editing``, the layer below.
 Keys: ``chat_input`` (the box), ``action_escape`` (Esc only leaves), the app's ctrl+c (stops).
 """
 
@@ -30,18 +31,17 @@ from textual.containers import Vertical
 from textual.reactive import reactive
 from textual.widgets import Input, OptionList
 
-from tui.chatstore import DEFAULT_TITLE, ChatStoreError, Conversation, StoredMessage, title_from
-from tui.clipboard import copy_text
+from tui.chatstore import ChatStoreError, Conversation, StoredImage, StoredMessage
 from tui.tables import printable
 from tui.widgets import chat_dialogs
+from tui.widgets.chat_attach import AttachingPane, AttachmentsBar
 from tui.widgets.chat_format import error_text, shown_message, stats_line
 from tui.widgets.chat_format_setting import Format, header_label
 from tui.widgets.chat_header import ChatHeader
 from tui.widgets.chat_input import ChatInput
 from tui.widgets.chat_list import ChatSidebar
 from tui.widgets.chat_log import ChatLog
-from tui.widgets.chat_reply import Generation, ReplyDelta, ReplyDone, history, stream_reply
-from tui.widgets.chat_sending import SendingPane
+from tui.widgets.chat_reply import Generation, ReplyDelta, ReplyDone, history, keep_message, stream_reply
 from tui.widgets.chat_tools import kept
 from tui.widgets.param_editor import overrides_text
 
@@ -64,7 +64,7 @@ class Draft:
     tools: list[dict[str, object]] | None = None  # Ollama's tools the model may call (chat_tools)
 
 
-class ChatPane(SendingPane):
+class ChatPane(AttachingPane):
     DEFAULT_CSS = Path(__file__).with_suffix(".tcss").read_text(encoding="utf-8")
     BINDINGS = [
         Binding("ctrl+n", "new_chat", "New", id="chat.new"),
@@ -80,6 +80,8 @@ class ChatPane(SendingPane):
         Binding("ctrl+r", "regenerate", "Regen", id="chat.regenerate"),
         Binding("e", "edit_last", "Edit", id="chat.edit"),
         Binding("ctrl+s", "settings", "Settings", id="chat.settings"),
+        Binding("ctrl+g", "attach_image", "Image", id="chat.attach"),
+        Binding("alt+g", "drop_image", "Take the last image off", show=False, id="chat.unattach"),
         Binding("m", "pick_model", "Model", show=False, id="chat.model"),
         Binding("y", "copy_message", "Copy message", show=False, id="chat.copy"),
         Binding("Y", "copy_code", "Copy code", show=False, id="chat.copy_code"),
@@ -100,12 +102,16 @@ class ChatPane(SendingPane):
         self.start_model = model
         self.generation: Generation | None = None
         self._wide: bool | None = None
+        self._all_chats: list[Conversation] | None = None  # the list as last read without a search
+        self._saving: str | None = None  # a message on its way into the history (its reply follows)
+        self._opened: tuple[Conversation, list[StoredMessage]] | None = None  # the last chat opened
 
     def compose(self) -> ComposeResult:
         yield ChatSidebar(id="chat-sidebar")
         with Vertical(id="chat-main"):
             yield ChatHeader(self.engine, id="chat-header")
             yield ChatLog(id="chat-log")
+            yield AttachmentsBar(id="chat-attachments")
             yield ChatInput(id="chat-input", soft_wrap=True, placeholder="Write a message")
 
     def on_mount(self) -> None:
@@ -114,14 +120,24 @@ class ChatPane(SendingPane):
 
     # store ---------------------------------------------------------------------------------------
 
-    def _conversations(self) -> list[Conversation]:
+    @work(exclusive=True, group="chat-list")
+    async def _read_list(self, search: str) -> None:
+        """The list as the history holds it (read on the history's thread), unless the search moved on."""
         if self.store is None:
-            return []
+            return
         try:
-            return self.store.conversations(self.query_one(ChatSidebar).search)
+            chats = await self.queue.call(self.store.conversations, search)
         except ChatStoreError as error:
-            self.app.report(error)  # type: ignore[attr-defined]
-            return []
+            self.report(error)
+            return
+        if not search:
+            self._all_chats = chats
+        self._show_list(chats, search)
+
+    def _show_list(self, chats: list[Conversation], search: str) -> None:
+        sidebar = self.query_one(ChatSidebar)
+        if sidebar.search == search:
+            sidebar.show(chats, str(self.chat.id) if self.chat else sidebar.highlighted())
 
     def on_unmount(self) -> None:
         self.shutdown()
@@ -140,8 +156,12 @@ class ChatPane(SendingPane):
     # list ----------------------------------------------------------------------------------------
 
     def refresh_list(self) -> None:
-        sidebar = self.query_one(ChatSidebar)
-        sidebar.show(self._conversations(), str(self.chat.id) if self.chat else sidebar.highlighted())
+        """Read the list again; every chat (no search) is shown at once as last read, so a key that
+        follows (a search cleared) finds them."""
+        search = self.query_one(ChatSidebar).search
+        if not search and self._all_chats is not None:
+            self._show_list(self._all_chats, search)
+        self._read_list(search)
 
     @on(Input.Changed, "#chat-search")
     def search_changed(self) -> None:
@@ -162,19 +182,27 @@ class ChatPane(SendingPane):
     # showing a chat ------------------------------------------------------------------------------
 
     def open_chat(self, chat_id: int) -> None:
+        self._open_chat(chat_id)
+
+    @work(exclusive=True, group="chat-open")
+    async def _open_chat(self, chat_id: int) -> None:
         if self.store is None:
             return
         try:
-            chat = self.store.get(chat_id)
-            messages = self.store.messages(chat_id)
+            chat = await self.queue.call(self.store.get, chat_id)
+            messages = await self.queue.call(self.store.messages, chat_id)
         except ChatStoreError as error:
             self.report(error)
             self.refresh_list()
+            return
+        if self.chat == chat and self._opened == (chat, messages) and self.generation is None:
+            self.refresh_list()  # shown as it is kept: nothing to draw again
             return
         self._leave_chat()
         self.chat = chat
         self._enter_chat()
         self.show_messages(messages)
+        self._opened = (chat, messages)
         self.render_header()
         self.refresh_list()
 
@@ -188,7 +216,12 @@ class ChatPane(SendingPane):
             if gen is not None and m.id == gen.reply_id:
                 continue  # still streaming: shown live below
             log.add_message(
-                m.role, shown_message(m.content), status=m.status, stats=stats_line(m.stats), **kept(m)
+                m.role,
+                shown_message(m.content),
+                status=m.status,
+                stats=stats_line(m.stats),
+                images=m.images,
+                **kept(m),
             )
         if gen is not None and self.chat is not None and gen.chat_id == self.chat.id:
             gen.stream = log.start_reply()
@@ -260,10 +293,11 @@ class ChatPane(SendingPane):
 
     @on(ChatInput.Submitted)
     def submitted(self, message: ChatInput.Submitted) -> None:
-        self.send(message.text)
+        if not self.typed_images(message.text):  # image paths in it are attached first (chat_attach)
+            self.send(message.text)
 
     def send(self, text: str) -> None:
-        if self.generation is not None:
+        if self.generation is not None or self._saving is not None:
             self.app.notify("a reply is streaming: ctrl+c stops it", severity="warning")
             return
         if self.store is None:
@@ -273,42 +307,58 @@ class ChatPane(SendingPane):
             self.app.notify("pick a model first (m)", severity="warning")
             self.action_pick_model()
             return
+        images = self.images_to_send()
+        if images and self.sees.get(self.model) is False:
+            self.app.notify(
+                f"{self.model} cannot see images: alt+g takes them off, m picks another model",
+                severity="warning",
+                markup=False,
+            )
+            return
         if not self.counted(text):  # counted against the context first (chat_sending): it may not fit
             return
-        sent_from = self.chat_key
+        self._saving = text
+        self._keep(text, images)
+
+    @work(group="chat-send")
+    async def _keep(self, text: str, images: list[StoredImage]) -> None:
+        """The message into the history (on its thread: a locked file never stops keys), then its reply."""
+        assert self.store is not None
+        sent_from, editing, draft = self.chat_key, self.editing, vars(self.draft).copy()
         try:
-            if self.chat is None:
-                # a Draft's fields are the store's settings: model, system, parameters, format
-                self.chat = self.store.create(title=title_from(text), **vars(self.draft))
-            elif self.chat.title == DEFAULT_TITLE and not self.store.messages(self.chat.id):
-                self.store.rename(self.chat.id, title_from(text))
-                self.chat = self.store.get(self.chat.id)
-            if self.editing is not None:
-                self.store.delete_from(self.editing)
-            self.store.add_message(self.chat.id, "user", text)
+            kept = await self.queue.call(keep_message, self.store, self.chat, draft, text, images, editing)
         except ChatStoreError as error:
-            if self.chat is not None and self._gone(self.chat.id):
+            self._saving = None
+            if self.chat is not None and self.chat.id == sent_from and await self._gone(self.chat.id):
                 self._orphaned()
                 return
             self.report(error)
             return
+        finally:
+            self._saving = None
+        if self.chat_key != sent_from:  # another chat is shown now: the message is kept, its reply waits
+            self.refresh_list()
+            return
+        chat, messages, reply_id = kept
+        self.chat = chat
         self.box.sent(text)  # empty again, or the draft from before an edit
+        self.images_sent(sent_from)
         if sent_from is None:
             self._new_chat_created()
         if self.editing is not None:
             self.editing = None
-            self.show_messages(self.store.messages(self.chat.id))
+            self.show_messages(messages)
         else:
-            self.query_one(ChatLog).add_message("user", shown_message(text))
+            self.query_one(ChatLog).add_message("user", shown_message(text), images=images)
         self.render_header()
         self.refresh_list()
-        self.start_reply()
+        self._start(chat, messages, reply_id)
 
-    def _gone(self, chat_id: int) -> bool:
+    async def _gone(self, chat_id: int) -> bool:
         """Whether a chat was deleted under us (by another window of the app)."""
         assert self.store is not None
         try:
-            self.store.get(chat_id)
+            await self.queue.call(self.store.get, chat_id)
         except ChatStoreError:
             return True
         return False
@@ -328,18 +378,24 @@ class ChatPane(SendingPane):
             markup=False,
         )
 
-    def start_reply(self) -> None:
+    @work(group="chat-send")
+    async def start_reply(self) -> None:
         """Ask the engine for a reply to the chat as stored."""
-        from engine import CancelToken
-
         assert self.store is not None and self.chat is not None
         chat = self.chat
         try:
-            turns = history(chat.system, self.store.messages(chat.id))
-            reply_id = self.store.begin_reply(chat.id)
+            messages = await self.queue.call(self.store.messages, chat.id)
+            reply_id = await self.queue.call(self.store.begin_reply, chat.id)
         except ChatStoreError as error:
             self.report(error)
             return
+        self._start(chat, messages, reply_id)
+
+    def _start(self, chat: Conversation, messages: list[StoredMessage], reply_id: int) -> None:
+        """The reply row exists: stream into it."""
+        from engine import CancelToken
+
+        turns = history(chat.system, messages)
         gen = Generation(
             chat.id, reply_id, CancelToken(), self.query_one(ChatLog).start_reply(), tools=chat.tools
         )
@@ -444,77 +500,6 @@ class ChatPane(SendingPane):
             return
         gen.cancel.cancel()
 
-    def _busy(self) -> bool:
-        if self.generation is not None:
-            self.app.notify("a reply is streaming: ctrl+c stops it", severity="warning")
-            return True
-        if self.store is None or self.chat is None:
-            self.app.notify("no chat yet: write a message first", severity="warning")
-            return True
-        return False
-
-    def action_regenerate(self) -> None:
-        if self._busy():
-            return
-        assert self.store is not None and self.chat is not None
-        try:
-            messages = self.store.messages(self.chat.id)
-            last_user = max((i for i, m in enumerate(messages) if m.role == "user"), default=None)
-            if last_user is None:
-                self.app.notify("nothing to regenerate", severity="warning")
-                return
-            if last_user + 1 < len(messages):
-                self.store.delete_from(messages[last_user + 1].id)
-            messages = messages[: last_user + 1]
-        except ChatStoreError as error:
-            self.report(error)
-            return
-        self._leave_edit()
-        self.show_messages(messages)
-        self.start_reply()
-
-    def action_edit_last(self) -> None:
-        if self._busy():
-            return
-        assert self.store is not None and self.chat is not None
-        try:
-            messages = self.store.messages(self.chat.id)
-        except ChatStoreError as error:
-            self.report(error)
-            return
-        last = next((m for m in reversed(messages) if m.role == "user"), None)
-        if last is None:
-            self.app.notify("no message of yours to edit", severity="warning")
-            return
-        self.editing = last.id
-        self.query_one(ChatInput).start_editing(last.content)
-        self.render_header()
-
-    def _leave_edit(self) -> None:
-        """Cancelled: the old message's text leaves the box, the draft from before comes back."""
-        if self.editing is not None:
-            self.editing = None
-            self.box.stop_editing()
-            self.render_header()
-
-    def _copy(self, text: str, what: str) -> None:
-        copy_text(self, text)
-        self.app.notify(f"copied {what} ({len(text)} characters)", timeout=2)
-
-    def action_copy_message(self) -> None:
-        view = self.query_one(ChatLog).message_to_copy()
-        if view is None:
-            self.app.notify("no message to copy", severity="warning")
-            return
-        self._copy(view.content, f"the {view.role} message")
-
-    def action_copy_code(self) -> None:
-        code = self.query_one(ChatLog).code_to_copy()
-        if code is None:
-            self.app.notify("no code block to copy", severity="warning")
-            return
-        self._copy(code, "the code block")
-
     def action_search(self) -> None:
         self.list_shown = True
         self.query_one("#chat-search", Input).focus()
@@ -564,12 +549,8 @@ class ChatPane(SendingPane):
     def set_model(self, model: str) -> None:
         if self.chat is None:
             self.draft.model = model
-        elif self.store is not None:
-            try:
-                self.store.update_settings(self.chat.id, model=model)
-                self.chat = self.store.get(self.chat.id)
-            except ChatStoreError as error:
-                self.report(error)
+        else:
+            self.save_settings(self.chat.id, {"model": model})
         self.render_header()
         self.refresh_list()
 
@@ -579,11 +560,7 @@ class ChatPane(SendingPane):
             self.draft = Draft(
                 chosen.model, chosen.system, dict(chosen.parameters), chosen.format, chosen.tools
             )
-        elif self.store is not None:
-            try:
-                self.store.update_settings(self.chat.id, **vars(chosen))  # the same four fields
-                self.chat = self.store.get(self.chat.id)
-            except ChatStoreError as error:
-                self.report(error)
+        else:
+            self.save_settings(self.chat.id, vars(chosen))  # the same five fields
         self.render_header()
         self.refresh_list()

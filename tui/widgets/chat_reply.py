@@ -9,12 +9,12 @@ from typing import TYPE_CHECKING, Any
 
 from textual.message import Message
 
-from tui.chatstore import ChatStoreError
+from tui.chatstore import DEFAULT_TITLE, ChatStoreError, title_from
 from tui.widgets.chat_tools import ReplyPieces, chat_turn
 
 if TYPE_CHECKING:
     from engine import CancelToken, Done, Engine
-    from tui.chatstore import ChatStore, StoredMessage
+    from tui.chatstore import ChatStore, Conversation, StoredImage, StoredMessage
     from tui.widgets.message_view import ReplyStream
 
 SAVE_EVERY_S = 1.0
@@ -56,13 +56,43 @@ class Generation:
     context: int = 0  # tokens the conversation may hold, when counted before sending (kept in its stats)
     prompt_tokens: int = 0  # its prompt, when counted before sending
     checking: str | None = None  # the message being counted before it is sent
+    images: list[StoredImage] = field(default_factory=list)  # the counted message's attached images
 
 
 def history(system: str | None, messages: list[StoredMessage]) -> list[dict[str, Any]]:
     """The messages the engine gets: the system prompt, then every non-empty turn (tool calls and
-    results as Ollama's, ``chat_tools.chat_turn``)."""
+    results as Ollama's, ``chat_tools.chat_turn``; a message's images as its ``images``)."""
     turns: list[dict[str, Any]] = [{"role": "system", "content": system}] if system else []
-    return turns + [turn for m in messages if (turn := chat_turn(m)) is not None]
+    for m in messages:
+        turn = chat_turn(m)
+        if turn is not None and m.images:
+            turn["images"] = [i.data for i in m.images]  # bytes, as the engine takes them
+        if turn is not None:
+            turns.append(turn)
+    return turns
+
+
+def keep_message(
+    store: ChatStore,
+    chat: Conversation | None,
+    draft: dict[str, Any],
+    text: str,
+    images: list[StoredImage],
+    editing: int | None,
+) -> tuple[Conversation, list[StoredMessage], int]:
+    """On the history's thread: the user's message kept (a new chat created from ``draft``, titled by
+    it; an edit replacing its message and all after), then the reply's row; the chat, its messages
+    with the new one (the turns the engine gets) and the reply's id."""
+    if chat is None:  # a Draft's fields are the store's settings: model, system, parameters, format, tools
+        chat = store.create(title=title_from(text), **draft)
+    elif chat.title == DEFAULT_TITLE and not store.messages(chat.id):
+        store.rename(chat.id, title_from(text))
+        chat = store.get(chat.id)
+    if editing is not None:
+        store.delete_from(editing)
+    store.add_message(chat.id, "user", text, images=images)
+    messages = store.messages(chat.id)
+    return chat, messages, store.begin_reply(chat.id)
 
 
 def done_stats(done: Done) -> dict[str, float]:

@@ -89,6 +89,9 @@ class SendingPane(DraftsPane):
     def send(self, text: str) -> None:
         raise NotImplementedError
 
+    def images_to_send(self) -> list[Any]:
+        return []
+
     def render_header(self) -> None:
         raise NotImplementedError
 
@@ -109,8 +112,9 @@ class SendingPane(DraftsPane):
         from engine import CancelToken
 
         log = self.query_one(ChatLog)
-        self._pending_user = log.add_message("user", shown_message(text))
+        self._pending_user = log.add_message("user", shown_message(text), images=self.images_to_send())
         gen = Generation(self.chat.id if self.chat else 0, 0, CancelToken(), log.start_reply(), checking=text)
+        gen.images = self.images_to_send()
         self.generation = gen
         self.refresh_bindings()  # the stop key: a count may load a model for a while
         self.box.read_only = True  # the text stays where it is until it is sent
@@ -146,7 +150,10 @@ class SendingPane(DraftsPane):
                 messages = [m for m in messages if m.id < editing]
             last = next((m for m in reversed(messages) if m.role == "assistant" and m.stats), None)
             trimming = bool(last is not None and last.stats and last.stats.get("dropped_messages"))
-            turns = [*history(system, messages), {"role": "user", "content": gen.checking or ""}]
+            asked: dict[str, Any] = {"role": "user", "content": gen.checking or ""}
+            if gen.images:
+                asked["images"] = [i.data for i in gen.images]
+            turns = [*history(system, messages), asked]
             with suppress(Exception):  # a model that is not here: measuring it says so
                 trained = self.engine.resolve(model).context_length
             use = self.engine.measure_chat(model, turns, options=options, cancel=gen.cancel)
@@ -220,13 +227,26 @@ class SendingPane(DraftsPane):
         parameters = {**self.parameters, "num_ctx": size}
         if self.chat is None:
             self.draft.parameters = parameters
-        elif self.store is not None:
-            try:
-                self.store.update_settings(self.chat.id, parameters=parameters)
-                self.chat = self.store.get(self.chat.id)
-            except ChatStoreError as error:
-                self.report(error)
+        else:
+            self.save_settings(self.chat.id, {"parameters": parameters})
         self.render_header()
+
+    @work(group="chat-send")
+    async def save_settings(self, chat_id: int, settings: dict[str, Any]) -> None:
+        """A chat's settings changed: kept on the history's thread; the chat shown takes them when kept."""
+        if self.store is None:
+            return
+        if self.chat is not None and self.chat.id == chat_id:  # shown at once, as they will be kept
+            self.chat = replace(self.chat, **settings)
+        try:
+            await self.queue.call(self.store.update_settings, chat_id, **settings)
+            chat = await self.queue.call(self.store.get, chat_id)
+        except ChatStoreError as error:
+            self.report(error)
+            return
+        if self.chat is not None and self.chat.id == chat_id:
+            self.chat = chat
+            self.render_header()
 
     # waiting for the first token --------------------------------------------------------------
 

@@ -21,6 +21,7 @@ from textual.widgets import TextArea
 
 from tui.chatstore import ChatStoreError
 from tui.widgets.chat_drafts import NEW, SAVE_AFTER_S, Drafts, Key, Opening, joined, read_opening
+from tui.widgets.history_queue import HistoryQueue
 
 if TYPE_CHECKING:
     from textual.timer import Timer
@@ -47,6 +48,7 @@ class DraftsPane(Horizontal):
         self.editing: int | None = None  # the user message an edit replaces (it and all after it)
         self.drafts = Drafts()
         self._save_timer: Timer | None = None
+        self.queue = HistoryQueue()  # every other history call of the pane, off the event loop, in order
 
     # what the pane above provides
     def open_chat(self, chat_id: int) -> None:
@@ -95,7 +97,9 @@ class DraftsPane(Horizontal):
         self.refresh_list()
 
     def keep_drafts(self) -> None:
-        """The app is closing: the box's draft too, all written before the history closes."""
+        """The app is closing: the box's draft too, all written before the history closes (with
+        whatever the queue still holds)."""
+        self.queue.close()
         if self.store is not None:
             self.drafts.put(self.chat_key, self.box.draft)
             self.drafts.close(self.store)

@@ -17,7 +17,7 @@ import asyncio
 import gc
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from textual._context import NoActiveAppError  # Textual's own getters import it from here too
 from textual.app import ComposeResult
@@ -30,8 +30,12 @@ from textual.widgets import Static
 from tui.widgets.block_view import BlockView
 from tui.widgets.chat_thinking import ThinkingView
 from tui.widgets.chat_tools import KeptThinking, ToolCallView, ToolResultView
+from tui.widgets.image_thumbs import ImageThumbs
 from tui.widgets.markdown_blocks import BlockSplitter
 from tui.widgets.markdown_render import Look, RenderedBlock, app_look
+
+if TYPE_CHECKING:
+    from tui.chatstore import StoredImage
 
 ROLES = ("user", "assistant", "system", "error")
 FRAME_S = 1 / 25
@@ -156,8 +160,10 @@ class MessageView(Widget):
         thinking: str = "",
         tool_calls: Sequence[dict[str, Any]] = (),
         tool_name: str | None = None,
+        images: Sequence[StoredImage] = (),
     ) -> None:
         super().__init__(classes=f"-{role if role in ROLES else 'system'}")
+        self.images = tuple(images)  # a user message's attached images, drawn as thumbnails
         self.role = role
         self._content = content
         self._stats = stats
@@ -195,6 +201,8 @@ class MessageView(Widget):
     def compose(self) -> ComposeResult:
         thinking, calls, tool_name = self._kept
         yield Static(self._header(), classes="header")
+        if self.images:
+            yield ImageThumbs(self.images)
         if thinking.strip():
             self.thinking = KeptThinking(thinking)
             yield self.thinking
@@ -212,7 +220,8 @@ class MessageView(Widget):
         yield Static(Content(self._stats or ""), classes="stats")
 
     def on_mount(self) -> None:
-        self.query_one(".stats").display = bool(self._stats)
+        for stats in self.query(".stats"):  # none when the chat was cleared while this mounted
+            stats.display = bool(self._stats)
         if self.stream is not None and self._tail is not None:
             self._timer = self.set_interval(FRAME_S, self.flush)
             if self.PAUSE_GC_WHILE_STREAMING:
