@@ -222,7 +222,7 @@ def test_keep_alive_from_a_request_reaches_the_engine(client: ollama.Client, eng
 
 def released(engine: Engine) -> float | None:
     """The loaded model's keep-alive once the request's thread has let go of it (just after the reply)."""
-    deadline = time.monotonic() + 2
+    deadline = time.monotonic() + 300  # a hang guard: a loaded machine may be slow
     while (expires := engine.loaded()[0].expires_in) is None and time.monotonic() < deadline:
         time.sleep(0.01)
     return expires
@@ -296,7 +296,7 @@ def test_a_client_that_disconnects_mid_stream_cancels_its_generation(server: str
         for _ in range(3):
             assert json.loads(next(lines))["done"] is False
         assert engine.loaded()[0].status == "generating"
-    deadline = time.monotonic() + 2
+    deadline = time.monotonic() + 300  # a hang guard: a loaded machine may be slow
     while engine.loaded()[0].status != "idle" and time.monotonic() < deadline:
         time.sleep(0.02)
     assert engine.loaded()[0].status == "idle"
@@ -315,8 +315,8 @@ def test_a_request_answered_whole_is_cancelled_when_its_client_leaves(server: st
     with socket.create_connection((host, int(port)), timeout=10) as raw:
         head = f"POST /api/chat HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: application/json\r\n"
         raw.sendall(f"{head}Content-Length: {len(body)}\r\n\r\n".encode() + body)
-        assert wait_for(lambda: bool(engine.loaded()) and engine.loaded()[0].status == "generating", 10)
-    assert wait_for(lambda: engine.loaded()[0].status == "idle", 2)
+        assert wait_for(lambda: bool(engine.loaded()) and engine.loaded()[0].status == "generating", 300)
+    assert wait_for(lambda: engine.loaded()[0].status == "idle", 300)
 
 
 def wait_for(condition: Callable[[], bool], seconds: float) -> bool:

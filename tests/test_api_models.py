@@ -140,7 +140,7 @@ def test_a_client_that_disconnects_cancels_the_pull_and_the_partial_stays(
             if json.loads(line).get("completed", 0) > 1024 * 1024:
                 break
     partial = engine.home / "partial"
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 300  # a hang guard: a loaded machine may be slow
     served = -1
     while time.monotonic() < deadline:  # the download stops: the hub serves no more bytes
         now = hub.bytes_served["Big-Q8_0.gguf"]

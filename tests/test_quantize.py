@@ -195,7 +195,7 @@ def test_a_killed_parent_takes_the_child_and_its_partial_with_it(tmp_path: Path,
     assert [p.name for p in out.iterdir()][0].startswith(".x.gguf.")  # the partial, being written
     parent.kill()
     parent.wait()
-    deadline = time.monotonic() + 15
+    deadline = time.monotonic() + 300  # a hang guard: a loaded machine may be slow
     while list(out.iterdir()) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert list(out.iterdir()) == []

@@ -57,7 +57,7 @@ async def test_the_app_pulls_chats_and_stops_a_model_on_a_second_serve(
             await until(pilot, lambda: app.screen.stage == "variants", 60)  # type: ignore[attr-defined]
             assert app.screen.query_one("#variants").row_count == 1
             await pilot.press("enter")
-            await until(pilot, lambda: [m.reference for m in gpu_box.list_models()] == [TINY], 60)
+            await until(pilot, lambda: [m.reference for m in gpu_box.list_models()] == [TINY])
             await until(pilot, lambda: not isinstance(app.screen, PullScreen))
             models = app.query_one(ModelsPane)
             await until(pilot, lambda: [r.key for r in models.rows] == [TINY])
@@ -75,7 +75,7 @@ async def test_the_app_pulls_chats_and_stops_a_model_on_a_second_serve(
             await until(pilot, lambda: [r.reference for r in sessions.rows] == [TINY])
             sessions.query_one("#sessions").focus()
             await pilot.press("u")
-            await until(pilot, lambda: gpu_box.loaded() == [], 30)
+            await until(pilot, lambda: gpu_box.loaded() == [])
             await settle(app, pilot)
     assert not isolated_env.exists()  # this machine's store was never opened
 

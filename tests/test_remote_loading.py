@@ -113,7 +113,7 @@ async def test_the_apps_reply_waits_with_the_servers_figures(
             app.query_one(ChatInput).load_text("Hello there")
             app.query_one(ChatInput).focus()
             await pilot.press("enter")
-            await until(pilot, lambda: said in note(), 60)
+            await until(pilot, lambda: said in note())
             release(fifo)
-            await until(pilot, lambda: pane(app).generation is None, 60)
+            await until(pilot, lambda: pane(app).generation is None)
             assert stored(app)[-1].status == "complete"

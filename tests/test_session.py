@@ -46,7 +46,8 @@ async def read_async(reply: Reply) -> list[Generation]:
     return [event async for event in reply]
 
 
-def until(condition: Callable[[], bool], seconds: float = 5.0) -> bool:
+def until(condition: Callable[[], bool], seconds: float = 600.0) -> bool:
+    """Wait for ``condition`` (the limit only ends a broken run: a loaded machine may be slow)."""
     deadline = time.monotonic() + seconds
     while not condition() and time.monotonic() < deadline:
         time.sleep(0.02)

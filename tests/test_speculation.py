@@ -207,7 +207,7 @@ def test_sampled_output_with_a_seed_is_the_same_with_and_without_drafts(tiny: Mo
 def test_cancel_mid_stream_leaves_the_cache_exact(chain: Model) -> None:
     with make(chain, n_ctx_per_seq=2048) as scheduler:
         handle = scheduler.submit(Request([BOS, X], greedy(8), None, conversation="c"))
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + 300  # a hang guard: a loaded machine may be slow
         while not handle._events and time.monotonic() < deadline:  # tokens flow
             time.sleep(0.0005)
         handle.cancel()

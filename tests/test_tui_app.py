@@ -59,7 +59,7 @@ def sync(test):
 
     @functools.wraps(test)
     def run(*args, **kwargs):
-        asyncio.run(asyncio.wait_for(test(*args, **kwargs), 120))
+        asyncio.run(asyncio.wait_for(test(*args, **kwargs), 1800))  # a hang guard only
 
     run.__signature__ = inspect.signature(test)
     return run
@@ -71,7 +71,7 @@ def make_app(engine: Engine, **kwargs):
     return LlamadeckApp(engine, **kwargs)
 
 
-async def until(pilot, condition, timeout: float = 20.0) -> None:
+async def until(pilot, condition, timeout: float = 600.0) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
         assert time.monotonic() < deadline, "timed out"

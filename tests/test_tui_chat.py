@@ -106,7 +106,7 @@ async def test_a_long_reply_is_saved_while_it_streams(
         await pilot.press("enter")
         await until(pilot, lambda: pane(app).generation is not None and pane(app).generation.reply_id > 0)
         reply_id = pane(app).generation.reply_id  # counted and sent: its reply row exists
-        await until(pilot, lambda: bool(next(m for m in stored(app) if m.id == reply_id).content), 10)
+        await until(pilot, lambda: bool(next(m for m in stored(app) if m.id == reply_id).content))
         assert next(m for m in stored(app) if m.id == reply_id).status == "streaming"
     # the app closed mid-reply: kept as far as it got, marked interrupted
     with ChatStore.open(tmp_path / "chats.db") as store:

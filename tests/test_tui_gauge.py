@@ -67,14 +67,14 @@ async def test_a_held_load_shows_its_progress_where_the_reply_waits_then_the_rep
     async with app.run_test(size=(160, 30)) as pilot:  # wide: the header has room for every figure
         await ready(app, pilot)
         await enter(app, pilot, "Hello there")
-        await until(pilot, lambda: "loading Tiny-GGUF:Q8_0" in note(app), 60)
+        await until(pilot, lambda: "loading Tiny-GGUF:Q8_0" in note(app))
         assert "%" in note(app) and " s" in note(app) and "streaming" not in note(app)
         await until(pilot, lambda: "loading" in header(app) and "%" in header(app))
         assert [v.role for v in views(app)] == ["user", "assistant"]
         assert pane(app).chat is None and app.chat_store.conversations() == []  # nothing kept yet
         assert box(app).text == "Hello there" and box(app).read_only  # the text waits in the box
         release(fifo)
-        await until(pilot, lambda: pane(app).generation is None and pane(app)._saving is None, 60)
+        await until(pilot, lambda: pane(app).generation is None and pane(app)._saving is None)
         await until(pilot, lambda: views(app)[-1].status == "complete")
         user, reply = stored(app)
         assert user.content == "Hello there" and reply.status == "complete"
@@ -95,9 +95,9 @@ async def test_stopping_a_held_load_leaves_the_message_in_the_box_and_nothing_in
     async with app.run_test(size=(100, 30)) as pilot:
         await ready(app, pilot)
         await enter(app, pilot, "Never mind")
-        await until(pilot, lambda: "loading" in note(app), 60)
+        await until(pilot, lambda: "loading" in note(app))
         await pilot.press("ctrl+c")  # stops the load: the worker is killed
-        await until(pilot, lambda: pane(app).generation is None and pane(app)._saving is None, 60)
+        await until(pilot, lambda: pane(app).generation is None and pane(app)._saving is None)
         assert views(app) == [] and app.chat_store.conversations() == []
         assert box(app).text == "Never mind" and not box(app).read_only
         assert any("still in the box" in n.message for n in app._notifications)
@@ -118,7 +118,7 @@ async def test_a_message_that_does_not_fit_asks_first_cancel_keeps_it_raise_send
     async with app.run_test(size=(100, 30)) as pilot:
         await ready(app, pilot)
         await enter(app, pilot, paste)
-        await until(pilot, lambda: isinstance(app.screen, FitScreen), 60)
+        await until(pilot, lambda: isinstance(app.screen, FitScreen))
         misfit = app.screen.misfit
         assert misfit.context == 256 and misfit.needed is not None and misfit.needed > 256
         assert misfit.drop == 0 and misfit.raise_to == fitting_context(misfit.needed, 2048)
@@ -128,9 +128,9 @@ async def test_a_message_that_does_not_fit_asks_first_cancel_keeps_it_raise_send
         await until(pilot, lambda: not isinstance(app.screen, FitScreen))
         assert box(app).text == paste and not box(app).read_only and pane(app).generation is None
         await pilot.press("enter")  # again: the same question
-        await until(pilot, lambda: isinstance(app.screen, FitScreen), 60)
+        await until(pilot, lambda: isinstance(app.screen, FitScreen))
         await pilot.press("r")  # raise: the chat's num_ctx, the model loaded again with it
-        await until(pilot, lambda: pane(app).chat is not None and pane(app).generation is None, 60)
+        await until(pilot, lambda: pane(app).chat is not None and pane(app).generation is None)
         await until(pilot, lambda: views(app)[-1].status == "complete")
         assert pane(app).chat.parameters["num_ctx"] == misfit.raise_to
         user, reply = stored(app)
@@ -156,11 +156,11 @@ async def test_old_turns_left_out_are_asked_about_once_and_trimming_says_how_man
         await ready(app, pilot)
         pane(app).open_chat(chat_id)
         await enter(app, pilot, "and now?")
-        await until(pilot, lambda: isinstance(app.screen, FitScreen), 60)
+        await until(pilot, lambda: isinstance(app.screen, FitScreen))
         misfit = app.screen.misfit
         assert misfit.drop > 0 and misfit.raise_to is not None
         await pilot.press("t")
-        await until(pilot, lambda: pane(app).generation is None and views(app)[-1].status == "complete", 60)
+        await until(pilot, lambda: pane(app).generation is None and views(app)[-1].status == "complete")
         assert any(f"without the {misfit.drop} oldest messages" in n.message for n in app._notifications)
         reply = stored(app)[-1]
         assert reply.stats and reply.stats["dropped_messages"] == misfit.drop

@@ -51,7 +51,7 @@ async def streaming(app, pilot) -> None:
     """Send a message from the box: its reply streams (``long_replies``)."""
     box(app).load_text("Tell me a long story")
     await pilot.press("enter")
-    await until(pilot, lambda: pane(app).generation is not None and len(pane(app).generation.text) >= 2, 10)
+    await until(pilot, lambda: pane(app).generation is not None and len(pane(app).generation.text) >= 2)
 
 
 # --- readline ------------------------------------------------------------------------------------

@@ -135,7 +135,7 @@ def sync(test):
 
     @functools.wraps(test)
     def run(*args, **kwargs):
-        asyncio.run(asyncio.wait_for(test(*args, **kwargs), 60))
+        asyncio.run(asyncio.wait_for(test(*args, **kwargs), 1800))  # a hang guard only
 
     run.__signature__ = inspect.signature(test)
     return run
@@ -275,7 +275,7 @@ def compare(name: str, svg: str, tmp_path: Path) -> str | None:
 # -- the app ----------------------------------------------------------------------------------------
 
 
-async def until(pilot, condition, timeout: float = 20.0) -> None:
+async def until(pilot, condition, timeout: float = 600.0) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
         assert time.monotonic() < deadline, "timed out"

@@ -62,14 +62,14 @@ def test_the_loading_gauge_appears_for_a_slow_load_then_the_reply_streams(tmp_pa
         wait_for(lambda: "Why is the sky blue?" in screen(session), session=session)
         keys(session, "Enter")
         progress = re.compile(r"loading tiny:latest (\d+)% · ([\d.]+) s")  # where the reply will come
-        wait_for(lambda: progress.search(screen(session)) is not None, timeout=60, session=session)
+        wait_for(lambda: progress.search(screen(session)) is not None, session=session)
         shown = screen(session)
         first = float(progress.findall(shown)[0][1])
         assert "streaming" not in shown and re.search(r"loading \d+% · [\d.]+ s", shown)  # the header too
         # live: the seconds go on while the load is held
         wait_for(lambda: float(progress.findall(screen(session))[0][1]) > first, session=session)
         release(fifo)
-        wait_for(lambda: "tok/s" in screen(session), timeout=90, session=session)  # under the reply
+        wait_for(lambda: "tok/s" in screen(session), session=session)  # under the reply
         shown = screen(session)
         assert "loading" not in shown and re.search(r"ctx \d+ / 2\.0k", shown) and "Traceback" not in shown
         keys(session, "C-q")
@@ -89,16 +89,16 @@ def test_a_paste_that_does_not_fit_is_caught_before_sending(tmp_path: Path) -> N
         tmux("paste-buffer", "-p", "-r", "-b", "gauge", "-t", session)  # bracketed, its newlines kept
         wait_for(lambda: "line 11: the quick" in screen(session), session=session)
         keys(session, "Enter")
-        wait_for(lambda: "does not fit the context" in screen(session), timeout=60, session=session)
+        wait_for(lambda: "does not fit the context" in screen(session), session=session)
         assert "Raise the context to 1,024 tokens" in screen(session)
         assert conversations(tmp_path) == []  # nothing was kept
         keys(session, "Escape")  # cancel: the paste stays in the box
         wait_for(lambda: "does not fit" not in screen(session), session=session)
         assert "line 11: the quick" in screen(session) and conversations(tmp_path) == []
         keys(session, "Enter")
-        wait_for(lambda: "does not fit the context" in screen(session), timeout=60, session=session)
+        wait_for(lambda: "does not fit the context" in screen(session), session=session)
         keys(session, "r")  # raise the chat's context: sent now
-        wait_for(lambda: "tok/s" in screen(session), timeout=90, session=session)
+        wait_for(lambda: "tok/s" in screen(session), session=session)
         assert re.search(r"ctx \d+ / 1\.0k", screen(session)) and "Traceback" not in screen(session)
         [chat] = conversations(tmp_path)
         assert chat.parameters["num_ctx"] == 1024

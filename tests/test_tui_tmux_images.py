@@ -36,7 +36,7 @@ def test_attach_an_image_by_path_and_get_a_reply(tmp_path: Path) -> None:
         tmux("send-keys", "-t", session, "-l", "What is in it?")
         wait_for(lambda: "What is in it?" in screen(session), session=session)
         tmux("send-keys", "-t", session, "Enter")
-        wait_for(lambda: "tok/s" in screen(session), timeout=90, session=session)
+        wait_for(lambda: "tok/s" in screen(session), session=session)
         shown = screen(session)
         assert "photo.png ·" in shown and "Traceback" not in shown  # the thumbnail's caption
         tmux("send-keys", "-t", session, "C-q")
