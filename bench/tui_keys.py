@@ -57,6 +57,8 @@ sys.stdin.read()
 class Figures:
     idle: list[float] = field(default_factory=list)  # seconds, key posted to frame written
     loaded: list[float] = field(default_factory=list)
+    idle_cpu: list[float] = field(default_factory=list)  # the UI thread's CPU seconds in those spans
+    loaded_cpu: list[float] = field(default_factory=list)
     dropped: int = 0  # samples taken while some load was not running (a reply between two)
     model: str = ""
     pane_tokens: int = 0
@@ -74,8 +76,10 @@ class Figures:
 class Waiting:
     length: int  # the box's text length that shows the key
     posted: float
+    posted_cpu: float  # the UI thread's CPU clock when the key was posted
     event: threading.Event = field(default_factory=threading.Event)
     shown: float = 0.0
+    shown_cpu: float = 0.0
 
 
 def model_in(engine: Any, work: Path) -> str:
@@ -131,23 +135,33 @@ def pulls(engine: Any, stop: threading.Event, figures: Figures, running: threadi
     running.clear()
 
 
-def sample(app: Any, box: Any, count: int, gap: float, loaded: Any) -> list[tuple[float, bool]]:
-    """``count`` keys from this thread, one at a time with a random gap: (latency, all load running)."""
+Sample = tuple[float, float, bool]
+
+
+def sample(app: Any, box: Any, count: int, gap: float, loaded: Any) -> list[Sample]:
+    """``count`` keys from this thread, one at a time with a random gap.
+
+    Each: (seconds to the frame, the UI thread's CPU seconds meanwhile, all load running). CPU close to
+    the latency means the app's own work; far below it, the UI thread waited (for a core, for the GIL).
+    """
     from textual import events
 
     driver = app._driver
-    out: list[tuple[float, bool]] = []
+    ui_clock = time.pthread_getcpuclockid(threading.main_thread().ident or 0)
+    out: list[Sample] = []
     for i in range(count):
         if i % 20 == 0:
             app.call_from_thread(box.clear)
         time.sleep(gap * random.uniform(0.5, 1.5))
-        waiting = Waiting(len(box.text) + 1, time.perf_counter())
+        waiting = Waiting(len(box.text) + 1, time.perf_counter(), time.clock_gettime(ui_clock))
         busy = loaded()
         app.waiting = waiting
         driver.send_message(events.Key("x", "x"))
         if not waiting.event.wait(10):
             raise RuntimeError("a key press never showed in the message box")
-        out.append((waiting.shown - waiting.posted, busy and loaded()))
+        out.append(
+            (waiting.shown - waiting.posted, waiting.shown_cpu - waiting.posted_cpu, busy and loaded())
+        )
     return out
 
 
@@ -183,6 +197,7 @@ def make_app(engine: Any, model: str, work: Path) -> Any:
             waiting = self.waiting
             if waiting is not None and self.box is not None and len(self.box.text) >= waiting.length:
                 waiting.shown = time.perf_counter()
+                waiting.shown_cpu = time.thread_time()  # runs on the UI thread: its CPU clock
                 self.waiting = None
                 waiting.event.set()
 
@@ -224,7 +239,8 @@ async def measure(engine: Any, model: str, work: Path, blocks: int, keys: int, g
         )
         for _ in range(blocks):
             idle = await asyncio.to_thread(sample, app, box, keys, gap, lambda: False)
-            figures.idle += [latency for latency, _ in idle]
+            figures.idle += [latency for latency, _, _ in idle]
+            figures.idle_cpu += [cpu for _, cpu, _ in idle]
             await loaded_block(app, engine, model, figures, keys, gap)
     return figures
 
@@ -258,8 +274,9 @@ async def loaded_block(app: Any, engine: Any, model: str, figures: Figures, keys
     figures.pulled_timed += figures.pulled_bytes - pulled_start
     gen = pane.generation
     figures.pane_tokens += len(gen.text) - pane_before if gen is not None else 0
-    figures.loaded += [latency for latency, busy in loaded if busy]
-    figures.dropped += sum(1 for _, busy in loaded if not busy)
+    figures.loaded += [latency for latency, _, busy in loaded if busy]
+    figures.loaded_cpu += [cpu for _, cpu, busy in loaded if busy]
+    figures.dropped += sum(1 for _, _, busy in loaded if not busy)
     stop.set()
     if pane.generation is not None:
         pane.action_stop()

@@ -358,6 +358,11 @@ def main() -> int:
             f" + a second reply {keys.api_tokens_timed / seconds:.1f} tok/s;"
             f" a pull {keys.pulled_timed / seconds / 1e6:.0f} MB/s"
         )
+        print(
+            f"   the UI thread's CPU per key (p95): idle {keys.p95(keys.idle_cpu) * 1000:.1f} ms,"
+            f" loaded {keys.p95(keys.loaded_cpu) * 1000:.1f} ms (the rest of the latency: waiting for a core"
+            " or the GIL)"
+        )
     if args.baseline:
         base_rate, base_ratio = asyncio.run(baseline_round(tokens))
         print(
