@@ -59,6 +59,8 @@ class Figures:
     loaded: list[float] = field(default_factory=list)
     idle_cpu: list[float] = field(default_factory=list)  # the UI thread's CPU seconds in those spans
     loaded_cpu: list[float] = field(default_factory=list)
+    idle_queued: list[float] = field(default_factory=list)  # ... and its seconds runnable, waiting for a core
+    loaded_queued: list[float] = field(default_factory=list)
     dropped: int = 0  # samples taken while some load was not running (a reply between two)
     model: str = ""
     pane_tokens: int = 0
@@ -77,9 +79,11 @@ class Waiting:
     length: int  # the box's text length that shows the key
     posted: float
     posted_cpu: float  # the UI thread's CPU clock when the key was posted
+    posted_queued: float  # its run-queue wait so far (/proc schedstat), when the key was posted
     event: threading.Event = field(default_factory=threading.Event)
     shown: float = 0.0
     shown_cpu: float = 0.0
+    shown_queued: float = 0.0
 
 
 def model_in(engine: Any, work: Path) -> str:
@@ -135,32 +139,49 @@ def pulls(engine: Any, stop: threading.Event, figures: Figures, running: threadi
     running.clear()
 
 
-Sample = tuple[float, float, bool]
+Sample = tuple[float, float, float, bool]
+
+
+def queued(tid: int) -> float:
+    """Seconds thread ``tid`` of this process has spent runnable but not running (Linux schedstat)."""
+    try:
+        return int(Path(f"/proc/self/task/{tid}/schedstat").read_text().split()[1]) / 1e9
+    except (OSError, IndexError, ValueError):
+        return 0.0
 
 
 def sample(app: Any, box: Any, count: int, gap: float, loaded: Any) -> list[Sample]:
     """``count`` keys from this thread, one at a time with a random gap.
 
-    Each: (seconds to the frame, the UI thread's CPU seconds meanwhile, all load running). CPU close to
-    the latency means the app's own work; far below it, the UI thread waited (for a core, for the GIL).
+    Each: (seconds to the frame, the UI thread's CPU seconds meanwhile, its seconds waiting for a core
+    meanwhile, all load running). CPU close to the latency means the app's own work; queued time is the
+    machine's; what neither explains, the UI thread waited for (the GIL, a lock, a sleep).
     """
     from textual import events
 
     driver = app._driver
     ui_clock = time.pthread_getcpuclockid(threading.main_thread().ident or 0)
+    ui_tid = threading.main_thread().native_id or 0
     out: list[Sample] = []
     for i in range(count):
         if i % 20 == 0:
             app.call_from_thread(box.clear)
         time.sleep(gap * random.uniform(0.5, 1.5))
-        waiting = Waiting(len(box.text) + 1, time.perf_counter(), time.clock_gettime(ui_clock))
+        waiting = Waiting(
+            len(box.text) + 1, time.perf_counter(), time.clock_gettime(ui_clock), queued(ui_tid)
+        )
         busy = loaded()
         app.waiting = waiting
         driver.send_message(events.Key("x", "x"))
         if not waiting.event.wait(10):
             raise RuntimeError("a key press never showed in the message box")
         out.append(
-            (waiting.shown - waiting.posted, waiting.shown_cpu - waiting.posted_cpu, busy and loaded())
+            (
+                waiting.shown - waiting.posted,
+                waiting.shown_cpu - waiting.posted_cpu,
+                waiting.shown_queued - waiting.posted_queued,
+                busy and loaded(),
+            )
         )
     return out
 
@@ -198,6 +219,7 @@ def make_app(engine: Any, model: str, work: Path) -> Any:
             if waiting is not None and self.box is not None and len(self.box.text) >= waiting.length:
                 waiting.shown = time.perf_counter()
                 waiting.shown_cpu = time.thread_time()  # runs on the UI thread: its CPU clock
+                waiting.shown_queued = queued(threading.get_native_id())
                 self.waiting = None
                 waiting.event.set()
 
@@ -239,8 +261,9 @@ async def measure(engine: Any, model: str, work: Path, blocks: int, keys: int, g
         )
         for _ in range(blocks):
             idle = await asyncio.to_thread(sample, app, box, keys, gap, lambda: False)
-            figures.idle += [latency for latency, _, _ in idle]
-            figures.idle_cpu += [cpu for _, cpu, _ in idle]
+            figures.idle += [latency for latency, _, _, _ in idle]
+            figures.idle_cpu += [cpu for _, cpu, _, _ in idle]
+            figures.idle_queued += [wait for _, _, wait, _ in idle]
             await loaded_block(app, engine, model, figures, keys, gap)
     return figures
 
@@ -274,9 +297,10 @@ async def loaded_block(app: Any, engine: Any, model: str, figures: Figures, keys
     figures.pulled_timed += figures.pulled_bytes - pulled_start
     gen = pane.generation
     figures.pane_tokens += len(gen.text) - pane_before if gen is not None else 0
-    figures.loaded += [latency for latency, _, busy in loaded if busy]
-    figures.loaded_cpu += [cpu for _, cpu, busy in loaded if busy]
-    figures.dropped += sum(1 for _, _, busy in loaded if not busy)
+    figures.loaded += [latency for latency, _, _, busy in loaded if busy]
+    figures.loaded_cpu += [cpu for _, cpu, _, busy in loaded if busy]
+    figures.loaded_queued += [wait for _, _, wait, busy in loaded if busy]
+    figures.dropped += sum(1 for *_, busy in loaded if not busy)
     stop.set()
     if pane.generation is not None:
         pane.action_stop()

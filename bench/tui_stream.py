@@ -359,9 +359,9 @@ def main() -> int:
             f" a pull {keys.pulled_timed / seconds / 1e6:.0f} MB/s"
         )
         print(
-            f"   the UI thread's CPU per key (p95): idle {keys.p95(keys.idle_cpu) * 1000:.1f} ms,"
-            f" loaded {keys.p95(keys.loaded_cpu) * 1000:.1f} ms (the rest of the latency: waiting for a core"
-            " or the GIL)"
+            f"   the UI thread per key (p95), idle / loaded: CPU {keys.p95(keys.idle_cpu) * 1000:.1f}"
+            f" / {keys.p95(keys.loaded_cpu) * 1000:.1f} ms, waiting for a core"
+            f" {keys.p95(keys.idle_queued) * 1000:.1f} / {keys.p95(keys.loaded_queued) * 1000:.1f} ms"
         )
     if args.baseline:
         base_rate, base_ratio = asyncio.run(baseline_round(tokens))
