@@ -1,6 +1,7 @@
 """A Markdown reply streamed into the Chat tab's ChatLog: speed, flatness, key latency, cold start.
 
     python bench/tui_stream.py [--tokens 5000] [--rounds 3] [--paced-rounds 3] [--cold-rounds 5] [--baseline]
+                               [--key-blocks 4] [--keys 50] [--pull-rate 50]
 
 On a headless app (``App.run_test()``, 120x40, after a short earlier exchange)
 a worker thread posts a Markdown-heavy reply (paragraphs, fences in several
@@ -20,6 +21,12 @@ render. Printed, each with its goal and PASS/MISS:
 4. cold start to the first frame, an app with a ChatLog (two messages) / a
    bare ``App``, each in a fresh subprocess, medians of ``--cold-rounds``:
    goal <= 1.5.
+
+5. p95 key latency in the full app, loaded / idle: ``bench/tui_keys.py`` (the
+   whole ``LlamadeckApp`` on a real model, key posted to frame written, idle
+   and loaded blocks interleaved; loaded = two llama.cpp replies streaming
+   and a pull from the loopback fake Hub): goal <= 1.5, and loaded < 50 ms.
+   ``--key-blocks 0`` leaves it out.
 
 ``--baseline`` also streams the same reply into one Textual ``Markdown`` through
 ``MarkdownStream`` (the design this replaces), tokens per second and the ratio.
@@ -291,6 +298,9 @@ def main() -> int:
     parser.add_argument(
         "--baseline", action="store_true", help="also time Textual's Markdown + MarkdownStream"
     )
+    parser.add_argument("--key-blocks", type=int, default=4, help="idle/loaded block pairs for figure 5")
+    parser.add_argument("--keys", type=int, default=50, help="key presses per block")
+    parser.add_argument("--pull-rate", type=float, default=50.0, help="MB/s the fake Hub serves the pull at")
     args = parser.parse_args()
     tokens = reply_text(args.tokens)
     print(f"reply: {len(tokens)} tokens, {sum(map(len, tokens))} chars, {SIZE[0]}x{SIZE[1]} headless")
@@ -330,10 +340,34 @@ def main() -> int:
         f"4. cold start ChatLog / bare App:      {cold:8.2f}   goal <= 1.5     {verdict(cold <= 1.5)}"
         f"   ({statistics.median(with_log):.3f} s / {statistics.median(bare):.3f} s)"
     )
+    if args.key_blocks > 0:
+        from bench.tui_keys import run as keys_run
+
+        keys = keys_run(args.key_blocks, args.keys, 0.05, args.pull_rate * 1e6, 128)
+        idle, loaded = keys.p95(keys.idle) * 1000, keys.p95(keys.loaded) * 1000
+        ok = loaded / idle <= 1.5 and loaded < 50
+        seconds = keys.loaded_seconds or float("nan")
+        print(
+            f"5. p95 key latency loaded / idle:      {loaded / idle:8.2f}   goal <= 1.5     {verdict(ok)}"
+            f"   (full app, key to frame: idle {idle:.1f} ms, loaded {loaded:.1f} ms, goal < 50 ms;"
+            f" {len(keys.idle)} + {len(keys.loaded)} keys, {keys.dropped} left out)"
+        )
+        print(
+            f"   load while keys were timed: {keys.model} reply in the Chat tab"
+            f" {keys.pane_tokens / seconds:.1f} tok/s"
+            f" + a second reply {keys.api_tokens_timed / seconds:.1f} tok/s;"
+            f" a pull {keys.pulled_timed / seconds / 1e6:.0f} MB/s"
+        )
+        print(
+            f"   the UI thread per key (p95), idle / loaded: CPU {keys.p95(keys.idle_cpu) * 1000:.1f}"
+            f" / {keys.p95(keys.loaded_cpu) * 1000:.1f} ms, waiting for a core"
+            f" {keys.p95(keys.idle_queued) * 1000:.1f} / {keys.p95(keys.loaded_queued) * 1000:.1f} ms"
+        )
     if args.baseline:
         base_rate, base_ratio = asyncio.run(baseline_round(tokens))
         print(
-            f"   baseline Markdown+MarkdownStream:   {base_rate:8,.0f} tok/s, last/first 1k {base_ratio:.2f}"
+            f"   baseline Markdown+MarkdownStream:   {base_rate:8,.0f} tok/s, last/first 1k {base_ratio:.2f};"
+            f" ChatLog / MarkdownStream {rate / base_rate:.1f}x"
         )
     return 0
 

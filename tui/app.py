@@ -102,6 +102,7 @@ class LlamadeckApp(App[int]):
         self.chat_db = chat_db
         self.serve_url = serve_url
         self.chat_store: ChatStore | None = None
+        self._chat_pane: ChatPane | None = None  # set at mount
         self.config_path = config_path or config_dir() / "config.toml"
         self.theme_folders = theme_folders if theme_folders is not None else (SHIPPED, user_themes_dir())
         self.refresh_interval = refresh_interval
@@ -139,12 +140,22 @@ class LlamadeckApp(App[int]):
 
     def _place_toasts(self, _screen: object = None) -> None:
         """Notifications stack up from just above the message box (and the footer), never over it:
-        the box is where the user types. Called on each layout of the main screen (the box grows)."""
-        box = self.query_one(ChatPane).box if self.query(ChatPane) else None
+        the box is where the user types. Called on each layout of the main screen (the box grows, a
+        streaming reply grows): no query over the whole DOM here, which cost 11 ms a call with a long
+        chat open (bench/tui_keys.py), but the box kept at mount and the screen's own rack."""
+        from textual.css.query import NoMatches
+        from textual.widgets._toast import ToastRack
+
+        if not self.screen_stack:
+            return
+        box = getattr(self._chat_pane, "box", None)
         above = 1 + (box.outer_size.height if box is not None and box.region.height else 0)
-        for rack in self.screen_stack[0].query("ToastRack") if self.screen_stack else ():
-            if rack.styles.margin.bottom != above:
-                rack.styles.margin = (0, 0, above, 0)
+        try:
+            rack = self.screen_stack[0].get_child_by_type(ToastRack)
+        except NoMatches:
+            return
+        if rack.styles.margin.bottom != above:
+            rack.styles.margin = (0, 0, above, 0)
 
     @on(SessionsLoaded)
     def mark_loaded(self, message: SessionsLoaded) -> None:
@@ -191,6 +202,7 @@ class LlamadeckApp(App[int]):
             self.sub_title = f"API on {self.serve_url}"
             log.info("serving the API on %s", self.serve_url)
             self.notify(f"Serving the API on {self.serve_url}", title="llamadeck --serve", markup=False)
+        self._chat_pane = self.query_one(ChatPane)  # for _place_toasts, on every layout
         self.screen.screen_layout_refresh_signal.subscribe(self, self._place_toasts)
         # back from ctrl+z (fg): the terminal shows the shell's screen until something repaints; draw all
         self.app_resume_signal.subscribe(self, lambda _app: self.screen.refresh(repaint=True, layout=True))
