@@ -55,6 +55,28 @@ class BlockView(Static):
         return len(self.blocks) >= self.CHUNK
 
     def show(self, blocks: list[RenderedBlock]) -> None:
+        """Show ``blocks``; the screen is laid out again only when the height changes.
+
+        A streaming reply's tail is shown again for every frame: most frames add
+        words to its last line, and a layout pass there would re-place and
+        repaint every widget on the screen (the message box included) for
+        nothing, which is what made keys slow while a reply streamed.
+        """
         self.blocks = blocks
         self.set_class(bool(blocks) and blocks[-1].joins_next, "-joined")
-        self.update(_Stack(blocks))
+        shape = self._shape(blocks)
+        layout = shape is None or shape != self._shown_shape
+        self._shown_shape = shape
+        self.update(_Stack(blocks), layout=layout)
+
+    _shown_shape: tuple[int, int] | None = None
+
+    def _shape(self, blocks: list[RenderedBlock]) -> tuple[int, int] | None:
+        """This widget's width and the lines ``blocks`` take at it (rendered once and kept by each block,
+        so the paint that follows reuses them); None before the first layout gives the widget a width."""
+        width = self.content_size.width
+        if not width or not self.is_mounted:
+            return None
+        options = self.app.console.options.update_width(width)
+        lines = sum(len(block.lines(self.app.console, options)) for block in blocks)
+        return width, lines + sum(1 for index, block in enumerate(blocks) if index and not block.continues)
