@@ -113,17 +113,36 @@ class SessionsPane(Vertical):
     def show(self, message: SessionsLoaded) -> None:
         self.rows = message.rows
         table = self.query_one(DataTable)
-        selected = self.selected()
-        table.clear()
-        for row in self.rows:
-            where = (self.engine.where,) if self.engine.where != "local" else ()
-            table.add_row(*(Text(visible(c)) for c in (*session_cells(row), *where)), key=row.reference)
+        where = (self.engine.where,) if self.engine.where != "local" else ()
+        cells = [tuple(visible(c) for c in (*session_cells(row), *where)) for row in self.rows]
         keys = [r.reference for r in self.rows]
-        if selected in keys:
-            table.move_cursor(row=keys.index(selected))
+        if keys == [key.value for key in table.rows] and cells:
+            self._update_cells(table, cells)  # the same models: no layout pass (this runs every second)
+        else:
+            selected = self.selected()
+            table.clear()
+            for key, row_cells in zip(keys, cells, strict=True):
+                table.add_row(*(Text(c) for c in row_cells), key=key)
+            if selected in keys:
+                table.move_cursor(row=keys.index(selected))
+        self._shown_cells = cells
         empty = self.query_one("#empty", Static)
         empty.update("No model is loaded. Models load when a chat or the API uses them.")
         empty.display = not self.rows
+
+    _shown_cells: list[tuple[str, ...]] = []
+
+    def _update_cells(self, table: DataTable[Any], cells: list[tuple[str, ...]]) -> None:
+        """Only the cells that changed, in place: rebuilding the table laid out the whole screen every
+        second, which a key pressed meanwhile waited for (bench/tui_keys.py)."""
+        from textual.coordinate import Coordinate
+
+        for row, (new, old) in enumerate(zip(cells, self._shown_cells, strict=False)):
+            for column, value in enumerate(new):
+                before = old[column] if column < len(old) else ""
+                if value != before:  # widths grow with a longer value (a column never shrinks under you)
+                    wider = len(value) > len(before)
+                    table.update_cell_at(Coordinate(row, column), Text(value), update_width=wider)
 
     def selected(self) -> str | None:
         table = self.query_one(DataTable)
