@@ -20,15 +20,17 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from textual.content import Content
 from textual.widgets import Collapsible, Static
 
-from engine import ToolCall, ToolCallParser, tool_names
 from tui.chatstore import StoredMessage
 from tui.chatstore.export import call_parts
 from tui.widgets.chat_thinking import ThinkingView
+
+if TYPE_CHECKING:
+    from engine import ToolCall
 
 FOLD_LINES = 12  # arguments or a result longer than this start folded
 MAX_TOOLS_CHARS = 256 * 1024  # a chat's tools list, as typed: a schema or a few, not a file
@@ -38,6 +40,8 @@ class ReplyPieces:
     """A streamed reply split into text and tool calls; without tools, all of it is text."""
 
     def __init__(self, tools: Sequence[Mapping[str, Any]] | None) -> None:
+        from engine import ToolCallParser, tool_names  # here: the chat view starts without the engine
+
         names = tool_names(tools)
         self._parser = ToolCallParser(names) if names else None
         self.calls: list[dict[str, Any]] = []
@@ -53,6 +57,8 @@ class ReplyPieces:
         return self._split(self._parser.finish())
 
     def _split(self, pieces: Sequence[str | ToolCall]) -> tuple[str, list[dict[str, Any]]]:
+        from engine import ToolCall
+
         calls = [piece.ollama() for piece in pieces if isinstance(piece, ToolCall)]
         self.calls += calls
         return "".join(piece for piece in pieces if isinstance(piece, str)), calls
@@ -161,6 +167,8 @@ def parse_tools(text: str) -> tuple[list[dict[str, Any]] | None, str | None]:
             None,
             'Tools: a list of tools, e.g. [{"type": "function", "function": {"name": "get_weather"}}]',
         )
+    from engine import tool_names
+
     if len(tool_names(value)) != len(value):
         return None, "Tools: each tool needs a function with a name, and the names must differ"
     return value, None

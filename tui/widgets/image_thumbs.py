@@ -18,8 +18,6 @@ from textual.containers import Horizontal, Vertical
 from textual.content import Content
 from textual.widgets import Static
 
-from engine import format_size
-
 if TYPE_CHECKING:
     from textual.widget import Widget
 
@@ -49,6 +47,8 @@ def _widget_class() -> type[Widget]:
 
 
 def caption(name: str, size: int) -> str:
+    from engine import format_size  # here: the chat view starts without the engine
+
     return f"{name} · {format_size(size)}"
 
 
