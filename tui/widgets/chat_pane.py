@@ -195,8 +195,11 @@ class ChatPane(AttachingPane):
             self.report(error)
             self.refresh_list()
             return
-        if self.chat == chat and self._opened == (chat, messages) and self.generation is None:
-            self.refresh_list()  # shown as it is kept: nothing to draw again
+        same = self.chat is not None and self.chat.id == chat.id
+        if same and (self._opened == (chat, messages) or self.generation is not None):
+            # shown as it is kept, or its reply (or a count before sending) runs live here: leaving and
+            # entering it again would cancel that count and drop the message being sent
+            self.refresh_list()
             return
         self._leave_chat()
         self.chat = chat
