@@ -3,31 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-import functools
-import inspect
-from collections.abc import Callable, Coroutine
-from typing import Any
 
 import pytest
 from textual.app import App, ComposeResult
 from textual.widgets import Static
 
+from tests.support.chat_app import sync
 from tui.widgets.block_view import BlockView, _Stack
 from tui.widgets.chat_log import ChatLog
 from tui.widgets.markdown_blocks import FENCE_PIECE_LINES, BlockSplitter, last_code_block
 from tui.widgets.markdown_render import RenderedBlock
 from tui.widgets.message_view import STATUS_MARKS, MessageView
-
-
-def sync(test: Callable[..., Coroutine[Any, Any, None]]) -> Callable[..., None]:
-    """Run an async Pilot test on its own event loop, bounded (the project has no pytest-asyncio)."""
-
-    @functools.wraps(test)
-    def run(*args: Any, **kwargs: Any) -> None:
-        asyncio.run(asyncio.wait_for(test(*args, **kwargs), 1800))  # a hang guard only
-
-    run.__signature__ = inspect.signature(test)  # type: ignore[attr-defined]
-    return run
 
 
 class Host(App[None]):

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import functools
-import inspect
-import time
 import tomllib
 from pathlib import Path
 
 import pytest
 
 from engine import Engine, Machine
+from tests.support.chat_app import sync, until
 from tests.support.fake_hub import FakeHub
 from tests.support.pilot import settle
 from tests.support.tiny_gguf import write_tiny_gguf
@@ -54,28 +52,10 @@ def engine(hub: FakeHub, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     engine.close()
 
 
-def sync(test):
-    """Run an async Pilot test on its own event loop (the project has no pytest-asyncio)."""
-
-    @functools.wraps(test)
-    def run(*args, **kwargs):
-        asyncio.run(asyncio.wait_for(test(*args, **kwargs), 1800))  # a hang guard only
-
-    run.__signature__ = inspect.signature(test)
-    return run
-
-
 def make_app(engine: Engine, **kwargs):
     from tui.app import LlamadeckApp
 
     return LlamadeckApp(engine, **kwargs)
-
-
-async def until(pilot, condition, timeout: float = 600.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        await pilot.pause(0.05)
 
 
 def table_keys(app, selector: str = "#models") -> list[str]:

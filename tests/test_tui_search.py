@@ -7,8 +7,9 @@ from pathlib import Path
 import pytest
 
 from engine import Engine, HubRepo, HubUnreachable, InvalidInput
+from tests.support.chat_app import sync, until
 from tests.support.fake_hub import FakeHub
-from tests.test_tui_app import files, make_app, settle, sync, table_keys, until  # noqa: F401 - fixtures
+from tests.test_tui_app import files, make_app, settle, table_keys  # noqa: F401 - fixtures
 
 HOSTILE_REPO = "acme/Evil-GGUF"
 

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from engine import Engine
-from tests.test_tui_app import engine, files, hub, make_app, settle, sync, until  # noqa: F401 - fixtures
+from tests.support.chat_app import sync, until
+from tests.test_tui_app import engine, files, hub, make_app, settle  # noqa: F401 - fixtures
 from tui.config import (
     Config,
     SettingError,

@@ -27,17 +27,14 @@ On a difference the test fails, writes the new screenshot to
 
 from __future__ import annotations
 
-import asyncio
 import difflib
 import functools
 import html
 import importlib
-import inspect
 import logging
 import os
 import re
 import shutil
-import time
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -46,6 +43,7 @@ from pathlib import Path
 import pytest
 
 from engine import Engine, LoadedModel, Machine
+from tests.support.chat_app import sync, until
 from tests.support.fake_hub import FakeHub, isolated_hf_env
 from tests.support.pilot import settle
 from tests.support.tiny_gguf import write_tiny_gguf
@@ -128,17 +126,6 @@ CHATS: tuple[
         ],
     ),
 )
-
-
-def sync(test):
-    """Run an async Pilot test on its own event loop (the project has no pytest-asyncio)."""
-
-    @functools.wraps(test)
-    def run(*args, **kwargs):
-        asyncio.run(asyncio.wait_for(test(*args, **kwargs), 1800))  # a hang guard only
-
-    run.__signature__ = inspect.signature(test)
-    return run
 
 
 class SceneEngine(Engine):
@@ -273,13 +260,6 @@ def compare(name: str, svg: str, tmp_path: Path) -> str | None:
 
 
 # -- the app ----------------------------------------------------------------------------------------
-
-
-async def until(pilot, condition, timeout: float = 600.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        await pilot.pause(0.02)
 
 
 def hold_cursors_still(app) -> None:
