@@ -25,6 +25,7 @@ from textual.widgets import Footer, TabbedContent, TabPane
 
 from engine import visible
 from tui.config import DEFAULT_THEME, Config, config_dir, user_themes_dir
+from tui.frames import INPUT_EVENTS, KeysFirstScreen
 from tui.themes import SHIPPED, load_themes
 from tui.widgets.chat_input import box_keys
 from tui.widgets.chat_pane import ChatPane
@@ -116,6 +117,15 @@ class LlamadeckApp(App[int]):
         super().__init__()
 
     # layout ----------------------------------------------------------------
+
+    def get_default_screen(self) -> Screen:
+        return KeysFirstScreen(id="_default")  # a key's frame drawn at once (tui/frames.py)
+
+    async def on_event(self, event: events.Event) -> None:
+        screen = self.screen if self.screen_stack else None
+        if isinstance(event, INPUT_EVENTS) and not event.is_forwarded and isinstance(screen, KeysFirstScreen):
+            screen.note_input()
+        await super().on_event(event)
 
     def compose(self) -> ComposeResult:
         initial = "tab-chat" if self.chat_model else "tab-models"

@@ -36,6 +36,7 @@ from tui.widgets.markdown_render import Look, RenderedBlock, app_look
 
 if TYPE_CHECKING:
     from tui.chatstore import StoredImage
+    from tui.frames import FramePacer
 
 ROLES = ("user", "assistant", "system", "error")
 FRAME_S = 1 / 25
@@ -176,6 +177,7 @@ class MessageView(Widget):
         self._timer: Timer | None = None
         self._lock = asyncio.Lock()
         self._gc_paused = False
+        self._flushed_at = float("-inf")  # the last frame, on the pacer's clock
         self.thinking: ThinkingView | None = None
 
     @property
@@ -223,7 +225,7 @@ class MessageView(Widget):
         for stats in self.query(".stats"):  # none when the chat was cleared while this mounted
             stats.display = bool(self._stats)
         if self.stream is not None and self._tail is not None:
-            self._timer = self.set_interval(FRAME_S, self.flush)
+            self._timer = self.set_interval(FRAME_S, self._frame_due)
             if self.PAUSE_GC_WHILE_STREAMING:
                 _GcPause.begin()
                 self._gc_paused = True
@@ -260,6 +262,16 @@ class MessageView(Widget):
         if self.stream is not None:
             self.stream._rendered.set()  # removed mid-stream (chat cleared): release waiters
 
+    async def _frame_due(self) -> None:
+        """The frame timer: render now, unless the user is typing (then after the next key's frame)."""
+        pacer = self._pacer()
+        if pacer is not None and pacer.hold(self._flushed_at, self.request_flush):
+            return
+        await self.flush()
+
+    def _pacer(self) -> FramePacer | None:
+        return getattr(self.screen, "pacer", None)  # the app's main screen has one; none in a bare App
+
     def request_flush(self) -> None:
         if self.is_mounted:
             self.call_later(self.flush)
@@ -272,6 +284,8 @@ class MessageView(Widget):
         async with self._lock:
             if self._tail is None:
                 return
+            pacer = self._pacer()
+            self._flushed_at = pacer.clock() if pacer is not None else 0.0
             if self._gc_paused:
                 _GcPause.frame()
             await self._think(stream._take_thoughts())
