@@ -27,6 +27,7 @@ from engine import visible
 from tui.config import DEFAULT_THEME, Config, config_dir, user_themes_dir
 from tui.frames import INPUT_EVENTS, KeysFirstScreen
 from tui.themes import SHIPPED, load_themes
+from tui.ui_slice import ask_for_longer_slice
 from tui.widgets.chat_input import box_keys
 from tui.widgets.chat_pane import ChatPane
 from tui.widgets.logs_pane import LogsPane, PaneHandler
@@ -187,6 +188,7 @@ class LlamadeckApp(App[int]):
 
     def on_mount(self) -> None:
         self._catch_termination()
+        ask_for_longer_slice()  # frames not cut by the tick while llama.cpp holds the cores (tui/ui_slice.py)
         themes, failures = load_themes(*self.theme_folders)
         for theme in themes:
             self.register_theme(theme)
