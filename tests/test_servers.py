@@ -54,6 +54,15 @@ def test_a_server_from_config_brings_its_host_and_key_and_is_the_default_when_se
     assert choose_server("gpu", keyless, {"LLAMADECK_API_KEY": "env"}).api_key == "env"
 
 
+def test_our_key_never_goes_to_a_server_only_ollama_host_names() -> None:
+    key = {"LLAMADECK_API_KEY": "ours"}
+    assert choose_server(None, Config(), {"OLLAMA_HOST": "ollama-box", **key}).api_key is None
+    assert choose_server(None, Config(), {"LLAMADECK_HOST": "gpu-box", **key}).api_key == "ours"
+    assert choose_server("gpu-box", Config(), {"OLLAMA_HOST": "ollama-box", **key}).api_key == "ours"
+    listed = config(**GPU)  # a server of config.toml named by OLLAMA_HOST keeps the key config gives it
+    assert choose_server(None, listed, {"OLLAMA_HOST": "gpu", **key}).api_key == "from-config"
+
+
 def test_the_key_is_never_in_a_choice_or_a_configs_repr() -> None:
     servers = config(**GPU)
     assert "from-config" not in repr(choose_server("gpu", servers, {})) and "from-config" not in repr(servers)

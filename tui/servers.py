@@ -11,7 +11,8 @@ read by ``api.address.parse_host`` as Ollama reads ``OLLAMA_HOST``: a bare
 host takes port 11434, a URL its scheme's port. A server named this way is
 trusted as named (no store proof: it is another machine's store); its API
 key is the one config.toml gives it (``api_key`` under its table), else
-``LLAMADECK_API_KEY``, and is never printed.
+``LLAMADECK_API_KEY`` (except for a server only ``OLLAMA_HOST`` names: that
+variable is set for Ollama, and our key is not sent there), and is never printed.
 
 ``llamadeck serve`` and ``--serve`` listen on ``LLAMADECK_HOST`` instead:
 they are this machine's server, never a client of one.
@@ -67,7 +68,8 @@ def _named(value: str, source: str, config: Config, env: Mapping[str, str]) -> S
     text = value.strip()
     if text == LOCAL:
         return None
-    key = env.get("LLAMADECK_API_KEY") or None
+    # OLLAMA_HOST is Ollama's, set for Ollama: our key never goes where only it points
+    key = None if source == "OLLAMA_HOST" else env.get("LLAMADECK_API_KEY") or None
     entry = config.servers.get(text)
     if entry is not None:
         host, key = entry.get("host", ""), entry.get("api_key") or key
