@@ -62,8 +62,8 @@ from engine.events import (
 from engine.facade import Engine, LoadedModel
 from engine.images import MAX_IMAGE_BYTES, check_image
 from engine.ingest.create import CreateSpec
-from engine.ingest.discover import FoundModel
 from engine.ingest.embedded import DEFAULT_MODEL
+from engine.ingest.found import FoundModel
 from engine.ingest.hub.search import HubRepo
 from engine.library import ModelDetails, StoreProblem, VerifyReport
 from engine.machine.memory import Fit, Machine
