@@ -23,7 +23,7 @@ from pathlib import Path
 
 from engine.ingest.foreign_files import gguf_problem, inside, is_dir, listing, read_small, total_size
 from engine.ingest.found import GGUF_SUFFIX, HUGGINGFACE, LMSTUDIO, FoundModel, suggest
-from engine.ingest.local import SPLIT_NAME
+from engine.ingest.local_source import SPLIT_NAME
 from engine.machine.quant import quant_from_filename
 from engine.store.projector import precision_rank
 from engine.text import one_line
