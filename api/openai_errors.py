@@ -8,15 +8,12 @@ instead, and a stream that fails after its status was sent ends with
 
 from __future__ import annotations
 
-import functools
 import json
-from collections.abc import Awaitable, Callable
 from typing import Any
 
-from fastapi import Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse
 
-from api.errors import APIError, openai_error, status_of
+from api.errors import APIError, answered_in, openai_error, status_of
 from engine import LlamadeckError, ModelNotFound
 
 
@@ -37,19 +34,7 @@ def as_openai(error: BaseException) -> JSONResponse:
     raise error
 
 
-def openai_errors(
-    route: Callable[[Request], Awaitable[Response]],
-) -> Callable[[Request], Awaitable[Response]]:
-    """Answer the route's APIError and engine errors in OpenAI's shape (the app's handlers give Ollama's)."""
-
-    @functools.wraps(route)
-    async def answered(request: Request) -> Response:
-        try:
-            return await route(request)
-        except (APIError, LlamadeckError) as error:
-            return as_openai(error)
-
-    return answered
+openai_errors = answered_in(as_openai)  # OpenAI's shape for a route's APIError and engine errors
 
 
 __all__ = ["as_openai", "error_body", "openai_errors"]
