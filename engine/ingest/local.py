@@ -57,7 +57,7 @@ from engine.ingest.local_source import (
     stored_names,
 )
 from engine.machine.quant import quant_from_file_type, quant_from_filename
-from engine.options import parse_options
+from engine.option_parsing import parse_options
 from engine.store.blob_locks import blob_locks
 from engine.store.clock import now_iso
 from engine.store.manifest import MAX_TEXT, Manifest, ModelConfig, ModelFile

@@ -19,7 +19,7 @@ from pathlib import Path
 from engine.errors import InvalidOption
 from engine.ingest.foreign_files import gguf_problem, inside, is_dir, listing, read_small, total_size
 from engine.ingest.found import OLLAMA, FoundModel, suggest
-from engine.options import parse_one
+from engine.option_parsing import parse_one
 from engine.store.manifest import MAX_TEXT, ModelConfig
 from engine.text import one_line
 
