@@ -28,11 +28,10 @@ A failure before the first token is a status code; one after it is an
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
 import secrets
-from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterable, AsyncIterator
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -41,7 +40,7 @@ from fastapi.responses import JSONResponse, Response
 from api.anthropic_request import read_messages_request
 from api.deps import engine_of
 from api.error_shapes import anthropic_body
-from api.errors import APIError, anthropic_error, read_json, status_of
+from api.errors import APIError, answered_in, anthropic_error, read_json, status_of
 from api.schema import BOOLEAN, COUNT, NAME, STRING, json_body
 from api.streaming import EngineStream, EventStreamResponse, open_stream, watched
 from engine import (
@@ -71,19 +70,7 @@ def as_anthropic(error: APIError | LlamadeckError) -> JSONResponse:
     return anthropic_error(status_of(error), str(error) or type(error).__name__)
 
 
-def anthropic_errors(
-    route: Callable[[Request], Awaitable[Response]],
-) -> Callable[[Request], Awaitable[Response]]:
-    """Answer the route's APIError and engine errors in Anthropic's shape."""
-
-    @functools.wraps(route)
-    async def answered(request: Request) -> Response:
-        try:
-            return await route(request)
-        except (APIError, LlamadeckError) as error:
-            return as_anthropic(error)
-
-    return answered
+anthropic_errors = answered_in(as_anthropic)  # Anthropic's shape for a route's APIError and engine errors
 
 
 # the message --------------------------------------------------------------------------

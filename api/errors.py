@@ -12,14 +12,15 @@ slips through is a plain 500 with a one-line message, never a traceback.
 
 from __future__ import annotations
 
+import functools
 import logging
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import aclosing, contextmanager
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api.encoding import decoded
@@ -61,6 +62,26 @@ def anthropic_error(status: int, message: str, headers: dict[str, str] | None = 
 def error_for(path: str, status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
     """The error in the shape the clients of ``path``'s API expect (``api.error_shapes``)."""
     return JSONResponse(error_body(path, status, message), status_code=status, headers=headers)
+
+
+Route = Callable[[Request], Awaitable[Response]]
+
+
+def answered_in(shape: Callable[[APIError | LlamadeckError], Response]) -> Callable[[Route], Route]:
+    """A route decorator: the route's APIError and engine errors answered by ``shape`` (OpenAI's, Anthropic's)
+    instead of the app's handlers, which give Ollama's."""
+
+    def decorate(route: Route) -> Route:
+        @functools.wraps(route)
+        async def answered(request: Request) -> Response:
+            try:
+                return await route(request)
+            except (APIError, LlamadeckError) as error:
+                return shape(error)
+
+        return answered
+
+    return decorate
 
 
 def status_of(error: LlamadeckError) -> int:

@@ -48,7 +48,9 @@ from fastapi.responses import JSONResponse, Response
 
 from api.deps import engine_of
 from api.errors import read_json
-from api.openai import SSE, model_field, openai_errors
+from api.openai_errors import openai_errors
+from api.openai_request import model_field
+from api.openai_stream import SSE
 from api.responses_input import chat_of, text_format
 from api.schema import BOOLEAN, COUNT, NAME, NUMBER, STRING, json_body
 from api.streaming import EventStreamResponse, open_stream, watched

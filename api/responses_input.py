@@ -28,8 +28,8 @@ from typing import Any
 from api.errors import APIError
 from api.images import openai_image_part
 from api.limits import MAX_TOOLS
-from api.openai import chat_tools, refuse
 from api.openai_reasoning import EFFORTS  # reasoning.effort -> think, as Ollama maps it
+from api.openai_request import chat_tools, refuse
 from engine import as_template_call
 
 ROLES = {"user": "user", "assistant": "assistant", "system": "system", "developer": "system"}

@@ -62,13 +62,14 @@ from engine.events import (
 from engine.facade import Engine, LoadedModel
 from engine.images import MAX_IMAGE_BYTES, check_image
 from engine.ingest.create import CreateSpec
-from engine.ingest.discover import FoundModel
 from engine.ingest.embedded import DEFAULT_MODEL
+from engine.ingest.found import FoundModel
 from engine.ingest.hub.search import HubRepo
 from engine.library import ModelDetails, StoreProblem, VerifyReport
 from engine.machine.memory import Fit, Machine
 from engine.machine.quant import VariantFit
-from engine.options import OptionInfo, parameter_pairs, parse_options
+from engine.option_parsing import parameter_pairs, parse_options
+from engine.options import OptionInfo
 from engine.options import describe as describe_options
 from engine.remote import RemoteEngine, connect
 from engine.remote.shapes import loaded_from_ps

@@ -482,7 +482,7 @@ class Engine(ModelLibrary):
     def _options(
         self, manifest: Manifest, request: Mapping[str, object] | None
     ) -> tuple[LoadOptions, SamplingOptions]:
-        from engine.options import merge, parse_options
+        from engine.option_parsing import merge, parse_options
 
         model = parse_options(manifest.config.parameters, source=f"{manifest.reference}'s parameters")
         # request > Modelfile > the server settings (LLAMADECK_*, OLLAMA_*, config.toml) > built in

@@ -25,8 +25,8 @@ from engine.errors import (
 )
 from engine.events import EventSink, ignore
 from engine.ingest.create import CreateSpec
-from engine.ingest.discover import FoundModel
 from engine.ingest.embedded import DEFAULT_MODEL, find_embedded
+from engine.ingest.found import FoundModel
 from engine.ingest.hub.search import HubRepo
 from engine.machine.memory import Machine
 from engine.machine.quant import VariantFit

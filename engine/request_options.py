@@ -18,7 +18,7 @@ JSON type of an option llamadeck knows: ``"temperature": "0.7"`` is refused
 value out of range. The options llamadeck adds to Ollama's current set
 (``mirostat``, ``num_parallel``, ``kv_cache_type``, ``flash_attn``) are honoured.
 
-The CLI, the TUI and Modelfiles keep :func:`engine.options.parse_options`,
+The CLI, the TUI and Modelfiles keep :func:`engine.option_parsing.parse_options`,
 which refuses an unknown name with a suggestion: a person's typo is worth an error.
 
     request_options({"temperature": 0.2, "tfs_z": None, "numa": False})
@@ -31,7 +31,8 @@ import logging
 from collections.abc import Mapping
 
 from engine.errors import InvalidOption
-from engine.options import OPTIONS, UNSUPPORTED, parse_one
+from engine.option_parsing import parse_one
+from engine.options import OPTIONS, UNSUPPORTED
 from engine.text import quoted
 
 __all__ = ["request_options"]

@@ -33,7 +33,8 @@ from typing import NamedTuple, cast
 
 from engine.durations import DEFAULT_KEEP_ALIVE, KEEP_ALIVE_HELP, parse_keep_alive
 from engine.errors import InvalidInput, InvalidSetting
-from engine.options import KV_CACHE_TYPES, MAX_INT, MAX_PARALLEL, FlashAttn, KVCacheType
+from engine.option_values import MAX_INT
+from engine.options import KV_CACHE_TYPES, MAX_PARALLEL, FlashAttn, KVCacheType
 from engine.text import quoted
 
 __all__ = [

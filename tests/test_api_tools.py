@@ -18,7 +18,7 @@ import ollama
 import openai
 import pytest
 
-from api.openai import chat_messages
+from api.openai_request import chat_messages
 from engine import Engine, Machine
 from tests.support.api_server import running_api
 from tests.support.caller_gguf import SAID, WEATHER, write_caller_gguf

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from engine import Done, Engine, Machine
-from engine.ingest.discover import FoundModel, default_locations, discover, suggest
+from engine.ingest.discover import default_locations, discover
+from engine.ingest.found import FoundModel, suggest
 from engine.ingest.local import import_gguf
 from engine.store.refs import LocalRef, parse_local_name
 from tests.support.other_stores import MEDIA, HFCache, LMStudio, OllamaStore

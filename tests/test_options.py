@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from engine import options
+from engine import option_parsing, option_values, options
 from engine.errors import InvalidInput, InvalidOption
+from engine.option_parsing import collect_parameters, merge, parameter_pairs, parse_options
 from engine.options import (
     LOAD_OPTIONS,
     MAX_STOPS,
@@ -18,11 +19,7 @@ from engine.options import (
     UNSUPPORTED,
     LoadOptions,
     SamplingOptions,
-    collect_parameters,
     describe,
-    merge,
-    parameter_pairs,
-    parse_options,
 )
 
 # -- defaults ----------------------------------------------------------------------
@@ -398,6 +395,7 @@ def test_parameter_lines_round_trip_through_parsing() -> None:
     assert collect_parameters((name, value, "line") for name, value in lines) == layer
 
 
-def test_the_module_is_pure() -> None:
-    source = Path(options.__file__).read_text(encoding="utf-8")
-    assert "import llama_cpp" not in source and "from llama_cpp" not in source
+def test_the_modules_are_pure() -> None:
+    for module in (options, option_parsing, option_values):
+        source = Path(module.__file__ or "").read_text(encoding="utf-8")
+        assert "import llama_cpp" not in source and "from llama_cpp" not in source

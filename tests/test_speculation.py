@@ -18,7 +18,8 @@ import pytest
 
 from engine.errors import InvalidOption, LoadError
 from engine.events import Done, Token
-from engine.options import MAX_DRAFT, SamplingOptions, merge, parse_options
+from engine.option_parsing import merge, parse_options
+from engine.options import MAX_DRAFT, SamplingOptions
 from engine.runtime.llama.model import Model
 from engine.runtime.request import GREEDY, Request
 from engine.runtime.scheduler import Scheduler

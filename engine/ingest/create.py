@@ -218,7 +218,7 @@ def _peek(source: Path) -> GGUFInfo:
 
 def _first_file(source: Path) -> Path:
     """The part the import reads its facts from, found the import's way."""
-    from engine.ingest.local import model_files
+    from engine.ingest.local_source import model_files
 
     return model_files(source)[0]
 
@@ -258,7 +258,7 @@ def _draft(
         else:
             source = spec.draft_path or Path()
             named = str(source)
-        from engine.ingest.local import model_files
+        from engine.ingest.local_source import model_files
 
         parts = model_files(source)
         if spec.draft_quantize:
@@ -448,7 +448,7 @@ def _quantized_name(source: Path, quant: str) -> str:
 
 def _single_file(path: Path) -> Path:
     """The one file to quantize, found as the import finds a model's files (llama.cpp quantizes one)."""
-    from engine.ingest.local import model_files
+    from engine.ingest.local_source import model_files
 
     files = model_files(path)
     if len(files) != 1:

@@ -69,7 +69,8 @@ from engine.ingest.modelfile_syntax import (
     needs,
     read_value,
 )
-from engine.options import MAX_STOPS, collect_parameters, parameter_pairs, parse_one
+from engine.option_parsing import collect_parameters, parameter_pairs, parse_one
+from engine.options import MAX_STOPS
 from engine.store.manifest import MAX_TURNS
 from engine.text import quoted
 
@@ -100,7 +101,7 @@ class Modelfile:
 
     ``template``/``system`` are ``None`` when unset; an empty one is unset too,
     as in Ollama (its create ignores ``SYSTEM ""``). ``parameters`` is an
-    option layer as :func:`engine.options.collect_parameters` builds it.
+    option layer as :func:`engine.option_parsing.collect_parameters` builds it.
     """
 
     from_: str  # FROM's value as written (a model name, a path, an hf.co/ ref)

@@ -3,7 +3,7 @@
 A front end picks this or the local ``Engine`` once, at start, and calls the
 same methods either way: models are listed, shown, pulled (with progress),
 loaded, stopped and deleted, and chats stream, through the server's API.
-Two kinds of server are spoken to, found by asking (``connect``):
+Two kinds of server are spoken to, found by asking (``connect``, in ``engine.remote.probe``):
 
 - Ollama-shaped (an Ollama, or another ``llamadeck serve``): ``/api/...``, all of the above;
 - OpenAI-compatible only (vLLM, llama-server, SGLang): ``/v1/models`` and
@@ -24,43 +24,35 @@ trusted as named: it is not asked for the store proof (``api.proof``).
 
 from __future__ import annotations
 
-import base64
 import inspect
 import os
-import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from engine.cancel import NEVER, CancelToken
 from engine.errors import (
-    AccessDenied,
-    Cancelled,
     InvalidInput,
     InvalidReference,
     LlamadeckError,
     ModelNotFound,
-    NotFound,
 )
-from engine.events import Done, EventSink, Generation, Status, Token, ignore
+from engine.events import EventSink, Generation, Status, ignore
 from engine.facade import Engine, LoadedModel
 from engine.ingest.hub.search import HubRepo
 from engine.library import ModelDetails, StoreProblem
 from engine.machine.quant import VariantFit
-from engine.remote.openai_turns import StreamedCalls, ollama_calls_text, openai_messages
 from engine.remote.shapes import (
     PullLines,
     RemoteModel,
     loaded_from_ps,
     loading_model,
-    ollama_done,
-    openai_done,
     openai_model,
     shown_model,
-    table,
     tags_model,
     variant_fit,
 )
+from engine.remote.streams import ReplyStreams, as_base64, as_turn, drop_none
 from engine.remote.waits import Waits
 from engine.remote.wire import Wire
 from engine.runtime.loading import LoadingModel
@@ -73,46 +65,6 @@ from engine.templates.message import Message
 OLLAMA = "ollama"  # /api/... (Ollama, llamadeck serve)
 SURVEY_TIMEOUT = 120.0  # a server surveying a Hub repository reads its listing and GGUF headers
 OPENAI = "openai"  # /v1 only
-# Ollama option names and what OpenAI-compatible servers call them (top_k, min_p: vLLM's and llama-server's)
-_OPENAI_OPTIONS = {
-    "temperature": "temperature",
-    "top_p": "top_p",
-    "top_k": "top_k",
-    "min_p": "min_p",
-    "seed": "seed",
-    "num_predict": "max_tokens",
-    "stop": "stop",
-    "presence_penalty": "presence_penalty",
-    "frequency_penalty": "frequency_penalty",
-}
-
-_EFFORTS = {"low": "low", "medium": "medium", "high": "high"}  # Ollama's think -> OpenAI's reasoning_effort
-
-
-def connect(url: str, *, api_key: str | None = None, name: str | None = None) -> RemoteEngine:
-    """A RemoteEngine on the server at ``url``, after asking which API it speaks.
-
-    Raises NetworkError (nothing answers), AccessDenied (a key is needed or
-    was refused), NotFound (neither Ollama's API nor OpenAI's is there).
-    """
-    wire = Wire(url, api_key=api_key, name=name or url)
-    try:
-        answer = wire.json("GET", "/api/version")
-    except NotFound:
-        answer = None
-    if isinstance(answer, dict) and "version" in answer:
-        try:  # a llamadeck: its own routes (load progress, quantizations) are there too
-            wire.json("GET", "/api/llamadeck/loading")
-        except AccessDenied:
-            raise
-        except LlamadeckError:  # not there, or a proxy that fails on routes it does not know
-            return RemoteEngine(wire, OLLAMA)
-        return RemoteEngine(wire, OLLAMA, llamadeck=True)
-    try:
-        wire.json("GET", "/v1/models")
-    except NotFound:
-        raise NotFound(f"{wire.name} offers neither Ollama's API nor OpenAI's (/v1)") from None
-    return RemoteEngine(wire, OPENAI)
 
 
 class RemoteEngine(Engine):
@@ -125,6 +77,7 @@ class RemoteEngine(Engine):
         self.llamadeck = llamadeck  # a llamadeck server: /api/llamadeck/... (api.llamadeck_routes) answers
         self._remote_settings = ServerSettings()
         self._waits = Waits()
+        self._streams = ReplyStreams(wire, self._waits)
 
     # where it is ---------------------------------------------------------------
 
@@ -286,8 +239,8 @@ class RemoteEngine(Engine):
         if self.kind == OPENAI:  # such a server holds its model loaded: there is nothing to load
             self._listed(reference)
             return 0.0
-        body = _drop_none({"model": reference, "options": dict(options or {}) or None})
-        body |= _drop_none({"keep_alive": keep_alive})
+        body = drop_none({"model": reference, "options": dict(options or {}) or None})
+        body |= drop_none({"keep_alive": keep_alive})
         with self._waits.waiting(reference):
             answer = self._wire.json("POST", "/api/generate", body, timeout=None)
         return float(answer.get("load_duration") or 0) * 1e-9 if isinstance(answer, dict) else 0.0
@@ -319,10 +272,10 @@ class RemoteEngine(Engine):
 
         A server that goes away mid-reply raises NetworkError after the tokens it sent.
         """
-        turns = [_turn(m) for m in messages]
+        turns = [as_turn(m) for m in messages]
         if self.kind == OPENAI:
-            return self._openai_chat(reference, turns, options, tools, tool_choice, cancel, think)
-        body = _drop_none(
+            return self._streams.openai_chat(reference, turns, options, tools, tool_choice, cancel, think)
+        body = drop_none(
             {
                 "model": reference,
                 "messages": turns,
@@ -334,7 +287,7 @@ class RemoteEngine(Engine):
                 "tools": list(tools) if tools else None,
             }
         )
-        return self._ollama_stream("/api/chat", body, cancel)
+        return self._streams.ollama("/api/chat", body, cancel)
 
     def generate(
         self,
@@ -358,7 +311,7 @@ class RemoteEngine(Engine):
         images: Sequence[bytes | str] = (),
     ) -> Iterator[Generation]:
         """One prompt's reply from the server (``/api/generate``; a /v1 server gets it as a chat turn)."""
-        merged = {**(options or {})} | _drop_none(
+        merged = {**(options or {})} | drop_none(
             {"num_predict": max_tokens, "temperature": temperature, "seed": seed}
         )
         if self.kind == OPENAI:
@@ -366,10 +319,10 @@ class RemoteEngine(Engine):
                 raise InvalidInput(f"{self.where} offers only the OpenAI API (/v1): no raw prompt there")
             user: dict[str, Any] = {"role": "user", "content": prompt}
             if images:
-                user["images"] = [_base64(i) for i in images]
+                user["images"] = [as_base64(i) for i in images]
             turns = ([{"role": "system", "content": system}] if system else []) + [user]
-            return self._openai_chat(reference, turns, merged, None, None, cancel, think)
-        body = _drop_none(
+            return self._streams.openai_chat(reference, turns, merged, None, None, cancel, think)
+        body = drop_none(
             {
                 "model": reference,
                 "prompt": prompt,
@@ -382,102 +335,12 @@ class RemoteEngine(Engine):
                 "suffix": suffix,
                 "context": list(context) if context else None,
                 "format": format,
-                "images": [_base64(i) for i in images] or None,
+                "images": [as_base64(i) for i in images] or None,
             }
         )
-        return self._ollama_stream("/api/generate", body, cancel)
-
-    # the streams -------------------------------------------------------------------
-
-    def _ollama_stream(self, path: str, body: dict[str, Any], cancel: CancelToken) -> Iterator[Generation]:
-        started = time.perf_counter()
-        wait = self._waits.begin(str(body["model"]))  # until the server's first line: a load, seconds only
-        try:
-            for line in self._wire.lines("POST", path, body, cancel=cancel):
-                self._waits.end(wait)
-                if not isinstance(line, dict):
-                    continue
-                message = table(line.get("message"))
-                text = str(message.get("content") or line.get("response") or "")
-                text += ollama_calls_text(message.get("tool_calls"))  # as the model's text: see openai_turns
-                thinking = str(message.get("thinking") or line.get("thinking") or "")
-                if text or thinking:
-                    yield Token(text, thinking)
-                if line.get("done"):
-                    yield ollama_done(line)
-                    return
-        except Cancelled:
-            yield _cancelled(started)
-            return
-        finally:
-            self._waits.end(wait)
-        raise self._cut_short()
-
-    def _openai_chat(
-        self,
-        reference: str,
-        turns: list[dict[str, Any]],
-        options: Mapping[str, object] | None,
-        tools: Sequence[Mapping[str, Any]] | None,
-        tool_choice: str | Mapping[str, Any] | None,
-        cancel: CancelToken,
-        think: bool | str | None = None,
-    ) -> Iterator[Generation]:
-        body: dict[str, Any] = {
-            "model": reference,
-            "messages": openai_messages(turns),
-            "stream": True,
-            "stream_options": {"include_usage": True},
-        }
-        for name, value in (options or {}).items():
-            if name in _OPENAI_OPTIONS and value is not None:
-                body[_OPENAI_OPTIONS[name]] = value
-        if think is not None and think is not True:  # True: the model's default, as no effort is
-            body["reasoning_effort"] = _EFFORTS.get(str(think), "high") if think else "none"
-        if tools:
-            body["tools"] = list(tools)
-            if tool_choice is not None:
-                body["tool_choice"] = tool_choice
-        return self._openai_stream(body, cancel)
-
-    def _openai_stream(self, body: dict[str, Any], cancel: CancelToken) -> Iterator[Generation]:
-        started = time.perf_counter()
-        first: float | None = None
-        reason = ""
-        usage: dict[str, Any] = {}
-        calls = StreamedCalls(self.where)
-        try:
-            for item in self._wire.events("/v1/chat/completions", body, cancel=cancel):
-                if not isinstance(item, dict):
-                    continue
-                if isinstance(item.get("usage"), dict):
-                    usage = item["usage"]
-                for choice in item.get("choices") or []:
-                    delta = choice.get("delta") if isinstance(choice, dict) else None
-                    if isinstance(delta, dict):
-                        text = str(delta.get("content") or "")
-                        thinking = str(delta.get("reasoning_content") or delta.get("reasoning") or "")
-                        if text or thinking:
-                            first = first if first is not None else time.perf_counter()
-                            yield Token(text, thinking)
-                        calls.feed(delta.get("tool_calls"))
-                    if isinstance(choice, dict) and choice.get("finish_reason"):
-                        reason = str(choice["finish_reason"])
-                        if called := calls.text():  # whole now: as the model's text, as a local stream has it
-                            yield Token(called)
-        except Cancelled:
-            yield _cancelled(started)
-            return
-        if not reason:
-            raise self._cut_short()
-        yield openai_done(reason, usage, started, first)
+        return self._streams.ollama("/api/generate", body, cancel)
 
     # helpers -----------------------------------------------------------------------
-
-    def _cut_short(self) -> Exception:
-        from engine.errors import NetworkError
-
-        return NetworkError(f"{self.where} ended the reply before it was done (did the server stop?)")
 
     def _listed(self, reference: str) -> RemoteModel:
         """The model the server lists as ``reference`` (a bare name: ``name:latest``, else its newest)."""
@@ -510,39 +373,6 @@ class RemoteEngine(Engine):
     def _needs_ollama(self, what: str) -> None:
         if self.kind == OPENAI:
             raise InvalidInput(f"{self.where} offers only the OpenAI API (/v1): it cannot {what}")
-
-
-def _cancelled(started: float) -> Done:
-    return Done("cancelled", 0, 0, 0.0, 0.0, 0.0, total_seconds=time.perf_counter() - started)
-
-
-def _drop_none(values: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in values.items() if v is not None}
-
-
-def _turn(message: Mapping[str, Any] | Message) -> dict[str, Any]:
-    """A chat turn as Ollama's JSON has it (images as base64)."""
-    if isinstance(message, Message):
-        turn: dict[str, Any] = {"role": message.role, "content": message.content}
-        if message.images:
-            turn["images"] = [base64.b64encode(i).decode() for i in message.images]
-        if message.tool_calls:
-            turn["tool_calls"] = [dict(c) for c in message.tool_calls]
-        if message.tool_name:
-            turn["tool_name"] = message.tool_name
-        if message.thinking:
-            turn["thinking"] = message.thinking
-        return turn
-    turn = dict(message)
-    images = turn.get("images")
-    if isinstance(images, list | tuple):
-        turn["images"] = [_base64(i) for i in images]
-    return turn
-
-
-def _base64(image: bytes | str) -> str:
-    """An image as Ollama's API takes it: base64 text (already text: as given)."""
-    return base64.b64encode(image).decode() if isinstance(image, bytes) else image
 
 
 def _local_only(name: str) -> Callable[..., Any]:

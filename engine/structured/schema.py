@@ -22,20 +22,33 @@ them, ``items``/``prefixItems``/``minItems``/``maxItems``,
 schema, ``nullable``. Refused: ``pattern``, ``not``, ``if``/``then``/``else``,
 ``patternProperties``, ``uniqueItems``, ``contains``, remote ``$ref`` and the rest.
 
+This module walks the schema and writes scalars, references and combinations;
+the keyword vocabulary is in ``keywords``, objects and arrays in
+``containers``, the ``oneOf`` overlap check in ``overlap``.
+
     grammar = schema_grammar({"type": "object", "properties": {"age": {"type": "integer", "minimum": 0}}})
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
-from decimal import Decimal
 from typing import Any
 from urllib.parse import unquote
 
 from engine.errors import UnsupportedSchema
+from engine.structured.containers import array_rule, object_rule
 from engine.structured.formats import FORMATS, GENERIC_RULES
-from engine.structured.gbnf import MAX_REPEAT, Rules, alt, choice, group, literal, repeat, seq
+from engine.structured.gbnf import Rules, alt, choice, group, repeat, seq
+from engine.structured.keywords import (
+    REFUSED,
+    VALIDATION,
+    json_text,
+    keyword_count,
+    keyword_decimal,
+    kind_of,
+    matches_type,
+    schema_types,
+)
 from engine.structured.numbers import (
     UNBOUNDED_INTEGER,
     UNBOUNDED_NUMBER,
@@ -44,88 +57,10 @@ from engine.structured.numbers import (
     integer_bounds,
     number,
 )
+from engine.structured.overlap import check_disjoint
 
 MAX_DEPTH = 48  # schemas nested inline (a $ref starts again)
 MAX_NODES = 10_000  # subschemas visited
-
-ANNOTATIONS = frozenset(
-    {
-        "title", "description", "default", "examples", "$schema", "$comment", "deprecated", "readOnly",
-        "writeOnly", "discriminator", "contentEncoding", "contentMediaType", "contentSchema", "$anchor",
-        "$defs", "definitions", "$vocabulary", "example", "externalDocs", "xml",
-    }
-)  # fmt: skip
-REFUSED = {
-    "not": "not",
-    "if": "if/then/else",
-    "then": "if/then/else",
-    "else": "if/then/else",
-    "pattern": "pattern (regular expressions)",
-    "patternProperties": "patternProperties",
-    "propertyNames": "propertyNames",
-    "dependentSchemas": "dependentSchemas",
-    "dependentRequired": "dependentRequired",
-    "dependencies": "dependencies",
-    "unevaluatedProperties": "unevaluatedProperties",
-    "unevaluatedItems": "unevaluatedItems",
-    "contains": "contains",
-    "minContains": "minContains",
-    "maxContains": "maxContains",
-    "additionalItems": "additionalItems (use prefixItems and items)",
-    "$dynamicRef": "$dynamicRef",
-    "$recursiveRef": "$recursiveRef",
-    "$dynamicAnchor": "$dynamicAnchor",
-    "$recursiveAnchor": "$recursiveAnchor",
-}
-STRING_KEYS = frozenset({"minLength", "maxLength", "format"})
-NUMBER_KEYS = frozenset({"minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf"})
-OBJECT_KEYS = frozenset({"properties", "required", "additionalProperties", "minProperties", "maxProperties"})
-ARRAY_KEYS = frozenset({"items", "prefixItems", "minItems", "maxItems", "uniqueItems"})
-COMBINERS = frozenset({"anyOf", "oneOf", "allOf", "$ref"})
-VALIDATION = STRING_KEYS | NUMBER_KEYS | OBJECT_KEYS | ARRAY_KEYS | COMBINERS | {"type", "enum", "const"}
-TYPES = ("string", "number", "integer", "boolean", "null", "object", "array")
-_KINDS_OF = {"string": STRING_KEYS, "number": NUMBER_KEYS, "object": OBJECT_KEYS, "array": ARRAY_KEYS}
-
-
-def json_text(value: Any) -> str:
-    """A JSON value as the grammar has the model write it: compact, UTF-8."""
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
-
-
-def kind_of(value: Any) -> str:
-    """A JSON value's type as JSON Schema names it (1.0 is an integer, as validators say)."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int) or (isinstance(value, float) and value.is_integer()):
-        return "integer"
-    if isinstance(value, float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list):
-        return "array"
-    return "object"
-
-
-def _matches(kind: str, types: set[str]) -> bool:
-    return kind in types or (kind == "integer" and "number" in types)
-
-
-def _count(schema: Mapping[str, Any], key: str, where: str) -> int | None:
-    value = schema.get(key)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0 or value != int(value):
-        raise UnsupportedSchema(f"{key} at {where} must be a whole number >= 0")
-    return int(value)
-
-
-def _decimal(value: Any, key: str, where: str) -> Decimal:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise UnsupportedSchema(f"{key} at {where} must be a number")
-    return Decimal(value) if isinstance(value, int) else Decimal(repr(value))
 
 
 class SchemaGrammar:
@@ -177,7 +112,7 @@ class SchemaGrammar:
                 return self.combined(combiner, schema[combiner], where, depth, aliases)
         if "const" in schema or "enum" in schema:
             return self.literals(schema, where)
-        types = self.types(schema, where)
+        types = schema_types(schema, where)
         if not validating or types is None:
             return self.any_value()
         options = [self.typed(t, schema, where, depth, aliases) for t in types]
@@ -187,26 +122,6 @@ class SchemaGrammar:
         others = [k for k in schema if k != key and (k in VALIDATION or k == "nullable")]
         if others:
             raise UnsupportedSchema(f"{key} at {where} beside {', '.join(others)}: move them into it")
-
-    # the kinds of schema -------------------------------------------------------------------------
-
-    def types(self, schema: Mapping[str, Any], where: str) -> list[str] | None:
-        """The types the schema allows (None: any value), inferred from its keywords without ``type``."""
-        declared = schema.get("type")
-        if declared is None:
-            found = [t for t, keys in _KINDS_OF.items() if any(k in schema for k in keys)]
-            if not found:
-                return None
-            types = found
-        else:
-            types = [declared] if isinstance(declared, str) else declared
-            if not isinstance(types, list) or not types or not all(t in TYPES for t in types):
-                raise UnsupportedSchema(
-                    f"type at {where} must be one of {', '.join(TYPES)} or a list of them"
-                )
-        if schema.get("nullable") is True and "null" not in types:
-            types = [*types, "null"]
-        return list(dict.fromkeys(types))
 
     def typed(
         self, kind: str, schema: Mapping[str, Any], where: str, depth: int, aliases: frozenset[str]
@@ -220,8 +135,8 @@ class SchemaGrammar:
         if kind == "null":
             return '"null"'
         if kind == "object":
-            return self.object(schema, where, depth)
-        return self.array(schema, where, depth)
+            return object_rule(self, schema, where, depth)
+        return array_rule(self, schema, where, depth)
 
     # references and combinations -----------------------------------------------------------------
 
@@ -271,82 +186,13 @@ class SchemaGrammar:
             index = parts.index(validating[0])
             return self.visit(validating[0], f"{where}/allOf/{index}", depth + 1, aliases)
         if combiner == "oneOf":
-            self.check_disjoint(parts, where)
+            check_disjoint(parts, where, self.resolve)
         options = [self.visit(p, f"{where}/{combiner}/{i}", depth + 1, aliases) for i, p in enumerate(parts)]
         return alt(*options)
 
     @staticmethod
     def _annotation_only(schema: Any) -> bool:
         return isinstance(schema, Mapping) and not any(k in VALIDATION or k in REFUSED for k in schema)
-
-    # oneOf: a value valid against two alternatives is invalid, so the alternatives must not overlap
-
-    def _effective(self, schema: Any, seen: int = 0) -> Any:
-        while isinstance(schema, Mapping) and seen < 64:
-            seen += 1
-            if "$ref" in schema:
-                schema = self.resolve(schema["$ref"], "oneOf")
-            elif isinstance(schema.get("allOf"), list) and len(schema["allOf"]) == 1:
-                schema = schema["allOf"][0]
-            else:
-                break
-        return schema
-
-    def kinds(self, schema: Any, seen: int = 0) -> set[str]:
-        """The types of the values a schema lets through (a superset; integer counts as number)."""
-        schema = self._effective(schema)
-        if not isinstance(schema, Mapping) or seen > 32:
-            return {"string", "number", "boolean", "null", "object", "array"}
-        if "const" in schema or "enum" in schema:
-            values = [schema["const"]] if "const" in schema else schema.get("enum") or []
-            return {"number" if kind_of(v) == "integer" else kind_of(v) for v in values}
-        for combiner in ("anyOf", "oneOf"):
-            if isinstance(schema.get(combiner), list):
-                return set().union(*(self.kinds(p, seen + 1) for p in schema[combiner]))
-        types = self.types(schema, "oneOf")
-        if types is None:
-            return {"string", "number", "boolean", "null", "object", "array"}
-        return {"number" if t == "integer" else t for t in types}
-
-    def literal_set(self, schema: Any) -> set[str] | None:
-        schema = self._effective(schema)
-        if isinstance(schema, Mapping):
-            if "const" in schema:
-                return {json_text(schema["const"])}
-            if isinstance(schema.get("enum"), list):
-                return {json_text(v) for v in schema["enum"]}
-        return None
-
-    def disjoint(self, a: Any, b: Any) -> bool:
-        if not self.kinds(a) & self.kinds(b):
-            return True
-        literals_a, literals_b = self.literal_set(a), self.literal_set(b)
-        if literals_a is not None and literals_b is not None:
-            return not literals_a & literals_b
-        a, b = self._effective(a), self._effective(b)
-        if not (isinstance(a, Mapping) and isinstance(b, Mapping)):
-            return False
-        # objects told apart by a property both require, with values that cannot be the same (a discriminator)
-        properties_a, properties_b = a.get("properties") or {}, b.get("properties") or {}
-        shared = set(a.get("required") or []) & set(b.get("required") or [])
-        for name in shared:
-            if name in properties_a and name in properties_b:
-                values_a, values_b = (
-                    self.literal_set(properties_a[name]),
-                    self.literal_set(properties_b[name]),
-                )
-                if values_a is not None and values_b is not None and not values_a & values_b:
-                    return True
-        return False
-
-    def check_disjoint(self, parts: list[Any], where: str) -> None:
-        for i, a in enumerate(parts):
-            for j in range(i + 1, len(parts)):
-                if not self.disjoint(a, parts[j]):
-                    raise UnsupportedSchema(
-                        f"oneOf at {where}: alternatives {i} and {j} may both match one value, "
-                        "which oneOf forbids; use anyOf, or tell them apart with a const property"
-                    )
 
     # values ----------------------------------------------------------------------------------------
 
@@ -373,9 +219,9 @@ class SchemaGrammar:
         others = [k for k in schema if k in VALIDATION and k not in ("const", "enum", "type")]
         if others:
             raise UnsupportedSchema(f"enum or const at {where} beside {', '.join(others)} cannot be enforced")
-        types = self.types(schema, where) if "type" in schema else None
+        types = schema_types(schema, where) if "type" in schema else None
         if types is not None:
-            values = [v for v in values if _matches(kind_of(v), set(types))]
+            values = [v for v in values if matches_type(kind_of(v), set(types))]
         if schema.get("nullable") is True and None not in values:
             values = [*values, None]
         if not values:
@@ -387,8 +233,8 @@ class SchemaGrammar:
         return choice(texts, self.rules, (where.rsplit("/", 1)[-1].strip("#") or "value") + "-enum")
 
     def string(self, schema: Mapping[str, Any], where: str) -> str:
-        shortest = _count(schema, "minLength", where) or 0
-        longest = _count(schema, "maxLength", where)
+        shortest = keyword_count(schema, "minLength", where) or 0
+        longest = keyword_count(schema, "maxLength", where)
         name = schema.get("format")
         if name is not None:
             known = FORMATS.get(name) if isinstance(name, str) else None
@@ -427,9 +273,9 @@ class SchemaGrammar:
         bounds: list[Bound] = []
         plain, strict = schema.get(inclusive), schema.get(exclusive)
         if plain is not None:
-            bounds.append((_decimal(plain, inclusive, where), strict is not True))
+            bounds.append((keyword_decimal(plain, inclusive, where), strict is not True))
         if strict is not None and not isinstance(strict, bool):
-            bounds.append((_decimal(strict, exclusive, where), False))
+            bounds.append((keyword_decimal(strict, exclusive, where), False))
         elif strict is True and plain is None:
             raise UnsupportedSchema(f"{exclusive}: true at {where} needs {inclusive}")
         if not bounds:
@@ -438,139 +284,6 @@ class SchemaGrammar:
         # the tightest: the largest minimum (exclusive wins a tie), the smallest maximum
         bounds.sort(key=lambda b: (b[0] if lower else -b[0], not b[1]))
         return bounds[-1]
-
-    # objects and arrays -----------------------------------------------------------------------------
-
-    def object(self, schema: Mapping[str, Any], where: str, depth: int) -> str:
-        ws = self.ws()
-        properties = schema.get("properties") or {}
-        required = schema.get("required") or []
-        extra = schema.get("additionalProperties", True)
-        if not isinstance(properties, Mapping) or not isinstance(required, list):
-            raise UnsupportedSchema(f"properties at {where} must be an object and required a list of names")
-        least = _count(schema, "minProperties", where) or 0
-        most = _count(schema, "maxProperties", where)
-        members: list[tuple[str, Any, bool]] = []
-        for name, subschema in properties.items():
-            if subschema is False:
-                if name in required:
-                    raise UnsupportedSchema(
-                        f"property {name!r} at {where} is required but its schema is false"
-                    )
-                continue
-            members.append((name, subschema, name in required))
-        for name in dict.fromkeys(required):
-            if not isinstance(name, str):
-                raise UnsupportedSchema(f"required at {where} must list property names")
-            if name not in properties:
-                if extra is False:
-                    raise UnsupportedSchema(
-                        f"{name!r} is required at {where} but additionalProperties is false"
-                    )
-                members.append((name, extra, True))
-        if not members:
-            return self.free_object(extra, least, most, where, depth)
-        if least > max(1, sum(r for _, _, r in members)):
-            raise UnsupportedSchema(f"minProperties {least} at {where} is more than its required properties")
-        if most is not None and most < len(members):
-            raise UnsupportedSchema(f"maxProperties {most} at {where} is fewer than its properties")
-        hint = where.rsplit("/", 1)[-1].strip("#") or "schema"
-        pairs = []
-        for name, subschema, needed in members:
-            value = self.visit(subschema, f"{where}/properties/{name}", depth + 1, frozenset())
-            pairs.append((seq(literal(json_text(name)), ws, '":"', ws, value), needed))
-        # after[k]: the members from k on, once something was written (each one with its comma)
-        after = [""] * (len(pairs) + 1)
-        for k in range(len(pairs) - 1, -1, -1):
-            pair, needed = pairs[k]
-            item = seq(ws, '","', ws, pair)
-            body = seq(item if needed else f"({item})?", after[k + 1])
-            after[k] = self.rules.add(f"{hint}-rest", body) if 0 < k < len(pairs) - 1 else body
-        firsts = []  # the first member written: any optional one before the first required one
-        for k, (pair, needed) in enumerate(pairs):
-            firsts.append(seq(pair, after[k + 1]))
-            if needed:
-                break
-        inner = alt(*firsts)
-        if any(needed for _, needed in pairs) or least >= 1:
-            body = seq('"{"', ws, inner, ws, '"}"')
-        else:
-            body = seq('"{"', ws, f"({seq(inner, ws)})?", '"}"')
-        return self.rules.add(hint, body)
-
-    def free_object(self, extra: Any, least: int, most: int | None, where: str, depth: int) -> str:
-        """An object with no declared properties: any keys, values valid against ``additionalProperties``."""
-        ws = self.ws()
-        if extra is False or most == 0:
-            if least > 0:
-                raise UnsupportedSchema(f"minProperties {least} at {where} but no property is allowed")
-            return seq('"{"', ws, '"}"')
-        if least > 1:  # a key written twice counts once: only the first one can be promised
-            raise UnsupportedSchema(
-                f"minProperties {least} at {where} on an object without declared properties"
-            )
-        value = (
-            "value"
-            if extra is True
-            else self.visit(extra, f"{where}/additionalProperties", depth + 1, frozenset())
-        )
-        pair = seq("string", ws, '":"', ws, value)
-        more = repeat(
-            seq(ws, '","', ws, pair), 0, None if most is None else most - 1, what=f"maxProperties at {where}"
-        )
-        inner = seq(pair, more, ws)
-        return seq('"{"', ws, inner if least == 1 else f"({inner})?", '"}"')
-
-    def array(self, schema: Mapping[str, Any], where: str, depth: int) -> str:
-        ws = self.ws()
-        prefix = schema.get("prefixItems") or []
-        items = schema.get("items", True)
-        if isinstance(items, list):
-            raise UnsupportedSchema(f"items as a list at {where} (use prefixItems)")
-        if not isinstance(prefix, list):
-            raise UnsupportedSchema(f"prefixItems at {where} must be a list of schemas")
-        least = _count(schema, "minItems", where) or 0
-        most = _count(schema, "maxItems", where)
-        if items is False:
-            most = len(prefix) if most is None else min(most, len(prefix))
-        if most is not None and most < least:
-            raise UnsupportedSchema(f"minItems {least} and maxItems {most} at {where} leave no length")
-        if schema.get("uniqueItems") is True and (most is None or most > 1):
-            raise UnsupportedSchema(f"uniqueItems at {where} cannot be enforced by llamadeck")
-        for count, key in ((least, "minItems"), (most, "maxItems")):
-            if count is not None and count > MAX_REPEAT:
-                raise UnsupportedSchema(
-                    f"{key} at {where} of {count} is past llamadeck's limit of {MAX_REPEAT}"
-                )
-        if most == 0:
-            return seq('"["', ws, '"]"')
-        hint = (where.rsplit("/", 1)[-1] or "array") + "-item"
-        elements = [
-            self.visit(p, f"{where}/prefixItems/{i}", depth + 1, frozenset()) for i, p in enumerate(prefix)
-        ]
-        rest = None
-        if most is None or most > len(prefix):
-            rest = self.visit(items, f"{where}/items", depth + 1, frozenset())
-            if rest != "value" and not rest.replace("-", "").isalnum():
-                rest = self.rules.add(hint, rest)
-
-        def tail(i: int) -> str:
-            """The items after the first i, each with its comma."""
-            if most is not None and i >= most:
-                return ""
-            if i < len(elements):
-                part = seq(ws, '","', ws, elements[i], tail(i + 1))
-                return part if i < least else f"({part})?"
-            if rest is None:
-                return ""
-            high = None if most is None else most - i
-            return repeat(seq(ws, '","', ws, rest), max(0, least - i), high, what=f"maxItems at {where}")
-
-        first = elements[0] if elements else rest
-        assert first is not None
-        inner = seq(first, tail(1))
-        body = seq('"["', ws, seq(inner, ws) if least >= 1 else f"({seq(inner, ws)})?", '"]"')
-        return self.rules.add(where.rsplit("/", 1)[-1] or "array", body)
 
 
 def new_rules() -> Rules:

@@ -23,7 +23,9 @@ from typing import Any
 
 from engine.errors import InvalidInput, UnsupportedSchema
 from engine.structured.gbnf import alt, literal, seq
-from engine.structured.schema import SchemaGrammar, json_text, new_rules
+from engine.structured.keywords import json_text
+from engine.structured.overlap import value_kinds
+from engine.structured.schema import SchemaGrammar, new_rules
 
 MODES = ("auto", "none", "required")
 
@@ -93,7 +95,7 @@ def tool_call_grammar(tools: Sequence[Mapping[str, Any]], names: Sequence[str], 
         tool = by_name[name]
         converter = SchemaGrammar(_parameters(tool), rules)
         converter.any_value()  # ws and the generic rules
-        if converter.kinds(converter.root) != {"object"}:
+        if value_kinds(converter.root, converter.resolve) != {"object"}:
             raise UnsupportedSchema(f"tool {name[:80]!r}: its parameters must be an object schema")
         try:
             arguments = converter.expression()
