@@ -139,18 +139,26 @@ class Handle:
         self._events.clear()
         return events
 
+    def _ready(self, waiter: Callable[[], None]) -> list[Token | Done] | None:
+        """The events buffered now; none: ``waiter`` is called when the next arrives; None: the Done was
+        read already, by another loop (``__iter__`` and ``aiter``)."""
+        with self._lock:
+            events = self._take()
+            if not events:
+                if self._done is not None:
+                    return None
+                self._waiter = waiter
+            return events
+
     def __iter__(self) -> Iterator[Token | Done]:
         finished = False
         try:
             while True:
-                with self._lock:
-                    events = self._take()
-                    if not events:
-                        if self._done is not None:  # read to the end already, by another loop
-                            finished = True
-                            return
-                        ready = threading.Event()
-                        self._waiter = ready.set
+                ready = threading.Event()
+                events = self._ready(ready.set)
+                if events is None:
+                    finished = True
+                    return
                 if not events:
                     ready.wait()
                     continue
@@ -169,18 +177,15 @@ class Handle:
         finished = False
         try:
             while True:
-                with self._lock:
-                    events = self._take()
-                    if not events:
-                        if self._done is not None:
-                            finished = True
-                            return
-                        future: asyncio.Future[None] = loop.create_future()
+                future: asyncio.Future[None] = loop.create_future()
 
-                        def wake(future: asyncio.Future[None] = future) -> None:
-                            loop.call_soon_threadsafe(_resolve, future)
+                def wake(future: asyncio.Future[None] = future) -> None:
+                    loop.call_soon_threadsafe(_resolve, future)
 
-                        self._waiter = wake
+                events = self._ready(wake)
+                if events is None:
+                    finished = True
+                    return
                 if not events:
                     await future
                     continue
