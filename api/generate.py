@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -158,28 +159,38 @@ async def answer(
     return JSONResponse(answered)
 
 
-async def unload(engine: Engine, model: str, kind: str) -> JSONResponse:
-    """Ollama's unload idiom: an empty prompt (or no messages) with ``keep_alive: 0``."""
-    with model_errors(model):
-        await anyio.to_thread.run_sync(engine.unload, model)
-    reply: dict[str, Any] = {"model": model, "created_at": created_at()}
-    reply |= {"response": ""} if kind == "generate" else {"message": {"role": "assistant", "content": ""}}
-    return JSONResponse(reply | {"done": True, "done_reason": "unload"})
+@dataclass(frozen=True)
+class RunFields:
+    """The fields ``/api/generate`` and ``/api/chat`` read alike, after their own."""
+
+    streaming: bool
+    options: dict[str, Any] | None
+    keep_alive: float | None
 
 
-async def load(engine: Engine, model: str, kind: str, options: Any, keep_alive: float | None) -> JSONResponse:
-    """Ollama's load idiom: an empty prompt (or no messages) loads the model and answers done."""
-    with model_errors(model):
-        seconds = await anyio.to_thread.run_sync(
-            lambda: engine.load(model, options=options, keep_alive=keep_alive)
-        )
-    reply: dict[str, Any] = {"model": model, "created_at": created_at()}
-    reply |= {"response": ""} if kind == "generate" else {"message": {"role": "assistant", "content": ""}}
-    nanoseconds = int(seconds * 1e9)
-    return JSONResponse(
-        reply
-        | {"done": True, "done_reason": "load", "total_duration": nanoseconds, "load_duration": nanoseconds}
+def run_fields(data: dict[str, Any]) -> RunFields:
+    return RunFields(
+        bool_field(data, "stream", True), options_field(data), parse_keep_alive(data.get("keep_alive"))
     )
+
+
+async def load_or_unload(engine: Engine, model: str, kind: str, asked: RunFields) -> JSONResponse:
+    """Ollama's idioms for an empty prompt (or no messages): with ``keep_alive: 0`` the model is
+    unloaded, else it is loaded; either answers done, with no reply."""
+    with model_errors(model):
+        if asked.keep_alive == 0:
+            await anyio.to_thread.run_sync(engine.unload, model)
+            figures: dict[str, Any] = {"done": True, "done_reason": "unload"}
+        else:
+            seconds = await anyio.to_thread.run_sync(
+                lambda: engine.load(model, options=asked.options, keep_alive=asked.keep_alive)
+            )
+            nanoseconds = int(seconds * 1e9)
+            figures = {"done": True, "done_reason": "load"}
+            figures |= {"total_duration": nanoseconds, "load_duration": nanoseconds}
+    reply: dict[str, Any] = {"model": model, "created_at": created_at()}
+    reply |= {"response": ""} if kind == "generate" else {"message": {"role": "assistant", "content": ""}}
+    return JSONResponse(reply | figures)
 
 
 # routes ----------------------------------------------------------------------------
@@ -217,14 +228,10 @@ async def generate(request: Request) -> Response:
     format = ollama_format(data)
     top = logprobs.chat_request(data)
     raw = bool_field(data, "raw", False)
-    streaming = bool_field(data, "stream", True)
-    options = options_field(data)
-    keep_alive = parse_keep_alive(data.get("keep_alive"))
+    asked = run_fields(data)
     engine = engine_of(request)
     if not prompt:
-        if keep_alive == 0:
-            return await unload(engine, model, "generate")
-        return await load(engine, model, "generate", options, keep_alive)
+        return await load_or_unload(engine, model, "generate", asked)
 
     def run(cancel: CancelToken) -> Reply:
         # raw mode skips the template, and with it the system prompt (as Ollama)
@@ -232,8 +239,8 @@ async def generate(request: Request) -> Response:
             model,
             prompt,
             raw=True if raw else None,
-            options=options,
-            keep_alive=keep_alive,
+            options=asked.options,
+            keep_alive=asked.keep_alive,
             cancel=cancel,
             system=None if raw else system,
             think=think,
@@ -258,7 +265,7 @@ async def generate(request: Request) -> Response:
     def whole(token: Token, done: Done) -> dict[str, Any]:
         return final(done) | with_thinking({"response": token.text}, token.thinking)
 
-    return await answer(request, stream, streaming, chunk, final, whole)
+    return await answer(request, stream, asked.streaming, chunk, final, whole)
 
 
 @router.post(
@@ -293,25 +300,21 @@ async def chat(request: Request) -> Response:
     think = think_field(data)
     format = ollama_format(data)
     top = logprobs.chat_request(data)
-    streaming = bool_field(data, "stream", True)
-    options = options_field(data)
-    keep_alive = parse_keep_alive(data.get("keep_alive"))
+    asked = run_fields(data)
     engine = engine_of(request)
     if not messages:
-        if keep_alive == 0:
-            return await unload(engine, model, "chat")
-        return await load(engine, model, "chat", options, keep_alive)
+        return await load_or_unload(engine, model, "chat", asked)
 
     def run(cancel: CancelToken) -> Reply:
         return engine.start_chat(
             model,
             messages,
-            options=options,
+            options=asked.options,
             tools=tools,
             think=think,
             format=format,
             logprobs=top,
-            keep_alive=keep_alive,
+            keep_alive=asked.keep_alive,
             cancel=cancel,
         )
 
@@ -330,9 +333,9 @@ async def chat(request: Request) -> Response:
         def whole(token: Token, done: Done) -> dict[str, Any]:
             return final(done) | {"message": message(token.text, token.thinking)}
 
-        return await answer(request, stream, streaming, chunk, final, whole)
+        return await answer(request, stream, asked.streaming, chunk, final, whole)
 
-    if not streaming:
+    if not asked.streaming:
         whole_reply, done = await logprobs.collect(request, stream)
         content, calls = parse_tool_calls(names, whole_reply.text)
         said = message(content, whole_reply.thinking, calls)

@@ -53,7 +53,7 @@ from api.openai_request import (
     refuse,
     sampling_options,
 )
-from api.openai_stream import SSE, events, finish_reason, usage
+from api.openai_stream import SSE, Chunks, events, finish_reason, usage
 from api.schema import BOOLEAN, COUNT, MESSAGES, NAME, NUMBER, STRING, TEXTS, json_body, path_parameter
 from api.streaming import EngineStream, EventStreamResponse, open_stream
 from api.structured import RESPONSE_FORMAT, openai_format, tool_choice
@@ -180,27 +180,18 @@ async def chat_completions(request: Request) -> Response:
         }
         return JSONResponse({**head, "object": "chat.completion", "choices": [answer], "usage": usage(done)})
 
-    with_usage = include_usage(data)
-    base = {**head, "object": "chat.completion.chunk"}
+    frame = Chunks({**head, "object": "chat.completion.chunk"}, include_usage(data))
     called = False
 
     def chunk(text: str) -> dict[str, Any]:
         return delta_chunk({"role": "assistant", "content": text})
 
     def delta_chunk(delta: dict[str, Any]) -> dict[str, Any]:
-        return (
-            base
-            | {"choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": None}]}
-            | ({"usage": None} if with_usage else {})
-        )
+        return frame.of({"index": 0, "delta": delta, "logprobs": None, "finish_reason": None})
 
     def last(done: Done) -> dict[str, Any]:
         reason = finish_reason(done, called=called)
-        choice = {"index": 0, "delta": {}, "logprobs": None, "finish_reason": reason}
-        return base | {"choices": [choice]} | ({"usage": None} if with_usage else {})
-
-    def usage_chunk(done: Done) -> dict[str, Any]:
-        return base | {"choices": [], "usage": usage(done)}
+        return frame.of({"index": 0, "delta": {}, "logprobs": None, "finish_reason": reason})
 
     def call_chunk(call: ToolCall) -> dict[str, Any]:
         nonlocal called
@@ -215,7 +206,7 @@ async def chat_completions(request: Request) -> Response:
             tool_call_pieces(stream, names) if names else stream,
             chunk,
             last,
-            usage_chunk if with_usage else None,
+            frame.usage_chunk,
             call_chunk,
             reasoning_chunk,
             logprobs.chat,
@@ -273,21 +264,16 @@ async def completions(request: Request) -> Response:
         choice = {"text": reply.text, "index": 0, "logprobs": shape, "finish_reason": finish_reason(done)}
         return JSONResponse(head | {"choices": [choice], "usage": usage(done)})
 
-    with_usage = include_usage(data)
+    frame = Chunks(head, include_usage(data))
 
     def chunk(text: str) -> dict[str, Any]:
-        choice = {"text": text, "index": 0, "logprobs": None, "finish_reason": None}
-        return head | {"choices": [choice]} | ({"usage": None} if with_usage else {})
+        return frame.of({"text": text, "index": 0, "logprobs": None, "finish_reason": None})
 
     def last(done: Done) -> dict[str, Any]:
-        choice = {"text": "", "index": 0, "logprobs": None, "finish_reason": finish_reason(done)}
-        return head | {"choices": [choice]} | ({"usage": None} if with_usage else {})
-
-    def usage_chunk(done: Done) -> dict[str, Any]:
-        return head | {"choices": [], "usage": usage(done)}
+        return frame.of({"text": "", "index": 0, "logprobs": None, "finish_reason": finish_reason(done)})
 
     return EventStreamResponse(
-        events(stream, chunk, last, usage_chunk if with_usage else None, logprobs=logprobs.Offsets()),
+        events(stream, chunk, last, frame.usage_chunk, logprobs=logprobs.Offsets()),
         on_close=stream.close,
         media_type=SSE,
     )

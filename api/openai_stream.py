@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterable, AsyncIterator, Callable
+from dataclasses import dataclass
 from typing import Any
 
 from api.openai_errors import error_body
@@ -24,6 +25,27 @@ def usage(done: Done) -> dict[str, Any]:
         "total_tokens": done.prompt_tokens + done.completion_tokens,
         "prompt_tokens_details": {"cached_tokens": done.cached_tokens},
     }
+
+
+@dataclass(frozen=True)
+class Chunks:
+    """What every chunk of one stream carries: ``head`` (id, object, created, model, ...) and, when the
+    client asked for ``stream_options.include_usage``, ``usage: null``; the usage itself then comes
+    in a chunk of its own, with no choices, after the last."""
+
+    head: dict[str, Any]
+    with_usage: bool
+
+    def of(self, choice: dict[str, Any]) -> dict[str, Any]:
+        return self.head | {"choices": [choice]} | ({"usage": None} if self.with_usage else {})
+
+    def usage(self, done: Done) -> dict[str, Any]:
+        return self.head | {"choices": [], "usage": usage(done)}
+
+    @property
+    def usage_chunk(self) -> Callable[[Done], dict[str, Any]] | None:
+        """``events``' ``usage_chunk``: None where the client did not ask for the usage."""
+        return self.usage if self.with_usage else None
 
 
 def finish_reason(done: Done, *, called: bool = False) -> str:
@@ -82,4 +104,4 @@ async def events(
     yield sse("[DONE]")
 
 
-__all__ = ["SSE", "events", "finish_reason", "sse", "usage"]
+__all__ = ["SSE", "Chunks", "events", "finish_reason", "sse", "usage"]

@@ -34,13 +34,13 @@ from engine.cancel import NEVER, CancelToken
 from engine.convert.source import as_gguf, gather, is_hf_upload
 from engine.errors import InvalidInput, LlamadeckError, ModelNotFound, TemplateError, check_unicode
 from engine.events import EventSink, Status, ignore
-from engine.ingest.draft import draft_by_name, draft_from_files, draft_from_model, same_path
+from engine.ingest.draft import draft_by_name, draft_from_files, draft_from_model, model_named, same_path
 from engine.ingest.modelfile import MAX_MESSAGES, MAX_MODELFILE_BYTES, parse_modelfile
 from engine.store.clock import now_iso
 from engine.store.gguf_io import GGUFInfo
 from engine.store.manifest import DraftModel, Manifest, ModelConfig, ModelFile
 from engine.store.model_store import Store
-from engine.store.refs import LocalRef, ModelRef, parse_ref
+from engine.store.refs import LocalRef, ModelRef
 from engine.store.transfer import Written
 
 SOURCE_MODELFILE = "modelfile"
@@ -155,7 +155,7 @@ def create_model(
     if spec.draft_quantize and not _has_draft(spec):
         raise InvalidInput("draft_quantize needs a DRAFT model")
     if spec.base is not None:
-        base = _base(spec.base, base_model)
+        base = model_named("FROM", spec.base, base_model)
         adapters = _adapters(store, base.architecture, base.config.adapters, spec, on_event, cancel)
         draft = _draft(
             store, spec, store.blob_path(base.files[0].sha256), base.reference, base.config.draft,
@@ -332,19 +332,6 @@ def _plain_name(name: str) -> bool:
     return (
         bool(name) and name not in (".", "..") and "/" not in name and "\\" not in name and "\0" not in name
     )
-
-
-def _base(name: str, base_model: Callable[[ModelRef], Manifest]) -> Manifest:
-    try:
-        ref = parse_ref(name)
-    except InvalidInput as error:
-        raise InvalidInput(f"FROM {name!r} is neither a file nor a model name: {error}") from error
-    try:
-        return base_model(ref)
-    except ModelNotFound as error:
-        raise ModelNotFound(
-            f"FROM {name!r} is no model here and no file (paths start at the Modelfile's folder): {error}"
-        ) from error
 
 
 def _layered(base: ModelConfig, spec: CreateSpec) -> ModelConfig:

@@ -89,22 +89,28 @@ def draft_from_files(
     )
 
 
-def draft_by_name(
-    name: str,
-    base_model: Callable[[ModelRef], Manifest],
+def model_named(
+    keyword: str, name: str, base_model: Callable[[ModelRef], Manifest], *, quoted: str | None = None
 ) -> Manifest:
-    """The stored model a DRAFT name stands for (an ``hf.co/`` one pulled first, as FROM's)."""
+    """The stored model a Modelfile's ``keyword`` (FROM, DRAFT) names, an ``hf.co/`` one pulled first
+    by ``base_model``; its errors quote the name as ``quoted`` (its repr unless given)."""
+    quoted = repr(name) if quoted is None else quoted
     try:
         ref = parse_ref(name)
     except InvalidInput as error:
-        raise InvalidInput(f"DRAFT {name!r:.100} is neither a file nor a model name: {error}") from error
+        raise InvalidInput(f"{keyword} {quoted} is neither a file nor a model name: {error}") from error
     try:
         return base_model(ref)
     except ModelNotFound as error:
         raise ModelNotFound(
-            f"DRAFT {name!r:.100} is no model here and no file "
+            f"{keyword} {quoted} is no model here and no file "
             f"(paths start at the Modelfile's folder): {error}"
         ) from error
+
+
+def draft_by_name(name: str, base_model: Callable[[ModelRef], Manifest]) -> Manifest:
+    """The stored model a DRAFT name stands for (an ``hf.co/`` one pulled first, as FROM's)."""
+    return model_named("DRAFT", name, base_model, quoted=f"{name!r:.100}")
 
 
 def same_path(a: Path, b: Path) -> bool:
@@ -156,5 +162,6 @@ __all__ = [
     "draft_by_name",
     "draft_from_files",
     "draft_from_model",
+    "model_named",
     "same_path",
 ]

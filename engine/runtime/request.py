@@ -139,26 +139,43 @@ class Handle:
         self._events.clear()
         return events
 
+    def _ready(self, waiter: Callable[[], None]) -> list[Token | Done] | None:
+        """The events buffered now; none: ``waiter`` is called when the next arrives; None: the Done was
+        read already (``__iter__`` and ``aiter``)."""
+        with self._lock:
+            events = self._take()
+            if not events:
+                if self._done is not None:
+                    return None
+                self._waiter = waiter
+            return events
+
+    def _next_events(self) -> list[Token | Done] | None:
+        while True:
+            ready = threading.Event()
+            events = self._ready(ready.set)
+            if events is None or events:
+                return events
+            ready.wait()
+
+    async def _anext_events(self, loop: asyncio.AbstractEventLoop) -> list[Token | Done] | None:
+        while True:
+            future: asyncio.Future[None] = loop.create_future()
+
+            def wake(future: asyncio.Future[None] = future) -> None:
+                loop.call_soon_threadsafe(_resolve, future)
+
+            events = self._ready(wake)
+            if events is None or events:
+                return events
+            await future
+
     def __iter__(self) -> Iterator[Token | Done]:
-        finished = False
+        finished = False  # the Done was read; a consumer that stops before cancels the request
         try:
-            while True:
-                with self._lock:
-                    events = self._take()
-                    if not events:
-                        if self._done is not None:  # read to the end already, by another loop
-                            finished = True
-                            return
-                        ready = threading.Event()
-                        self._waiter = ready.set
-                if not events:
-                    ready.wait()
-                    continue
-                for event in events:
-                    yield event
-                    if isinstance(event, Done):
-                        finished = True
-                        return
+            while (events := self._next_events()) is not None:
+                yield from events
+            finished = True
         finally:
             if not finished:
                 self.cancel()
@@ -168,27 +185,10 @@ class Handle:
         loop = asyncio.get_running_loop()
         finished = False
         try:
-            while True:
-                with self._lock:
-                    events = self._take()
-                    if not events:
-                        if self._done is not None:
-                            finished = True
-                            return
-                        future: asyncio.Future[None] = loop.create_future()
-
-                        def wake(future: asyncio.Future[None] = future) -> None:
-                            loop.call_soon_threadsafe(_resolve, future)
-
-                        self._waiter = wake
-                if not events:
-                    await future
-                    continue
+            while (events := await self._anext_events(loop)) is not None:
                 for event in events:
                     yield event
-                    if isinstance(event, Done):
-                        finished = True
-                        return
+            finished = True
         finally:
             if not finished:
                 self.cancel()

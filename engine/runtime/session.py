@@ -341,52 +341,48 @@ class Reply:
             return None, done
         return self._shape.end(done)
 
-    def _cancelled_early(self) -> Done:
+    def _cancelled_early(self, let_go: Callable[[], None]) -> Done:
+        """The only event of a reply cancelled while its model loaded (the model let go first)."""
         self._finished = True
         waited = time.perf_counter() - self._started
+        let_go()
         return Done("cancelled", 0, 0, waited, 0.0, 0.0, total_seconds=waited)
+
+    def _passed(self, event: Token | Done, let_go: Callable[[], None]) -> tuple[Generation, ...]:
+        """What the reader is given for one of the scheduler's events (``__iter__`` and ``__aiter__``).
+
+        A Token goes through the reply's shape, which may hold it back; a Done
+        becomes this request's, after the last piece the shape held, and the
+        model is let go before the reader sees the end.
+        """
+        if isinstance(event, Done):
+            last, done = self._end(event)
+            let_go()
+            return (done,) if last is None else (last, done)
+        if self._shape is None:
+            return (event,)
+        shaped = self._shape.token(event)
+        return () if shaped is None else (shaped,)
 
     def __iter__(self) -> Iterator[Generation]:
         try:
             if self._handle is None:
-                done = self._cancelled_early()
-                self.close()
-                yield done
+                yield self._cancelled_early(self.close)
                 return
             for event in self._handle:  # ends after the Done
-                if isinstance(event, Done):
-                    last, event = self._end(event)
-                    self.close()  # the model is free before the reader sees the end
-                    if last is not None:
-                        yield last
-                elif self._shape is not None:
-                    shaped = self._shape.token(event)
-                    if shaped is None:
-                        continue
-                    event = shaped
-                yield event
+                yield from self._passed(event, self.close)
         finally:
             self.close()
 
     async def __aiter__(self) -> AsyncIterator[Generation]:
         try:
             if self._handle is None:
-                done = self._cancelled_early()
-                self.close_soon()
-                yield done
+                yield self._cancelled_early(self.close_soon)
                 return
+            # close_soon at the Done: a reader that stops there need not close the reply
             async for event in self._handle.aiter():  # ends after the Done
-                if isinstance(event, Done):
-                    last, event = self._end(event)
-                    self.close_soon()  # a reader that stops at the Done need not close the reply
-                    if last is not None:
-                        yield last
-                elif self._shape is not None:
-                    shaped = self._shape.token(event)
-                    if shaped is None:
-                        continue
-                    event = shaped
-                yield event
+                for passed in self._passed(event, self.close_soon):
+                    yield passed
         finally:
             self.close_soon()
 

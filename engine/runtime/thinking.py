@@ -29,6 +29,7 @@ text, the form ``engine.runtime.toolcalls`` reads.
 from __future__ import annotations
 
 import json
+from abc import ABC, abstractmethod
 from typing import Protocol
 
 __all__ = ["HARMONY_TOKENS", "HarmonySplitter", "Splitter", "TagSplitter"]
@@ -55,10 +56,29 @@ def _overlap(text: str, tag: str) -> int:
     return 0
 
 
+class _StateMachine(ABC):
+    """What both splitters do with a piece of text: hold it after what is held, then step the
+    machine over it until it must wait for more; each step appends what became certain."""
+
+    _held: str
+
+    def feed(self, text: str) -> tuple[str, str]:
+        self._held += text
+        thinking: list[str] = []
+        content: list[str] = []
+        while self._step(thinking, content):
+            pass
+        return "".join(thinking), "".join(content)
+
+    @abstractmethod
+    def _step(self, thinking: list[str], content: list[str]) -> bool:
+        """One move of the state machine; True while it may move again on what is held."""
+
+
 _LOOKING, _OPENED, _THINKING, _CLOSED, _ANSWER = range(5)
 
 
-class TagSplitter:
+class TagSplitter(_StateMachine):
     """Ollama's ``thinking.Parser``: reasoning between ``opening`` and ``closing`` at the reply's start.
 
     ``started``: the prompt ended with the opening tag, so the reply starts inside the reasoning.
@@ -70,14 +90,6 @@ class TagSplitter:
         self._state = _OPENED if started else _LOOKING
         self._held = ""
 
-    def feed(self, text: str) -> tuple[str, str]:
-        self._held += text
-        thinking: list[str] = []
-        content: list[str] = []
-        while self._step(thinking, content):
-            pass
-        return "".join(thinking), "".join(content)
-
     def finish(self) -> tuple[str, str]:
         """What was held back: unfinished reasoning stays reasoning, anything else is answer."""
         held, self._held = self._held, ""
@@ -88,7 +100,6 @@ class TagSplitter:
         return "", held if self._state != _CLOSED else held.lstrip()
 
     def _step(self, thinking: list[str], content: list[str]) -> bool:
-        """One move of the state machine; True while it may move again on what is held."""
         held = self._held
         if self._state == _LOOKING:
             trimmed = held.lstrip()
@@ -137,7 +148,7 @@ _START, _END, _MESSAGE, _CHANNEL, _CONSTRAIN = HARMONY_TOKENS
 _NORMAL, _REASONING, _CALLING = "content", "thinking", "tool"
 
 
-class HarmonySplitter:
+class HarmonySplitter(_StateMachine):
     """Ollama's harmony handler for gpt-oss: channels to reasoning, answer and tool calls.
 
     The reply starts inside an assistant message's header, as the prompt ends with
@@ -150,14 +161,6 @@ class HarmonySplitter:
         self._kind = _NORMAL
         self._recipient = ""
         self._call = ""  # the arguments of the tool call being written
-
-    def feed(self, text: str) -> tuple[str, str]:
-        self._held += text
-        thinking: list[str] = []
-        content: list[str] = []
-        while self._step(thinking, content):
-            pass
-        return "".join(thinking), "".join(content)
 
     def finish(self) -> tuple[str, str]:
         """The end of the reply (``<|return|>`` or ``<|call|>`` ended it): the open message and any call."""
