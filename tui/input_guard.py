@@ -1,4 +1,6 @@
-"""A pasted text stays text: escape sequences inside a bracketed paste never become key presses.
+"""Textual's input, guarded: a paste stays text, and a terminal's late answers are not typed.
+
+Three ways bytes from the terminal became keys or a crash, each found in tmux; the first:
 
 Textual 8's ``XTermParser`` reads a bracketed paste (``ESC[200~`` ... ``ESC[201~``) character by
 character, but an ESC inside the paste sends it back to its escape-sequence branch: the characters
@@ -8,7 +10,7 @@ log with ANSI codes, or binary junk left the message box (Escape), then ran its 
 commands: found by pasting 5 MB with ``\\x1b[31m`` codes into ``llamadeck run`` in tmux, which
 switched tabs, quit the app mid-paste, and the rest of the paste ran as commands in the shell.
 
-:class:`PasteSafeParser` finds the paste's start and end markers in the raw input itself (a marker
+:class:`GuardedParser` finds the paste's start and end markers in the raw input itself (a marker
 may be split across reads), holds the paste until its end, removes escape sequences and control
 characters other than tab and line breaks from it (as xterm does unless ``allowPasteControls``),
 and only then gives it to Textual's parser, which makes one ``Paste`` event of it. Everything
@@ -16,11 +18,18 @@ outside a paste goes to Textual's parser unchanged, as it arrives (the Escape ke
 Textual's). A text that holds a literal ``ESC[201~`` still ends the paste there: the terminal
 alone can prevent that, and most strip ESC from what they paste.
 
-:class:`PasteSafeDriver` is Textual's ``LinuxDriver`` reading through that parser, and decoding
+Second: textual-image asks the terminal which image protocol it speaks before the app starts
+(``tui.widgets.image_thumbs.prepare``). A key typed in that moment breaks its reading of the
+answer, and the answer (``ESC[?1;2c``, the device attributes) then reached Textual, which typed
+``[?1;2c`` into the message box, and the draft kept it for every later start. Answers to queries
+(device attributes, window and cell sizes, kitty graphics replies) that arrive outside a paste are
+dropped here: no key press looks like them. (One split across two reads is not caught.)
+
+Third: :class:`GuardedDriver` is Textual's ``LinuxDriver`` reading through that parser, and decoding
 input that is not UTF-8 as U+FFFD: Textual's own decoder is strict, so one such byte (pasted binary
 junk, a terminal set to Latin-1) raised in its input thread and ended the app with a traceback on
 the screen (and exit status 0). Use it as
-``App(driver_class=paste_safe_driver())`` (None where another platform's driver is needed).
+``App(driver_class=guarded_driver())`` (None where another platform's driver is needed).
 """
 
 from __future__ import annotations
@@ -48,6 +57,21 @@ _ESCAPES = re.compile(
 )
 
 
+# a terminal's answers to queries: DA1 and DA2 (ESC[?...c, ESC[>...c), window and cell size in
+# pixels and characters (ESC[4;...t, ESC[6;...t, ESC[8;...t; Textual's own in-band resize report,
+# ESC[48;...t, stays), kitty graphics replies (ESC_G...ESC\\); Textual has no key that ends so
+_ANSWERS = re.compile(r"\x1b\[[?>][0-9;]*c|\x1b\[[468];[0-9;]*t|\x1b_G[^\x1b]*\x1b\\")
+
+
+def drop_answers(text: str) -> str:
+    """``text`` without terminal answers to queries (keys and mouse events stay).
+
+    >>> drop_answers("\x1b[?1;2chi\x1b[A")
+    'hi\x1b[A'
+    """
+    return _ANSWERS.sub("", text)
+
+
 def clean_paste(text: str) -> str:
     """``text`` without terminal escape sequences and control characters (tab and line breaks stay).
 
@@ -57,7 +81,7 @@ def clean_paste(text: str) -> str:
     return _ESCAPES.sub("", text)
 
 
-class PasteSafeParser(XTermParser):
+class GuardedParser(XTermParser):
     """Textual's parser, given each bracketed paste whole and cleaned (see the module's docstring)."""
 
     def __init__(self, debug: bool = False) -> None:
@@ -76,11 +100,11 @@ class PasteSafeParser(XTermParser):
                 at = seen.find(PASTE_START)
                 if at < 0:
                     self._tail = seen[-(len(PASTE_START) - 1) :]
-                    yield from super().feed(data)
+                    yield from self._keys(data)
                     return
                 cut = at + len(PASTE_START) - len(self._tail)  # the marker ends inside ``data``
                 self._tail = ""
-                yield from super().feed(data[:cut])  # Textual's parser is in its paste mode now
+                yield from self._keys(data[:cut])  # Textual's parser is in its paste mode now
                 data = data[cut:]
                 self._paste = []
             else:
@@ -99,19 +123,25 @@ class PasteSafeParser(XTermParser):
                 yield from super().feed(text + PASTE_END)
                 data = seen[at + len(PASTE_END) :]
 
+    def _keys(self, data: str) -> Iterable[Message]:
+        """Input outside a paste, to Textual's parser as it came, less answers to queries."""
+        data = drop_answers(data)
+        if data:  # an empty feed would mean the end of input
+            yield from super().feed(data)
 
-def paste_safe_driver() -> type[Driver] | None:
-    """:class:`PasteSafeDriver` on POSIX terminals; None elsewhere (let Textual pick its driver)."""
+
+def guarded_driver() -> type[Driver] | None:
+    """:class:`GuardedDriver` on POSIX terminals; None elsewhere (let Textual pick its driver)."""
     if sys.platform == "win32":
         return None
-    return PasteSafeDriver
+    return GuardedDriver
 
 
 if sys.platform != "win32":
     from textual.drivers.linux_driver import LinuxDriver
 
-    class PasteSafeDriver(LinuxDriver):
-        """Textual's LinuxDriver reading its input through :class:`PasteSafeParser`.
+    class GuardedDriver(LinuxDriver):
+        """Textual's LinuxDriver reading its input through :class:`GuardedParser`.
 
         ``run_input_thread`` is Textual 8.2's own, but for the parser it makes.
         """
@@ -121,7 +151,7 @@ if sys.platform != "win32":
             selector.register(self.fileno, selectors.EVENT_READ)
             fileno = self.fileno
             event_read = selectors.EVENT_READ
-            parser = PasteSafeParser(self._debug)
+            parser = GuardedParser(self._debug)
             feed = parser.feed
             tick = parser.tick
             # bytes that are not UTF-8 (binary junk pasted, a terminal set to Latin-1, meta-sends-8-bit
