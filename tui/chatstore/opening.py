@@ -103,7 +103,17 @@ def _probe(path: Path) -> None:
     finally:
         probe.close()
     if problems != ["ok"]:
-        raise DamagedChatStore(f"chat history {path} is damaged ({problems[0]})")
+        raise DamagedChatStore(f"chat history {path} is damaged ({_first_problem(problems)})")
+
+
+def _first_problem(problems: list[str]) -> str:
+    """``quick_check``'s first complaint, one line: it gives one row per problem, or one row of
+    many lines (``*** in database main ***`` then a line per page: hundreds of them)."""
+    lines = [line.strip() for row in problems for line in row.splitlines()]
+    lines = [line for line in lines if line and not line.startswith("***")] or ["quick_check failed"]
+    more = f"; {len(lines) - 1} more problem(s)" if len(lines) > 1 else ""
+    first = lines[0] if len(lines[0]) <= 200 else lines[0][:197] + "..."
+    return first + more
 
 
 def _aside_name(path: Path) -> Path:

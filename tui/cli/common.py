@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from engine import Engine
     from tui.cli.progress import ProgressView
+    from tui.config import Config
     from tui.servers import ServerChoice
 
 
@@ -28,13 +29,15 @@ def use_server(flag: str | None) -> None:
     _server_flag[:] = [flag] if flag is not None else []
 
 
-def chosen_server() -> ServerChoice | None:
-    """The server this run works against (``tui.servers``), or None: this machine."""
+def chosen_server(config: Config | None = None) -> ServerChoice | None:
+    """The server this run works against (``tui.servers``), or None: this machine.
+
+    ``config``: the settings already read (each read logs its bad values once more)."""
     from tui.config import Config
     from tui.servers import ServerChoiceError, choose_server
 
     try:
-        return choose_server(_server_flag[0] if _server_flag else None, Config.load())
+        return choose_server(_server_flag[0] if _server_flag else None, config or Config.load())
     except ServerChoiceError as error:
         raise CliError(str(error)) from None
 
@@ -52,11 +55,11 @@ def open_engine(*, serving: bool = False, local: bool = False) -> Engine:  # laz
     from engine import Engine
     from tui.config import Config
 
-    if not local and (choice := chosen_server()) is not None:
+    config = Config.load()  # once: a bad value in it is one warning, not one per read
+    if not local and (choice := chosen_server(config)) is not None:
         from tui.servers import connect_to
 
         return connect_to(choice)
-    config = Config.load()
     settings = config.server_settings() if serving else None
     return Engine(home=config.store_home(), settings=settings)
 
