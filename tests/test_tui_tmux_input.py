@@ -6,8 +6,7 @@ for. The paste holds ANSI color codes with command letters after them (``q``, ``
 an OSC 52 clipboard write and bytes that are not UTF-8. With Textual's own input driver the
 letters after each ESC ran as key presses (the app left the box, switched tabs and quit) and the
 bytes ended it with a traceback; through ``tui.input_guard`` the box holds the text, cleaned, and
-the app keeps running. The driver is chosen here with Textual's ``TEXTUAL_DRIVER`` variable until
-the app passes it itself.
+the app keeps running (``LlamadeckApp`` passes it to Textual as its driver).
 """
 
 from __future__ import annotations
@@ -19,7 +18,6 @@ from tests.test_tui_tmux import needs_tmux, screen, start, tmux, wait_for
 
 __all__ = ["needs_tmux"]  # the module's autouse fixture: tmux must be there
 
-DRIVER = {"TEXTUAL_DRIVER": "tui.input_guard:GuardedDriver"}
 PASTED = (
     b"Pasted: \x1b[31mq1q1\x1b[0m middle \x1b[1m\x11\x1b[0m \x1b]52;c;aGk=\x07bytes \xff\xfe\xc3 "
     + b"\x1b[32m2 3 4 q\x1b[0m :done"
@@ -40,7 +38,7 @@ def test_a_paste_of_escapes_and_junk_stays_text_in_the_box(tmp_path: Path) -> No
     tiny(tmp_path)
     junk = tmp_path / "junk.bin"
     junk.write_bytes(PASTED)
-    session, status = start(tmp_path, "run", "tiny", extra=DRIVER)
+    session, status = start(tmp_path, "run", "tiny")
     buffer = f"paste-{session}"
     try:
         wait_for(lambda: "Write a message" in screen(session), session=session)
@@ -64,7 +62,7 @@ def test_a_late_answer_of_the_terminal_is_not_typed_into_the_box(tmp_path: Path)
     attributes answer (ESC[?1;2c) arrives once the app reads the keys. Sent here as input, after
     the app is ready, so nothing races; the box then gets what was typed around it, only."""
     tiny(tmp_path)
-    session, status = start(tmp_path, "run", "tiny", extra=DRIVER)
+    session, status = start(tmp_path, "run", "tiny")
     try:
         wait_for(lambda: "Write a message" in screen(session), session=session)
         time.sleep(0.5)  # the input is ready once its placeholder shows

@@ -26,6 +26,7 @@ from textual.widgets import Footer, TabbedContent, TabPane
 from engine import visible
 from tui.config import DEFAULT_THEME, Config, config_dir, user_themes_dir
 from tui.frames import INPUT_EVENTS, KeysFirstScreen
+from tui.input_guard import guarded_driver
 from tui.themes import SHIPPED, load_themes
 from tui.ui_slice import ask_for_longer_slice
 from tui.widgets.chat_input import box_keys
@@ -115,7 +116,7 @@ class LlamadeckApp(App[int]):
         self.our_themes: list[str] = []
         self._signals: list[int] = []
         self._asking_to_quit = False
-        super().__init__()
+        super().__init__(driver_class=guarded_driver())  # pastes stay text, odd bytes never crash
 
     # layout ----------------------------------------------------------------
 
