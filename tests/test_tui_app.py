@@ -371,6 +371,22 @@ async def test_theme_switch_is_saved_to_config_toml(engine: Engine, tmp_path: Pa
 
 
 @sync
+async def test_a_theme_that_is_not_installed_is_named_in_the_logs(engine: Engine, tmp_path: Path) -> None:
+    from textual.widgets import Log
+
+    config = tmp_path / "config" / "llamadeck" / "config.toml"
+    config.parent.mkdir(parents=True, exist_ok=True)
+    config.write_text('theme = "no-such-theme"\n')
+    app = make_app(engine)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        assert app.theme == "llamadeck-dark"
+        await pilot.press("4")
+        log = app.query_one("#log", Log)
+        await until(pilot, lambda: any("'no-such-theme'" in line for line in log.lines))
+
+
+@sync
 async def test_a_bad_theme_file_never_stops_the_app(engine: Engine, tmp_path: Path) -> None:
     from tui.themes import SHIPPED
 

@@ -202,6 +202,8 @@ class LlamadeckApp(App[int]):
         if wanted in self.available_themes:
             self.theme = wanted
         elif DEFAULT_THEME in self.available_themes:
+            if wanted:
+                log.warning("theme %r in config.toml is not installed: using %s", wanted, DEFAULT_THEME)
             self.theme = DEFAULT_THEME
         self.watch(self, "theme", self.save_theme, init=False)
         log.info("llamadeck started: store %s, config %s", self.engine.home, self.config_path)
@@ -505,4 +507,4 @@ def run_app(engine: Engine, *, chat_model: str | None = None, serve_url: str | N
         status = app.run()
     finally:
         engine.close()
-    return status or 0
+    return status or app.return_code or 0  # return_code 1: the app died (Textual printed why)
