@@ -371,6 +371,22 @@ async def test_theme_switch_is_saved_to_config_toml(engine: Engine, tmp_path: Pa
 
 
 @sync
+async def test_the_same_error_twice_is_one_notification(engine: Engine) -> None:
+    from tui.chatstore import ChatStoreError
+
+    app = make_app(engine)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        locked = "cannot save chat history: the database is locked"
+        app.report(ChatStoreError(locked))
+        app.report(ChatStoreError(locked))  # a send's two writes, both refused
+        app.report(OSError(28, "No space left on device"))
+        await pilot.pause()
+        messages = [n.message for n in app._notifications]
+        assert messages.count(locked) == 1 and "No space left on device" in messages
+
+
+@sync
 async def test_a_theme_that_is_not_installed_is_named_in_the_logs(engine: Engine, tmp_path: Path) -> None:
     from textual.widgets import Log
 

@@ -12,6 +12,7 @@ import asyncio
 import logging
 import signal
 import sys
+import time
 from collections.abc import Iterable
 from contextlib import suppress
 from pathlib import Path
@@ -42,6 +43,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("llamadeck.tui")
 TABS = (("models", "Models"), ("sessions", "Sessions"), ("chat", "Chat"), ("logs", "Logs"))
+ERROR_SECONDS = 8
 PALETTE_IN_FOOTER = 80  # columns from which the footer also shows ^p palette
 FOCUS = {"models": "#models", "sessions": "#sessions", "chat": "#chat-input", "logs": "#log"}
 
@@ -116,6 +118,7 @@ class LlamadeckApp(App[int]):
         self.our_themes: list[str] = []
         self._signals: list[int] = []
         self._asking_to_quit = False
+        self._errors_shown: dict[str, float] = {}  # message: when (report)
         super().__init__(driver_class=guarded_driver())  # pastes stay text, odd bytes never crash
 
     # layout ----------------------------------------------------------------
@@ -287,18 +290,28 @@ class LlamadeckApp(App[int]):
 
         if isinstance(error, LlamadeckError | ChatStoreError):  # both speak to the user already
             log.info("error: %s", error)
-            self.notify(visible(str(error)), severity="error", markup=False, timeout=8)
+            self._error_line(visible(str(error)))
             return
         if isinstance(error, OSError):
             where = f": {error.filename}" if error.filename else ""
             message = f"{error.strerror or error}{where}"
             log.warning("%s", message)
-            self.notify(visible(message), severity="error", markup=False, timeout=8)
+            self._error_line(visible(message))
             return
         log.error("internal error", exc_info=error)
         line = f"internal error: {type(error).__name__}: {error} (details in the Logs tab)"
         first = line.splitlines()[0] if line else line
-        self.notify(visible(first), severity="error", markup=False, timeout=8)
+        self._error_line(visible(first))
+
+    def _error_line(self, message: str) -> None:
+        """One notification per message while it shows: a send whose two writes both fail on a locked
+        history said the same line twice."""
+        now = time.monotonic()
+        if now - self._errors_shown.get(message, -ERROR_SECONDS) < ERROR_SECONDS:
+            return
+        self._errors_shown = {m: t for m, t in self._errors_shown.items() if now - t < ERROR_SECONDS}
+        self._errors_shown[message] = now
+        self.notify(message, severity="error", markup=False, timeout=ERROR_SECONDS)
 
     def deliver_screenshot(
         self, filename: str | None = None, path: str | None = None, time_format: str | None = None
