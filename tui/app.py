@@ -44,7 +44,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("llamadeck.tui")
 TABS = (("models", "Models"), ("sessions", "Sessions"), ("chat", "Chat"), ("logs", "Logs"))
 ERROR_SECONDS = 8
-PALETTE_IN_FOOTER = 80  # columns from which the footer also shows ^p palette
+PALETTE_IN_FOOTER = 100  # columns from which the footer also shows ^p palette
 FOCUS = {"models": "#models", "sessions": "#sessions", "chat": "#chat-input", "logs": "#log"}
 
 

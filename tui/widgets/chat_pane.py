@@ -67,6 +67,9 @@ class Draft:
 class ChatPane(AttachingPane):
     DEFAULT_CSS = Path(__file__).with_suffix(".tcss").read_text(encoding="utf-8")
     BINDINGS = [
+        # first in the footer while a reply streams (the app's priority ctrl+c takes the key): a narrow
+        # footer shows it, where at the app's place after the chat's keys it was cut off
+        Binding("ctrl+c", "stop", "Stop reply", id="chat.stop_first"),
         Binding("ctrl+n", "new_chat", "New", id="chat.new"),
         Binding(
             "escape",
