@@ -80,9 +80,9 @@ async def test_ctrl_c_stops_the_reply_and_keeps_the_part_that_came(
 
         app.query_one(ChatInput).load_text("Tell me a long story")
         await pilot.press("enter")
-        await until(
-            pilot, lambda: pane(app).generation is not None and len(pane(app).generation.text) >= 3, 5
-        )
+        await until(pilot, lambda: pane(app).generation is not None and len(pane(app).generation.text) >= 3)
+        footer = [key.key for key in app.query("FooterKey")]  # type: ignore[attr-defined]
+        assert footer[0] == "ctrl+c"  # the stop key leads the footer while the reply streams
         await pilot.press("ctrl+c")
         await until(pilot, lambda: pane(app).generation is None and pane(app)._saving is None)
         await until(pilot, lambda: last_status(app) == "stopped")
