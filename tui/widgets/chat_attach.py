@@ -8,7 +8,8 @@ the text on Enter. Each is read and checked in a thread (the engine's bounds:
 (``vision`` in ``Engine.show``). What cannot be attached says so in one line
 and loses nothing: a refused paste goes into the box as text, typed paths stay.
 
-Attachments wait above the box (name, size; alt+g takes the last one off),
+Attachments wait above the box (name, size; alt+g takes the last one off,
+alt+shift+g all of them),
 kept per chat as part of its draft (across chat switches; to a restart as
 their paths, ``app_state`` ``draft.images``), and go with the message as its
 ``images`` (kept in the history, sent again on regenerate and edit-resend).
@@ -39,6 +40,7 @@ if TYPE_CHECKING:
     from tui.widgets.chat_drafts import Key
 
 DRAFT_IMAGES = "draft.images"  # app_state key: each draft's attachments, as paths (JSON)
+DROP_KEYS = "alt+g takes the last off · alt+shift+g all"  # the bar's hint (the keys: chat_input, chat_pane)
 
 
 @dataclass(frozen=True)
@@ -70,7 +72,7 @@ class AttachmentsBar(Static):
     def show(self, attachments: list[Attachment]) -> None:
         self.display = bool(attachments)
         names = "  ".join(f"▣ {caption(a.image.name, a.image.size)}" for a in attachments)
-        self.update(Content(f"{names}   (alt+g takes the last off)" if attachments else ""))
+        self.update(Content(f"{names}   ({DROP_KEYS})" if attachments else ""))
 
 
 class AttachingPane(EditingPane):
@@ -144,9 +146,25 @@ class AttachingPane(EditingPane):
         self.save_attachments()
         self.app.notify(f"{dropped.image.name} is no longer attached", timeout=2)
 
+    def action_drop_images(self) -> None:
+        attachments = self.attachments
+        if not attachments:
+            self.app.notify("no image is attached", timeout=2)
+            return
+        gone = (
+            f"{attachments[0].image.name} is" if len(attachments) == 1 else f"{len(attachments)} images are"
+        )
+        attachments.clear()
+        self.show_attachments()
+        self.save_attachments()
+        self.app.notify(f"{gone} no longer attached", timeout=2)
+
     @on(ChatInput.DropImage)
-    def _drop_from_box(self) -> None:
-        self.action_drop_image()
+    def _drop_from_box(self, message: ChatInput.DropImage) -> None:
+        if message.every:
+            self.action_drop_images()
+        else:
+            self.action_drop_image()
 
     @on(ChatInput.PathPasted)
     def _path_pasted(self, message: ChatInput.PathPasted) -> None:
