@@ -266,3 +266,14 @@ async def test_alt_shift_g_takes_every_attachment_off_and_the_draft_keeps_that_a
         await until(pilot, lambda: all(w.is_finished for w in restoring))
         await pilot.pause()
         assert pane(again).attachments == [] and bar_text(again) == ""
+
+
+def test_the_attachments_line_breaks_between_images_never_inside_one_nor_inside_the_keys() -> None:
+    from tui.widgets.chat_attach import bar_lines
+
+    items = ("▣ holiday-photo.png · 416 B", "▣ tower.png · 892 B")
+    hint = "(alt+g takes the last off · alt+shift+g all)"
+    assert bar_lines(items, hint, 120) == [f"{items[0]}  {items[1]}   {hint}"]
+    assert bar_lines(items, hint, 58) == [f"{items[0]}  {items[1]}", hint]
+    assert bar_lines(items, hint, 30) == [items[0], items[1], hint]
+    assert bar_lines(("▣ 写真.png · 1 KB",), "(k)", 22) == ["▣ 写真.png · 1 KB", "(k)"]  # wide characters

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from rich.cells import cell_len
 from textual import on, work
 from textual.content import Content
 from textual.message import Message
@@ -63,16 +64,37 @@ class ImagesRead(Message):
 
 
 class AttachmentsBar(Static):
-    """The attachments waiting for the next message, one line above the box."""
+    """The attachments waiting for the next message, above the box, with the keys that take them off."""
 
     DEFAULT_CSS = """
     AttachmentsBar { height: auto; padding: 0 1; color: $text-muted; display: none; }
     """
 
+    items: tuple[str, ...] = ()
+
     def show(self, attachments: list[Attachment]) -> None:
         self.display = bool(attachments)
-        names = "  ".join(f"▣ {caption(a.image.name, a.image.size)}" for a in attachments)
-        self.update(Content(f"{names}   ({DROP_KEYS})" if attachments else ""))
+        self.items = tuple(f"▣ {caption(a.image.name, a.image.size)}" for a in attachments)
+        self._lay_out()
+
+    def on_resize(self) -> None:
+        self._lay_out()
+
+    def _lay_out(self) -> None:
+        width = self.content_size.width or self.app.size.width
+        self.update(Content("\n".join(bar_lines(self.items, f"({DROP_KEYS})", width)) if self.items else ""))
+
+
+def bar_lines(items: tuple[str, ...], hint: str, width: int) -> list[str]:
+    """``items`` in lines of ``width`` broken between items, never inside one (unless it is wider than a
+    line) nor inside ``hint``, which ends the last line where it fits, else has a line of its own."""
+    lines: list[str] = []
+    for text, gap in [(item, "  ") for item in items] + [(hint, "   ")]:
+        if lines and cell_len(lines[-1] + gap + text) <= width:
+            lines[-1] += gap + text
+        else:
+            lines.append(text)
+    return lines
 
 
 class AttachingPane(EditingPane):
