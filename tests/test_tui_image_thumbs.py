@@ -110,15 +110,21 @@ async def test_thumbnails_take_their_images_shape_and_fit_again_when_the_termina
         # 120 x 40: 10 rows at most; the wide one 80 x 10 fills most of the message: the others wrap
         assert drawn(app) == [(80, 10), (5, 10), (20, 10)]
         assert lines(app) == [[0], [1, 2]] and inside_the_message(app)
+        before = list(app.query(".thumb"))
         await pilot.resize_terminal(60, 20)  # 6 rows at most; the message is narrower than 48 columns
         await until(pilot, lambda: drawn(app)[1:] == [(3, 6), (12, 6)])
         (wide_cols, wide_rows), width = drawn(app)[0], views(app)[0].content_region.width
         assert wide_cols == min(48, width) and wide_rows == round(wide_cols / 8) and inside_the_message(app)
+        assert all(w.image is None for w in before)  # the pictures drawn before were freed (kitty keeps them)
         await pilot.resize_terminal(120, 20)  # only the height: the cap is the terminal's
         await until(pilot, fitted(app, [(48, 6), (3, 6), (12, 6)]))
         await pilot.resize_terminal(120, 40)
         await until(pilot, fitted(app, [(80, 10), (5, 10), (20, 10)]))
         assert lines(app) == [[0], [1, 2]]
+        shown = list(app.query(".thumb"))
+        await pilot.press("escape", "ctrl+n")  # a new chat: the pictures leave the screen, freed
+        await until(pilot, lambda: not views(app))
+        assert shown and all(w.image is None for w in shown)
     again = make_app(engine, tmp_path, short_replies(tmp_path))
     async with again.run_test(size=(60, 20)) as pilot:  # opened narrow: the same as resized to it
         await open_pictures(again, pilot)

@@ -176,6 +176,7 @@ class ImageThumbs(Vertical):
         self._pictures: dict[int, Picture | None] = {}  # decoded once
         self._shrunk: dict[tuple[int, int, int], Picture] = {}  # (index, cols, rows) -> the copy drawn
         self._rows_seen = 0  # the terminal's height when last fitted
+        self._sent: list[Widget] = []  # the library's widgets now shown (``release``)
 
     def picture(self, index: int) -> Picture | None:
         if index not in self._pictures:
@@ -217,6 +218,7 @@ class ImageThumbs(Vertical):
             mode = "RGBA" if picture.has_transparency_data else "RGB"
             self._shrunk[key] = picture.convert(mode).resize((thumb.cols * wide, thumb.rows * tall))
         drawn = self.drawer(self._shrunk[key], classes="thumb")  # type: ignore[arg-type]
+        self._sent.append(drawn)
         drawn.styles.width = thumb.cols
         drawn.styles.height = thumb.rows
         return drawn
@@ -239,4 +241,15 @@ class ImageThumbs(Vertical):
     def refit(self) -> None:
         """Laid out again where the width or the terminal's height changed what goes where."""
         if self.content_size.width and self.plan(self.content_size.width) != self.lines:
+            self.release()
             self.refresh(recompose=True)
+
+    def on_unmount(self) -> None:
+        self.release()
+
+    def release(self) -> None:
+        """The pictures sent to the terminal are freed there (kitty keeps each until told; the library
+        frees one only when its widget draws another)."""
+        for drawn in self._sent:
+            drawn.image = None  # type: ignore[attr-defined]
+        self._sent.clear()
