@@ -5,6 +5,7 @@ the terminal is resized. Under Pilot (half blocks: one cell shows 1 x 2 pixels).
 
 from __future__ import annotations
 
+import io
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,7 +13,7 @@ import pytest
 
 from tests.support.chat_app import make_app, ready, recording_engine, short_replies, sync, until, views
 from tests.support.images import image_bytes
-from tui.widgets.image_thumbs import MAX_ROWS, MIN_ROWS, Thumb, arrange, fit, height_cap
+from tui.widgets.image_thumbs import MAX_ROWS, MIN_ROWS, Thumb, arrange, decode, fit, height_cap
 
 WIDE = image_bytes("PNG", (400, 100), (230, 120, 30))  # 4:1
 TALL = image_bytes("PNG", (100, 400), (40, 160, 220))  # 1:4
@@ -42,6 +43,18 @@ def test_images_side_by_side_wrap_where_the_message_is_narrow() -> None:
     assert arrange(sizes, captions, 100, 10) == ((wide, tall), (square,))
     assert arrange(sizes, captions, 40, 10) == ((Thumb(0, 40, 5, 40),), (tall, square))
     assert arrange([None], ["gone.png · 1 KB"], 10, 10) == ((Thumb(0, 10, 1, 10),),)
+
+
+def test_a_photo_stored_on_its_side_is_shown_upright() -> None:
+    from PIL import Image
+
+    out = io.BytesIO()
+    exif = Image.Exif()
+    exif[0x0112] = 6  # EXIF orientation: turn 90 degrees clockwise to show (a phone held upright)
+    Image.new("RGB", (400, 100), (200, 30, 90)).save(out, format="JPEG", exif=exif)
+    upright = decode(out.getvalue())
+    assert upright is not None and upright.size == (100, 400)
+    assert decode(b"\x89PNG\r\n\x1a\n not really") is None
 
 
 @pytest.fixture

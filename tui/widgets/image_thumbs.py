@@ -144,12 +144,14 @@ def arrange(
 
 
 def decode(data: bytes) -> Picture | None:
-    """The image decoded, or None where its bytes no longer decode (the caption says so)."""
-    from PIL import Image
+    """The image decoded and turned upright as its camera said (EXIF orientation: a phone's portrait photo
+    is stored on its side), or None where its bytes no longer decode (the caption says so)."""
+    from PIL import Image, ImageOps
 
     try:
         picture = Image.open(io.BytesIO(data))
         picture.load()
+        ImageOps.exif_transpose(picture, in_place=True)  # no copy of a photo that is upright already
     except Exception:  # noqa: BLE001 - kept bytes another tool damaged: a line of text instead
         return None
     return picture
