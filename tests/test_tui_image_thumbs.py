@@ -104,7 +104,9 @@ async def open_pictures(app, pilot) -> None:
     await ready(app, pilot)
     await pilot.press("3")
     await until(pilot, lambda: len(views(app)) == 2 and bool(app.query(ImageThumbs)))
-    await until(pilot, lambda: all(w > 0 for w, _ in drawn(app)))
+    await until(
+        pilot, lambda: all(t.fitted for t in app.query(ImageThumbs)) and all(w for w, _ in drawn(app))
+    )
     await pilot.pause()
 
 

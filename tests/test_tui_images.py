@@ -197,6 +197,7 @@ async def test_a_message_with_an_image_at_80x24_matches_its_snapshot(
         await ready(app, pilot)
         await pilot.press("3")
         await until(pilot, lambda: len(views(app)) == 2 and bool(app.query(ImageThumbs)))
+        await until(pilot, lambda: app.query_one(ImageThumbs).fitted)  # laid out for the message's width
         hold_cursors_still(app)
         await pilot.pause(0.3)
         svg = normalise(app.export_screenshot(title="llamadeck"))

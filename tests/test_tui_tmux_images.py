@@ -53,6 +53,11 @@ def picture_widths(shown: str) -> list[int]:
     return [len(run) for line in shown.splitlines() for run in line.split() if set(run) == {"▀"}]
 
 
+def whole(widths: list[int], most: int) -> bool:
+    """A 4:1 picture in half blocks, fitted: rows of one width, 8 columns a row, at most ``most`` rows."""
+    return len(set(widths)) == 1 and len(widths) == min(most, round(widths[0] / 8))
+
+
 def test_thumbnails_fit_the_terminal_again_after_a_resize_and_alt_shift_g_takes_every_image_off(
     tmp_path: Path,
 ) -> None:
@@ -72,14 +77,14 @@ def test_thumbnails_fit_the_terminal_again_after_a_resize_and_alt_shift_g_takes_
         store.add_message(chat.id, "user", "What is it?", images=[image("wide.png", wide)])
     for name in ("one.png", "two.png"):
         (tmp_path / name).write_bytes(image_bytes("PNG", (28, 28), (250, 10, 10)))
-    session, status = start(tmp_path)  # 100 x 30: thumbnails 10 rows at most
+    # a tmux server started without a terminal puts COLUMNS=80 LINES=24 in its panes' environment, which
+    # pins a program's size (Python's shutil reads them first) through every resize: empty, they are not read
+    session, status = start(tmp_path, extra={"COLUMNS": "", "LINES": ""})  # 100 x 30: 10 rows at most
     try:
         wait_for(lambda: "Models" in screen(session), session=session)
         tmux("send-keys", "-t", session, "3")  # the Chat tab opens the last chat
         wait_for(lambda: "wide.png ·" in screen(session), session=session)
-        wait_for(lambda: bool(picture_widths(screen(session))), session=session)
-        before = picture_widths(screen(session))  # 4:1 in half blocks: 8 columns a row
-        assert len(set(before)) == 1 and len(before) == min(10, round(before[0] / 8)), before
+        wait_for(lambda: whole(picture_widths(screen(session)), 10), session=session)  # fitted to its width
         tmux("resize-window", "-t", session, "-x", "160", "-y", "40")  # room for 80 x 10, the most
         wait_for(lambda: picture_widths(screen(session)) == [80] * 10, session=session)
         tmux("resize-window", "-t", session, "-x", "50", "-y", "16")  # 5 rows at most: 40 x 5

@@ -29,12 +29,12 @@ from textual import events
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.content import Content
+from textual.widget import Widget
 from textual.widgets import Static
 
 if TYPE_CHECKING:
     from PIL.Image import Image as Picture
     from textual.screen import Screen
-    from textual.widget import Widget
 
     from tui.chatstore import StoredImage
 
@@ -191,12 +191,21 @@ class ImageThumbs(Vertical):
         return arrange(sizes, self.captions, width, height_cap(self.app.size.height), self.cell)
 
     def _width(self) -> int:
-        """The width to lay out for: this widget's once laid out; before, its message's, else the screen's."""
-        for node in (self, self.parent):
-            size = getattr(node, "content_size", None)
-            if size is not None and size.width:
-                return int(size.width)
+        """The width to lay out for: this widget's once laid out; before, the nearest laid-out container's
+        (the conversation's) less the borders and padding between (the message's), else the screen's."""
+        between = 0
+        for node in self.ancestors_with_self:
+            if not isinstance(node, Widget) or node is self.screen:
+                break
+            if node.content_size.width:
+                return max(1, node.content_size.width - between)
+            between += node.styles.gutter.width
         return self.app.size.width
+
+    @property
+    def fitted(self) -> bool:
+        """Laid out for the width it has (a test waits for this before it looks)."""
+        return bool(self.content_size.width) and self.plan(self.content_size.width) == self.lines
 
     def compose(self) -> ComposeResult:
         self.lines = self.plan(self._width())
@@ -242,7 +251,7 @@ class ImageThumbs(Vertical):
 
     def refit(self) -> None:
         """Laid out again where the width or the terminal's height changed what goes where."""
-        if self.content_size.width and self.plan(self.content_size.width) != self.lines:
+        if self.content_size.width and not self.fitted:
             self.release()
             self.refresh(recompose=True)
 
