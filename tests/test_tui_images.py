@@ -3,6 +3,7 @@ kept in the history and drawn as thumbnails on reopening; refused in one line wh
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -196,6 +197,7 @@ async def test_a_message_with_an_image_at_80x24_matches_its_snapshot(
         await ready(app, pilot)
         await pilot.press("3")
         await until(pilot, lambda: len(views(app)) == 2 and bool(app.query(ImageThumbs)))
+        await until(pilot, lambda: app.query_one(ImageThumbs).fitted)  # laid out for the message's width
         hold_cursors_still(app)
         await pilot.pause(0.3)
         svg = normalise(app.export_screenshot(title="llamadeck"))
@@ -218,3 +220,61 @@ async def test_attachments_are_kept_with_the_draft_across_a_restart(
         await ready(again, pilot)
         await until(pilot, lambda: "photo.png" in bar_text(again))
         assert [a.image.data for a in pane(again).attachments] == [PNG]
+
+
+@sync
+async def test_alt_shift_g_takes_every_attachment_off_and_the_draft_keeps_that_across_a_restart(
+    engine: RecordingEngine, tmp_path: Path, config: Path, photo: Path
+) -> None:
+    from tui.chatstore import ChatStore
+    from tui.widgets.chat_attach import DRAFT_IMAGES
+    from tui.widgets.chat_input import ChatInput
+
+    second = tmp_path / "second.png"
+    second.write_bytes(image_bytes("PNG", (20, 30), (10, 200, 10)))
+    app = make_app(engine, tmp_path, config, chat_model="eyes")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await ready(app, pilot)
+        box = app.query_one(ChatInput)
+        box.focus()
+        await pilot.press(*"two pictures")
+        await attach_by_key(app, pilot, photo)
+        await attach_by_key(app, pilot, second)
+        await until(pilot, lambda: "second.png" in bar_text(app))
+        assert "alt+g" in bar_text(app) and "alt+shift+g" in bar_text(app)  # the bar says both keys
+        await until(
+            pilot, lambda: len(json.loads(app.chat_store.state(DRAFT_IMAGES) or "{}").get("new", [])) == 2
+        )
+        box.focus()
+        await pilot.press("alt+shift+g")
+        await until(pilot, lambda: bar_text(app) == "")
+        assert pane(app).attachments == [] and box.text == "two pictures"  # the text stays, and no "G"
+        assert any("2 images are no longer attached" in n.message for n in app._notifications)
+        await attach_by_key(app, pilot, photo)  # outside the box the pane's key does the same
+        await until(pilot, lambda: "photo.png" in bar_text(app))
+        await pilot.press("escape")
+        assert not box.has_focus
+        await pilot.press("alt+shift+g")
+        await until(pilot, lambda: bar_text(app) == "")
+        await until(pilot, lambda: app.chat_store.state(DRAFT_IMAGES) is None)
+    with ChatStore.open(tmp_path / "chats.db") as store:  # the removal was kept, as the draft's text
+        assert store.state(DRAFT_IMAGES) is None
+    again = make_app(engine, tmp_path, config)
+    async with again.run_test(size=(120, 40)) as pilot:
+        await ready(again, pilot)
+        await until(pilot, lambda: again.query_one(ChatInput).text == "two pictures")
+        restoring = [w for w in again.workers if w.group == "chat-images"]
+        await until(pilot, lambda: all(w.is_finished for w in restoring))
+        await pilot.pause()
+        assert pane(again).attachments == [] and bar_text(again) == ""
+
+
+def test_the_attachments_line_breaks_between_images_never_inside_one_nor_inside_the_keys() -> None:
+    from tui.widgets.chat_attach import bar_lines
+
+    items = ("▣ holiday-photo.png · 416 B", "▣ tower.png · 892 B")
+    hint = "(alt+g takes the last off · alt+shift+g all)"
+    assert bar_lines(items, hint, 120) == [f"{items[0]}  {items[1]}   {hint}"]
+    assert bar_lines(items, hint, 58) == [f"{items[0]}  {items[1]}", hint]
+    assert bar_lines(items, hint, 30) == [items[0], items[1], hint]
+    assert bar_lines(("▣ 写真.png · 1 KB",), "(k)", 22) == ["▣ 写真.png · 1 KB", "(k)"]  # wide characters

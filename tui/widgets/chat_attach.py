@@ -8,7 +8,8 @@ the text on Enter. Each is read and checked in a thread (the engine's bounds:
 (``vision`` in ``Engine.show``). What cannot be attached says so in one line
 and loses nothing: a refused paste goes into the box as text, typed paths stay.
 
-Attachments wait above the box (name, size; alt+g takes the last one off),
+Attachments wait above the box (name, size; alt+g takes the last one off,
+alt+shift+g all of them),
 kept per chat as part of its draft (across chat switches; to a restart as
 their paths, ``app_state`` ``draft.images``), and go with the message as its
 ``images`` (kept in the history, sent again on regenerate and edit-resend).
@@ -23,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from rich.cells import cell_len
 from textual import on, work
 from textual.content import Content
 from textual.message import Message
@@ -39,6 +41,7 @@ if TYPE_CHECKING:
     from tui.widgets.chat_drafts import Key
 
 DRAFT_IMAGES = "draft.images"  # app_state key: each draft's attachments, as paths (JSON)
+DROP_KEYS = "alt+g takes the last off · alt+shift+g all"  # the bar's hint (the keys: chat_input, chat_pane)
 
 
 @dataclass(frozen=True)
@@ -61,16 +64,37 @@ class ImagesRead(Message):
 
 
 class AttachmentsBar(Static):
-    """The attachments waiting for the next message, one line above the box."""
+    """The attachments waiting for the next message, above the box, with the keys that take them off."""
 
     DEFAULT_CSS = """
     AttachmentsBar { height: auto; padding: 0 1; color: $text-muted; display: none; }
     """
 
+    items: tuple[str, ...] = ()
+
     def show(self, attachments: list[Attachment]) -> None:
         self.display = bool(attachments)
-        names = "  ".join(f"▣ {caption(a.image.name, a.image.size)}" for a in attachments)
-        self.update(Content(f"{names}   (alt+g takes the last off)" if attachments else ""))
+        self.items = tuple(f"▣ {caption(a.image.name, a.image.size)}" for a in attachments)
+        self._lay_out()
+
+    def on_resize(self) -> None:
+        self._lay_out()
+
+    def _lay_out(self) -> None:
+        width = self.content_size.width or self.app.size.width
+        self.update(Content("\n".join(bar_lines(self.items, f"({DROP_KEYS})", width)) if self.items else ""))
+
+
+def bar_lines(items: tuple[str, ...], hint: str, width: int) -> list[str]:
+    """``items`` in lines of ``width`` broken between items, never inside one (unless it is wider than a
+    line) nor inside ``hint``, which ends the last line where it fits, else has a line of its own."""
+    lines: list[str] = []
+    for text, gap in [(item, "  ") for item in items] + [(hint, "   ")]:
+        if lines and cell_len(lines[-1] + gap + text) <= width:
+            lines[-1] += gap + text
+        else:
+            lines.append(text)
+    return lines
 
 
 class AttachingPane(EditingPane):
@@ -144,9 +168,25 @@ class AttachingPane(EditingPane):
         self.save_attachments()
         self.app.notify(f"{dropped.image.name} is no longer attached", timeout=2)
 
+    def action_drop_images(self) -> None:
+        attachments = self.attachments
+        if not attachments:
+            self.app.notify("no image is attached", timeout=2)
+            return
+        gone = (
+            f"{attachments[0].image.name} is" if len(attachments) == 1 else f"{len(attachments)} images are"
+        )
+        attachments.clear()
+        self.show_attachments()
+        self.save_attachments()
+        self.app.notify(f"{gone} no longer attached", timeout=2)
+
     @on(ChatInput.DropImage)
-    def _drop_from_box(self) -> None:
-        self.action_drop_image()
+    def _drop_from_box(self, message: ChatInput.DropImage) -> None:
+        if message.every:
+            self.action_drop_images()
+        else:
+            self.action_drop_image()
 
     @on(ChatInput.PathPasted)
     def _path_pasted(self, message: ChatInput.PathPasted) -> None:

@@ -66,6 +66,14 @@ class ChatInput(TextArea):
         Binding(
             "alt+g", "drop_image", "Take the last attached image off", show=False, id="chat_input.unattach"
         ),
+        # a terminal sends alt+shift+g as ESC G: Textual reads it as alt+shift+g (kitty's protocol too)
+        Binding(
+            "alt+shift+g",
+            "drop_images",
+            "Take all attached images off",
+            show=False,
+            id="chat_input.unattach_all",
+        ),
     ]
 
     @dataclass
@@ -78,8 +86,11 @@ class ChatInput(TextArea):
 
         text: str
 
+    @dataclass
     class DropImage(Message):
-        """alt+g in the box: the pane takes the last attached image off."""
+        """alt+g in the box: the pane takes the last attached image off (alt+shift+g: ``every`` one)."""
+
+        every: bool = False
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(tab_behavior="indent", **kwargs)
@@ -108,6 +119,9 @@ class ChatInput(TextArea):
 
     def action_drop_image(self) -> None:
         self.post_message(self.DropImage())
+
+    def action_drop_images(self) -> None:
+        self.post_message(self.DropImage(every=True))
 
     # --- keys --------------------------------------------------------------------------------
 

@@ -85,6 +85,7 @@ class ChatPane(AttachingPane):
         Binding("ctrl+s", "settings", "Settings", id="chat.settings"),
         Binding("ctrl+g", "attach_image", "Image", id="chat.attach"),
         Binding("alt+g", "drop_image", "Take the last image off", show=False, id="chat.unattach"),
+        Binding("alt+shift+g", "drop_images", "Take all images off", show=False, id="chat.unattach_all"),
         Binding("m", "pick_model", "Model", show=False, id="chat.model"),
         Binding("y", "copy_message", "Copy message", show=False, id="chat.copy"),
         Binding("Y", "copy_code", "Copy code", show=False, id="chat.copy_code"),
@@ -316,7 +317,7 @@ class ChatPane(AttachingPane):
         images = self.images_to_send()
         if images and self.sees.get(self.model) is False:
             self.app.notify(
-                f"{self.model} cannot see images: alt+g takes them off, m picks another model",
+                f"{self.model} cannot see images: alt+shift+g takes them off, m picks another model",
                 severity="warning",
                 markup=False,
             )
