@@ -242,6 +242,32 @@ def test_a_huge_stored_message_is_drawn_cut_with_a_note() -> None:
 
 
 @sync
+async def test_the_footer_shows_the_palette_key_only_where_the_keys_leave_room(
+    engine: RecordingEngine, tmp_path: Path, config: Path
+) -> None:
+    from tui.widgets.fitting_footer import key_width
+
+    config.write_text("[parameters]\nnum_predict = 400\nseed = 6\n", encoding="utf-8")
+    engine.delay = 0.03
+    app = make_app(engine, tmp_path, config, chat_model=TINY)
+
+    def footer() -> tuple[int, bool]:
+        keys = list(app.query("FooterKey"))
+        return sum(map(key_width, keys)), any(k.has_class("-command-palette") for k in keys)
+
+    async with app.run_test(size=(80, 24)) as pilot:
+        await ready(app, pilot)
+        await until(pilot, lambda: footer()[1])  # the box's few keys and the palette's fit in 80
+        pane(app).send("Tell me a long story")
+        await until(pilot, lambda: pane(app).generation is not None and len(pane(app).generation.text) >= 3)
+        await pilot.press("escape")  # outside the box: the chat's keys, and the stop key, fill the row
+        await until(pilot, lambda: not footer()[1])
+        await pilot.press("ctrl+c")
+        await until(pilot, lambda: pane(app).generation is None)
+        await until(pilot, lambda: footer()[1])  # no stop key: room for the palette's again
+
+
+@sync
 async def test_every_chat_action_has_a_key_and_a_palette_entry(
     engine: Engine, tmp_path: Path, config: Path
 ) -> None:

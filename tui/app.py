@@ -22,7 +22,7 @@ from textual import events, on, work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.screen import Screen
-from textual.widgets import Footer, TabbedContent, TabPane
+from textual.widgets import TabbedContent, TabPane
 
 from engine import visible
 from tui.config import DEFAULT_THEME, Config, config_dir, user_themes_dir
@@ -32,6 +32,7 @@ from tui.themes import SHIPPED, load_themes
 from tui.ui_slice import ask_for_longer_slice
 from tui.widgets.chat_input import box_keys
 from tui.widgets.chat_pane import ChatPane
+from tui.widgets.fitting_footer import FittingFooter
 from tui.widgets.logs_pane import LogsPane, PaneHandler
 from tui.widgets.models_pane import ModelsPane
 from tui.widgets.serve_address import ServeAddress
@@ -44,7 +45,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("llamadeck.tui")
 TABS = (("models", "Models"), ("sessions", "Sessions"), ("chat", "Chat"), ("logs", "Logs"))
 ERROR_SECONDS = 8
-PALETTE_IN_FOOTER = 100  # columns from which the footer also shows ^p palette
+PALETTE_IN_FOOTER = 80  # columns from which the footer also shows ^p palette
 FOCUS = {"models": "#models", "sessions": "#sessions", "chat": "#chat-input", "logs": "#log"}
 
 
@@ -146,7 +147,7 @@ class LlamadeckApp(App[int]):
                 yield ChatPane(self.engine, model=self.chat_model, id="chat-pane")
             with TabPane("4 Logs", id="tab-logs"):
                 yield LogsPane(self.engine, self.log_handler, interval=self.refresh_interval, id="logs-pane")
-        yield Footer(compact=True)
+        yield FittingFooter(compact=True)
         if self.serve_url:
             yield ServeAddress(self.serve_url, id="serve-address")
 
@@ -154,7 +155,9 @@ class LlamadeckApp(App[int]):
         for badge in self.query(ServeAddress):
             badge.place(event.size.width)
         # narrow: the footer's keys run under its docked "^p palette" (ctrl+p still works; help lists it)
-        self.query_one(Footer).show_command_palette = event.size.width >= PALETTE_IN_FOOTER
+        footer = self.query_one(FittingFooter)
+        footer.show_command_palette = event.size.width >= PALETTE_IN_FOOTER
+        footer.refresh(recompose=True)  # it leaves the palette's key out where the keys fill the row
 
     def _place_toasts(self, _screen: object = None) -> None:
         """Notifications stack up from just above the message box (and the footer), never over it:
