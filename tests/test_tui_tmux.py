@@ -45,6 +45,10 @@ def start(tmp_path: Path, *args: str, extra: dict[str, str] | None = None) -> tu
         "XDG_STATE_HOME": str(tmp_path / "state"),
         "XDG_DATA_HOME": str(tmp_path / "data"),
         "TERM": "xterm-256color",
+        # a tmux server started without a terminal gives its panes COLUMNS=80 LINES=24, which Python
+        # reads before the pane's real size: empty, the app follows the pane (100x30, and resizes)
+        "COLUMNS": "",
+        "LINES": "",
         # the code under test, also from a worktree whose checkout is not the one installed
         **({"PYTHONPATH": os.environ["PYTHONPATH"]} if os.environ.get("PYTHONPATH") else {}),
         **(extra or {}),
