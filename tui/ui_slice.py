@@ -8,10 +8,11 @@ tick (4 ms at 250 Hz) to finish. Since Linux 6.12 a thread may ask for a custom
 slice of its own (``sched_setattr``'s ``sched_runtime`` under SCHED_OTHER, no
 privilege needed); the app's thread asks for ``SLICE_NS``. That sets how long
 one turn may last, not how many turns it gets: its share of the CPU, and the
-decode threads', stay as they were. Measured with ``bench/tui_keys.py``, slices
-alternating by block in one run: p95 key-to-screen with two replies streaming
-÷ idle 2.07 -> 1.55 and 1.66 -> 1.32. Elsewhere (older kernels, other systems)
-nothing changes.
+decode threads', stay as they were. Measured with ``bench/tui_keys.py``, the
+default and this slice alternating by block in one run, six runs: p95
+key-to-screen with two replies streaming ÷ idle 1.63 -> 1.32 on average (five
+runs lower or equal, the blocks' noise is ±0.3). Elsewhere (older kernels,
+other systems) nothing changes.
 """
 
 from __future__ import annotations
