@@ -215,3 +215,23 @@ async def test_drafts_are_written_off_the_event_loop(
             other.close()
         await until(pilot, lambda: saved(tmp_path / "chats.db").get(chat) == "typed while locked")
         assert not [n for n in app._notifications if n.severity == "error"]
+
+
+@sync
+async def test_a_draft_that_cannot_be_saved_at_quit_is_said_after_the_app(
+    engine: RecordingEngine, tmp_path: Path, config: Path
+) -> None:
+    """The history stays locked while the app closes: the draft's loss is one line after the screen
+    is gone (run_app prints ``exit_notes`` on stderr), not a log line nobody sees."""
+    seeded(tmp_path / "chats.db", ("A", [("user", "hi")]))
+    app = make_app(engine, tmp_path, config)
+    other = sqlite3.connect(tmp_path / "chats.db", isolation_level=None)
+    try:
+        async with app.run_test(size=(100, 30)) as pilot:
+            await ready(app, pilot)
+            await pilot.press("3")
+            await typed(pilot, "never saved")
+            other.execute("BEGIN IMMEDIATE")  # held while the app closes
+        assert len(app.exit_notes) == 1 and "unsent drafts not saved" in app.exit_notes[0]
+    finally:
+        other.close()

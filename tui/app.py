@@ -123,6 +123,7 @@ class LlamadeckApp(App[int]):
         self._signals: list[int] = []
         self._asking_to_quit = False
         self._errors_shown: dict[str, float] = {}  # message: when (report)
+        self.exit_notes: list[str] = []  # what closing could not do, said on stderr once the screen is gone
         super().__init__(driver_class=guarded_driver())  # pastes stay text, odd bytes never crash
 
     # layout ----------------------------------------------------------------
@@ -526,4 +527,6 @@ def run_app(engine: Engine, *, chat_model: str | None = None, serve_url: str | N
         status = app.run()
     finally:
         engine.close()
+        for note in app.exit_notes:
+            print(f"llamadeck: {visible(note)}", file=sys.stderr)
     return status or app.return_code or 0  # return_code 1: the app died (Textual printed why)

@@ -126,12 +126,14 @@ class Drafts:
                 self._writing = False
                 self._idle.set()
 
-    def close(self, store: ChatStore) -> None:
-        """The app is closing: wait for the writer, then write what is left here (a failure is logged:
-        no screen is left to show it)."""
+    def close(self, store: ChatStore) -> str | None:
+        """The app is closing: wait for the writer, then write what is left here. A failure is
+        returned as one line (no screen is left to show it: the app says it on stderr after it)."""
         self._idle.wait(CLOSE_WAIT_S)
         if self.start_writing():
             try:
                 self.write(store)
             except ChatStoreError as error:
                 log.warning("drafts not saved: %s", error)
+                return f"unsent drafts not saved: {error}"
+        return None

@@ -102,7 +102,9 @@ class DraftsPane(Horizontal):
         self.queue.close()
         if self.store is not None:
             self.drafts.put(self.chat_key, self.box.draft)
-            self.drafts.close(self.store)
+            problem = self.drafts.close(self.store)
+            if problem is not None:
+                getattr(self.app, "exit_notes", []).append(problem)  # said after the screen is gone
 
     # --- switching -----------------------------------------------------------------------------
 
