@@ -11,7 +11,8 @@ first: p95 key to screen 32 ms with two replies streaming against 5.5 ms idle
   scroll, instead of at the next tick (``KeysFirstScreen``);
 - while the user types (input in the last ``FramePacer.TYPING_S``), a reply's
   frame waits until just after the next key's frame is written, the moment the
-  next key is least likely to come, or until it is ``FramePacer.STALE_S`` old.
+  next key is least likely to come, and is drawn then at once; or until it is
+  ``FramePacer.STALE_S`` old.
   A fast reply still moves a few times a second; typing stays as quick as idle.
 """
 
@@ -55,11 +56,12 @@ class FramePacer:
             self._held.append(release)
         return True
 
-    def release(self) -> None:
-        """A key's frame is written: the held replies draw now."""
+    def release(self) -> bool:
+        """A key's frame is written: the held replies draw now. Whether any was held."""
         held, self._held = self._held, []
         for release in held:
             release()
+        return bool(held)
 
 
 class KeysFirstScreen(Screen[None]):
@@ -90,5 +92,6 @@ class KeysFirstScreen(Screen[None]):
             self._input_waiting = False
             self.input_frames += 1
             self._on_timer_update()  # Textual's own frame step (layout, render, display), now
-            self.pacer.release()
+            if self.pacer.release():
+                self._input_waiting = True  # the replies it let go draw next, before the next key comes
         await super()._on_idle(event)
