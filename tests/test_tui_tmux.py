@@ -35,7 +35,7 @@ def wait_for(condition, timeout: float = 300.0, session: str | None = None) -> N
 
 
 def start(tmp_path: Path, *args: str, extra: dict[str, str] | None = None) -> tuple[str, Path]:
-    """``llamadeck ARGS`` in a fresh tmux session of 100x30; returns the session and its exit-status file."""
+    """``llamadeck ARGS`` in a fresh tmux session (the app sees 80x24: below); session, status file."""
     assert LLAMADECK.exists(), f"{LLAMADECK} is not installed (pip install -e .)"
     session = f"llamadeck-{uuid.uuid4().hex[:8]}"
     status = tmp_path / "status"
@@ -46,9 +46,8 @@ def start(tmp_path: Path, *args: str, extra: dict[str, str] | None = None) -> tu
         "XDG_DATA_HOME": str(tmp_path / "data"),
         "TERM": "xterm-256color",
         # a tmux server started without a terminal gives its panes COLUMNS=80 LINES=24, which Python
-        # reads before the pane's real size: empty, the app follows the pane (100x30, and resizes)
-        "COLUMNS": "",
-        "LINES": "",
+        # reads before the pane's size: the journeys here run at 80x24 (a test that needs the pane's
+        # real size passes COLUMNS and LINES empty, as test_tui_tmux_images does)
         # the code under test, also from a worktree whose checkout is not the one installed
         **({"PYTHONPATH": os.environ["PYTHONPATH"]} if os.environ.get("PYTHONPATH") else {}),
         **(extra or {}),
