@@ -4,6 +4,7 @@ timer's next tick, and while the user types a streaming reply's frames wait for 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from textual import events
 
@@ -67,16 +68,22 @@ def tail_text(log: ChatLog) -> str:
     return "".join(block.source for tail in tails for block in tail.blocks)
 
 
+def typing_into_the_box(app: Any) -> tuple[KeysFirstScreen, ChatInput]:
+    """The app's main screen and its message box, focused: where keys go in these tests."""
+    screen = app.screen
+    assert isinstance(screen, KeysFirstScreen)
+    box = app.query_one(ChatInput)
+    box.focus()
+    return screen, box
+
+
 @sync
 async def test_a_key_is_drawn_when_the_screen_is_next_idle(
     engine: Engine, tmp_path: Path, config: Path
 ) -> None:
     app = make_app(engine, tmp_path, config, chat_model=TINY)
     async with app.run_test(size=(100, 30)) as pilot:
-        screen = app.screen
-        assert isinstance(screen, KeysFirstScreen)
-        box = app.query_one(ChatInput)
-        box.focus()
+        screen, box = typing_into_the_box(app)
         await pilot.pause()
         seen: list[int] = []  # screen.input_frames when the first frame showing the key was written
 
@@ -97,11 +104,8 @@ async def test_a_streaming_reply_waits_for_the_next_key_while_the_user_types(
 ) -> None:
     app = make_app(engine, tmp_path, config, chat_model=TINY)
     async with app.run_test(size=(100, 30)) as pilot:
-        screen = app.screen
-        assert isinstance(screen, KeysFirstScreen)
+        screen, box = typing_into_the_box(app)
         clock = screen.pacer.clock = Clock()  # frozen: 'typing' and 'fresh' stay true until moved
-        box = app.query_one(ChatInput)
-        box.focus()
         await until(pilot, lambda: pane(app).store is not None)  # the chat opened
         log = app.query_one(ChatLog)
         stream = log.start_reply()
