@@ -18,6 +18,7 @@ other systems) nothing changes.
 from __future__ import annotations
 
 import ctypes
+import functools
 import logging
 import os
 import platform
@@ -49,7 +50,9 @@ class _SchedAttr(ctypes.Structure):
     ]
 
 
+@functools.cache
 def _calls() -> tuple[ctypes.CDLL, int, int] | None:
+    """libc and the two syscall numbers of this machine, found once."""
     numbers = SYSCALLS.get(platform.machine()) if sys.platform == "linux" else None
     if numbers is None:
         return None
